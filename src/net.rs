@@ -1,0 +1,74 @@
+//! Small network value types shared by the config, the VIP manager and the daemon.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+/// An IPv4 address with its prefix length, as written `192.0.2.100/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ipv4Cidr {
+    /// The address itself (the VIP), not the network address.
+    pub addr: Ipv4Addr,
+    /// Prefix length, 0..=32.
+    pub prefix: u8,
+}
+
+/// Why a string is not an `address/prefix` pair.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    /// No `/` in the text.
+    #[error("`{0}` is not in address/prefix form (e.g. 192.0.2.100/24)")]
+    MissingPrefix(String),
+    /// The part before `/` is not an IPv4 address.
+    #[error("`{0}` is not an IPv4 address")]
+    BadAddress(String),
+    /// The part after `/` is not a number in 0..=32.
+    #[error("prefix `{0}` is not a number from 0 to 32")]
+    BadPrefix(String),
+}
+
+impl FromStr for Ipv4Cidr {
+    type Err = CidrError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| CidrError::MissingPrefix(s.to_string()))?;
+        let addr: Ipv4Addr = addr
+            .parse()
+            .map_err(|_| CidrError::BadAddress(addr.to_string()))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= 32)
+            .ok_or_else(|| CidrError::BadPrefix(prefix.to_string()))?;
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_round_trip() {
+        let c: Ipv4Cidr = "192.0.2.100/24".parse().unwrap();
+        assert_eq!(c.addr, Ipv4Addr::new(192, 0, 2, 100));
+        assert_eq!(c.prefix, 24);
+        assert_eq!(c.to_string(), "192.0.2.100/24");
+    }
+
+    #[test]
+    fn rejects_malformed_text() {
+        assert!(matches!("192.0.2.100".parse::<Ipv4Cidr>(), Err(CidrError::MissingPrefix(_))));
+        assert!(matches!("192.0.2/24".parse::<Ipv4Cidr>(), Err(CidrError::BadAddress(_))));
+        assert!(matches!("192.0.2.1/33".parse::<Ipv4Cidr>(), Err(CidrError::BadPrefix(_))));
+        assert!(matches!("192.0.2.1/x".parse::<Ipv4Cidr>(), Err(CidrError::BadPrefix(_))));
+    }
+}
