@@ -1,0 +1,661 @@
+//! The election: who holds the VIPs, decided by VRRPv3-style (RFC 9568) priority adverts plus
+//! an epoch that settles split brain after a partition heals.
+//!
+//! This is a pure state machine: no tokio, no sockets, no clock, no logging. The daemon feeds it
+//! `(now, Input)` through [`Election::handle`], carries out the returned [`Action`]s **in
+//! order**, sleeps until [`Election::next_deadline`] and then feeds [`Input::Timeout`]. Every
+//! decision comes back as data, with its reason in words inside [`Action::Transition`]. The
+//! same code therefore runs unchanged in the simulation (`sim.rs`), which drives whole clusters
+//! through virtual time, loss, partitions, crashes and restarts.
+//!
+//! # Rules
+//!
+//! - **Rank.** A node ranks higher than another if its priority is higher; on equal priority,
+//!   the node whose name sorts **first** (byte order) ranks higher. Names are unique.
+//! - **Timing.** `skew = (256 − priority) × interval / 256` and
+//!   `master-down = down_multiplier × interval + skew`, where `interval` is the advert interval
+//!   of the master we follow (our own until we have heard one) and `priority` is ours.
+//! - **Adverts.** Every started node — master, backup or fault — sends an advert every advert
+//!   interval, the first one at once on [`Input::Start`].
+//! - **Epoch.** A node remembers the highest epoch it has seen in any advert. Taking over sets
+//!   `epoch = highest seen + 1`. A master advertises the epoch of its takeover, the others the
+//!   highest epoch they have seen.
+//! - **Backup.** A master advert resets the master-down timer if that master ranks higher than
+//!   us, or if we may not preempt (`preempt` off, or still within `preempt_delay` of start).
+//!   So a lower-ranked master is preempted at master-down. When the timer fires we take over.
+//!   If the master we follow leaves (priority 0) or reports a fault, the timer is cut to
+//!   `now + skew`, so the highest-priority backup (smallest skew) takes over first.
+//! - **Master.** An advert from another master is compared by `(epoch, rank)`: if the peer's
+//!   is greater we step down (release the VIPs), else we re-send our advert and re-announce the
+//!   VIPs at once. Backup adverts never change a master's state.
+//! - **Fault** releases the VIPs and never takes over; clearing it returns to backup with a
+//!   fresh master-down timer. **Shutdown** sends a priority-0 advert, releases the VIPs and
+//!   stops: later inputs are ignored.
+//!
+//! Arithmetic saturates and [`Election::new`] clamps the configuration into range, so no
+//! input sequence can make it panic.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+pub use crate::wire::State;
+use crate::wire::{Advert, MIN_ADVERT_INTERVAL_MS};
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+/// Default number of missed advert intervals before a backup takes over.
+pub const DEFAULT_DOWN_MULTIPLIER: u32 = 3;
+
+/// What the election needs to know about this node (validated by the config module).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElectionConfig {
+    /// This node's name, as in its certificate. Must pass [`crate::wire::valid_node_name`]
+    /// (the config module checks it), or peers reject our adverts.
+    pub name: String,
+    /// 1..=254 (clamped into that range).
+    pub priority: u8,
+    /// How often to advertise; whole milliseconds, 10 ms..=65 535 ms (clamped).
+    pub advert_interval: Duration,
+    /// Missed intervals before a backup takes over; 1..=255 (clamped), default 3.
+    pub down_multiplier: u32,
+    /// Whether a higher-ranked backup takes over from a lower-ranked master.
+    pub preempt: bool,
+    /// After start, how long to follow even a lower-ranked master before preempting it.
+    pub preempt_delay: Duration,
+}
+
+/// Something that happened, for [`Election::handle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Begin: become backup and start advertising.
+    Start,
+    /// An advert from a peer; the transport has already authenticated the sender.
+    Advert(Advert),
+    /// A deadline from [`Election::next_deadline`] has (probably) passed.
+    Timeout,
+    /// Leave the cluster gracefully; the election stops for good.
+    Shutdown,
+    /// A health check failed.
+    Fault {
+        /// What failed, in words (goes into the transition reason).
+        reason: String,
+    },
+    /// The health checks pass again.
+    FaultCleared,
+}
+
+/// Something the daemon must do, in the order given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send this advert to every peer.
+    Send(Advert),
+    /// Add the VIPs to the interface.
+    InstallVips,
+    /// Send a gratuitous ARP burst for the VIPs (after installing, and when re-asserting).
+    Announce,
+    /// Delete the VIPs from the interface.
+    ReleaseVips,
+    /// The state changed; log it with its reason.
+    Transition {
+        /// State before.
+        from: State,
+        /// State after.
+        to: State,
+        /// Our epoch after the change.
+        epoch: u64,
+        /// Why, in words with the numbers that decided it.
+        reason: String,
+    },
+}
+
+/// What we know about one peer, for the status command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerView {
+    /// The peer's node name.
+    pub name: String,
+    /// Its state in its last advert.
+    pub state: State,
+    /// Its priority in its last advert (0 = it left).
+    pub priority: u8,
+    /// Its epoch in its last advert.
+    pub epoch: u64,
+    /// Its advert counter in its last advert.
+    pub seq: u64,
+    /// When its last advert arrived.
+    pub last_heard: Instant,
+    /// Its advertised interval.
+    pub advert_interval: Duration,
+    /// It counts as alive until then: last heard + master-down for its interval.
+    pub alive_until: Instant,
+}
+
+impl PeerView {
+    /// Heard within master-down of its own interval, and not leaving.
+    pub fn is_alive(&self, now: Instant) -> bool {
+        self.priority != 0 && now < self.alive_until
+    }
+}
+
+/// Orders nodes: higher priority first, then the name that sorts first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rank<'a> {
+    priority: u8,
+    name: &'a str,
+}
+
+impl Ord for Rank<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| other.name.cmp(self.name))
+    }
+}
+
+impl PartialOrd for Rank<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The last advert of one peer.
+#[derive(Debug, Clone)]
+struct Peer {
+    state: State,
+    priority: u8,
+    epoch: u64,
+    seq: u64,
+    last_heard: Instant,
+    interval: Duration,
+}
+
+/// The master whose adverts we last heard (kept after it leaves, to explain the takeover).
+#[derive(Debug, Clone)]
+struct Followed {
+    name: String,
+    interval: Duration,
+    last_master_advert: Instant,
+}
+
+/// The election state machine of one node; see the module doc for the rules.
+#[derive(Debug, Clone)]
+pub struct Election {
+    cfg: ElectionConfig,
+    state: State,
+    state_since: Instant,
+    started_at: Option<Instant>,
+    stopped: bool,
+    master_epoch: u64,
+    max_seen: u64,
+    seq: u64,
+    next_send: Option<Instant>,
+    master_down_at: Option<Instant>,
+    followed: Option<Followed>,
+    peers: BTreeMap<String, Peer>,
+}
+
+/// `now + d`, or `now` in the (unreachable with clamped config) case of overflow.
+fn after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d).unwrap_or(now)
+}
+
+/// `(256 − priority) × interval / 256`, exact to the nanosecond.
+fn skew_for(priority: u8, interval: Duration) -> Duration {
+    let nanos = interval.as_nanos() * (256 - u128::from(priority)) / 256;
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// An advert's interval, never below the wire minimum.
+fn interval_of(a: &Advert) -> Duration {
+    Duration::from_millis(u64::from(a.advert_interval_ms.max(MIN_ADVERT_INTERVAL_MS)))
+}
+
+/// A duration in milliseconds for reasons: "180 ms", "78.1 ms".
+fn ms(d: Duration) -> String {
+    let us = d.as_micros();
+    if us % 1000 == 0 {
+        format!("{} ms", us / 1000)
+    } else {
+        format!("{:.1} ms", us as f64 / 1000.0)
+    }
+}
+
+impl Election {
+    /// A new election in state [`State::Init`]; nothing happens until [`Input::Start`].
+    /// Out-of-range config values are clamped (see [`ElectionConfig`]).
+    pub fn new(mut cfg: ElectionConfig, now: Instant) -> Self {
+        cfg.priority = cfg.priority.clamp(1, 254);
+        let interval_ms = cfg
+            .advert_interval
+            .as_millis()
+            .clamp(u128::from(MIN_ADVERT_INTERVAL_MS), u128::from(u16::MAX));
+        cfg.advert_interval = Duration::from_millis(u64::try_from(interval_ms).unwrap_or(10));
+        cfg.down_multiplier = cfg.down_multiplier.clamp(1, 255);
+        Election {
+            cfg,
+            state: State::Init,
+            state_since: now,
+            started_at: None,
+            stopped: false,
+            master_epoch: 0,
+            max_seen: 0,
+            seq: 0,
+            next_send: None,
+            master_down_at: None,
+            followed: None,
+            peers: BTreeMap::new(),
+        }
+    }
+
+    /// Feeds one input; returns what to do, in order.
+    pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.stopped {
+            return out;
+        }
+        match input {
+            Input::Start => self.on_start(now, &mut out),
+            Input::Advert(a) => self.on_advert(now, a, &mut out),
+            Input::Timeout => self.on_timeout(now, &mut out),
+            Input::Shutdown => self.on_shutdown(now, &mut out),
+            Input::Fault { reason } => self.on_fault(now, reason, &mut out),
+            Input::FaultCleared => self.on_fault_cleared(now, &mut out),
+        }
+        out
+    }
+
+    /// When to call `handle(now, Input::Timeout)` next: the next advert, or the master-down
+    /// timer when backup. `None` before start and after shutdown.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match (self.next_send, self.master_down_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Our current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Since when we are in the current state.
+    pub fn state_since(&self) -> Instant {
+        self.state_since
+    }
+
+    /// The epoch we advertise: our takeover epoch as master, else the highest seen.
+    pub fn epoch(&self) -> u64 {
+        if self.state == State::Master {
+            self.master_epoch
+        } else {
+            self.max_seen
+        }
+    }
+
+    /// The priority we advertise: the configured one, 0 after shutdown.
+    pub fn priority(&self) -> u8 {
+        if self.stopped {
+            0
+        } else {
+            self.cfg.priority
+        }
+    }
+
+    /// Our node name.
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// The configuration in force (after clamping).
+    pub fn config(&self) -> &ElectionConfig {
+        &self.cfg
+    }
+
+    /// Master-down interval for the master we follow: multiplier × its interval + our skew.
+    pub fn master_down_interval(&self) -> Duration {
+        self.master_down_for(self.master_interval())
+    }
+
+    /// Our skew for the master we follow: `(256 − our priority) × its interval / 256`.
+    pub fn skew(&self) -> Duration {
+        skew_for(self.cfg.priority, self.master_interval())
+    }
+
+    /// Every peer heard from, sorted by name.
+    pub fn peers(&self) -> Vec<PeerView> {
+        self.peers
+            .iter()
+            .map(|(name, p)| PeerView {
+                name: name.clone(),
+                state: p.state,
+                priority: p.priority,
+                epoch: p.epoch,
+                seq: p.seq,
+                last_heard: p.last_heard,
+                advert_interval: p.interval,
+                alive_until: after(p.last_heard, self.master_down_for(p.interval)),
+            })
+            .collect()
+    }
+
+    /// Our own name if master; else the peer whose last advert said master (not leaving).
+    pub fn master(&self) -> Option<&str> {
+        if self.state == State::Master {
+            return Some(&self.cfg.name);
+        }
+        let f = self.followed.as_ref()?;
+        let p = self.peers.get(&f.name)?;
+        (p.state == State::Master && p.priority != 0).then_some(f.name.as_str())
+    }
+
+    fn master_interval(&self) -> Duration {
+        self.followed
+            .as_ref()
+            .map_or(self.cfg.advert_interval, |f| f.interval)
+    }
+
+    fn master_down_for(&self, interval: Duration) -> Duration {
+        interval
+            .saturating_mul(self.cfg.down_multiplier)
+            .saturating_add(skew_for(self.cfg.priority, interval))
+    }
+
+    fn rank(&self) -> Rank<'_> {
+        Rank {
+            priority: self.cfg.priority,
+            name: &self.cfg.name,
+        }
+    }
+
+    fn may_preempt(&self, now: Instant) -> bool {
+        self.cfg.preempt
+            && self
+                .started_at
+                .is_some_and(|s| now >= after(s, self.cfg.preempt_delay))
+    }
+
+    fn advert(&mut self, state: State, priority: u8) -> Advert {
+        self.seq = self.seq.wrapping_add(1);
+        Advert {
+            name: self.cfg.name.clone(),
+            state,
+            priority,
+            epoch: self.epoch(),
+            advert_interval_ms: u16::try_from(self.cfg.advert_interval.as_millis())
+                .unwrap_or(u16::MAX),
+            seq: self.seq,
+        }
+    }
+
+    fn send(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let a = self.advert(self.state, self.cfg.priority);
+        out.push(Action::Send(a));
+        self.next_send = Some(after(now, self.cfg.advert_interval));
+    }
+
+    fn transition(&mut self, now: Instant, to: State, reason: String, out: &mut Vec<Action>) {
+        let from = self.state;
+        self.state = to;
+        self.state_since = now;
+        if to != State::Backup {
+            self.master_down_at = None;
+        }
+        out.push(Action::Transition {
+            from,
+            to,
+            epoch: self.epoch(),
+            reason,
+        });
+    }
+
+    fn enter_backup(&mut self, now: Instant, reason: String, out: &mut Vec<Action>) {
+        self.transition(now, State::Backup, reason, out);
+        self.master_down_at = Some(after(now, self.master_down_interval()));
+    }
+
+    fn on_start(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.started_at.is_some() {
+            return;
+        }
+        self.started_at = Some(now);
+        if self.state == State::Init {
+            let reason = format!(
+                "started: backup until a master is heard or master-down {} passes",
+                ms(self.master_down_interval())
+            );
+            self.enter_backup(now, reason, out);
+        }
+        self.send(now, out);
+    }
+
+    fn on_timeout(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.state == State::Backup && self.master_down_at.is_some_and(|t| t <= now) {
+            self.take_over(now, out);
+        }
+        if self.next_send.is_some_and(|t| t <= now) {
+            self.send(now, out);
+        }
+    }
+
+    fn take_over(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let epoch = self.max_seen.saturating_add(1);
+        let reason = self.takeover_reason(now, epoch);
+        self.master_epoch = epoch;
+        self.max_seen = epoch;
+        self.followed = None;
+        self.transition(now, State::Master, reason, out);
+        out.push(Action::InstallVips);
+        out.push(Action::Announce);
+        self.send(now, out);
+    }
+
+    fn takeover_reason(&self, now: Instant, epoch: u64) -> String {
+        let md = self.master_down_interval();
+        let Some(f) = &self.followed else {
+            return format!(
+                "never heard a master within master-down {}: taking over, epoch {epoch}",
+                ms(md)
+            );
+        };
+        let n = &f.name;
+        let silent = now.saturating_duration_since(f.last_master_advert);
+        let Some(p) = self.peers.get(n) else {
+            return format!(
+                "no advert from {n} for {} (master-down {}): taking over, epoch {epoch}",
+                ms(silent),
+                ms(md)
+            );
+        };
+        let theirs = Rank {
+            priority: p.priority,
+            name: n,
+        };
+        if p.priority == 0 {
+            format!(
+                "{n} is leaving (priority 0): taking over after skew {}, epoch {epoch}",
+                ms(self.skew())
+            )
+        } else if p.state == State::Fault {
+            format!(
+                "{n} reported a fault: taking over after skew {}, epoch {epoch}",
+                ms(self.skew())
+            )
+        } else if p.state == State::Master && silent < md && theirs < self.rank() {
+            if p.priority < self.cfg.priority {
+                format!(
+                    "preempting lower-priority master {n} (priority {} < {}), epoch {epoch}",
+                    p.priority, self.cfg.priority
+                )
+            } else {
+                format!(
+                    "preempting lower-ranked master {n} (equal priority {}, {} sorts before {n}), epoch {epoch}",
+                    p.priority, self.cfg.name
+                )
+            }
+        } else if p.state == State::Master {
+            format!(
+                "no advert from {n} for {} (master-down {}): taking over, epoch {epoch}",
+                ms(silent),
+                ms(md)
+            )
+        } else {
+            format!(
+                "{n} stopped advertising as master {} ago (master-down {}): taking over, epoch {epoch}",
+                ms(silent),
+                ms(md)
+            )
+        }
+    }
+
+    fn on_advert(&mut self, now: Instant, a: Advert, out: &mut Vec<Action>) {
+        if a.name == self.cfg.name {
+            return; // our own advert echoed back, or a misconfigured twin: never follow it
+        }
+        self.max_seen = self.max_seen.max(a.epoch);
+        let interval = interval_of(&a);
+        // "From the master we follow": the followed peer while it was (or still is) master,
+        // or any master if we follow none yet. A followed peer that already stepped down is
+        // not our master any more: its leaving must not cut our timer.
+        let was_master = self
+            .peers
+            .get(&a.name)
+            .is_some_and(|p| p.state == State::Master && p.priority != 0);
+        let from_followed = match &self.followed {
+            Some(f) => f.name == a.name && (was_master || a.state == State::Master),
+            None => a.state == State::Master,
+        };
+        let peer = Peer {
+            state: a.state,
+            priority: a.priority,
+            epoch: a.epoch,
+            seq: a.seq,
+            last_heard: now,
+            interval,
+        };
+        match self.peers.get_mut(&a.name) {
+            Some(p) => *p = peer,
+            None => {
+                self.peers.insert(a.name.clone(), peer);
+            }
+        }
+        let leaving = a.priority == 0 || a.state == State::Fault;
+        if a.state == State::Master && !leaving && self.state != State::Master {
+            self.followed = Some(Followed {
+                name: a.name.clone(),
+                interval,
+                last_master_advert: now,
+            });
+        }
+        match self.state {
+            State::Backup if from_followed && leaving => {
+                if a.priority == 0 && self.followed.is_none() {
+                    // A leaving master we had not followed yet: remember it for the reason.
+                    self.followed = Some(Followed {
+                        name: a.name.clone(),
+                        interval,
+                        last_master_advert: now,
+                    });
+                }
+                let t = after(now, skew_for(self.cfg.priority, interval));
+                self.master_down_at = Some(self.master_down_at.map_or(t, |d| d.min(t)));
+            }
+            State::Backup if a.state == State::Master && !leaving => {
+                let theirs = Rank {
+                    priority: a.priority,
+                    name: &a.name,
+                };
+                if theirs >= self.rank() || !self.may_preempt(now) {
+                    self.master_down_at = Some(after(now, self.master_down_interval()));
+                }
+            }
+            State::Master if a.state == State::Master && !leaving => {
+                self.master_on_master_advert(now, &a, out)
+            }
+            _ => {}
+        }
+    }
+
+    fn master_on_master_advert(&mut self, now: Instant, a: &Advert, out: &mut Vec<Action>) {
+        let theirs = Rank {
+            priority: a.priority,
+            name: &a.name,
+        };
+        let ours = self.rank();
+        if (a.epoch, theirs) < (self.master_epoch, ours) {
+            self.send(now, out);
+            out.push(Action::Announce);
+            return;
+        }
+        let reason = if a.epoch > self.master_epoch {
+            format!(
+                "{} is master with epoch {} > our {} (stale after partition): stepping down",
+                a.name, a.epoch, self.master_epoch
+            )
+        } else if a.priority > self.cfg.priority {
+            format!(
+                "{} is master with equal epoch {}, higher rank (priority {} > {}): stepping down",
+                a.name, a.epoch, a.priority, self.cfg.priority
+            )
+        } else {
+            format!(
+                "{} is master with equal epoch {}, higher rank (equal priority {}, {} sorts before {}): stepping down",
+                a.name, a.epoch, a.priority, a.name, self.cfg.name
+            )
+        };
+        self.followed = Some(Followed {
+            name: a.name.clone(),
+            interval: interval_of(a),
+            last_master_advert: now,
+        });
+        self.enter_backup(now, reason, out);
+        out.push(Action::ReleaseVips);
+    }
+
+    fn on_shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let was = self.state;
+        let bye = self.started_at.map(|_| self.advert(was, 0));
+        if was != State::Init {
+            self.transition(now, State::Init, "shutting down".into(), out);
+        }
+        if was == State::Master {
+            out.push(Action::ReleaseVips);
+        }
+        out.extend(bye.map(Action::Send));
+        self.stopped = true;
+        self.next_send = None;
+        self.master_down_at = None;
+    }
+
+    fn on_fault(&mut self, now: Instant, reason: String, out: &mut Vec<Action>) {
+        let was = self.state;
+        if was == State::Fault {
+            return;
+        }
+        self.transition(now, State::Fault, reason, out);
+        if was == State::Master {
+            out.push(Action::ReleaseVips);
+        }
+        if self.started_at.is_some() {
+            self.send(now, out);
+        }
+    }
+
+    fn on_fault_cleared(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.state != State::Fault {
+            return;
+        }
+        if self.started_at.is_some() {
+            let reason = format!(
+                "fault cleared: backup, master-down {}",
+                ms(self.master_down_interval())
+            );
+            self.enter_backup(now, reason, out);
+            self.send(now, out);
+        } else {
+            self.transition(now, State::Init, "fault cleared before start".into(), out);
+        }
+    }
+}

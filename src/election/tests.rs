@@ -1,0 +1,632 @@
+//! Focused tests of single rules, with exact times; the cluster-wide behaviour is in `sim.rs`.
+
+use super::*;
+use rand::{Rng, SeedableRng};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn cfg(name: &str, priority: u8) -> ElectionConfig {
+    ElectionConfig {
+        name: name.into(),
+        priority,
+        advert_interval: ms(50),
+        down_multiplier: DEFAULT_DOWN_MULTIPLIER,
+        preempt: true,
+        preempt_delay: Duration::ZERO,
+    }
+}
+
+fn adv(name: &str, state: State, priority: u8, epoch: u64) -> Advert {
+    Advert {
+        name: name.into(),
+        state,
+        priority,
+        epoch,
+        advert_interval_ms: 50,
+        seq: 1,
+    }
+}
+
+/// A started election at `t0`.
+fn started(c: ElectionConfig) -> (Election, Instant) {
+    let t0 = Instant::now();
+    let mut e = Election::new(c, t0);
+    e.handle(t0, Input::Start);
+    (e, t0)
+}
+
+/// The transitions among `actions`, with their reasons.
+fn transitions(actions: &[Action]) -> Vec<(State, State, String)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Transition {
+                from, to, reason, ..
+            } => Some((*from, *to, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Feeds Timeout at every deadline up to `until`; returns (time, actions) of each call that
+/// produced a transition.
+fn run_timeouts(e: &mut Election, until: Instant) -> Vec<(Instant, Vec<Action>)> {
+    let mut changes = Vec::new();
+    while let Some(t) = e.next_deadline().filter(|t| *t <= until) {
+        let acts = e.handle(t, Input::Timeout);
+        if !transitions(&acts).is_empty() {
+            changes.push((t, acts));
+        }
+    }
+    changes
+}
+
+/// Like `run_timeouts`, but `peer` sends `advert` every 50 ms from `from` (first at `from`).
+fn run_with_peer(
+    e: &mut Election,
+    from: Instant,
+    until: Instant,
+    advert: &Advert,
+) -> Vec<(Instant, Vec<Action>)> {
+    let mut changes = Vec::new();
+    let mut next_peer = from;
+    loop {
+        let deadline = e.next_deadline().unwrap_or(until);
+        let (t, input) = if next_peer <= deadline {
+            let t = next_peer;
+            next_peer += ms(50);
+            (t, Input::Advert(advert.clone()))
+        } else {
+            (deadline, Input::Timeout)
+        };
+        if t > until {
+            return changes;
+        }
+        let acts = e.handle(t, input);
+        if !transitions(&acts).is_empty() {
+            changes.push((t, acts));
+        }
+    }
+}
+
+#[test]
+fn timing_follows_rfc_9568() {
+    let (e, _) = started(cfg("n1", 100));
+    // skew = (256 - 100) * 50 ms / 256 = 30.46875 ms; master-down = 3 * 50 ms + skew.
+    assert_eq!(
+        e.skew(),
+        Duration::from_micros(30_468) + Duration::from_nanos(750)
+    );
+    assert_eq!(e.master_down_interval(), ms(150) + e.skew());
+    let e = Election::new(
+        ElectionConfig {
+            advert_interval: ms(1000),
+            ..cfg("n1", 254)
+        },
+        Instant::now(),
+    );
+    assert_eq!(
+        e.skew(),
+        Duration::from_micros(7812) + Duration::from_nanos(500)
+    );
+}
+
+#[test]
+fn start_advertises_at_once_then_every_interval() {
+    let t0 = Instant::now();
+    let mut e = Election::new(cfg("n1", 100), t0);
+    assert_eq!(e.next_deadline(), None, "nothing scheduled before Start");
+    let acts = e.handle(t0, Input::Start);
+    assert!(matches!(
+        &acts[0],
+        Action::Transition {
+            from: State::Init,
+            to: State::Backup,
+            epoch: 0,
+            ..
+        }
+    ));
+    let Some(Action::Send(a)) = acts.last() else {
+        panic!("no advert on start: {acts:?}")
+    };
+    assert_eq!(
+        (a.state, a.priority, a.epoch, a.seq),
+        (State::Backup, 100, 0, 1)
+    );
+    assert_eq!(e.next_deadline(), Some(t0 + ms(50)));
+    let acts = e.handle(t0 + ms(50), Input::Timeout);
+    assert!(matches!(&acts[..], [Action::Send(a)] if a.seq == 2 && a.state == State::Backup));
+    assert!(
+        e.handle(t0, Input::Start).is_empty(),
+        "a second Start is a no-op"
+    );
+}
+
+#[test]
+fn alone_takes_over_at_master_down_with_epoch_1() {
+    let (mut e, t0) = started(cfg("n1", 100));
+    let md = e.master_down_interval();
+    let changes = run_timeouts(&mut e, t0 + ms(1000));
+    assert_eq!(changes.len(), 1);
+    let (t, acts) = &changes[0];
+    assert_eq!(*t, t0 + md);
+    assert!(matches!(
+        &acts[..],
+        [
+            Action::Transition {
+                from: State::Backup,
+                to: State::Master,
+                epoch: 1,
+                ..
+            },
+            Action::InstallVips,
+            Action::Announce,
+            Action::Send(Advert {
+                state: State::Master,
+                epoch: 1,
+                ..
+            }),
+        ]
+    ));
+    assert_eq!(
+        transitions(acts)[0].2,
+        "never heard a master within master-down 180.5 ms: taking over, epoch 1"
+    );
+    assert_eq!(
+        (e.state(), e.epoch(), e.master()),
+        (State::Master, 1, Some("n1"))
+    );
+}
+
+#[test]
+fn backup_follows_higher_master_and_takes_over_when_it_goes_silent() {
+    let (mut e, t0) = started(cfg("n2", 100));
+    let hi = adv("n1", State::Master, 200, 4);
+    assert!(run_with_peer(&mut e, t0, t0 + ms(2000), &hi).is_empty());
+    assert_eq!(
+        (e.state(), e.master(), e.epoch()),
+        (State::Backup, Some("n1"), 4)
+    );
+    // The last advert came at t0 + 2000 ms; silence from then on.
+    let md = e.master_down_interval();
+    let changes = run_timeouts(&mut e, t0 + ms(5000));
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].0, t0 + ms(2000) + md);
+    assert_eq!(
+        transitions(&changes[0].1)[0].2,
+        "no advert from n1 for 180.5 ms (master-down 180.5 ms): taking over, epoch 5"
+    );
+    assert_eq!(e.epoch(), 5);
+}
+
+#[test]
+fn preempt_takes_over_from_lower_master_at_master_down() {
+    let (mut e, t0) = started(cfg("n1", 200));
+    let lo = adv("n2", State::Master, 90, 7);
+    let changes = run_with_peer(&mut e, t0, t0 + ms(1000), &lo);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    let md = Election::new(cfg("n1", 200), t0).master_down_interval();
+    assert_eq!(changes[0].0, t0 + md);
+    assert_eq!(
+        transitions(&changes[0].1)[0].2,
+        "preempting lower-priority master n2 (priority 90 < 200), epoch 8"
+    );
+    // Equal priority: the name that sorts first preempts.
+    let (mut e, t0) = started(cfg("a", 100));
+    let changes = run_with_peer(&mut e, t0, t0 + ms(1000), &adv("b", State::Master, 100, 0));
+    assert_eq!(
+        transitions(&changes[0].1)[0].2,
+        "preempting lower-ranked master b (equal priority 100, a sorts before b), epoch 1"
+    );
+    let (mut e, t0) = started(cfg("b", 100));
+    let changes = run_with_peer(&mut e, t0, t0 + ms(1000), &adv("a", State::Master, 100, 0));
+    assert!(changes.is_empty(), "b must not preempt a: {changes:?}");
+}
+
+#[test]
+fn nopreempt_follows_lower_master_forever() {
+    let (mut e, t0) = started(ElectionConfig {
+        preempt: false,
+        ..cfg("n1", 200)
+    });
+    let lo = adv("n2", State::Master, 90, 7);
+    assert!(run_with_peer(&mut e, t0, t0 + ms(10_000), &lo).is_empty());
+    assert_eq!(e.master(), Some("n2"));
+}
+
+#[test]
+fn preempt_delay_holds_takeover_back() {
+    let (mut e, t0) = started(ElectionConfig {
+        preempt_delay: ms(500),
+        ..cfg("n1", 200)
+    });
+    let md = e.master_down_interval();
+    let lo = adv("n2", State::Master, 90, 7);
+    let changes = run_with_peer(&mut e, t0, t0 + ms(2000), &lo);
+    assert_eq!(changes.len(), 1);
+    // Adverts at 0, 50, …, 450 ms still reset the timer; from 500 ms on they do not.
+    assert_eq!(changes[0].0, t0 + ms(450) + md);
+}
+
+#[test]
+fn leaving_master_is_replaced_after_exactly_skew() {
+    // (256 - p) * 50 ms / 256, in µs.
+    for (prio, skew_us) in [(200u8, 10_937.5), (100, 30_468.75), (253, 585.937)] {
+        let (mut e, t0) = started(cfg("n2", prio));
+        let master = adv("n1", State::Master, 254, 3);
+        assert!(run_with_peer(&mut e, t0, t0 + ms(300), &master).is_empty());
+        let t = t0 + ms(310);
+        assert!(e
+            .handle(t, Input::Advert(adv("n1", State::Master, 0, 3)))
+            .is_empty());
+        let expected = t + Duration::from_nanos((skew_us * 1000.0) as u64);
+        assert_eq!(e.next_deadline(), Some(expected));
+        let changes = run_timeouts(&mut e, t + ms(1000));
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].0, expected);
+        let reason = &transitions(&changes[0].1)[0].2;
+        assert!(
+            reason.starts_with("n1 is leaving (priority 0): taking over after skew"),
+            "{reason}"
+        );
+        assert!(reason.ends_with("epoch 4"), "{reason}");
+    }
+}
+
+#[test]
+fn faulty_master_is_replaced_after_skew() {
+    let (mut e, t0) = started(cfg("n2", 200));
+    run_with_peer(&mut e, t0, t0 + ms(100), &adv("n1", State::Master, 250, 3));
+    let t = t0 + ms(120);
+    e.handle(t, Input::Advert(adv("n1", State::Fault, 250, 3)));
+    assert_eq!(e.next_deadline(), Some(t + e.skew()));
+    let changes = run_timeouts(&mut e, t + ms(1000));
+    assert!(transitions(&changes[0].1)[0]
+        .2
+        .starts_with("n1 reported a fault"));
+}
+
+#[test]
+fn leaving_non_master_changes_nothing() {
+    let (mut e, t0) = started(cfg("n3", 100));
+    run_with_peer(&mut e, t0, t0 + ms(100), &adv("n1", State::Master, 250, 3));
+    let before = e.next_deadline();
+    e.handle(t0 + ms(110), Input::Advert(adv("n2", State::Backup, 0, 3)));
+    assert_eq!(e.next_deadline(), before);
+    let n2 = e.peers().into_iter().find(|p| p.name == "n2").unwrap();
+    assert!(
+        !n2.is_alive(t0 + ms(111)),
+        "a peer that said priority 0 has left"
+    );
+    let n1 = e.peers().into_iter().find(|p| p.name == "n1").unwrap();
+    assert!(n1.is_alive(t0 + ms(111)));
+    assert!(!n1.is_alive(n1.alive_until));
+}
+
+#[test]
+fn stale_master_steps_down_on_first_advert_with_higher_epoch() {
+    let (mut e, t0) = started(cfg("n1", 200));
+    run_timeouts(&mut e, t0 + ms(500));
+    assert_eq!((e.state(), e.epoch()), (State::Master, 1));
+    // A lower-priority master with a higher epoch (took over while we were cut off).
+    let t = t0 + ms(600);
+    let acts = e.handle(t, Input::Advert(adv("n2", State::Master, 100, 2)));
+    assert_eq!(
+        transitions(&acts),
+        vec![(
+            State::Master,
+            State::Backup,
+            "n2 is master with epoch 2 > our 1 (stale after partition): stepping down".into()
+        )]
+    );
+    assert_eq!(acts.last(), Some(&Action::ReleaseVips));
+    assert_eq!(e.master_down_at, Some(t + e.master_down_interval()));
+    assert_eq!(e.master(), Some("n2"));
+    // It preempts n2 again at master-down, with epoch 3.
+    let changes = run_with_peer(
+        &mut e,
+        t + ms(50),
+        t + ms(1000),
+        &adv("n2", State::Master, 100, 2),
+    );
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].0, t + e.master_down_interval());
+    assert_eq!(e.epoch(), 3);
+}
+
+#[test]
+fn master_with_greater_epoch_reasserts() {
+    let (mut e, t0) = started(cfg("n2", 100));
+    e.handle(t0, Input::Advert(adv("n9", State::Backup, 1, 6)));
+    run_timeouts(&mut e, t0 + ms(500));
+    assert_eq!(e.epoch(), 7);
+    let acts = e.handle(
+        t0 + ms(501),
+        Input::Advert(adv("n1", State::Master, 250, 6)),
+    );
+    assert!(matches!(
+        &acts[..],
+        [
+            Action::Send(Advert {
+                state: State::Master,
+                epoch: 7,
+                ..
+            }),
+            Action::Announce
+        ]
+    ));
+    // Backup adverts never move a master, whatever their epoch; they raise max_seen only.
+    assert!(e
+        .handle(
+            t0 + ms(502),
+            Input::Advert(adv("n1", State::Backup, 250, 40))
+        )
+        .is_empty());
+    assert_eq!((e.state(), e.epoch()), (State::Master, 7));
+    let acts = e.handle(
+        t0 + ms(503),
+        Input::Fault {
+            reason: "gw down".into(),
+        },
+    );
+    assert_eq!(e.epoch(), 40);
+    assert!(acts.contains(&Action::ReleaseVips));
+}
+
+#[test]
+fn equal_epoch_is_settled_by_rank() {
+    // (our priority, our name, their priority, their name, we step down?)
+    for (p, name, tp, tname, down) in [
+        (100, "n2", 200, "n1", true),
+        (200, "n2", 100, "n1", false),
+        (100, "b", 100, "a", true),
+        (100, "a", 100, "b", false),
+    ] {
+        let (mut e, t0) = started(cfg(name, p));
+        run_timeouts(&mut e, t0 + ms(500));
+        let acts = e.handle(
+            t0 + ms(501),
+            Input::Advert(adv(tname, State::Master, tp, 1)),
+        );
+        assert_eq!(e.state() == State::Backup, down, "{name} vs {tname}");
+        if down {
+            let reason = &transitions(&acts)[0].2;
+            assert!(reason.contains("equal epoch 1, higher rank"), "{reason}");
+            assert!(reason.contains(&format!("{tp}")), "{reason}");
+        }
+    }
+}
+
+#[test]
+fn epoch_increments_on_each_takeover() {
+    let (mut e, t0) = started(cfg("n1", 100));
+    let mut t = t0;
+    for round in 1..=4u64 {
+        run_timeouts(&mut e, t + ms(400));
+        assert_eq!((e.state(), e.epoch()), (State::Master, 2 * round - 1));
+        // A peer wins with the next epoch; we step down, then it dies and we take over.
+        t += ms(401);
+        e.handle(t, Input::Advert(adv("n0", State::Master, 50, 2 * round)));
+        assert_eq!(e.state(), State::Backup);
+    }
+}
+
+#[test]
+fn shutdown_sends_priority_0_releases_and_stops() {
+    let (mut e, t0) = started(cfg("n1", 100));
+    run_timeouts(&mut e, t0 + ms(500));
+    let acts = e.handle(t0 + ms(501), Input::Shutdown);
+    assert!(matches!(
+        &acts[..],
+        [
+            Action::Transition {
+                from: State::Master,
+                to: State::Init,
+                ..
+            },
+            Action::ReleaseVips,
+            Action::Send(Advert {
+                state: State::Master,
+                priority: 0,
+                epoch: 1,
+                ..
+            }),
+        ]
+    ));
+    assert_eq!(transitions(&acts)[0].2, "shutting down");
+    assert_eq!((e.next_deadline(), e.priority()), (None, 0));
+    for input in [Input::Start, Input::Timeout, Input::FaultCleared] {
+        assert!(e.handle(t0 + ms(9999), input).is_empty());
+    }
+    // A backup's goodbye carries no ReleaseVips.
+    let (mut e, t0) = started(cfg("n1", 100));
+    let acts = e.handle(t0, Input::Shutdown);
+    assert!(!acts.contains(&Action::ReleaseVips));
+    assert!(matches!(
+        acts.last(),
+        Some(Action::Send(Advert {
+            priority: 0,
+            state: State::Backup,
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn fault_releases_never_takes_over_and_recovers() {
+    let (mut e, t0) = started(cfg("n1", 100));
+    run_timeouts(&mut e, t0 + ms(500));
+    let acts = e.handle(
+        t0 + ms(500),
+        Input::Fault {
+            reason: "gateway 192.0.2.1 unreachable".into(),
+        },
+    );
+    assert_eq!(
+        transitions(&acts),
+        vec![(
+            State::Master,
+            State::Fault,
+            "gateway 192.0.2.1 unreachable".into()
+        )]
+    );
+    assert!(acts.contains(&Action::ReleaseVips));
+    assert!(matches!(
+        acts.last(),
+        Some(Action::Send(Advert {
+            state: State::Fault,
+            ..
+        }))
+    ));
+    // Ten seconds in Fault: only Fault adverts, never a takeover.
+    let mut t = t0 + ms(500);
+    while let Some(d) = e.next_deadline().filter(|d| *d < t0 + ms(10_500)) {
+        t = d;
+        let acts = e.handle(t, Input::Timeout);
+        assert!(matches!(
+            &acts[..],
+            [Action::Send(Advert {
+                state: State::Fault,
+                ..
+            })]
+        ));
+    }
+    let acts = e.handle(t, Input::FaultCleared);
+    assert_eq!(transitions(&acts)[0].1, State::Backup);
+    let changes = run_timeouts(&mut e, t + ms(1000));
+    assert_eq!(changes[0].0, t + e.master_down_interval());
+    assert_eq!(e.epoch(), 2);
+}
+
+#[test]
+fn early_and_late_timeouts() {
+    let (mut e, t0) = started(cfg("n1", 100));
+    assert!(
+        e.handle(t0 + ms(1), Input::Timeout).is_empty(),
+        "before any deadline: no-op"
+    );
+    // Ten seconds late: one takeover and one advert, next send one interval from now.
+    let late = t0 + ms(10_000);
+    let acts = e.handle(late, Input::Timeout);
+    assert_eq!(
+        acts.iter().filter(|a| matches!(a, Action::Send(_))).count(),
+        1
+    );
+    assert_eq!(e.state(), State::Master);
+    assert_eq!(e.next_deadline(), Some(late + ms(50)));
+}
+
+#[test]
+fn config_is_clamped() {
+    let e = Election::new(
+        ElectionConfig {
+            priority: 0,
+            advert_interval: Duration::from_micros(10),
+            down_multiplier: 0,
+            ..cfg("n1", 0)
+        },
+        Instant::now(),
+    );
+    let c = e.config();
+    assert_eq!(
+        (c.priority, c.advert_interval, c.down_multiplier),
+        (1, ms(10), 1)
+    );
+    let e = Election::new(
+        ElectionConfig {
+            priority: 255,
+            advert_interval: Duration::from_secs(1_000_000),
+            down_multiplier: u32::MAX,
+            ..cfg("n1", 0)
+        },
+        Instant::now(),
+    );
+    let c = e.config();
+    assert_eq!(
+        (c.priority, c.advert_interval.as_millis(), c.down_multiplier),
+        (254, 65_535, 255)
+    );
+}
+
+#[test]
+fn random_inputs_never_panic_and_epochs_saturate() {
+    let names = ["n0", "n1", "n2", "n3"];
+    let states = [State::Init, State::Backup, State::Master, State::Fault];
+    for seed in 0..200u64 {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+        let base = Instant::now();
+        let mut e = Election::new(cfg("n0", rng.random()), base);
+        for _ in 0..300 {
+            // Time mostly moves forward, sometimes backwards.
+            let now = base + ms(rng.random_range(0..5000));
+            let input = match rng.random_range(0..10) {
+                0 => Input::Start,
+                1 => Input::Shutdown,
+                2 => Input::Fault { reason: "x".into() },
+                3 => Input::FaultCleared,
+                4 | 5 => Input::Timeout,
+                _ => Input::Advert(Advert {
+                    name: names[rng.random_range(0..4)].into(),
+                    state: states[rng.random_range(0..4)],
+                    priority: rng.random(),
+                    epoch: if rng.random_bool(0.3) {
+                        u64::MAX
+                    } else {
+                        rng.random_range(0..9)
+                    },
+                    advert_interval_ms: rng.random(),
+                    seq: rng.random(),
+                }),
+            };
+            for a in e.handle(now, input) {
+                if let Action::Send(a) = a {
+                    assert_eq!(a.validate(), Ok(()), "our own adverts are always valid");
+                }
+            }
+            let _ = (e.next_deadline(), e.peers(), e.master(), e.skew());
+        }
+    }
+    // Taking over from u64::MAX keeps u64::MAX; the tie is then settled by rank.
+    let (mut e, t0) = started(cfg("n1", 100));
+    e.handle(t0, Input::Advert(adv("n2", State::Backup, 100, u64::MAX)));
+    run_timeouts(&mut e, t0 + ms(500));
+    assert_eq!((e.state(), e.epoch()), (State::Master, u64::MAX));
+    e.handle(
+        t0 + ms(501),
+        Input::Advert(adv("n0", State::Master, 100, u64::MAX)),
+    );
+    assert_eq!(e.state(), State::Backup);
+}
+
+#[test]
+fn fault_before_start_holds_until_cleared() {
+    let t0 = Instant::now();
+    let mut e = Election::new(cfg("n1", 100), t0);
+    let acts = e.handle(
+        t0,
+        Input::Fault {
+            reason: "vip interface eth9 missing".into(),
+        },
+    );
+    assert_eq!(transitions(&acts)[0].1, State::Fault);
+    let acts = e.handle(t0, Input::Start);
+    assert!(matches!(
+        &acts[..],
+        [Action::Send(Advert {
+            state: State::Fault,
+            ..
+        })]
+    ));
+    assert!(
+        run_timeouts(&mut e, t0 + ms(2000)).is_empty(),
+        "no takeover while faulty"
+    );
+    let acts = e.handle(t0 + ms(2000), Input::FaultCleared);
+    assert_eq!(transitions(&acts)[0].1, State::Backup);
+    assert_eq!(
+        e.master_down_at,
+        Some(t0 + ms(2000) + e.master_down_interval())
+    );
+}

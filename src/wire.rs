@@ -1,0 +1,457 @@
+//! The advert datagram: what one node tells its peers every advert interval.
+//!
+//! Adverts travel as unreliable QUIC datagrams on an already authenticated connection, so this
+//! format carries no secrets and no signature; it only has to be small, versioned, and decoded
+//! strictly, so that a buggy or newer peer is rejected with a precise [`WireError`] instead of
+//! being half-understood by the election.
+//!
+//! # Layout (version 1, all integers big-endian)
+//!
+//! | offset | size | field                | rule                                                        |
+//! |-------:|-----:|----------------------|-------------------------------------------------------------|
+//! | 0      | 2    | magic                | `b"HA"`                                                     |
+//! | 2      | 1    | version              | [`WIRE_VERSION`] (1)                                        |
+//! | 3      | 1    | message type         | 1 = advert                                                  |
+//! | 4      | 1    | state                | 0 init, 1 backup, 2 master, 3 fault                         |
+//! | 5      | 1    | priority             | 0 = leaving (shutting down), 1..=254 normal, 255 invalid    |
+//! | 6      | 2    | reserved             | must be 0 (strict in v1; a future version bumps `version`)  |
+//! | 8      | 2    | advert_interval_ms   | >= [`MIN_ADVERT_INTERVAL_MS`] (10)                          |
+//! | 10     | 8    | epoch                | any                                                         |
+//! | 18     | 8    | seq                  | any                                                         |
+//! | 26     | 1    | name_len             | 1..=[`MAX_NAME_LEN`] (64)                                   |
+//! | 27     | n    | name                 | ASCII `[A-Za-z0-9._-]`, not starting with `-`               |
+//!
+//! The datagram is exactly [`HEADER_LEN`] + `name_len` bytes long; trailing bytes are an error.
+
+use std::fmt;
+
+/// The wire format version this build writes and accepts.
+pub const WIRE_VERSION: u8 = 1;
+
+/// Length of the fixed part of an advert, before the name.
+pub const HEADER_LEN: usize = 27;
+
+/// Longest node name, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Smallest advert interval a peer may announce, in milliseconds.
+pub const MIN_ADVERT_INTERVAL_MS: u16 = 10;
+
+const MAGIC: [u8; 2] = *b"HA";
+const TYPE_ADVERT: u8 = 1;
+
+/// A node's election state, as advertised and as reported by the status command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Not started yet, or shut down.
+    Init,
+    /// Following a master; ready to take over.
+    Backup,
+    /// Holding the VIPs.
+    Master,
+    /// A health check failed: never takes over until the fault clears.
+    Fault,
+}
+
+impl State {
+    fn to_byte(self) -> u8 {
+        match self {
+            State::Init => 0,
+            State::Backup => 1,
+            State::Master => 2,
+            State::Fault => 3,
+        }
+    }
+
+    fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            0 => Some(State::Init),
+            1 => Some(State::Backup),
+            2 => Some(State::Master),
+            3 => Some(State::Fault),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Init => "init",
+            State::Backup => "backup",
+            State::Master => "master",
+            State::Fault => "fault",
+        })
+    }
+}
+
+/// One advert: who sends it, in which state, with which priority and epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advert {
+    /// The sender's node name (unique in the cluster; see [`valid_node_name`]).
+    pub name: String,
+    /// The sender's election state.
+    pub state: State,
+    /// The sender's priority: 1..=254, or 0 when it is leaving.
+    pub priority: u8,
+    /// The sender's epoch: the epoch of its takeover if master, else the highest it has seen.
+    pub epoch: u64,
+    /// How often the sender advertises, in milliseconds (>= 10).
+    pub advert_interval_ms: u16,
+    /// The sender's advert counter, +1 per advert (shows lost adverts; not used for ordering).
+    pub seq: u64,
+}
+
+/// Why a datagram is not a valid advert.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Shorter than the fixed header.
+    #[error("advert too short: {len} bytes, the header alone is {HEADER_LEN}")]
+    TooShort {
+        /// Length of the datagram received.
+        len: usize,
+    },
+    /// Does not start with `HA`.
+    #[error("bad magic {0:02x?}: not a haagent advert")]
+    BadMagic([u8; 2]),
+    /// A wire version this build does not speak.
+    #[error("unsupported wire version {0} (this build speaks version {WIRE_VERSION})")]
+    UnsupportedVersion(u8),
+    /// A message type other than advert.
+    #[error("unknown message type {0} (1 = advert)")]
+    UnknownType(u8),
+    /// A state byte outside 0..=3.
+    #[error("bad state byte {0} (0..=3)")]
+    BadState(u8),
+    /// Priority 255.
+    #[error("bad priority {0} (0 = leaving, 1..=254)")]
+    BadPriority(u8),
+    /// The reserved field is not zero.
+    #[error("reserved field is {0:#06x}, must be 0 in wire version {WIRE_VERSION}")]
+    ReservedNotZero(u16),
+    /// An advert interval below 10 ms.
+    #[error("advert interval {0} ms is below the minimum {MIN_ADVERT_INTERVAL_MS} ms")]
+    IntervalTooSmall(u16),
+    /// A name length of 0 or above 64.
+    #[error("bad name length {0} (1..={MAX_NAME_LEN})")]
+    BadNameLength(usize),
+    /// The name has a byte outside `[A-Za-z0-9._-]` or starts with `-`.
+    #[error("bad node name {0:?}: only A-Z a-z 0-9 . _ - allowed, not starting with '-'")]
+    BadName(String),
+    /// The datagram length does not match header + name length.
+    #[error("advert length mismatch: expected {expected} bytes, got {got}")]
+    LengthMismatch {
+        /// Header + name_len.
+        expected: usize,
+        /// Length of the datagram received.
+        got: usize,
+    },
+}
+
+/// Whether `name` is a valid node name: 1..=64 ASCII bytes of `[A-Za-z0-9._-]`, not starting
+/// with `-`. The same rule applies on the wire and in the config.
+pub fn valid_node_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    (1..=MAX_NAME_LEN).contains(&b.len())
+        && b[0] != b'-'
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+impl Advert {
+    /// Checks every field against the wire rules: `Ok` means [`decode`] will accept
+    /// [`encode`]'s output.
+    pub fn validate(&self) -> Result<(), WireError> {
+        if self.priority == 255 {
+            return Err(WireError::BadPriority(self.priority));
+        }
+        if self.advert_interval_ms < MIN_ADVERT_INTERVAL_MS {
+            return Err(WireError::IntervalTooSmall(self.advert_interval_ms));
+        }
+        if !(1..=MAX_NAME_LEN).contains(&self.name.len()) {
+            return Err(WireError::BadNameLength(self.name.len()));
+        }
+        if !valid_node_name(&self.name) {
+            return Err(WireError::BadName(self.name.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// Encodes an advert. Never fails; an advert that breaks the wire rules (see
+/// [`Advert::validate`]) encodes to bytes that [`decode`] rejects.
+pub fn encode(advert: &Advert) -> Vec<u8> {
+    let name = advert.name.as_bytes();
+    let mut out = Vec::with_capacity(HEADER_LEN + name.len());
+    out.extend_from_slice(&MAGIC);
+    out.push(WIRE_VERSION);
+    out.push(TYPE_ADVERT);
+    out.push(advert.state.to_byte());
+    out.push(advert.priority);
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out.extend_from_slice(&advert.advert_interval_ms.to_be_bytes());
+    out.extend_from_slice(&advert.epoch.to_be_bytes());
+    out.extend_from_slice(&advert.seq.to_be_bytes());
+    // An over-long name gets a saturated length byte: decode then reports the mismatch.
+    out.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(name);
+    out
+}
+
+/// Decodes one datagram strictly: every field is checked, in layout order.
+pub fn decode(buf: &[u8]) -> Result<Advert, WireError> {
+    let header: &[u8; HEADER_LEN] = buf
+        .get(..HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(WireError::TooShort { len: buf.len() })?;
+    let u16_at = |i: usize| u16::from_be_bytes([header[i], header[i + 1]]);
+    let u64_at = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&header[i..i + 8]);
+        u64::from_be_bytes(b)
+    };
+
+    let magic = [header[0], header[1]];
+    if magic != MAGIC {
+        return Err(WireError::BadMagic(magic));
+    }
+    if header[2] != WIRE_VERSION {
+        return Err(WireError::UnsupportedVersion(header[2]));
+    }
+    if header[3] != TYPE_ADVERT {
+        return Err(WireError::UnknownType(header[3]));
+    }
+    let state = State::from_byte(header[4]).ok_or(WireError::BadState(header[4]))?;
+    let priority = header[5];
+    if priority == 255 {
+        return Err(WireError::BadPriority(priority));
+    }
+    let reserved = u16_at(6);
+    if reserved != 0 {
+        return Err(WireError::ReservedNotZero(reserved));
+    }
+    let advert_interval_ms = u16_at(8);
+    if advert_interval_ms < MIN_ADVERT_INTERVAL_MS {
+        return Err(WireError::IntervalTooSmall(advert_interval_ms));
+    }
+    let epoch = u64_at(10);
+    let seq = u64_at(18);
+    let name_len = usize::from(header[26]);
+    if !(1..=MAX_NAME_LEN).contains(&name_len) {
+        return Err(WireError::BadNameLength(name_len));
+    }
+    let expected = HEADER_LEN + name_len;
+    if buf.len() != expected {
+        return Err(WireError::LengthMismatch {
+            expected,
+            got: buf.len(),
+        });
+    }
+    let name_bytes = &buf[HEADER_LEN..];
+    let name = match std::str::from_utf8(name_bytes) {
+        Ok(s) if valid_node_name(s) => s.to_string(),
+        _ => {
+            return Err(WireError::BadName(
+                String::from_utf8_lossy(name_bytes).into(),
+            ))
+        }
+    };
+    Ok(Advert {
+        name,
+        state,
+        priority,
+        epoch,
+        advert_interval_ms,
+        seq,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn sample() -> Advert {
+        Advert {
+            name: "node-1.dc_a".into(),
+            state: State::Master,
+            priority: 200,
+            epoch: 0x0102_0304_0506_0708,
+            advert_interval_ms: 50,
+            seq: u64::MAX,
+        }
+    }
+
+    /// `sample()` encoded, with `f` applied to the bytes.
+    fn tweaked(f: impl FnOnce(&mut Vec<u8>)) -> Result<Advert, WireError> {
+        let mut b = encode(&sample());
+        f(&mut b);
+        decode(&b)
+    }
+
+    #[test]
+    fn round_trip_every_state_and_edge_value() {
+        for state in [State::Init, State::Backup, State::Master, State::Fault] {
+            for (priority, epoch, interval) in [(0, 0, 10), (254, u64::MAX, u16::MAX), (1, 7, 50)] {
+                let a = Advert {
+                    state,
+                    priority,
+                    epoch,
+                    advert_interval_ms: interval,
+                    ..sample()
+                };
+                assert_eq!(a.validate(), Ok(()));
+                assert_eq!(decode(&encode(&a)), Ok(a));
+            }
+        }
+        let long = Advert {
+            name: "a".repeat(64),
+            ..sample()
+        };
+        assert_eq!(decode(&encode(&long)), Ok(long));
+    }
+
+    #[test]
+    fn layout_matches_the_documented_table() {
+        let b = encode(&sample());
+        assert_eq!(b.len(), HEADER_LEN + 11);
+        assert_eq!(&b[0..2], b"HA");
+        assert_eq!(b[2..6], [1, 1, 2, 200]);
+        assert_eq!(b[6..8], [0, 0]);
+        assert_eq!(b[8..10], [0, 50]);
+        assert_eq!(b[10..18], [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(b[18..26], [0xff; 8]);
+        assert_eq!(b[26], 11);
+        assert_eq!(&b[27..], b"node-1.dc_a");
+    }
+
+    #[test]
+    fn rejects_each_bad_field() {
+        assert_eq!(decode(&[]), Err(WireError::TooShort { len: 0 }));
+        assert_eq!(
+            tweaked(|b| b.truncate(HEADER_LEN - 1)),
+            Err(WireError::TooShort {
+                len: HEADER_LEN - 1
+            })
+        );
+        assert_eq!(tweaked(|b| b[1] = b'X'), Err(WireError::BadMagic(*b"HX")));
+        assert_eq!(tweaked(|b| b[2] = 2), Err(WireError::UnsupportedVersion(2)));
+        assert_eq!(tweaked(|b| b[3] = 7), Err(WireError::UnknownType(7)));
+        assert_eq!(tweaked(|b| b[4] = 4), Err(WireError::BadState(4)));
+        assert_eq!(tweaked(|b| b[5] = 255), Err(WireError::BadPriority(255)));
+        assert_eq!(tweaked(|b| b[7] = 1), Err(WireError::ReservedNotZero(1)));
+        assert_eq!(
+            tweaked(|b| b[8..10].copy_from_slice(&9u16.to_be_bytes())),
+            Err(WireError::IntervalTooSmall(9))
+        );
+        assert_eq!(tweaked(|b| b[26] = 0), Err(WireError::BadNameLength(0)));
+        assert_eq!(tweaked(|b| b[26] = 65), Err(WireError::BadNameLength(65)));
+        assert_eq!(
+            tweaked(|b| b.push(b'x')),
+            Err(WireError::LengthMismatch {
+                expected: HEADER_LEN + 11,
+                got: HEADER_LEN + 12
+            })
+        );
+        assert_eq!(
+            tweaked(|b| b.pop().map(drop).unwrap_or(())),
+            Err(WireError::LengthMismatch {
+                expected: HEADER_LEN + 11,
+                got: HEADER_LEN + 10
+            })
+        );
+        assert_eq!(
+            tweaked(|b| b[27] = b'-'),
+            Err(WireError::BadName("-ode-1.dc_a".into()))
+        );
+        assert_eq!(
+            tweaked(|b| b[28] = b' '),
+            Err(WireError::BadName("n de-1.dc_a".into()))
+        );
+        assert!(matches!(
+            tweaked(|b| b[28] = 0xc3),
+            Err(WireError::BadName(_))
+        ));
+    }
+
+    #[test]
+    fn validate_and_encode_agree_on_bad_adverts() {
+        let bad = [
+            Advert {
+                priority: 255,
+                ..sample()
+            },
+            Advert {
+                advert_interval_ms: 9,
+                ..sample()
+            },
+            Advert {
+                name: String::new(),
+                ..sample()
+            },
+            Advert {
+                name: "x".repeat(65),
+                ..sample()
+            },
+            Advert {
+                name: "x".repeat(300),
+                ..sample()
+            },
+            Advert {
+                name: "-x".into(),
+                ..sample()
+            },
+            Advert {
+                name: "né".into(),
+                ..sample()
+            },
+        ];
+        for a in bad {
+            assert!(a.validate().is_err(), "{a:?}");
+            assert!(decode(&encode(&a)).is_err(), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn node_name_rule() {
+        for ok in ["a", "n1", "node-1", "a.b_c-d", "x-", "0"] {
+            assert!(valid_node_name(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a b", "a/b", "ü", "a\n", &"a".repeat(65)] {
+            assert!(!valid_node_name(bad), "{bad}");
+        }
+        assert!(valid_node_name(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn truncations_and_random_bytes_never_panic() {
+        let good = encode(&sample());
+        for n in 0..good.len() {
+            assert!(decode(&good[..n]).is_err(), "truncated to {n} accepted");
+        }
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(0x4841);
+        let mut accepted = 0;
+        for i in 0..20_000 {
+            let len = rng.random_range(0..100);
+            let mut buf: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+            if i % 2 == 0 {
+                // Half the inputs: a valid message with a few random bytes flipped, so the
+                // decoder gets past the magic and exercises the later checks.
+                buf = good.clone();
+                for _ in 0..rng.random_range(1..4) {
+                    let at = rng.random_range(0..buf.len());
+                    buf[at] = rng.random();
+                }
+            }
+            if let Ok(a) = decode(&buf) {
+                accepted += 1;
+                assert_eq!(encode(&a), buf, "accepted bytes must re-encode identically");
+            }
+        }
+        assert!(
+            accepted > 0,
+            "the mutated inputs should sometimes stay valid"
+        );
+    }
+}
