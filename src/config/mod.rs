@@ -1,0 +1,313 @@
+//! haagent's configuration: a strict TOML file and/or command-line flags, validated into one
+//! [`Config`] that the rest of the program trusts.
+//!
+//! # Flow
+//!
+//! ```text
+//! TOML text ──parse (raw.rs)──┐
+//!                             ├─> RawConfig (every value with its origin) ──validate.rs──> Config
+//! Overrides (flags) ──────────┘                                               └──> ConfigErrors
+//! ```
+//!
+//! * Every table rejects unknown keys (`deny_unknown_fields`), with the key's line.
+//! * Validation reports **every** problem at once, each as `FILE:LINE:COL: message`
+//!   (or `--flag VALUE: message` for a flag).
+//! * Quick mode: with no config file, the flags alone describe the node
+//!   (`haagent --interface eth0 --vip 10.0.0.100/24 --peer 10.0.0.12`).
+//! * [`Config::to_toml_string`] prints the resolved settings as a config file
+//!   (`haagent check-config`); that output loads again to the same `Config`.
+//!
+//! The reference for every key is docs/configuration.md.
+
+mod error;
+mod raw;
+mod render;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{ConfigError, ConfigErrors, ErrorPlace, Location};
+
+use crate::net::Ipv4Cidr;
+
+/// Where haagent looks for its config file when none is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/haagent/haagent.toml";
+/// Default directory of the CA, node certificate and key.
+pub const DEFAULT_CERTS_DIR: &str = "/etc/haagent/certs";
+/// Default UDP port for the QUIC endpoint (listen and peers).
+pub const DEFAULT_PORT: u16 = 5798;
+/// Default cluster name.
+pub const DEFAULT_CLUSTER: &str = "haagent";
+/// The `source` of a configuration built from flags only.
+pub const COMMAND_LINE: &str = "command line";
+/// Accepted `[log] level` values.
+pub const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The config file path, or `"command line"` in quick mode.
+    pub source: String,
+    /// Cluster name (default `"haagent"`).
+    pub cluster: String,
+    /// This node.
+    pub node: NodeConfig,
+    /// The other nodes (at least one; never this node).
+    pub peers: Vec<PeerConfig>,
+    /// The floating addresses, at least one, no duplicates.
+    pub vips: Vec<Ipv4Cidr>,
+    /// Election timing and preemption.
+    pub election: ElectionSettings,
+    /// Gratuitous ARP after taking the VIPs.
+    pub garp: GarpSettings,
+    /// Certificate and key files (not read here).
+    pub tls: TlsPaths,
+    /// Commands run on state transitions.
+    pub notify: NotifySettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// This node's identity and network settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// Node name (also the name in its certificate); default: the host name.
+    pub name: String,
+    /// Election priority, 1..=254 (higher wins); default 100.
+    pub priority: u8,
+    /// Interface that carries the VIPs.
+    pub interface: String,
+    /// Local QUIC endpoint; default `0.0.0.0:5798`.
+    pub listen: SocketAddr,
+}
+
+/// Another node of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// The peer's node name (must match its certificate). `None` when the peer was given by
+    /// address only (`--peer ADDR`, or a `[[peer]]` without `name`).
+    pub name: Option<String>,
+    /// Where the peer's QUIC endpoint is.
+    pub address: SocketAddr,
+}
+
+/// Election timing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElectionSettings {
+    /// Time between adverts (10 ms..=10 s, default 50 ms).
+    pub advert_interval: Duration,
+    /// A master is declared down after `down_multiplier` missed adverts (2..=20, default 3).
+    pub down_multiplier: u32,
+    /// Whether a higher-priority node takes over from a running master (default true).
+    pub preempt: bool,
+    /// How long a higher-priority node waits before preempting (default 0).
+    pub preempt_delay: Duration,
+}
+
+/// Gratuitous ARP settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GarpSettings {
+    /// How many GARPs per VIP after becoming master (1..=20, default 3).
+    pub count: u32,
+    /// Over how long the `count` GARPs are spread (default 500 ms).
+    pub spread: Duration,
+    /// Repeat the GARPs this often while master; zero = never (default 30 s).
+    pub refresh: Duration,
+}
+
+/// Paths of this node's TLS material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPaths {
+    /// The cluster CA certificate (PEM).
+    pub ca: PathBuf,
+    /// This node's certificate (PEM).
+    pub cert: PathBuf,
+    /// This node's private key (PEM).
+    pub key: PathBuf,
+}
+
+/// Commands run on transitions, as argv lists (no shell). Each present list is non-empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifySettings {
+    /// Run on every transition (with the new state as an argument/environment, see docs).
+    pub command: Option<Vec<String>>,
+    /// Run on becoming master.
+    pub master: Option<Vec<String>>,
+    /// Run on becoming backup.
+    pub backup: Option<Vec<String>>,
+    /// Run on entering fault.
+    pub fault: Option<Vec<String>>,
+    /// Run when the agent stops.
+    pub stop: Option<Vec<String>>,
+    /// A command still running after this long is killed (default 5 s).
+    pub timeout: Duration,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The name used in the config file: `"text"` or `"json"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// Output format (default text).
+    pub format: LogFormat,
+    /// One of [`LOG_LEVELS`] (default `"info"`).
+    pub level: String,
+}
+
+/// Values from command-line flags. They override the file; with no file they are the whole
+/// configuration (quick mode). Plain data: the CLI fills it. Flag names used in messages are
+/// given on each field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--cluster NAME`
+    pub cluster: Option<String>,
+    /// `--name NAME`
+    pub name: Option<String>,
+    /// `--priority N` (wide type so that an out-of-range value is reported, not truncated)
+    pub priority: Option<i64>,
+    /// `--interface IFACE`
+    pub interface: Option<String>,
+    /// `--listen ADDR[:PORT]`
+    pub listen: Option<String>,
+    /// `--vip ADDR/PREFIX`, repeatable; non-empty replaces the file's VIPs.
+    pub vips: Vec<String>,
+    /// `--peer ADDR[:PORT]`, repeatable; non-empty replaces the file's peers (peers by address,
+    /// without names).
+    pub peers: Vec<String>,
+    /// `--certs DIR`: ca.pem, NAME.pem, NAME-key.pem in DIR (replaces the whole `[tls]` table).
+    pub certs_dir: Option<PathBuf>,
+    /// `--advert-interval-ms MS`
+    pub advert_interval_ms: Option<u64>,
+    /// `--nopreempt`
+    pub nopreempt: bool,
+    /// `--log-format text|json`
+    pub log_format: Option<String>,
+    /// `--log-level LEVEL`
+    pub log_level: Option<String>,
+}
+
+/// Loads the configuration.
+///
+/// * `config_file` given: it must exist and be readable; flags override its values.
+/// * `None`: [`DEFAULT_CONFIG_PATH`] if it exists; otherwise quick mode (flags only).
+pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigErrors> {
+    load_with_default(config_file, Path::new(DEFAULT_CONFIG_PATH), overrides)
+}
+
+/// [`load`] with another default path (for tests).
+pub(crate) fn load_with_default(
+    config_file: Option<&Path>,
+    default_path: &Path,
+    overrides: &Overrides,
+) -> Result<Config, ConfigErrors> {
+    let (path, quick_note) = match config_file {
+        Some(p) => (p, false),
+        None if default_path.exists() => (default_path, false),
+        None => (default_path, true),
+    };
+    if quick_note {
+        return from_flags(overrides).map_err(|mut e| {
+            e.0.push(ConfigError {
+                place: ErrorPlace::CommandLine,
+                message: format!(
+                    "(no config file: {} does not exist, so the flags are the whole \
+                     configuration)",
+                    default_path.display()
+                ),
+            });
+            e
+        });
+    }
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError::file(
+            &name,
+            format!("cannot read config file: {e}"),
+        )])
+    })?;
+    from_toml(&text, &name, overrides)
+}
+
+/// Builds the configuration from TOML text (no file I/O); `source_name` names it in errors.
+pub fn from_toml(
+    text: &str,
+    source_name: &str,
+    overrides: &Overrides,
+) -> Result<Config, ConfigErrors> {
+    from_toml_with_host(text, source_name, overrides, host_name())
+}
+
+/// Quick mode: the configuration from flags alone.
+pub fn from_flags(overrides: &Overrides) -> Result<Config, ConfigErrors> {
+    from_flags_with_host(overrides, host_name())
+}
+
+pub(crate) fn from_toml_with_host(
+    text: &str,
+    source_name: &str,
+    overrides: &Overrides,
+    host: Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let mut ck = validate::Checker::new(Some(source_name), text);
+    let mut raw = match raw::parse_document(text) {
+        Ok((raw, errors)) => {
+            for e in errors {
+                ck.push_raw(e.span.as_ref(), e.message);
+            }
+            raw
+        }
+        Err(syntax) => {
+            for e in syntax {
+                ck.push_raw(e.span.as_ref(), format!("TOML syntax error: {}", e.message));
+            }
+            return Err(ck.into_errors());
+        }
+    };
+    raw::apply_overrides(&mut raw, overrides);
+    validate::validate(&raw, ck, source_name, host)
+}
+
+pub(crate) fn from_flags_with_host(
+    overrides: &Overrides,
+    host: Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let mut raw = raw::RawConfig::default();
+    raw::apply_overrides(&mut raw, overrides);
+    validate::validate(&raw, validate::Checker::new(None, ""), COMMAND_LINE, host)
+}
+
+/// This machine's host name, if it has one that is valid UTF-8.
+fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for writes of its length; gethostname writes at most that
+    // many bytes and we stop at the first NUL (or the end of the buffer).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let len = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    let name = std::str::from_utf8(&buf[..len]).ok()?.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}

@@ -1,0 +1,404 @@
+//! Raw, unvalidated settings: what the TOML file and the command-line flags said, nothing more.
+//!
+//! Every value keeps its [`Origin`] (a byte span in the file, or the flag that set it) so that
+//! `validate` can point at it. The file is read one table at a time, and a key that fails to
+//! deserialize (unknown key, wrong type) is reported, dropped and the table read again, so one
+//! mistake never hides the others.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+use super::Overrides;
+
+/// Where a raw value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Byte range of the value in the config file.
+    Span(Range<usize>),
+    /// The command-line flag and its value as the user would type it, e.g. `--priority 300`.
+    Flag(String),
+}
+
+/// A raw value and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Item<T> {
+    pub(crate) value: T,
+    pub(crate) origin: Origin,
+}
+
+impl<T> Item<T> {
+    /// A value set by a command-line flag.
+    pub(crate) fn flag(value: T, flag: String) -> Self {
+        Self {
+            value,
+            origin: Origin::Flag(flag),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Item<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<T>::deserialize(deserializer)?;
+        let span = spanned.span();
+        Ok(Self {
+            value: spanned.into_inner(),
+            origin: Origin::Span(span),
+        })
+    }
+}
+
+/// `[cluster]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCluster {
+    pub(crate) name: Option<Item<String>>,
+}
+
+/// `[node]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNode {
+    pub(crate) name: Option<Item<String>>,
+    pub(crate) priority: Option<Item<i64>>,
+    pub(crate) interface: Option<Item<String>>,
+    pub(crate) listen: Option<Item<String>>,
+}
+
+/// One `[[peer]]` table, or one `--peer` flag.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPeer {
+    pub(crate) name: Option<Item<String>>,
+    pub(crate) address: Option<Item<String>>,
+    /// Where the whole peer was given (the `[[peer]]` header or the flag).
+    #[serde(skip, default = "no_origin")]
+    pub(crate) origin: Origin,
+}
+
+fn no_origin() -> Origin {
+    Origin::Span(0..0)
+}
+
+/// `[vip]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVip {
+    pub(crate) addresses: Option<Item<Vec<Item<String>>>>,
+}
+
+/// `[election]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawElection {
+    pub(crate) advert_interval_ms: Option<Item<i64>>,
+    pub(crate) down_multiplier: Option<Item<i64>>,
+    pub(crate) preempt: Option<Item<bool>>,
+    pub(crate) nopreempt: Option<Item<bool>>,
+    pub(crate) preempt_delay_ms: Option<Item<i64>>,
+}
+
+/// `[garp]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGarp {
+    pub(crate) count: Option<Item<i64>>,
+    pub(crate) spread_ms: Option<Item<i64>>,
+    pub(crate) refresh_ms: Option<Item<i64>>,
+}
+
+/// `[tls]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub(crate) dir: Option<Item<PathBuf>>,
+    pub(crate) ca: Option<Item<PathBuf>>,
+    pub(crate) cert: Option<Item<PathBuf>>,
+    pub(crate) key: Option<Item<PathBuf>>,
+}
+
+/// `[notify]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNotify {
+    pub(crate) command: Option<Item<Vec<String>>>,
+    pub(crate) master: Option<Item<Vec<String>>>,
+    pub(crate) backup: Option<Item<Vec<String>>>,
+    pub(crate) fault: Option<Item<Vec<String>>>,
+    pub(crate) stop: Option<Item<Vec<String>>>,
+    pub(crate) timeout_ms: Option<Item<i64>>,
+}
+
+/// `[log]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLog {
+    pub(crate) format: Option<Item<String>>,
+    pub(crate) level: Option<Item<String>>,
+}
+
+/// Everything the file and the flags said, before validation.
+#[derive(Debug, Default)]
+pub(crate) struct RawConfig {
+    pub(crate) cluster: RawCluster,
+    pub(crate) node: RawNode,
+    pub(crate) peers: Vec<RawPeer>,
+    /// `--peer` flags replaced the file's peers.
+    pub(crate) peers_from_flags: bool,
+    pub(crate) vip: RawVip,
+    pub(crate) election: RawElection,
+    pub(crate) garp: RawGarp,
+    pub(crate) tls: RawTls,
+    pub(crate) notify: RawNotify,
+    pub(crate) log: RawLog,
+    /// Span of each table header present in the file (`node`, `vip`, ...), to point at
+    /// when a required key is missing.
+    pub(crate) headers: BTreeMap<&'static str, Range<usize>>,
+    /// Tables (`node`) and keys (`node.interface`) that were already reported as broken and
+    /// dropped: a "missing" error for them would only repeat the first one.
+    pub(crate) broken: BTreeSet<String>,
+}
+
+/// A problem found while reading the file: a message and the byte range it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawError {
+    pub(crate) span: Option<Range<usize>>,
+    pub(crate) message: String,
+}
+
+/// The top-level tables, in the order they are documented.
+pub(crate) const TABLES: [&str; 9] = [
+    "cluster", "node", "peer", "vip", "election", "garp", "tls", "notify", "log",
+];
+
+/// Parses a TOML document into a [`RawConfig`], collecting every syntax error, unknown key and
+/// type mismatch. A syntax error stops there (the rest of the file cannot be trusted).
+pub(crate) fn parse_document(text: &str) -> Result<(RawConfig, Vec<RawError>), Vec<RawError>> {
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        return Err(syntax
+            .into_iter()
+            .map(|e| RawError {
+                span: e.span(),
+                message: e.message().trim().to_string(),
+            })
+            .collect());
+    }
+    let mut raw = RawConfig::default();
+    let mut errors = Vec::new();
+    for (key, value) in root.into_inner() {
+        let span = value.span();
+        let Some(&table) = TABLES.iter().find(|t| **t == key.get_ref().as_ref()) else {
+            errors.push(RawError {
+                span: Some(key.span()),
+                message: format!(
+                    "unknown table `{}`, expected one of {}",
+                    key.get_ref(),
+                    TABLES.map(|t| format!("`{t}`")).join(", ")
+                ),
+            });
+            continue;
+        };
+        raw.headers.insert(table, span);
+        let mut ctx = SectionCtx {
+            errors: &mut errors,
+            broken: &mut raw.broken,
+        };
+        match table {
+            "cluster" => raw.cluster = ctx.section(table, value).unwrap_or_default(),
+            "node" => raw.node = ctx.section(table, value).unwrap_or_default(),
+            "vip" => raw.vip = ctx.section(table, value).unwrap_or_default(),
+            "election" => raw.election = ctx.section(table, value).unwrap_or_default(),
+            "garp" => raw.garp = ctx.section(table, value).unwrap_or_default(),
+            "tls" => raw.tls = ctx.section(table, value).unwrap_or_default(),
+            "notify" => raw.notify = ctx.section(table, value).unwrap_or_default(),
+            "log" => raw.log = ctx.section(table, value).unwrap_or_default(),
+            _ => raw.peers = ctx.peers(value),
+        }
+    }
+    Ok((raw, errors))
+}
+
+struct SectionCtx<'a> {
+    errors: &'a mut Vec<RawError>,
+    broken: &'a mut BTreeSet<String>,
+}
+
+impl SectionCtx<'_> {
+    /// Deserializes one table. On an error, reports it, drops the key it concerns and tries
+    /// again, so that every bad key in the table is reported.
+    /// `None` if the value is not a table at all or an error cannot be tied to one key.
+    fn section<T: DeserializeOwned>(
+        &mut self,
+        table: &str,
+        value: Spanned<DeValue<'_>>,
+    ) -> Option<T> {
+        let span = value.span();
+        let DeValue::Table(mut entries) = value.into_inner() else {
+            self.errors.push(RawError {
+                span: Some(span),
+                message: format!("`{table}` must be a table: write [{table}]"),
+            });
+            self.broken.insert(table.to_string());
+            return None;
+        };
+        // Each round removes one entry, so this ends.
+        loop {
+            let attempt = Spanned::new(span.clone(), DeValue::Table(entries.clone()));
+            match T::deserialize(ValueDeserializer::from(attempt)) {
+                Ok(parsed) => return Some(parsed),
+                Err(err) => {
+                    let err_span = err.span();
+                    let culprit = err_span.as_ref().and_then(|es| {
+                        entries
+                            .iter()
+                            .find(|(k, v)| overlaps(&k.span(), es) || overlaps(&v.span(), es))
+                            .map(|(k, _)| k.get_ref().to_string())
+                    });
+                    let message = describe_de_error(table, culprit.as_deref(), err.message());
+                    self.errors.push(RawError {
+                        span: err_span.or(Some(span.clone())),
+                        message,
+                    });
+                    match culprit {
+                        Some(key) => {
+                            entries.remove(key.as_str());
+                            self.broken.insert(format!("{table}.{key}"));
+                        }
+                        None => {
+                            self.broken.insert(table.to_string());
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deserializes the `[[peer]]` array, each peer on its own.
+    fn peers(&mut self, value: Spanned<DeValue<'_>>) -> Vec<RawPeer> {
+        let span = value.span();
+        let DeValue::Array(items) = value.into_inner() else {
+            self.errors.push(RawError {
+                span: Some(span),
+                message: "`peer` must be an array of tables: write [[peer]] for each peer"
+                    .to_string(),
+            });
+            self.broken.insert("peer".to_string());
+            return Vec::new();
+        };
+        let mut peers = Vec::new();
+        for item in items.iter() {
+            let item_span = item.span();
+            if !item.get_ref().is_table() {
+                self.errors.push(RawError {
+                    span: Some(item_span),
+                    message: "each peer must be a table: write [[peer]] for each peer".to_string(),
+                });
+                continue;
+            }
+            let Some(mut peer) = self.section::<RawPeer>("peer", item.clone()) else {
+                continue;
+            };
+            peer.origin = Origin::Span(item_span);
+            peers.push(peer);
+        }
+        peers
+    }
+}
+
+fn overlaps(a: &Range<usize>, b: &Range<usize>) -> bool {
+    if b.is_empty() {
+        a.start <= b.start && b.start <= a.end
+    } else {
+        a.start < b.end && b.start < a.end
+    }
+}
+
+/// Makes serde's wording readable for someone who never wrote Rust.
+fn describe_de_error(table: &str, key: Option<&str>, message: &str) -> String {
+    let message = message
+        .trim()
+        .replace("expected i64", "expected an integer")
+        .replace("expected a sequence", "expected a list")
+        .replace("expected struct RawPeer", "expected a table");
+    let header = if table == "peer" {
+        "[[peer]]".to_string()
+    } else {
+        format!("[{table}]")
+    };
+    if message.starts_with("unknown field") {
+        return format!("{header}: {message}");
+    }
+    match key {
+        Some(key) => format!("{header} {key}: {message}"),
+        None => format!("{header}: {message}"),
+    }
+}
+
+/// Copies the command-line flags over the raw settings (flags win over the file).
+pub(crate) fn apply_overrides(raw: &mut RawConfig, o: &Overrides) {
+    if let Some(v) = &o.cluster {
+        raw.cluster.name = Some(Item::flag(v.clone(), format!("--cluster {v}")));
+    }
+    if let Some(v) = &o.name {
+        raw.node.name = Some(Item::flag(v.clone(), format!("--name {v}")));
+    }
+    if let Some(v) = o.priority {
+        raw.node.priority = Some(Item::flag(v, format!("--priority {v}")));
+    }
+    if let Some(v) = &o.interface {
+        raw.node.interface = Some(Item::flag(v.clone(), format!("--interface {v}")));
+    }
+    if let Some(v) = &o.listen {
+        raw.node.listen = Some(Item::flag(v.clone(), format!("--listen {v}")));
+    }
+    if !o.peers.is_empty() {
+        raw.peers_from_flags = true;
+        raw.peers = o
+            .peers
+            .iter()
+            .map(|p| RawPeer {
+                name: None,
+                address: Some(Item::flag(p.clone(), format!("--peer {p}"))),
+                origin: Origin::Flag(format!("--peer {p}")),
+            })
+            .collect();
+    }
+    if !o.vips.is_empty() {
+        let list = o
+            .vips
+            .iter()
+            .map(|v| Item::flag(v.clone(), format!("--vip {v}")))
+            .collect();
+        raw.vip.addresses = Some(Item::flag(list, "--vip".to_string()));
+    }
+    if let Some(v) = o.advert_interval_ms {
+        let ms = i64::try_from(v).unwrap_or(i64::MAX);
+        raw.election.advert_interval_ms = Some(Item::flag(ms, format!("--advert-interval-ms {v}")));
+    }
+    if o.nopreempt {
+        raw.election.preempt = Some(Item::flag(false, "--nopreempt".to_string()));
+        raw.election.nopreempt = None;
+    }
+    if let Some(dir) = &o.certs_dir {
+        raw.tls = RawTls {
+            dir: Some(Item::flag(
+                dir.clone(),
+                format!("--certs {}", dir.display()),
+            )),
+            ..RawTls::default()
+        };
+    }
+    if let Some(v) = &o.log_format {
+        raw.log.format = Some(Item::flag(v.clone(), format!("--log-format {v}")));
+    }
+    if let Some(v) = &o.log_level {
+        raw.log.level = Some(Item::flag(v.clone(), format!("--log-level {v}")));
+    }
+}

@@ -1,0 +1,879 @@
+//! What a user sees: accepted files, and for each mistake the line and a clear message.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+
+/// A complete, valid file. Tests replace one line to break it.
+const FULL: &str = r#"# test config
+[cluster]
+name = "web"
+
+[node]
+name = "n1"
+priority = 150
+interface = "eth0"
+listen = "192.0.2.11:5798"
+
+[[peer]]
+name = "n2"
+address = "192.0.2.12"
+
+[[peer]]
+name = "n3"
+address = "192.0.2.13:6000"
+
+[vip]
+addresses = ["192.0.2.100/24", "192.0.2.101/32"]
+
+[election]
+advert_interval_ms = 100
+down_multiplier = 4
+preempt = true
+preempt_delay_ms = 2000
+
+[garp]
+count = 5
+spread_ms = 1000
+refresh_ms = 0
+
+[tls]
+dir = "/srv/certs"
+key = "/secret/n1.key"
+
+[notify]
+command = ["/usr/local/bin/on-transition", "--verbose"]
+master = ["/usr/local/bin/became-master"]
+timeout_ms = 2500
+
+[log]
+format = "json"
+level = "debug"
+"#;
+
+const MINIMAL: &str = r#"[node]
+interface = "eth0"
+[[peer]]
+name = "n2"
+address = "192.0.2.12"
+[vip]
+addresses = ["192.0.2.100/24"]
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    from_toml_with_host(text, "t.toml", &Overrides::default(), Some("n1".into()))
+}
+
+fn parse_with(text: &str, o: &Overrides) -> Result<Config, ConfigErrors> {
+    from_toml_with_host(text, "t.toml", o, Some("n1".into()))
+}
+
+fn errors(text: &str) -> ConfigErrors {
+    match parse(text) {
+        Ok(c) => panic!("expected errors, got {c:?}"),
+        Err(e) => e,
+    }
+}
+
+/// `FULL` with the line `old` replaced by `new` (which must exist once).
+fn full_with(old: &str, new: &str) -> String {
+    assert_eq!(FULL.matches(old).count(), 1, "`{old}` not unique in FULL");
+    FULL.replace(old, new)
+}
+
+/// The 1-based number of the first line of `text` that contains `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("`{needle}` not in text"))
+        + 1
+}
+
+/// The one error whose message contains `fragment`.
+fn find<'a>(errs: &'a ConfigErrors, fragment: &str) -> &'a ConfigError {
+    let found: Vec<_> = errs
+        .iter()
+        .filter(|e| e.message.contains(fragment))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one error containing `{fragment}`, got:\n{errs}"
+    );
+    found[0]
+}
+
+/// Asserts an error containing `fragment` at `line` of t.toml, and that it is the only error.
+fn assert_only_error_at(text: &str, line: usize, fragment: &str) {
+    let errs = errors(text);
+    let e = find(&errs, fragment);
+    let loc = e.location().unwrap_or_else(|| panic!("no line in `{e}`"));
+    assert_eq!((loc.file.as_str(), loc.line), ("t.toml", line), "{e}");
+    assert_eq!(errs.len(), 1, "expected only one error:\n{errs}");
+    assert!(e.to_string().starts_with(&format!("t.toml:{line}:")), "{e}");
+}
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+// ---------------------------------------------------------------- accepted files
+
+#[test]
+fn full_file_gives_every_value() {
+    let c = parse(FULL).unwrap();
+    assert_eq!(c.source, "t.toml");
+    assert_eq!(c.cluster, "web");
+    assert_eq!(
+        c.node,
+        NodeConfig {
+            name: "n1".into(),
+            priority: 150,
+            interface: "eth0".into(),
+            listen: sa("192.0.2.11:5798"),
+        }
+    );
+    assert_eq!(
+        c.peers,
+        vec![
+            PeerConfig {
+                name: Some("n2".into()),
+                address: sa("192.0.2.12:5798")
+            },
+            PeerConfig {
+                name: Some("n3".into()),
+                address: sa("192.0.2.13:6000")
+            },
+        ]
+    );
+    assert_eq!(
+        c.vips,
+        vec![
+            "192.0.2.100/24".parse().unwrap(),
+            "192.0.2.101/32".parse().unwrap()
+        ]
+    );
+    assert_eq!(
+        c.election,
+        ElectionSettings {
+            advert_interval: Duration::from_millis(100),
+            down_multiplier: 4,
+            preempt: true,
+            preempt_delay: Duration::from_secs(2),
+        }
+    );
+    assert_eq!(
+        c.garp,
+        GarpSettings {
+            count: 5,
+            spread: Duration::from_secs(1),
+            refresh: Duration::ZERO,
+        }
+    );
+    assert_eq!(
+        c.tls,
+        TlsPaths {
+            ca: "/srv/certs/ca.pem".into(),
+            cert: "/srv/certs/n1.pem".into(),
+            key: "/secret/n1.key".into(),
+        }
+    );
+    assert_eq!(
+        c.notify.command,
+        Some(vec![
+            "/usr/local/bin/on-transition".to_string(),
+            "--verbose".to_string()
+        ])
+    );
+    assert_eq!(
+        c.notify.master,
+        Some(vec!["/usr/local/bin/became-master".to_string()])
+    );
+    assert_eq!(c.notify.backup, None);
+    assert_eq!(c.notify.timeout, Duration::from_millis(2500));
+    assert_eq!(c.log.format, LogFormat::Json);
+    assert_eq!(c.log.level, "debug");
+}
+
+#[test]
+fn minimal_file_gets_documented_defaults() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.cluster, "haagent");
+    assert_eq!(c.node.name, "n1", "default name is the host name");
+    assert_eq!(c.node.priority, 100);
+    assert_eq!(c.node.listen, sa("0.0.0.0:5798"));
+    assert_eq!(c.election.advert_interval, Duration::from_millis(50));
+    assert_eq!(c.election.down_multiplier, 3);
+    assert!(c.election.preempt);
+    assert_eq!(c.election.preempt_delay, Duration::ZERO);
+    assert_eq!(c.garp.count, 3);
+    assert_eq!(c.garp.spread, Duration::from_millis(500));
+    assert_eq!(c.garp.refresh, Duration::from_secs(30));
+    assert_eq!(c.tls.ca, PathBuf::from("/etc/haagent/certs/ca.pem"));
+    assert_eq!(c.tls.cert, PathBuf::from("/etc/haagent/certs/n1.pem"));
+    assert_eq!(c.tls.key, PathBuf::from("/etc/haagent/certs/n1-key.pem"));
+    assert_eq!(c.notify.command, None);
+    assert_eq!(c.notify.timeout, Duration::from_secs(5));
+    assert_eq!(c.log.format, LogFormat::Text);
+    assert_eq!(c.log.level, "info");
+}
+
+#[test]
+fn listen_address_without_port_gets_default_port() {
+    let text = MINIMAL.replace(
+        "interface = \"eth0\"",
+        "interface = \"eth0\"\nlisten = \"192.0.2.11\"",
+    );
+    assert_eq!(parse(&text).unwrap().node.listen, sa("192.0.2.11:5798"));
+}
+
+#[test]
+fn ipv6_peers_are_accepted_with_an_ipv6_listen_address() {
+    let text = r#"[node]
+interface = "eth0"
+listen = "[2001:db8::11]:5798"
+[[peer]]
+name = "n2"
+address = "2001:db8::12"
+[[peer]]
+name = "n3"
+address = "[2001:db8::13]:6000"
+[vip]
+addresses = ["192.0.2.100/24"]
+"#;
+    let c = parse(text).unwrap();
+    assert_eq!(c.peers[0].address, sa("[2001:db8::12]:5798"));
+    assert_eq!(c.peers[1].address, sa("[2001:db8::13]:6000"));
+}
+
+#[test]
+fn nopreempt_is_accepted_alone() {
+    let text = full_with("preempt = true", "nopreempt = true");
+    assert!(!parse(&text).unwrap().election.preempt);
+    let text = full_with("preempt = true", "preempt = false\nnopreempt = true");
+    assert!(!parse(&text).unwrap().election.preempt, "agreeing is fine");
+}
+
+#[test]
+fn host_name_is_checked_when_used_as_node_name() {
+    let e = from_toml_with_host(
+        MINIMAL,
+        "t.toml",
+        &Overrides::default(),
+        Some("bad host".into()),
+    )
+    .unwrap_err();
+    let e = find(&e, "host name cannot be used");
+    assert_eq!(e.place, ErrorPlace::File("t.toml".into()));
+    assert!(e.message.contains("set [node] name"), "{e}");
+}
+
+// ---------------------------------------------------------------- one mistake each
+
+#[test]
+fn priority_zero_and_300_are_rejected_with_their_line() {
+    let line = line_of(FULL, "priority = 150");
+    assert_only_error_at(
+        &full_with("priority = 150", "priority = 0"),
+        line,
+        "priority must be 1..=254, not 0",
+    );
+    assert_only_error_at(
+        &full_with("priority = 150", "priority = 300"),
+        line,
+        "priority must be 1..=254, not 300",
+    );
+}
+
+#[test]
+fn duplicate_peer_name_is_rejected() {
+    let text = full_with("name = \"n3\"", "name = \"n2\"");
+    let line = line_of(&text, "address = \"192.0.2.13:6000\"") - 1;
+    assert_only_error_at(&text, line, "duplicate peer name `n2` (first at line 12)");
+}
+
+#[test]
+fn duplicate_peer_address_is_rejected_even_with_default_port_spelled_out() {
+    let text = full_with(
+        "address = \"192.0.2.13:6000\"",
+        "address = \"192.0.2.12:5798\"",
+    );
+    let line = line_of(&text, "address = \"192.0.2.12:5798\"");
+    assert_only_error_at(&text, line, "duplicate peer address `192.0.2.12:5798`");
+}
+
+#[test]
+fn vip_that_is_not_a_cidr_says_what_is_wrong() {
+    let line = line_of(FULL, "addresses = [");
+    let text = full_with("\"192.0.2.101/32\"", "\"192.0.2.101\"");
+    assert_only_error_at(&text, line, "not in address/prefix form");
+    let text = full_with("\"192.0.2.101/32\"", "\"192.0.2.101/33\"");
+    assert_only_error_at(&text, line, "prefix `33` is not a number from 0 to 32");
+    let text = full_with("\"192.0.2.101/32\"", "\"192.0.2/24\"");
+    assert_only_error_at(&text, line, "`192.0.2` is not an IPv4 address");
+}
+
+#[test]
+fn vip_error_points_at_the_element_on_its_own_line() {
+    let text = full_with(
+        "addresses = [\"192.0.2.100/24\", \"192.0.2.101/32\"]",
+        "addresses = [\n  \"192.0.2.100/24\",\n  \"192.0.2.300/24\",\n]",
+    );
+    let line = line_of(&text, "192.0.2.300");
+    let errs = errors(&text);
+    let loc = find(&errs, "192.0.2.300").location().unwrap().clone();
+    assert_eq!((loc.line, loc.column), (line, 3));
+}
+
+#[test]
+fn duplicate_vip_is_rejected() {
+    let text = full_with("\"192.0.2.101/32\"", "\"192.0.2.100/32\"");
+    assert_only_error_at(
+        &text,
+        line_of(FULL, "addresses = ["),
+        "duplicate VIP `192.0.2.100`",
+    );
+}
+
+#[test]
+fn vip_network_address_is_rejected() {
+    let text = full_with("\"192.0.2.101/32\"", "\"192.0.2.0/24\"");
+    assert_only_error_at(&text, line_of(FULL, "addresses = ["), "network address");
+}
+
+#[test]
+fn vip_equal_to_a_peer_address_is_rejected() {
+    let text = full_with("\"192.0.2.101/32\"", "\"192.0.2.12/24\"");
+    assert_only_error_at(
+        &text,
+        line_of(FULL, "addresses = ["),
+        "is the address of peer 192.0.2.12:5798",
+    );
+}
+
+#[test]
+fn own_name_as_peer_is_rejected() {
+    let text = full_with("name = \"n3\"", "name = \"n1\"");
+    assert_only_error_at(
+        &text,
+        line_of(FULL, "name = \"n3\""),
+        "peer `n1` is this node's own name",
+    );
+}
+
+#[test]
+fn own_listen_address_as_peer_is_rejected() {
+    let text = full_with("address = \"192.0.2.13:6000\"", "address = \"192.0.2.11\"");
+    assert_only_error_at(
+        &text,
+        line_of(&text, "address = \"192.0.2.11\""),
+        "is this node's own listen address",
+    );
+}
+
+#[test]
+fn no_peers_is_rejected() {
+    let text = "[node]\ninterface = \"eth0\"\n[vip]\naddresses = [\"192.0.2.100/24\"]\n";
+    let errs = errors(text);
+    let e = find(&errs, "no peers");
+    assert_eq!(e.place, ErrorPlace::File("t.toml".into()));
+    assert_eq!(errs.len(), 1, "{errs}");
+    assert!(e.to_string().starts_with("t.toml: no peers"), "{e}");
+}
+
+#[test]
+fn no_vips_is_rejected_missing_or_empty() {
+    // [vip] present without addresses: points at the table header.
+    let text = MINIMAL.replace("addresses = [\"192.0.2.100/24\"]", "");
+    assert_only_error_at(&text, line_of(&text, "[vip]"), "[vip] has no `addresses`");
+    // Empty list: points at the list.
+    let text = MINIMAL.replace("[\"192.0.2.100/24\"]", "[]");
+    assert_only_error_at(&text, line_of(&text, "addresses"), "no VIPs");
+    // No [vip] at all: the whole file.
+    let text = MINIMAL.replace("[vip]\naddresses = [\"192.0.2.100/24\"]\n", "");
+    let errs = errors(&text);
+    let e = find(&errs, "no [vip] table");
+    assert_eq!(e.place, ErrorPlace::File("t.toml".into()));
+}
+
+#[test]
+fn no_interface_is_rejected() {
+    let text = MINIMAL.replace("interface = \"eth0\"\n", "priority = 10\n");
+    assert_only_error_at(&text, 1, "[node] has no `interface`");
+}
+
+#[test]
+fn bad_interface_name_is_rejected() {
+    let text = full_with("interface = \"eth0\"", "interface = \"eth0:1\"");
+    assert_only_error_at(&text, line_of(FULL, "interface ="), "labels like eth0:1");
+}
+
+#[test]
+fn advert_interval_below_10ms_is_rejected() {
+    let text = full_with("advert_interval_ms = 100", "advert_interval_ms = 5");
+    assert_only_error_at(
+        &text,
+        line_of(FULL, "advert_interval_ms"),
+        "advert_interval_ms must be 10..=10000, not 5",
+    );
+}
+
+#[test]
+fn bad_node_and_peer_names_are_rejected() {
+    let text = full_with("name = \"n1\"", "name = \"-n1\"");
+    assert_only_error_at(&text, line_of(FULL, "name = \"n1\""), "starts with `-`");
+    let text = full_with("name = \"n2\"", "name = \"n 2\"");
+    assert_only_error_at(&text, line_of(FULL, "name = \"n2\""), "contains ' '");
+    let long = "a".repeat(65);
+    let text = full_with("name = \"n2\"", &format!("name = \"{long}\""));
+    assert_only_error_at(&text, line_of(FULL, "name = \"n2\""), "longer than 64");
+    let text = full_with("name = \"n2\"", "name = \"\"");
+    assert_only_error_at(&text, line_of(FULL, "name = \"n2\""), "name is empty");
+}
+
+#[test]
+fn unknown_log_format_is_rejected() {
+    let text = full_with("format = \"json\"", "format = \"yaml\"");
+    assert_only_error_at(
+        &text,
+        line_of(FULL, "format = \"json\""),
+        "unknown log format `yaml`",
+    );
+}
+
+#[test]
+fn unknown_log_level_is_rejected() {
+    let text = full_with("level = \"debug\"", "level = \"verbose\"");
+    assert_only_error_at(
+        &text,
+        line_of(FULL, "level = \"debug\""),
+        "unknown log level `verbose`",
+    );
+}
+
+#[test]
+fn unknown_key_is_rejected_with_its_line_and_name() {
+    let text = full_with("priority = 150", "priority = 150\nprioirty = 10");
+    assert_only_error_at(
+        &text,
+        line_of(&text, "prioirty"),
+        "[node]: unknown field `prioirty`",
+    );
+    let text = full_with("count = 5", "count = 5\nburst = 2");
+    assert_only_error_at(&text, line_of(&text, "burst"), "unknown field `burst`");
+    let text = full_with("name = \"n2\"", "name = \"n2\"\nport = 1");
+    assert_only_error_at(
+        &text,
+        line_of(&text, "port = 1"),
+        "[[peer]]: unknown field `port`",
+    );
+}
+
+#[test]
+fn unknown_table_is_rejected_with_its_line() {
+    let text = format!("{FULL}\n[health]\ncheck = 1\n");
+    assert_only_error_at(&text, line_of(&text, "[health]"), "unknown table `health`");
+}
+
+#[test]
+fn wrong_type_is_rejected_with_its_line() {
+    let text = full_with("priority = 150", "priority = \"high\"");
+    assert_only_error_at(
+        &text,
+        line_of(FULL, "priority = 150"),
+        "[node] priority: invalid type: string \"high\", expected an integer",
+    );
+}
+
+#[test]
+fn notify_command_that_is_an_empty_list_is_rejected() {
+    let text = full_with(
+        "command = [\"/usr/local/bin/on-transition\", \"--verbose\"]",
+        "command = []",
+    );
+    assert_only_error_at(
+        &text,
+        line_of(&text, "command = []"),
+        "notify command is an empty list",
+    );
+    let text = full_with(
+        "master = [\"/usr/local/bin/became-master\"]",
+        "master = [\"\"]",
+    );
+    assert_only_error_at(&text, line_of(&text, "master = "), "empty program name");
+}
+
+#[test]
+fn contradicting_preempt_and_nopreempt_are_rejected() {
+    let text = full_with("preempt = true", "preempt = true\nnopreempt = true");
+    assert_only_error_at(
+        &text,
+        line_of(&text, "nopreempt"),
+        "`nopreempt = true` contradicts `preempt = true`",
+    );
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    let text = full_with("[garp]", "[garp");
+    let errs = errors(&text);
+    let e = find(&errs, "TOML syntax error");
+    assert_eq!(e.location().unwrap().line, line_of(FULL, "[garp]"));
+}
+
+#[test]
+fn table_given_as_a_value_is_rejected_once() {
+    let text = MINIMAL.replace("[node]\ninterface = \"eth0\"\n", "node = \"eth0\"\n");
+    // One error: the missing interface is not reported again.
+    assert_only_error_at(&text, 1, "`node` must be a table: write [node]");
+}
+
+#[test]
+fn garp_refresh_zero_means_off_and_small_values_are_rejected() {
+    let text = full_with("refresh_ms = 0", "refresh_ms = 10");
+    assert_only_error_at(
+        &text,
+        line_of(FULL, "refresh_ms"),
+        "must be 0 (off) or 1000..",
+    );
+}
+
+// ---------------------------------------------------------------- many at once
+
+#[test]
+fn every_problem_is_reported_together_in_file_order() {
+    let text = r#"[node]
+name = "n1"
+priority = 300
+interface = "eth0"
+colour = "blue"
+
+[[peer]]
+name = "n1"
+address = "192.0.2.12"
+
+[vip]
+addresses = ["192.0.2.100", "192.0.2.101/24", "192.0.2.101/24"]
+
+[election]
+advert_interval_ms = 1
+
+[log]
+format = "xml"
+"#;
+    let errs = errors(text);
+    let got: Vec<(usize, &str)> = errs
+        .iter()
+        .map(|e| (e.location().map_or(0, |l| l.line), e.message.as_str()))
+        .collect();
+    let expected = [
+        (3, "priority must be 1..=254"),
+        (5, "unknown field `colour`"),
+        (8, "this node's own name"),
+        (12, "not in address/prefix form"),
+        (12, "duplicate VIP `192.0.2.101`"),
+        (15, "advert_interval_ms must be 10..=10000"),
+        (18, "unknown log format `xml`"),
+    ];
+    assert_eq!(got.len(), expected.len(), "{errs}");
+    for ((line, msg), (want_line, want_msg)) in got.iter().zip(expected) {
+        assert_eq!(*line, want_line, "{errs}");
+        assert!(msg.contains(want_msg), "`{msg}` lacks `{want_msg}`\n{errs}");
+    }
+    // Displayed one per line, each starting with FILE:LINE:COL.
+    let shown = errs.to_string();
+    assert_eq!(shown.lines().count(), expected.len());
+    assert!(shown.lines().all(|l| l.starts_with("t.toml:")), "{shown}");
+    assert!(
+        shown.starts_with("t.toml:3:12: priority must be"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn several_unknown_keys_in_one_table_are_all_reported() {
+    let text = full_with("count = 5", "cuont = 5\nspred_ms = 3");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 2, "{errs}");
+    find(&errs, "unknown field `cuont`");
+    find(&errs, "unknown field `spred_ms`");
+}
+
+// ---------------------------------------------------------------- round trip
+
+#[test]
+fn to_toml_string_round_trips() {
+    let c = parse(FULL).unwrap();
+    let text = c.to_toml_string();
+    assert!(text.starts_with("# haagent configuration resolved from t.toml"));
+    let back = from_toml_with_host(&text, "printed", &Overrides::default(), None)
+        .unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
+    assert_eq!(
+        back,
+        Config {
+            source: "printed".into(),
+            ..c
+        }
+    );
+}
+
+#[test]
+fn to_toml_string_round_trips_quick_mode_and_defaults() {
+    let c = from_flags_with_host(&quick_flags(), Some("n1".into())).unwrap();
+    let text = c.to_toml_string();
+    let back = from_toml_with_host(&text, "printed", &Overrides::default(), None)
+        .unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
+    assert_eq!(
+        back,
+        Config {
+            source: "printed".into(),
+            ..c
+        }
+    );
+    let c = parse(MINIMAL).unwrap();
+    let back = from_toml_with_host(&c.to_toml_string(), "t.toml", &Overrides::default(), None);
+    assert_eq!(back.unwrap(), c);
+}
+
+// ---------------------------------------------------------------- flags
+
+fn quick_flags() -> Overrides {
+    Overrides {
+        interface: Some("eth0".into()),
+        vips: vec!["10.0.0.100/24".into()],
+        peers: vec!["10.0.0.12".into(), "10.0.0.13:6000".into()],
+        ..Overrides::default()
+    }
+}
+
+#[test]
+fn quick_mode_builds_a_config_from_flags() {
+    let c = from_flags_with_host(&quick_flags(), Some("n1".into())).unwrap();
+    assert_eq!(c.source, "command line");
+    assert_eq!(c.node.name, "n1");
+    assert_eq!(c.node.interface, "eth0");
+    assert_eq!(c.node.priority, 100);
+    assert_eq!(
+        c.peers,
+        vec![
+            PeerConfig {
+                name: None,
+                address: sa("10.0.0.12:5798")
+            },
+            PeerConfig {
+                name: None,
+                address: sa("10.0.0.13:6000")
+            },
+        ]
+    );
+    assert_eq!(c.vips, vec!["10.0.0.100/24".parse().unwrap()]);
+    assert_eq!(c.tls.cert, PathBuf::from("/etc/haagent/certs/n1.pem"));
+
+    let o = Overrides {
+        name: Some("edge-1".into()),
+        priority: Some(90),
+        certs_dir: Some("/tmp/certs".into()),
+        nopreempt: true,
+        ..quick_flags()
+    };
+    let c = from_flags_with_host(&o, None).unwrap();
+    assert_eq!(c.node.name, "edge-1");
+    assert_eq!(c.node.priority, 90);
+    assert!(!c.election.preempt);
+    assert_eq!(
+        c.tls,
+        TlsPaths {
+            ca: "/tmp/certs/ca.pem".into(),
+            cert: "/tmp/certs/edge-1.pem".into(),
+            key: "/tmp/certs/edge-1-key.pem".into(),
+        }
+    );
+}
+
+#[test]
+fn quick_mode_errors_name_the_flag() {
+    let o = Overrides {
+        priority: Some(300),
+        vips: vec!["10.0.0.100".into()],
+        peers: vec!["10.0.0.12".into(), "10.0.0.12:5798".into()],
+        log_format: Some("xml".into()),
+        ..Overrides::default()
+    };
+    let errs = from_flags_with_host(&o, Some("n1".into())).unwrap_err();
+    let shown = errs.to_string();
+    for line in [
+        "--priority 300: priority must be 1..=254, not 300",
+        "--vip 10.0.0.100: bad VIP: `10.0.0.100` is not in address/prefix form",
+        "--peer 10.0.0.12:5798: duplicate peer address `10.0.0.12:5798` (first at --peer 10.0.0.12)",
+        "--log-format xml: unknown log format `xml`",
+        "command line: --interface IFACE is required",
+    ] {
+        assert!(shown.lines().any(|l| l.starts_with(line)), "missing `{line}` in:\n{shown}");
+    }
+    assert!(errs.iter().all(|e| e.location().is_none()));
+    assert_eq!(errs.len(), 5, "{shown}");
+}
+
+#[test]
+fn quick_mode_without_anything_lists_every_required_flag() {
+    let errs = from_flags_with_host(&Overrides::default(), Some("n1".into())).unwrap_err();
+    let shown = errs.to_string();
+    assert!(shown.contains("--interface IFACE is required"), "{shown}");
+    assert!(shown.contains("--peer ADDR[:PORT] is required"), "{shown}");
+    assert!(shown.contains("--vip ADDR/PREFIX is required"), "{shown}");
+}
+
+#[test]
+fn flags_override_the_file() {
+    let o = Overrides {
+        priority: Some(42),
+        interface: Some("bond0".into()),
+        listen: Some("192.0.2.21".into()),
+        peers: vec!["192.0.2.22".into()],
+        vips: vec!["192.0.2.200/24".into()],
+        advert_interval_ms: Some(20),
+        nopreempt: true,
+        certs_dir: Some("/tmp/c".into()),
+        log_format: Some("text".into()),
+        log_level: Some("warn".into()),
+        cluster: Some("db".into()),
+        ..Overrides::default()
+    };
+    let c = parse_with(FULL, &o).unwrap();
+    assert_eq!(c.cluster, "db");
+    assert_eq!(c.node.name, "n1", "not overridden: from the file");
+    assert_eq!(c.node.priority, 42);
+    assert_eq!(c.node.interface, "bond0");
+    assert_eq!(c.node.listen, sa("192.0.2.21:5798"));
+    assert_eq!(
+        c.peers,
+        vec![PeerConfig {
+            name: None,
+            address: sa("192.0.2.22:5798")
+        }],
+        "--peer replaces the file's peers"
+    );
+    assert_eq!(c.vips, vec!["192.0.2.200/24".parse().unwrap()]);
+    assert_eq!(c.election.advert_interval, Duration::from_millis(20));
+    assert_eq!(c.election.down_multiplier, 4, "from the file");
+    assert!(!c.election.preempt);
+    assert_eq!(
+        c.tls.key,
+        PathBuf::from("/tmp/c/n1-key.pem"),
+        "--certs wins over [tls] key"
+    );
+    assert_eq!(c.log.format, LogFormat::Text);
+    assert_eq!(c.log.level, "warn");
+}
+
+#[test]
+fn flag_fixes_a_missing_file_value_and_flag_errors_mix_with_file_errors() {
+    let text = MINIMAL.replace("interface = \"eth0\"\n", "");
+    let o = Overrides {
+        interface: Some("eth1".into()),
+        ..Overrides::default()
+    };
+    assert_eq!(parse_with(&text, &o).unwrap().node.interface, "eth1");
+
+    let text = full_with("format = \"json\"", "format = \"yaml\"");
+    let o = Overrides {
+        priority: Some(0),
+        ..Overrides::default()
+    };
+    let errs = parse_with(&text, &o).unwrap_err();
+    assert_eq!(errs.len(), 2, "{errs}");
+    assert_eq!(
+        find(&errs, "priority").place,
+        ErrorPlace::Flag("--priority 0".into())
+    );
+    assert!(find(&errs, "yaml").location().is_some());
+}
+
+// ---------------------------------------------------------------- files
+
+#[test]
+fn load_reads_the_given_file_and_names_a_missing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("haagent.toml");
+    std::fs::write(
+        &path,
+        MINIMAL.replace("interface", "name = \"n1\"\ninterface"),
+    )
+    .unwrap();
+    let c = load(Some(&path), &Overrides::default()).unwrap();
+    assert_eq!(c.source, path.display().to_string());
+
+    let missing = dir.path().join("nope.toml");
+    let errs = load(Some(&missing), &quick_flags()).unwrap_err();
+    assert_eq!(errs.len(), 1);
+    let shown = errs.to_string();
+    assert!(
+        shown.starts_with(&format!("{}: cannot read config file", missing.display())),
+        "{shown}"
+    );
+}
+
+#[test]
+fn load_errors_carry_the_file_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, full_with("priority = 150", "priority = 0")).unwrap();
+    let errs = load(Some(&path), &Overrides::default()).unwrap_err();
+    let loc = errs.0[0].location().unwrap();
+    assert_eq!(loc.file, path.display().to_string());
+    assert_eq!(loc.line, line_of(FULL, "priority = 150"));
+}
+
+#[test]
+fn without_a_file_the_default_path_is_used_if_it_exists_else_quick_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let default = dir.path().join("haagent.toml");
+    // Missing default: quick mode.
+    let c = load_with_default(None, &default, &quick_flags()).unwrap();
+    assert_eq!(c.source, "command line");
+    let errs = load_with_default(None, &default, &Overrides::default()).unwrap_err();
+    assert!(errs.to_string().contains("does not exist"), "{errs}");
+    // Existing default: used, flags on top.
+    std::fs::write(
+        &default,
+        MINIMAL.replace("interface", "name = \"n1\"\ninterface"),
+    )
+    .unwrap();
+    let o = Overrides {
+        priority: Some(7),
+        ..Overrides::default()
+    };
+    let c = load_with_default(None, &default, &o).unwrap();
+    assert_eq!(c.source, default.display().to_string());
+    assert_eq!(c.node.priority, 7);
+    assert_eq!(c.peers[0].name.as_deref(), Some("n2"));
+}
+
+#[test]
+fn location_columns_count_characters() {
+    let text = "a = \"é\"\nbé = 1\n";
+    let loc = Location::from_offset("f", text, text.find("= 1").unwrap());
+    assert_eq!((loc.line, loc.column), (2, 4));
+    let loc = Location::from_offset("f", text, 10_000);
+    assert_eq!(loc.line, 3);
+}
+
+#[test]
+fn config_error_display_formats() {
+    let e = ConfigError {
+        place: ErrorPlace::At(Location {
+            file: "f.toml".into(),
+            line: 3,
+            column: 7,
+        }),
+        message: "m".into(),
+    };
+    assert_eq!(e.to_string(), "f.toml:3:7: m");
+    let e = ConfigError {
+        place: ErrorPlace::Flag("--vip x".into()),
+        message: "m".into(),
+    };
+    assert_eq!(e.to_string(), "--vip x: m");
+}
