@@ -1,0 +1,886 @@
+//! The links between nodes: one QUIC endpoint, mutual TLS, unreliable datagrams.
+//!
+//! Adverts are small, periodic and only the latest one matters, so they travel as QUIC
+//! datagrams (no retransmission, no head-of-line blocking) over connections that are
+//! mutually authenticated with the cluster CA ([`tls`]).
+//!
+//! Each node dials every configured peer (redialling with exponential backoff) and accepts
+//! inbound connections on the same endpoint, so a pair of nodes normally has two connections.
+//! A connection is *accepted* only after haagent's own identity check, on top of TLS:
+//!
+//! - inbound: the client's certificate (already verified against the CA by rustls) must carry
+//!   the DNS name of a configured named peer, or, for a peer configured only by address
+//!   ("quick mode"), that peer's IP address. Otherwise the connection is closed with
+//!   [`CLOSE_UNKNOWN_PEER`] and a [`TransportEvent::Rejected`] is emitted. An accepted
+//!   connection gets a short confirmation on a unidirectional stream.
+//! - outbound: rustls checked the server certificate against the CA and the configured name
+//!   (or IP). Because in TLS 1.3 the client's handshake completes before the server has
+//!   judged the client's certificate, an outbound connection counts as accepted only when the
+//!   server's confirmation arrives; a server that rejects us closes the connection instead,
+//!   which is reported as [`TransportEvent::Rejected`].
+//!
+//! Datagrams are read only from accepted connections. Sending uses one connection per peer:
+//! the most recently accepted one. Normally that is whichever of the two came up last; after a
+//! peer restarts, it is the new connection, not the old one that looks alive until the idle
+//! timeout.
+//!
+//! Nothing here blocks the caller: all work runs in tokio tasks that end when
+//! [`Transport::close`] is called or the last [`Transport`] handle is dropped. Events are
+//! delivered with `try_send` on a bounded channel; when the daemon falls behind, datagrams
+//! and rejections are dropped first (a reserve is kept for `Up`/`Down`).
+
+pub mod tls;
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use quinn::{ConnectionError, VarInt};
+use rustls_pki_types::CertificateDer;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::certs::{self, NodeIdentity};
+
+pub use tls::{client_config, server_config, ALPN};
+
+/// Application close code: the certificate matches no configured peer.
+pub const CLOSE_UNKNOWN_PEER: u32 = 0x10;
+/// Application close code: replaced by a newer connection from the same peer.
+pub const CLOSE_REPLACED: u32 = 0x11;
+/// Application close code: the node shuts down.
+pub const CLOSE_SHUTDOWN: u32 = 0x0;
+
+const ACCEPTED: &[u8] = b"haagent accepted";
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const EVENT_CAPACITY: usize = 1024;
+/// Channel slots kept free for `Up`/`Down` events.
+const EVENT_RESERVE: usize = 64;
+const MAX_LOGGED_REJECTIONS: usize = 1024;
+/// How long [`Transport::close`] waits for queued datagrams to leave, and then for the
+/// connections to close.
+const FLUSH_BOUND: Duration = Duration::from_millis(100);
+const CLOSE_BOUND: Duration = Duration::from_millis(200);
+
+/// A configured peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSpec {
+    /// The peer's node name, which must be a DNS name in its certificate. `None` ("quick
+    /// mode"): the peer is recognised by its address, which must be an IP address in its
+    /// certificate.
+    pub name: Option<String>,
+    /// Where to dial the peer.
+    pub addr: SocketAddr,
+}
+
+impl PeerSpec {
+    /// The TLS server name we dial: the node name, or the IP address in quick mode.
+    fn server_name(&self) -> String {
+        match &self.name {
+            Some(n) => n.clone(),
+            None => self.addr.ip().to_string(),
+        }
+    }
+
+    /// Whether a certificate with these DNS names and IP addresses identifies this peer.
+    fn matches(&self, names: &[String], ips: &[IpAddr]) -> bool {
+        match &self.name {
+            Some(n) => names.iter().any(|c| c.eq_ignore_ascii_case(n)),
+            None => {
+                let want = self.addr.ip().to_canonical();
+                ips.iter().any(|ip| ip.to_canonical() == want)
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.name {
+            Some(n) => format!("{n} ({})", self.addr),
+            None => self.addr.to_string(),
+        }
+    }
+}
+
+/// What the transport needs to run.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Local UDP address for the QUIC endpoint (server and client).
+    pub listen: SocketAddr,
+    /// The peers; events refer to them by index in this list.
+    pub peers: Vec<PeerSpec>,
+    /// This node's certificates and key.
+    pub identity: Arc<NodeIdentity>,
+}
+
+/// What the transport reports to the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportEvent {
+    /// A datagram from an accepted connection.
+    Datagram {
+        /// Index of the sending peer in [`TransportConfig::peers`].
+        peer: usize,
+        /// DNS names of the peer's certificate.
+        names: Vec<String>,
+        /// The datagram's bytes.
+        payload: Bytes,
+    },
+    /// A handshake or identity check failed (in either direction). Logged once per source IP
+    /// and reason; the event is emitted every time, for counting.
+    Rejected {
+        /// The remote address.
+        source: SocketAddr,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The first accepted connection to this peer is up.
+    Up {
+        /// Index of the peer.
+        peer: usize,
+        /// The peer's address as seen on that connection.
+        remote: SocketAddr,
+    },
+    /// The last accepted connection to this peer closed.
+    Down {
+        /// Index of the peer.
+        peer: usize,
+        /// Why the connection closed.
+        reason: String,
+    },
+}
+
+/// Link state of one peer, see [`Transport::stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerLinkStats {
+    /// Whether an accepted connection exists.
+    pub connected: bool,
+    /// QUIC's smoothed round-trip time on the connection used for sending.
+    pub rtt: Option<Duration>,
+    /// The peer's address on that connection.
+    pub remote: Option<SocketAddr>,
+}
+
+/// Errors starting the transport.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The UDP socket could not be bound.
+    #[error("cannot listen on UDP {addr}: {reason}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why, with a hint.
+        reason: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The certificates could not be turned into a TLS configuration.
+    #[error("TLS configuration: {0}")]
+    Tls(#[source] rustls::Error),
+    /// Another configuration problem.
+    #[error("transport configuration: {0}")]
+    Config(String),
+}
+
+/// Handle on the running transport; cheap to clone. Dropping the last handle stops it.
+#[derive(Clone)]
+pub struct Transport {
+    handle: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("local_addr", &self.local_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stops everything when the last [`Transport`] clone goes away.
+struct Handle {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.stop();
+    }
+}
+
+/// State shared by the handle and the tasks.
+struct Shared {
+    endpoint: quinn::Endpoint,
+    peers: Vec<PeerSpec>,
+    links: Mutex<Vec<Link>>,
+    events: mpsc::Sender<TransportEvent>,
+    shutdown: watch::Sender<bool>,
+    logged: Mutex<HashSet<(IpAddr, String)>>,
+    next_seq: AtomicU64,
+}
+
+#[derive(Default)]
+struct Link {
+    outbound: Option<Live>,
+    inbound: Option<Live>,
+}
+
+impl Link {
+    /// The most recently accepted connection.
+    fn best(&self) -> Option<&Live> {
+        match (&self.outbound, &self.inbound) {
+            (Some(o), Some(i)) => Some(if i.seq > o.seq { i } else { o }),
+            (o, i) => o.as_ref().or(i.as_ref()),
+        }
+    }
+
+    fn slot(&mut self, dir: Dir) -> &mut Option<Live> {
+        match dir {
+            Dir::Outbound => &mut self.outbound,
+            Dir::Inbound => &mut self.inbound,
+        }
+    }
+}
+
+/// An accepted connection.
+struct Live {
+    conn: quinn::Connection,
+    seq: u64,
+    /// Datagram send-buffer space of the idle connection, to tell when it has drained.
+    idle_space: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Outbound,
+    Inbound,
+}
+
+impl Transport {
+    /// Binds the QUIC endpoint on `cfg.listen` and starts dialling the peers and accepting
+    /// connections. Events arrive on the returned receiver.
+    pub async fn start(
+        cfg: TransportConfig,
+    ) -> Result<(Transport, mpsc::Receiver<TransportEvent>), TransportError> {
+        let socket =
+            std::net::UdpSocket::bind(cfg.listen).map_err(|e| bind_error(cfg.listen, e))?;
+        Self::start_with_socket(cfg, socket).await
+    }
+
+    /// Like [`Transport::start`], on an already bound UDP socket (`cfg.listen` is ignored).
+    /// Lets tests (and socket activation) know every node's port before starting any.
+    pub async fn start_with_socket(
+        cfg: TransportConfig,
+        socket: std::net::UdpSocket,
+    ) -> Result<(Transport, mpsc::Receiver<TransportEvent>), TransportError> {
+        for p in &cfg.peers {
+            if let Some(name) = &p.name {
+                certs::validate_node_name(name)
+                    .map_err(|e| TransportError::Config(format!("peer {}: {e}", p.addr)))?;
+            }
+        }
+        let server = tls::server_config(&cfg.identity)?;
+        let client = tls::client_config(&cfg.identity)?;
+        let addr = socket.local_addr().map_err(|e| bind_error(cfg.listen, e))?;
+        let runtime = quinn::default_runtime()
+            .ok_or_else(|| TransportError::Config("no tokio runtime is running".to_string()))?;
+        let mut endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            socket,
+            runtime,
+        )
+        .map_err(|e| bind_error(addr, e))?;
+        endpoint.set_default_client_config(client);
+        let local_addr = endpoint.local_addr().map_err(|e| bind_error(addr, e))?;
+
+        let (events, rx) = mpsc::channel(EVENT_CAPACITY);
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            endpoint,
+            links: Mutex::new(cfg.peers.iter().map(|_| Link::default()).collect()),
+            peers: cfg.peers,
+            events,
+            shutdown,
+            logged: Mutex::new(HashSet::new()),
+            next_seq: AtomicU64::new(1),
+        });
+        tokio::spawn(accept_loop(Arc::clone(&shared)));
+        for peer in 0..shared.peers.len() {
+            tokio::spawn(dial_loop(Arc::clone(&shared), peer));
+        }
+        info!(%local_addr, peers = shared.peers.len(), "transport listening");
+        Ok((
+            Transport {
+                handle: Arc::new(Handle { shared, local_addr }),
+            },
+            rx,
+        ))
+    }
+
+    /// The bound UDP address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.local_addr
+    }
+
+    /// Sends `payload` as an unreliable datagram to every peer with an accepted connection.
+    /// Never blocks; failures are logged at debug level (the next advert follows anyway).
+    pub fn broadcast(&self, payload: Bytes) {
+        let shared = &self.handle.shared;
+        let links = shared.lock_links();
+        for (peer, link) in links.iter().enumerate() {
+            if let Some(live) = link.best() {
+                if let Err(e) = live.conn.send_datagram(payload.clone()) {
+                    debug!(peer = %shared.peers[peer].describe(), error = %e, "datagram not sent");
+                }
+            }
+        }
+    }
+
+    /// Per peer (same order as the configuration): connected, RTT and remote address of the
+    /// connection used for sending.
+    pub fn stats(&self) -> Vec<PeerLinkStats> {
+        let links = self.handle.shared.lock_links();
+        links
+            .iter()
+            .map(|link| match link.best() {
+                Some(live) => PeerLinkStats {
+                    connected: true,
+                    rtt: Some(live.conn.rtt()),
+                    remote: Some(live.conn.remote_address()),
+                },
+                None => PeerLinkStats::default(),
+            })
+            .collect()
+    }
+
+    /// Closes gracefully: waits (at most ~100 ms) until datagrams already queued, such as a
+    /// final priority-0 advert, have left, closes every connection, stops all tasks, and
+    /// waits (at most 200 ms) for the peers to acknowledge the close.
+    ///
+    /// The UDP port is released when quinn has finished draining the connections, which
+    /// for a dial still in its handshake takes a few seconds after `close` returns; a new
+    /// transport in the same process on the same port must retry its bind (a new process
+    /// is not affected).
+    pub async fn close(&self) {
+        let shared = &self.handle.shared;
+        let deadline = tokio::time::Instant::now() + FLUSH_BOUND;
+        loop {
+            let pending = {
+                let links = shared.lock_links();
+                let pending = links
+                    .iter()
+                    .flat_map(|l| [&l.outbound, &l.inbound])
+                    .flatten()
+                    .any(|l| {
+                        l.conn.close_reason().is_none()
+                            && l.conn.datagram_send_buffer_space() < l.idle_space
+                    });
+                pending
+            };
+            if !pending || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        shared.stop();
+        let _ = tokio::time::timeout(CLOSE_BOUND, shared.endpoint.wait_idle()).await;
+    }
+}
+
+impl Shared {
+    fn lock_links(&self) -> MutexGuard<'_, Vec<Link>> {
+        // A panic while holding the lock cannot leave the links inconsistent in a way that
+        // matters more than stopping would; keep going with the data.
+        self.links.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn stop(&self) {
+        self.shutdown.send_replace(true);
+        self.endpoint
+            .close(VarInt::from_u32(CLOSE_SHUTDOWN), b"shutting down");
+    }
+
+    fn stopped(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Emits an event unless the channel is nearly full (`Up`/`Down` may use the reserve).
+    fn emit(&self, event: TransportEvent) {
+        let reserved = matches!(
+            event,
+            TransportEvent::Up { .. } | TransportEvent::Down { .. }
+        );
+        if !reserved && self.events.capacity() <= EVENT_RESERVE {
+            debug!(?event, "event channel full; dropping event");
+            return;
+        }
+        if let Err(e) = self.events.try_send(event) {
+            debug!(error = %e, "event not delivered");
+        }
+    }
+
+    /// Logs a rejection once per (source IP, reason) and always emits the event.
+    fn reject(&self, source: SocketAddr, reason: String) {
+        let first = {
+            let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+            if logged.len() >= MAX_LOGGED_REJECTIONS {
+                logged.clear();
+            }
+            logged.insert((source.ip(), reason.clone()))
+        };
+        if first {
+            warn!(%source, %reason, "rejected a connection");
+        } else {
+            debug!(%source, %reason, "rejected a connection (again)");
+        }
+        self.emit(TransportEvent::Rejected { source, reason });
+    }
+
+    /// Records an accepted connection; emits `Up` if it is the peer's first.
+    fn register(&self, peer: usize, dir: Dir, conn: &quinn::Connection) -> u64 {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let mut links = self.lock_links();
+        let Some(link) = links.get_mut(peer) else {
+            return seq;
+        };
+        let was_up = link.best().is_some();
+        let live = Live {
+            conn: conn.clone(),
+            seq,
+            idle_space: conn.datagram_send_buffer_space(),
+        };
+        if let Some(old) = link.slot(dir).replace(live) {
+            old.conn.close(
+                VarInt::from_u32(CLOSE_REPLACED),
+                b"replaced by a newer connection",
+            );
+        }
+        info!(peer = %self.peers[peer].describe(), remote = %conn.remote_address(), ?dir, "connection accepted");
+        if !was_up {
+            self.emit(TransportEvent::Up {
+                peer,
+                remote: conn.remote_address(),
+            });
+        }
+        seq
+    }
+
+    /// Forgets a closed connection; emits `Down` if it was the peer's last.
+    fn unregister(&self, peer: usize, dir: Dir, seq: u64, reason: &str) {
+        let mut links = self.lock_links();
+        let Some(link) = links.get_mut(peer) else {
+            return;
+        };
+        let slot = link.slot(dir);
+        if slot.as_ref().is_some_and(|l| l.seq == seq) {
+            *slot = None;
+            info!(peer = %self.peers[peer].describe(), ?dir, %reason, "connection closed");
+            if link.best().is_none() {
+                self.emit(TransportEvent::Down {
+                    peer,
+                    reason: reason.to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// Resolves when the transport is told to stop.
+async fn stopped(shared: &Shared) {
+    let mut rx = shared.shutdown.subscribe();
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn accept_loop(shared: Arc<Shared>) {
+    loop {
+        let incoming = tokio::select! {
+            _ = stopped(&shared) => break,
+            incoming = shared.endpoint.accept() => match incoming {
+                Some(i) => i,
+                None => break,
+            },
+        };
+        tokio::spawn(handle_inbound(Arc::clone(&shared), incoming));
+    }
+    debug!("accept loop ended");
+}
+
+async fn handle_inbound(shared: Arc<Shared>, incoming: quinn::Incoming) {
+    let remote = incoming.remote_address();
+    let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(ConnectionError::TimedOut | ConnectionError::LocallyClosed)) | Err(_) => {
+            debug!(%remote, "inbound handshake did not complete");
+            return;
+        }
+        Ok(Err(e)) => {
+            shared.reject(remote, handshake_words(&e));
+            return;
+        }
+    };
+    let (names, ips) = match peer_names(&conn) {
+        Ok(n) => n,
+        Err(reason) => {
+            conn.close(
+                VarInt::from_u32(CLOSE_UNKNOWN_PEER),
+                b"unusable certificate",
+            );
+            shared.reject(remote, reason);
+            return;
+        }
+    };
+    let Some(peer) = match_peer(&shared.peers, &names, &ips, remote) else {
+        conn.close(
+            VarInt::from_u32(CLOSE_UNKNOWN_PEER),
+            b"certificate matches no configured peer",
+        );
+        shared.reject(
+            remote,
+            format!(
+                "certificate names {names:?} (IP addresses {}) match no configured peer",
+                ips_words(&ips)
+            ),
+        );
+        return;
+    };
+    // Tell the client it is accepted (see the module doc).
+    let confirmed = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let mut stream = conn.open_uni().await.map_err(|e| e.to_string())?;
+        stream
+            .write_all(ACCEPTED)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.finish().map_err(|e| e.to_string())
+    })
+    .await;
+    match confirmed {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            debug!(%remote, error = %e, "could not confirm an inbound connection");
+            return;
+        }
+        Err(_) => {
+            debug!(%remote, "could not confirm an inbound connection in time");
+            conn.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"confirmation timed out");
+            return;
+        }
+    }
+    let seq = shared.register(peer, Dir::Inbound, &conn);
+    let reason = read_loop(&shared, peer, names, &conn).await;
+    shared.unregister(peer, Dir::Inbound, seq, &reason);
+}
+
+/// Forwards datagrams of an accepted connection until it closes; returns why it closed.
+async fn read_loop(
+    shared: &Shared,
+    peer: usize,
+    names: Vec<String>,
+    conn: &quinn::Connection,
+) -> String {
+    loop {
+        tokio::select! {
+            _ = stopped(shared) => return "shutting down".to_string(),
+            r = conn.read_datagram() => match r {
+                Ok(payload) => shared.emit(TransportEvent::Datagram {
+                    peer,
+                    names: names.clone(),
+                    payload,
+                }),
+                Err(e) => return close_words(&e),
+            },
+        }
+    }
+}
+
+/// How a dial attempt failed.
+enum DialError {
+    /// An identity problem (either side refused the other's certificate).
+    Rejected(String),
+    /// Anything else (peer down, timeout, ...): retried quietly.
+    Other(String),
+}
+
+async fn dial_loop(shared: Arc<Shared>, peer: usize) {
+    let mut backoff = MIN_BACKOFF;
+    let addr = shared.peers[peer].addr;
+    while !shared.stopped() {
+        let outcome = tokio::select! {
+            _ = stopped(&shared) => break,
+            o = dial_once(&shared, peer) => o,
+        };
+        match outcome {
+            Ok((conn, names)) => {
+                backoff = MIN_BACKOFF;
+                let seq = shared.register(peer, Dir::Outbound, &conn);
+                let reason = read_loop(&shared, peer, names, &conn).await;
+                shared.unregister(peer, Dir::Outbound, seq, &reason);
+            }
+            Err(DialError::Rejected(reason)) => shared.reject(addr, reason),
+            Err(DialError::Other(reason)) => {
+                debug!(peer = %shared.peers[peer].describe(), %reason, "dial failed");
+            }
+        }
+        tokio::select! {
+            _ = stopped(&shared) => break,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    debug!(peer = %shared.peers[peer].describe(), "dial loop ended");
+}
+
+/// Dials one peer and waits until it has accepted us.
+async fn dial_once(
+    shared: &Shared,
+    peer: usize,
+) -> Result<(quinn::Connection, Vec<String>), DialError> {
+    let spec = &shared.peers[peer];
+    let connecting = shared
+        .endpoint
+        .connect(spec.addr, &spec.server_name())
+        .map_err(|e| DialError::Other(format!("cannot dial: {e}")))?;
+    let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
+        Err(_) => return Err(DialError::Other("handshake timed out".to_string())),
+        Ok(Err(e)) => return Err(dial_error(&e)),
+        Ok(Ok(conn)) => conn,
+    };
+    // rustls already checked the CA and the name; this keeps the mapping rule in one place.
+    let (names, ips) = peer_names(&conn).map_err(DialError::Rejected)?;
+    if !spec.matches(&names, &ips) {
+        conn.close(
+            VarInt::from_u32(CLOSE_UNKNOWN_PEER),
+            b"certificate does not match the configured peer",
+        );
+        return Err(DialError::Rejected(format!(
+            "server certificate names {names:?} (IP addresses {}) do not match the configured peer",
+            ips_words(&ips)
+        )));
+    }
+    let confirmation = async {
+        let mut stream = conn.accept_uni().await.map_err(|e| dial_error(&e))?;
+        let got = stream
+            .read_to_end(ACCEPTED.len())
+            .await
+            .map_err(|e| match e {
+                quinn::ReadToEndError::Read(quinn::ReadError::ConnectionLost(e)) => dial_error(&e),
+                other => DialError::Other(format!("bad confirmation: {other}")),
+            })?;
+        if got == ACCEPTED {
+            Ok(())
+        } else {
+            Err(DialError::Other("bad confirmation".to_string()))
+        }
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, confirmation).await {
+        Ok(Ok(())) => Ok((conn, names)),
+        Ok(Err(e)) => {
+            conn.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"not confirmed");
+            Err(e)
+        }
+        Err(_) => {
+            conn.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"not confirmed");
+            Err(DialError::Other(
+                "the peer did not confirm the connection in time".to_string(),
+            ))
+        }
+    }
+}
+
+/// Maps a certificate to the configured peer it identifies: named peers by DNS name,
+/// address-only peers by IP address. When several match, the one configured with the
+/// connection's source address wins.
+pub(crate) fn match_peer(
+    peers: &[PeerSpec],
+    names: &[String],
+    ips: &[IpAddr],
+    remote: SocketAddr,
+) -> Option<usize> {
+    let mut candidates = peers
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.matches(names, ips))
+        .map(|(i, _)| i)
+        .peekable();
+    let first = *candidates.peek()?;
+    let remote_ip = remote.ip().to_canonical();
+    candidates
+        .find(|&i| peers[i].addr.ip().to_canonical() == remote_ip)
+        .or(Some(first))
+}
+
+/// DNS names and IP addresses of the peer's certificate.
+fn peer_names(conn: &quinn::Connection) -> Result<(Vec<String>, Vec<IpAddr>), String> {
+    let certs = conn
+        .peer_identity()
+        .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .ok_or_else(|| "the peer presented no certificate".to_string())?;
+    let first = certs
+        .first()
+        .ok_or_else(|| "the peer presented no certificate".to_string())?;
+    let summary =
+        certs::summarize(first).map_err(|e| format!("unreadable peer certificate: {e}"))?;
+    Ok((summary.names, summary.ips))
+}
+
+fn ips_words(ips: &[IpAddr]) -> String {
+    if ips.is_empty() {
+        "none".to_string()
+    } else {
+        ips.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn is_crypto(code: quinn::TransportErrorCode) -> bool {
+    (0x100..0x200).contains(&u64::from(code))
+}
+
+/// Classifies a failed outbound handshake or confirmation.
+fn dial_error(e: &ConnectionError) -> DialError {
+    match e {
+        ConnectionError::TransportError(t) if is_crypto(t.code) => {
+            DialError::Rejected(handshake_words(e))
+        }
+        ConnectionError::ConnectionClosed(c) if is_crypto(c.error_code) => {
+            DialError::Rejected(handshake_words(e))
+        }
+        ConnectionError::ApplicationClosed(a)
+            if a.error_code == VarInt::from_u32(CLOSE_UNKNOWN_PEER) =>
+        {
+            DialError::Rejected(
+                "the peer does not accept our certificate (its names match none of its configured peers)"
+                    .to_string(),
+            )
+        }
+        other => DialError::Other(close_words(other)),
+    }
+}
+
+/// A failed handshake in words, with a hint for the usual certificate problems.
+fn handshake_words(e: &ConnectionError) -> String {
+    let words = handshake_words_raw(e);
+    let hint = if words.contains("UnknownIssuer") || words.contains("BadSignature") {
+        " (certificate not signed by this cluster's CA)"
+    } else if words.contains("NotValidForName") {
+        " (certificate does not carry the configured name or IP address)"
+    } else if words.contains("CertificateRequired") {
+        " (the client presented no certificate)"
+    } else {
+        ""
+    };
+    format!("{words}{hint}")
+}
+
+fn handshake_words_raw(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::TransportError(t) if !t.reason.is_empty() => {
+            format!("TLS handshake failed: {}", t.reason)
+        }
+        ConnectionError::ConnectionClosed(c) => {
+            let reason = String::from_utf8_lossy(&c.reason);
+            if reason.is_empty() {
+                format!("the peer aborted the handshake: {}", c.error_code)
+            } else {
+                format!("the peer aborted the handshake: {reason}")
+            }
+        }
+        other => format!("handshake failed: {other}"),
+    }
+}
+
+/// Why a connection closed, in words.
+fn close_words(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::ApplicationClosed(a) => {
+            let reason = String::from_utf8_lossy(&a.reason);
+            if reason.is_empty() {
+                format!("closed by the peer (code {})", a.error_code)
+            } else {
+                format!("closed by the peer: {reason}")
+            }
+        }
+        ConnectionError::LocallyClosed => "closed locally".to_string(),
+        ConnectionError::TimedOut => "idle timeout".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn bind_error(addr: SocketAddr, e: std::io::Error) -> TransportError {
+    let reason = match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "address already in use (is another haagent or service on this port?)".to_string()
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "address not available on this host (listen on an address the node owns, not the VIP)"
+                .to_string()
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)".to_string()
+        }
+        _ => e.to_string(),
+    };
+    TransportError::Bind {
+        addr,
+        reason,
+        source: e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: Option<&str>, addr: &str) -> PeerSpec {
+        PeerSpec {
+            name: name.map(str::to_string),
+            addr: addr.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn peers_match_by_name_or_ip() {
+        let peers = vec![
+            spec(Some("n2"), "192.0.2.2:7400"),
+            spec(None, "192.0.2.3:7400"),
+            spec(None, "[2001:db8::4]:7400"),
+        ];
+        let remote: SocketAddr = "198.51.100.9:5000".parse().unwrap();
+        let n = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(match_peer(&peers, &n(&["N2"]), &[], remote), Some(0));
+        assert_eq!(
+            match_peer(&peers, &n(&["n3"]), &[ip("192.0.2.3")], remote),
+            Some(1)
+        );
+        assert_eq!(
+            match_peer(&peers, &[], &[ip("2001:db8::4")], remote),
+            Some(2)
+        );
+        // A named peer is not matched by its IP address, nor a quick-mode peer by a name.
+        assert_eq!(
+            match_peer(&peers, &n(&["x"]), &[ip("192.0.2.2")], remote),
+            None
+        );
+        assert_eq!(match_peer(&peers, &n(&["192.0.2.3"]), &[], remote), None);
+        // Ambiguous: the peer configured with the source address wins.
+        let both = [ip("192.0.2.3"), ip("2001:db8::4")];
+        assert_eq!(match_peer(&peers, &[], &both, remote), Some(1));
+        let from4: SocketAddr = "[2001:db8::4]:1".parse().unwrap();
+        assert_eq!(match_peer(&peers, &[], &both, from4), Some(2));
+        // IPv4-mapped source addresses (dual-stack sockets) compare as IPv4.
+        let mapped: SocketAddr = "[::ffff:192.0.2.3]:1".parse().unwrap();
+        assert_eq!(match_peer(&peers, &[], &both, mapped), Some(1));
+    }
+
+    #[test]
+    fn quick_mode_dials_the_ip_as_server_name() {
+        assert_eq!(spec(None, "192.0.2.3:7400").server_name(), "192.0.2.3");
+        assert_eq!(spec(Some("n2"), "192.0.2.3:7400").server_name(), "n2");
+    }
+}
