@@ -1,0 +1,388 @@
+//! Repeating gratuitous ARP while this node is master.
+//!
+//! One burst right after taking over (a single frame can be lost, and some
+//! switches learn slowly), then a slow refresh for as long as we stay master, so
+//! a neighbour that flushed its cache or a switch that rebooted learns again.
+//!
+//! The timing lives in a tokio task driven by a pure [`Schedule`]; the frames are
+//! sent on a dedicated std thread, because pnet's send is a blocking syscall
+//! (bounded to ~100 ms by its write timeout) that must not stall a runtime worker.
+//! The task hands the thread one "send a round" token at a time; if the thread is
+//! still busy, the round is merged into the pending one instead of queueing up.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{GarpSender, VipError};
+
+/// Something that can put gratuitous ARP for one VIP on the wire.
+pub(crate) trait ArpSink: Send + 'static {
+    /// Sends one announcement for `vip`; returns how many frames went out.
+    fn announce(&mut self, vip: Ipv4Addr) -> Result<u64, VipError>;
+    /// The interface, for log lines.
+    fn interface(&self) -> &str;
+}
+
+impl ArpSink for GarpSender {
+    fn announce(&mut self, vip: Ipv4Addr) -> Result<u64, VipError> {
+        self.send(vip).map(|()| GarpSender::FRAMES_PER_SEND)
+    }
+
+    fn interface(&self) -> &str {
+        GarpSender::interface(self)
+    }
+}
+
+/// What the owner last asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Command {
+    /// `true` between `announce()` and `stop()`.
+    active: bool,
+    /// Bumped by every `announce()`, so a repeated call restarts the burst.
+    generation: u64,
+}
+
+/// Sends gratuitous ARP for the VIPs in bursts and refreshes, from a background
+/// task. Dropping it stops the task and the sending thread.
+#[derive(Debug)]
+pub struct Announcer {
+    control: watch::Sender<Command>,
+    sent: Arc<AtomicU64>,
+    failures: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl Announcer {
+    /// Starts the announcer task on the current tokio runtime (must be called
+    /// inside one). Nothing is sent until [`Announcer::announce`].
+    ///
+    /// Each [`Announcer::announce`] sends `count` gratuitous ARPs per VIP spread
+    /// evenly over `spread` (count 3 over 500 ms → at 0, 250 and 500 ms), then one
+    /// round every `refresh` until [`Announcer::stop`]. A `count` of 0 is treated
+    /// as 1; a zero `refresh` turns the refresh off.
+    pub fn spawn(
+        sender: GarpSender,
+        vips: Vec<Ipv4Addr>,
+        count: u32,
+        spread: Duration,
+        refresh: Duration,
+    ) -> Announcer {
+        Self::spawn_with_sink(sender, vips, Schedule::new(count, spread, refresh))
+    }
+
+    /// [`Announcer::spawn`] with any [`ArpSink`] (tests use a recording one).
+    pub(crate) fn spawn_with_sink(
+        sink: impl ArpSink,
+        vips: Vec<Ipv4Addr>,
+        schedule: Schedule,
+    ) -> Announcer {
+        let (control, control_rx) = watch::channel(Command::default());
+        let sent = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(AtomicU64::new(0));
+        // Capacity 1: at most one round waits while the thread sends another.
+        let (rounds_tx, rounds_rx) = mpsc::sync_channel::<()>(1);
+        {
+            let (sent, failures) = (sent.clone(), failures.clone());
+            std::thread::Builder::new()
+                .name("haagent-garp".to_string())
+                .spawn(move || send_rounds(sink, vips, rounds_rx, &sent, &failures))
+                .map_err(|e| tracing::error!(error = %e, "cannot start the gratuitous ARP thread"))
+                .ok();
+        }
+        let task = tokio::spawn(drive(control_rx, rounds_tx, schedule));
+        Announcer {
+            control,
+            sent,
+            failures,
+            task,
+        }
+    }
+
+    /// Starts a burst now (restarting one in progress), followed by the refresh.
+    pub fn announce(&self) {
+        self.control.send_modify(|c| {
+            c.active = true;
+            c.generation = c.generation.wrapping_add(1);
+        });
+    }
+
+    /// Stops the burst and the refresh (we are no longer master).
+    pub fn stop(&self) {
+        self.control.send_modify(|c| c.active = false);
+    }
+
+    /// Gratuitous ARP frames sent so far (two per VIP and round).
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Rounds-per-VIP that failed to send so far (each one was logged).
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Announcer {
+    fn drop(&mut self) {
+        // Ends the task; its end drops the round channel, which ends the thread.
+        self.task.abort();
+    }
+}
+
+/// The timing task: follows the owner's commands and hands rounds to the thread.
+async fn drive(
+    mut control: watch::Receiver<Command>,
+    rounds: mpsc::SyncSender<()>,
+    mut schedule: Schedule,
+) {
+    let mut seen_generation = 0;
+    loop {
+        let command = *control.borrow_and_update();
+        if !command.active {
+            schedule.stop();
+        } else if command.generation != seen_generation {
+            seen_generation = command.generation;
+            schedule.start(Instant::now());
+        }
+        let due = schedule.next_due();
+        tokio::select! {
+            changed = control.changed() => {
+                if changed.is_err() {
+                    return; // the Announcer is gone
+                }
+            }
+            () = sleep_until(due) => {
+                schedule.fired();
+                match rounds.try_send(()) {
+                    Ok(()) | Err(TrySendError::Full(())) => {}
+                    Err(TrySendError::Disconnected(())) => return,
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps until `due`, or forever when nothing is due.
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The sending thread: one announcement per VIP for every round token.
+fn send_rounds(
+    mut sink: impl ArpSink,
+    vips: Vec<Ipv4Addr>,
+    rounds: mpsc::Receiver<()>,
+    sent: &AtomicU64,
+    failures: &AtomicU64,
+) {
+    while rounds.recv().is_ok() {
+        for vip in &vips {
+            match sink.announce(*vip) {
+                Ok(frames) => {
+                    sent.fetch_add(frames, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(interface = sink.interface(), vip = %vip, error = %e,
+                        "gratuitous ARP failed");
+                }
+            }
+        }
+    }
+}
+
+/// When the next round is due: a burst of `count` rounds evenly over `spread`,
+/// then one every `refresh`. Pure: the caller passes the time in.
+#[derive(Debug, Clone)]
+pub(crate) struct Schedule {
+    count: u32,
+    spread: Duration,
+    refresh: Duration,
+    /// Start of the current burst and rounds fired since; `None` when stopped.
+    running: Option<(Instant, u32)>,
+    next: Option<Instant>,
+}
+
+impl Schedule {
+    /// A stopped schedule. `count` 0 counts as 1; `refresh` zero means no refresh.
+    pub(crate) fn new(count: u32, spread: Duration, refresh: Duration) -> Self {
+        Self {
+            count: count.max(1),
+            spread,
+            refresh,
+            running: None,
+            next: None,
+        }
+    }
+
+    /// Starts (or restarts) a burst at `now`: the first round is due at once.
+    pub(crate) fn start(&mut self, now: Instant) {
+        self.running = Some((now, 0));
+        self.next = Some(now);
+    }
+
+    /// Nothing more is due until the next [`Schedule::start`].
+    pub(crate) fn stop(&mut self) {
+        self.running = None;
+        self.next = None;
+    }
+
+    /// When the next round is due, if any.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        self.next
+    }
+
+    /// Records that the round due at [`Schedule::next_due`] was sent. Later rounds
+    /// keep their planned times (no drift from a late wake-up).
+    pub(crate) fn fired(&mut self) {
+        let (Some((start, fired)), Some(previous)) = (self.running, self.next) else {
+            return;
+        };
+        let fired = fired.saturating_add(1);
+        self.running = Some((start, fired));
+        self.next = if fired < self.count {
+            // count > 1 here, so the divisor is not zero.
+            let offset = self
+                .spread
+                .checked_mul(fired)
+                .map_or(self.spread, |d| d / (self.count - 1));
+            start.checked_add(offset)
+        } else if self.refresh.is_zero() {
+            None
+        } else {
+            previous.checked_add(self.refresh)
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Runs `schedule` from `t0` for `rounds` rounds and returns their offsets.
+    fn offsets(schedule: &mut Schedule, t0: Instant, rounds: usize) -> Vec<Duration> {
+        schedule.start(t0);
+        let mut out = Vec::new();
+        for _ in 0..rounds {
+            let Some(at) = schedule.next_due() else { break };
+            out.push(at - t0);
+            schedule.fired();
+        }
+        out
+    }
+
+    #[test]
+    fn burst_is_spread_evenly_then_refreshes() {
+        let mut s = Schedule::new(3, 500 * MS, 10_000 * MS);
+        let t0 = Instant::now();
+        assert_eq!(
+            offsets(&mut s, t0, 5),
+            vec![Duration::ZERO, 250 * MS, 500 * MS, 10_500 * MS, 20_500 * MS]
+        );
+    }
+
+    #[test]
+    fn single_round_burst_and_no_refresh() {
+        let mut s = Schedule::new(1, 500 * MS, Duration::ZERO);
+        assert_eq!(offsets(&mut s, Instant::now(), 5), vec![Duration::ZERO]);
+        let mut zero = Schedule::new(0, 500 * MS, Duration::ZERO);
+        assert_eq!(offsets(&mut zero, Instant::now(), 5), vec![Duration::ZERO]);
+    }
+
+    #[test]
+    fn restart_begins_a_new_burst_and_stop_ends_everything() {
+        let mut s = Schedule::new(3, 500 * MS, 1_000 * MS);
+        let t0 = Instant::now();
+        s.start(t0);
+        s.fired();
+        assert_eq!(s.next_due(), Some(t0 + 250 * MS));
+        let t1 = t0 + 300 * MS;
+        s.start(t1);
+        assert_eq!(s.next_due(), Some(t1));
+        s.fired();
+        assert_eq!(s.next_due(), Some(t1 + 250 * MS));
+        s.stop();
+        assert_eq!(s.next_due(), None);
+        s.fired();
+        assert_eq!(s.next_due(), None);
+    }
+
+    /// Records every announcement.
+    struct Recorder(Arc<Mutex<Vec<Ipv4Addr>>>);
+
+    impl ArpSink for Recorder {
+        fn announce(&mut self, vip: Ipv4Addr) -> Result<u64, VipError> {
+            self.0.lock().unwrap().push(vip);
+            Ok(2)
+        }
+        fn interface(&self) -> &str {
+            "test0"
+        }
+    }
+
+    async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(5 * MS).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn announcer_sends_bursts_per_vip_and_stops() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let vips = vec![Ipv4Addr::new(192, 0, 2, 100), Ipv4Addr::new(192, 0, 2, 101)];
+        let a = Announcer::spawn_with_sink(
+            Recorder(log.clone()),
+            vips.clone(),
+            Schedule::new(3, 20 * MS, Duration::ZERO),
+        );
+        assert_eq!(a.sent(), 0);
+        a.announce();
+        wait_for("first burst", || a.sent() == 12).await;
+        assert_eq!(
+            log.lock()
+                .unwrap()
+                .iter()
+                .filter(|v| **v == vips[1])
+                .count(),
+            3
+        );
+
+        a.announce();
+        wait_for("second burst", || a.sent() == 24).await;
+        assert_eq!(a.failures(), 0);
+    }
+
+    #[tokio::test]
+    async fn stop_ends_the_refresh() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let a = Announcer::spawn_with_sink(
+            Recorder(log.clone()),
+            vec![Ipv4Addr::new(192, 0, 2, 100)],
+            Schedule::new(1, Duration::ZERO, 10 * MS),
+        );
+        a.announce();
+        wait_for("refresh rounds", || log.lock().unwrap().len() >= 3).await;
+        a.stop();
+        // Let a round already handed to the thread finish, then expect silence
+        // for ten refresh periods.
+        tokio::time::sleep(20 * MS).await;
+        let after_stop = log.lock().unwrap().len();
+        tokio::time::sleep(100 * MS).await;
+        assert_eq!(log.lock().unwrap().len(), after_stop);
+    }
+}

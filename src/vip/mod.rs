@@ -1,0 +1,21 @@
+//! Moving the virtual IP: the address itself (rtnetlink) and telling the LAN
+//! about it (gratuitous ARP).
+//!
+//! - [`VipManager`] adds, refreshes, lists and deletes the VIPs on one interface,
+//!   optionally with a kernel lifetime so a frozen master loses the VIP by itself.
+//! - [`GarpSender`] sends one gratuitous ARP (request- and reply-style) for a VIP.
+//! - [`Announcer`] repeats them in a burst after a takeover and as a slow refresh
+//!   while master.
+//!
+//! The daemon owns one of each and drives them from its event loop; nothing here
+//! decides *when* to hold the VIP — that is the election's job.
+
+mod announce;
+mod error;
+mod garp;
+mod netlink;
+
+pub use announce::Announcer;
+pub use error::VipError;
+pub use garp::GarpSender;
+pub use netlink::VipManager;

@@ -1,0 +1,451 @@
+//! Putting the virtual IP on the interface and taking it off again, over rtnetlink.
+//!
+//! [`VipManager`] is the only code in haagent that changes addresses. It keeps one
+//! netlink connection open for the daemon's lifetime (its task runs on the tokio
+//! runtime that called [`VipManager::open`]) and bounds every request with a
+//! timeout, so a wedged kernel socket shows up as [`VipError::Timeout`] instead of a
+//! hung daemon.
+//!
+//! Two kernel facts shape it:
+//! - the same IP with another prefix (`/24` and `/32`) is a *second* address, so
+//!   [`VipManager::remove_stale`] matches on the IP alone, while
+//!   [`VipManager::installed`] reports only exact `ip/prefix` matches;
+//! - IPv4 addresses can carry a lifetime (`IFA_CACHEINFO`): with one, the kernel
+//!   deletes the VIP by itself once the daemon stops calling
+//!   [`VipManager::refresh`] — a dead or frozen master then cannot keep the VIP.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use futures_util::stream::TryStreamExt;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, CacheInfo};
+use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::{AddressMessageBuilder, Handle};
+use tokio::task::JoinHandle;
+
+use super::VipError;
+use crate::net::Ipv4Cidr;
+
+/// How long one netlink request may take before it counts as failed.
+/// Address changes take ~0.2 ms; two seconds means the kernel side is stuck.
+pub(crate) const NETLINK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The capability every address change needs.
+const CAP_NET_ADMIN: &str = "CAP_NET_ADMIN";
+
+/// Owns the netlink connection and the configured VIPs of one interface.
+///
+/// Dropping it stops the netlink connection task; the addresses stay as they are
+/// (call [`VipManager::release`] first when leaving the master state).
+#[derive(Debug)]
+pub struct VipManager {
+    handle: Handle,
+    connection: JoinHandle<()>,
+    ifindex: u32,
+    ifname: String,
+    mac: [u8; 6],
+    vips: Vec<Ipv4Cidr>,
+    lifetime: Option<Duration>,
+}
+
+/// One IPv4 address found on the interface.
+#[derive(Debug, Clone)]
+struct Found {
+    cidr: Ipv4Cidr,
+    message: AddressMessage,
+}
+
+impl VipManager {
+    /// Opens a netlink connection on the current tokio runtime and looks up the
+    /// interface's index and MAC address.
+    ///
+    /// `lifetime`: `None` installs the VIPs forever; `Some(d)` installs them with a
+    /// kernel lifetime of `d` (whole seconds, rounded up, at least 1) that
+    /// [`VipManager::refresh`] must renew.
+    ///
+    /// Must be called from inside a tokio runtime.
+    pub async fn open(
+        interface: &str,
+        vips: Vec<Ipv4Cidr>,
+        lifetime: Option<Duration>,
+    ) -> Result<Self, VipError> {
+        let (connection, handle, _) = rtnetlink::new_connection()
+            .map_err(|e| VipError::from_io(interface, "open netlink socket", CAP_NET_ADMIN, e))?;
+        let connection = tokio::spawn(connection);
+
+        let mut links = Box::pin(handle.link().get().match_name(interface).execute());
+        let lookup = async move { links.try_next().await };
+        let link = match bounded(interface, "look up interface", lookup).await {
+            Ok(Some(link)) => link,
+            Ok(None) => {
+                connection.abort();
+                return Err(VipError::InterfaceNotFound {
+                    interface: interface.to_string(),
+                });
+            }
+            Err(e) => {
+                connection.abort();
+                return Err(e);
+            }
+        };
+        let mac = link.attributes.iter().find_map(|a| match a {
+            LinkAttribute::Address(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok(),
+            _ => None,
+        });
+        let Some(mac) = mac else {
+            connection.abort();
+            return Err(VipError::NoMacAddress {
+                interface: interface.to_string(),
+            });
+        };
+
+        Ok(Self {
+            handle,
+            connection,
+            ifindex: link.header.index,
+            ifname: interface.to_string(),
+            mac,
+            vips,
+            lifetime,
+        })
+    }
+
+    /// The interface's MAC address, as the kernel reported it at [`VipManager::open`].
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// The interface name this manager works on.
+    pub fn interface(&self) -> &str {
+        &self.ifname
+    }
+
+    /// The kernel's index of the interface.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// The configured VIPs, in configuration order.
+    pub fn vips(&self) -> &[Ipv4Cidr] {
+        &self.vips
+    }
+
+    /// At start-up: deletes every address on the interface whose IP is a configured
+    /// VIP, whatever its prefix (a leftover `/32` of a `/24` VIP counts), and returns
+    /// what it removed so the daemon can log it.
+    ///
+    /// A node that has just started does not hold the VIP yet; a copy left over
+    /// from a crashed run would answer ARP while another node is master.
+    pub async fn remove_stale(&self) -> Result<Vec<Ipv4Cidr>, VipError> {
+        let mut removed = Vec::new();
+        let mut first_error = None;
+        for found in self.addresses().await? {
+            if !self.vips.iter().any(|v| v.addr == found.cidr.addr) {
+                continue;
+            }
+            // Delete with the kernel's own attributes (local, peer, prefix) so even
+            // a point-to-point style entry matches exactly.
+            let mut message = AddressMessage::default();
+            message.header = found.message.header.clone();
+            message.attributes = found
+                .message
+                .attributes
+                .iter()
+                .filter(|a| matches!(a, AddressAttribute::Local(_) | AddressAttribute::Address(_)))
+                .cloned()
+                .collect();
+            let operation = format!("delete stale {}", found.cidr);
+            let request = self.handle.address().del(message).execute();
+            match bounded(&self.ifname, &operation, request).await {
+                Ok(()) => removed.push(found.cidr),
+                Err(e) if is_errno(&e, libc::EADDRNOTAVAIL) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
+    }
+
+    /// Adds every VIP to the interface. Idempotent: a VIP already present is
+    /// replaced in place (its lifetime renewed), not an error.
+    ///
+    /// Every VIP is attempted even if one fails; the first failure is returned.
+    pub async fn install(&self) -> Result<(), VipError> {
+        self.apply("add").await
+    }
+
+    /// Renews the kernel lifetime of every VIP (like
+    /// `ip addr change … valid_lft N preferred_lft N`). Without a lifetime this
+    /// does nothing.
+    ///
+    /// The kernel creates an IPv4 address that is not there, so a VIP that already
+    /// expired comes back; announce it again after an error or a long stall.
+    pub async fn refresh(&self) -> Result<(), VipError> {
+        if self.lifetime.is_none() {
+            return Ok(());
+        }
+        self.apply("refresh").await
+    }
+
+    /// Deletes every VIP from the interface. A VIP that is already gone is fine.
+    ///
+    /// Every VIP is attempted even if one fails; the first failure is returned.
+    pub async fn release(&self) -> Result<(), VipError> {
+        let mut first_error = None;
+        for vip in &self.vips {
+            let message = AddressMessageBuilder::<Ipv4Addr>::new()
+                .index(self.ifindex)
+                .address(vip.addr, vip.prefix)
+                .build();
+            let operation = format!("delete {vip}");
+            let request = self.handle.address().del(message).execute();
+            match bounded(&self.ifname, &operation, request).await {
+                Ok(()) => {}
+                Err(e) if is_errno(&e, libc::EADDRNOTAVAIL) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Which configured VIPs are on the interface right now (exact IP and prefix),
+    /// in configuration order.
+    pub async fn installed(&self) -> Result<Vec<Ipv4Cidr>, VipError> {
+        let present: Vec<Ipv4Cidr> = self
+            .addresses()
+            .await?
+            .into_iter()
+            .map(|f| f.cidr)
+            .collect();
+        Ok(self
+            .vips
+            .iter()
+            .filter(|v| present.contains(v))
+            .copied()
+            .collect())
+    }
+
+    /// Adds (or replaces) every VIP with the configured lifetime.
+    async fn apply(&self, verb: &str) -> Result<(), VipError> {
+        let mut first_error = None;
+        for vip in &self.vips {
+            let mut request = self
+                .handle
+                .address()
+                .add(self.ifindex, IpAddr::V4(vip.addr), vip.prefix)
+                .replace();
+            if let Some(lifetime) = self.lifetime {
+                request
+                    .message_mut()
+                    .attributes
+                    .push(AddressAttribute::CacheInfo(cache_info(lifetime)));
+            }
+            let operation = format!("{verb} {vip}");
+            if let Err(e) = bounded(&self.ifname, &operation, request.execute()).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Every IPv4 address on the interface.
+    async fn addresses(&self) -> Result<Vec<Found>, VipError> {
+        let dump = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(self.ifindex)
+            .execute()
+            .try_collect::<Vec<AddressMessage>>();
+        let messages = bounded(&self.ifname, "list addresses", dump).await?;
+        Ok(messages
+            .into_iter()
+            .filter(|m| m.header.family == AddressFamily::Inet)
+            .filter_map(|message| {
+                let addr = local_ipv4(&message)?;
+                let cidr = Ipv4Cidr {
+                    addr,
+                    prefix: message.header.prefix_len,
+                };
+                Some(Found { cidr, message })
+            })
+            .collect())
+    }
+}
+
+impl Drop for VipManager {
+    fn drop(&mut self) {
+        self.connection.abort();
+    }
+}
+
+/// The interface's own IPv4 address in an address message: `IFA_LOCAL`, or
+/// `IFA_ADDRESS` when there is no separate local address.
+fn local_ipv4(message: &AddressMessage) -> Option<Ipv4Addr> {
+    let v4 = |want_local: bool| {
+        message.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Local(IpAddr::V4(ip)) if want_local => Some(*ip),
+            AddressAttribute::Address(IpAddr::V4(ip)) if !want_local => Some(*ip),
+            _ => None,
+        })
+    };
+    v4(true).or_else(|| v4(false))
+}
+
+/// `IFA_CACHEINFO` with valid = preferred = `lifetime` in whole seconds, rounded
+/// up, at least 1, and below the kernel's "forever" value (`u32::MAX`).
+pub(crate) fn cache_info(lifetime: Duration) -> CacheInfo {
+    let secs = lifetime
+        .as_secs()
+        .saturating_add(u64::from(lifetime.subsec_nanos() > 0))
+        .clamp(1, u64::from(u32::MAX - 1));
+    let secs = u32::try_from(secs).unwrap_or(u32::MAX - 1);
+    let mut info = CacheInfo::default();
+    info.ifa_valid = secs;
+    info.ifa_preferred = secs;
+    info
+}
+
+/// Runs one netlink request with [`NETLINK_TIMEOUT`] and turns its failure into a
+/// [`VipError`] naming the interface and the operation.
+async fn bounded<T>(
+    interface: &str,
+    operation: &str,
+    request: impl Future<Output = Result<T, rtnetlink::Error>>,
+) -> Result<T, VipError> {
+    match tokio::time::timeout(NETLINK_TIMEOUT, request).await {
+        Err(_) => Err(VipError::Timeout {
+            interface: interface.to_string(),
+            operation: operation.to_string(),
+            after: NETLINK_TIMEOUT,
+        }),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(classify(interface, operation, e)),
+    }
+}
+
+/// The positive errno inside a netlink error answer, if it is one.
+fn errno_of(error: &rtnetlink::Error) -> Option<i32> {
+    match error {
+        rtnetlink::Error::NetlinkError(message) => Some(message.raw_code().abs()),
+        _ => None,
+    }
+}
+
+/// Whether `error` is the kernel answering with `errno`.
+fn is_errno(error: &VipError, errno: i32) -> bool {
+    matches!(error, VipError::Netlink { source, .. } if errno_of(source) == Some(errno))
+}
+
+/// Maps a kernel answer to the variant an operator can act on.
+fn classify(interface: &str, operation: &str, error: rtnetlink::Error) -> VipError {
+    match errno_of(&error) {
+        Some(libc::EPERM) | Some(libc::EACCES) => VipError::PermissionDenied {
+            interface: interface.to_string(),
+            operation: operation.to_string(),
+            capability: CAP_NET_ADMIN,
+        },
+        Some(libc::ENODEV) => VipError::InterfaceNotFound {
+            interface: interface.to_string(),
+        },
+        _ => VipError::Netlink {
+            interface: interface.to_string(),
+            operation: operation.to_string(),
+            source: error,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtnetlink::packet_core::ErrorMessage;
+    use std::num::NonZeroI32;
+
+    fn nl_error(errno: i32) -> rtnetlink::Error {
+        let mut message = ErrorMessage::default();
+        message.code = NonZeroI32::new(-errno);
+        rtnetlink::Error::NetlinkError(message)
+    }
+
+    #[test]
+    fn lifetime_is_rounded_up_to_whole_seconds_and_at_least_one() {
+        let secs = |d| {
+            let c = cache_info(d);
+            assert_eq!(c.ifa_valid, c.ifa_preferred);
+            c.ifa_valid
+        };
+        assert_eq!(secs(Duration::from_secs(2)), 2);
+        assert_eq!(secs(Duration::from_millis(2001)), 3);
+        assert_eq!(secs(Duration::from_millis(10)), 1);
+        assert_eq!(secs(Duration::ZERO), 1);
+        // Never the kernel's "forever" marker.
+        assert_eq!(secs(Duration::from_secs(u64::MAX)), u32::MAX - 1);
+    }
+
+    #[test]
+    fn permission_errors_name_the_interface_and_capability() {
+        let e = classify("eth0", "add 192.0.2.100/24", nl_error(libc::EPERM));
+        let text = e.to_string();
+        assert!(matches!(e, VipError::PermissionDenied { .. }), "{e:?}");
+        assert!(
+            text.contains("eth0") && text.contains("CAP_NET_ADMIN"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn missing_device_means_interface_not_found() {
+        let e = classify("eth9", "look up interface", nl_error(libc::ENODEV));
+        assert_eq!(e.to_string(), "interface eth9 not found");
+    }
+
+    #[test]
+    fn absent_address_is_recognised_for_idempotent_delete() {
+        let e = classify(
+            "eth0",
+            "delete 192.0.2.100/24",
+            nl_error(libc::EADDRNOTAVAIL),
+        );
+        assert!(is_errno(&e, libc::EADDRNOTAVAIL));
+        assert!(e.to_string().contains("eth0"), "{e}");
+        let other = classify("eth0", "delete 192.0.2.100/24", nl_error(libc::EINVAL));
+        assert!(!is_errno(&other, libc::EADDRNOTAVAIL));
+    }
+
+    #[test]
+    fn local_address_is_preferred_over_peer_address() {
+        let mut m = AddressMessage::default();
+        m.attributes
+            .push(AddressAttribute::Address(IpAddr::V4(Ipv4Addr::new(
+                192, 0, 2, 9,
+            ))));
+        assert_eq!(local_ipv4(&m), Some(Ipv4Addr::new(192, 0, 2, 9)));
+        m.attributes
+            .push(AddressAttribute::Local(IpAddr::V4(Ipv4Addr::new(
+                192, 0, 2, 100,
+            ))));
+        assert_eq!(local_ipv4(&m), Some(Ipv4Addr::new(192, 0, 2, 100)));
+    }
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[allow(dead_code)]
+    fn futures_are_send(m: &VipManager) {
+        // The daemon drives these from spawned tasks.
+        assert_send(&m.install());
+        assert_send(&m.refresh());
+        assert_send(&m.release());
+        assert_send(&m.installed());
+        assert_send(&m.remove_stale());
+        assert_send(&VipManager::open("eth0", Vec::new(), None));
+    }
+}

@@ -1,0 +1,500 @@
+//! The VIP manager and gratuitous ARP against a real kernel: two network
+//! namespaces joined by a veth pair, the code under test running inside
+//! namespace A, its effect observed with `ip` (in A) and from namespace B.
+//!
+//! Needs root (creating namespaces, CAP_NET_ADMIN, CAP_NET_RAW). Without it every
+//! test prints `SKIPPED …` and returns; with `HAAGENT_REQUIRE_NETNS=1` (as CI sets)
+//! a skip is a failure.
+
+use std::fs::File;
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use haagent::net::Ipv4Cidr;
+use haagent::vip::{Announcer, GarpSender, VipManager};
+use serde_json::Value;
+
+/// Interface names inside the namespaces (names are per namespace, so fixed).
+const IF_A: &str = "veth0";
+const IF_B: &str = "veth1";
+
+fn cidr(s: &str) -> Ipv4Cidr {
+    s.parse().unwrap()
+}
+
+/// Returns false (after saying so loudly) when the test cannot run; with
+/// `HAAGENT_REQUIRE_NETNS` set (as CI does) a skip is a failure instead.
+fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var_os("HAAGENT_REQUIRE_NETNS").is_some() {
+        panic!("vip_netns::{test}: needs root for network namespaces, and HAAGENT_REQUIRE_NETNS is set");
+    }
+    eprintln!(
+        "SKIPPED vip_netns::{test}: needs root (network namespaces, CAP_NET_ADMIN, CAP_NET_RAW)"
+    );
+    false
+}
+
+/// Runs `ip ARGS`, panics with its stderr on failure, returns stdout.
+fn ip(args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `ip` (iproute2 needed): {e}"));
+    assert!(
+        out.status.success(),
+        "ip {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A network namespace that is deleted when dropped (also when a test panics).
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn create(name: String) -> Netns {
+        ip(&["netns", "add", &name]);
+        Netns { name }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Namespaces A and B joined by veth0 (A, 192.0.2.1/24) – veth1 (B, 192.0.2.2/24).
+struct Lab {
+    a: Netns,
+    b: Netns,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let a = Netns::create(format!("havip-a-{id}"));
+        let b = Netns::create(format!("havip-b-{id}"));
+        let (na, nb) = (a.name.as_str(), b.name.as_str());
+        ip(&[
+            "-n", na, "link", "add", IF_A, "type", "veth", "peer", "name", IF_B, "netns", nb,
+        ]);
+        ip(&["-n", na, "addr", "add", "192.0.2.1/24", "dev", IF_A]);
+        ip(&["-n", nb, "addr", "add", "192.0.2.2/24", "dev", IF_B]);
+        for (ns, dev) in [(na, IF_A), (nb, IF_B), (na, "lo"), (nb, "lo")] {
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+        Lab { a, b }
+    }
+
+    /// Runs `make()`'s future to completion on a fresh current-thread runtime in a
+    /// dedicated thread that has joined namespace A (setns is per thread, and the
+    /// sockets the code opens stay in A).
+    fn run_in_a<F, Fut>(&self, make: F) -> Fut::Output
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future,
+        Fut::Output: Send + 'static,
+    {
+        let path = format!("/var/run/netns/{}", self.a.name);
+        let thread = std::thread::spawn(move || {
+            let ns = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            // SAFETY: valid namespace fd; only this thread switches.
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(make())
+        });
+        match thread.join() {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// IPv4 `addr_info` entries of veth0 in A, from `ip -j addr show`.
+    fn addrs_a(&self) -> Vec<Value> {
+        let out = ip(&["-n", &self.a.name, "-j", "addr", "show", "dev", IF_A]);
+        let links: Vec<Value> = serde_json::from_str(&out).unwrap();
+        links[0]["addr_info"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["family"] == "inet")
+            .cloned()
+            .collect()
+    }
+
+    /// The `addr_info` entry for `c` on veth0 in A, if present.
+    fn addr_a(&self, c: &str) -> Option<Value> {
+        let c = cidr(c);
+        self.addrs_a().into_iter().find(|a| {
+            a["local"].as_str() == Some(&c.addr.to_string())
+                && a["prefixlen"].as_u64() == Some(u64::from(c.prefix))
+        })
+    }
+
+    /// veth0's MAC as `ip` prints it.
+    fn mac_a(&self) -> String {
+        let out = ip(&["-n", &self.a.name, "-j", "link", "show", "dev", IF_A]);
+        let links: Vec<Value> = serde_json::from_str(&out).unwrap();
+        links[0]["address"].as_str().unwrap().to_string()
+    }
+
+    /// B's neighbour entry for `ip`: its MAC, if any.
+    fn neighbour_mac_b(&self, addr: &str) -> Option<String> {
+        let out = ip(&["-n", &self.b.name, "-j", "neigh", "show", addr, "dev", IF_B]);
+        let entries: Vec<Value> = serde_json::from_str(&out).unwrap_or_default();
+        entries.first()?["lladdr"].as_str().map(str::to_string)
+    }
+
+    /// Plants a wrong MAC for `addr` in B's neighbour table (a stale entry, as
+    /// after a failover from another node).
+    fn poison_neighbour_b(&self, addr: &str) {
+        ip(&[
+            "-n",
+            &self.b.name,
+            "neigh",
+            "replace",
+            addr,
+            "lladdr",
+            BOGUS_MAC,
+            "dev",
+            IF_B,
+            "nud",
+            "stale",
+        ]);
+        assert_eq!(self.neighbour_mac_b(addr).as_deref(), Some(BOGUS_MAC));
+    }
+
+    /// Polls every 20 ms, up to 2 s, until B's entry for `addr` is `mac`.
+    fn wait_neighbour_b(&self, addr: &str, mac: &str) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let seen = self.neighbour_mac_b(addr);
+            if seen.as_deref() == Some(mac) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "B still maps {addr} to {seen:?}, expected {mac} after the gratuitous ARP"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+const BOGUS_MAC: &str = "02:00:00:00:00:99";
+
+fn fmt_mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[test]
+fn install_release_and_installed_follow_the_kernel() {
+    if !root_or_skip("install_release_and_installed_follow_the_kernel") {
+        return;
+    }
+    let lab = Lab::new();
+    let vip = cidr("192.0.2.100/24");
+
+    let vm = lab.run_in_a(move || async move {
+        let vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
+        vm.install().await.unwrap();
+        vm.install().await.expect("install is idempotent");
+        let installed = vm.installed().await.unwrap();
+        (vm.interface().to_string(), fmt_mac(vm.mac()), installed)
+    });
+    assert_eq!(vm.0, IF_A);
+    assert_eq!(vm.1, lab.mac_a(), "mac() is the interface's MAC");
+    assert_eq!(vm.2, vec![vip]);
+    let entry = lab
+        .addr_a("192.0.2.100/24")
+        .expect("VIP on veth0 after install");
+    assert_eq!(
+        entry["valid_life_time"].as_u64(),
+        Some(u64::from(u32::MAX)),
+        "no lifetime: forever"
+    );
+    assert_eq!(
+        lab.addrs_a().len(),
+        2,
+        "only 192.0.2.1 and the VIP: {:?}",
+        lab.addrs_a()
+    );
+
+    let after = lab.run_in_a(move || async move {
+        let vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
+        vm.release().await.unwrap();
+        let installed = vm.installed().await.unwrap();
+        vm.release().await.expect("releasing an absent VIP is fine");
+        installed
+    });
+    assert!(after.is_empty(), "installed() after release: {after:?}");
+    assert!(lab.addr_a("192.0.2.100/24").is_none());
+    assert!(
+        lab.addr_a("192.0.2.1/24").is_some(),
+        "the node's own address stays"
+    );
+}
+
+#[test]
+fn remove_stale_deletes_leftovers_with_any_prefix() {
+    if !root_or_skip("remove_stale_deletes_leftovers_with_any_prefix") {
+        return;
+    }
+    let lab = Lab::new();
+    for c in ["192.0.2.100/24", "192.0.2.100/32", "192.0.2.50/24"] {
+        ip(&["-n", &lab.a.name, "addr", "add", c, "dev", IF_A]);
+    }
+    let (mut removed, installed) = lab.run_in_a(|| async {
+        let vm = VipManager::open(IF_A, vec![cidr("192.0.2.100/24")], None)
+            .await
+            .unwrap();
+        let removed = vm.remove_stale().await.unwrap();
+        (removed, vm.installed().await.unwrap())
+    });
+    removed.sort();
+    assert_eq!(
+        removed,
+        vec![cidr("192.0.2.100/24"), cidr("192.0.2.100/32")]
+    );
+    assert!(installed.is_empty());
+    let left: Vec<String> = lab
+        .addrs_a()
+        .iter()
+        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+        .collect();
+    assert_eq!(
+        left,
+        vec!["192.0.2.1/24", "192.0.2.50/24"],
+        "unrelated addresses stay"
+    );
+
+    let again = lab.run_in_a(|| async {
+        let vm = VipManager::open(IF_A, vec![cidr("192.0.2.100/24")], None)
+            .await
+            .unwrap();
+        vm.remove_stale().await.unwrap()
+    });
+    assert!(again.is_empty(), "nothing left to remove: {again:?}");
+}
+
+#[test]
+fn lifetime_is_finite_and_refresh_keeps_the_vip() {
+    if !root_or_skip("lifetime_is_finite_and_refresh_keeps_the_vip") {
+        return;
+    }
+    let lab = Lab::new();
+    let vip = cidr("192.0.2.100/24");
+    let lifetime = Some(Duration::from_secs(2));
+
+    lab.run_in_a(move || async move {
+        let vm = VipManager::open(IF_A, vec![vip], lifetime).await.unwrap();
+        vm.install().await.unwrap();
+    });
+    let entry = lab.addr_a("192.0.2.100/24").expect("VIP installed");
+    let valid = entry["valid_life_time"].as_u64().unwrap();
+    let preferred = entry["preferred_life_time"].as_u64().unwrap();
+    assert!(valid <= 2, "valid_life_time {valid} should be at most 2 s");
+    assert!(
+        preferred <= 2,
+        "preferred_life_time {preferred} should be at most 2 s"
+    );
+
+    let installed = lab.run_in_a(move || async move {
+        let vm = VipManager::open(IF_A, vec![vip], lifetime).await.unwrap();
+        vm.refresh().await.unwrap();
+        vm.installed().await.unwrap()
+    });
+    assert_eq!(installed, vec![vip]);
+    let entry = lab
+        .addr_a("192.0.2.100/24")
+        .expect("VIP still there after refresh");
+    assert!(entry["valid_life_time"].as_u64().unwrap() <= 2);
+
+    // Without a lifetime, install turns a lifetime address into a permanent one.
+    lab.run_in_a(move || async move {
+        let vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
+        vm.refresh().await.unwrap(); // no-op without lifetime
+        vm.install().await.unwrap();
+    });
+    let entry = lab.addr_a("192.0.2.100/24").unwrap();
+    assert_eq!(entry["valid_life_time"].as_u64(), Some(u64::from(u32::MAX)));
+}
+
+#[test]
+fn gratuitous_arp_updates_the_neighbour_on_the_lan() {
+    if !root_or_skip("gratuitous_arp_updates_the_neighbour_on_the_lan") {
+        return;
+    }
+    let lab = Lab::new();
+    let vip = cidr("192.0.2.100/24");
+    let mac_a = lab.mac_a();
+    assert_ne!(mac_a, BOGUS_MAC);
+
+    // One send() from GarpSender.
+    lab.poison_neighbour_b("192.0.2.100");
+    let sender_mac = lab.run_in_a(move || async move {
+        let vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
+        vm.install().await.unwrap();
+        let mut garp = GarpSender::open(IF_A).unwrap();
+        garp.send(vip.addr).unwrap();
+        fmt_mac(garp.mac())
+    });
+    assert_eq!(sender_mac, mac_a);
+    lab.wait_neighbour_b("192.0.2.100", &mac_a);
+
+    // The Announcer's burst does the same; sent() counts two frames per round.
+    lab.poison_neighbour_b("192.0.2.100");
+    let sent = lab.run_in_a(move || async move {
+        let garp = GarpSender::open(IF_A).unwrap();
+        let announcer = Announcer::spawn(
+            garp,
+            vec![vip.addr],
+            2,
+            Duration::from_millis(40),
+            Duration::ZERO,
+        );
+        assert_eq!(announcer.sent(), 0, "nothing before announce()");
+        announcer.announce();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while announcer.sent() < 4 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "burst not sent: {}",
+                announcer.sent()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(announcer.failures(), 0);
+        announcer.sent()
+    });
+    assert_eq!(sent, 4, "2 rounds × (request + reply) for one VIP");
+    lab.wait_neighbour_b("192.0.2.100", &mac_a);
+}
+
+#[test]
+fn missing_interface_is_named_in_the_error() {
+    if !root_or_skip("missing_interface_is_named_in_the_error") {
+        return;
+    }
+    let lab = Lab::new();
+    let (vm_err, garp_err) = lab.run_in_a(|| async {
+        let vm = VipManager::open("eth9", vec![cidr("192.0.2.100/24")], None).await;
+        let garp = GarpSender::open("eth9");
+        (
+            vm.err().map(|e| e.to_string()),
+            garp.err().map(|e| e.to_string()),
+        )
+    });
+    assert_eq!(vm_err.as_deref(), Some("interface eth9 not found"));
+    assert_eq!(garp_err.as_deref(), Some("interface eth9 not found"));
+}
+
+#[test]
+fn a_vip_on_a_downed_interface_reports_it() {
+    if !root_or_skip("a_vip_on_a_downed_interface_reports_it") {
+        return;
+    }
+    let lab = Lab::new();
+    ip(&["-n", &lab.a.name, "link", "set", IF_A, "down"]);
+    let err = lab.run_in_a(|| async {
+        let mut garp = GarpSender::open(IF_A).unwrap();
+        garp.send(Ipv4Addr::new(192, 0, 2, 100))
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(err.contains(IF_A) && err.contains("down"), "{err}");
+}
+
+/// Drops every effective capability of the calling thread only (Linux
+/// credentials are per thread), so the next syscalls run as an unprivileged user
+/// would.
+fn drop_thread_capabilities() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let mut data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: header and data are valid for capget/capset's version 3 layout.
+    unsafe {
+        assert_eq!(
+            libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()),
+            0
+        );
+        for d in &mut data {
+            d.effective = 0;
+        }
+        assert_eq!(
+            libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()),
+            0
+        );
+    }
+}
+
+#[test]
+fn missing_capabilities_are_named() {
+    if !root_or_skip("missing_capabilities_are_named") {
+        return;
+    }
+    let lab = Lab::new();
+    let (install_err, garp_err) = lab.run_in_a(|| async {
+        drop_thread_capabilities();
+        let vm = VipManager::open(IF_A, vec![cidr("192.0.2.100/24")], None)
+            .await
+            .expect("looking up the interface needs no capability");
+        (
+            vm.install().await.unwrap_err().to_string(),
+            GarpSender::open(IF_A).unwrap_err().to_string(),
+        )
+    });
+    assert!(
+        install_err.contains("CAP_NET_ADMIN") && install_err.contains(IF_A),
+        "{install_err}"
+    );
+    assert!(
+        garp_err.contains("CAP_NET_RAW") && garp_err.contains(IF_A),
+        "{garp_err}"
+    );
+    assert!(lab.addr_a("192.0.2.100/24").is_none());
+}
