@@ -1,0 +1,266 @@
+//! Command line: the agent itself (`haagent [flags]`), `check-config`, and `certs`.
+//!
+//! Flags are only another source of configuration: they are mapped onto
+//! [`config::Overrides`] and validated by the same code as the file.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Config, LogFormat, Overrides};
+use crate::{certs, daemon};
+
+/// Default lifetime of a cluster CA, in days.
+const DEFAULT_CA_DAYS: u32 = 3650;
+/// Default lifetime of a node certificate, in days.
+const DEFAULT_NODE_DAYS: u32 = 825;
+
+/// haagent: unicast-only, split-brain-resistant failover for a virtual IP.
+#[derive(Debug, Parser)]
+#[command(name = "haagent", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    agent: AgentArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the resolved configuration, or every error in it (exit 1).
+    CheckConfig(AgentArgs),
+    /// Create the cluster CA and node certificates.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CertsCommand {
+    /// Create DIR/ca.pem and DIR/ca-key.pem.
+    Init {
+        /// Directory for the CA files (created 0700 if missing).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Cluster name, written into the CA's subject.
+        #[arg(long, default_value = "haagent")]
+        cluster: String,
+        /// Validity in days.
+        #[arg(long, default_value_t = DEFAULT_CA_DAYS)]
+        days: u32,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Create DIR/NAME.pem and DIR/NAME-key.pem, signed by the CA in DIR.
+    Issue {
+        /// Directory holding ca.pem and ca-key.pem.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Node name (also a DNS SAN).
+        #[arg(long)]
+        name: String,
+        /// The node's IP address(es), written as IP SANs.
+        #[arg(long = "ip", required = true)]
+        ips: Vec<IpAddr>,
+        /// Validity in days.
+        #[arg(long, default_value_t = DEFAULT_NODE_DAYS)]
+        days: u32,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a certificate's subject, SANs, issuer and expiry.
+    Show {
+        /// The PEM file.
+        file: PathBuf,
+    },
+}
+
+/// Flags of the agent and of `check-config`.
+#[derive(Debug, Args, Clone, Default)]
+struct AgentArgs {
+    /// Config file [default: /etc/haagent/haagent.toml if it exists, else quick mode from flags].
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Interface that carries the VIP.
+    #[arg(long, value_name = "IFACE")]
+    interface: Option<String>,
+    /// Virtual IP as address/prefix (repeatable; replaces the file's list).
+    #[arg(long = "vip", value_name = "CIDR")]
+    vips: Vec<String>,
+    /// Peer as ADDR[:PORT] (repeatable; replaces the file's list).
+    #[arg(long = "peer", value_name = "ADDR")]
+    peers: Vec<String>,
+    /// Priority 1-254 (higher wins).
+    #[arg(long, allow_negative_numbers = true)]
+    priority: Option<i64>,
+    /// Node name [default: the host name].
+    #[arg(long)]
+    name: Option<String>,
+    /// Directory with ca.pem, NAME.pem and NAME-key.pem.
+    #[arg(long, value_name = "DIR")]
+    certs: Option<PathBuf>,
+    /// Listen address[:port] for peer traffic (UDP, QUIC).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Advert interval in milliseconds (min 10).
+    #[arg(long, value_name = "MS")]
+    advert_interval_ms: Option<u64>,
+    /// Cluster name (must match on every node).
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Do not take the VIP from a working lower-priority master.
+    #[arg(long)]
+    nopreempt: bool,
+    /// Log format: text or json.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+    /// Log level: error, warn, info, debug or trace (RUST_LOG, when set, takes precedence).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+impl AgentArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            cluster: self.cluster.clone(),
+            name: self.name.clone(),
+            priority: self.priority,
+            interface: self.interface.clone(),
+            vips: self.vips.clone(),
+            peers: self.peers.clone(),
+            certs_dir: self.certs.clone(),
+            listen: self.listen.clone(),
+            advert_interval_ms: self.advert_interval_ms,
+            nopreempt: self.nopreempt,
+            log_format: self.log_format.clone(),
+            log_level: self.log_level.clone(),
+        }
+    }
+
+    fn load(&self) -> Result<Config, config::ConfigErrors> {
+        config::load(self.config.as_deref(), &self.overrides())
+    }
+}
+
+/// Parses the command line and runs what it asks for.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig(args)) => check_config(&args),
+        Some(Command::Certs(cmd)) => run_certs(cmd),
+        None => run_agent(&cli.agent),
+    }
+}
+
+fn check_config(args: &AgentArgs) -> ExitCode {
+    match args.load() {
+        Ok(config) => {
+            println!("# resolved from {}", config.source);
+            print!("{}", config.to_toml_string());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_certs(cmd: CertsCommand) -> ExitCode {
+    let result = match cmd {
+        CertsCommand::Init {
+            dir,
+            cluster,
+            days,
+            force,
+        } => certs::init_ca(&dir, &cluster, days, force).map(|w| {
+            println!("wrote {} and {}", w.cert.display(), w.key.display());
+        }),
+        CertsCommand::Issue {
+            dir,
+            name,
+            ips,
+            days,
+            force,
+        } => certs::issue(&dir, &name, &ips, days, force).map(|w| {
+            println!("wrote {} and {}", w.cert.display(), w.key.display());
+        }),
+        CertsCommand::Show { file } => certs::show(&file).map(|text| print!("{text}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("haagent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_agent(args: &AgentArgs) -> ExitCode {
+    let config = match args.load() {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = init_logging(config.log.format, &config.log.level) {
+        eprintln!("haagent: {e}");
+        return ExitCode::FAILURE;
+    }
+    // One thread is plenty for a handful of peers and keeps the idle footprint small.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("haagent: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(daemon::run(config, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("haagent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .map_err(|e| format!("invalid log level `{level}`: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    result.map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot install signal handlers; stop with SIGKILL only");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: handing over and stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: handing over and stopping"),
+    }
+}

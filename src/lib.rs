@@ -1,0 +1,42 @@
+//! haagent: a unicast-only, split-brain-resistant failover agent for a virtual IP.
+//!
+//! # Layout
+//!
+//! - [`election`]: the pure VRRP-style state machine. No I/O, no clock reads: it takes
+//!   `(now, input)` and returns actions and its next deadline. Simulated in its tests.
+//! - [`wire`]: the advert datagram, a small versioned binary format with strict decoding.
+//! - [`transport`]: one QUIC endpoint (quinn) with mutual TLS 1.3; dials every peer, accepts
+//!   only certificates from the cluster CA that name a configured peer, carries adverts as
+//!   QUIC datagrams.
+//! - [`vip`]: installs and removes the VIPs with rtnetlink and announces them with
+//!   gratuitous ARP (pnet).
+//! - [`certs`]: the certificate bootstrap (`haagent certs`) and the start-up checks of the
+//!   node's own certificate and key.
+//! - [`config`]: strict TOML plus command-line overrides → one validated [`config::Config`];
+//!   every problem reported with its file and line.
+//! - [`notify`]: operator hooks on transitions, run without a shell, under a timeout.
+//! - [`daemon`]: the one loop that owns sockets, clock and netlink and carries out the
+//!   election's actions.
+//! - [`cli`]: argument parsing; `src/main.rs` only calls [`cli::main`].
+//!
+//! ```text
+//!             ┌────────────── daemon loop (one tokio task) ──────────────┐
+//!  QUIC  ───> │ transport events ─┐                                      │
+//!  timer ───> │ next_deadline ────┼─> Election::handle(now, input) ─> actions
+//!  signal ──> │ SIGTERM/SIGINT ───┘                                      │
+//!             └──┬──────────────┬──────────────┬─────────────┬───────────┘
+//!                v              v              v             v
+//!           broadcast      netlink add/del   GARP burst   log + notify hook
+//! ```
+
+pub mod certs;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod election;
+pub mod lab;
+pub mod net;
+pub mod notify;
+pub mod transport;
+pub mod vip;
+pub mod wire;

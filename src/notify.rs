@@ -1,0 +1,227 @@
+//! Notify hooks: an operator's command run on every state transition.
+//!
+//! Commands run without a shell (argv as configured), with the transition described in
+//! environment variables, under a timeout. They run in their own tokio task so a slow or
+//! hanging hook can never hold up the election loop; failures are logged, never propagated.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::wire::State;
+
+/// Environment variables a hook receives.
+pub const ENV_STATE: &str = "HAAGENT_STATE";
+/// The state before the transition.
+pub const ENV_OLD_STATE: &str = "HAAGENT_OLD_STATE";
+/// The reason for the transition, in words.
+pub const ENV_REASON: &str = "HAAGENT_REASON";
+/// The VIPs, space separated, `address/prefix`.
+pub const ENV_VIPS: &str = "HAAGENT_VIPS";
+/// The node's name.
+pub const ENV_NODE: &str = "HAAGENT_NODE";
+/// The epoch after the transition.
+pub const ENV_EPOCH: &str = "HAAGENT_EPOCH";
+
+/// Which commands to run for which transition.
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    /// Run on every transition.
+    pub every: Option<Vec<String>>,
+    /// Run on a transition to master.
+    pub master: Option<Vec<String>>,
+    /// Run on a transition to backup.
+    pub backup: Option<Vec<String>>,
+    /// Run on a transition to fault.
+    pub fault: Option<Vec<String>>,
+    /// Run when the agent stops.
+    pub stop: Option<Vec<String>>,
+    /// How long a hook may run before it is killed.
+    pub timeout: Duration,
+}
+
+/// Runs the hooks for transitions; cheap to call from the daemon loop.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    hooks: Hooks,
+    node: String,
+    vips: String,
+}
+
+/// What one transition looks like to a hook.
+#[derive(Debug, Clone)]
+pub struct TransitionEvent<'a> {
+    /// State before.
+    pub from: State,
+    /// State after; `Init` after a shutdown is reported as "stop".
+    pub to: State,
+    /// Epoch after the transition.
+    pub epoch: u64,
+    /// Why, in words.
+    pub reason: &'a str,
+    /// Whether this transition is the agent stopping.
+    pub stopping: bool,
+}
+
+impl Notifier {
+    /// A notifier for `node` announcing `vips` (already formatted, space separated).
+    pub fn new(hooks: Hooks, node: String, vips: String) -> Self {
+        Self { hooks, node, vips }
+    }
+
+    /// Starts every hook that applies to this transition and returns at once; each hook is
+    /// waited for (and killed at its timeout) in a background task. Returns the tasks so
+    /// that a stopping agent can wait for its "stop" hooks.
+    pub fn fire(&self, event: &TransitionEvent<'_>) -> Vec<tokio::task::JoinHandle<()>> {
+        let state_name = if event.stopping {
+            "stop".to_string()
+        } else {
+            event.to.to_string()
+        };
+        let specific = if event.stopping {
+            &self.hooks.stop
+        } else {
+            match event.to {
+                State::Master => &self.hooks.master,
+                State::Backup => &self.hooks.backup,
+                State::Fault => &self.hooks.fault,
+                State::Init => &None,
+            }
+        };
+        [&self.hooks.every, specific]
+            .into_iter()
+            .flatten()
+            .filter_map(|argv| {
+                let (program, args) = argv.split_first()?;
+                let mut cmd = Command::new(program);
+                cmd.args(args)
+                    .env(ENV_STATE, &state_name)
+                    .env(ENV_OLD_STATE, event.from.to_string())
+                    .env(ENV_REASON, event.reason)
+                    .env(ENV_VIPS, &self.vips)
+                    .env(ENV_NODE, &self.node)
+                    .env(ENV_EPOCH, event.epoch.to_string())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .kill_on_drop(true);
+                let timeout = self.hooks.timeout;
+                let shown = argv.join(" ");
+                Some(tokio::spawn(run_hook(cmd, shown, timeout)))
+            })
+            .collect()
+    }
+}
+
+async fn run_hook(mut cmd: Command, shown: String, timeout: Duration) {
+    let child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            tracing::warn!(hook = %shown, error = %e, "notify hook could not be started");
+            return;
+        }
+    };
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(Ok(out)) if out.status.success() => {
+            tracing::debug!(hook = %shown, "notify hook finished");
+        }
+        Ok(Ok(out)) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            tracing::warn!(hook = %shown, status = %out.status, stderr = %stderr.trim(), "notify hook failed");
+        }
+        Ok(Err(e)) => tracing::warn!(hook = %shown, error = %e, "notify hook could not be waited for"),
+        Err(_) => {
+            // Dropping the wait future drops the child, and kill_on_drop ends it.
+            tracing::warn!(hook = %shown, timeout_ms = timeout.as_millis() as u64, "notify hook timed out and was killed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(to: State) -> TransitionEvent<'static> {
+        TransitionEvent {
+            from: State::Backup,
+            to,
+            epoch: 7,
+            reason: "no advert from n1 for 182 ms",
+            stopping: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn hook_sees_the_transition_in_its_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("env.txt");
+        let script = format!(
+            "echo \"$HAAGENT_STATE|$HAAGENT_OLD_STATE|$HAAGENT_EPOCH|$HAAGENT_VIPS|$HAAGENT_NODE|$HAAGENT_REASON\" > {}",
+            out.display()
+        );
+        let hooks = Hooks {
+            master: Some(vec!["/bin/sh".into(), "-c".into(), script]),
+            timeout: Duration::from_secs(5),
+            ..Hooks::default()
+        };
+        let n = Notifier::new(hooks, "n2".into(), "192.0.2.100/24".into());
+        for task in n.fire(&event(State::Master)) {
+            task.await.unwrap();
+        }
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(
+            text.trim(),
+            "master|backup|7|192.0.2.100/24|n2|no advert from n1 for 182 ms"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_matching_state_hooks_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let hooks = Hooks {
+            backup: Some(vec!["/usr/bin/touch".into(), marker.display().to_string()]),
+            timeout: Duration::from_secs(5),
+            ..Hooks::default()
+        };
+        let n = Notifier::new(hooks, "n1".into(), String::new());
+        assert!(n.fire(&event(State::Master)).is_empty());
+        for task in n.fire(&event(State::Backup)) {
+            task.await.unwrap();
+        }
+        assert!(marker.exists());
+    }
+
+    #[tokio::test]
+    async fn hanging_hook_is_killed_at_its_timeout() {
+        let hooks = Hooks {
+            every: Some(vec!["/bin/sleep".into(), "30".into()]),
+            timeout: Duration::from_millis(100),
+            ..Hooks::default()
+        };
+        let n = Notifier::new(hooks, "n1".into(), String::new());
+        let tasks = n.fire(&event(State::Fault));
+        assert_eq!(tasks.len(), 1);
+        // The task ends because of the timeout, long before sleep(30) would.
+        for task in tasks {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("hook task must end at its timeout")
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_logged_not_fatal() {
+        let hooks = Hooks {
+            every: Some(vec!["/nonexistent/hook".into()]),
+            timeout: Duration::from_secs(1),
+            ..Hooks::default()
+        };
+        let n = Notifier::new(hooks, "n1".into(), String::new());
+        for task in n.fire(&event(State::Master)) {
+            task.await.unwrap();
+        }
+    }
+}
