@@ -238,6 +238,7 @@ fn init_logging(format: LogFormat, level: &str) -> Result<(), String> {
         .map_err(|e| format!("invalid log level `{level}`: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.try_init(),

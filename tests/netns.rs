@@ -217,6 +217,14 @@ impl Cluster {
     }
 }
 
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::env::var_os("HAAGENT_TEST_LOGS").is_some() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]

@@ -517,8 +517,14 @@ async fn handle_inbound(shared: Arc<Shared>, incoming: quinn::Incoming) {
             debug!(%remote, "inbound handshake did not complete");
             return;
         }
-        Ok(Err(e)) => {
+        Ok(Err(e)) if is_certificate_failure(&e) => {
             shared.reject(remote, handshake_words(&e));
+            return;
+        }
+        Ok(Err(e)) => {
+            // A dialler that gives up mid-handshake (it is shutting down, say) is not a
+            // rejection: nothing about its certificate was judged.
+            debug!(%remote, reason = %close_words(&e), "inbound handshake abandoned");
             return;
         }
     };
@@ -739,6 +745,15 @@ fn ips_words(ips: &[IpAddr]) -> String {
 
 fn is_crypto(code: quinn::TransportErrorCode) -> bool {
     (0x100..0x200).contains(&u64::from(code))
+}
+
+/// Whether a failed handshake failed on TLS (a certificate judged and refused).
+fn is_certificate_failure(e: &ConnectionError) -> bool {
+    match e {
+        ConnectionError::TransportError(t) => is_crypto(t.code),
+        ConnectionError::ConnectionClosed(c) => is_crypto(c.error_code),
+        _ => false,
+    }
 }
 
 /// Classifies a failed outbound handshake or confirmation.
