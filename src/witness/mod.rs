@@ -1,0 +1,335 @@
+//! The gateway witness: can this node still reach its default gateway?
+//!
+//! Split-brain resistance needs a tie-breaker that does not depend on the peers.
+//! A node that hears no peer *and* cannot reach the gateway is the isolated one —
+//! its cable, switch port or NIC is gone — and must not hold (or take) the VIP;
+//! a node that hears no peer but still reaches the gateway is the one that should.
+//! The witness pings the gateway through the VIP interface every `interval` and
+//! reports a stable verdict; the election (a pure state machine) decides with it.
+//!
+//! - [`Witness::spawn`] resolves the gateway ([`Gateway::Auto`] reads the default
+//!   route, see [`resolve_gateway`]), opens an ICMP socket and starts a task;
+//! - [`Hysteresis`] turns single echo results into a verdict that changes only
+//!   after `fall` lost or `rise` answered echoes in a row;
+//! - [`WitnessEvent`]s reach the daemon over a channel: one first verdict, then
+//!   one per change. [`Witness::reachable`] and [`Witness::last_rtt`] can be read
+//!   at any time (status output).
+
+mod error;
+mod hysteresis;
+mod icmp;
+mod route;
+
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+pub use error::WitnessError;
+pub use hysteresis::Hysteresis;
+pub use route::resolve_gateway;
+
+use icmp::Pinger;
+
+/// Default time between two echoes.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(200);
+/// Default number of consecutive lost echoes before the gateway is unreachable.
+pub const DEFAULT_FALL: u32 = 3;
+/// Default number of consecutive answered echoes before it is reachable again.
+pub const DEFAULT_RISE: u32 = 2;
+
+/// Capacity of the event channel. Events are rare (one per change); if the
+/// daemon ever falls this far behind, newer events are dropped with a warning and
+/// [`Witness::reachable`] still tells the truth.
+const EVENT_CAPACITY: usize = 16;
+
+/// Which gateway the witness pings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gateway {
+    /// The gateway of the IPv4 default route through the witness interface.
+    Auto,
+    /// This address.
+    Addr(Ipv4Addr),
+}
+
+/// How the witness pings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessConfig {
+    /// The gateway to ping.
+    pub gateway: Gateway,
+    /// The interface the echoes leave through (the VIP interface).
+    pub interface: String,
+    /// Time between two echoes (default 200 ms). Must not be zero.
+    pub interval: Duration,
+    /// How long to wait for each reply (default = `interval`). A reply that comes
+    /// later counts as lost. Must not be zero; if it exceeds `interval`, the next
+    /// echo waits for it.
+    pub timeout: Duration,
+    /// Consecutive lost echoes that make the gateway unreachable (default 3).
+    pub fall: u32,
+    /// Consecutive answered echoes that make it reachable again (default 2).
+    pub rise: u32,
+}
+
+impl WitnessConfig {
+    /// The defaults (200 ms interval and timeout, fall 3, rise 2) for `interface`.
+    pub fn new(interface: impl Into<String>, gateway: Gateway) -> Self {
+        Self {
+            gateway,
+            interface: interface.into(),
+            interval: DEFAULT_INTERVAL,
+            timeout: DEFAULT_INTERVAL,
+            fall: DEFAULT_FALL,
+            rise: DEFAULT_RISE,
+        }
+    }
+}
+
+/// A verdict of the witness, sent when it changes (plus the first one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WitnessEvent {
+    /// `rise` echoes in a row were answered.
+    Reachable {
+        /// The gateway pinged.
+        gateway: Ipv4Addr,
+        /// Round-trip time of the echo that decided.
+        rtt: Duration,
+    },
+    /// `fall` echoes in a row were lost.
+    Unreachable {
+        /// The gateway pinged.
+        gateway: Ipv4Addr,
+        /// For the log, e.g. "3 echoes to 192.0.2.1 unanswered (fall 3 × 200 ms)".
+        reason: String,
+    },
+}
+
+/// What the task shares with the [`Witness`] handle.
+#[derive(Debug, Default)]
+struct Shared {
+    reachable: Option<bool>,
+    last_rtt: Option<Duration>,
+}
+
+/// A running gateway witness. Dropping it stops the pinging task.
+#[derive(Debug)]
+pub struct Witness {
+    gateway: Ipv4Addr,
+    shared: Arc<Mutex<Shared>>,
+    task: JoinHandle<()>,
+}
+
+impl Witness {
+    /// Resolves the gateway, opens the ICMP socket (a datagram ping socket, or a
+    /// raw socket needing `CAP_NET_RAW` where `net.ipv4.ping_group_range` forbids
+    /// it), and starts pinging on the current tokio runtime.
+    ///
+    /// The socket lives in the calling thread's network namespace. The receiver
+    /// gets the first verdict after `rise` answered or `fall` lost echoes, then
+    /// one event per change.
+    pub async fn spawn(
+        cfg: WitnessConfig,
+    ) -> Result<(Witness, mpsc::Receiver<WitnessEvent>), WitnessError> {
+        for (value, name) in [(cfg.interval, "interval"), (cfg.timeout, "timeout")] {
+            if value.is_zero() {
+                return Err(WitnessError::InvalidConfig {
+                    interface: cfg.interface.clone(),
+                    reason: format!("{name} must be greater than zero"),
+                });
+            }
+        }
+        let gateway = match cfg.gateway {
+            Gateway::Auto => resolve_gateway(&cfg.interface).await?,
+            Gateway::Addr(addr) => addr,
+        };
+        let pinger = Pinger::open(&cfg.interface, gateway)?;
+        tracing::info!(
+            interface = %cfg.interface,
+            %gateway,
+            socket = ?pinger.kind(),
+            interval_ms = cfg.interval.as_millis() as u64,
+            fall = cfg.fall,
+            rise = cfg.rise,
+            "gateway witness started"
+        );
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let (tx, rx) = mpsc::channel(EVENT_CAPACITY);
+        let task = tokio::spawn(run(pinger, cfg, gateway, Arc::clone(&shared), tx));
+        Ok((
+            Witness {
+                gateway,
+                shared,
+                task,
+            },
+            rx,
+        ))
+    }
+
+    /// The gateway being pinged (resolved if the config said `auto`).
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.gateway
+    }
+
+    /// The current verdict; `None` until the first one.
+    pub fn reachable(&self) -> Option<bool> {
+        lock(&self.shared).reachable
+    }
+
+    /// The round-trip time of the last answered echo, if any was answered.
+    pub fn last_rtt(&self) -> Option<Duration> {
+        lock(&self.shared).last_rtt
+    }
+}
+
+impl Drop for Witness {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The verdict to report after a result, if any: the first settled verdict, then
+/// every change.
+fn verdict_to_report(hysteresis: &Hysteresis, reported: Option<bool>) -> Option<bool> {
+    let state = hysteresis.reachable();
+    match reported {
+        None if hysteresis.settled() => Some(state),
+        Some(previous) if previous != state => Some(state),
+        _ => None,
+    }
+}
+
+/// The pinging task: one echo per tick, results through the hysteresis, verdicts
+/// out as events.
+async fn run(
+    pinger: Pinger,
+    cfg: WitnessConfig,
+    gateway: Ipv4Addr,
+    shared: Arc<Mutex<Shared>>,
+    events: mpsc::Sender<WitnessEvent>,
+) {
+    // Start "unreachable": the first verdict is then either a rise to reachable
+    // or `fall` failures (see `verdict_to_report`).
+    let mut hysteresis = Hysteresis::new(cfg.fall, cfg.rise, false);
+    let mut reported = None;
+    let mut last_failure = None;
+    let mut ticker = tokio::time::interval(cfg.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut seq: u16 = 0;
+    loop {
+        ticker.tick().await;
+        seq = seq.wrapping_add(1);
+        let result = pinger.echo(seq, cfg.timeout).await;
+        let rtt = match result {
+            Ok(rtt) => {
+                lock(&shared).last_rtt = Some(rtt);
+                hysteresis.record(true);
+                Some(rtt)
+            }
+            Err(failure) => {
+                tracing::debug!(interface = %cfg.interface, %gateway, seq, %failure, "gateway echo lost");
+                hysteresis.record(false);
+                last_failure = Some(failure);
+                None
+            }
+        };
+        let Some(now_reachable) = verdict_to_report(&hysteresis, reported) else {
+            continue;
+        };
+        reported = Some(now_reachable);
+        lock(&shared).reachable = Some(now_reachable);
+        let event = if now_reachable {
+            let rtt = rtt.unwrap_or_default();
+            tracing::info!(interface = %cfg.interface, %gateway, rtt_us = rtt.as_micros() as u64, "gateway reachable");
+            WitnessEvent::Reachable { gateway, rtt }
+        } else {
+            let (_, lost) = hysteresis.consecutive();
+            let mut reason = format!(
+                "{lost} echoes to {gateway} unanswered (fall {} × {} ms)",
+                hysteresis.fall(),
+                cfg.interval.as_millis()
+            );
+            if let Some(failure) = &last_failure {
+                reason.push_str(&format!("; last: {failure}"));
+            }
+            tracing::warn!(interface = %cfg.interface, %gateway, %reason, "gateway unreachable");
+            WitnessEvent::Unreachable { gateway, reason }
+        };
+        if let Err(mpsc::error::TrySendError::Full(event)) = events.try_send(event) {
+            tracing::warn!(
+                ?event,
+                "witness event dropped: the daemon is not reading them"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_verdict_after_rise_successes() {
+        let mut h = Hysteresis::new(3, 2, false);
+        h.record(true);
+        assert_eq!(verdict_to_report(&h, None), None);
+        h.record(true);
+        assert_eq!(verdict_to_report(&h, None), Some(true));
+    }
+
+    #[test]
+    fn first_verdict_after_fall_failures() {
+        let mut h = Hysteresis::new(3, 2, false);
+        h.record(false);
+        h.record(false);
+        assert_eq!(verdict_to_report(&h, None), None);
+        h.record(false);
+        assert_eq!(verdict_to_report(&h, None), Some(false));
+        // Already reported: more failures say nothing.
+        h.record(false);
+        assert_eq!(verdict_to_report(&h, Some(false)), None);
+    }
+
+    #[test]
+    fn later_verdicts_only_on_change() {
+        let mut h = Hysteresis::new(3, 2, false);
+        h.record(true);
+        h.record(true);
+        assert_eq!(verdict_to_report(&h, Some(true)), None);
+        h.record(false);
+        h.record(false);
+        assert_eq!(verdict_to_report(&h, Some(true)), None);
+        h.record(false);
+        assert_eq!(verdict_to_report(&h, Some(true)), Some(false));
+    }
+
+    /// The daemon spawns these onto a multi-threaded runtime.
+    #[test]
+    fn handles_and_futures_are_send() {
+        fn send<T: Send>(_: &T) {}
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Witness>();
+        send_sync::<WitnessEvent>();
+        send(&Witness::spawn(WitnessConfig::new("eth0", Gateway::Auto)));
+        send(&resolve_gateway("eth0"));
+    }
+
+    #[tokio::test]
+    async fn zero_interval_is_rejected() {
+        let mut cfg = WitnessConfig::new("lo", Gateway::Addr(Ipv4Addr::LOCALHOST));
+        cfg.interval = Duration::ZERO;
+        let e = Witness::spawn(cfg).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "witness on interface lo: interval must be greater than zero"
+        );
+    }
+}

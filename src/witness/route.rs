@@ -1,0 +1,275 @@
+//! Finding the gateway to ping when the config says `gateway = "auto"`.
+//!
+//! The witness must ping the router *behind the VIP interface*: the IPv4 default
+//! route of the main table whose output interface is that interface. The routing
+//! table is read once at start-up over rtnetlink; a node without such a route
+//! gets an error that names the config key to set instead.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use futures_util::stream::TryStreamExt;
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType,
+};
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::RouteMessageBuilder;
+
+use super::WitnessError;
+
+/// How long one netlink request may take before it counts as failed.
+const NETLINK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The gateway of the IPv4 default route that leaves through `interface`
+/// (main table; the lowest metric wins when there are several).
+///
+/// Must be called from inside a tokio runtime (it spawns the netlink connection
+/// task for the duration of the call). Reads the routing table of the calling
+/// thread's network namespace.
+pub async fn resolve_gateway(interface: &str) -> Result<Ipv4Addr, WitnessError> {
+    let (connection, handle, _) =
+        rtnetlink::new_connection().map_err(|source| WitnessError::Io {
+            interface: interface.to_string(),
+            operation: "open netlink socket".to_string(),
+            source,
+        })?;
+    let connection = tokio::spawn(connection);
+    let result = async {
+        let mut links = handle
+            .link()
+            .get()
+            .match_name(interface.to_string())
+            .execute();
+        let link = bounded(interface, "look up interface", links.try_next()).await?;
+        let ifindex = link
+            .ok_or_else(|| WitnessError::InterfaceNotFound {
+                interface: interface.to_string(),
+            })?
+            .header
+            .index;
+
+        let request = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        let routes = handle.route().get(request).execute();
+        let routes: Vec<RouteMessage> =
+            bounded(interface, "read the routing table", routes.try_collect()).await?;
+        pick_default_gateway(&routes, ifindex).ok_or_else(|| WitnessError::NoDefaultRoute {
+            interface: interface.to_string(),
+        })
+    }
+    .await;
+    connection.abort();
+    result
+}
+
+/// Among `routes`, the gateway of the lowest-metric IPv4 default route of the
+/// main table that leaves through `ifindex` (also inside a multipath route).
+pub(crate) fn pick_default_gateway(routes: &[RouteMessage], ifindex: u32) -> Option<Ipv4Addr> {
+    let mut best: Option<(u32, Ipv4Addr)> = None;
+    for route in routes {
+        let header = &route.header;
+        if header.address_family != AddressFamily::Inet
+            || header.destination_prefix_length != 0
+            || header.kind != RouteType::Unicast
+        {
+            continue;
+        }
+        let table = route
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                RouteAttribute::Table(t) => Some(*t),
+                _ => None,
+            })
+            .unwrap_or(u32::from(header.table));
+        if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+            continue;
+        }
+        let metric = route
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                RouteAttribute::Priority(p) => Some(*p),
+                _ => None,
+            })
+            .unwrap_or(0);
+
+        let mut candidates = Vec::new();
+        let oif = route.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Oif(i) => Some(*i),
+            _ => None,
+        });
+        if oif == Some(ifindex) {
+            candidates.extend(gateway_of(&route.attributes));
+        }
+        for attr in &route.attributes {
+            if let RouteAttribute::MultiPath(hops) = attr {
+                candidates.extend(
+                    hops.iter()
+                        .filter(|h| h.interface_index == ifindex)
+                        .filter_map(|h| gateway_of(&h.attributes)),
+                );
+            }
+        }
+        for gateway in candidates {
+            if best.is_none_or(|(m, _)| metric < m) {
+                best = Some((metric, gateway));
+            }
+        }
+    }
+    best.map(|(_, gateway)| gateway)
+}
+
+/// The IPv4 `Gateway` attribute among `attributes`, if any.
+fn gateway_of(attributes: &[RouteAttribute]) -> Option<Ipv4Addr> {
+    attributes.iter().find_map(|a| match a {
+        RouteAttribute::Gateway(RouteAddress::Inet(ip)) => Some(*ip),
+        _ => None,
+    })
+}
+
+/// Runs one netlink request with [`NETLINK_TIMEOUT`], mapping its errors.
+async fn bounded<T>(
+    interface: &str,
+    operation: &str,
+    request: impl std::future::Future<Output = Result<T, rtnetlink::Error>>,
+) -> Result<T, WitnessError> {
+    match tokio::time::timeout(NETLINK_TIMEOUT, request).await {
+        Err(_) => Err(WitnessError::Timeout {
+            interface: interface.to_string(),
+            operation: operation.to_string(),
+            after: NETLINK_TIMEOUT,
+        }),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(classify(interface, operation, e)),
+    }
+}
+
+/// Maps a kernel answer to the variant an operator can act on.
+fn classify(interface: &str, operation: &str, error: rtnetlink::Error) -> WitnessError {
+    let errno = match &error {
+        rtnetlink::Error::NetlinkError(message) => Some(message.raw_code().abs()),
+        _ => None,
+    };
+    match errno {
+        // ERANGE: a name longer than IFNAMSIZ, which no interface can have.
+        Some(libc::ENODEV) | Some(libc::ERANGE) => WitnessError::InterfaceNotFound {
+            interface: interface.to_string(),
+        },
+        Some(libc::EPERM) | Some(libc::EACCES) => WitnessError::PermissionDenied {
+            interface: interface.to_string(),
+            operation: operation.to_string(),
+            capability: "CAP_NET_ADMIN",
+            hint: "run as root or grant the capability",
+        },
+        _ => WitnessError::Netlink {
+            interface: interface.to_string(),
+            operation: operation.to_string(),
+            source: error,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtnetlink::packet_route::route::RouteNextHop;
+
+    const GW: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+
+    fn route(prefix: u8, attrs: Vec<RouteAttribute>) -> RouteMessage {
+        let mut m = RouteMessage::default();
+        m.header.address_family = AddressFamily::Inet;
+        m.header.destination_prefix_length = prefix;
+        m.header.table = RouteHeader::RT_TABLE_MAIN;
+        m.header.kind = RouteType::Unicast;
+        m.attributes = attrs;
+        m
+    }
+
+    fn gw(ip: Ipv4Addr) -> RouteAttribute {
+        RouteAttribute::Gateway(RouteAddress::Inet(ip))
+    }
+
+    #[test]
+    fn picks_the_default_route_of_the_interface() {
+        let other = Ipv4Addr::new(198, 51, 100, 1);
+        let routes = vec![
+            route(24, vec![RouteAttribute::Oif(2)]),
+            route(0, vec![gw(other), RouteAttribute::Oif(3)]),
+            route(0, vec![gw(GW), RouteAttribute::Oif(2)]),
+        ];
+        assert_eq!(pick_default_gateway(&routes, 2), Some(GW));
+        assert_eq!(pick_default_gateway(&routes, 3), Some(other));
+        assert_eq!(pick_default_gateway(&routes, 4), None);
+    }
+
+    #[test]
+    fn lowest_metric_wins() {
+        let backup = Ipv4Addr::new(192, 0, 2, 254);
+        let routes = vec![
+            route(
+                0,
+                vec![
+                    gw(backup),
+                    RouteAttribute::Oif(2),
+                    RouteAttribute::Priority(200),
+                ],
+            ),
+            route(
+                0,
+                vec![
+                    gw(GW),
+                    RouteAttribute::Oif(2),
+                    RouteAttribute::Priority(100),
+                ],
+            ),
+        ];
+        assert_eq!(pick_default_gateway(&routes, 2), Some(GW));
+    }
+
+    #[test]
+    fn ignores_other_tables_and_routes_without_gateway() {
+        let mut local = route(0, vec![gw(GW), RouteAttribute::Oif(2)]);
+        local.header.table = 255;
+        let routes = vec![local, route(0, vec![RouteAttribute::Oif(2)])];
+        assert_eq!(pick_default_gateway(&routes, 2), None);
+    }
+
+    #[test]
+    fn finds_a_multipath_next_hop() {
+        let hop = |index, ip| {
+            let mut hop = RouteNextHop::default();
+            hop.interface_index = index;
+            hop.attributes = vec![gw(ip)];
+            hop
+        };
+        let routes = vec![route(
+            0,
+            vec![RouteAttribute::MultiPath(vec![
+                hop(3, Ipv4Addr::new(198, 51, 100, 1)),
+                hop(2, GW),
+            ])],
+        )];
+        assert_eq!(pick_default_gateway(&routes, 2), Some(GW));
+    }
+
+    #[test]
+    fn no_default_route_error_names_the_config_key() {
+        let e = WitnessError::NoDefaultRoute {
+            interface: "eth0".to_string(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "no default route via eth0 (set [witness] gateway = \"<ip>\")"
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_interface_is_named() {
+        let e = resolve_gateway("hawit-none0").await.unwrap_err();
+        assert_eq!(e.to_string(), "interface hawit-none0 not found");
+        // Longer than IFNAMSIZ: the kernel says ERANGE, we say what it means.
+        let e = resolve_gateway("hawit-nonexistent0").await.unwrap_err();
+        assert_eq!(e.to_string(), "interface hawit-nonexistent0 not found");
+    }
+}
