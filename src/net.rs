@@ -52,6 +52,12 @@ impl fmt::Display for Ipv4Cidr {
     }
 }
 
+/// A MAC address as `02:aa:bb:cc:dd:ee`.
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    let [a, b, c, d, e, f] = *mac;
+    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,9 +72,21 @@ mod tests {
 
     #[test]
     fn rejects_malformed_text() {
-        assert!(matches!("192.0.2.100".parse::<Ipv4Cidr>(), Err(CidrError::MissingPrefix(_))));
-        assert!(matches!("192.0.2/24".parse::<Ipv4Cidr>(), Err(CidrError::BadAddress(_))));
-        assert!(matches!("192.0.2.1/33".parse::<Ipv4Cidr>(), Err(CidrError::BadPrefix(_))));
-        assert!(matches!("192.0.2.1/x".parse::<Ipv4Cidr>(), Err(CidrError::BadPrefix(_))));
+        assert!(matches!(
+            "192.0.2.100".parse::<Ipv4Cidr>(),
+            Err(CidrError::MissingPrefix(_))
+        ));
+        assert!(matches!(
+            "192.0.2/24".parse::<Ipv4Cidr>(),
+            Err(CidrError::BadAddress(_))
+        ));
+        assert!(matches!(
+            "192.0.2.1/33".parse::<Ipv4Cidr>(),
+            Err(CidrError::BadPrefix(_))
+        ));
+        assert!(matches!(
+            "192.0.2.1/x".parse::<Ipv4Cidr>(),
+            Err(CidrError::BadPrefix(_))
+        ));
     }
 }

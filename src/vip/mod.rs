@@ -11,11 +11,13 @@
 //! decides *when* to hold the VIP — that is the election's job.
 
 mod announce;
+mod arp;
 mod error;
 mod garp;
 mod netlink;
 
 pub use announce::Announcer;
+pub use arp::{ArpConflict, ArpProbe, ArpWatch};
 pub use error::VipError;
 pub use garp::GarpSender;
 pub use netlink::VipManager;

@@ -1,0 +1,589 @@
+//! Seeing other owners of the VIP on the LAN: an RFC 5227 probe before taking
+//! it, and a watch for conflicting ARP while holding it.
+//!
+//! The election only knows what the peers it can hear say. A peer behind a broken
+//! QUIC path, a misconfigured host or a stale keepalived may still answer ARP for
+//! the VIP; ARP is the ground truth of who holds it on the segment.
+//!
+//! - [`ArpProbe::probe`] asks "who has the VIP?" the RFC 5227 way (sender IP
+//!   0.0.0.0, so no neighbour caches are touched) and reports the first other MAC
+//!   that answers or claims it. Linux answers such probes for its own addresses.
+//! - [`ArpWatch`] reads ARP in a background thread and reports every frame in
+//!   which another MAC claims one of the VIPs (as sender IP), e.g. another node's
+//!   gratuitous ARP.
+//!
+//! # The socket
+//!
+//! Both use a pnet layer-2 channel (promiscuous mode off) over an `AF_PACKET`
+//! socket that we create ourselves so that, before pnet binds it with
+//! `ETH_P_ALL`, it carries a BPF filter passing only incoming ARP frames: our own
+//! probes and gratuitous ARPs (`PACKET_OUTGOING`) and all other traffic never
+//! reach user space. Frames whose ARP sender MAC is ours are ignored as well.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use pnet_base::MacAddr;
+
+use crate::net::format_mac;
+use pnet_datalink::{Channel, Config, DataLinkReceiver, DataLinkSender};
+use pnet_packet::arp::{ArpHardwareTypes, ArpOperations, ArpPacket, MutableArpPacket};
+use pnet_packet::ethernet::{EtherTypes, EthernetPacket, MutableEthernetPacket};
+use tokio::sync::mpsc;
+
+use super::VipError;
+
+/// The capability a packet socket needs.
+const CAP_NET_RAW: &str = "CAP_NET_RAW";
+
+/// Ethernet header (14) + ARP for IPv4 over Ethernet (28), padded to 60 bytes.
+const ARP_FRAME_LEN: usize = 60;
+
+/// Bytes of each accepted frame the filter keeps (an ARP frame needs 42).
+const SNAP_LEN: u32 = 64;
+
+/// How long one send may wait for room in the socket's send buffer.
+const WRITE_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Read timeout while probing: how late the probe may notice its next send time
+/// or the end of its window.
+const PROBE_POLL: Duration = Duration::from_millis(2);
+
+/// Read timeout of the watch thread: how long it takes to notice it should stop.
+const WATCH_POLL: Duration = Duration::from_millis(100);
+
+/// At most one [`ArpConflict`] per (VIP, MAC) within this time.
+const REPORT_EVERY: Duration = Duration::from_millis(500);
+
+/// Capacity of the conflict channel; further reports are dropped (and logged)
+/// while the daemon does not read.
+const CONFLICT_CAPACITY: usize = 64;
+
+/// A packet channel that sends and receives ARP on one interface.
+struct ArpChannel {
+    tx: Box<dyn DataLinkSender>,
+    rx: Box<dyn DataLinkReceiver>,
+    /// The descriptor pnet owns (and closes); only used while `tx`/`rx` live.
+    fd: RawFd,
+    ifname: String,
+    mac: Option<MacAddr>,
+}
+
+impl ArpChannel {
+    /// Opens the channel in the calling thread's network namespace.
+    fn open(interface: &str, read_timeout: Duration) -> Result<Self, VipError> {
+        let iface = pnet_datalink::interfaces()
+            .into_iter()
+            .find(|i| i.name == interface)
+            .ok_or_else(|| VipError::InterfaceNotFound {
+                interface: interface.to_string(),
+            })?;
+        let mac = iface.mac.filter(|m| *m != MacAddr::zero());
+        let socket = incoming_arp_socket()
+            .map_err(|e| VipError::from_io(interface, "open packet socket", CAP_NET_RAW, e))?;
+        let fd = socket.as_raw_fd();
+        let config = Config {
+            write_timeout: Some(WRITE_TIMEOUT),
+            read_timeout: Some(read_timeout),
+            read_buffer_size: 256,
+            write_buffer_size: 256,
+            promiscuous: false,
+            // pnet takes ownership of the descriptor (and closes it on error).
+            socket_fd: Some(socket.into_raw_fd()),
+            ..Config::default()
+        };
+        match pnet_datalink::channel(&iface, config) {
+            Ok(Channel::Ethernet(tx, rx)) => Ok(Self {
+                tx,
+                rx,
+                fd,
+                ifname: interface.to_string(),
+                mac,
+            }),
+            Ok(_) => Err(VipError::Io {
+                interface: interface.to_string(),
+                operation: "open packet socket".to_string(),
+                source: io::Error::other("pnet returned a non-Ethernet channel"),
+            }),
+            Err(e) => Err(VipError::from_io(
+                interface,
+                "bind packet socket",
+                CAP_NET_RAW,
+                e,
+            )),
+        }
+    }
+
+    /// Waits up to the read timeout for one ARP frame. `Ok(None)` on timeout.
+    fn next(&mut self) -> io::Result<Option<&[u8]>> {
+        match self.rx.next() {
+            Ok(frame) => Ok(Some(frame)),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+            // pnet reports POLLERR as "Unexpected poll event"; fetch (and clear)
+            // the real socket error, e.g. ENETDOWN.
+            Err(e) => Err(take_socket_error(self.fd).unwrap_or(e)),
+        }
+    }
+
+    /// Discards every frame already queued on the socket.
+    fn drain(&mut self) {
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: buf is valid for its length; fd is open while self lives.
+            let n = unsafe {
+                libc::recv(
+                    self.fd,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends one frame.
+    fn send(&mut self, frame: &[u8], what: &str) -> Result<(), VipError> {
+        match self.tx.send_to(frame, None) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) if e.kind() == io::ErrorKind::TimedOut => Err(VipError::Io {
+                interface: self.ifname.clone(),
+                operation: what.to_string(),
+                source: io::Error::new(io::ErrorKind::TimedOut, "the send buffer stayed full"),
+            }),
+            Some(Err(e)) => Err(VipError::from_io(&self.ifname, what, CAP_NET_RAW, e)),
+            None => Err(VipError::Io {
+                interface: self.ifname.clone(),
+                operation: what.to_string(),
+                source: io::Error::other("frame larger than the write buffer"),
+            }),
+        }
+    }
+}
+
+/// Sends RFC 5227 ARP probes for a VIP and listens for anyone who has it.
+pub struct ArpProbe {
+    channel: ArpChannel,
+    mac: MacAddr,
+}
+
+impl std::fmt::Debug for ArpProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArpProbe")
+            .field("interface", &self.channel.ifname)
+            .field("mac", &self.mac)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ArpProbe {
+    /// Opens a packet channel on `interface` that sends and receives ARP (needs
+    /// `CAP_NET_RAW`). The socket stays in the calling thread's network namespace.
+    pub fn open(interface: &str) -> Result<Self, VipError> {
+        let channel = ArpChannel::open(interface, PROBE_POLL)?;
+        let mac = channel.mac.ok_or_else(|| VipError::NoMacAddress {
+            interface: interface.to_string(),
+        })?;
+        Ok(Self { channel, mac })
+    }
+
+    /// The MAC address the probes are sent from.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac.octets()
+    }
+
+    /// RFC 5227 probe: sends `count` ARP requests for `vip` (sender MAC = ours,
+    /// sender IP = 0.0.0.0, target MAC zero, to broadcast), evenly spread over
+    /// `window` starting now, and listens until `window` ends for an ARP frame from
+    /// another MAC whose sender IP is `vip` (a reply, or a request/announcement
+    /// claiming it). Returns that MAC as soon as one is seen, or `None` after
+    /// `window` (give or take a few milliseconds) if nobody claimed `vip`.
+    ///
+    /// Frames queued before the call are discarded first. Blocking: run it on
+    /// `spawn_blocking`.
+    pub fn probe(
+        &mut self,
+        vip: Ipv4Addr,
+        count: u32,
+        window: Duration,
+    ) -> Result<Option<[u8; 6]>, VipError> {
+        self.channel.drain();
+        let frame = probe_frame(self.mac, vip);
+        let what = format!("send ARP probe for {vip}");
+        let ifname = self.channel.ifname.clone();
+        let start = Instant::now();
+        let end = start + window;
+        let mut sent = 0u32;
+        loop {
+            let now = Instant::now();
+            while sent < count && now >= start + window.mul_f64(f64::from(sent) / f64::from(count))
+            {
+                self.channel.send(&frame, &what)?;
+                sent += 1;
+            }
+            if now >= end {
+                return Ok(None);
+            }
+            let frame = self.channel.next().map_err(|e| {
+                VipError::from_io(
+                    &ifname,
+                    format!("receive ARP while probing for {vip}"),
+                    CAP_NET_RAW,
+                    e,
+                )
+            })?;
+            if let Some(claim) = frame.and_then(parse_claim) {
+                if claim.sender_ip == vip && claim.sender_mac != self.mac {
+                    return Ok(Some(claim.sender_mac.octets()));
+                }
+            }
+        }
+    }
+}
+
+/// Another MAC claiming a VIP, seen by an [`ArpWatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ArpConflict {
+    /// The VIP claimed (the frame's sender IP).
+    pub vip: Ipv4Addr,
+    /// The MAC claiming it (the frame's ARP sender MAC).
+    pub mac: [u8; 6],
+}
+
+/// A background thread reporting ARP frames in which another MAC claims one of
+/// our VIPs. Dropping it stops the thread (within ~100 ms).
+#[derive(Debug)]
+pub struct ArpWatch {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ArpWatch {
+    /// Opens a packet channel on `interface` (needs `CAP_NET_RAW`; the socket
+    /// stays in the calling thread's network namespace) and starts a thread
+    /// reading ARP. Every frame whose sender IP is one of `vips` and whose sender
+    /// MAC is not `own_mac` becomes an [`ArpConflict`] on the returned receiver, at
+    /// most one per (VIP, MAC) every 500 ms.
+    pub fn spawn(
+        interface: &str,
+        own_mac: [u8; 6],
+        vips: Vec<Ipv4Addr>,
+    ) -> Result<(ArpWatch, mpsc::Receiver<ArpConflict>), VipError> {
+        let channel = ArpChannel::open(interface, WATCH_POLL)?;
+        let (tx, rx) = mpsc::channel(CONFLICT_CAPACITY);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("haagent-arpwatch".to_string())
+            .spawn(move || watch(channel, MacAddr::from(own_mac), vips, tx, thread_stop))
+            .map_err(|source| VipError::Io {
+                interface: interface.to_string(),
+                operation: "start ARP watch thread".to_string(),
+                source,
+            })?;
+        Ok((
+            ArpWatch {
+                stop,
+                thread: Some(thread),
+            },
+            rx,
+        ))
+    }
+}
+
+impl Drop for ArpWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Not joined: the thread notices within WATCH_POLL, and dropping must not
+        // block an async task for that long.
+        drop(self.thread.take());
+    }
+}
+
+/// The watch thread's loop.
+fn watch(
+    mut channel: ArpChannel,
+    own_mac: MacAddr,
+    vips: Vec<Ipv4Addr>,
+    tx: mpsc::Sender<ArpConflict>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut limiter = RateLimiter::new(REPORT_EVERY);
+    let mut failing = false;
+    while !stop.load(Ordering::Relaxed) && !tx.is_closed() {
+        let claim = match channel.next() {
+            Ok(frame) => {
+                failing = false;
+                frame.and_then(parse_claim)
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(interface = %channel.ifname, error = %e, "ARP watch: receive failed; retrying");
+                    failing = true;
+                }
+                std::thread::sleep(WATCH_POLL);
+                continue;
+            }
+        };
+        let Some(claim) = claim else { continue };
+        if claim.sender_mac == own_mac || !vips.contains(&claim.sender_ip) {
+            continue;
+        }
+        let conflict = ArpConflict {
+            vip: claim.sender_ip,
+            mac: claim.sender_mac.octets(),
+        };
+        if !limiter.allow(conflict, Instant::now()) {
+            continue;
+        }
+        if let Err(mpsc::error::TrySendError::Full(c)) = tx.try_send(conflict) {
+            tracing::warn!(vip = %c.vip, mac = %format_mac(&c.mac), "ARP conflict report dropped: the daemon is not reading them");
+        }
+    }
+}
+
+/// At most one pass per key within `every`.
+struct RateLimiter {
+    every: Duration,
+    last: HashMap<ArpConflict, Instant>,
+}
+
+impl RateLimiter {
+    fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: HashMap::new(),
+        }
+    }
+
+    /// Whether `key` may be reported at `now` (and if so, remembers it).
+    fn allow(&mut self, key: ArpConflict, now: Instant) -> bool {
+        if let Some(last) = self.last.get(&key) {
+            if now.saturating_duration_since(*last) < self.every {
+                return false;
+            }
+        }
+        if self.last.len() >= 256 {
+            let every = self.every;
+            self.last
+                .retain(|_, t| now.saturating_duration_since(*t) < every);
+        }
+        self.last.insert(key, now);
+        true
+    }
+}
+
+/// The sender fields of an ARP frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Claim {
+    sender_mac: MacAddr,
+    sender_ip: Ipv4Addr,
+}
+
+/// The ARP sender of an Ethernet frame, if it is IPv4-over-Ethernet ARP.
+fn parse_claim(frame: &[u8]) -> Option<Claim> {
+    let eth = EthernetPacket::new(frame)?;
+    if eth.get_ethertype() != EtherTypes::Arp {
+        return None;
+    }
+    let arp = ArpPacket::new(frame.get(14..)?)?;
+    if arp.get_hardware_type() != ArpHardwareTypes::Ethernet
+        || arp.get_protocol_type() != EtherTypes::Ipv4
+        || arp.get_hw_addr_len() != 6
+        || arp.get_proto_addr_len() != 4
+    {
+        return None;
+    }
+    Some(Claim {
+        sender_mac: arp.get_sender_hw_addr(),
+        sender_ip: arp.get_sender_proto_addr(),
+    })
+}
+
+/// An RFC 5227 ARP probe for `vip` from `mac`: broadcast request, sender IP
+/// 0.0.0.0, target MAC zero, target IP `vip`.
+fn probe_frame(mac: MacAddr, vip: Ipv4Addr) -> [u8; ARP_FRAME_LEN] {
+    let mut frame = [0u8; ARP_FRAME_LEN];
+    if let Some(mut eth) = MutableEthernetPacket::new(&mut frame) {
+        eth.set_destination(MacAddr::broadcast());
+        eth.set_source(mac);
+        eth.set_ethertype(EtherTypes::Arp);
+    }
+    if let Some(mut arp) = MutableArpPacket::new(&mut frame[14..]) {
+        arp.set_hardware_type(ArpHardwareTypes::Ethernet);
+        arp.set_protocol_type(EtherTypes::Ipv4);
+        arp.set_hw_addr_len(6);
+        arp.set_proto_addr_len(4);
+        arp.set_operation(ArpOperations::Request);
+        arp.set_sender_hw_addr(mac);
+        arp.set_sender_proto_addr(Ipv4Addr::UNSPECIFIED);
+        arp.set_target_hw_addr(MacAddr::zero());
+        arp.set_target_proto_addr(vip);
+    }
+    frame
+}
+
+/// An `AF_PACKET` raw socket that will only ever queue incoming ARP frames:
+/// created with protocol 0 (no receive hook until pnet binds it) and given a
+/// classic BPF program that drops outgoing frames and every non-ARP ethertype.
+fn incoming_arp_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    const SKF_AD_PKTTYPE: u32 = 0xffff_f000 + 4; // SKF_AD_OFF + SKF_AD_PKTTYPE
+    const PACKET_OUTGOING: u32 = 4;
+    const ETH_P_ARP: u32 = 0x0806;
+    let insn = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let mut program = [
+        insn(0x20, 0, 0, SKF_AD_PKTTYPE),  // 0: ld  pkttype
+        insn(0x15, 3, 0, PACKET_OUTGOING), // 1: jeq OUTGOING → 5 (drop)
+        insn(0x28, 0, 0, 12),              // 2: ldh [12] (ethertype)
+        insn(0x15, 0, 1, ETH_P_ARP),       // 3: jeq ARP → 4, else → 5
+        insn(0x06, 0, 0, SNAP_LEN),        // 4: ret SNAP_LEN (accept)
+        insn(0x06, 0, 0, 0),               // 5: ret 0 (drop)
+    ];
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: fprog points at a live filter program for the call's duration.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&fprog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(socket)
+}
+
+/// Reads and clears a socket's pending error (`SO_ERROR`), if any.
+fn take_socket_error(fd: RawFd) -> Option<io::Error> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: value/len are valid for writes of an int; fd is open.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && value != 0).then(|| io::Error::from_raw_os_error(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: MacAddr = MacAddr(0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee);
+    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+
+    #[test]
+    fn formats_mac_lowercase_with_colons() {
+        assert_eq!(
+            format_mac(&[0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]),
+            "02:aa:bb:cc:dd:ee"
+        );
+        assert_eq!(format_mac(&[0, 1, 2, 3, 4, 0x0f]), "00:01:02:03:04:0f");
+    }
+
+    #[test]
+    fn probe_frame_follows_rfc5227() {
+        let frame = probe_frame(MAC, VIP);
+        let eth = EthernetPacket::new(&frame).unwrap();
+        assert_eq!(eth.get_destination(), MacAddr::broadcast());
+        assert_eq!(eth.get_source(), MAC);
+        assert_eq!(eth.get_ethertype(), EtherTypes::Arp);
+        let arp = ArpPacket::new(&frame[14..]).unwrap();
+        assert_eq!(arp.get_operation(), ArpOperations::Request);
+        assert_eq!(arp.get_sender_hw_addr(), MAC);
+        assert_eq!(arp.get_sender_proto_addr(), Ipv4Addr::UNSPECIFIED);
+        assert_eq!(arp.get_target_hw_addr(), MacAddr::zero());
+        assert_eq!(arp.get_target_proto_addr(), VIP);
+    }
+
+    #[test]
+    fn a_probe_claims_nothing_but_an_announcement_claims_the_vip() {
+        // Our own probe has sender IP 0.0.0.0: it never looks like a claim on VIP.
+        let probe = parse_claim(&probe_frame(MAC, VIP)).unwrap();
+        assert_eq!(probe.sender_ip, Ipv4Addr::UNSPECIFIED);
+        let garp = super::super::garp::garp_frame(MAC, VIP, ArpOperations::Request);
+        assert_eq!(
+            parse_claim(&garp),
+            Some(Claim {
+                sender_mac: MAC,
+                sender_ip: VIP
+            })
+        );
+    }
+
+    #[test]
+    fn non_arp_and_short_frames_are_ignored() {
+        let mut frame = probe_frame(MAC, VIP);
+        frame[12..14].copy_from_slice(&[0x08, 0x00]); // IPv4 ethertype
+        assert_eq!(parse_claim(&frame), None);
+        assert_eq!(parse_claim(&probe_frame(MAC, VIP)[..20]), None);
+        assert_eq!(parse_claim(&[]), None);
+    }
+
+    #[test]
+    fn rate_limiter_allows_one_report_per_key_and_period() {
+        let mut limiter = RateLimiter::new(Duration::from_millis(500));
+        let t0 = Instant::now();
+        let a = ArpConflict {
+            vip: VIP,
+            mac: [2, 0, 0, 0, 0, 1],
+        };
+        let b = ArpConflict {
+            vip: VIP,
+            mac: [2, 0, 0, 0, 0, 2],
+        };
+        assert!(limiter.allow(a, t0));
+        assert!(!limiter.allow(a, t0 + Duration::from_millis(499)));
+        assert!(limiter.allow(b, t0 + Duration::from_millis(100)));
+        assert!(limiter.allow(a, t0 + Duration::from_millis(500)));
+    }
+
+    /// The daemon moves the probe into `spawn_blocking` and keeps the watch in
+    /// its state.
+    #[test]
+    fn probe_is_send_and_watch_is_send_sync() {
+        fn send<T: Send>() {}
+        fn send_sync<T: Send + Sync>() {}
+        send::<ArpProbe>();
+        send_sync::<ArpWatch>();
+        send_sync::<ArpConflict>();
+    }
+
+    #[test]
+    fn missing_interface_is_named() {
+        let e = ArpProbe::open("havip-nonexistent0").unwrap_err();
+        assert_eq!(e.to_string(), "interface havip-nonexistent0 not found");
+        let e = ArpWatch::spawn("havip-nonexistent0", [2, 0, 0, 0, 0, 1], vec![VIP]).unwrap_err();
+        assert_eq!(e.to_string(), "interface havip-nonexistent0 not found");
+    }
+}
