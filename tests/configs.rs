@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use haagent::config::{from_toml, Config, Overrides};
+use haagent::config::{from_toml, Config, GatewaySetting, Overrides};
 
 fn examples() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
@@ -62,7 +62,30 @@ fn examples_use_documentation_addresses_only() {
         for vip in &config.vips {
             assert_eq!(vip.addr.octets()[..3], [192, 0, 2], "{}", path.display());
         }
+        if let Some(GatewaySetting::Addr(gw)) = config.witness.as_ref().map(|w| w.gateway) {
+            assert_eq!(gw.octets()[..3], [192, 0, 2], "{}", path.display());
+        }
     }
+}
+
+#[test]
+fn examples_show_the_split_brain_layers() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let two = load(&dir.join("two-node.toml"));
+    let witness = two.witness.expect("two-node.toml has a [witness] table");
+    assert_eq!(
+        witness.gateway,
+        GatewaySetting::Addr(std::net::Ipv4Addr::new(192, 0, 2, 1))
+    );
+    assert!(!two.election.quorum, "two nodes: quorum off");
+    assert!(two.lease.is_some() && two.probe.count > 0);
+    let three = load(&dir.join("three-node.toml"));
+    assert!(three.election.quorum, "three nodes: majority");
+    let text = std::fs::read_to_string(dir.join("three-node.toml")).unwrap();
+    assert!(
+        text.contains("quorum = \"majority\""),
+        "three-node.toml shows quorum"
+    );
 }
 
 #[test]

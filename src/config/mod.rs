@@ -27,7 +27,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -61,8 +62,16 @@ pub struct Config {
     pub peers: Vec<PeerConfig>,
     /// The floating addresses, at least one, no duplicates.
     pub vips: Vec<Ipv4Cidr>,
-    /// Election timing and preemption.
+    /// Kernel lifetime of each installed VIP (`[vip] lease_ms`, default 2 s, a whole number of
+    /// seconds); the master keeps refreshing it, so the kernel removes the VIP by itself when
+    /// the agent dies or freezes. `None` = no lifetime (`lease_ms = 0`).
+    pub lease: Option<Duration>,
+    /// ARP probing (RFC 5227) before claiming a VIP after losing contact with the master.
+    pub probe: ProbeSettings,
+    /// Election timing, preemption and quorum.
     pub election: ElectionSettings,
+    /// The gateway witness; `None` when there is no `[witness]` table and no `--gateway`.
+    pub witness: Option<WitnessSettings>,
     /// Gratuitous ARP after taking the VIPs.
     pub garp: GarpSettings,
     /// Certificate and key files (not read here).
@@ -107,6 +116,55 @@ pub struct ElectionSettings {
     pub preempt: bool,
     /// How long a higher-priority node waits before preempting (default 0).
     pub preempt_delay: Duration,
+    /// True: a node serves only while it is in contact with a majority of the cluster
+    /// (`quorum = "majority"`, the default with 3 or more nodes); false: `quorum = "off"`
+    /// (the default with 2 nodes).
+    pub quorum: bool,
+}
+
+/// ARP probes (RFC 5227) sent for each VIP before claiming it after losing contact with the
+/// master: an answer means another node still holds the VIP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSettings {
+    /// Probes per VIP (0..=20, default 3); 0 = no probing.
+    pub count: u32,
+    /// How long each probe listens for an answer (5 ms..=2 s, default 30 ms).
+    pub window: Duration,
+}
+
+/// Which address the gateway witness watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewaySetting {
+    /// The gateway of the default route on the node's interface, looked up when the agent
+    /// starts (`gateway = "auto"`).
+    Auto,
+    /// This address.
+    Addr(Ipv4Addr),
+}
+
+impl fmt::Display for GatewaySetting {
+    /// `auto` or the address, as written in the config file.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GatewaySetting::Auto => f.write_str("auto"),
+            GatewaySetting::Addr(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// The gateway witness: a node that cannot reach the gateway does not serve the VIPs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessSettings {
+    /// The address probed (default [`GatewaySetting::Auto`]).
+    pub gateway: GatewaySetting,
+    /// Time between probes (10 ms..=60 s, default 200 ms).
+    pub interval: Duration,
+    /// A probe without an answer after this long failed (1 ms..=`interval`, default `interval`).
+    pub timeout: Duration,
+    /// Consecutive failed probes before the gateway counts as unreachable (1..=100, default 3).
+    pub fall: u32,
+    /// Consecutive answered probes before it counts as reachable again (1..=100, default 2).
+    pub rise: u32,
 }
 
 /// Gratuitous ARP settings.
@@ -202,6 +260,11 @@ pub struct Overrides {
     pub advert_interval_ms: Option<u64>,
     /// `--nopreempt`
     pub nopreempt: bool,
+    /// `--quorum majority|off`
+    pub quorum: Option<String>,
+    /// `--gateway auto|IPV4`: enables the gateway witness (defaults for the rest of
+    /// `[witness]`) and replaces the file's `gateway`.
+    pub gateway: Option<String>,
     /// `--log-format text|json`
     pub log_format: Option<String>,
     /// `--log-level LEVEL`

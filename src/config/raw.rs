@@ -90,6 +90,9 @@ fn no_origin() -> Origin {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawVip {
     pub(crate) addresses: Option<Item<Vec<Item<String>>>>,
+    pub(crate) lease_ms: Option<Item<i64>>,
+    pub(crate) probe_count: Option<Item<i64>>,
+    pub(crate) probe_window_ms: Option<Item<i64>>,
 }
 
 /// `[election]`
@@ -101,6 +104,18 @@ pub(crate) struct RawElection {
     pub(crate) preempt: Option<Item<bool>>,
     pub(crate) nopreempt: Option<Item<bool>>,
     pub(crate) preempt_delay_ms: Option<Item<i64>>,
+    pub(crate) quorum: Option<Item<String>>,
+}
+
+/// `[witness]` (its presence enables the gateway witness)
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWitness {
+    pub(crate) gateway: Option<Item<String>>,
+    pub(crate) interval_ms: Option<Item<i64>>,
+    pub(crate) timeout_ms: Option<Item<i64>>,
+    pub(crate) fall: Option<Item<i64>>,
+    pub(crate) rise: Option<Item<i64>>,
 }
 
 /// `[garp]`
@@ -152,6 +167,8 @@ pub(crate) struct RawConfig {
     pub(crate) peers_from_flags: bool,
     pub(crate) vip: RawVip,
     pub(crate) election: RawElection,
+    /// `Some` when a `[witness]` table or `--gateway` was given.
+    pub(crate) witness: Option<RawWitness>,
     pub(crate) garp: RawGarp,
     pub(crate) tls: RawTls,
     pub(crate) notify: RawNotify,
@@ -172,8 +189,8 @@ pub(crate) struct RawError {
 }
 
 /// The top-level tables, in the order they are documented.
-pub(crate) const TABLES: [&str; 9] = [
-    "cluster", "node", "peer", "vip", "election", "garp", "tls", "notify", "log",
+pub(crate) const TABLES: [&str; 10] = [
+    "cluster", "node", "peer", "vip", "election", "witness", "garp", "tls", "notify", "log",
 ];
 
 /// Parses a TOML document into a [`RawConfig`], collecting every syntax error, unknown key and
@@ -214,6 +231,7 @@ pub(crate) fn parse_document(text: &str) -> Result<(RawConfig, Vec<RawError>), V
             "node" => raw.node = ctx.section(table, value).unwrap_or_default(),
             "vip" => raw.vip = ctx.section(table, value).unwrap_or_default(),
             "election" => raw.election = ctx.section(table, value).unwrap_or_default(),
+            "witness" => raw.witness = Some(ctx.section(table, value).unwrap_or_default()),
             "garp" => raw.garp = ctx.section(table, value).unwrap_or_default(),
             "tls" => raw.tls = ctx.section(table, value).unwrap_or_default(),
             "notify" => raw.notify = ctx.section(table, value).unwrap_or_default(),
@@ -385,6 +403,13 @@ pub(crate) fn apply_overrides(raw: &mut RawConfig, o: &Overrides) {
     if o.nopreempt {
         raw.election.preempt = Some(Item::flag(false, "--nopreempt".to_string()));
         raw.election.nopreempt = None;
+    }
+    if let Some(v) = &o.quorum {
+        raw.election.quorum = Some(Item::flag(v.clone(), format!("--quorum {v}")));
+    }
+    if let Some(v) = &o.gateway {
+        raw.witness.get_or_insert_with(RawWitness::default).gateway =
+            Some(Item::flag(v.clone(), format!("--gateway {v}")));
     }
     if let Some(dir) = &o.certs_dir {
         raw.tls = RawTls {

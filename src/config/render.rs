@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::validate::path_str;
+use super::validate::{path_str, QUORUM_MAJORITY, QUORUM_OFF};
 use super::Config;
 
 #[derive(Serialize)]
@@ -15,6 +15,8 @@ struct Out {
     peer: Vec<OutPeer>,
     vip: OutVip,
     election: OutElection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    witness: Option<OutWitness>,
     garp: OutGarp,
     tls: OutTls,
     notify: OutNotify,
@@ -44,6 +46,9 @@ struct OutPeer {
 #[derive(Serialize)]
 struct OutVip {
     addresses: Vec<String>,
+    lease_ms: u64,
+    probe_count: u32,
+    probe_window_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -52,6 +57,16 @@ struct OutElection {
     down_multiplier: u32,
     preempt: bool,
     preempt_delay_ms: u64,
+    quorum: &'static str,
+}
+
+#[derive(Serialize)]
+struct OutWitness {
+    gateway: String,
+    interval_ms: u64,
+    timeout_ms: u64,
+    fall: u32,
+    rise: u32,
 }
 
 #[derive(Serialize)]
@@ -117,13 +132,28 @@ impl Config {
                 .collect(),
             vip: OutVip {
                 addresses: self.vips.iter().map(|v| v.to_string()).collect(),
+                lease_ms: self.lease.map_or(0, ms),
+                probe_count: self.probe.count,
+                probe_window_ms: ms(self.probe.window),
             },
             election: OutElection {
                 advert_interval_ms: ms(self.election.advert_interval),
                 down_multiplier: self.election.down_multiplier,
                 preempt: self.election.preempt,
                 preempt_delay_ms: ms(self.election.preempt_delay),
+                quorum: if self.election.quorum {
+                    QUORUM_MAJORITY
+                } else {
+                    QUORUM_OFF
+                },
             },
+            witness: self.witness.as_ref().map(|w| OutWitness {
+                gateway: w.gateway.to_string(),
+                interval_ms: ms(w.interval),
+                timeout_ms: ms(w.timeout),
+                fall: w.fall,
+                rise: w.rise,
+            }),
             garp: OutGarp {
                 count: self.garp.count,
                 spread_ms: ms(self.garp.spread),

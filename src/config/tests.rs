@@ -27,12 +27,23 @@ address = "192.0.2.13:6000"
 
 [vip]
 addresses = ["192.0.2.100/24", "192.0.2.101/32"]
+lease_ms = 5000
+probe_count = 2
+probe_window_ms = 50
 
 [election]
 advert_interval_ms = 100
 down_multiplier = 4
 preempt = true
 preempt_delay_ms = 2000
+quorum = "off"
+
+[witness]
+gateway = "192.0.2.1"
+interval_ms = 250
+timeout_ms = 80
+fall = 4
+rise = 5
 
 [garp]
 count = 5
@@ -162,7 +173,26 @@ fn full_file_gives_every_value() {
             down_multiplier: 4,
             preempt: true,
             preempt_delay: Duration::from_secs(2),
+            quorum: false,
         }
+    );
+    assert_eq!(c.lease, Some(Duration::from_secs(5)));
+    assert_eq!(
+        c.probe,
+        ProbeSettings {
+            count: 2,
+            window: Duration::from_millis(50),
+        }
+    );
+    assert_eq!(
+        c.witness,
+        Some(WitnessSettings {
+            gateway: GatewaySetting::Addr("192.0.2.1".parse().unwrap()),
+            interval: Duration::from_millis(250),
+            timeout: Duration::from_millis(80),
+            fall: 4,
+            rise: 5,
+        })
     );
     assert_eq!(
         c.garp,
@@ -208,6 +238,16 @@ fn minimal_file_gets_documented_defaults() {
     assert_eq!(c.election.down_multiplier, 3);
     assert!(c.election.preempt);
     assert_eq!(c.election.preempt_delay, Duration::ZERO);
+    assert!(!c.election.quorum, "two nodes: no quorum by default");
+    assert_eq!(c.lease, Some(Duration::from_secs(2)));
+    assert_eq!(
+        c.probe,
+        ProbeSettings {
+            count: 3,
+            window: Duration::from_millis(30),
+        }
+    );
+    assert_eq!(c.witness, None, "no [witness] table: no witness");
     assert_eq!(c.garp.count, 3);
     assert_eq!(c.garp.spread, Duration::from_millis(500));
     assert_eq!(c.garp.refresh, Duration::from_secs(30));
@@ -538,6 +578,336 @@ fn garp_refresh_zero_means_off_and_small_values_are_rejected() {
         line_of(FULL, "refresh_ms"),
         "must be 0 (off) or 1000..",
     );
+}
+
+// ---------------------------------------------------------------- split-brain layers
+
+/// MINIMAL with `extra` appended (a new table, or keys for the last table, `[vip]`).
+fn minimal_plus(extra: &str) -> String {
+    format!("{MINIMAL}{extra}")
+}
+
+/// MINIMAL with a third node.
+fn three_nodes(extra: &str) -> String {
+    MINIMAL.replace(
+        "[vip]",
+        "[[peer]]\nname = \"n3\"\naddress = \"192.0.2.13\"\n[vip]",
+    ) + extra
+}
+
+#[test]
+fn quorum_defaults_to_majority_from_three_nodes_on() {
+    assert!(!parse(MINIMAL).unwrap().election.quorum, "2 nodes: off");
+    assert!(
+        parse(&three_nodes("")).unwrap().election.quorum,
+        "3 nodes: majority"
+    );
+    let explicit = |text: String| parse(&text).unwrap().election.quorum;
+    assert!(
+        explicit(minimal_plus("[election]\nquorum = \"majority\"\n")),
+        "majority is allowed with 2 nodes"
+    );
+    assert!(!explicit(three_nodes("[election]\nquorum = \"off\"\n")));
+}
+
+#[test]
+fn quorum_flag_overrides_the_file_and_the_default() {
+    let o = |q: &str| Overrides {
+        quorum: Some(q.into()),
+        ..Overrides::default()
+    };
+    assert!(parse_with(MINIMAL, &o("majority")).unwrap().election.quorum);
+    assert!(
+        !parse_with(&three_nodes(""), &o("off"))
+            .unwrap()
+            .election
+            .quorum
+    );
+    let errs = parse_with(MINIMAL, &o("always")).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs}");
+    assert_eq!(
+        errs.to_string(),
+        "--quorum always: unknown quorum `always`: use \"majority\" or \"off\""
+    );
+}
+
+#[test]
+fn unknown_quorum_is_rejected_with_its_line() {
+    let text = full_with("quorum = \"off\"", "quorum = \"half\"");
+    assert_only_error_at(
+        &text,
+        line_of(FULL, "quorum ="),
+        "unknown quorum `half`: use \"majority\" or \"off\"",
+    );
+    let text = full_with("quorum = \"off\"", "quorum = false");
+    assert_only_error_at(&text, line_of(FULL, "quorum ="), "[election] quorum");
+}
+
+#[test]
+fn lease_zero_means_no_lifetime() {
+    let c = parse(&minimal_plus("lease_ms = 0\n")).unwrap();
+    assert_eq!(c.lease, None);
+    let c = parse(&minimal_plus("lease_ms = 3600000\n")).unwrap();
+    assert_eq!(c.lease, Some(Duration::from_secs(3600)));
+}
+
+#[test]
+fn lease_out_of_range_or_not_whole_seconds_is_rejected() {
+    let line = line_of(FULL, "lease_ms");
+    for bad in ["500", "-1000", "3601000"] {
+        let text = full_with("lease_ms = 5000", &format!("lease_ms = {bad}"));
+        assert_only_error_at(
+            &text,
+            line,
+            &format!("lease_ms must be 0 (off) or 1000..=3600000, not {bad}"),
+        );
+    }
+    let text = full_with("lease_ms = 5000", "lease_ms = 1500");
+    assert_only_error_at(
+        &text,
+        line,
+        "lease_ms must be a whole number of seconds (the kernel counts address lifetimes in \
+         seconds), not 1500; use 1000 or 2000",
+    );
+}
+
+#[test]
+fn probe_settings_are_checked() {
+    let c = parse(&minimal_plus("probe_count = 0\n")).unwrap();
+    assert_eq!(c.probe.count, 0, "0 turns probing off");
+    let line = line_of(FULL, "probe_count");
+    let text = full_with("probe_count = 2", "probe_count = 21");
+    assert_only_error_at(&text, line, "probe_count must be 0..=20, not 21");
+    let line = line_of(FULL, "probe_window_ms");
+    for bad in ["4", "2001"] {
+        let text = full_with("probe_window_ms = 50", &format!("probe_window_ms = {bad}"));
+        assert_only_error_at(
+            &text,
+            line,
+            &format!("probe_window_ms must be 5..=2000, not {bad}"),
+        );
+    }
+}
+
+#[test]
+fn empty_witness_table_enables_the_witness_with_defaults() {
+    let c = parse(&minimal_plus("[witness]\n")).unwrap();
+    assert_eq!(
+        c.witness,
+        Some(WitnessSettings {
+            gateway: GatewaySetting::Auto,
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_millis(200),
+            fall: 3,
+            rise: 2,
+        })
+    );
+    let c = parse(&minimal_plus(
+        "[witness]\ngateway = \"auto\"\ninterval_ms = 500\n",
+    ))
+    .unwrap();
+    let w = c.witness.unwrap();
+    assert_eq!(w.gateway, GatewaySetting::Auto);
+    assert_eq!(
+        w.timeout,
+        Duration::from_millis(500),
+        "timeout defaults to the interval"
+    );
+}
+
+#[test]
+fn witness_gateway_must_be_auto_or_a_unicast_ipv4_address() {
+    let line = line_of(FULL, "gateway =");
+    for bad in ["router.example", "2001:db8::1", "192.0.2.1/24", ""] {
+        let text = full_with("gateway = \"192.0.2.1\"", &format!("gateway = \"{bad}\""));
+        assert_only_error_at(
+            &text,
+            line,
+            &format!("witness gateway must be \"auto\" or an IPv4 address (e.g. \"192.0.2.1\"), not `{bad}`"),
+        );
+    }
+    for bad in ["0.0.0.0", "255.255.255.255", "224.0.0.18", "127.0.0.1"] {
+        let text = full_with("gateway = \"192.0.2.1\"", &format!("gateway = \"{bad}\""));
+        assert_only_error_at(&text, line, "is not a unicast address");
+    }
+    let text = full_with("gateway = \"192.0.2.1\"", "gateway = \"192.0.2.100\"");
+    assert_only_error_at(
+        &text,
+        line,
+        "witness gateway `192.0.2.100` is one of the VIPs",
+    );
+}
+
+#[test]
+fn witness_timing_is_checked() {
+    let line = line_of(FULL, "interval_ms = 250");
+    let text = full_with("interval_ms = 250", "interval_ms = 5");
+    assert_only_error_at(&text, line, "witness interval_ms must be 10..=60000, not 5");
+
+    let line = line_of(FULL, "timeout_ms = 80");
+    let text = full_with("timeout_ms = 80", "timeout_ms = 300");
+    assert_only_error_at(
+        &text,
+        line,
+        "witness timeout_ms must be 1..=interval_ms (250), not 300",
+    );
+    let text = full_with("timeout_ms = 80", "timeout_ms = 0");
+    assert_only_error_at(
+        &text,
+        line,
+        "witness timeout_ms must be 1..=interval_ms (250), not 0",
+    );
+    let ok = full_with("timeout_ms = 80", "timeout_ms = 250");
+    assert_eq!(
+        parse(&ok).unwrap().witness.unwrap().timeout,
+        Duration::from_millis(250),
+        "the timeout may equal the interval"
+    );
+
+    let line = line_of(FULL, "fall = 4");
+    let text = full_with("fall = 4", "fall = 0");
+    assert_only_error_at(&text, line, "witness fall must be 1..=100, not 0");
+    let line = line_of(FULL, "rise = 5");
+    let text = full_with("rise = 5", "rise = 101");
+    assert_only_error_at(&text, line, "witness rise must be 1..=100, not 101");
+}
+
+#[test]
+fn bad_witness_interval_does_not_add_a_second_error_for_the_timeout() {
+    let text = minimal_plus("[witness]\ninterval_ms = 100000\ntimeout_ms = 500\n");
+    assert_only_error_at(
+        &text,
+        line_of(&text, "interval_ms"),
+        "witness interval_ms must be 10..=60000, not 100000",
+    );
+}
+
+#[test]
+fn unknown_witness_key_and_non_table_witness_are_rejected() {
+    let text = full_with("fall = 4", "fal = 4");
+    assert_only_error_at(
+        &text,
+        line_of(FULL, "fall = 4"),
+        "[witness]: unknown field `fal`, expected one of `gateway`, `interval_ms`, `timeout_ms`, \
+         `fall`, `rise`",
+    );
+    let text = format!("witness = true\n{MINIMAL}");
+    assert_only_error_at(&text, 1, "`witness` must be a table: write [witness]");
+}
+
+#[test]
+fn gateway_flag_enables_the_witness_or_replaces_the_files_gateway() {
+    let o = Overrides {
+        gateway: Some("auto".into()),
+        ..quick_flags()
+    };
+    let c = from_flags_with_host(&o, Some("n1".into())).unwrap();
+    assert_eq!(
+        c.witness,
+        Some(WitnessSettings {
+            gateway: GatewaySetting::Auto,
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_millis(200),
+            fall: 3,
+            rise: 2,
+        })
+    );
+    assert!(c.election.quorum, "quick mode with two --peer: three nodes");
+
+    let o = Overrides {
+        gateway: Some("192.0.2.254".into()),
+        ..Overrides::default()
+    };
+    let w = parse_with(FULL, &o).unwrap().witness.unwrap();
+    assert_eq!(
+        w.gateway,
+        GatewaySetting::Addr("192.0.2.254".parse().unwrap())
+    );
+    assert_eq!(
+        w.interval,
+        Duration::from_millis(250),
+        "the rest from the file"
+    );
+
+    let o = Overrides {
+        gateway: Some("gw".into()),
+        ..quick_flags()
+    };
+    let errs = from_flags_with_host(&o, Some("n1".into())).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs}");
+    assert!(
+        errs.to_string()
+            .starts_with("--gateway gw: witness gateway must be \"auto\" or an IPv4 address"),
+        "{errs}"
+    );
+}
+
+#[test]
+fn new_key_errors_are_reported_together_in_file_order() {
+    let text = r#"[node]
+interface = "eth0"
+[[peer]]
+address = "192.0.2.12"
+[vip]
+addresses = ["192.0.2.100/24"]
+lease_ms = 2500
+probe_count = -1
+[election]
+quorum = "most"
+[witness]
+gateway = "gw"
+fall = 0
+"#;
+    let errs = errors(text);
+    let got: Vec<(usize, &str)> = errs
+        .iter()
+        .map(|e| (e.location().map_or(0, |l| l.line), e.message.as_str()))
+        .collect();
+    let expected = [
+        (7, "whole number of seconds"),
+        (8, "probe_count must be 0..=20"),
+        (10, "unknown quorum `most`"),
+        (12, "witness gateway must be"),
+        (13, "witness fall must be"),
+    ];
+    assert_eq!(got.len(), expected.len(), "{errs}");
+    for ((line, msg), (want_line, want_msg)) in got.iter().zip(expected) {
+        assert_eq!(*line, want_line, "{errs}");
+        assert!(msg.contains(want_msg), "`{msg}` lacks `{want_msg}`\n{errs}");
+    }
+}
+
+#[test]
+fn to_toml_string_prints_the_split_brain_settings_and_round_trips() {
+    // Lease off, explicit majority with two nodes, witness on "auto".
+    let c = parse(&minimal_plus(
+        "lease_ms = 0\nprobe_count = 0\n[election]\nquorum = \"majority\"\n[witness]\n",
+    ))
+    .unwrap();
+    let text = c.to_toml_string();
+    for line in [
+        "lease_ms = 0",
+        "probe_count = 0",
+        "probe_window_ms = 30",
+        "quorum = \"majority\"",
+        "[witness]",
+        "gateway = \"auto\"",
+        "interval_ms = 200",
+        "timeout_ms = 200",
+        "fall = 3",
+        "rise = 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+    let back = from_toml_with_host(&text, "t.toml", &Overrides::default(), None).unwrap();
+    assert_eq!(back, c);
+
+    // Defaults: no witness table printed; the quorum default printed as its word.
+    let c = parse(MINIMAL).unwrap();
+    let text = c.to_toml_string();
+    assert!(!text.contains("[witness]"), "{text}");
+    assert!(text.lines().any(|l| l == "quorum = \"off\""), "{text}");
+    assert!(text.lines().any(|l| l == "lease_ms = 2000"), "{text}");
 }
 
 // ---------------------------------------------------------------- many at once

@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::{ConfigError, ConfigErrors, ErrorPlace, Location};
-use super::raw::{Item, Origin, RawConfig};
+use super::raw::{Item, Origin, RawConfig, RawWitness};
 use super::{
-    Config, ElectionSettings, GarpSettings, LogFormat, LogSettings, NodeConfig, NotifySettings,
-    PeerConfig, TlsPaths, DEFAULT_CERTS_DIR, DEFAULT_CLUSTER, DEFAULT_PORT,
+    Config, ElectionSettings, GarpSettings, GatewaySetting, LogFormat, LogSettings, NodeConfig,
+    NotifySettings, PeerConfig, ProbeSettings, TlsPaths, WitnessSettings, DEFAULT_CERTS_DIR,
+    DEFAULT_CLUSTER, DEFAULT_PORT,
 };
 use crate::net::Ipv4Cidr;
 
@@ -34,7 +35,28 @@ pub(crate) mod limits {
     pub(crate) const GARP_REFRESH_MS: (i64, i64, i64) = (1_000, 86_400_000, 30_000);
     /// `notify.timeout_ms`
     pub(crate) const NOTIFY_TIMEOUT_MS: (i64, i64, i64) = (1, 600_000, 5_000);
+    /// `vip.lease_ms` (0 = off, otherwise within the range and a whole number of seconds)
+    pub(crate) const LEASE_MS: (i64, i64, i64) = (1_000, 3_600_000, 2_000);
+    /// `vip.probe_count` (0 = off)
+    pub(crate) const PROBE_COUNT: (i64, i64, i64) = (0, 20, 3);
+    /// `vip.probe_window_ms`
+    pub(crate) const PROBE_WINDOW_MS: (i64, i64, i64) = (5, 2_000, 30);
+    /// `witness.interval_ms`
+    pub(crate) const WITNESS_INTERVAL_MS: (i64, i64, i64) = (10, 60_000, 200);
+    /// `witness.timeout_ms`: at least this; at most `interval_ms`, which is also the default.
+    pub(crate) const WITNESS_TIMEOUT_MIN_MS: i64 = 1;
+    /// `witness.fall`
+    pub(crate) const WITNESS_FALL: (i64, i64, i64) = (1, 100, 3);
+    /// `witness.rise`
+    pub(crate) const WITNESS_RISE: (i64, i64, i64) = (1, 100, 2);
+    /// `election.quorum` defaults to "majority" from this many nodes (peers + this one) on.
+    pub(crate) const QUORUM_DEFAULT_NODES: usize = 3;
 }
+
+/// `election.quorum` value meaning "a majority is required".
+pub(crate) const QUORUM_MAJORITY: &str = "majority";
+/// `election.quorum` value meaning "no quorum".
+pub(crate) const QUORUM_OFF: &str = "off";
 
 /// Collects problems while validating.
 pub(crate) struct Checker<'a> {
@@ -518,6 +540,44 @@ pub(crate) fn validate(
         }
     }
 
+    let lease = match &raw.vip.lease_ms {
+        None => Some(Duration::from_millis(limits::LEASE_MS.2 as u64)),
+        Some(it) if it.value == 0 => None,
+        Some(it) if !(limits::LEASE_MS.0..=limits::LEASE_MS.1).contains(&it.value) => {
+            ck.err(
+                &it.origin,
+                format!(
+                    "lease_ms must be 0 (off) or {}..={}, not {}",
+                    limits::LEASE_MS.0,
+                    limits::LEASE_MS.1,
+                    it.value
+                ),
+            );
+            None
+        }
+        Some(it) if it.value % 1000 != 0 => {
+            let down = it.value / 1000 * 1000;
+            ck.err(
+                &it.origin,
+                format!(
+                    "lease_ms must be a whole number of seconds (the kernel counts address \
+                     lifetimes in seconds), not {}; use {} or {}",
+                    it.value,
+                    down.max(limits::LEASE_MS.0),
+                    (down + 1000).min(limits::LEASE_MS.1)
+                ),
+            );
+            None
+        }
+        Some(it) => Some(Duration::from_millis(u64::try_from(it.value).unwrap_or(0))),
+    };
+    let probe_count = ck.int(&raw.vip.probe_count, "probe_count", limits::PROBE_COUNT);
+    let probe_window = ck.millis(
+        &raw.vip.probe_window_ms,
+        "probe_window_ms",
+        limits::PROBE_WINDOW_MS,
+    );
+
     // [election]
     let e = &raw.election;
     let advert_interval = ck.millis(
@@ -552,6 +612,27 @@ pub(crate) fn validate(
         "preempt_delay_ms",
         limits::PREEMPT_DELAY_MS,
     );
+    let quorum = match &e.quorum {
+        None => raw.peers.len() + 1 >= limits::QUORUM_DEFAULT_NODES,
+        Some(it) if it.value == QUORUM_MAJORITY => true,
+        Some(it) if it.value == QUORUM_OFF => false,
+        Some(it) => {
+            ck.err(
+                &it.origin,
+                format!(
+                    "unknown quorum `{}`: use \"{QUORUM_MAJORITY}\" or \"{QUORUM_OFF}\"",
+                    it.value
+                ),
+            );
+            false
+        }
+    };
+
+    // [witness]
+    let witness = raw
+        .witness
+        .as_ref()
+        .map(|w| validate_witness(w, &mut ck, &vips));
 
     // [garp]
     let g = &raw.garp;
@@ -661,12 +742,19 @@ pub(crate) fn validate(
         },
         peers,
         vips,
+        lease,
+        probe: ProbeSettings {
+            count: u32::try_from(probe_count).unwrap_or(3),
+            window: probe_window,
+        },
         election: ElectionSettings {
             advert_interval,
             down_multiplier: u32::try_from(down_multiplier).unwrap_or(3),
             preempt,
             preempt_delay,
+            quorum,
         },
+        witness,
         garp: GarpSettings {
             count: u32::try_from(garp_count).unwrap_or(3),
             spread,
@@ -676,6 +764,92 @@ pub(crate) fn validate(
         notify,
         log: LogSettings { format, level },
     })
+}
+
+/// Validates the `[witness]` table (and `--gateway`); `vips` are the valid VIPs.
+fn validate_witness(w: &RawWitness, ck: &mut Checker<'_>, vips: &[Ipv4Cidr]) -> WitnessSettings {
+    let gateway = match &w.gateway {
+        None => GatewaySetting::Auto,
+        Some(it) if it.value.trim() == "auto" => GatewaySetting::Auto,
+        Some(it) => match it.value.trim().parse::<Ipv4Addr>() {
+            Ok(a)
+                if a.is_unspecified()
+                    || a.is_broadcast()
+                    || a.is_multicast()
+                    || a.is_loopback() =>
+            {
+                ck.err(
+                    &it.origin,
+                    format!(
+                        "witness gateway `{a}` is not a unicast address (unspecified, broadcast, \
+                         multicast or loopback)"
+                    ),
+                );
+                GatewaySetting::Auto
+            }
+            Ok(a) if vips.iter().any(|v| v.addr == a) => {
+                ck.err(
+                    &it.origin,
+                    format!(
+                        "witness gateway `{a}` is one of the VIPs; the witness must be another \
+                         machine, e.g. the router"
+                    ),
+                );
+                GatewaySetting::Auto
+            }
+            Ok(a) => GatewaySetting::Addr(a),
+            Err(_) => {
+                ck.err(
+                    &it.origin,
+                    format!(
+                        "witness gateway must be \"auto\" or an IPv4 address (e.g. \
+                         \"192.0.2.1\"), not `{}`",
+                        it.value
+                    ),
+                );
+                GatewaySetting::Auto
+            }
+        },
+    };
+    let interval_ok = w.interval_ms.as_ref().is_none_or(|it| {
+        (limits::WITNESS_INTERVAL_MS.0..=limits::WITNESS_INTERVAL_MS.1).contains(&it.value)
+    });
+    let interval_ms = ck.int(
+        &w.interval_ms,
+        "witness interval_ms",
+        limits::WITNESS_INTERVAL_MS,
+    );
+    // With a bad interval (already reported), check the timeout against the widest range only.
+    let timeout_max = if interval_ok {
+        interval_ms
+    } else {
+        limits::WITNESS_INTERVAL_MS.1
+    };
+    let timeout_ms = match &w.timeout_ms {
+        None => interval_ms,
+        Some(it) if (limits::WITNESS_TIMEOUT_MIN_MS..=timeout_max).contains(&it.value) => it.value,
+        Some(it) => {
+            ck.err(
+                &it.origin,
+                format!(
+                    "witness timeout_ms must be {}..=interval_ms ({timeout_max}), not {}",
+                    limits::WITNESS_TIMEOUT_MIN_MS,
+                    it.value
+                ),
+            );
+            interval_ms
+        }
+    };
+    let fall = ck.int(&w.fall, "witness fall", limits::WITNESS_FALL);
+    let rise = ck.int(&w.rise, "witness rise", limits::WITNESS_RISE);
+    let ms = |v: i64| Duration::from_millis(u64::try_from(v).unwrap_or(0));
+    WitnessSettings {
+        gateway,
+        interval: ms(interval_ms),
+        timeout: ms(timeout_ms),
+        fall: u32::try_from(fall).unwrap_or(3),
+        rise: u32::try_from(rise).unwrap_or(2),
+    }
 }
 
 /// `path` shown as the user would write it in TOML.
