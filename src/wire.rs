@@ -18,8 +18,9 @@
 //! | 8      | 2    | advert_interval_ms   | >= [`MIN_ADVERT_INTERVAL_MS`] (10)                          |
 //! | 10     | 8    | epoch                | any                                                         |
 //! | 18     | 8    | seq                  | any                                                         |
-//! | 26     | 1    | name_len             | 1..=[`MAX_NAME_LEN`] (64)                                   |
-//! | 27     | n    | name                 | ASCII `[A-Za-z0-9._-]`, not starting with `-`               |
+//! | 26     | 6    | mac                  | the sender's MAC on the VIP interface (any value)           |
+//! | 32     | 1    | name_len             | 1..=[`MAX_NAME_LEN`] (64)                                   |
+//! | 33     | n    | name                 | ASCII `[A-Za-z0-9._-]`, not starting with `-`               |
 //!
 //! The datagram is exactly [`HEADER_LEN`] + `name_len` bytes long; trailing bytes are an error.
 
@@ -29,7 +30,7 @@ use std::fmt;
 pub const WIRE_VERSION: u8 = 1;
 
 /// Length of the fixed part of an advert, before the name.
-pub const HEADER_LEN: usize = 27;
+pub const HEADER_LEN: usize = 33;
 
 /// Longest node name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
@@ -101,6 +102,9 @@ pub struct Advert {
     pub advert_interval_ms: u16,
     /// The sender's advert counter, +1 per advert (shows lost adverts; not used for ordering).
     pub seq: u64,
+    /// The sender's MAC on the VIP interface, so that an ARP answer for a VIP can be traced
+    /// to the peer that sent it (conflict resolution and the "answered by" log lines).
+    pub mac: [u8; 6],
 }
 
 /// Why a datagram is not a valid advert.
@@ -193,6 +197,7 @@ pub fn encode(advert: &Advert) -> Vec<u8> {
     out.extend_from_slice(&advert.advert_interval_ms.to_be_bytes());
     out.extend_from_slice(&advert.epoch.to_be_bytes());
     out.extend_from_slice(&advert.seq.to_be_bytes());
+    out.extend_from_slice(&advert.mac);
     // An over-long name gets a saturated length byte: decode then reports the mismatch.
     out.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
     out.extend_from_slice(name);
@@ -237,7 +242,9 @@ pub fn decode(buf: &[u8]) -> Result<Advert, WireError> {
     }
     let epoch = u64_at(10);
     let seq = u64_at(18);
-    let name_len = usize::from(header[26]);
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&header[26..32]);
+    let name_len = usize::from(header[32]);
     if !(1..=MAX_NAME_LEN).contains(&name_len) {
         return Err(WireError::BadNameLength(name_len));
     }
@@ -264,6 +271,7 @@ pub fn decode(buf: &[u8]) -> Result<Advert, WireError> {
         epoch,
         advert_interval_ms,
         seq,
+        mac,
     })
 }
 
@@ -280,6 +288,7 @@ mod tests {
             epoch: 0x0102_0304_0506_0708,
             advert_interval_ms: 50,
             seq: u64::MAX,
+            mac: [0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee],
         }
     }
 
@@ -322,8 +331,9 @@ mod tests {
         assert_eq!(b[8..10], [0, 50]);
         assert_eq!(b[10..18], [1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(b[18..26], [0xff; 8]);
-        assert_eq!(b[26], 11);
-        assert_eq!(&b[27..], b"node-1.dc_a");
+        assert_eq!(b[26..32], [0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
+        assert_eq!(b[32], 11);
+        assert_eq!(&b[33..], b"node-1.dc_a");
     }
 
     #[test]
@@ -345,8 +355,8 @@ mod tests {
             tweaked(|b| b[8..10].copy_from_slice(&9u16.to_be_bytes())),
             Err(WireError::IntervalTooSmall(9))
         );
-        assert_eq!(tweaked(|b| b[26] = 0), Err(WireError::BadNameLength(0)));
-        assert_eq!(tweaked(|b| b[26] = 65), Err(WireError::BadNameLength(65)));
+        assert_eq!(tweaked(|b| b[32] = 0), Err(WireError::BadNameLength(0)));
+        assert_eq!(tweaked(|b| b[32] = 65), Err(WireError::BadNameLength(65)));
         assert_eq!(
             tweaked(|b| b.push(b'x')),
             Err(WireError::LengthMismatch {
@@ -362,15 +372,15 @@ mod tests {
             })
         );
         assert_eq!(
-            tweaked(|b| b[27] = b'-'),
+            tweaked(|b| b[33] = b'-'),
             Err(WireError::BadName("-ode-1.dc_a".into()))
         );
         assert_eq!(
-            tweaked(|b| b[28] = b' '),
+            tweaked(|b| b[34] = b' '),
             Err(WireError::BadName("n de-1.dc_a".into()))
         );
         assert!(matches!(
-            tweaked(|b| b[28] = 0xc3),
+            tweaked(|b| b[34] = 0xc3),
             Err(WireError::BadName(_))
         ));
     }

@@ -21,7 +21,8 @@
 //!   `epoch = highest seen + 1`. A master advertises the epoch of its takeover, the others the
 //!   highest epoch they have seen.
 //! - **Backup.** A master advert resets the master-down timer if that master ranks higher than
-//!   us, or if we may not preempt (`preempt` off, or still within `preempt_delay` of start).
+//!   us, or if we may not preempt (`preempt` off, or still within `preempt_delay` of start
+//!   or of our last forced step-down).
 //!   So a lower-ranked master is preempted at master-down. When the timer fires we take over.
 //!   If the master we follow leaves (priority 0) or reports a fault, the timer is cut to
 //!   `now + skew`, so the highest-priority backup (smallest skew) takes over first.
@@ -32,6 +33,28 @@
 //!   fresh master-down timer. **Shutdown** sends a priority-0 advert, releases the VIPs and
 //!   stops: later inputs are ignored.
 //!
+//! # Split-brain rules
+//!
+//! - **Probe before claiming.** When the master-down timer runs out because the master went
+//!   silent (not because it left with priority 0, reported a fault, or is a lower-ranked
+//!   master we still hear and preempt), we first ask for an ARP probe of the VIPs
+//!   ([`Action::Probe`]). If some host answers ([`Input::ProbeResult`] with its MAC) we do not
+//!   claim: we say who holds the VIPs and probe again every advert interval. Lost adverts
+//!   alone can therefore never move the VIPs away from a live master.
+//! - **Isolation.** With a gateway witness, a node that hears no live peer and whose gateway
+//!   does not answer goes to Fault (a master releases its VIPs first) and never claims. It
+//!   rejoins as backup when the gateway answers again or a peer is heard.
+//! - **Quorum.** With `quorum` on, a node holds the VIPs only while it hears a majority of
+//!   `cluster_size` nodes, itself included: a master that falls below steps down, a backup
+//!   below it does not take over.
+//! - **Conflict on the wire.** A master told that another MAC answers for a VIP compares
+//!   `(epoch, rank)` with the peer that MAC belongs to (learnt from adverts): the lower one
+//!   releases, the winner re-announces at once. An unknown MAC cannot outrank us.
+//! - **Lease lost.** A master whose VIPs the kernel removed (their lease ran out while the
+//!   agent stalled) steps down rather than adding them back: someone else may hold them.
+//! - A forced step-down (any of the above, or a stale epoch) restarts the `preempt_delay`
+//!   clock, so a node that resumes from a stall does not flap the VIPs straight back.
+//!
 //! Arithmetic saturates and [`Election::new`] clamps the configuration into range, so no
 //! input sequence can make it panic.
 
@@ -39,11 +62,14 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::net::format_mac;
 pub use crate::wire::State;
 use crate::wire::{Advert, MIN_ADVERT_INTERVAL_MS};
 
 #[cfg(test)]
 mod sim;
+#[cfg(test)]
+mod split_tests;
 #[cfg(test)]
 mod tests;
 
@@ -66,6 +92,14 @@ pub struct ElectionConfig {
     pub preempt: bool,
     /// After start, how long to follow even a lower-ranked master before preempting it.
     pub preempt_delay: Duration,
+    /// Our MAC on the VIP interface, advertised so peers can tell who answers for a VIP.
+    pub mac: [u8; 6],
+    /// ARP-probe the VIPs before claiming them after losing contact with the master.
+    pub probe: bool,
+    /// Nodes in the cluster, this one included.
+    pub cluster_size: usize,
+    /// Hold the VIPs only while hearing a majority of `cluster_size` (ourselves included).
+    pub quorum: bool,
 }
 
 /// Something that happened, for [`Election::handle`].
@@ -86,6 +120,28 @@ pub enum Input {
     },
     /// The health checks pass again.
     FaultCleared,
+    /// The gateway witness changed its verdict (or gave its first one).
+    Witness {
+        /// Whether the gateway answers.
+        reachable: bool,
+        /// The witness's own words, e.g. "3 echoes to 192.0.2.1 unanswered".
+        detail: String,
+    },
+    /// The answer to [`Action::Probe`]: the MAC of a host that answered for a VIP, if any.
+    ProbeResult {
+        /// Who answered; `None` = nobody holds the VIPs.
+        answered_by: Option<[u8; 6]>,
+    },
+    /// While master: another host answered for one of our VIPs on the wire.
+    Conflict {
+        /// Its MAC.
+        mac: [u8; 6],
+    },
+    /// While master: the kernel dropped our VIPs because their lease ran out (we stalled).
+    LeaseLost {
+        /// What was found, in words.
+        detail: String,
+    },
 }
 
 /// Something the daemon must do, in the order given.
@@ -99,6 +155,14 @@ pub enum Action {
     Announce,
     /// Delete the VIPs from the interface.
     ReleaseVips,
+    /// ARP-probe every VIP (RFC 5227) and answer with [`Input::ProbeResult`].
+    Probe,
+    /// A decision that changes no state (not claiming, a conflict resolved in our favour,
+    /// no quorum); log it.
+    Notice {
+        /// What and why, in words.
+        reason: String,
+    },
     /// The state changed; log it with its reason.
     Transition {
         /// State before.
@@ -129,6 +193,8 @@ pub struct PeerView {
     pub last_heard: Instant,
     /// Its advertised interval.
     pub advert_interval: Duration,
+    /// Its MAC on the VIP interface.
+    pub mac: [u8; 6],
     /// It counts as alive until then: last heard + master-down for its interval.
     pub alive_until: Instant,
 }
@@ -170,6 +236,7 @@ struct Peer {
     seq: u64,
     last_heard: Instant,
     interval: Duration,
+    mac: [u8; 6],
 }
 
 /// The master whose adverts we last heard (kept after it leaves, to explain the takeover).
@@ -195,6 +262,24 @@ pub struct Election {
     master_down_at: Option<Instant>,
     followed: Option<Followed>,
     peers: BTreeMap<String, Peer>,
+    /// A probe is out; its result counts only while this is set.
+    probing: bool,
+    /// Who answered the last probe of this episode (to log each holder once).
+    probe_holder: Option<[u8; 6]>,
+    /// Whether "not taking over: no quorum" was said in this episode.
+    quorum_notice: bool,
+    /// The gateway witness's verdict and words; `None` = no witness or no verdict yet.
+    gateway: Option<(bool, String)>,
+    /// In Fault because isolated (no peer, no gateway).
+    isolated: bool,
+    /// In Fault because of a health check, with its reason.
+    health_fault: Option<String>,
+    /// The `now` of the latest input.
+    last_input: Option<Instant>,
+    /// When we last lost mastership without choosing to (stale epoch, outranked, conflict,
+    /// lease lost, quorum lost): `preempt_delay` counts from here too, so a node that
+    /// resumes from a stall does not flap the VIP straight back.
+    last_stepdown: Option<Instant>,
 }
 
 /// `now + d`, or `now` in the (unreachable with clamped config) case of overflow.
@@ -247,6 +332,14 @@ impl Election {
             master_down_at: None,
             followed: None,
             peers: BTreeMap::new(),
+            probing: false,
+            probe_holder: None,
+            quorum_notice: false,
+            gateway: None,
+            isolated: false,
+            health_fault: None,
+            last_input: None,
+            last_stepdown: None,
         }
     }
 
@@ -256,6 +349,7 @@ impl Election {
         if self.stopped {
             return out;
         }
+        self.last_input = Some(now);
         match input {
             Input::Start => self.on_start(now, &mut out),
             Input::Advert(a) => self.on_advert(now, a, &mut out),
@@ -263,6 +357,18 @@ impl Election {
             Input::Shutdown => self.on_shutdown(now, &mut out),
             Input::Fault { reason } => self.on_fault(now, reason, &mut out),
             Input::FaultCleared => self.on_fault_cleared(now, &mut out),
+            Input::Witness { reachable, detail } => {
+                self.gateway = Some((reachable, detail));
+                self.reevaluate(now, &mut out);
+            }
+            Input::ProbeResult { answered_by } => self.on_probe_result(now, answered_by, &mut out),
+            Input::Conflict { mac } => self.on_conflict(now, mac, &mut out),
+            Input::LeaseLost { detail } => {
+                if self.state == State::Master {
+                    let reason = format!("VIP lease lost ({detail}): stepping down");
+                    self.step_down(now, reason, &mut out);
+                }
+            }
         }
         out
     }
@@ -270,10 +376,21 @@ impl Election {
     /// When to call `handle(now, Input::Timeout)` next: the next advert, or the master-down
     /// timer when backup. `None` before start and after shutdown.
     pub fn next_deadline(&self) -> Option<Instant> {
-        match (self.next_send, self.master_down_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        // A live peer expiring can isolate us or cost us quorum: wake up when it does.
+        let expiry = if self.stopped || (self.gateway.is_none() && !self.quorum_applies()) {
+            None
+        } else {
+            self.peers
+                .values()
+                .filter(|p| p.priority != 0)
+                .map(|p| after(p.last_heard, self.master_down_for(p.interval)))
+                .filter(|t| Some(*t) > self.last_input)
+                .min()
+        };
+        [self.next_send, self.master_down_at, expiry]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Our current state.
@@ -336,6 +453,7 @@ impl Election {
                 seq: p.seq,
                 last_heard: p.last_heard,
                 advert_interval: p.interval,
+                mac: p.mac,
                 alive_until: after(p.last_heard, self.master_down_for(p.interval)),
             })
             .collect()
@@ -371,10 +489,15 @@ impl Election {
     }
 
     fn may_preempt(&self, now: Instant) -> bool {
-        self.cfg.preempt
-            && self
-                .started_at
-                .is_some_and(|s| now >= after(s, self.cfg.preempt_delay))
+        let since = self.started_at.max(self.last_stepdown);
+        self.cfg.preempt && since.is_some_and(|s| now >= after(s, self.cfg.preempt_delay))
+    }
+
+    /// Leaves master because something forced us to; releases the VIPs.
+    fn step_down(&mut self, now: Instant, reason: String, out: &mut Vec<Action>) {
+        self.last_stepdown = Some(now);
+        self.enter_backup(now, reason, out);
+        out.push(Action::ReleaseVips);
     }
 
     fn advert(&mut self, state: State, priority: u8) -> Advert {
@@ -387,6 +510,7 @@ impl Election {
             advert_interval_ms: u16::try_from(self.cfg.advert_interval.as_millis())
                 .unwrap_or(u16::MAX),
             seq: self.seq,
+            mac: self.cfg.mac,
         }
     }
 
@@ -432,8 +556,9 @@ impl Election {
     }
 
     fn on_timeout(&mut self, now: Instant, out: &mut Vec<Action>) {
+        self.reevaluate(now, out);
         if self.state == State::Backup && self.master_down_at.is_some_and(|t| t <= now) {
-            self.take_over(now, out);
+            self.master_down_expired(now, out);
         }
         if self.next_send.is_some_and(|t| t <= now) {
             self.send(now, out);
@@ -534,6 +659,7 @@ impl Election {
             seq: a.seq,
             last_heard: now,
             interval,
+            mac: a.mac,
         };
         match self.peers.get_mut(&a.name) {
             Some(p) => *p = peer,
@@ -569,6 +695,10 @@ impl Election {
                 };
                 if theirs >= self.rank() || !self.may_preempt(now) {
                     self.master_down_at = Some(after(now, self.master_down_interval()));
+                    // We hear a master again: an outstanding probe no longer matters.
+                    self.probing = false;
+                    self.probe_holder = None;
+                    self.quorum_notice = false;
                 }
             }
             State::Master if a.state == State::Master && !leaving => {
@@ -576,6 +706,7 @@ impl Election {
             }
             _ => {}
         }
+        self.reevaluate(now, out);
     }
 
     fn master_on_master_advert(&mut self, now: Instant, a: &Advert, out: &mut Vec<Action>) {
@@ -610,8 +741,7 @@ impl Election {
             interval: interval_of(a),
             last_master_advert: now,
         });
-        self.enter_backup(now, reason, out);
-        out.push(Action::ReleaseVips);
+        self.step_down(now, reason, out);
     }
 
     fn on_shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
@@ -630,10 +760,16 @@ impl Election {
     }
 
     fn on_fault(&mut self, now: Instant, reason: String, out: &mut Vec<Action>) {
+        self.health_fault = Some(reason.clone());
+        self.enter_fault(now, reason, out);
+    }
+
+    fn enter_fault(&mut self, now: Instant, reason: String, out: &mut Vec<Action>) {
         let was = self.state;
         if was == State::Fault {
             return;
         }
+        self.probing = false;
         self.transition(now, State::Fault, reason, out);
         if was == State::Master {
             out.push(Action::ReleaseVips);
@@ -644,7 +780,8 @@ impl Election {
     }
 
     fn on_fault_cleared(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if self.state != State::Fault {
+        self.health_fault = None;
+        if self.state != State::Fault || self.isolated {
             return;
         }
         if self.started_at.is_some() {
@@ -656,6 +793,201 @@ impl Election {
             self.send(now, out);
         } else {
             self.transition(now, State::Init, "fault cleared before start".into(), out);
+        }
+    }
+
+    /// Peers heard recently enough to count as alive (and not leaving).
+    fn live_peers(&self, now: Instant) -> impl Iterator<Item = (&String, &Peer)> {
+        self.peers.iter().filter(move |(_, p)| {
+            p.priority != 0 && now < after(p.last_heard, self.master_down_for(p.interval))
+        })
+    }
+
+    fn quorum_applies(&self) -> bool {
+        self.cfg.quorum && self.cfg.cluster_size >= 2
+    }
+
+    /// Whether we hear a majority of the cluster, ourselves included (always true without
+    /// quorum). Returns (heard, needed) for the reasons.
+    fn quorum(&self, now: Instant) -> (bool, usize, usize) {
+        let heard = 1 + self.live_peers(now).count();
+        let needed = self.cfg.cluster_size / 2 + 1;
+        (!self.quorum_applies() || heard >= needed, heard, needed)
+    }
+
+    /// No live peer and the gateway does not answer.
+    fn is_isolated(&self, now: Instant) -> bool {
+        matches!(self.gateway, Some((false, _))) && self.live_peers(now).next().is_none()
+    }
+
+    /// Re-checks isolation and quorum, which change with time, adverts and the witness.
+    fn reevaluate(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.started_at.is_none() {
+            return;
+        }
+        let isolated = self.is_isolated(now);
+        if isolated && !self.isolated {
+            self.isolated = true;
+            let detail = self
+                .gateway
+                .as_ref()
+                .map_or("", |(_, d)| d.as_str())
+                .to_string();
+            let reason = format!(
+                "isolated: no peer heard within master-down and the gateway does not answer ({detail}): \
+                 not holding the VIPs"
+            );
+            self.enter_fault(now, reason, out);
+            return;
+        }
+        if !isolated && self.isolated {
+            self.isolated = false;
+            if self.state == State::Fault && self.health_fault.is_none() {
+                let why = if matches!(self.gateway, Some((true, _))) {
+                    "gateway answers again"
+                } else {
+                    "a peer is heard again"
+                };
+                let reason = format!(
+                    "no longer isolated ({why}): backup, master-down {}",
+                    ms(self.master_down_interval())
+                );
+                self.enter_backup(now, reason, out);
+                self.send(now, out);
+            }
+        }
+        if self.state == State::Master {
+            let (ok, heard, needed) = self.quorum(now);
+            if !ok {
+                let reason = format!(
+                    "lost quorum: hear {heard} of {} nodes, need {needed}: stepping down",
+                    self.cfg.cluster_size
+                );
+                self.step_down(now, reason, out);
+                self.send(now, out);
+            }
+        }
+    }
+
+    /// The master-down timer ran out while backup: take over, or first make sure nobody
+    /// else holds the VIPs, or wait for quorum.
+    fn master_down_expired(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let (ok, heard, needed) = self.quorum(now);
+        if !ok {
+            if !self.quorum_notice {
+                self.quorum_notice = true;
+                out.push(Action::Notice {
+                    reason: format!(
+                        "not taking over: hear {heard} of {} nodes, need {needed} (quorum)",
+                        self.cfg.cluster_size
+                    ),
+                });
+            }
+            self.master_down_at = Some(after(now, self.master_down_interval()));
+            return;
+        }
+        if self.cfg.probe && !self.handover_is_coordinated(now) {
+            if !self.probing {
+                self.probing = true;
+                out.push(Action::Probe);
+            }
+            // The probe result decides; until then no timer.
+            self.master_down_at = None;
+            return;
+        }
+        self.take_over(now, out);
+    }
+
+    /// A takeover the old master agreed to by message (it left with priority 0 or reported a
+    /// fault) or one we do while hearing it (preemption): no ARP probe needed.
+    fn handover_is_coordinated(&self, now: Instant) -> bool {
+        let followed_left = self.followed.as_ref().is_some_and(|f| {
+            self.peers
+                .get(&f.name)
+                .is_some_and(|p| p.priority == 0 || p.state == State::Fault)
+        });
+        let hear_a_master = self.live_peers(now).any(|(_, p)| p.state == State::Master);
+        followed_left || hear_a_master
+    }
+
+    fn peer_with_mac(&self, mac: [u8; 6]) -> Option<(&String, &Peer)> {
+        self.peers.iter().find(|(_, p)| p.mac == mac)
+    }
+
+    fn describe_mac(&self, mac: [u8; 6]) -> String {
+        match self.peer_with_mac(mac) {
+            Some((name, _)) => format!("{} ({name})", format_mac(&mac)),
+            None => format!("{} (not a cluster member)", format_mac(&mac)),
+        }
+    }
+
+    fn on_probe_result(
+        &mut self,
+        now: Instant,
+        answered_by: Option<[u8; 6]>,
+        out: &mut Vec<Action>,
+    ) {
+        if !std::mem::take(&mut self.probing) || self.state != State::Backup {
+            return;
+        }
+        match answered_by.filter(|m| *m != self.cfg.mac) {
+            Some(mac) => {
+                if self.probe_holder != Some(mac) {
+                    self.probe_holder = Some(mac);
+                    out.push(Action::Notice {
+                        reason: format!(
+                            "not claiming the VIPs: answered by {} which I cannot hear; probing again every {}",
+                            self.describe_mac(mac),
+                            ms(self.cfg.advert_interval)
+                        ),
+                    });
+                }
+                self.master_down_at = Some(after(now, self.cfg.advert_interval));
+            }
+            None => {
+                let (ok, _, _) = self.quorum(now);
+                if ok && !self.is_isolated(now) {
+                    self.take_over(now, out);
+                } else {
+                    self.master_down_at = Some(after(now, self.master_down_interval()));
+                }
+            }
+        }
+    }
+
+    fn on_conflict(&mut self, now: Instant, mac: [u8; 6], out: &mut Vec<Action>) {
+        if self.state != State::Master || mac == self.cfg.mac {
+            return;
+        }
+        let who = self.describe_mac(mac);
+        let theirs = self.peer_with_mac(mac).map(|(name, p)| {
+            (
+                p.epoch,
+                Rank {
+                    priority: p.priority,
+                    name,
+                },
+            )
+        });
+        match theirs {
+            Some(t) if t > (self.master_epoch, self.rank()) => {
+                let reason = format!(
+                    "VIP conflict: {who} also answers for the VIPs and outranks us \
+                     (epoch {} priority {} vs our epoch {} priority {}): releasing",
+                    t.0, t.1.priority, self.master_epoch, self.cfg.priority
+                );
+                self.step_down(now, reason, out);
+                self.send(now, out);
+            }
+            _ => {
+                out.push(Action::Notice {
+                    reason: format!(
+                        "VIP conflict: {who} also answers for the VIPs; we outrank it: re-announcing"
+                    ),
+                });
+                out.push(Action::Announce);
+                self.send(now, out);
+            }
         }
     }
 }

@@ -151,6 +151,12 @@ impl Cluster {
                     down_multiplier: DEFAULT_DOWN_MULTIPLIER,
                     preempt: true,
                     preempt_delay: Duration::ZERO,
+                    mac: [2, 0, 0, 0, 0, u8::try_from(i).unwrap_or(0xff)],
+                    // Peer traffic and L2 are not modelled apart here; the probe, quorum and
+                    // witness rules have their own tests.
+                    probe: false,
+                    cluster_size: priorities.len(),
+                    quorum: false,
                 },
                 e: None,
                 holds: false,
@@ -360,7 +366,10 @@ impl Cluster {
                 }
                 Action::InstallVips => self.nodes[i].holds = true,
                 Action::ReleaseVips => self.nodes[i].holds = false,
-                Action::Announce => {}
+                Action::Announce | Action::Notice { .. } => {}
+                Action::Probe => self
+                    .violations
+                    .push(format!("n{i} asked for an ARP probe with probing off")),
                 Action::Transition {
                     from,
                     to,

@@ -15,6 +15,10 @@ fn cfg(name: &str, priority: u8) -> ElectionConfig {
         down_multiplier: DEFAULT_DOWN_MULTIPLIER,
         preempt: true,
         preempt_delay: Duration::ZERO,
+        mac: [2, 0, 0, 0, 0, name.len() as u8],
+        probe: false,
+        cluster_size: 2,
+        quorum: false,
     }
 }
 
@@ -26,6 +30,7 @@ fn adv(name: &str, state: State, priority: u8, epoch: u64) -> Advert {
         epoch,
         advert_interval_ms: 50,
         seq: 1,
+        mac: [2, 0, 0, 0, 0, 1],
     }
 }
 
@@ -578,6 +583,7 @@ fn random_inputs_never_panic_and_epochs_saturate() {
                     },
                     advert_interval_ms: rng.random(),
                     seq: rng.random(),
+                    mac: rng.random(),
                 }),
             };
             for a in e.handle(now, input) {
