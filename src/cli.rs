@@ -30,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print the resolved configuration, or every error in it (exit 1).
-    CheckConfig(AgentArgs),
+    CheckConfig(Box<AgentArgs>),
     /// Create the cluster CA and node certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -114,6 +114,12 @@ struct AgentArgs {
     /// Do not take the VIP from a working lower-priority master.
     #[arg(long)]
     nopreempt: bool,
+    /// Gateway witness: `auto` (the default route's gateway) or an IPv4 address.
+    #[arg(long, value_name = "auto|IP")]
+    gateway: Option<String>,
+    /// Quorum: `majority` (default with 3 or more nodes) or `off`.
+    #[arg(long, value_name = "majority|off")]
+    quorum: Option<String>,
     /// Log format: text or json.
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
@@ -135,6 +141,8 @@ impl AgentArgs {
             listen: self.listen.clone(),
             advert_interval_ms: self.advert_interval_ms,
             nopreempt: self.nopreempt,
+            gateway: self.gateway.clone(),
+            quorum: self.quorum.clone(),
             log_format: self.log_format.clone(),
             log_level: self.log_level.clone(),
         }

@@ -6,13 +6,23 @@
 //!
 //! ```text
 //!  transport task(s) ──TransportEvent──┐
-//!  timer (election.next_deadline) ─────┼──> daemon loop ──> Election::handle(now, input)
+//!  gateway witness ────WitnessEvent────┤
+//!  ARP watch ──────────ArpConflict─────┤
+//!  ARP probe (blocking pool) ─result───┼──> daemon loop ──> Election::handle(now, input)
+//!  lease timer (while master) ─────────┤          │
+//!  timer (election.next_deadline) ─────┤          │
 //!  shutdown signal ────────────────────┘          │
 //!                     actions: Send ─> Transport::broadcast
-//!                              InstallVips / ReleaseVips ─> VipManager (rtnetlink)
+//!                              InstallVips / ReleaseVips ─> VipManager (rtnetlink, lease)
 //!                              Announce ─> Announcer (pnet GARP burst + refresh)
-//!                              Transition ─> log + Notifier
+//!                              Probe ─> ArpProbe on the blocking pool
+//!                              Transition / Notice ─> log (+ Notifier)
 //! ```
+//!
+//! The VIP lease: while master, the loop re-checks every quarter lease that the kernel still
+//! has the VIPs and renews their lifetime. If it finds them gone (we were frozen longer than
+//! the lease), it tells the election, which steps down instead of re-adding them: another
+//! node may hold them by now.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -21,11 +31,14 @@ use std::time::{Instant, SystemTime};
 
 use crate::certs::{self, CertError};
 use crate::config::Config;
+use crate::config::GatewaySetting;
 use crate::election::{Action, Election, ElectionConfig, Input};
+use crate::net::format_mac;
 use crate::notify::{Hooks, Notifier, TransitionEvent};
 use crate::transport::{PeerSpec, Transport, TransportConfig, TransportError, TransportEvent};
-use crate::vip::{Announcer, GarpSender, VipError, VipManager};
+use crate::vip::{Announcer, ArpConflict, ArpProbe, ArpWatch, GarpSender, VipError, VipManager};
 use crate::wire::{self, Advert, State};
+use crate::witness::{Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent};
 
 /// Why the agent could not start (or had to stop).
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +52,9 @@ pub enum DaemonError {
     /// The QUIC endpoint could not be set up.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The gateway witness could not be set up.
+    #[error(transparent)]
+    Witness(#[from] WitnessError),
 }
 
 /// Runs the agent until `shutdown` completes, then hands over gracefully.
@@ -58,12 +74,41 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         );
     }
 
-    let vips = VipManager::open(&config.node.interface, config.vips.clone(), None).await?;
+    let vips = VipManager::open(&config.node.interface, config.vips.clone(), config.lease).await?;
     for stale in vips.remove_stale().await? {
         tracing::warn!(vip = %stale, interface = %config.node.interface,
             "removed VIP left on the interface (stale from an earlier crash) before joining");
     }
     let garp = GarpSender::open(&config.node.interface)?;
+    let vip_addrs: Vec<_> = config.vips.iter().map(|v| v.addr).collect();
+    let (arp_watch, conflicts) =
+        ArpWatch::spawn(&config.node.interface, vips.mac(), vip_addrs.clone())?;
+    let prober = if config.probe.count > 0 {
+        Some(Arc::new(std::sync::Mutex::new(ArpProbe::open(
+            &config.node.interface,
+        )?)))
+    } else {
+        None
+    };
+    let (witness, witness_events) = match &config.witness {
+        Some(w) => {
+            let (witness, events) = Witness::spawn(WitnessConfig {
+                gateway: match w.gateway {
+                    GatewaySetting::Auto => Gateway::Auto,
+                    GatewaySetting::Addr(a) => Gateway::Addr(a),
+                },
+                interface: config.node.interface.clone(),
+                interval: w.interval,
+                timeout: w.timeout,
+                fall: w.fall,
+                rise: w.rise,
+            })
+            .await?;
+            tracing::info!(gateway = %witness.gateway(), "gateway witness started");
+            (Some(witness), Some(events))
+        }
+        None => (None, None),
+    };
     let announcer = Announcer::spawn(
         garp,
         config.vips.iter().map(|v| v.addr).collect(),
@@ -116,14 +161,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             down_multiplier: config.election.down_multiplier,
             preempt: config.election.preempt,
             preempt_delay: config.election.preempt_delay,
+            mac: vips.mac(),
+            probe: prober.is_some(),
+            cluster_size: config.peers.len() + 1,
+            quorum: config.election.quorum,
         },
         Instant::now(),
     );
+    let (probe_results, probe_rx) = tokio::sync::mpsc::channel(4);
     let mut daemon = Daemon {
         name: config.node.name.clone(),
         election,
         transport,
         vips,
+        vip_addrs,
+        lease: config.lease,
+        lease_check_at: None,
+        prober,
+        probe_count: config.probe.count,
+        probe_window: config.probe.window,
+        probe_results,
+        _arp_watch: arp_watch,
+        _witness: witness,
         announcer,
         notifier,
         peers,
@@ -132,7 +191,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         hook_tasks: Vec::new(),
         counters: Counters::default(),
     };
-    daemon.run_loop(events, shutdown).await;
+    daemon
+        .run_loop(
+            Inputs {
+                transport: events,
+                conflicts,
+                probes: probe_rx,
+                witness: witness_events,
+            },
+            shutdown,
+        )
+        .await;
     Ok(())
 }
 
@@ -153,11 +222,30 @@ struct Counters {
     rejected: HashMap<String, u64>,
 }
 
+/// Everything the loop listens to besides timers and the shutdown signal.
+struct Inputs {
+    transport: tokio::sync::mpsc::Receiver<TransportEvent>,
+    conflicts: tokio::sync::mpsc::Receiver<ArpConflict>,
+    probes: tokio::sync::mpsc::Receiver<Option<[u8; 6]>>,
+    witness: Option<tokio::sync::mpsc::Receiver<WitnessEvent>>,
+}
+
 struct Daemon {
     name: String,
     election: Election,
     transport: Transport,
     vips: VipManager,
+    vip_addrs: Vec<std::net::Ipv4Addr>,
+    /// Kernel lifetime of the installed VIPs, if any.
+    lease: Option<std::time::Duration>,
+    /// While master with a lease: when to verify and renew it next.
+    lease_check_at: Option<Instant>,
+    prober: Option<Arc<std::sync::Mutex<ArpProbe>>>,
+    probe_count: u32,
+    probe_window: std::time::Duration,
+    probe_results: tokio::sync::mpsc::Sender<Option<[u8; 6]>>,
+    _arp_watch: ArpWatch,
+    _witness: Option<Witness>,
     announcer: Announcer,
     notifier: Notifier,
     peers: Vec<PeerSpec>,
@@ -169,31 +257,37 @@ struct Daemon {
 }
 
 impl Daemon {
-    async fn run_loop(
-        &mut self,
-        mut events: tokio::sync::mpsc::Receiver<TransportEvent>,
-        shutdown: impl Future<Output = ()>,
-    ) {
+    async fn run_loop(&mut self, mut inputs: Inputs, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         self.step(Input::Start).await;
         loop {
             let deadline = self.election.next_deadline();
-            let sleep = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
+            let sleep = sleep_until(deadline);
+            let lease_check = sleep_until(self.lease_check_at);
+            let witness = async {
+                match inputs.witness.as_mut() {
+                    Some(rx) => rx.recv().await,
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                event = events.recv() => match event {
+                // First after a stall (SIGSTOP, a long pause): find out whether the kernel
+                // dropped our VIPs before acting on anything else.
+                () = lease_check => self.check_lease().await,
+                event = inputs.transport.recv() => match event {
                     Some(event) => self.on_transport_event(event).await,
                     None => {
                         tracing::error!("transport stopped unexpectedly; shutting down");
                         break;
                     }
                 },
+                Some(answer) = inputs.probes.recv() => {
+                    self.step(Input::ProbeResult { answered_by: answer }).await;
+                }
+                Some(conflict) = inputs.conflicts.recv() => self.on_conflict(conflict).await,
+                Some(event) = witness => self.on_witness(event).await,
                 () = sleep => self.step(Input::Timeout).await,
             }
         }
@@ -217,6 +311,115 @@ impl Daemon {
         );
     }
 
+    /// While master: are the VIPs still there? Renew their lease if so; tell the election
+    /// if the kernel already removed them.
+    async fn check_lease(&mut self) {
+        let Some(lease) = self.lease else {
+            self.lease_check_at = None;
+            return;
+        };
+        match self.vips.installed().await {
+            Ok(present) if present.len() < self.vips.vips().len() => {
+                self.lease_check_at = None;
+                let missing: Vec<String> = self
+                    .vips
+                    .vips()
+                    .iter()
+                    .filter(|v| !present.contains(v))
+                    .map(ToString::to_string)
+                    .collect();
+                let detail = format!(
+                    "{} no longer on {}: the {} ms lease ran out while we were not running",
+                    missing.join(", "),
+                    self.vips.interface(),
+                    lease.as_millis()
+                );
+                self.step(Input::LeaseLost { detail }).await;
+            }
+            Ok(_) => {
+                if let Err(e) = self.vips.refresh().await {
+                    tracing::error!(error = %e, "could not renew the VIP lease");
+                }
+                self.lease_check_at = Some(Instant::now() + lease / 4);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not list the VIPs to renew their lease");
+                self.lease_check_at = Some(Instant::now() + lease / 4);
+            }
+        }
+    }
+
+    async fn on_conflict(&mut self, conflict: ArpConflict) {
+        if self.election.state() != State::Master {
+            return;
+        }
+        tracing::warn!(vip = %conflict.vip, mac = %format_mac(&conflict.mac),
+            "another host answers for our VIP");
+        *self
+            .counters
+            .rejected
+            .entry("vip_conflict".into())
+            .or_default() += 1;
+        // If the kernel already dropped the VIP (lease ran out) the conflict is not ours to
+        // win: the lease check steps us down.
+        if self.lease.is_some() {
+            self.check_lease().await;
+            if self.election.state() != State::Master {
+                return;
+            }
+        }
+        self.step(Input::Conflict { mac: conflict.mac }).await;
+    }
+
+    async fn on_witness(&mut self, event: WitnessEvent) {
+        let (reachable, detail) = match event {
+            WitnessEvent::Reachable { gateway, rtt } => (
+                true,
+                format!("gateway {gateway} answers ({} µs)", rtt.as_micros()),
+            ),
+            WitnessEvent::Unreachable { gateway, reason } => (
+                false,
+                format!("gateway {gateway} does not answer: {reason}"),
+            ),
+        };
+        if reachable {
+            tracing::info!("{detail}");
+        } else {
+            tracing::warn!("{detail}");
+        }
+        self.step(Input::Witness { reachable, detail }).await;
+    }
+
+    /// Probes every VIP on the blocking pool; the answer comes back through the loop.
+    fn start_probe(&self) {
+        let Some(prober) = self.prober.clone() else {
+            // Without a prober the election is configured not to ask; answer "nobody".
+            let _ = self.probe_results.try_send(None);
+            return;
+        };
+        let vips = self.vip_addrs.clone();
+        let (count, window) = (self.probe_count, self.probe_window);
+        let results = self.probe_results.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut answer = None;
+            let mut prober = match prober.lock() {
+                Ok(p) => p,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            for vip in vips {
+                match prober.probe(vip, count, window) {
+                    Ok(Some(mac)) => {
+                        answer = Some(mac);
+                        break;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(%vip, error = %e, "ARP probe failed"),
+                }
+            }
+            let _ = results.blocking_send(answer);
+        });
+    }
+
     async fn on_transport_event(&mut self, event: TransportEvent) {
         match event {
             TransportEvent::Datagram {
@@ -229,7 +432,11 @@ impl Daemon {
                     self.step(Input::Advert(advert)).await;
                 }
                 Err(problem) => {
-                    *self.counters.rejected.entry("bad_advert".into()).or_default() += 1;
+                    *self
+                        .counters
+                        .rejected
+                        .entry("bad_advert".into())
+                        .or_default() += 1;
                     if self.bad_datagrams.insert((peer, problem.clone())) {
                         tracing::warn!(peer = %self.peer_label(peer), %problem,
                             "ignoring advert (logged once per peer and problem)");
@@ -238,7 +445,11 @@ impl Daemon {
             },
             TransportEvent::Rejected { source, reason } => {
                 // The transport logs each source once; here it is only counted.
-                *self.counters.rejected.entry(reason_kind(&reason)).or_default() += 1;
+                *self
+                    .counters
+                    .rejected
+                    .entry(reason_kind(&reason))
+                    .or_default() += 1;
                 tracing::debug!(%source, %reason, "connection rejected");
             }
             TransportEvent::Up { peer, remote } => {
@@ -321,7 +532,10 @@ impl Daemon {
                 None
             }
             Action::InstallVips => match self.vips.install().await {
-                Ok(()) => None,
+                Ok(()) => {
+                    self.lease_check_at = self.lease.map(|l| Instant::now() + l / 4);
+                    None
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "could not install the VIPs");
                     Some(Input::Fault {
@@ -333,7 +547,16 @@ impl Daemon {
                 self.announcer.announce();
                 None
             }
+            Action::Probe => {
+                self.start_probe();
+                None
+            }
+            Action::Notice { reason } => {
+                tracing::warn!("{reason}");
+                None
+            }
             Action::ReleaseVips => {
+                self.lease_check_at = None;
                 self.announcer.stop();
                 if let Err(e) = self.vips.release().await {
                     tracing::error!(error = %e, "could not remove the VIPs");
@@ -363,6 +586,13 @@ impl Daemon {
                 None
             }
         }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

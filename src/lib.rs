@@ -40,3 +40,4 @@ pub mod notify;
 pub mod transport;
 pub mod vip;
 pub mod wire;
+pub mod witness;

@@ -130,7 +130,9 @@ async fn run_hook(mut cmd: Command, shown: String, timeout: Duration) {
             let stderr = String::from_utf8_lossy(&out.stderr);
             tracing::warn!(hook = %shown, status = %out.status, stderr = %stderr.trim(), "notify hook failed");
         }
-        Ok(Err(e)) => tracing::warn!(hook = %shown, error = %e, "notify hook could not be waited for"),
+        Ok(Err(e)) => {
+            tracing::warn!(hook = %shown, error = %e, "notify hook could not be waited for")
+        }
         Err(_) => {
             // Dropping the wait future drops the child, and kill_on_drop ends it.
             tracing::warn!(hook = %shown, timeout_ms = timeout.as_millis() as u64, "notify hook timed out and was killed");

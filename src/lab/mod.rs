@@ -276,7 +276,9 @@ impl Lab {
             port,
             ns,
         });
-        self.hosts.last().ok_or_else(|| LabError::NoSuchHost(name.into()))
+        self.hosts
+            .last()
+            .ok_or_else(|| LabError::NoSuchHost(name.into()))
     }
 
     /// The host called `name`.
@@ -307,9 +309,10 @@ impl Lab {
             .stdout(Stdio::null())
             .stderr(file);
         let shown = format!("{cmd:?}");
-        let child = cmd
-            .spawn()
-            .map_err(|source| LabError::Spawn { command: shown, source })?;
+        let child = cmd.spawn().map_err(|source| LabError::Spawn {
+            command: shown,
+            source,
+        })?;
         self.agents.push(AgentProcess {
             host: name.to_string(),
             log: log.to_path_buf(),
@@ -363,12 +366,8 @@ impl Lab {
     /// Unplugs (or plugs back) host `name`'s cable at the switch.
     pub fn set_link(&self, name: &str, up: bool) -> Result<(), LabError> {
         let host = self.host(name)?;
-        self.switch.ip(&[
-            "link",
-            "set",
-            &host.port,
-            if up { "up" } else { "down" },
-        ])?;
+        self.switch
+            .ip(&["link", "set", &host.port, if up { "up" } else { "down" }])?;
         Ok(())
     }
 

@@ -1,0 +1,517 @@
+//! Shared harness of the namespace tests: a lab with nodes, a gateway and a client,
+//! certificates from one CA, one config per node, and the real `haagent` binary.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use haagent::lab::{is_root, Lab};
+
+pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+/// A host on the segment that answers ping: the witness gateway.
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 50);
+/// Generous bound for a cluster to converge after start (TLS handshakes + master-down).
+pub const CONVERGE: Duration = Duration::from_secs(10);
+/// Generous bound for a takeover at default timers (the expected value is ~200 ms).
+pub const TAKEOVER: Duration = Duration::from_secs(3);
+
+pub fn require_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    if std::env::var_os("HAAGENT_REQUIRE_NETNS").is_some() {
+        panic!("{test}: needs root for network namespaces, and HAAGENT_REQUIRE_NETNS is set");
+    }
+    eprintln!("SKIPPED {test}: needs root (network namespaces); run as root to test for real");
+    false
+}
+
+pub fn haagent() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_haagent"))
+}
+
+pub fn run_ok(args: &[&str]) {
+    let out = Command::new(haagent()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "haagent {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One node of a test cluster.
+pub struct Node {
+    pub name: &'static str,
+    pub priority: u8,
+    pub extra: &'static str,
+}
+
+pub fn node(name: &'static str, priority: u8) -> Node {
+    Node {
+        name,
+        priority,
+        extra: "",
+    }
+}
+
+/// A lab with the given nodes plus a client, certificates from one CA, a config per node.
+pub struct Cluster {
+    pub lab: Lab,
+    pub dir: tempfile::TempDir,
+    /// TOML appended to every node's config.
+    pub common: String,
+}
+
+impl Cluster {
+    pub fn new(nodes: &[Node]) -> Self {
+        Self::with(nodes, "")
+    }
+
+    /// Like [`Cluster::new`], with `common` TOML appended to every node's config.
+    pub fn with(nodes: &[Node], common: &str) -> Self {
+        let names: Vec<&str> = nodes.iter().map(|n| n.name).collect();
+        let mut lab = Lab::new(&names).unwrap();
+        lab.add_host("client", CLIENT_ADDR).unwrap();
+        lab.add_host("gw", GATEWAY).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("certs");
+        let certs_s = certs.to_str().unwrap();
+        run_ok(&["certs", "init", "--dir", certs_s, "--cluster", "test"]);
+        for n in nodes {
+            let addr = lab.host(n.name).unwrap().addr.to_string();
+            run_ok(&[
+                "certs", "issue", "--dir", certs_s, "--name", n.name, "--ip", &addr,
+            ]);
+        }
+        let cluster = Self {
+            lab,
+            dir,
+            common: common.to_string(),
+        };
+        for n in nodes {
+            cluster.write_config(n, nodes, &certs);
+        }
+        cluster
+    }
+
+    pub fn write_config(&self, me: &Node, all: &[Node], certs: &Path) {
+        let addr = self.lab.host(me.name).unwrap().addr;
+        let mut text = format!(
+            "[node]\nname = \"{}\"\npriority = {}\ninterface = \"eth0\"\nlisten = \"{addr}\"\n\n\
+             [vip]\naddresses = [\"{VIP}/24\"]\n\n[tls]\ndir = \"{}\"\n\n",
+            me.name,
+            me.priority,
+            certs.display()
+        );
+        for peer in all.iter().filter(|p| p.name != me.name) {
+            let paddr = self.lab.host(peer.name).unwrap().addr;
+            text.push_str(&format!(
+                "[[peer]]\nname = \"{}\"\naddress = \"{paddr}\"\n\n",
+                peer.name
+            ));
+        }
+        text.push_str(me.extra);
+        text.push_str(&self.common);
+        std::fs::write(self.config_path(me.name), text).unwrap();
+    }
+
+    pub fn config_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.toml"))
+    }
+
+    pub fn start(&mut self, name: &str) {
+        let config = self.config_path(name);
+        let log = self.dir.path().join(format!(
+            "{name}-{}.log",
+            self.lab.agents.iter().filter(|a| a.host == name).count()
+        ));
+        let args = vec!["--config".to_string(), config.display().to_string()];
+        self.lab.start_agent(name, haagent(), &args, &log).unwrap();
+    }
+
+    pub fn holders(&self) -> Vec<String> {
+        self.lab.holders(VIP).unwrap()
+    }
+
+    /// Waits until exactly `name` holds the VIP; returns how long that took.
+    pub fn wait_sole_holder(&self, name: &str, timeout: Duration) -> Duration {
+        let (took, last) = self
+            .lab
+            .wait_holders(VIP, timeout, |h| h.len() == 1 && h[0] == name)
+            .unwrap();
+        match took {
+            Some(t) => t,
+            None => panic!(
+                "expected {name} alone to hold {VIP} within {timeout:?}, holders are {last:?}\n{}",
+                self.logs()
+            ),
+        }
+    }
+
+    /// Waits until `name` holds the VIP (others may still hold it too); returns the time.
+    pub fn wait_holder(&self, name: &str, timeout: Duration) -> Duration {
+        let (took, last) = self
+            .lab
+            .wait_holders(VIP, timeout, |h| h.iter().any(|x| x == name))
+            .unwrap();
+        match took {
+            Some(t) => t,
+            None => panic!(
+                "expected {name} to hold {VIP} within {timeout:?}, holders are {last:?}\n{}",
+                self.logs()
+            ),
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.lab
+            .agents
+            .iter()
+            .map(|a| {
+                format!(
+                    "----- {} ({}) -----\n{}",
+                    a.host,
+                    a.log.display(),
+                    a.log_text()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Makes the client talk to the VIP so it resolves the VIP's MAC (a real ARP exchange).
+    pub fn client_contacts_vip(&self) {
+        let client = self.lab.host("client").unwrap();
+        let out = client
+            .ns
+            .command("bash")
+            .args(["-c", &format!("echo ping > /dev/udp/{VIP}/9")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "client could not send to the VIP");
+    }
+
+    /// Polls the client's neighbour entry for the VIP until it shows `mac`.
+    pub fn wait_client_sees_mac(&self, mac: &str, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let seen = self.lab.neighbour_mac("client", VIP).unwrap();
+            if seen.as_deref() == Some(mac) {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "client's neighbour entry for {VIP} is {seen:?}, expected {mac}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits until `name`'s current log contains `text`.
+    pub fn wait_log(&mut self, name: &str, text: &str, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            if self.lab.agent(name).unwrap().log_text().contains(text) {
+                return;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{name}'s log never said {text:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Samples holders every 5 ms for `window` and asserts each sample equals `expected`.
+    pub fn assert_holders_stay(&self, expected: &[&str], window: Duration) {
+        let start = Instant::now();
+        let mut samples = 0;
+        while start.elapsed() < window {
+            let h = self.holders();
+            assert_eq!(
+                h,
+                expected,
+                "holders changed after {samples} samples\n{}",
+                self.logs()
+            );
+            samples += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(samples > 10, "too few samples taken");
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::env::var_os("HAAGENT_TEST_LOGS").is_some() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+pub fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// (time since start, nodes holding the VIP) per sample.
+pub type Timeline = Vec<(Duration, Vec<String>)>;
+
+/// Samples which nodes hold the VIP every 10 ms in a background thread.
+pub struct HolderSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Timeline>>,
+}
+
+/// What a [`HolderSampler`] saw.
+pub struct Samples {
+    pub samples: Timeline,
+}
+
+impl Samples {
+    /// Samples with two or more holders.
+    pub fn dual(&self) -> usize {
+        self.samples.iter().filter(|(_, h)| h.len() > 1).count()
+    }
+
+    /// The first dual-holder samples, for failure messages.
+    pub fn dual_examples(&self) -> Vec<&(Duration, Vec<String>)> {
+        self.samples
+            .iter()
+            .filter(|(_, h)| h.len() > 1)
+            .take(5)
+            .collect()
+    }
+}
+
+impl HolderSampler {
+    /// Starts sampling the `nodes` of `cluster`.
+    pub fn start(cluster: &Cluster, nodes: &[&str]) -> Self {
+        let namespaces: Vec<(String, String)> = nodes
+            .iter()
+            .map(|n| {
+                let host = cluster.lab.host(n).unwrap();
+                (n.to_string(), host.ns.name().to_string())
+            })
+            .collect();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut samples = Vec::new();
+            let mut next = start;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let holders: Vec<String> = namespaces
+                    .iter()
+                    .filter(|(_, ns)| ns_has_vip(ns))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                samples.push((start.elapsed(), holders));
+                next += Duration::from_millis(10);
+                if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                } else {
+                    next = Instant::now();
+                }
+            }
+            samples
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops and returns the samples.
+    pub fn finish(mut self) -> Samples {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let samples = self
+            .thread
+            .take()
+            .map(|t| t.join().unwrap())
+            .unwrap_or_default();
+        Samples { samples }
+    }
+}
+
+impl Drop for HolderSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn ns_has_vip(ns: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"])
+        .output();
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).contains(&format!(" {VIP}/")),
+        Err(_) => false,
+    }
+}
+
+/// `ping -i 0.01` from the client namespace to the VIP; killed (by PID) on drop.
+pub struct ClientPinger {
+    child: std::process::Child,
+    started: Instant,
+}
+
+impl ClientPinger {
+    pub fn start(cluster: &Cluster) -> Self {
+        let client = cluster.lab.host("client").unwrap();
+        let child = client
+            .ns
+            .command("ping")
+            .args(["-D", "-n", "-i", "0.01", "-W", "1", &VIP.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("ping (iputils-ping) must be installed");
+        Self {
+            child,
+            started: Instant::now(),
+        }
+    }
+
+    /// Stops and returns the Unix times (seconds) of every answered ping.
+    pub fn finish(mut self) -> Replies {
+        let _ = self.child.kill();
+        let mut out = String::new();
+        if let Some(mut s) = self.child.stdout.take() {
+            use std::io::Read;
+            let _ = s.read_to_string(&mut out);
+        }
+        let _ = self.child.wait();
+        let times = out
+            .lines()
+            .filter(|l| l.contains("bytes from"))
+            .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
+            .collect();
+        Replies {
+            times,
+            started: self.started,
+        }
+    }
+}
+
+/// The answered pings of a [`ClientPinger`].
+pub struct Replies {
+    /// Unix time of each answer, in seconds.
+    pub times: Vec<f64>,
+    started: Instant,
+}
+
+impl Replies {
+    /// The longest time between two answers: the client-observed outage (about 10 ms when
+    /// nothing was lost).
+    pub fn outage(&self) -> Duration {
+        let gap = self
+            .times
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .fold(0.0_f64, f64::max);
+        Duration::from_secs_f64(gap)
+    }
+
+    /// Time from `since` (a Unix time) to the first answer after it.
+    pub fn first_answer_after(&self, since: f64) -> Option<Duration> {
+        let _ = self.started;
+        self.times
+            .iter()
+            .find(|t| **t >= since)
+            .map(|t| Duration::from_secs_f64(t - since))
+    }
+}
+
+/// Now, as Unix time in seconds (to compare with ping's `-D` stamps).
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Drop for ClientPinger {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `nft` inside host `name`'s namespace.
+pub fn nft(cluster: &Cluster, name: &str, script: &str) {
+    let host = cluster.lab.host(name).unwrap();
+    let out = host
+        .ns
+        .command("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(script.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("nft (nftables) must be installed");
+    assert!(
+        out.status.success(),
+        "nft failed in {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Drops all peer traffic (the QUIC port) to and from host `name`.
+pub fn block_peer_traffic(cluster: &Cluster, name: &str) {
+    nft(
+        cluster,
+        name,
+        "table inet hatest {\n\
+           chain in { type filter hook input priority 0; udp dport 5798 drop; udp sport 5798 drop; }\n\
+           chain out { type filter hook output priority 0; udp dport 5798 drop; udp sport 5798 drop; }\n\
+         }\n",
+    );
+}
+
+/// Drops `percent` % of the peer traffic to and from host `name`, at random.
+pub fn lossy_peer_traffic(cluster: &Cluster, name: &str, percent: u32) {
+    nft(
+        cluster,
+        name,
+        &format!(
+            "table inet hatest {{\n\
+               chain in {{ type filter hook input priority 0; udp dport 5798 numgen random mod 100 < {percent} drop; }}\n\
+               chain out {{ type filter hook output priority 0; udp dport 5798 numgen random mod 100 < {percent} drop; }}\n\
+             }}\n"
+        ),
+    );
+}
+
+/// Removes what [`block_peer_traffic`] or [`lossy_peer_traffic`] installed.
+pub fn unblock(cluster: &Cluster, name: &str) {
+    nft(cluster, name, "delete table inet hatest\n");
+}
+
+/// Number of state transitions in `name`'s current log after the first takeover, i.e.
+/// lines the daemon writes for a transition (they all carry `from=` and `to=`).
+pub fn transitions_in_log(cluster: &mut Cluster, name: &str) -> usize {
+    cluster
+        .lab
+        .agent(name)
+        .unwrap()
+        .log_text()
+        .lines()
+        .filter(|l| l.contains(" from=") && l.contains(" to="))
+        .count()
+}
