@@ -233,8 +233,8 @@ fn run_agent(args: &AgentArgs) -> ExitCode {
     match runtime.block_on(daemon::run(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("haagent: {e}");
+            // Logging is set up by now: one line, in the configured format.
+            tracing::error!("cannot start: {e}");
             ExitCode::FAILURE
         }
     }

@@ -142,8 +142,17 @@ fn killed_master_restarted_at_once_removes_its_stale_vip_before_joining() {
     // lease must find it and remove it before joining (the takeover after a kill without
     // restart is a row of the partition matrix).
     c.lab.agent("n1").unwrap().signal(libc::SIGKILL).unwrap();
-    assert!(c.lab.agent("n1").unwrap().wait_exit(Duration::from_secs(5)).is_some());
-    assert_eq!(c.holders(), ["n1"], "the kernel still has the killed agent's VIP");
+    assert!(c
+        .lab
+        .agent("n1")
+        .unwrap()
+        .wait_exit(Duration::from_secs(5))
+        .is_some());
+    assert_eq!(
+        c.holders(),
+        ["n1"],
+        "the kernel still has the killed agent's VIP"
+    );
     c.start("n1");
     c.wait_log("n1", "stale", CONVERGE);
     c.wait_sole_holder("n1", CONVERGE);
@@ -189,4 +198,41 @@ fn node_with_a_foreign_ca_cannot_join_or_disturb() {
         "n1 must have taken over exactly once\n{}",
         c.logs()
     );
+}
+
+#[test]
+fn quick_mode_flags_alone_run_a_two_node_cluster() {
+    if !require_root("quick_mode_flags_alone_run_a_two_node_cluster") {
+        return;
+    }
+    // Configs are written but not used: quick mode takes everything from flags, and peers
+    // are accepted by the IP in their certificate.
+    let mut c = Cluster::new(&[node("n1", 200), node("n2", 100)]);
+    let certs = c.dir.path().join("certs").display().to_string();
+    for (me, peer, prio) in [("n1", "n2", "200"), ("n2", "n1", "100")] {
+        let peer_addr = c.lab.host(peer).unwrap().addr.to_string();
+        let args: Vec<String> = [
+            "--interface",
+            "eth0",
+            "--vip",
+            "192.0.2.100/24",
+            "--peer",
+            &peer_addr,
+            "--priority",
+            prio,
+            "--name",
+            me,
+            "--certs",
+            &certs,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let log = c.dir.path().join(format!("{me}-quick.log"));
+        c.lab.start_agent(me, haagent(), &args, &log).unwrap();
+    }
+    c.wait_sole_holder("n1", CONVERGE);
+    c.lab.agent("n1").unwrap().signal(libc::SIGTERM).unwrap();
+    let took = c.wait_sole_holder("n2", TAKEOVER);
+    eprintln!("quick mode: SIGTERM handover in {} ms", took.as_millis());
 }

@@ -1,0 +1,227 @@
+//! The command line as an operator uses it: certificate bootstrap and check-config.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn haagent(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_haagent"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn certs_bootstrap_writes_private_keys_and_never_overwrites_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("certs");
+    let d_s = d.to_str().unwrap();
+
+    let out = haagent(&["certs", "init", "--dir", d_s, "--cluster", "web"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(mode(&d.join("ca-key.pem")), 0o600);
+
+    let out = haagent(&[
+        "certs",
+        "issue",
+        "--dir",
+        d_s,
+        "--name",
+        "n1",
+        "--ip",
+        "192.0.2.11",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(mode(&d.join("n1-key.pem")), 0o600);
+
+    let out = haagent(&["certs", "show", d.join("n1.pem").to_str().unwrap()]);
+    let shown = text(&out.stdout);
+    assert!(out.status.success());
+    for needle in ["n1", "192.0.2.11", "web"] {
+        assert!(
+            shown.contains(needle),
+            "`certs show` lacks {needle}:\n{shown}"
+        );
+    }
+
+    // A second issue for the same name refuses, names the file and the way out.
+    let before = std::fs::read(d.join("n1-key.pem")).unwrap();
+    let out = haagent(&[
+        "certs",
+        "issue",
+        "--dir",
+        d_s,
+        "--name",
+        "n1",
+        "--ip",
+        "192.0.2.11",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("n1") && err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(d.join("n1-key.pem")).unwrap(), before);
+
+    let out = haagent(&[
+        "certs",
+        "issue",
+        "--dir",
+        d_s,
+        "--name",
+        "n1",
+        "--ip",
+        "192.0.2.11",
+        "--force",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_ne!(std::fs::read(d.join("n1-key.pem")).unwrap(), before);
+    assert_eq!(mode(&d.join("n1-key.pem")), 0o600);
+}
+
+#[test]
+fn issue_without_a_ca_says_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = haagent(&[
+        "certs",
+        "issue",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--name",
+        "n1",
+        "--ip",
+        "192.0.2.11",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("ca"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn check_config_reports_every_error_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[node]\nname = \"n1\"\npriority = 300\ninterface = \"eth0\"\n\n\
+         [[peer]]\nname = \"n2\"\naddress = \"192.0.2.12\"\n\n\
+         [[peer]]\nname = \"n2\"\naddress = \"192.0.2.13\"\n\n\
+         [vip]\naddresses = [\"192.0.2.100\"]\ncolour = \"blue\"\n",
+    )
+    .unwrap();
+    let out = haagent(&["check-config", "--config", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    let f = file.display().to_string();
+    for (line, what) in [
+        (3, "priority"),
+        (11, "n2"),
+        (15, "192.0.2.100"),
+        (16, "colour"),
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with(&format!("{f}:{line}:")) && l.contains(what)),
+            "no error at line {line} about {what}:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn check_config_prints_the_resolved_quick_mode_config() {
+    let out = haagent(&[
+        "check-config",
+        "--interface",
+        "eth0",
+        "--vip",
+        "192.0.2.100/24",
+        "--peer",
+        "192.0.2.12",
+        "--name",
+        "n1",
+        "--priority",
+        "90",
+    ]);
+    // Without /etc/haagent/haagent.toml this is quick mode; with one, flags override it.
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    for needle in [
+        "priority = 90",
+        "192.0.2.100/24",
+        "192.0.2.12:5798",
+        "\"eth0\"",
+    ] {
+        assert!(
+            shown.contains(needle),
+            "resolved config lacks {needle}:\n{shown}"
+        );
+    }
+}
+
+#[test]
+fn check_config_names_the_flag_in_quick_mode() {
+    let out = haagent(&[
+        "check-config",
+        "--interface",
+        "eth0",
+        "--vip",
+        "192.0.2.100/24",
+        "--peer",
+        "192.0.2.12",
+        "--name",
+        "n1",
+        "--priority",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--priority 0"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn agent_refuses_to_start_with_a_readable_key_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    assert!(haagent(&["certs", "init", "--dir", d]).status.success());
+    assert!(haagent(&[
+        "certs",
+        "issue",
+        "--dir",
+        d,
+        "--name",
+        "n1",
+        "--ip",
+        "192.0.2.11"
+    ])
+    .status
+    .success());
+    let key = dir.path().join("n1-key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = haagent(&[
+        "--interface",
+        "lo",
+        "--vip",
+        "192.0.2.100/32",
+        "--peer",
+        "127.0.0.2",
+        "--name",
+        "n1",
+        "--certs",
+        d,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&key.display().to_string()) && err.contains("chmod 600"),
+        "{err}"
+    );
+}
