@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Config, LogFormat, Overrides};
+use crate::control::{self, Request, Response};
+use crate::daemon::SetLogLevel;
 use crate::{certs, daemon};
 
 /// Default lifetime of a cluster CA, in days.
@@ -34,6 +36,43 @@ enum Command {
     /// Create the cluster CA and node certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Show the running agent's state, peers, checks and recent transitions.
+    Status {
+        /// Print the documented JSON form (docs/status.md).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Planned switchover: the target takes the VIPs before this master lets them go.
+    Handover {
+        /// The node to hand over to [default: the best live backup].
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Maintenance mode: give up the VIPs and do not take them while on.
+    Maintenance {
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        mode: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Re-read the configuration and certificates (like SIGHUP).
+    Reload {
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+/// Where the running agent listens.
+#[derive(Debug, Args, Clone)]
+struct SocketArg {
+    /// The agent's control socket.
+    #[arg(long, value_name = "PATH", default_value = config::DEFAULT_CONTROL_SOCKET)]
+    socket: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +162,15 @@ struct AgentArgs {
     /// Log format: text or json.
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
+    /// HTTP health check (repeatable): failing puts this node in fault.
+    #[arg(long = "check-http", value_name = "URL")]
+    check_http: Vec<String>,
+    /// Serve Prometheus metrics on ADDR[:PORT].
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
+    /// Control socket path [default: /run/haagent/haagent.sock].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
     /// Log level: error, warn, info, debug or trace (RUST_LOG, when set, takes precedence).
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
@@ -145,6 +193,9 @@ impl AgentArgs {
             quorum: self.quorum.clone(),
             log_format: self.log_format.clone(),
             log_level: self.log_level.clone(),
+            check_http: self.check_http.clone(),
+            metrics_listen: self.metrics_listen.clone(),
+            socket: self.socket.clone(),
         }
     }
 
@@ -159,6 +210,12 @@ pub fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig(args)) => check_config(&args),
         Some(Command::Certs(cmd)) => run_certs(cmd),
+        Some(Command::Status { json, socket }) => status(&socket.socket, json),
+        Some(Command::Handover { to, socket }) => handover(&socket.socket, to),
+        Some(Command::Maintenance { mode, socket }) => {
+            ask(&socket.socket, &Request::Maintenance { on: mode == "on" })
+        }
+        Some(Command::Reload { socket }) => ask(&socket.socket, &Request::Reload),
         None => run_agent(&cli.agent),
     }
 }
@@ -215,10 +272,18 @@ fn run_agent(args: &AgentArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = init_logging(config.log.format, &config.log.level) {
-        eprintln!("haagent: {e}");
-        return ExitCode::FAILURE;
-    }
+    let set_log_level = match init_logging(config.log.format, &config.log.level) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("haagent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = daemon::RunOptions {
+        config_file: args.config.clone(),
+        overrides: args.overrides(),
+        set_log_level: Some(set_log_level),
+    };
     // One thread is plenty for a handful of peers and keeps the idle footprint small.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -230,7 +295,7 @@ fn run_agent(args: &AgentArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(config, shutdown_signal())) {
+    match runtime.block_on(daemon::run(config, options, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Logging is set up by now: one line, in the configured format.
@@ -240,19 +305,133 @@ fn run_agent(args: &AgentArgs) -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat, level: &str) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+fn init_logging(format: LogFormat, level: &str) -> Result<SetLogLevel, String> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{fmt, reload, EnvFilter};
+
+    // RUST_LOG, when set, wins over the configured level (and over reloads of it).
+    let from_env = std::env::var_os("RUST_LOG").is_some();
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
         .map_err(|e| format!("invalid log level `{level}`: {e}"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+    let (filter, handle) = reload::Layer::new(filter);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => registry
+            .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
     };
-    result.map_err(|e| format!("cannot set up logging: {e}"))
+    result.map_err(|e| format!("cannot set up logging: {e}"))?;
+    Ok(Box::new(move |level: &str| {
+        if from_env {
+            return Ok(());
+        }
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    }))
+}
+
+/// Sends one request and prints the answer; exit 1 when refused or unreachable.
+fn ask(socket: &std::path::Path, request: &Request) -> ExitCode {
+    match control::request(socket, request) {
+        Ok(Response {
+            ok: true, message, ..
+        }) => {
+            if let Some(m) = message {
+                println!("{m}");
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Response { message, .. }) => {
+            eprintln!("haagent: {}", message.unwrap_or_else(|| "refused".into()));
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("haagent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn status(socket: &std::path::Path, json: bool) -> ExitCode {
+    let status = match control::request(socket, &Request::Status) {
+        Ok(Response {
+            ok: true,
+            status: Some(s),
+            ..
+        }) => s,
+        Ok(Response { message, .. }) => {
+            eprintln!("haagent: {}", message.unwrap_or_else(|| "no status".into()));
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("haagent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&status) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("haagent: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", crate::control::render_status(&status));
+    }
+    ExitCode::SUCCESS
+}
+
+/// Asks for the handover, then follows the status until the target is master.
+fn handover(socket: &std::path::Path, to: Option<String>) -> ExitCode {
+    let started = std::time::Instant::now();
+    let target = match control::request(socket, &Request::Handover { to }) {
+        Ok(Response {
+            ok: true,
+            message: Some(m),
+            ..
+        }) => {
+            println!("{m}");
+            m.rsplit(' ').next().unwrap_or_default().to_string()
+        }
+        Ok(Response { message, .. }) => {
+            eprintln!("haagent: {}", message.unwrap_or_else(|| "refused".into()));
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("haagent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    while started.elapsed() < std::time::Duration::from_secs(5) {
+        if let Ok(Response {
+            status: Some(s), ..
+        }) = control::request(socket, &Request::Status)
+        {
+            if s.state != crate::wire::State::Master && s.master.as_deref() == Some(&target) {
+                println!(
+                    "{target} is master (epoch {}), after {} ms",
+                    s.epoch,
+                    started.elapsed().as_millis()
+                );
+                return ExitCode::SUCCESS;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    eprintln!("haagent: {target} did not take over within 5 s; see `haagent status`");
+    ExitCode::FAILURE
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -32,9 +32,12 @@
 pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod election;
+pub mod health;
 pub mod lab;
+pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod transport;

@@ -19,10 +19,14 @@
 //! | 10     | 8    | epoch                | any                                                         |
 //! | 18     | 8    | seq                  | any                                                         |
 //! | 26     | 6    | mac                  | the sender's MAC on the VIP interface (any value)           |
-//! | 32     | 1    | name_len             | 1..=[`MAX_NAME_LEN`] (64)                                   |
-//! | 33     | n    | name                 | ASCII `[A-Za-z0-9._-]`, not starting with `-`               |
+//! | 32     | 16   | fingerprint          | 4 × u32: hashes of the settings that must match (any value) |
+//! | 48     | 1    | name_len             | 1..=[`MAX_NAME_LEN`] (64)                                   |
+//! | 49     | n    | name                 | ASCII `[A-Za-z0-9._-]`, not starting with `-`               |
 //!
-//! The datagram is exactly [`HEADER_LEN`] + `name_len` bytes long; trailing bytes are an error.
+//! Message type 2 is an advert that also hands the VIPs over: after the name comes
+//! `target_len` (1 byte, 1..=64) and the target node's name, with the same rules.
+//!
+//! The datagram is exactly as long as its fields; trailing bytes are an error.
 
 use std::fmt;
 
@@ -30,7 +34,7 @@ use std::fmt;
 pub const WIRE_VERSION: u8 = 1;
 
 /// Length of the fixed part of an advert, before the name.
-pub const HEADER_LEN: usize = 33;
+pub const HEADER_LEN: usize = 49;
 
 /// Longest node name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
@@ -40,6 +44,7 @@ pub const MIN_ADVERT_INTERVAL_MS: u16 = 10;
 
 const MAGIC: [u8; 2] = *b"HA";
 const TYPE_ADVERT: u8 = 1;
+const TYPE_HANDOVER: u8 = 2;
 
 /// A node's election state, as advertised and as reported by the status command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -105,6 +110,11 @@ pub struct Advert {
     /// The sender's MAC on the VIP interface, so that an ARP answer for a VIP can be traced
     /// to the peer that sent it (conflict resolution and the "answered by" log lines).
     pub mac: [u8; 6],
+    /// Hashes of the settings every node must share (cluster name, VIPs, advert interval,
+    /// quorum mode), compared by the receiver to report configuration drift.
+    pub fingerprint: [u32; 4],
+    /// A planned handover: the master asks this node to take the VIPs now.
+    pub handover_to: Option<String>,
 }
 
 /// Why a datagram is not a valid advert.
@@ -179,6 +189,14 @@ impl Advert {
         if !valid_node_name(&self.name) {
             return Err(WireError::BadName(self.name.clone()));
         }
+        if let Some(target) = &self.handover_to {
+            if !(1..=MAX_NAME_LEN).contains(&target.len()) {
+                return Err(WireError::BadNameLength(target.len()));
+            }
+            if !valid_node_name(target) {
+                return Err(WireError::BadName(target.clone()));
+            }
+        }
         Ok(())
     }
 }
@@ -190,7 +208,11 @@ pub fn encode(advert: &Advert) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + name.len());
     out.extend_from_slice(&MAGIC);
     out.push(WIRE_VERSION);
-    out.push(TYPE_ADVERT);
+    out.push(if advert.handover_to.is_some() {
+        TYPE_HANDOVER
+    } else {
+        TYPE_ADVERT
+    });
     out.push(advert.state.to_byte());
     out.push(advert.priority);
     out.extend_from_slice(&0u16.to_be_bytes());
@@ -198,9 +220,16 @@ pub fn encode(advert: &Advert) -> Vec<u8> {
     out.extend_from_slice(&advert.epoch.to_be_bytes());
     out.extend_from_slice(&advert.seq.to_be_bytes());
     out.extend_from_slice(&advert.mac);
+    for word in advert.fingerprint {
+        out.extend_from_slice(&word.to_be_bytes());
+    }
     // An over-long name gets a saturated length byte: decode then reports the mismatch.
     out.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
     out.extend_from_slice(name);
+    if let Some(target) = &advert.handover_to {
+        out.push(u8::try_from(target.len()).unwrap_or(u8::MAX));
+        out.extend_from_slice(target.as_bytes());
+    }
     out
 }
 
@@ -224,9 +253,11 @@ pub fn decode(buf: &[u8]) -> Result<Advert, WireError> {
     if header[2] != WIRE_VERSION {
         return Err(WireError::UnsupportedVersion(header[2]));
     }
-    if header[3] != TYPE_ADVERT {
-        return Err(WireError::UnknownType(header[3]));
-    }
+    let handover = match header[3] {
+        TYPE_ADVERT => false,
+        TYPE_HANDOVER => true,
+        other => return Err(WireError::UnknownType(other)),
+    };
     let state = State::from_byte(header[4]).ok_or(WireError::BadState(header[4]))?;
     let priority = header[5];
     if priority == 255 {
@@ -244,25 +275,40 @@ pub fn decode(buf: &[u8]) -> Result<Advert, WireError> {
     let seq = u64_at(18);
     let mut mac = [0u8; 6];
     mac.copy_from_slice(&header[26..32]);
-    let name_len = usize::from(header[32]);
+    let mut fingerprint = [0u32; 4];
+    for (i, word) in fingerprint.iter_mut().enumerate() {
+        let at = 32 + 4 * i;
+        *word = u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+    }
+    let name_len = usize::from(header[48]);
     if !(1..=MAX_NAME_LEN).contains(&name_len) {
         return Err(WireError::BadNameLength(name_len));
     }
-    let expected = HEADER_LEN + name_len;
+    let mut expected = HEADER_LEN + name_len;
+    let target_len = if handover {
+        let len = usize::from(*buf.get(expected).ok_or(WireError::LengthMismatch {
+            expected: expected + 1,
+            got: buf.len(),
+        })?);
+        if !(1..=MAX_NAME_LEN).contains(&len) {
+            return Err(WireError::BadNameLength(len));
+        }
+        expected += 1 + len;
+        len
+    } else {
+        0
+    };
     if buf.len() != expected {
         return Err(WireError::LengthMismatch {
             expected,
             got: buf.len(),
         });
     }
-    let name_bytes = &buf[HEADER_LEN..];
-    let name = match std::str::from_utf8(name_bytes) {
-        Ok(s) if valid_node_name(s) => s.to_string(),
-        _ => {
-            return Err(WireError::BadName(
-                String::from_utf8_lossy(name_bytes).into(),
-            ))
-        }
+    let name = name_at(&buf[HEADER_LEN..HEADER_LEN + name_len])?;
+    let handover_to = if handover {
+        Some(name_at(&buf[expected - target_len..])?)
+    } else {
+        None
     };
     Ok(Advert {
         name,
@@ -272,7 +318,16 @@ pub fn decode(buf: &[u8]) -> Result<Advert, WireError> {
         advert_interval_ms,
         seq,
         mac,
+        fingerprint,
+        handover_to,
     })
+}
+
+fn name_at(bytes: &[u8]) -> Result<String, WireError> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) if valid_node_name(s) => Ok(s.to_string()),
+        _ => Err(WireError::BadName(String::from_utf8_lossy(bytes).into())),
+    }
 }
 
 #[cfg(test)]
@@ -289,6 +344,8 @@ mod tests {
             advert_interval_ms: 50,
             seq: u64::MAX,
             mac: [0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee],
+            fingerprint: [1, 2, 3, 0xffff_ffff],
+            handover_to: None,
         }
     }
 
@@ -332,8 +389,12 @@ mod tests {
         assert_eq!(b[10..18], [1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(b[18..26], [0xff; 8]);
         assert_eq!(b[26..32], [0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
-        assert_eq!(b[32], 11);
-        assert_eq!(&b[33..], b"node-1.dc_a");
+        assert_eq!(
+            b[32..48],
+            [0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff]
+        );
+        assert_eq!(b[48], 11);
+        assert_eq!(&b[49..], b"node-1.dc_a");
     }
 
     #[test]
@@ -355,8 +416,8 @@ mod tests {
             tweaked(|b| b[8..10].copy_from_slice(&9u16.to_be_bytes())),
             Err(WireError::IntervalTooSmall(9))
         );
-        assert_eq!(tweaked(|b| b[32] = 0), Err(WireError::BadNameLength(0)));
-        assert_eq!(tweaked(|b| b[32] = 65), Err(WireError::BadNameLength(65)));
+        assert_eq!(tweaked(|b| b[48] = 0), Err(WireError::BadNameLength(0)));
+        assert_eq!(tweaked(|b| b[48] = 65), Err(WireError::BadNameLength(65)));
         assert_eq!(
             tweaked(|b| b.push(b'x')),
             Err(WireError::LengthMismatch {
@@ -372,17 +433,44 @@ mod tests {
             })
         );
         assert_eq!(
-            tweaked(|b| b[33] = b'-'),
+            tweaked(|b| b[49] = b'-'),
             Err(WireError::BadName("-ode-1.dc_a".into()))
         );
         assert_eq!(
-            tweaked(|b| b[34] = b' '),
+            tweaked(|b| b[50] = b' '),
             Err(WireError::BadName("n de-1.dc_a".into()))
         );
         assert!(matches!(
-            tweaked(|b| b[34] = 0xc3),
+            tweaked(|b| b[50] = 0xc3),
             Err(WireError::BadName(_))
         ));
+    }
+
+    #[test]
+    fn handover_advert_round_trips_and_is_strict() {
+        let a = Advert {
+            handover_to: Some("n2".into()),
+            ..sample()
+        };
+        let b = encode(&a);
+        assert_eq!(b[3], TYPE_HANDOVER);
+        assert_eq!(decode(&b), Ok(a));
+        let mut short = b.clone();
+        short.pop();
+        assert!(matches!(
+            decode(&short),
+            Err(WireError::LengthMismatch { .. })
+        ));
+        let mut no_target = b.clone();
+        no_target.truncate(HEADER_LEN + 11);
+        assert!(matches!(
+            decode(&no_target),
+            Err(WireError::LengthMismatch { .. })
+        ));
+        let mut bad = b;
+        let last = bad.len() - 1;
+        bad[last] = b' ';
+        assert!(matches!(decode(&bad), Err(WireError::BadName(_))));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use haagent::config::{from_toml, Config, GatewaySetting, Overrides};
+use haagent::health::{CheckKind, Weight};
 
 fn examples() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
@@ -130,4 +131,49 @@ fn reference_documents_every_key_the_agent_prints() {
             );
         }
     }
+}
+
+#[test]
+fn two_node_example_moves_the_vip_when_nginx_fails() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let two = load(&dir.join("two-node.toml"));
+    assert_eq!(two.checks.len(), 1, "two-node.toml has one [[check]]");
+    let nginx = &two.checks[0];
+    assert_eq!(nginx.name, "nginx");
+    assert!(
+        matches!(&nginx.kind, CheckKind::Http { url, .. } if url == "http://127.0.0.1/health"),
+        "{nginx:?}"
+    );
+    assert_eq!(nginx.weight, Weight::Fault);
+    let worst = nginx.interval * nginx.fall + nginx.timeout;
+    assert!(worst.as_millis() <= 300, "detection takes up to {worst:?}");
+    // [metrics] and [control] are shown commented out: defaults apply.
+    assert_eq!(two.metrics_listen, None);
+    assert_eq!(
+        two.control_socket,
+        Path::new(haagent::config::DEFAULT_CONTROL_SOCKET)
+    );
+}
+
+/// The ```toml blocks of docs/configuration.md that hold `[[check]]` examples load as part of
+/// a config file.
+#[test]
+fn check_examples_in_the_reference_are_valid() {
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md");
+    let doc = std::fs::read_to_string(&doc_path).unwrap();
+    let base = "[node]\nname = \"n1\"\ninterface = \"eth0\"\n[[peer]]\nname = \"n2\"\n\
+                address = \"192.0.2.12\"\n[vip]\naddresses = [\"192.0.2.100/24\"]\n";
+    let mut tested = 0;
+    for block in doc.split("```toml\n").skip(1) {
+        let block = block.split("```").next().unwrap();
+        if !block.contains("[[check]]") {
+            continue;
+        }
+        let text = format!("{base}{block}");
+        let config = from_toml(&text, "docs example", &Overrides::default())
+            .unwrap_or_else(|e| panic!("docs example does not load:\n{e}\n{block}"));
+        assert!(!config.checks.is_empty());
+        tested += 1;
+    }
+    assert!(tested > 0, "no [[check]] example in docs/configuration.md");
 }

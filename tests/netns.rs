@@ -211,6 +211,7 @@ fn quick_mode_flags_alone_run_a_two_node_cluster() {
     let certs = c.dir.path().join("certs").display().to_string();
     for (me, peer, prio) in [("n1", "n2", "200"), ("n2", "n1", "100")] {
         let peer_addr = c.lab.host(peer).unwrap().addr.to_string();
+        let socket = c.socket_path(me).display().to_string();
         let args: Vec<String> = [
             "--interface",
             "eth0",
@@ -224,6 +225,8 @@ fn quick_mode_flags_alone_run_a_two_node_cluster() {
             me,
             "--certs",
             &certs,
+            "--socket",
+            &socket,
         ]
         .iter()
         .map(|s| s.to_string())

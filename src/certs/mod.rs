@@ -20,6 +20,7 @@ use std::time::SystemTime;
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+pub(crate) use inspect::rfc3339;
 pub use inspect::{show, summarize, CertSummary};
 pub use issue::{init_ca, issue, issue_with_validity};
 pub use load::load_identity;

@@ -14,18 +14,24 @@
 //!   (or `--flag VALUE: message` for a flag).
 //! * Quick mode: with no config file, the flags alone describe the node
 //!   (`haagent --interface eth0 --vip 10.0.0.100/24 --peer 10.0.0.12`).
+//! * [`Config::fingerprint_settings`] and [`Config::election_changes`] tell the daemon which
+//!   settings peers must share and which changes a reload cannot apply quietly.
 //! * [`Config::to_toml_string`] prints the resolved settings as a config file
 //!   (`haagent check-config`); that output loads again to the same `Config`.
 //!
 //! The reference for every key is docs/configuration.md.
 
+mod checks;
 mod error;
 mod raw;
+mod reload;
 mod render;
 mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_checks;
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -46,6 +52,10 @@ pub const DEFAULT_PORT: u16 = 5798;
 pub const DEFAULT_CLUSTER: &str = "haagent";
 /// The `source` of a configuration built from flags only.
 pub const COMMAND_LINE: &str = "command line";
+/// Default path of the control socket (`[control] socket`, `--socket`).
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/haagent/haagent.sock";
+/// Port of `[metrics] listen` (`--metrics-listen`) when only an address is given.
+pub const DEFAULT_METRICS_PORT: u16 = 9798;
 /// Accepted `[log] level` values.
 pub const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
@@ -80,6 +90,19 @@ pub struct Config {
     pub notify: NotifySettings,
     /// Logging.
     pub log: LogSettings,
+    /// Health checks (`[[check]]` tables, or `--check-http` flags which replace them), in
+    /// file order, with unique names. Empty: no checks.
+    pub checks: Vec<crate::health::CheckSpec>,
+    /// Where the Prometheus metrics endpoint listens (`[metrics] listen`,
+    /// `--metrics-listen`); `None` = no metrics endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The control socket used by the CLI (`[control] socket`, `--socket`); an absolute path,
+    /// default [`DEFAULT_CONTROL_SOCKET`].
+    pub control_socket: PathBuf,
+    /// `[control] group`: the socket is made mode 0660 owned by `root:GROUP` so that members
+    /// of the group can use the CLI. `None`: mode 0600, root only. The name is not looked up
+    /// here (the daemon does that when it creates the socket).
+    pub control_group: Option<String>,
 }
 
 /// This node's identity and network settings.
@@ -269,6 +292,14 @@ pub struct Overrides {
     pub log_format: Option<String>,
     /// `--log-level LEVEL`
     pub log_level: Option<String>,
+    /// `--check-http URL`, repeatable; non-empty replaces the file's `[[check]]` tables with
+    /// http checks named `http-1`, `http-2`, ... with the fast defaults (interval 100 ms,
+    /// timeout 100 ms, fall 2, rise 2, weight fault).
+    pub check_http: Vec<String>,
+    /// `--metrics-listen ADDR[:PORT]`
+    pub metrics_listen: Option<String>,
+    /// `--socket PATH`
+    pub socket: Option<PathBuf>,
 }
 
 /// Loads the configuration.

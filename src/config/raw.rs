@@ -25,6 +25,13 @@ pub(crate) enum Origin {
     Flag(String),
 }
 
+impl Default for Origin {
+    /// No place yet; set once the value's place is known.
+    fn default() -> Self {
+        no_origin()
+    }
+}
+
 /// A raw value and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Item<T> {
@@ -157,6 +164,89 @@ pub(crate) struct RawLog {
     pub(crate) level: Option<Item<String>>,
 }
 
+/// `weight` of a `[[check]]`: an integer or a word (only `"fault"` is valid; `validate`
+/// says so for any other word).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RawWeight {
+    /// `weight = -20`
+    Int(i64),
+    /// `weight = "fault"`
+    Word(String),
+}
+
+impl<'de> Deserialize<'de> for RawWeight {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = RawWeight;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an integer -254..=254 or \"fault\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawWeight, E> {
+                Ok(RawWeight::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawWeight, E> {
+                Ok(RawWeight::Int(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawWeight, E> {
+                Ok(RawWeight::Word(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// One `[[check]]` table, or one `--check-http` flag. It takes the keys of every kind; which
+/// of them belong to the check's `kind` is decided in `validate`, so that a key of the wrong
+/// kind gets its own message (not just "unknown field").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCheck {
+    pub(crate) name: Option<Item<String>>,
+    pub(crate) kind: Option<Item<String>>,
+    pub(crate) interval_ms: Option<Item<i64>>,
+    pub(crate) timeout_ms: Option<Item<i64>>,
+    pub(crate) fall: Option<Item<i64>>,
+    pub(crate) rise: Option<Item<i64>>,
+    pub(crate) weight: Option<Item<RawWeight>>,
+    // http
+    pub(crate) url: Option<Item<String>>,
+    pub(crate) expect_status: Option<Item<Vec<Item<i64>>>>,
+    pub(crate) body_contains: Option<Item<String>>,
+    // tcp
+    pub(crate) address: Option<Item<String>>,
+    // exec
+    pub(crate) command: Option<Item<Vec<String>>>,
+    // process
+    pub(crate) pidfile: Option<Item<PathBuf>>,
+    pub(crate) process: Option<Item<String>>,
+    // interface
+    pub(crate) interface: Option<Item<String>>,
+    // file
+    pub(crate) path: Option<Item<PathBuf>>,
+    /// Where the whole check was given (the `[[check]]` table or the flag).
+    #[serde(skip, default = "no_origin")]
+    pub(crate) origin: Origin,
+    /// Keys of this check already reported as malformed and dropped.
+    #[serde(skip)]
+    pub(crate) broken: BTreeSet<String>,
+}
+
+/// `[metrics]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetrics {
+    pub(crate) listen: Option<Item<String>>,
+}
+
+/// `[control]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawControl {
+    pub(crate) socket: Option<Item<PathBuf>>,
+    pub(crate) group: Option<Item<String>>,
+}
+
 /// Everything the file and the flags said, before validation.
 #[derive(Debug, Default)]
 pub(crate) struct RawConfig {
@@ -173,6 +263,9 @@ pub(crate) struct RawConfig {
     pub(crate) tls: RawTls,
     pub(crate) notify: RawNotify,
     pub(crate) log: RawLog,
+    pub(crate) checks: Vec<RawCheck>,
+    pub(crate) metrics: RawMetrics,
+    pub(crate) control: RawControl,
     /// Span of each table header present in the file (`node`, `vip`, ...), to point at
     /// when a required key is missing.
     pub(crate) headers: BTreeMap<&'static str, Range<usize>>,
@@ -189,8 +282,9 @@ pub(crate) struct RawError {
 }
 
 /// The top-level tables, in the order they are documented.
-pub(crate) const TABLES: [&str; 10] = [
-    "cluster", "node", "peer", "vip", "election", "witness", "garp", "tls", "notify", "log",
+pub(crate) const TABLES: [&str; 13] = [
+    "cluster", "node", "peer", "vip", "election", "witness", "check", "garp", "tls", "notify",
+    "log", "metrics", "control",
 ];
 
 /// Parses a TOML document into a [`RawConfig`], collecting every syntax error, unknown key and
@@ -236,6 +330,9 @@ pub(crate) fn parse_document(text: &str) -> Result<(RawConfig, Vec<RawError>), V
             "tls" => raw.tls = ctx.section(table, value).unwrap_or_default(),
             "notify" => raw.notify = ctx.section(table, value).unwrap_or_default(),
             "log" => raw.log = ctx.section(table, value).unwrap_or_default(),
+            "metrics" => raw.metrics = ctx.section(table, value).unwrap_or_default(),
+            "control" => raw.control = ctx.section(table, value).unwrap_or_default(),
+            "check" => raw.checks = ctx.checks(value),
             _ => raw.peers = ctx.peers(value),
         }
     }
@@ -328,6 +425,46 @@ impl SectionCtx<'_> {
         }
         peers
     }
+
+    /// Deserializes the `[[check]]` array, each check on its own, each with its own record of
+    /// broken keys (so that a bad `url` in one check does not hide a missing one in another).
+    fn checks(&mut self, value: Spanned<DeValue<'_>>) -> Vec<RawCheck> {
+        let span = value.span();
+        let DeValue::Array(items) = value.into_inner() else {
+            self.errors.push(RawError {
+                span: Some(span),
+                message: "`check` must be an array of tables: write [[check]] for each check"
+                    .to_string(),
+            });
+            self.broken.insert("check".to_string());
+            return Vec::new();
+        };
+        let mut checks = Vec::new();
+        for item in items.iter() {
+            let item_span = item.span();
+            if !item.get_ref().is_table() {
+                self.errors.push(RawError {
+                    span: Some(item_span),
+                    message: "each check must be a table: write [[check]] for each check"
+                        .to_string(),
+                });
+                continue;
+            }
+            let mut broken = BTreeSet::new();
+            let parsed = SectionCtx {
+                errors: &mut *self.errors,
+                broken: &mut broken,
+            }
+            .section::<RawCheck>("check", item.clone());
+            let Some(mut check) = parsed else {
+                continue;
+            };
+            check.origin = Origin::Span(item_span);
+            check.broken = broken;
+            checks.push(check);
+        }
+        checks
+    }
 }
 
 fn overlaps(a: &Range<usize>, b: &Range<usize>) -> bool {
@@ -344,9 +481,10 @@ fn describe_de_error(table: &str, key: Option<&str>, message: &str) -> String {
         .trim()
         .replace("expected i64", "expected an integer")
         .replace("expected a sequence", "expected a list")
-        .replace("expected struct RawPeer", "expected a table");
-    let header = if table == "peer" {
-        "[[peer]]".to_string()
+        .replace("expected struct RawPeer", "expected a table")
+        .replace("expected struct RawCheck", "expected a table");
+    let header = if table == "peer" || table == "check" {
+        format!("[[{table}]]")
     } else {
         format!("[{table}]")
     };
@@ -425,5 +563,26 @@ pub(crate) fn apply_overrides(raw: &mut RawConfig, o: &Overrides) {
     }
     if let Some(v) = &o.log_level {
         raw.log.level = Some(Item::flag(v.clone(), format!("--log-level {v}")));
+    }
+    if !o.check_http.is_empty() {
+        raw.checks = o
+            .check_http
+            .iter()
+            .map(|url| {
+                let flag = format!("--check-http {url}");
+                RawCheck {
+                    kind: Some(Item::flag("http".to_string(), flag.clone())),
+                    url: Some(Item::flag(url.clone(), flag.clone())),
+                    origin: Origin::Flag(flag),
+                    ..RawCheck::default()
+                }
+            })
+            .collect();
+    }
+    if let Some(v) = &o.metrics_listen {
+        raw.metrics.listen = Some(Item::flag(v.clone(), format!("--metrics-listen {v}")));
+    }
+    if let Some(p) = &o.socket {
+        raw.control.socket = Some(Item::flag(p.clone(), format!("--socket {}", p.display())));
     }
 }

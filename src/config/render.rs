@@ -5,8 +5,10 @@
 
 use serde::Serialize;
 
+use super::checks::WEIGHT_FAULT;
 use super::validate::{path_str, QUORUM_MAJORITY, QUORUM_OFF};
 use super::Config;
+use crate::health::{CheckKind, CheckSpec, Weight};
 
 #[derive(Serialize)]
 struct Out {
@@ -17,10 +19,123 @@ struct Out {
     election: OutElection,
     #[serde(skip_serializing_if = "Option::is_none")]
     witness: Option<OutWitness>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    check: Vec<OutCheck>,
     garp: OutGarp,
     tls: OutTls,
     notify: OutNotify,
     log: OutLog,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics: Option<OutMetrics>,
+    control: OutControl,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutWeight {
+    Adjust(i32),
+    Word(&'static str),
+}
+
+#[derive(Serialize)]
+struct OutCheck {
+    name: String,
+    kind: &'static str,
+    interval_ms: u64,
+    timeout_ms: u64,
+    fall: u32,
+    rise: u32,
+    weight: OutWeight,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expect_status: Option<Vec<u16>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_contains: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pidfile: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    process: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interface: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+}
+
+impl OutCheck {
+    fn new(c: &CheckSpec) -> Self {
+        let mut out = OutCheck {
+            name: c.name.clone(),
+            kind: "",
+            interval_ms: ms(c.interval),
+            timeout_ms: ms(c.timeout),
+            fall: c.fall,
+            rise: c.rise,
+            weight: match c.weight {
+                Weight::Fault => OutWeight::Word(WEIGHT_FAULT),
+                Weight::Adjust(n) => OutWeight::Adjust(n),
+            },
+            url: None,
+            expect_status: None,
+            body_contains: None,
+            address: None,
+            command: None,
+            pidfile: None,
+            process: None,
+            interface: None,
+            path: None,
+        };
+        match &c.kind {
+            CheckKind::Http {
+                url,
+                expect_status,
+                body_contains,
+            } => {
+                out.kind = "http";
+                out.url = Some(url.clone());
+                out.expect_status = Some(expect_status.clone());
+                out.body_contains = body_contains.clone();
+            }
+            CheckKind::Tcp { addr } => {
+                out.kind = "tcp";
+                out.address = Some(addr.to_string());
+            }
+            CheckKind::Exec { argv } => {
+                out.kind = "exec";
+                out.command = Some(argv.clone());
+            }
+            CheckKind::Process { pidfile, name } => {
+                out.kind = "process";
+                out.pidfile = pidfile.as_deref().map(path_str);
+                out.process = name.clone();
+            }
+            CheckKind::Interface { name } => {
+                out.kind = "interface";
+                out.interface = Some(name.clone());
+            }
+            CheckKind::File { path } => {
+                out.kind = "file";
+                out.path = Some(path_str(path));
+            }
+        }
+        out
+    }
+}
+
+#[derive(Serialize)]
+struct OutMetrics {
+    listen: String,
+}
+
+#[derive(Serialize)]
+struct OutControl {
+    socket: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -175,6 +290,14 @@ impl Config {
             log: OutLog {
                 format: self.log.format.as_str(),
                 level: self.log.level.clone(),
+            },
+            check: self.checks.iter().map(OutCheck::new).collect(),
+            metrics: self.metrics_listen.map(|a| OutMetrics {
+                listen: a.to_string(),
+            }),
+            control: OutControl {
+                socket: path_str(&self.control_socket),
+                group: self.control_group.clone(),
             },
         };
         // Serializing plain strings, integers, booleans and lists cannot fail; the fallback

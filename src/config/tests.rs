@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::*;
 
 /// A complete, valid file. Tests replace one line to break it.
-const FULL: &str = r#"# test config
+pub(super) const FULL: &str = r#"# test config
 [cluster]
 name = "web"
 
@@ -64,7 +64,7 @@ format = "json"
 level = "debug"
 "#;
 
-const MINIMAL: &str = r#"[node]
+pub(super) const MINIMAL: &str = r#"[node]
 interface = "eth0"
 [[peer]]
 name = "n2"
@@ -73,15 +73,15 @@ address = "192.0.2.12"
 addresses = ["192.0.2.100/24"]
 "#;
 
-fn parse(text: &str) -> Result<Config, ConfigErrors> {
+pub(super) fn parse(text: &str) -> Result<Config, ConfigErrors> {
     from_toml_with_host(text, "t.toml", &Overrides::default(), Some("n1".into()))
 }
 
-fn parse_with(text: &str, o: &Overrides) -> Result<Config, ConfigErrors> {
+pub(super) fn parse_with(text: &str, o: &Overrides) -> Result<Config, ConfigErrors> {
     from_toml_with_host(text, "t.toml", o, Some("n1".into()))
 }
 
-fn errors(text: &str) -> ConfigErrors {
+pub(super) fn errors(text: &str) -> ConfigErrors {
     match parse(text) {
         Ok(c) => panic!("expected errors, got {c:?}"),
         Err(e) => e,
@@ -95,7 +95,7 @@ fn full_with(old: &str, new: &str) -> String {
 }
 
 /// The 1-based number of the first line of `text` that contains `needle`.
-fn line_of(text: &str, needle: &str) -> usize {
+pub(super) fn line_of(text: &str, needle: &str) -> usize {
     text.lines()
         .position(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("`{needle}` not in text"))
@@ -103,7 +103,7 @@ fn line_of(text: &str, needle: &str) -> usize {
 }
 
 /// The one error whose message contains `fragment`.
-fn find<'a>(errs: &'a ConfigErrors, fragment: &str) -> &'a ConfigError {
+pub(super) fn find<'a>(errs: &'a ConfigErrors, fragment: &str) -> &'a ConfigError {
     let found: Vec<_> = errs
         .iter()
         .filter(|e| e.message.contains(fragment))
@@ -117,7 +117,7 @@ fn find<'a>(errs: &'a ConfigErrors, fragment: &str) -> &'a ConfigError {
 }
 
 /// Asserts an error containing `fragment` at `line` of t.toml, and that it is the only error.
-fn assert_only_error_at(text: &str, line: usize, fragment: &str) {
+pub(super) fn assert_only_error_at(text: &str, line: usize, fragment: &str) {
     let errs = errors(text);
     let e = find(&errs, fragment);
     let loc = e.location().unwrap_or_else(|| panic!("no line in `{e}`"));
@@ -126,7 +126,7 @@ fn assert_only_error_at(text: &str, line: usize, fragment: &str) {
     assert!(e.to_string().starts_with(&format!("t.toml:{line}:")), "{e}");
 }
 
-fn sa(s: &str) -> SocketAddr {
+pub(super) fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
@@ -583,7 +583,7 @@ fn garp_refresh_zero_means_off_and_small_values_are_rejected() {
 // ---------------------------------------------------------------- split-brain layers
 
 /// MINIMAL with `extra` appended (a new table, or keys for the last table, `[vip]`).
-fn minimal_plus(extra: &str) -> String {
+pub(super) fn minimal_plus(extra: &str) -> String {
     format!("{MINIMAL}{extra}")
 }
 
@@ -1009,7 +1009,7 @@ fn to_toml_string_round_trips_quick_mode_and_defaults() {
 
 // ---------------------------------------------------------------- flags
 
-fn quick_flags() -> Overrides {
+pub(super) fn quick_flags() -> Overrides {
     Overrides {
         interface: Some("eth0".into()),
         vips: vec!["10.0.0.100/24".into()],

@@ -107,7 +107,7 @@ impl<'a> Checker<'a> {
     }
 
     /// A short human reference to where a value was given: "line 7" or "--peer 192.0.2.1".
-    fn refer(&self, origin: &Origin) -> String {
+    pub(crate) fn refer(&self, origin: &Origin) -> String {
         match self.place(origin) {
             ErrorPlace::At(loc) => format!("line {}", loc.line),
             ErrorPlace::Flag(flag) => flag,
@@ -116,7 +116,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn err(&mut self, origin: &Origin, message: impl Into<String>) {
+    pub(crate) fn err(&mut self, origin: &Origin, message: impl Into<String>) {
         let place = self.place(origin);
         self.errors.push(ConfigError {
             place,
@@ -159,7 +159,7 @@ impl<'a> Checker<'a> {
     }
 
     /// An integer setting within `lo..=hi`, or its default when absent.
-    fn int(
+    pub(crate) fn int(
         &mut self,
         item: &Option<Item<i64>>,
         name: &str,
@@ -213,7 +213,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
 }
 
 /// Checks a Linux interface name (1..=15 bytes, no `/`, `:` or white space).
-fn check_interface(name: &str) -> Result<(), String> {
+pub(crate) fn check_interface(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("interface name is empty".to_string());
     }
@@ -239,16 +239,24 @@ fn check_interface(name: &str) -> Result<(), String> {
 /// Parses `ADDR` or `ADDR:PORT` (IPv6 as `[ADDR]:PORT` or bare `ADDR`); the port defaults to
 /// [`DEFAULT_PORT`].
 pub(crate) fn parse_endpoint(text: &str) -> Result<SocketAddr, String> {
+    parse_endpoint_with_port(text, DEFAULT_PORT)
+}
+
+/// [`parse_endpoint`] with another default port.
+pub(crate) fn parse_endpoint_with_port(
+    text: &str,
+    default_port: u16,
+) -> Result<SocketAddr, String> {
     let t = text.trim();
     if let Ok(sa) = t.parse::<SocketAddr>() {
         return Ok(sa);
     }
     if let Ok(ip) = t.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+        return Ok(SocketAddr::new(ip, default_port));
     }
     if let Some(inner) = t.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
         if let Ok(ip) = inner.parse::<IpAddr>() {
-            return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+            return Ok(SocketAddr::new(ip, default_port));
         }
     }
     if let Some((host, port)) = t.rsplit_once(':') {
@@ -260,7 +268,7 @@ pub(crate) fn parse_endpoint(text: &str) -> Result<SocketAddr, String> {
     }
     Err(format!(
         "`{text}` is not ADDR or ADDR:PORT with an IP address (e.g. 192.0.2.12 or \
-         192.0.2.12:{DEFAULT_PORT}); host names are not resolved"
+         192.0.2.12:{default_port}); host names are not resolved"
     ))
 }
 
@@ -309,7 +317,7 @@ fn bad_vip(cidr: &Ipv4Cidr) -> Option<String> {
 }
 
 /// What is wrong with a notify argv, if anything.
-fn bad_argv(argv: &[String]) -> Option<String> {
+pub(crate) fn bad_argv(argv: &[String]) -> Option<String> {
     match argv.first() {
         None => Some(
             "is an empty list; give the program and its arguments, e.g. \
@@ -727,6 +735,52 @@ pub(crate) fn validate(
         }
     };
 
+    // [[check]]
+    let checks = super::checks::validate_checks(raw, &mut ck);
+
+    // [metrics]
+    let metrics_listen =
+        raw.metrics.listen.as_ref().and_then(|it| {
+            match parse_endpoint_with_port(&it.value, super::DEFAULT_METRICS_PORT) {
+                Ok(sa) if sa.port() == 0 => {
+                    ck.err(
+                        &it.origin,
+                        format!("metrics listen `{}` has port 0", it.value),
+                    );
+                    None
+                }
+                Ok(sa) if sa.ip().is_multicast() || sa.ip() == IpAddr::V4(Ipv4Addr::BROADCAST) => {
+                    ck.err(
+                        &it.origin,
+                        format!("metrics listen address `{}` is not unicast", it.value),
+                    );
+                    None
+                }
+                Ok(sa) => Some(sa),
+                Err(e) => {
+                    ck.err(&it.origin, format!("bad metrics listen address: {e}"));
+                    None
+                }
+            }
+        });
+
+    // [control]
+    let control_socket = match &raw.control.socket {
+        None => PathBuf::from(super::DEFAULT_CONTROL_SOCKET),
+        Some(it) => {
+            if let Some(why) = bad_socket_path(&it.value) {
+                ck.err(&it.origin, why);
+            }
+            it.value.clone()
+        }
+    };
+    let control_group = raw.control.group.as_ref().map(|it| {
+        if let Some(why) = bad_group_name(&it.value) {
+            ck.err(&it.origin, why);
+        }
+        it.value.clone()
+    });
+
     let errors = ck.into_errors();
     if !errors.is_empty() {
         return Err(errors);
@@ -763,7 +817,61 @@ pub(crate) fn validate(
         tls,
         notify,
         log: LogSettings { format, level },
+        checks,
+        metrics_listen,
+        control_socket,
+        control_group,
     })
+}
+
+/// Longest path a Unix socket address can hold (`sun_path` is 108 bytes with the NUL).
+const SUN_PATH_MAX: usize = 107;
+
+/// What is wrong with a control socket path, if anything.
+fn bad_socket_path(path: &Path) -> Option<String> {
+    let shown = path.display();
+    let len = path.as_os_str().len();
+    if len == 0 {
+        Some("control socket is an empty path".to_string())
+    } else if !path.is_absolute() {
+        Some(format!(
+            "control socket `{shown}` is not an absolute path (e.g. \"{}\")",
+            super::DEFAULT_CONTROL_SOCKET
+        ))
+    } else if len > SUN_PATH_MAX {
+        Some(format!(
+            "control socket `{shown}` is {len} bytes long; a Unix socket path holds at most \
+             {SUN_PATH_MAX}"
+        ))
+    } else if path.as_os_str().to_string_lossy().ends_with('/') {
+        Some(format!(
+            "control socket `{shown}` ends with `/`; give the socket's file name (e.g. \
+             \"{}\")",
+            super::DEFAULT_CONTROL_SOCKET
+        ))
+    } else {
+        None
+    }
+}
+
+/// What is wrong with a group name, if anything (the group is looked up by the daemon).
+fn bad_group_name(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("control group is empty; remove the key for a root-only socket".into());
+    }
+    if name.len() > 32 {
+        return Some(format!(
+            "control group `{name}` is longer than 32 characters"
+        ));
+    }
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if name.starts_with('-') || !name.trim_end_matches('$').chars().all(ok) {
+        return Some(format!(
+            "control group `{name}` is not a group name (letters, digits, `_`, `-`, `.`; not \
+             starting with `-`)"
+        ));
+    }
+    None
 }
 
 /// Validates the `[witness]` table (and `--gateway`); `vips` are the valid VIPs.

@@ -100,6 +100,8 @@ pub struct ElectionConfig {
     pub cluster_size: usize,
     /// Hold the VIPs only while hearing a majority of `cluster_size` (ourselves included).
     pub quorum: bool,
+    /// Hashes of the settings that must match across the cluster, carried in every advert.
+    pub fingerprint: [u32; 4],
 }
 
 /// Something that happened, for [`Election::handle`].
@@ -141,6 +143,23 @@ pub enum Input {
     LeaseLost {
         /// What was found, in words.
         detail: String,
+    },
+    /// The effective priority changed (health checks adjust the configured one).
+    SetPriority {
+        /// The new priority, clamped to 1..=254.
+        priority: u8,
+    },
+    /// The operator turned maintenance mode on or off: while on, the node gives up the VIPs
+    /// and does not take them.
+    Maintenance {
+        /// On or off.
+        on: bool,
+    },
+    /// The operator asked the master to hand the VIPs to `to` (make-before-break: the
+    /// target installs and announces them, then we release on its first advert).
+    Handover {
+        /// The node to hand over to (a live backup; the daemon checks).
+        to: String,
     },
 }
 
@@ -276,6 +295,12 @@ pub struct Election {
     health_fault: Option<String>,
     /// The `now` of the latest input.
     last_input: Option<Instant>,
+    /// While handing over: to whom, and until when we wait for it.
+    handing_over: Option<(String, Instant)>,
+    /// We handed the VIPs over on purpose: do not preempt them back until we are master again.
+    yielded: bool,
+    /// Maintenance mode is on.
+    maintenance: bool,
     /// When we last lost mastership without choosing to (stale epoch, outranked, conflict,
     /// lease lost, quorum lost): `preempt_delay` counts from here too, so a node that
     /// resumes from a stall does not flap the VIP straight back.
@@ -340,6 +365,9 @@ impl Election {
             health_fault: None,
             last_input: None,
             last_stepdown: None,
+            handing_over: None,
+            yielded: false,
+            maintenance: false,
         }
     }
 
@@ -363,6 +391,11 @@ impl Election {
             }
             Input::ProbeResult { answered_by } => self.on_probe_result(now, answered_by, &mut out),
             Input::Conflict { mac } => self.on_conflict(now, mac, &mut out),
+            Input::SetPriority { priority } => {
+                self.cfg.priority = priority.clamp(1, 254);
+            }
+            Input::Maintenance { on } => self.on_maintenance(now, on, &mut out),
+            Input::Handover { to } => self.on_handover(now, to, &mut out),
             Input::LeaseLost { detail } => {
                 if self.state == State::Master {
                     let reason = format!("VIP lease lost ({detail}): stepping down");
@@ -387,7 +420,8 @@ impl Election {
                 .filter(|t| Some(*t) > self.last_input)
                 .min()
         };
-        [self.next_send, self.master_down_at, expiry]
+        let handover = self.handing_over.as_ref().map(|(_, until)| *until);
+        [self.next_send, self.master_down_at, expiry, handover]
             .into_iter()
             .flatten()
             .min()
@@ -490,7 +524,9 @@ impl Election {
 
     fn may_preempt(&self, now: Instant) -> bool {
         let since = self.started_at.max(self.last_stepdown);
-        self.cfg.preempt && since.is_some_and(|s| now >= after(s, self.cfg.preempt_delay))
+        self.cfg.preempt
+            && !self.yielded
+            && since.is_some_and(|s| now >= after(s, self.cfg.preempt_delay))
     }
 
     /// Leaves master because something forced us to; releases the VIPs.
@@ -511,6 +547,11 @@ impl Election {
                 .unwrap_or(u16::MAX),
             seq: self.seq,
             mac: self.cfg.mac,
+            fingerprint: self.cfg.fingerprint,
+            handover_to: match (&self.handing_over, state) {
+                (Some((to, _)), State::Master) => Some(to.clone()),
+                _ => None,
+            },
         }
     }
 
@@ -556,6 +597,16 @@ impl Election {
     }
 
     fn on_timeout(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if let Some((to, until)) = self.handing_over.take() {
+            if now >= until {
+                self.yielded = false;
+                out.push(Action::Notice {
+                    reason: format!("handover to {to} did not happen: still master"),
+                });
+            } else {
+                self.handing_over = Some((to, until));
+            }
+        }
         self.reevaluate(now, out);
         if self.state == State::Backup && self.master_down_at.is_some_and(|t| t <= now) {
             self.master_down_expired(now, out);
@@ -571,6 +622,7 @@ impl Election {
         self.master_epoch = epoch;
         self.max_seen = epoch;
         self.followed = None;
+        self.yielded = false;
         self.transition(now, State::Master, reason, out);
         out.push(Action::InstallVips);
         out.push(Action::Announce);
@@ -668,6 +720,13 @@ impl Election {
             }
         }
         let leaving = a.priority == 0 || a.state == State::Fault;
+        if self.state == State::Backup
+            && a.state == State::Master
+            && a.handover_to.as_deref() == Some(self.cfg.name.as_str())
+        {
+            self.take_over_planned(now, &a.name, out);
+            return;
+        }
         if a.state == State::Master && !leaving && self.state != State::Master {
             self.followed = Some(Followed {
                 name: a.name.clone(),
@@ -720,7 +779,13 @@ impl Election {
             out.push(Action::Announce);
             return;
         }
-        let reason = if a.epoch > self.master_epoch {
+        let planned = self.handing_over.take().is_some_and(|(to, _)| to == a.name);
+        let reason = if planned {
+            format!(
+                "handed over to {} (planned), its epoch {}: releasing the VIPs",
+                a.name, a.epoch
+            )
+        } else if a.epoch > self.master_epoch {
             format!(
                 "{} is master with epoch {} > our {} (stale after partition): stepping down",
                 a.name, a.epoch, self.master_epoch
@@ -781,7 +846,7 @@ impl Election {
 
     fn on_fault_cleared(&mut self, now: Instant, out: &mut Vec<Action>) {
         self.health_fault = None;
-        if self.state != State::Fault || self.isolated {
+        if self.state != State::Fault || self.isolated || self.maintenance {
             return;
         }
         if self.started_at.is_some() {
@@ -842,7 +907,7 @@ impl Election {
         }
         if !isolated && self.isolated {
             self.isolated = false;
-            if self.state == State::Fault && self.health_fault.is_none() {
+            if self.state == State::Fault && self.health_fault.is_none() && !self.maintenance {
                 let why = if matches!(self.gateway, Some((true, _))) {
                     "gateway answers again"
                 } else {
@@ -989,5 +1054,67 @@ impl Election {
                 self.send(now, out);
             }
         }
+    }
+
+    fn take_over_planned(&mut self, now: Instant, from: &str, out: &mut Vec<Action>) {
+        let epoch = self.max_seen.saturating_add(1);
+        self.master_epoch = epoch;
+        self.max_seen = epoch;
+        self.followed = None;
+        self.yielded = false;
+        self.probing = false;
+        let reason = format!("planned handover from {from}: taking over, epoch {epoch}");
+        self.transition(now, State::Master, reason, out);
+        out.push(Action::InstallVips);
+        out.push(Action::Announce);
+        self.send(now, out);
+    }
+
+    fn on_handover(&mut self, now: Instant, to: String, out: &mut Vec<Action>) {
+        if self.state != State::Master {
+            out.push(Action::Notice {
+                reason: format!(
+                    "handover to {to} ignored: we are {}, not master",
+                    self.state
+                ),
+            });
+            return;
+        }
+        out.push(Action::Notice {
+            reason: format!("handing over to {to} (planned, make-before-break)"),
+        });
+        // Give the target a master-down to act; the handover advert goes out every interval.
+        self.handing_over = Some((to, after(now, self.master_down_interval())));
+        self.yielded = true;
+        self.send(now, out);
+    }
+
+    fn on_maintenance(&mut self, now: Instant, on: bool, out: &mut Vec<Action>) {
+        if on == self.maintenance {
+            return;
+        }
+        self.maintenance = on;
+        if on {
+            self.enter_fault(now, "maintenance mode on: giving up the VIPs".into(), out);
+        } else if self.state == State::Fault && !self.isolated && self.health_fault.is_none() {
+            let reason = format!(
+                "maintenance mode off: backup, master-down {}",
+                ms(self.master_down_interval())
+            );
+            self.enter_backup(now, reason, out);
+            self.send(now, out);
+        }
+    }
+
+    /// Whether maintenance mode is on.
+    pub fn maintenance(&self) -> bool {
+        self.maintenance
+    }
+
+    /// The live peers (heard within their master-down), for status and quorum display:
+    /// (heard including us, needed for quorum, whether quorum applies).
+    pub fn quorum_view(&self, now: Instant) -> (usize, usize, bool) {
+        let (_, heard, needed) = self.quorum(now);
+        (heard, needed, self.quorum_applies())
     }
 }

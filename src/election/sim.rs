@@ -157,6 +157,7 @@ impl Cluster {
                     probe: false,
                     cluster_size: priorities.len(),
                     quorum: false,
+                    fingerprint: [0; 4],
                 },
                 e: None,
                 holds: false,

@@ -22,6 +22,7 @@ fn cfg(name: &str, priority: u8, cluster_size: usize, quorum: bool) -> ElectionC
         probe: true,
         cluster_size,
         quorum,
+        fingerprint: [0; 4],
     }
 }
 
@@ -34,6 +35,8 @@ fn adv(name: &str, state: State, priority: u8, epoch: u64, mac: [u8; 6]) -> Adve
         advert_interval_ms: 50,
         seq: 1,
         mac,
+        fingerprint: [0; 4],
+        handover_to: None,
     }
 }
 
@@ -357,4 +360,110 @@ fn lost_lease_steps_down_instead_of_re_adding() {
     let reason = became(&acts, State::Backup).expect("steps down");
     assert!(reason.contains("lease lost"), "{reason}");
     assert!(!acts.contains(&Action::InstallVips));
+}
+
+/// A started node that became master alone (probe unanswered).
+fn lone_master(name: &str, priority: u8) -> (Election, Instant) {
+    let (mut e, t0) = started(ElectionConfig {
+        name: name.into(),
+        ..cfg(name, priority, 2, false)
+    });
+    run_until(&mut e, t0 + ms(300));
+    e.handle(t0 + ms(300), Input::ProbeResult { answered_by: None });
+    assert_eq!(e.state(), State::Master);
+    (e, t0)
+}
+
+fn sent(actions: &[Action]) -> Vec<Advert> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(adv) => Some(adv.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn planned_handover_is_make_before_break_and_does_not_flap_back() {
+    let (mut old, t0) = lone_master("n1", 200);
+    let t = t0 + ms(400);
+    let acts = old.handle(t, Input::Handover { to: "n2".into() });
+    let offer = sent(&acts)
+        .pop()
+        .expect("the handover advert goes out at once");
+    assert_eq!(offer.handover_to.as_deref(), Some("n2"));
+
+    // The target takes over at once, without a probe: install and announce first.
+    let mut target = Election::new(cfg("n2", 100, 2, false), t0);
+    target.handle(t0, Input::Start);
+    let acts = target.handle(t + ms(1), Input::Advert(offer));
+    assert_eq!(acts[1..3], [Action::InstallVips, Action::Announce]);
+    let reason = became(&acts, State::Master).unwrap();
+    assert!(reason.starts_with("planned handover from n1"), "{reason}");
+
+    // Only then does the old master let go, on the target's first advert.
+    let claim = sent(&acts).pop().unwrap();
+    let acts = old.handle(t + ms(2), Input::Advert(claim.clone()));
+    let reason = became(&acts, State::Backup).unwrap();
+    assert!(reason.contains("handed over to n2 (planned)"), "{reason}");
+    assert!(acts.contains(&Action::ReleaseVips));
+
+    // n1 outranks n2 and preempt is on, but it yielded: it follows n2 from now on.
+    let mut now = t + ms(3);
+    while now < t + ms(3000) {
+        let acts = old.handle(now, Input::Advert(claim.clone()));
+        assert!(became(&acts, State::Master).is_none());
+        for (_, a) in run_until(&mut old, now + ms(49)) {
+            assert!(!matches!(a, Action::Transition { .. }), "{a:?}");
+        }
+        now += ms(50);
+    }
+}
+
+#[test]
+fn handover_that_nobody_takes_leaves_us_master() {
+    let (mut e, t0) = lone_master("n1", 200);
+    e.handle(t0 + ms(400), Input::Handover { to: "n2".into() });
+    let acts: Vec<Action> = run_until(&mut e, t0 + ms(1000))
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    assert!(notices(&acts)
+        .iter()
+        .any(|n| n.contains("handover to n2 did not happen")));
+    assert_eq!(e.state(), State::Master);
+}
+
+#[test]
+fn maintenance_gives_the_vips_up_and_keeps_them_away() {
+    let (mut e, t0) = lone_master("n1", 200);
+    let acts = e.handle(t0 + ms(400), Input::Maintenance { on: true });
+    assert!(became(&acts, State::Fault).unwrap().contains("maintenance"));
+    assert!(acts.contains(&Action::ReleaseVips));
+    assert_eq!(sent(&acts).pop().map(|a| a.state), Some(State::Fault));
+    let later = run_until(&mut e, t0 + ms(5000));
+    assert!(!later
+        .iter()
+        .any(|(_, a)| matches!(a, Action::InstallVips | Action::Probe)));
+    // A health recovery does not end maintenance.
+    assert!(e.handle(t0 + ms(5000), Input::FaultCleared).is_empty());
+    let acts = e.handle(t0 + ms(5001), Input::Maintenance { on: false });
+    assert!(became(&acts, State::Backup).is_some());
+}
+
+#[test]
+fn effective_priority_travels_in_adverts() {
+    let (mut e, t0) = lone_master("n1", 200);
+    e.handle(t0 + ms(400), Input::SetPriority { priority: 120 });
+    let acts = run_until(&mut e, t0 + ms(460));
+    let adverts: Vec<Advert> = acts
+        .into_iter()
+        .filter_map(|(_, a)| match a {
+            Action::Send(adv) => Some(adv),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(adverts.last().map(|a| a.priority), Some(120));
+    assert_eq!(e.priority(), 120);
 }

@@ -19,6 +19,7 @@ fn cfg(name: &str, priority: u8) -> ElectionConfig {
         probe: false,
         cluster_size: 2,
         quorum: false,
+        fingerprint: [0; 4],
     }
 }
 
@@ -31,6 +32,8 @@ fn adv(name: &str, state: State, priority: u8, epoch: u64) -> Advert {
         advert_interval_ms: 50,
         seq: 1,
         mac: [2, 0, 0, 0, 0, 1],
+        fingerprint: [0; 4],
+        handover_to: None,
     }
 }
 
@@ -584,6 +587,8 @@ fn random_inputs_never_panic_and_epochs_saturate() {
                     advert_interval_ms: rng.random(),
                     seq: rng.random(),
                     mac: rng.random(),
+                    fingerprint: rng.random(),
+                    handover_to: None,
                 }),
             };
             for a in e.handle(now, input) {

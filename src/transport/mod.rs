@@ -162,6 +162,8 @@ pub struct PeerLinkStats {
     pub rtt: Option<Duration>,
     /// The peer's address on that connection.
     pub remote: Option<SocketAddr>,
+    /// When the peer's certificate on that connection expires.
+    pub cert_not_after: Option<std::time::SystemTime>,
 }
 
 /// Errors starting the transport.
@@ -214,6 +216,8 @@ impl Drop for Handle {
 /// State shared by the handle and the tasks.
 struct Shared {
     endpoint: quinn::Endpoint,
+    /// The client side of TLS for new dials; replaced when certificates are reloaded.
+    client: Mutex<quinn::ClientConfig>,
     peers: Vec<PeerSpec>,
     links: Mutex<Vec<Link>>,
     events: mpsc::Sender<TransportEvent>,
@@ -294,13 +298,14 @@ impl Transport {
             runtime,
         )
         .map_err(|e| bind_error(addr, e))?;
-        endpoint.set_default_client_config(client);
+        endpoint.set_default_client_config(client.clone());
         let local_addr = endpoint.local_addr().map_err(|e| bind_error(addr, e))?;
 
         let (events, rx) = mpsc::channel(EVENT_CAPACITY);
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             endpoint,
+            client: Mutex::new(client),
             links: Mutex::new(cfg.peers.iter().map(|_| Link::default()).collect()),
             peers: cfg.peers,
             events,
@@ -319,6 +324,17 @@ impl Transport {
             },
             rx,
         ))
+    }
+
+    /// Uses a new certificate and key (and CA) for every connection from now on; live
+    /// connections keep the identity they were authenticated with.
+    pub fn reload_identity(&self, identity: &NodeIdentity) -> Result<(), TransportError> {
+        let server = tls::server_config(identity)?;
+        let client = tls::client_config(identity)?;
+        let shared = &self.handle.shared;
+        shared.endpoint.set_server_config(Some(server));
+        *shared.client.lock().unwrap_or_else(|p| p.into_inner()) = client;
+        Ok(())
     }
 
     /// The bound UDP address (useful with port 0).
@@ -351,6 +367,7 @@ impl Transport {
                     connected: true,
                     rtt: Some(live.conn.rtt()),
                     remote: Some(live.conn.remote_address()),
+                    cert_not_after: peer_not_after(&live.conn),
                 },
                 None => PeerLinkStats::default(),
             })
@@ -645,9 +662,14 @@ async fn dial_once(
     peer: usize,
 ) -> Result<(quinn::Connection, Vec<String>), DialError> {
     let spec = &shared.peers[peer];
+    let client = shared
+        .client
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let connecting = shared
         .endpoint
-        .connect(spec.addr, &spec.server_name())
+        .connect_with(client, spec.addr, &spec.server_name())
         .map_err(|e| DialError::Other(format!("cannot dial: {e}")))?;
     let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
         Err(_) => return Err(DialError::Other("handshake timed out".to_string())),
@@ -730,6 +752,14 @@ fn peer_names(conn: &quinn::Connection) -> Result<(Vec<String>, Vec<IpAddr>), St
     let summary =
         certs::summarize(first).map_err(|e| format!("unreadable peer certificate: {e}"))?;
     Ok((summary.names, summary.ips))
+}
+
+fn peer_not_after(conn: &quinn::Connection) -> Option<std::time::SystemTime> {
+    let certs = conn
+        .peer_identity()?
+        .downcast::<Vec<CertificateDer<'static>>>()
+        .ok()?;
+    certs::summarize(certs.first()?).ok().map(|s| s.not_after)
 }
 
 fn ips_words(ips: &[IpAddr]) -> String {

@@ -113,9 +113,18 @@ impl Cluster {
                 peer.name
             ));
         }
+        text.push_str(&format!(
+            "[control]\nsocket = \"{}\"\n\n",
+            self.socket_path(me.name).display()
+        ));
         text.push_str(me.extra);
         text.push_str(&self.common);
         std::fs::write(self.config_path(me.name), text).unwrap();
+    }
+
+    /// The control socket of `name`'s agent.
+    pub fn socket_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.sock"))
     }
 
     pub fn config_path(&self, name: &str) -> PathBuf {

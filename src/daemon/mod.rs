@@ -30,15 +30,22 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::certs::{self, CertError};
-use crate::config::Config;
 use crate::config::GatewaySetting;
+use crate::config::{Config, Overrides};
+use crate::control::{ControlError, ControlRequest, ControlServer};
 use crate::election::{Action, Election, ElectionConfig, Input};
+use crate::health::{HealthMonitor, Verdict};
+use crate::metrics::{self, Metrics, MetricsError};
 use crate::net::format_mac;
 use crate::notify::{Hooks, Notifier, TransitionEvent};
 use crate::transport::{PeerSpec, Transport, TransportConfig, TransportError, TransportEvent};
 use crate::vip::{Announcer, ArpConflict, ArpProbe, ArpWatch, GarpSender, VipError, VipManager};
 use crate::wire::{self, Advert, State};
+
+mod operator;
+
 use crate::witness::{Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent};
+use operator::tls_reason_label;
 
 /// Why the agent could not start (or had to stop).
 #[derive(Debug, thiserror::Error)]
@@ -55,10 +62,60 @@ pub enum DaemonError {
     /// The gateway witness could not be set up.
     #[error(transparent)]
     Witness(#[from] WitnessError),
+    /// The control socket could not be created.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// The metrics endpoint could not be started.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+}
+
+/// Changes the log level of the running agent (a filter such as `info` or `debug`).
+pub type SetLogLevel = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// How the agent was started, for reloads and run-time log changes.
+#[derive(Default)]
+pub struct RunOptions {
+    /// The config file given with `--config`, if any (else the default path or quick mode).
+    pub config_file: Option<std::path::PathBuf>,
+    /// The command-line flags, re-applied on every reload.
+    pub overrides: Overrides,
+    /// Changes the log level while running (a reload with a new `[log] level`).
+    pub set_log_level: Option<SetLogLevel>,
+}
+
+/// Hashes each setting that must match across the cluster into one word of the advert's
+/// fingerprint (cluster name, VIPs, advert interval, quorum mode, in that order).
+pub(crate) fn fingerprint(config: &Config) -> ([u32; 4], Vec<&'static str>) {
+    let settings = config.fingerprint_settings();
+    let mut words = [0u32; 4];
+    let mut names = Vec::new();
+    for (word, (name, value)) in words.iter_mut().zip(settings) {
+        let digest = ring::digest::digest(&ring::digest::SHA256, value.as_bytes());
+        let b = digest.as_ref();
+        *word = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        names.push(name);
+    }
+    (words, names)
 }
 
 /// Runs the agent until `shutdown` completes, then hands over gracefully.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+pub async fn run(
+    config: Config,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let (control, control_rx) =
+        ControlServer::bind(&config.control_socket, config.control_group.as_deref())?;
+    let metrics = Metrics::new(&config.node.name);
+    let metrics_server = match config.metrics_listen {
+        Some(listen) => {
+            let server = metrics::serve(listen, Arc::clone(&metrics)).await?;
+            tracing::info!(addr = %server.local_addr(), "metrics endpoint listening");
+            Some(server)
+        }
+        None => None,
+    };
     let identity = certs::load_identity(
         &config.tls.ca,
         &config.tls.cert,
@@ -125,12 +182,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             addr: p.address,
         })
         .collect();
+    metrics.set_cert_expiry("node", unix_secs(identity.not_after));
+    let cert_not_after = identity.not_after;
     let (transport, events) = Transport::start(TransportConfig {
         listen: config.node.listen,
         peers: peers.clone(),
         identity: Arc::new(identity),
     })
     .await?;
+    let (health, verdicts) = HealthMonitor::spawn(config.checks.clone());
     tracing::info!(
         node = %config.node.name,
         priority = config.node.priority,
@@ -165,6 +225,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             probe: prober.is_some(),
             cluster_size: config.peers.len() + 1,
             quorum: config.election.quorum,
+            fingerprint: fingerprint(&config).0,
         },
         Instant::now(),
     );
@@ -190,6 +251,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         bad_datagrams: HashSet::new(),
         hook_tasks: Vec::new(),
         counters: Counters::default(),
+        ops: operator::Operator::new(
+            config,
+            options,
+            control,
+            health,
+            metrics,
+            metrics_server,
+            cert_not_after,
+        ),
+        pending_verdicts: None,
     };
     daemon
         .run_loop(
@@ -198,6 +269,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 conflicts,
                 probes: probe_rx,
                 witness: witness_events,
+                control: control_rx,
+                verdicts,
             },
             shutdown,
         )
@@ -214,12 +287,19 @@ fn vip_list(config: &Config) -> String {
         .join(" ")
 }
 
-/// Counts of events that are logged once but must not be lost (later exported as metrics).
+/// Counts of events that are logged once but must not be lost.
 #[derive(Debug, Default)]
 struct Counters {
     adverts_sent: u64,
     adverts_received: u64,
     rejected: HashMap<String, u64>,
+    vip_conflicts: u64,
+}
+
+fn unix_secs(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Everything the loop listens to besides timers and the shutdown signal.
@@ -228,6 +308,8 @@ struct Inputs {
     conflicts: tokio::sync::mpsc::Receiver<ArpConflict>,
     probes: tokio::sync::mpsc::Receiver<Option<[u8; 6]>>,
     witness: Option<tokio::sync::mpsc::Receiver<WitnessEvent>>,
+    control: tokio::sync::mpsc::Receiver<ControlRequest>,
+    verdicts: tokio::sync::mpsc::Receiver<Verdict>,
 }
 
 struct Daemon {
@@ -254,13 +336,40 @@ struct Daemon {
     bad_datagrams: HashSet<(usize, String)>,
     hook_tasks: Vec<tokio::task::JoinHandle<()>>,
     counters: Counters,
+    /// Status, control requests, health, metrics, reload and drift.
+    ops: operator::Operator,
+    /// The verdict channel of health checks restarted by a reload, picked up by the loop.
+    pending_verdicts: Option<tokio::sync::mpsc::Receiver<Verdict>>,
 }
 
 impl Daemon {
     async fn run_loop(&mut self, mut inputs: Inputs, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "no SIGHUP handler: reload with `haagent reload`");
+                None
+            }
+        };
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        if self.ops.has_checks() {
+            // Not eligible until every check has given its first result.
+            self.step(Input::Fault {
+                reason: "waiting for the first health check results".into(),
+            })
+            .await;
+        }
         self.step(Input::Start).await;
         loop {
+            let hup = async {
+                match hangup.as_mut() {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             let deadline = self.election.next_deadline();
             let sleep = sleep_until(deadline);
             let lease_check = sleep_until(self.lease_check_at);
@@ -288,7 +397,18 @@ impl Daemon {
                 }
                 Some(conflict) = inputs.conflicts.recv() => self.on_conflict(conflict).await,
                 Some(event) = witness => self.on_witness(event).await,
+                Some(verdict) = inputs.verdicts.recv() => self.on_verdict(verdict).await,
+                Some(req) = inputs.control.recv() => self.on_control(req).await,
+                Some(()) = hup => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    let answer = self.reload().await;
+                    tracing::info!(ok = answer.ok, "{}", answer.message.unwrap_or_default());
+                }
                 () = sleep => self.step(Input::Timeout).await,
+                _ = tick.tick() => self.refresh_metrics(),
+            }
+            if let Some(verdicts) = self.pending_verdicts.take() {
+                inputs.verdicts = verdicts;
             }
         }
         self.step(Input::Shutdown).await;
@@ -355,11 +475,8 @@ impl Daemon {
         }
         tracing::warn!(vip = %conflict.vip, mac = %format_mac(&conflict.mac),
             "another host answers for our VIP");
-        *self
-            .counters
-            .rejected
-            .entry("vip_conflict".into())
-            .or_default() += 1;
+        self.counters.vip_conflicts += 1;
+        self.ops.metrics.vip_conflict();
         // If the kernel already dropped the VIP (lease ran out) the conflict is not ours to
         // win: the lease check steps us down.
         if self.lease.is_some() {
@@ -429,6 +546,8 @@ impl Daemon {
             } => match self.accept_advert(peer, &names, &payload) {
                 Ok(advert) => {
                     self.counters.adverts_received += 1;
+                    self.ops.metrics.advert_received(&advert.name);
+                    self.ops.track_peer_advert(&advert);
                     self.step(Input::Advert(advert)).await;
                 }
                 Err(problem) => {
@@ -437,6 +556,13 @@ impl Daemon {
                         .rejected
                         .entry("bad_advert".into())
                         .or_default() += 1;
+                    self.ops
+                        .metrics
+                        .advert_rejected(if problem.starts_with("malformed") {
+                            "malformed"
+                        } else {
+                            "wrong_name"
+                        });
                     if self.bad_datagrams.insert((peer, problem.clone())) {
                         tracing::warn!(peer = %self.peer_label(peer), %problem,
                             "ignoring advert (logged once per peer and problem)");
@@ -450,6 +576,7 @@ impl Daemon {
                     .rejected
                     .entry(reason_kind(&reason))
                     .or_default() += 1;
+                self.ops.metrics.advert_rejected(tls_reason_label(&reason));
                 tracing::debug!(%source, %reason, "connection rejected");
             }
             TransportEvent::Up { peer, remote } => {
@@ -487,6 +614,7 @@ impl Daemon {
         if advert.name == self.name {
             return Err(format!("advert carries our own name `{}`", advert.name));
         }
+        self.ops.check_drift(&advert)?;
         if u128::from(advert.advert_interval_ms) != self.interval_ms {
             let problem = format!(
                 "advert interval {} ms differs from ours ({} ms): timers should match across the cluster",
@@ -528,6 +656,7 @@ impl Daemon {
         match action {
             Action::Send(advert) => {
                 self.counters.adverts_sent += 1;
+                self.ops.metrics.advert_sent();
                 self.transport.broadcast(wire::encode(&advert).into());
                 None
             }
@@ -581,6 +710,7 @@ impl Daemon {
                     reason: &reason,
                     stopping,
                 });
+                self.ops.record_transition(from, to, epoch, &reason);
                 self.hook_tasks.retain(|t| !t.is_finished());
                 self.hook_tasks.extend(tasks);
                 None

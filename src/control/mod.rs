@@ -1,0 +1,350 @@
+//! The local control socket: how `haagent status|handover|maintenance|reload` talk to the
+//! running agent.
+//!
+//! A Unix stream socket (default `/run/haagent/haagent.sock`, mode 0600, or 0660 with a
+//! group) carries one JSON request line and one JSON response line per connection. The
+//! server side only parses and forwards: every request is answered by the daemon loop, which
+//! owns the state, through a [`ControlRequest`] with a reply channel.
+
+mod render;
+mod status;
+
+pub use render::render_status;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+pub use status::{
+    CheckView, Counters, PeerStatus, PriorityView, QuorumView, Status, TransitionRecord, VipStatus,
+    WitnessView, STATUS_VERSION,
+};
+
+/// Longest request line accepted.
+const MAX_REQUEST: usize = 64 * 1024;
+/// How long a client may take to send its request, and the loop to answer it.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// The full status.
+    Status,
+    /// Planned switchover to `to`, or to the best live backup.
+    Handover {
+        /// Target node name.
+        to: Option<String>,
+    },
+    /// Maintenance mode on or off.
+    Maintenance {
+        /// On or off.
+        on: bool,
+    },
+    /// Re-read the configuration and the certificates.
+    Reload,
+}
+
+/// The agent's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Whether the request was carried out.
+    pub ok: bool,
+    /// What happened, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The status, for [`Request::Status`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Box<Status>>,
+}
+
+impl Response {
+    /// A success with a message.
+    pub fn done(message: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            message: Some(message.into()),
+            status: None,
+        }
+    }
+
+    /// A refusal with its reason.
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            message: Some(message.into()),
+            status: None,
+        }
+    }
+}
+
+/// A request on its way to the daemon loop, with the channel for its answer.
+#[derive(Debug)]
+pub struct ControlRequest {
+    /// The request.
+    pub request: Request,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<Response>,
+}
+
+/// Control socket problems.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The socket could not be created.
+    #[error("control socket {path}: {reason}")]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The CLI could not reach the agent.
+    #[error("cannot reach the agent at {path}: {reason}")]
+    Connect {
+        /// The socket path.
+        path: PathBuf,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The agent's answer was not understood.
+    #[error("unexpected answer from the agent at {path}: {reason}")]
+    Protocol {
+        /// The socket path.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// The listening socket; removes its file when dropped.
+#[derive(Debug)]
+pub struct ControlServer {
+    path: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ControlServer {
+    /// Creates the socket at `path` (its directory too, mode 0755), mode 0600, or 0660 owned
+    /// by `group` when given, and starts accepting. A leftover socket file that nobody
+    /// listens on is replaced; a live one is an error (another agent uses this path).
+    pub fn bind(
+        path: &Path,
+        group: Option<&str>,
+    ) -> Result<(ControlServer, mpsc::Receiver<ControlRequest>), ControlError> {
+        let bind_err = |reason: String| ControlError::Bind {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if let Some(dir) = path.parent() {
+            if !dir.exists() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| bind_err(format!("cannot create {}: {e}", dir.display())))?;
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+            }
+        }
+        if path.exists() {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(bind_err(
+                    "another haagent is listening there (use --socket to run several agents)"
+                        .into(),
+                ));
+            }
+            std::fs::remove_file(path)
+                .map_err(|e| bind_err(format!("cannot remove the stale socket: {e}")))?;
+        }
+        let listener = UnixListener::bind(path).map_err(|e| bind_err(e.to_string()))?;
+        let mode = match group {
+            Some(g) => {
+                chown_group(path, g).map_err(bind_err)?;
+                0o660
+            }
+            None => 0o600,
+        };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| bind_err(format!("cannot set its mode: {e}")))?;
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::spawn(accept_loop(listener, tx));
+        Ok((
+            ControlServer {
+                path: path.to_path_buf(),
+                task,
+            },
+            rx,
+        ))
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn chown_group(path: &Path, group: &str) -> Result<(), String> {
+    let cname = std::ffi::CString::new(group).map_err(|_| format!("bad group name `{group}`"))?;
+    // SAFETY: getgrnam reads a NUL-terminated string and returns a pointer into static
+    // storage (or null), which we read at once on this thread.
+    let gid = unsafe {
+        let gr = libc::getgrnam(cname.as_ptr());
+        if gr.is_null() {
+            return Err(format!("group `{group}` does not exist"));
+        }
+        (*gr).gr_gid
+    };
+    std::os::unix::fs::chown(path, None, Some(gid))
+        .map_err(|e| format!("cannot give it to group `{group}`: {e}"))
+}
+
+async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<ControlRequest>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(serve(stream, tx.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "control socket accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn serve(stream: UnixStream, tx: mpsc::Sender<ControlRequest>) {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(read).take(MAX_REQUEST as u64);
+    let response = match tokio::time::timeout(IO_TIMEOUT, reader.read_line(&mut line)).await {
+        Err(_) => Response::refused("no request within 5 s"),
+        Ok(Err(e)) => Response::refused(format!("unreadable request: {e}")),
+        Ok(Ok(_)) => match serde_json::from_str::<Request>(line.trim()) {
+            Err(e) => Response::refused(format!("bad request: {e}")),
+            Ok(request) => ask_loop(&tx, request).await,
+        },
+    };
+    let mut text = serde_json::to_string(&response).unwrap_or_else(|e| {
+        format!("{{\"ok\":false,\"message\":\"cannot encode the answer: {e}\"}}")
+    });
+    text.push('\n');
+    let _ = tokio::time::timeout(IO_TIMEOUT, write.write_all(text.as_bytes())).await;
+}
+
+async fn ask_loop(tx: &mpsc::Sender<ControlRequest>, request: Request) -> Response {
+    let (reply, answer) = oneshot::channel();
+    if tx.send(ControlRequest { request, reply }).await.is_err() {
+        return Response::refused("the agent is stopping");
+    }
+    match tokio::time::timeout(IO_TIMEOUT, answer).await {
+        Ok(Ok(response)) => response,
+        _ => Response::refused("the agent did not answer within 5 s"),
+    }
+}
+
+/// Sends one request and waits for the answer (blocking; for the CLI).
+pub fn request(path: &Path, request: &Request) -> Result<Response, ControlError> {
+    let connect_err = |reason: String| ControlError::Connect {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+        connect_err(match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                "no agent is running there (is haagent started? is --socket right?)".into()
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "permission denied (run as root or as a member of the socket's group)".into()
+            }
+            _ => e.to_string(),
+        })
+    })?;
+    let _ = stream.set_read_timeout(Some(IO_TIMEOUT * 2));
+    let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+    let mut line = serde_json::to_string(request).map_err(|e| connect_err(e.to_string()))?;
+    line.push('\n');
+    stream
+        .write_all(line.as_bytes())
+        .map_err(|e| connect_err(e.to_string()))?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .map_err(|e| connect_err(e.to_string()))?;
+    serde_json::from_str(answer.trim()).map_err(|e| ControlError::Protocol {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_have_a_stable_json_form() {
+        let cases = [
+            (Request::Status, r#"{"cmd":"status"}"#),
+            (
+                Request::Handover {
+                    to: Some("n2".into()),
+                },
+                r#"{"cmd":"handover","to":"n2"}"#,
+            ),
+            (
+                Request::Maintenance { on: true },
+                r#"{"cmd":"maintenance","on":true}"#,
+            ),
+            (Request::Reload, r#"{"cmd":"reload"}"#),
+        ];
+        for (req, json) in cases {
+            assert_eq!(serde_json::to_string(&req).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Request>(json).unwrap(), req);
+        }
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"reboot"}"#).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_request_reaches_the_loop_and_its_answer_the_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/haagent.sock");
+        let (server, mut rx) = ControlServer::bind(&path, None).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // A second agent on the same path is refused.
+        assert!(matches!(
+            ControlServer::bind(&path, None),
+            Err(ControlError::Bind { .. })
+        ));
+        let loop_side = tokio::spawn(async move {
+            let req = rx.recv().await.unwrap();
+            assert_eq!(req.request, Request::Maintenance { on: true });
+            req.reply.send(Response::done("maintenance on")).unwrap();
+        });
+        let p = path.clone();
+        let answer =
+            tokio::task::spawn_blocking(move || request(&p, &Request::Maintenance { on: true }))
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(answer, Response::done("maintenance on"));
+        loop_side.await.unwrap();
+        drop(server);
+        assert!(!path.exists(), "the socket file is removed on drop");
+    }
+
+    #[test]
+    fn no_agent_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = request(&dir.path().join("none.sock"), &Request::Status).unwrap_err();
+        assert!(err.to_string().contains("no agent is running"), "{err}");
+    }
+}

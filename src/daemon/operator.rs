@@ -1,0 +1,635 @@
+//! The operator's side of the daemon: status, control requests (handover, maintenance,
+//! reload), health verdicts, metrics and configuration drift. Everything here runs on the
+//! daemon loop, between two election steps; nothing blocks it.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::certs;
+use crate::config::{self, Config};
+use crate::control::{
+    CheckView, ControlRequest, ControlServer, Counters as CounterView, PeerStatus, PriorityView,
+    QuorumView, Request, Response, Status, TransitionRecord, VipStatus, WitnessView,
+    STATUS_VERSION,
+};
+use crate::election::Input;
+use crate::health::{HealthMonitor, Verdict};
+use crate::metrics::{Metrics, MetricsServer};
+use crate::notify::{Hooks, Notifier};
+use crate::wire::{Advert, State};
+
+use super::{fingerprint, unix_secs, Daemon, RunOptions};
+
+/// How many transitions `status` shows.
+const TRANSITIONS_KEPT: usize = 20;
+
+/// Loss accounting of one peer's advert sequence numbers.
+#[derive(Debug, Clone, Copy)]
+struct SeqTrack {
+    first: u64,
+    last: u64,
+    received: u64,
+}
+
+impl SeqTrack {
+    fn loss_percent(&self) -> f64 {
+        let expected = self.last.saturating_sub(self.first).saturating_add(1);
+        100.0 * (1.0 - self.received as f64 / expected as f64).max(0.0)
+    }
+}
+
+/// State the operator interface keeps besides the election.
+pub(super) struct Operator {
+    pub(super) config: Config,
+    options: RunOptions,
+    _control: ControlServer,
+    health: HealthMonitor,
+    verdict: Verdict,
+    /// The health fault currently fed to the election, if any.
+    health_fault: Option<String>,
+    pub(super) metrics: Arc<Metrics>,
+    metrics_server: Option<MetricsServer>,
+    cert_not_after: SystemTime,
+    transitions: VecDeque<TransitionRecord>,
+    seqs: HashMap<String, SeqTrack>,
+    fingerprint: [u32; 4],
+    fingerprint_names: Vec<&'static str>,
+    /// Settings each peer disagrees on.
+    drift: BTreeMap<String, Vec<String>>,
+    /// (peer, setting) drift already logged.
+    drift_logged: HashSet<(String, String)>,
+    started: Instant,
+}
+
+impl Operator {
+    pub(super) fn new(
+        config: Config,
+        options: RunOptions,
+        control: ControlServer,
+        health: HealthMonitor,
+        metrics: Arc<Metrics>,
+        metrics_server: Option<MetricsServer>,
+        cert_not_after: SystemTime,
+    ) -> Self {
+        let (fp, names) = fingerprint(&config);
+        metrics.set_priority(config.node.priority, config.node.priority);
+        Self {
+            config,
+            options,
+            _control: control,
+            health,
+            verdict: Verdict::default(),
+            health_fault: None,
+            metrics,
+            metrics_server,
+            cert_not_after,
+            transitions: VecDeque::new(),
+            seqs: HashMap::new(),
+            fingerprint: fp,
+            fingerprint_names: names,
+            drift: BTreeMap::new(),
+            drift_logged: HashSet::new(),
+            started: Instant::now(),
+        }
+    }
+
+    pub(super) fn has_checks(&self) -> bool {
+        !self.config.checks.is_empty()
+    }
+
+    pub(super) fn record_transition(&mut self, from: State, to: State, epoch: u64, reason: &str) {
+        if self.transitions.len() == TRANSITIONS_KEPT {
+            self.transitions.pop_front();
+        }
+        self.transitions.push_back(TransitionRecord {
+            at: certs::rfc3339(SystemTime::now()),
+            from,
+            to,
+            epoch,
+            reason: reason.to_string(),
+        });
+        self.metrics.set_state(&to.to_string());
+        self.metrics.set_epoch(epoch);
+        self.metrics
+            .transition(&to.to_string(), transition_kind(reason));
+    }
+
+    pub(super) fn track_peer_advert(&mut self, advert: &Advert) {
+        let t = self.seqs.entry(advert.name.clone()).or_insert(SeqTrack {
+            first: advert.seq,
+            last: advert.seq.saturating_sub(1),
+            received: 0,
+        });
+        if advert.seq <= t.last || advert.seq < t.first {
+            // The peer restarted (its counter begins again): start counting afresh.
+            *t = SeqTrack {
+                first: advert.seq,
+                last: advert.seq,
+                received: 1,
+            };
+        } else {
+            t.last = advert.seq;
+            t.received += 1;
+        }
+    }
+
+    /// Compares a peer's settings fingerprint with ours. Returns an error when the peer
+    /// must not be admitted (another cluster); logs every other difference once.
+    pub(super) fn check_drift(&mut self, advert: &Advert) -> Result<(), String> {
+        let differs: Vec<String> = self
+            .fingerprint_names
+            .iter()
+            .zip(self.fingerprint.iter().zip(advert.fingerprint.iter()))
+            .filter(|(_, (ours, theirs))| ours != theirs)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        for name in &self.fingerprint_names {
+            self.metrics
+                .config_drift(&advert.name, name, differs.iter().any(|d| d == name));
+        }
+        if differs.iter().any(|d| d == "cluster") {
+            return Err(format!(
+                "{} belongs to another cluster (its cluster name differs from `{}`): not admitted",
+                advert.name, self.config.cluster
+            ));
+        }
+        for setting in &differs {
+            if self
+                .drift_logged
+                .insert((advert.name.clone(), setting.clone()))
+            {
+                tracing::warn!(peer = %advert.name, %setting,
+                    "CONFIG DRIFT: {} has a different `{setting}` than this node; every node must use the same value",
+                    advert.name);
+            }
+        }
+        if differs.is_empty() {
+            self.drift.remove(&advert.name);
+        } else {
+            self.drift.insert(advert.name.clone(), differs);
+        }
+        Ok(())
+    }
+}
+
+/// A short bounded label for a transition reason, for metrics.
+fn transition_kind(reason: &str) -> &'static str {
+    let r = reason.to_ascii_lowercase();
+    let table: [(&str, &'static str); 12] = [
+        ("shutting down", "shutdown"),
+        ("started", "start"),
+        ("planned handover", "handover"),
+        ("handed over", "handover"),
+        ("leaving (priority 0)", "priority_zero"),
+        ("preempting", "preempt"),
+        ("stale", "stale_epoch"),
+        ("quorum", "quorum"),
+        ("isolated", "isolated"),
+        ("lease", "lease_lost"),
+        ("conflict", "conflict"),
+        ("no advert", "master_down"),
+    ];
+    table
+        .iter()
+        .find(|(needle, _)| r.contains(needle))
+        .map(|(_, kind)| *kind)
+        .unwrap_or(if r.contains("fault") || r.contains("check") {
+            "fault"
+        } else {
+            "other"
+        })
+}
+
+/// A bounded label for a rejected connection.
+pub(super) fn tls_reason_label(reason: &str) -> &'static str {
+    if reason.contains("UnknownIssuer") || reason.contains("BadSignature") {
+        "tls_unknown_ca"
+    } else if reason.contains("no certificate") || reason.contains("CertificateRequired") {
+        "tls_no_cert"
+    } else if reason.contains("Expired") || reason.contains("expired") {
+        "tls_expired"
+    } else if reason.contains("match no configured peer") || reason.contains("does not accept") {
+        "tls_unknown_peer"
+    } else {
+        "other"
+    }
+}
+
+fn ms_f(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+impl Daemon {
+    pub(super) async fn on_verdict(&mut self, verdict: Verdict) {
+        self.ops.verdict = verdict.clone();
+        if !verdict.settled {
+            return;
+        }
+        let base = i32::from(self.ops.config.node.priority);
+        let effective = u8::try_from((base + verdict.priority_delta).clamp(1, 254)).unwrap_or(1);
+        if effective != self.election.priority() {
+            tracing::warn!(
+                base,
+                effective,
+                reasons = ?verdict.reasons,
+                "effective priority changed by health checks"
+            );
+            self.step(Input::SetPriority {
+                priority: effective,
+            })
+            .await;
+        }
+        self.ops
+            .metrics
+            .set_priority(self.ops.config.node.priority, effective);
+        match (verdict.fault, self.ops.health_fault.clone()) {
+            (Some(reason), current) if current.as_deref() != Some(reason.as_str()) => {
+                self.ops.health_fault = Some(reason.clone());
+                self.step(Input::Fault { reason }).await;
+            }
+            (None, Some(_)) => {
+                self.ops.health_fault = None;
+                self.step(Input::FaultCleared).await;
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) async fn on_control(&mut self, req: ControlRequest) {
+        let answer = match req.request {
+            Request::Status => match self.status().await {
+                Ok(status) => Response {
+                    ok: true,
+                    message: None,
+                    status: Some(Box::new(status)),
+                },
+                Err(e) => Response::refused(e),
+            },
+            Request::Maintenance { on } => {
+                self.step(Input::Maintenance { on }).await;
+                Response::done(if on {
+                    "maintenance on: this node gave up the VIPs and will not take them"
+                } else {
+                    "maintenance off: this node is eligible again"
+                })
+            }
+            Request::Handover { to } => self.handover(to).await,
+            Request::Reload => self.reload().await,
+        };
+        let _ = req.reply.send(answer);
+    }
+
+    async fn handover(&mut self, to: Option<String>) -> Response {
+        if self.election.state() != State::Master {
+            return Response::refused(format!(
+                "this node is {}, not master: run handover on the master ({})",
+                self.election.state(),
+                self.election.master().unwrap_or("none known")
+            ));
+        }
+        let now = Instant::now();
+        let live: Vec<_> = self
+            .election
+            .peers()
+            .into_iter()
+            .filter(|p| p.is_alive(now) && p.state == State::Backup)
+            .collect();
+        let target = match to {
+            Some(name) => match live.iter().find(|p| p.name == name) {
+                Some(p) => p.name.clone(),
+                None => {
+                    return Response::refused(format!(
+                        "{name} is not a live backup (live backups: {})",
+                        names_or_none(live.iter().map(|p| p.name.as_str()))
+                    ))
+                }
+            },
+            None => match live.iter().max_by(|a, b| {
+                a.priority
+                    .cmp(&b.priority)
+                    .then_with(|| b.name.cmp(&a.name))
+            }) {
+                Some(p) => p.name.clone(),
+                None => return Response::refused("no live backup to hand over to"),
+            },
+        };
+        self.step(Input::Handover { to: target.clone() }).await;
+        Response::done(format!("handing over to {target}"))
+    }
+
+    /// Re-reads the configuration and the certificates. Settings that do not touch the
+    /// election apply at once without any transition; an invalid file changes nothing.
+    pub(super) async fn reload(&mut self) -> Response {
+        let new = match config::load(
+            self.ops.options.config_file.as_deref(),
+            &self.ops.options.overrides,
+        ) {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in errors.iter() {
+                    tracing::error!("reload rejected: {e}");
+                }
+                return Response::refused(format!(
+                    "configuration rejected, the running one stays:\n{errors}"
+                ));
+            }
+        };
+        let identity =
+            match certs::load_identity(&new.tls.ca, &new.tls.cert, &new.tls.key, SystemTime::now())
+            {
+                Ok(id) => id,
+                Err(e) => {
+                    return Response::refused(format!(
+                        "certificates rejected, the running ones stay: {e}"
+                    ))
+                }
+            };
+        let mut applied = Vec::new();
+        if let Err(e) = self.transport.reload_identity(&identity) {
+            return Response::refused(format!("certificates rejected: {e}"));
+        }
+        if identity.not_after != self.ops.cert_not_after {
+            applied.push("certificate".to_string());
+        }
+        self.ops.cert_not_after = identity.not_after;
+        self.ops
+            .metrics
+            .set_cert_expiry("node", unix_secs(identity.not_after));
+
+        let old = &self.ops.config;
+        let mut pending: Vec<String> = old.election_changes(&new);
+        // The priority can change live: it travels in the next advert.
+        if let Some(i) = pending.iter().position(|c| c.starts_with("priority ")) {
+            applied.push(pending.remove(i));
+        }
+        if old.log != new.log {
+            if let Some(set) = &self.ops.options.set_log_level {
+                match set(&new.log.level) {
+                    Ok(()) => applied.push(format!("log level {}", new.log.level)),
+                    Err(e) => pending.push(format!("log level: {e}")),
+                }
+            }
+        }
+        if old.notify != new.notify {
+            self.notifier = Notifier::new(
+                Hooks {
+                    every: new.notify.command.clone(),
+                    master: new.notify.master.clone(),
+                    backup: new.notify.backup.clone(),
+                    fault: new.notify.fault.clone(),
+                    stop: new.notify.stop.clone(),
+                    timeout: new.notify.timeout,
+                },
+                new.node.name.clone(),
+                super::vip_list(&new),
+            );
+            applied.push("notify hooks".into());
+        }
+        if old.checks != new.checks {
+            let (health, verdicts) = HealthMonitor::spawn(new.checks.clone());
+            self.ops.health = health;
+            self.pending_verdicts = Some(verdicts);
+            applied.push("health checks".into());
+        }
+        if old.metrics_listen != new.metrics_listen {
+            self.ops.metrics_server = None;
+            if let Some(listen) = new.metrics_listen {
+                match crate::metrics::serve(listen, Arc::clone(&self.ops.metrics)).await {
+                    Ok(server) => self.ops.metrics_server = Some(server),
+                    Err(e) => pending.push(e.to_string()),
+                }
+            }
+            applied.push("metrics endpoint".into());
+        }
+        let priority_changed = new.node.priority != old.node.priority;
+        self.ops.config = new;
+        if priority_changed {
+            let verdict = self.ops.health.verdict();
+            self.on_verdict(verdict).await;
+        }
+        let mut message = if applied.is_empty() {
+            "configuration reloaded: nothing that matters at run time changed".to_string()
+        } else {
+            format!("configuration reloaded: applied {}", applied.join(", "))
+        };
+        if !pending.is_empty() {
+            message.push_str(&format!(
+                "; restart the agent to apply: {}",
+                pending.join(", ")
+            ));
+        }
+        Response::done(message)
+    }
+
+    pub(super) fn refresh_metrics(&mut self) {
+        let now = Instant::now();
+        let stats = self.transport.stats();
+        let views = self.election.peers();
+        for (i, spec) in self.peers.iter().enumerate() {
+            let name = spec.name.clone().unwrap_or_else(|| spec.addr.to_string());
+            let link = stats.get(i);
+            let view = views.iter().find(|v| v.name == name);
+            self.ops.metrics.peer(
+                &name,
+                link.and_then(|l| l.rtt),
+                view.map(|v| now.saturating_duration_since(v.last_heard)),
+                link.is_some_and(|l| l.connected),
+            );
+            if let Some(t) = link.and_then(|l| l.cert_not_after) {
+                self.ops
+                    .metrics
+                    .set_cert_expiry(&format!("peer:{name}"), unix_secs(t));
+            }
+        }
+        for c in self.ops.health.statuses() {
+            self.ops.metrics.check(
+                &c.name,
+                c.healthy,
+                c.latency_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+            );
+        }
+        self.ops.metrics.set_garps_sent(self.announcer.sent());
+    }
+
+    pub(super) async fn status(&mut self) -> Result<Status, String> {
+        let now = Instant::now();
+        let held = self
+            .vips
+            .installed()
+            .await
+            .map_err(|e| format!("cannot read the VIPs: {e}"))?;
+        let master = self.election.master().map(str::to_string);
+        let vips = self
+            .vips
+            .vips()
+            .iter()
+            .map(|v| VipStatus {
+                address: v.to_string(),
+                held_here: held.contains(v),
+                holder: master.clone(),
+            })
+            .collect();
+        let stats = self.transport.stats();
+        let views = self.election.peers();
+        let peers = self
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let link = stats.get(i).cloned().unwrap_or_default();
+                // A peer given by address is known by name once its first advert arrives.
+                let view = match &spec.name {
+                    Some(n) => views.iter().find(|v| &v.name == n),
+                    None => None,
+                };
+                let name = spec
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| spec.addr.ip().to_string());
+                PeerStatus {
+                    address: spec.addr.to_string(),
+                    connected: link.connected,
+                    alive: view.is_some_and(|v| v.is_alive(now)),
+                    state: view.map(|v| v.state),
+                    priority: view.map(|v| v.priority),
+                    epoch: view.map(|v| v.epoch),
+                    last_advert_age_ms: view
+                        .map(|v| ms_f(now.saturating_duration_since(v.last_heard))),
+                    rtt_ms: link.rtt.map(ms_f),
+                    loss_percent: view
+                        .and_then(|v| self.ops.seqs.get(&v.name))
+                        .map(SeqTrack::loss_percent),
+                    cert_not_after: link.cert_not_after.map(certs::rfc3339),
+                    config_drift: self.ops.drift.get(&name).cloned().unwrap_or_default(),
+                    name,
+                }
+            })
+            .collect();
+        let checks = self
+            .ops
+            .health
+            .statuses()
+            .into_iter()
+            .map(|c| CheckView {
+                name: c.name,
+                kind: c.kind.to_string(),
+                healthy: c.healthy,
+                last_result: c.last_result,
+                latency_ms: c.latency_ms,
+            })
+            .collect();
+        let witness = self._witness.as_ref().map(|w| WitnessView {
+            gateway: w.gateway().to_string(),
+            reachable: w.reachable(),
+            rtt_ms: w.last_rtt().map(ms_f),
+        });
+        let (heard, needed, enabled) = self.election.quorum_view(now);
+        let mut rejected: BTreeMap<String, u64> = self
+            .counters
+            .rejected
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        rejected.retain(|_, v| *v > 0);
+        Ok(Status {
+            version: STATUS_VERSION,
+            node: self.name.clone(),
+            cluster: self.ops.config.cluster.clone(),
+            state: self.election.state(),
+            state_age_ms: u64::try_from(
+                now.saturating_duration_since(self.election.state_since())
+                    .as_millis(),
+            )
+            .unwrap_or(u64::MAX),
+            epoch: self.election.epoch(),
+            priority: PriorityView {
+                base: self.ops.config.node.priority,
+                effective: self.election.priority(),
+                reasons: self.ops.verdict.reasons.clone(),
+            },
+            maintenance: self.election.maintenance(),
+            master,
+            vips,
+            peers,
+            checks,
+            witness,
+            quorum: QuorumView {
+                enabled,
+                heard,
+                needed,
+                cluster_size: self.peers.len() + 1,
+            },
+            transitions: self.ops.transitions.iter().cloned().collect(),
+            counters: CounterView {
+                adverts_sent: self.counters.adverts_sent,
+                adverts_received: self.counters.adverts_received,
+                rejected,
+                garps_sent: self.announcer.sent(),
+                vip_conflicts: self.counters.vip_conflicts,
+            },
+            cert_not_after: Some(certs::rfc3339(self.ops.cert_not_after)),
+            uptime_s: self.ops.started.elapsed().as_secs(),
+        })
+    }
+}
+
+fn names_or_none<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let v: Vec<&str> = names.collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_reasons_map_to_bounded_labels() {
+        let cases = [
+            (
+                "no advert from n1 for 182 ms (master-down 180 ms): taking over, epoch 7",
+                "master_down",
+            ),
+            (
+                "n1 is leaving (priority 0): taking over after skew 30.5 ms, epoch 2",
+                "priority_zero",
+            ),
+            (
+                "preempting lower-priority master n2 (priority 90 < 100), epoch 8",
+                "preempt",
+            ),
+            (
+                "n2 is master with epoch 7 > our 6 (stale after partition): stepping down",
+                "stale_epoch",
+            ),
+            (
+                "lost quorum: hear 1 of 3 nodes, need 2: stepping down",
+                "quorum",
+            ),
+            (
+                "check nginx failed 2×: GET http://127.0.0.1/: connection refused",
+                "fault",
+            ),
+            ("planned handover from n1: taking over, epoch 3", "handover"),
+            ("shutting down", "shutdown"),
+            ("something new", "other"),
+        ];
+        for (reason, kind) in cases {
+            assert_eq!(transition_kind(reason), kind, "{reason}");
+        }
+    }
+
+    #[test]
+    fn loss_is_counted_from_sequence_gaps() {
+        let t = SeqTrack {
+            first: 10,
+            last: 19,
+            received: 9,
+        };
+        assert!((t.loss_percent() - 10.0).abs() < 1e-9);
+    }
+}
