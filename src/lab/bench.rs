@@ -103,7 +103,7 @@ impl Scenario {
             Self::Isolate => {
                 let port = tb.lab.host(NODES[0])?.port.clone();
                 let rules = format!(
-                    "table bridge halab_iso {{\n  chain fwd {{ type filter hook forward priority 0; policy accept; \
+                    "table bridge halab_iso {{\n  chain isolate {{ type filter hook forward priority 0; policy accept; \
                      iifname \"{port}\" drop; oifname \"{port}\" drop; }}\n}}\n"
                 );
                 tb.nft(tb.lab.switch(), &rules)
@@ -187,6 +187,9 @@ pub struct RunResult {
     pub outage_ms: f64,
     /// Whether the client was served again before the fault was undone.
     pub failed_over: bool,
+    /// From the fault until another node held the VIP (holder samples), ms; `None` if none
+    /// did within the window.
+    pub takeover_ms: Option<f64>,
     /// Client-observed outage after undoing the fault, ms.
     pub failback_outage_ms: f64,
     /// Failed requests in the whole run.
@@ -250,6 +253,8 @@ pub struct SummaryRow {
     pub outage_p95_ms: f64,
     /// Runs in which the client was not served again within the window.
     pub runs_without_failover: usize,
+    /// Median time until another node held the VIP, over the runs where one did, ms.
+    pub takeover_median_ms: f64,
     /// Median failback outage, ms.
     pub failback_median_ms: f64,
     /// Median failed requests per run.
@@ -330,11 +335,14 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, LabError> {
                         Ok(mut r) => {
                             r.run = run;
                             eprintln!(
-                                "[{tag}] {} run {run}/{}: outage {} ms{}, failback {} ms, failed {} of {}, two holders {} ms",
+                                "[{tag}] {} run {run}/{}: outage {} ms{}, takeover {}, failback {} ms, failed {} of {}, two holders {} ms",
                                 scenario.name(),
                                 opts.runs,
                                 r.outage_ms,
                                 if r.failed_over { "" } else { " (no failover)" },
+                                r.takeover_ms
+                                    .map(|t| format!("{t} ms"))
+                                    .unwrap_or_else(|| "none".into()),
                                 r.failback_outage_ms,
                                 r.failed_requests,
                                 r.requests,
@@ -394,6 +402,12 @@ pub fn run_once(
     let (failback, _) = longest_outage(&tb.probe.between(restore, end), end);
     let all = tb.probe.between(begin, end);
     let (two, none) = holder_times(&tb.sampler.between(begin, end));
+    let takeover = tb
+        .sampler
+        .between(fault, restore)
+        .iter()
+        .find(|h| h.mask & !1 != 0)
+        .map(|h| ms(h.at.saturating_duration_since(fault)));
     let mut served_by: Vec<String> = during.iter().filter_map(|s| s.server.clone()).collect();
     served_by.sort();
     served_by.dedup();
@@ -404,6 +418,7 @@ pub fn run_once(
         run: 0,
         outage_ms: ms(outage),
         failed_over,
+        takeover_ms: takeover,
         failback_outage_ms: ms(failback),
         failed_requests: all.iter().filter(|s| !s.ok).count(),
         requests: all.len(),
@@ -456,6 +471,12 @@ pub fn summarize(results: &[RunResult]) -> Vec<SummaryRow> {
             outage_median_ms: median(&outages),
             outage_p95_ms: percentile(&outages, 95.0),
             runs_without_failover: runs.iter().filter(|r| !r.failed_over).count(),
+            takeover_median_ms: median(
+                &runs
+                    .iter()
+                    .filter_map(|r| r.takeover_ms)
+                    .collect::<Vec<f64>>(),
+            ),
             failback_median_ms: median(&f(|r| r.failback_outage_ms)),
             failed_requests_median: median(&f(|r| r.failed_requests as f64)),
             two_holders_median_ms: median(&two),
@@ -484,8 +505,8 @@ pub fn render_table(report: &BenchReport) -> String {
             .find(|r| r.implementation == i && r.timers == t && r.scenario == s)
     };
     out.push_str(
-        "| timers | scenario | haagent outage ms median / p95 | keepalived outage ms median / p95 | ratio h/k | failed requests h / k | two holders ms h / k | failback outage ms h / k |\n\
-         |---|---|---|---|---|---|---|---|\n",
+        "| timers | scenario | haagent outage ms median / p95 | keepalived outage ms median / p95 | ratio h/k | takeover ms h / k | failed requests h / k | two holders ms h / k | failback outage ms h / k |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for &(timers, _) in &report.windows_ms {
         for scenario in Scenario::ALL {
@@ -530,12 +551,13 @@ pub fn render_table(report: &BenchReport) -> String {
                 )
             };
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 timers.name(),
                 scenario.describe(),
                 outage(h),
                 outage(k),
                 ratio,
+                pair(|r| r.takeover_median_ms),
                 pair(|r| r.failed_requests_median),
                 pair(|r| r.two_holders_median_ms),
                 pair(|r| r.failback_median_ms),
