@@ -6,6 +6,21 @@
 //! it started (by PID) and deletes its namespaces, which deletes every veth and the bridge
 //! with them. Names carry the process id and a counter so that parallel runs cannot collide.
 //! Addresses come from the documentation range 192.0.2.0/24.
+//!
+//! On top of that sit the pieces of `haagent-lab` (the demo and the benchmark):
+//! [`proc`] (processes killed by PID on drop), [`probe`] (the client's HTTP probe and the
+//! VIP-holder sampler, both in threads that enter a namespace), [`web`] (Nginx or a built-in
+//! HTTP responder per node), [`testbed`] (a three-node cluster of haagent or keepalived),
+//! [`bench`] (fault scenarios and their measurements), [`demo`] and [`interrupt`] (Ctrl-C
+//! sets a flag; loops return so that every Drop guard runs).
+
+pub mod bench;
+pub mod demo;
+pub mod interrupt;
+pub mod probe;
+pub mod proc;
+pub mod testbed;
+pub mod web;
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -44,6 +59,20 @@ pub enum LabError {
     /// The lab has no host of that name.
     #[error("no host named {0} in this lab")]
     NoSuchHost(String),
+    /// A file in the lab's work directory could not be written or read.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The run was interrupted (Ctrl-C); everything is being cleaned up.
+    #[error("interrupted")]
+    Interrupted,
+    /// Something the lab needs is missing or did not happen in time.
+    #[error("{0}")]
+    Setup(String),
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -63,7 +92,7 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-fn run(cmd: &mut Command) -> Result<Output, LabError> {
+pub(crate) fn run(cmd: &mut Command) -> Result<Output, LabError> {
     let shown = format!("{cmd:?}");
     let out = cmd
         .stdin(Stdio::null())
@@ -303,6 +332,7 @@ impl Lab {
             source,
         })?;
         let mut cmd = host.ns.command(binary);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.args(args)
             .env("RUST_LOG", "haagent=debug,info")
             .stdin(Stdio::null())
@@ -361,6 +391,11 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// The switch namespace that holds the bridge `br0` (for bridge-level firewall rules).
+    pub fn switch(&self) -> &Netns {
+        &self.switch
     }
 
     /// Unplugs (or plugs back) host `name`'s cable at the switch.

@@ -1,0 +1,171 @@
+//! Smoke test of `haagent-lab`: the benchmark's short run (haagent only, one run per
+//! scenario) and the demo without a terminal. Needs root (network namespaces); without it
+//! the tests say SKIPPED, and with HAAGENT_REQUIRE_NETNS=1 (as CI sets) a skip is a failure.
+
+use std::process::{Command, Stdio};
+
+use haagent::lab::is_root;
+
+fn require_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    if std::env::var_os("HAAGENT_REQUIRE_NETNS").is_some() {
+        panic!("{test}: needs root for network namespaces, and HAAGENT_REQUIRE_NETNS is set");
+    }
+    eprintln!("SKIPPED {test}: needs root (network namespaces); run as root to test for real");
+    false
+}
+
+fn lab() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_haagent-lab"));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+const SCENARIOS: [&str; 6] = [
+    "link-down",
+    "agent-kill",
+    "server-stop",
+    "graceful-stop",
+    "peer-block",
+    "isolate",
+];
+
+#[test]
+fn bench_smoke_reports_every_scenario_with_numbers() {
+    if !require_root("bench_smoke_reports_every_scenario_with_numbers") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("bench.json");
+    let out = lab()
+        .args([
+            "bench",
+            "--smoke",
+            "--agent-bin",
+            env!("CARGO_BIN_EXE_haagent"),
+            "--json",
+        ])
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench --smoke failed\n{stdout}\n{stderr}"
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(report["errors"].as_array().unwrap().len(), 0, "{stderr}");
+    let summary = report["summary"].as_array().unwrap();
+    for scenario in SCENARIOS {
+        let row = summary
+            .iter()
+            .find(|r| r["scenario"] == scenario)
+            .unwrap_or_else(|| panic!("no summary row for {scenario}\n{report:#}"));
+        assert_eq!(row["implementation"], "haagent");
+        assert_eq!(row["runs"], 1);
+        for field in ["outage_median_ms", "outage_p95_ms", "two_holders_median_ms"] {
+            let v = row[field].as_f64();
+            assert!(
+                v.is_some_and(|v| v >= 0.0),
+                "{scenario}: {field} is not a number: {row}"
+            );
+        }
+    }
+    // The agent at default timers fails over within a second when the master's link goes
+    // down, and hands over at once on SIGTERM.
+    let outage = |s: &str| {
+        summary.iter().find(|r| r["scenario"] == s).unwrap()["outage_median_ms"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(outage("link-down") < 1000.0, "{report:#}");
+    assert!(outage("graceful-stop") < 500.0, "{report:#}");
+    let idle = report["idle"].as_array().unwrap();
+    assert!(
+        idle[0]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["rss_kib"].as_u64() > Some(0)),
+        "{report:#}"
+    );
+
+    // The table has a row per scenario, and the idle table.
+    for describe in [
+        "master's link down",
+        "agent SIGKILLed",
+        "HTTP server stopped on master",
+        "graceful stop (SIGTERM)",
+        "peer traffic blocked (nft)",
+        "master isolated (bridge nft)",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("| default | ") && l.contains(describe)),
+            "no table row for {describe}\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("| haagent | default |"), "{stdout}");
+}
+
+#[test]
+fn demo_runs_through_without_a_terminal() {
+    if !require_root("demo_runs_through_without_a_terminal") {
+        return;
+    }
+    let out = lab()
+        .args(["demo", "--agent-bin", env!("CARGO_BIN_EXE_haagent")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed\n{stdout}\n{stderr}");
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("summary:"))
+        .unwrap_or_else(|| panic!("no summary line\n{stdout}"));
+    let outage: u64 = summary
+        .split("failover outage ")
+        .nth(1)
+        .and_then(|r| r.split(" ms").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no measured outage in {summary:?}"));
+    // The master died at default timers (master-down ~150-190 ms): the client is served
+    // again well within a second.
+    assert!(outage < 1000, "{summary}");
+    assert!(summary.contains("took over"), "{summary}");
+}
+
+#[test]
+fn demo_without_root_says_what_to_do_in_one_line() {
+    if is_root() {
+        // Drop privileges for the child: run it as nobody.
+        let out = lab().arg("demo").uid_gid(65534).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("needs root"), "{stderr}");
+    } else {
+        let out = lab().arg("demo").output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("needs root"), "{stderr}");
+    }
+}
+
+trait UidGid {
+    fn uid_gid(&mut self, id: u32) -> &mut Self;
+}
+
+impl UidGid for Command {
+    fn uid_gid(&mut self, id: u32) -> &mut Self {
+        use std::os::unix::process::CommandExt;
+        self.gid(id).uid(id)
+    }
+}
