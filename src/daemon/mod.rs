@@ -355,13 +355,7 @@ impl Daemon {
         };
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        if self.ops.has_checks() {
-            // Not eligible until every check has given its first result.
-            self.step(Input::Fault {
-                reason: "waiting for the first health check results".into(),
-            })
-            .await;
-        }
+        self.hold_until_checks_settle().await;
         self.step(Input::Start).await;
         loop {
             let hup = async {

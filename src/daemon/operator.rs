@@ -94,10 +94,6 @@ impl Operator {
         }
     }
 
-    pub(super) fn has_checks(&self) -> bool {
-        !self.config.checks.is_empty()
-    }
-
     pub(super) fn record_transition(&mut self, from: State, to: State, epoch: u64, reason: &str) {
         if self.transitions.len() == TRANSITIONS_KEPT {
             self.transitions.pop_front();
@@ -221,6 +217,17 @@ fn ms_f(d: Duration) -> f64 {
 }
 
 impl Daemon {
+    /// With checks configured, a starting node is not eligible until every check has
+    /// given its first result (a node whose Nginx is down must never take the VIP).
+    pub(super) async fn hold_until_checks_settle(&mut self) {
+        if self.ops.config.checks.is_empty() {
+            return;
+        }
+        let reason = "waiting for the first health check results".to_string();
+        self.ops.health_fault = Some(reason.clone());
+        self.step(Input::Fault { reason }).await;
+    }
+
     pub(super) async fn on_verdict(&mut self, verdict: Verdict) {
         self.ops.verdict = verdict.clone();
         if !verdict.settled {

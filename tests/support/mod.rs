@@ -524,3 +524,42 @@ pub fn transitions_in_log(cluster: &mut Cluster, name: &str) -> usize {
         .filter(|l| l.contains(" from=") && l.contains(" to="))
         .count()
 }
+
+impl Cluster {
+    /// Runs `haagent ARGS --socket <name's socket>` (a control command) and returns it.
+    pub fn ctl(&self, name: &str, args: &[&str]) -> std::process::Output {
+        let socket = self.socket_path(name);
+        Command::new(haagent())
+            .args(args)
+            .arg("--socket")
+            .arg(&socket)
+            .output()
+            .unwrap()
+    }
+
+    /// `haagent status --json` of `name`, parsed.
+    pub fn status(&self, name: &str) -> serde_json::Value {
+        let out = self.ctl(name, &["status", "--json"]);
+        assert!(
+            out.status.success(),
+            "status of {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Starts nginx (Debian's package) on `name`, serving `200 <name>` on port 80.
+    pub fn start_nginx(&self, name: &str) -> haagent::lab::proc::Proc {
+        let dir = self.dir.path().join(format!("nginx-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let host = self.lab.host(name).unwrap();
+        haagent::lab::web::start(
+            haagent::lab::web::ServerKind::Nginx,
+            &host.ns,
+            name,
+            &dir,
+            haagent(),
+        )
+        .expect("nginx (Debian package) must be installed")
+    }
+}

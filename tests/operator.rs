@@ -1,0 +1,284 @@
+//! The operator's view, end to end with real Nginx in every node namespace and a client
+//! probing the VIP over HTTP every 10 ms: health checks move the VIP, `status --json`
+//! matches reality, `handover` loses no request, `maintenance` keeps the VIP away, metrics
+//! scrape, and reloads neither flap nor accept a broken file. Needs root.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use haagent::lab::probe::{HttpProbe, ProbeSample};
+use support::*;
+
+/// The quick-mode default check: GET / on the local Nginx, fault after 2 failures.
+const NGINX_CHECK: &str =
+    "[[check]]\nname = \"nginx\"\nkind = \"http\"\nurl = \"http://127.0.0.1/\"\n\
+                           interval_ms = 100\ntimeout_ms = 100\nfall = 2\nrise = 2\n";
+
+fn nodes() -> [Node; 2] {
+    [
+        Node {
+            name: "n1",
+            priority: 200,
+            extra: NGINX_CHECK,
+        },
+        Node {
+            name: "n2",
+            priority: 100,
+            extra: NGINX_CHECK,
+        },
+    ]
+}
+
+fn probe(c: &Cluster) -> HttpProbe {
+    let client = c.lab.host("client").unwrap().ns.name().to_string();
+    HttpProbe::start(&client, SocketAddr::from((VIP, 80))).unwrap()
+}
+
+/// The longest run of failed requests, from the first failure to the next success.
+fn outage(samples: &[ProbeSample]) -> Duration {
+    let mut worst = Duration::ZERO;
+    let mut since: Option<Instant> = None;
+    for s in samples {
+        match (s.ok, since) {
+            (false, None) => since = Some(s.at),
+            (true, Some(t)) => {
+                worst = worst.max(s.at - t);
+                since = None;
+            }
+            _ => {}
+        }
+    }
+    worst
+}
+
+fn wait_all_ok(p: &HttpProbe, server: &str, timeout: Duration) {
+    let start = Instant::now();
+    loop {
+        let recent = p.recent(Duration::from_millis(200));
+        if recent.len() > 5
+            && recent
+                .iter()
+                .all(|s| s.ok && s.server.as_deref() == Some(server))
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "client never got steady answers from {server}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn started_cluster() -> (Cluster, Vec<haagent::lab::proc::Proc>) {
+    let mut c = Cluster::new(&nodes());
+    let servers = vec![c.start_nginx("n1"), c.start_nginx("n2")];
+    c.start("n1");
+    c.start("n2");
+    c.wait_sole_holder("n1", CONVERGE);
+    (c, servers)
+}
+
+#[test]
+fn nginx_dying_on_the_master_moves_the_vip() {
+    if !require_root("nginx_dying_on_the_master_moves_the_vip") {
+        return;
+    }
+    let (c, mut servers) = started_cluster();
+    let p = probe(&c);
+    wait_all_ok(&p, "n1", CONVERGE);
+    let t0 = Instant::now();
+    haagent::lab::web::stop(&mut servers[0]);
+    let took = c.wait_sole_holder("n2", Duration::from_secs(5));
+    wait_all_ok(&p, "n2", Duration::from_secs(5));
+    let samples = p.between(t0, Instant::now());
+    eprintln!(
+        "nginx stopped on the master: n2 holds the VIP after {} ms, client outage {} ms ({} of {} requests failed)",
+        took.as_millis(),
+        outage(&samples).as_millis(),
+        samples.iter().filter(|s| !s.ok).count(),
+        samples.len()
+    );
+    let st = c.status("n1");
+    assert_eq!(st["state"], "fault", "{st:#}");
+    assert_eq!(st["checks"][0]["healthy"], false);
+}
+
+#[test]
+fn status_json_tells_the_truth_in_every_state() {
+    if !require_root("status_json_tells_the_truth_in_every_state") {
+        return;
+    }
+    let (c, _servers) = started_cluster();
+    let n1 = c.status("n1");
+    let n2 = c.status("n2");
+    assert_eq!(n1["version"], 1);
+    assert_eq!(n1["state"], "master");
+    assert_eq!(n1["master"], "n1");
+    assert_eq!(n1["vips"][0]["address"], "192.0.2.100/24");
+    assert_eq!(n1["vips"][0]["held_here"], true);
+    assert_eq!(n1["priority"]["base"], 200);
+    assert_eq!(n1["priority"]["effective"], 200);
+    assert_eq!(n1["peers"][0]["name"], "n2");
+    assert_eq!(n1["peers"][0]["alive"], true);
+    assert_eq!(n1["peers"][0]["connected"], true);
+    assert_eq!(n1["peers"][0]["state"], "backup");
+    assert!(n1["peers"][0]["rtt_ms"].as_f64().is_some());
+    assert!(n1["peers"][0]["cert_not_after"].as_str().is_some());
+    assert_eq!(n1["checks"][0]["name"], "nginx");
+    assert_eq!(n1["checks"][0]["healthy"], true);
+    assert!(n1["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["to"] == "master"));
+    assert_eq!(n2["state"], "backup");
+    assert_eq!(n2["master"], "n1");
+    assert_eq!(n2["vips"][0]["held_here"], false);
+
+    let out = c.ctl("n1", &["maintenance", "on"]);
+    assert!(out.status.success());
+    c.wait_sole_holder("n2", TAKEOVER);
+    let n1 = c.status("n1");
+    assert_eq!(n1["state"], "fault");
+    assert_eq!(n1["maintenance"], true);
+    assert_eq!(n1["vips"][0]["held_here"], false);
+    let n2 = c.status("n2");
+    assert_eq!(n2["state"], "master");
+    assert_eq!(n2["vips"][0]["held_here"], true);
+    assert_eq!(n2["peers"][0]["state"], "fault");
+
+    // The human form names the same facts.
+    let text = String::from_utf8(c.ctl("n2", &["status"]).stdout).unwrap();
+    assert!(text.starts_with("n2 (haagent): master"), "{text}");
+    assert!(text.contains("vip 192.0.2.100/24: held here"), "{text}");
+}
+
+#[test]
+fn handover_loses_no_request() {
+    if !require_root("handover_loses_no_request") {
+        return;
+    }
+    let (c, _servers) = started_cluster();
+    let p = probe(&c);
+    wait_all_ok(&p, "n1", CONVERGE);
+    let t0 = Instant::now();
+    let out = c.ctl("n1", &["handover", "--to", "n2"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.wait_sole_holder("n2", TAKEOVER);
+    wait_all_ok(&p, "n2", Duration::from_secs(5));
+    let samples = p.between(t0, Instant::now());
+    let failed = samples.iter().filter(|s| !s.ok).count();
+    eprintln!(
+        "handover: {failed} failed of {} requests; {}",
+        samples.len(),
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+    assert_eq!(
+        failed,
+        0,
+        "requests failed during the handover\n{}",
+        c.logs()
+    );
+    // n1 outranks n2 but handed over on purpose: it does not take the VIP back.
+    c.assert_holders_stay(&["n2"], Duration::from_secs(1));
+}
+
+#[test]
+fn maintenance_moves_the_vip_away_and_keeps_it_away() {
+    if !require_root("maintenance_moves_the_vip_away_and_keeps_it_away") {
+        return;
+    }
+    let (c, _servers) = started_cluster();
+    assert!(c.ctl("n1", &["maintenance", "on"]).status.success());
+    c.wait_sole_holder("n2", TAKEOVER);
+    // n1 has the higher priority and preempt on: only maintenance keeps it away.
+    c.assert_holders_stay(&["n2"], Duration::from_secs(2));
+    assert!(c.ctl("n1", &["maintenance", "off"]).status.success());
+    c.wait_sole_holder("n1", CONVERGE);
+}
+
+#[test]
+fn metrics_scrape_and_parse() {
+    if !require_root("metrics_scrape_and_parse") {
+        return;
+    }
+    let mut c = Cluster::with(&nodes(), "[metrics]\nlisten = \"127.0.0.1:9798\"\n");
+    let _servers = [c.start_nginx("n1"), c.start_nginx("n2")];
+    c.start("n1");
+    c.start("n2");
+    c.wait_sole_holder("n1", CONVERGE);
+    std::thread::sleep(Duration::from_millis(1200)); // one metrics refresh tick
+    let ns = c.lab.host("n1").unwrap().ns.name().to_string();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns, "bash", "-c"])
+        .arg("exec 3<>/dev/tcp/127.0.0.1/9798; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    assert_eq!(value("haagent_state{state=\"master\"}"), 1.0);
+    assert_eq!(value("haagent_state{state=\"backup\"}"), 0.0);
+    assert!(value("haagent_adverts_sent_total") > 0.0);
+    assert!(value("haagent_adverts_received_total{peer=\"n2\"}") > 0.0);
+    assert_eq!(value("haagent_peer_up{peer=\"n2\"}"), 1.0);
+    assert_eq!(value("haagent_check_up{check=\"nginx\"}"), 1.0);
+    assert_eq!(value("haagent_priority{kind=\"effective\"}"), 200.0);
+    assert!(value("haagent_cert_expiry_timestamp_seconds{cert=\"node\"}") > 1.7e9);
+    assert!(text.trim_end().ends_with("# EOF"));
+}
+
+#[test]
+fn reload_without_election_changes_causes_no_transition_and_a_broken_file_is_refused() {
+    if !require_root(
+        "reload_without_election_changes_causes_no_transition_and_a_broken_file_is_refused",
+    ) {
+        return;
+    }
+    let (c, _servers) = started_cluster();
+    let before = c.status("n1")["transitions"].as_array().unwrap().len();
+    let path = c.config_path("n1");
+    let original = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{original}[log]\nlevel = \"debug\"\n")).unwrap();
+    let out = c.ctl("n1", &["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("log level debug"));
+    c.assert_holders_stay(&["n1"], Duration::from_millis(500));
+    let st = c.status("n1");
+    assert_eq!(
+        st["transitions"].as_array().unwrap().len(),
+        before,
+        "{st:#}"
+    );
+    assert_eq!(st["state"], "master");
+
+    std::fs::write(&path, original.replace("priority = 200", "priority = 300")).unwrap();
+    let out = c.ctl("n1", &["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:3:", path.display())) && err.contains("priority"),
+        "{err}"
+    );
+    let st = c.status("n1");
+    assert_eq!(
+        st["state"], "master",
+        "the agent keeps running on its old config"
+    );
+    assert_eq!(st["priority"]["base"], 200);
+}
