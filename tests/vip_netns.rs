@@ -6,135 +6,46 @@
 //! test prints `SKIPPED …` and returns; with `HAAGENT_REQUIRE_NETNS=1` (as CI sets)
 //! a skip is a failure.
 
-use std::fs::File;
-use std::future::Future;
+mod support;
+
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use haagent::net::Ipv4Cidr;
 use haagent::vip::{Announcer, GarpSender, VipManager};
 use serde_json::Value;
-
-/// Interface names inside the namespaces (names are per namespace, so fixed).
-const IF_A: &str = "veth0";
-const IF_B: &str = "veth1";
+use support::require_root;
+use support::veth::{ip, VethLab, IF_A, IF_B};
 
 fn cidr(s: &str) -> Ipv4Cidr {
     s.parse().unwrap()
 }
 
-/// Returns false (after saying so loudly) when the test cannot run; with
-/// `HAAGENT_REQUIRE_NETNS` set (as CI does) a skip is a failure instead.
-fn root_or_skip(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var_os("HAAGENT_REQUIRE_NETNS").is_some() {
-        panic!("vip_netns::{test}: needs root for network namespaces, and HAAGENT_REQUIRE_NETNS is set");
-    }
-    eprintln!(
-        "SKIPPED vip_netns::{test}: needs root (network namespaces, CAP_NET_ADMIN, CAP_NET_RAW)"
-    );
-    false
-}
-
-/// Runs `ip ARGS`, panics with its stderr on failure, returns stdout.
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `ip` (iproute2 needed): {e}"));
-    assert!(
-        out.status.success(),
-        "ip {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A network namespace that is deleted when dropped (also when a test panics).
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create(name: String) -> Netns {
-        ip(&["netns", "add", &name]);
-        Netns { name }
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
 /// Namespaces A and B joined by veth0 (A, 192.0.2.1/24) – veth1 (B, 192.0.2.2/24).
-struct Lab {
-    a: Netns,
-    b: Netns,
+fn new_lab() -> VethLab {
+    VethLab::new("vip", "192.0.2.1/24", "192.0.2.2/24")
 }
 
-impl Lab {
-    fn new() -> Lab {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let id = format!(
-            "{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let a = Netns::create(format!("havip-a-{id}"));
-        let b = Netns::create(format!("havip-b-{id}"));
-        let (na, nb) = (a.name.as_str(), b.name.as_str());
-        ip(&[
-            "-n", na, "link", "add", IF_A, "type", "veth", "peer", "name", IF_B, "netns", nb,
-        ]);
-        ip(&["-n", na, "addr", "add", "192.0.2.1/24", "dev", IF_A]);
-        ip(&["-n", nb, "addr", "add", "192.0.2.2/24", "dev", IF_B]);
-        for (ns, dev) in [(na, IF_A), (nb, IF_B), (na, "lo"), (nb, "lo")] {
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-        }
-        Lab { a, b }
-    }
-
-    /// Runs `make()`'s future to completion on a fresh current-thread runtime in a
-    /// dedicated thread that has joined namespace A (setns is per thread, and the
-    /// sockets the code opens stay in A).
-    fn run_in_a<F, Fut>(&self, make: F) -> Fut::Output
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future,
-        Fut::Output: Send + 'static,
-    {
-        let path = format!("/var/run/netns/{}", self.a.name);
-        let thread = std::thread::spawn(move || {
-            let ns = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-            // SAFETY: valid namespace fd; only this thread switches.
-            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(make())
-        });
-        match thread.join() {
-            Ok(value) => value,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-    }
-
+/// What the VIP tests observe in the lab with `ip`.
+trait Observe {
     /// IPv4 `addr_info` entries of veth0 in A, from `ip -j addr show`.
+    fn addrs_a(&self) -> Vec<Value>;
+    /// The `addr_info` entry for `c` on veth0 in A, if present.
+    fn addr_a(&self, c: &str) -> Option<Value>;
+    /// veth0's MAC as `ip` prints it.
+    fn mac_a(&self) -> String;
+    /// B's neighbour entry for `addr`: its MAC, if any.
+    fn neighbour_mac_b(&self, addr: &str) -> Option<String>;
+    /// Plants a wrong MAC for `addr` in B's neighbour table (a stale entry, as
+    /// after a failover from another node).
+    fn poison_neighbour_b(&self, addr: &str);
+    /// Polls every 20 ms, up to 2 s, until B's entry for `addr` is `mac`.
+    fn wait_neighbour_b(&self, addr: &str, mac: &str);
+}
+
+impl Observe for VethLab {
     fn addrs_a(&self) -> Vec<Value> {
-        let out = ip(&["-n", &self.a.name, "-j", "addr", "show", "dev", IF_A]);
+        let out = ip(&["-n", self.a.name(), "-j", "addr", "show", "dev", IF_A]);
         let links: Vec<Value> = serde_json::from_str(&out).unwrap();
         links[0]["addr_info"]
             .as_array()
@@ -145,7 +56,6 @@ impl Lab {
             .collect()
     }
 
-    /// The `addr_info` entry for `c` on veth0 in A, if present.
     fn addr_a(&self, c: &str) -> Option<Value> {
         let c = cidr(c);
         self.addrs_a().into_iter().find(|a| {
@@ -154,26 +64,29 @@ impl Lab {
         })
     }
 
-    /// veth0's MAC as `ip` prints it.
     fn mac_a(&self) -> String {
-        let out = ip(&["-n", &self.a.name, "-j", "link", "show", "dev", IF_A]);
-        let links: Vec<Value> = serde_json::from_str(&out).unwrap();
-        links[0]["address"].as_str().unwrap().to_string()
+        support::veth::mac(&self.a, IF_A)
     }
 
-    /// B's neighbour entry for `ip`: its MAC, if any.
     fn neighbour_mac_b(&self, addr: &str) -> Option<String> {
-        let out = ip(&["-n", &self.b.name, "-j", "neigh", "show", addr, "dev", IF_B]);
+        let out = ip(&[
+            "-n",
+            self.b.name(),
+            "-j",
+            "neigh",
+            "show",
+            addr,
+            "dev",
+            IF_B,
+        ]);
         let entries: Vec<Value> = serde_json::from_str(&out).unwrap_or_default();
         entries.first()?["lladdr"].as_str().map(str::to_string)
     }
 
-    /// Plants a wrong MAC for `addr` in B's neighbour table (a stale entry, as
-    /// after a failover from another node).
     fn poison_neighbour_b(&self, addr: &str) {
         ip(&[
             "-n",
-            &self.b.name,
+            self.b.name(),
             "neigh",
             "replace",
             addr,
@@ -187,7 +100,6 @@ impl Lab {
         assert_eq!(self.neighbour_mac_b(addr).as_deref(), Some(BOGUS_MAC));
     }
 
-    /// Polls every 20 ms, up to 2 s, until B's entry for `addr` is `mac`.
     fn wait_neighbour_b(&self, addr: &str, mac: &str) {
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
@@ -215,10 +127,10 @@ fn fmt_mac(m: [u8; 6]) -> String {
 
 #[test]
 fn install_release_and_installed_follow_the_kernel() {
-    if !root_or_skip("install_release_and_installed_follow_the_kernel") {
+    if !require_root("install_release_and_installed_follow_the_kernel") {
         return;
     }
-    let lab = Lab::new();
+    let lab = new_lab();
     let vip = cidr("192.0.2.100/24");
 
     let vm = lab.run_in_a(move || async move {
@@ -263,12 +175,12 @@ fn install_release_and_installed_follow_the_kernel() {
 
 #[test]
 fn remove_stale_deletes_leftovers_with_any_prefix() {
-    if !root_or_skip("remove_stale_deletes_leftovers_with_any_prefix") {
+    if !require_root("remove_stale_deletes_leftovers_with_any_prefix") {
         return;
     }
-    let lab = Lab::new();
+    let lab = new_lab();
     for c in ["192.0.2.100/24", "192.0.2.100/32", "192.0.2.50/24"] {
-        ip(&["-n", &lab.a.name, "addr", "add", c, "dev", IF_A]);
+        ip(&["-n", lab.a.name(), "addr", "add", c, "dev", IF_A]);
     }
     let (mut removed, installed) = lab.run_in_a(|| async {
         let vm = VipManager::open(IF_A, vec![cidr("192.0.2.100/24")], None)
@@ -305,10 +217,10 @@ fn remove_stale_deletes_leftovers_with_any_prefix() {
 
 #[test]
 fn lifetime_is_finite_and_refresh_keeps_the_vip() {
-    if !root_or_skip("lifetime_is_finite_and_refresh_keeps_the_vip") {
+    if !require_root("lifetime_is_finite_and_refresh_keeps_the_vip") {
         return;
     }
-    let lab = Lab::new();
+    let lab = new_lab();
     let vip = cidr("192.0.2.100/24");
     let lifetime = Some(Duration::from_secs(2));
 
@@ -348,10 +260,10 @@ fn lifetime_is_finite_and_refresh_keeps_the_vip() {
 
 #[test]
 fn gratuitous_arp_updates_the_neighbour_on_the_lan() {
-    if !root_or_skip("gratuitous_arp_updates_the_neighbour_on_the_lan") {
+    if !require_root("gratuitous_arp_updates_the_neighbour_on_the_lan") {
         return;
     }
-    let lab = Lab::new();
+    let lab = new_lab();
     let vip = cidr("192.0.2.100/24");
     let mac_a = lab.mac_a();
     assert_ne!(mac_a, BOGUS_MAC);
@@ -399,10 +311,10 @@ fn gratuitous_arp_updates_the_neighbour_on_the_lan() {
 
 #[test]
 fn missing_interface_is_named_in_the_error() {
-    if !root_or_skip("missing_interface_is_named_in_the_error") {
+    if !require_root("missing_interface_is_named_in_the_error") {
         return;
     }
-    let lab = Lab::new();
+    let lab = new_lab();
     let (vm_err, garp_err) = lab.run_in_a(|| async {
         let vm = VipManager::open("eth9", vec![cidr("192.0.2.100/24")], None).await;
         let garp = GarpSender::open("eth9");
@@ -417,11 +329,11 @@ fn missing_interface_is_named_in_the_error() {
 
 #[test]
 fn a_vip_on_a_downed_interface_reports_it() {
-    if !root_or_skip("a_vip_on_a_downed_interface_reports_it") {
+    if !require_root("a_vip_on_a_downed_interface_reports_it") {
         return;
     }
-    let lab = Lab::new();
-    ip(&["-n", &lab.a.name, "link", "set", IF_A, "down"]);
+    let lab = new_lab();
+    ip(&["-n", lab.a.name(), "link", "set", IF_A, "down"]);
     let err = lab.run_in_a(|| async {
         let mut garp = GarpSender::open(IF_A).unwrap();
         garp.send(Ipv4Addr::new(192, 0, 2, 100))
@@ -474,10 +386,10 @@ fn drop_thread_capabilities() {
 
 #[test]
 fn missing_capabilities_are_named() {
-    if !root_or_skip("missing_capabilities_are_named") {
+    if !require_root("missing_capabilities_are_named") {
         return;
     }
-    let lab = Lab::new();
+    let lab = new_lab();
     let (install_err, garp_err) = lab.run_in_a(|| async {
         drop_thread_capabilities();
         let vm = VipManager::open(IF_A, vec![cidr("192.0.2.100/24")], None)

@@ -8,156 +8,79 @@
 //! `SKIPPED …` and returns; with `HAAGENT_REQUIRE_NETNS` set (as CI does) a skip
 //! is a failure.
 
-use std::fs::File;
-use std::future::Future;
+mod support;
+
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use haagent::witness::{
     resolve_gateway, Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent,
 };
+use support::require_root;
+use support::veth::{ip, Netns, VethLab, IF_A, IF_B};
 use tokio::sync::mpsc::Receiver;
 
-/// The node's interface (names are per namespace, so fixed).
-const IF_NODE: &str = "veth0";
-/// The gateway's interface.
-const IF_GW: &str = "veth1";
+/// The node's interface (in namespace A of the veth lab).
+const IF_NODE: &str = IF_A;
+/// The gateway's interface (in namespace B).
+const IF_GW: &str = IF_B;
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 
-/// Returns false (after saying so loudly) when the test cannot run; with
-/// `HAAGENT_REQUIRE_NETNS` set a skip is a failure instead.
-fn root_or_skip(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
+/// The node (A: veth0, 192.0.2.11/24, default route via 192.0.2.1) and the gateway
+/// (B: veth1, 192.0.2.1/24).
+fn new_lab() -> VethLab {
+    let lab = VethLab::new("wit", "192.0.2.11/24", "192.0.2.1/24");
+    ip(&[
+        "-n",
+        lab.a.name(),
+        "route",
+        "add",
+        "default",
+        "via",
+        "192.0.2.1",
+        "dev",
+        IF_NODE,
+    ]);
+    lab
+}
+
+/// The witness tests' view of the veth lab.
+trait GatewayLab {
+    /// The node's namespace.
+    fn node(&self) -> &Netns;
+    /// The gateway's namespace.
+    fn gw(&self) -> &Netns;
+    /// Sets the gateway's end of the veth up or down.
+    fn set_gateway_link(&self, up: bool);
+    /// Allows ICMP datagram ("ping") sockets for every group in the node namespace,
+    /// so the witness uses one instead of a raw socket.
+    fn allow_ping_sockets(&self);
+}
+
+impl GatewayLab for VethLab {
+    fn node(&self) -> &Netns {
+        &self.a
     }
-    if std::env::var_os("HAAGENT_REQUIRE_NETNS").is_some() {
-        panic!("witness_netns::{test}: needs root for network namespaces, and HAAGENT_REQUIRE_NETNS is set");
-    }
-    eprintln!("SKIPPED witness_netns::{test}: needs root (network namespaces, CAP_NET_RAW)");
-    false
-}
 
-/// Runs `ip ARGS`, panics with its stderr on failure.
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `ip` (iproute2 needed): {e}"));
-    assert!(
-        out.status.success(),
-        "ip {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A network namespace that is deleted when dropped (also when a test panics).
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create(name: String) -> Netns {
-        ip(&["netns", "add", &name]);
-        Netns { name }
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-/// The gateway and node namespaces.
-struct Lab {
-    gw: Netns,
-    node: Netns,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let id = format!(
-            "{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let gw = Netns::create(format!("hawit-gw-{id}"));
-        let node = Netns::create(format!("hawit-node-{id}"));
-        let (ng, nn) = (gw.name.as_str(), node.name.as_str());
-        ip(&[
-            "-n", nn, "link", "add", IF_NODE, "type", "veth", "peer", "name", IF_GW, "netns", ng,
-        ]);
-        ip(&["-n", ng, "addr", "add", "192.0.2.1/24", "dev", IF_GW]);
-        ip(&["-n", nn, "addr", "add", "192.0.2.11/24", "dev", IF_NODE]);
-        for (ns, dev) in [(ng, IF_GW), (nn, IF_NODE), (ng, "lo"), (nn, "lo")] {
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-        }
-        ip(&[
-            "-n",
-            nn,
-            "route",
-            "add",
-            "default",
-            "via",
-            "192.0.2.1",
-            "dev",
-            IF_NODE,
-        ]);
-        Lab { gw, node }
+    fn gw(&self) -> &Netns {
+        &self.b
     }
 
     fn set_gateway_link(&self, up: bool) {
         let state = if up { "up" } else { "down" };
-        ip(&["-n", &self.gw.name, "link", "set", IF_GW, state]);
+        ip(&["-n", self.gw().name(), "link", "set", IF_GW, state]);
     }
 
-    /// Allows ICMP datagram ("ping") sockets for every group in the node namespace,
-    /// so the witness uses one instead of a raw socket.
     fn allow_ping_sockets(&self) {
         ip(&[
             "netns",
             "exec",
-            &self.node.name,
+            self.node().name(),
             "sysctl",
             "-q",
             "-w",
             "net.ipv4.ping_group_range=0 2147483647",
         ]);
-    }
-
-    /// Runs `make()`'s future on a current-thread runtime in a dedicated thread
-    /// that has joined the node namespace (setns is per thread; sockets stay in
-    /// the namespace they were created in).
-    fn run_in_node<F, Fut>(&self, make: F) -> Fut::Output
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future,
-        Fut::Output: Send + 'static,
-    {
-        let path = format!("/var/run/netns/{}", self.node.name);
-        let thread = std::thread::spawn(move || {
-            let ns = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-            // SAFETY: valid namespace fd; only this thread switches.
-            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(make())
-        });
-        match thread.join() {
-            Ok(value) => value,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
     }
 }
 
@@ -172,9 +95,9 @@ async fn next_event(events: &mut Receiver<WitnessEvent>, within: Duration) -> Wi
 /// Auto resolves the gateway, the first verdict is Reachable, losing the
 /// gateway's link gives Unreachable within fall × interval (plus slack), and
 /// bringing it back gives Reachable again.
-fn follows_gateway_link(lab: Lab) {
-    let gw_ns = lab.gw.name.clone();
-    lab.run_in_node(move || async move {
+fn follows_gateway_link(lab: VethLab) {
+    let gw_ns = lab.gw().name().to_string();
+    lab.run_in_a(move || async move {
         assert_eq!(resolve_gateway(IF_NODE).await.unwrap(), GATEWAY);
 
         let cfg = WitnessConfig::new(IF_NODE, Gateway::Auto);
@@ -243,31 +166,31 @@ fn follows_gateway_link(lab: Lab) {
 
 #[test]
 fn witness_follows_gateway_link_with_raw_socket() {
-    if !root_or_skip("witness_follows_gateway_link_with_raw_socket") {
+    if !require_root("witness_follows_gateway_link_with_raw_socket") {
         return;
     }
     // New namespaces have ping_group_range "1 0": the witness falls back to raw.
-    follows_gateway_link(Lab::new());
+    follows_gateway_link(new_lab());
 }
 
 #[test]
 fn witness_follows_gateway_link_with_datagram_socket() {
-    if !root_or_skip("witness_follows_gateway_link_with_datagram_socket") {
+    if !require_root("witness_follows_gateway_link_with_datagram_socket") {
         return;
     }
-    let lab = Lab::new();
+    let lab = new_lab();
     lab.allow_ping_sockets();
     follows_gateway_link(lab);
 }
 
 #[test]
 fn witness_first_verdict_is_unreachable_when_gateway_is_down() {
-    if !root_or_skip("witness_first_verdict_is_unreachable_when_gateway_is_down") {
+    if !require_root("witness_first_verdict_is_unreachable_when_gateway_is_down") {
         return;
     }
-    let lab = Lab::new();
+    let lab = new_lab();
     lab.set_gateway_link(false);
-    lab.run_in_node(|| async {
+    lab.run_in_a(|| async {
         let mut cfg = WitnessConfig::new(IF_NODE, Gateway::Addr(GATEWAY));
         cfg.interval = Duration::from_millis(50);
         cfg.timeout = Duration::from_millis(50);
@@ -286,12 +209,12 @@ fn witness_first_verdict_is_unreachable_when_gateway_is_down() {
 
 #[test]
 fn witness_without_default_route_names_the_config_key() {
-    if !root_or_skip("witness_without_default_route_names_the_config_key") {
+    if !require_root("witness_without_default_route_names_the_config_key") {
         return;
     }
-    let lab = Lab::new();
-    ip(&["-n", &lab.node.name, "route", "del", "default"]);
-    lab.run_in_node(|| async {
+    let lab = new_lab();
+    ip(&["-n", lab.node().name(), "route", "del", "default"]);
+    lab.run_in_a(|| async {
         let expected = "no default route via veth0 (set [witness] gateway = \"<ip>\")";
         let e = resolve_gateway(IF_NODE).await.unwrap_err();
         assert!(matches!(e, WitnessError::NoDefaultRoute { .. }), "{e:?}");

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use haagent::lab::{is_root, Lab};
 
+pub mod veth;
+
 pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
 /// A host on the segment that answers ping: the witness gateway.
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
