@@ -535,8 +535,10 @@ pub fn render_table(report: &BenchReport) -> String {
             let ratio = match (h, k) {
                 (Some(h), Some(k)) if k.outage_median_ms > 0.0 => {
                     let r = h.outage_median_ms / k.outage_median_ms;
-                    if r > 0.0 && r < 1.0 {
+                    if r > 0.0 && r < 0.1 {
                         format!("{r:.2} ({:.0}× faster)", 1.0 / r)
+                    } else if r > 0.0 && r < 1.0 {
+                        format!("{r:.2} ({:.1}× faster)", 1.0 / r)
                     } else {
                         format!("{r:.2}")
                     }

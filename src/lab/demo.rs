@@ -179,7 +179,7 @@ pub fn run(opts: TestbedOptions, interactive: bool) -> Result<DemoSummary, LabEr
                 .iter()
                 .all(|s| s.ok)
     })?;
-    tb.wait_converged(Duration::from_millis(100))?;
+    tb.wait_converged(Duration::from_secs(5))?;
     view.say(&format!(
         "n1 holds {VIP} ({} ms after start); the client GETs http://{VIP}/ every 10 ms",
         up.elapsed().as_millis()
@@ -235,7 +235,7 @@ pub fn run(opts: TestbedOptions, interactive: bool) -> Result<DemoSummary, LabEr
                 .iter()
                 .all(|s| s.ok)
     })?;
-    tb.wait_converged(Duration::from_millis(100))?;
+    tb.wait_converged(Duration::from_secs(5))?;
     let end = Instant::now();
     let (failback, _) = longest_outage(&tb.probe.between(back, end), end);
     view.say(&format!(

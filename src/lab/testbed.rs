@@ -509,14 +509,22 @@ impl Testbed {
         self.sampler.latest().map(|s| s.mask).unwrap_or(0)
     }
 
-    /// Waits until n1 alone holds the VIP and the client's last 300 ms of requests all
-    /// succeeded; returns how long that took.
+    /// Waits until n1 alone has held the VIP for the last second (no flapping back) and the
+    /// client's last 300 ms of requests all succeeded; returns how long that took.
     pub fn wait_converged(&self, timeout: Duration) -> Result<Duration, LabError> {
         let start = Instant::now();
         loop {
             interrupt::check()?;
             let recent = self.probe.recent(Duration::from_millis(300));
-            if self.holders_mask() == 1 && recent.len() >= 20 && recent.iter().all(|s| s.ok) {
+            let now = Instant::now();
+            let held = self
+                .sampler
+                .between(now.checked_sub(Duration::from_secs(1)).unwrap_or(now), now);
+            if held.len() >= 80
+                && held.iter().all(|h| h.mask == 1)
+                && recent.len() >= 20
+                && recent.iter().all(|s| s.ok)
+            {
                 return Ok(start.elapsed());
             }
             if start.elapsed() > timeout {
