@@ -338,6 +338,13 @@ impl Testbed {
         if self.opts.timers == Timers::Fast {
             text.push_str("[election]\nadvert_interval_ms = 10\n\n");
         }
+        // Every agent of the lab needs its own control socket; the gateway host is the
+        // witness that tells an isolated node from a partitioned one.
+        let _ = write!(
+            text,
+            "[control]\nsocket = \"{}\"\n\n[witness]\ngateway = \"{GATEWAY}\"\n\n",
+            self.node_dir(i).join("haagent.sock").display()
+        );
         text.push_str(&haagent_health_check(addr));
         text
     }
@@ -584,14 +591,14 @@ pub struct IdleUsage {
     pub cpu_percent: f64,
 }
 
-/// The health-check part of haagent's config for the node at `addr`.
-///
-/// Empty today: the agent has no health checks yet, so "server stopped on the master"
-/// does not move haagent's VIP. When the health-check issue lands, return its `[[check]]`
-/// table here (an HTTP GET to `addr:80`) and the scenario measures it with no other change.
+/// The health-check part of haagent's config for the node at `addr`: an HTTP GET to its
+/// own web server with the quick-mode defaults (every 100 ms, 100 ms timeout, fault after
+/// 2 failures), the counterpart of keepalived's check script.
 pub fn haagent_health_check(addr: Ipv4Addr) -> String {
-    let _ = addr;
-    String::new()
+    format!(
+        "[[check]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://{addr}/\"\n\
+         interval_ms = 100\ntimeout_ms = 100\nfall = 2\nrise = 2\n\n"
+    )
 }
 
 /// keepalived's health check: an HTTP GET to the node's own address (bash /dev/tcp, so no
