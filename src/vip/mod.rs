@@ -4,6 +4,7 @@
 //! - [`VipManager`] adds, refreshes, lists and deletes the VIPs on one interface,
 //!   optionally with a kernel lifetime so a frozen master loses the VIP by itself.
 //! - [`GarpSender`] sends one gratuitous ARP (request- and reply-style) for a VIP.
+//! - [`CarrierWatch`] reports the interface losing or regaining its link.
 //! - [`Announcer`] repeats them in a burst after a takeover and as a slow refresh
 //!   while master.
 //!
@@ -12,12 +13,14 @@
 
 mod announce;
 mod arp;
+mod carrier;
 mod error;
 mod garp;
 mod netlink;
 
 pub use announce::Announcer;
 pub use arp::{ArpConflict, ArpProbe, ArpWatch};
+pub use carrier::{CarrierWatch, LinkState};
 pub use error::VipError;
 pub use garp::GarpSender;
 pub use netlink::VipManager;

@@ -316,7 +316,7 @@ pub(crate) fn cache_info(lifetime: Duration) -> CacheInfo {
 
 /// Runs one netlink request with [`NETLINK_TIMEOUT`] and turns its failure into a
 /// [`VipError`] naming the interface and the operation.
-async fn bounded<T>(
+pub(super) async fn bounded<T>(
     interface: &str,
     operation: &str,
     request: impl Future<Output = Result<T, rtnetlink::Error>>,
