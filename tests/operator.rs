@@ -192,6 +192,27 @@ fn handover_loses_no_request() {
 }
 
 #[test]
+fn sigterm_on_the_master_loses_no_request() {
+    if !require_root("sigterm_on_the_master_loses_no_request") {
+        return;
+    }
+    let (mut c, _servers) = started_cluster();
+    let p = probe(&c);
+    wait_all_ok(&p, "n1", CONVERGE);
+    let t0 = Instant::now();
+    c.lab.agent("n1").unwrap().signal(libc::SIGTERM).unwrap();
+    c.wait_sole_holder("n2", TAKEOVER);
+    wait_all_ok(&p, "n2", Duration::from_secs(5));
+    let samples = p.between(t0, Instant::now());
+    let failed = samples.iter().filter(|s| !s.ok).count();
+    eprintln!(
+        "SIGTERM on the master: {failed} failed of {} requests",
+        samples.len()
+    );
+    assert_eq!(failed, 0, "requests failed during the stop\n{}", c.logs());
+}
+
+#[test]
 fn maintenance_moves_the_vip_away_and_keeps_it_away() {
     if !require_root("maintenance_moves_the_vip_away_and_keeps_it_away") {
         return;

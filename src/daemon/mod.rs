@@ -39,7 +39,10 @@ use crate::metrics::{self, Metrics, MetricsError};
 use crate::net::format_mac;
 use crate::notify::{Hooks, Notifier, TransitionEvent};
 use crate::transport::{PeerSpec, Transport, TransportConfig, TransportError, TransportEvent};
-use crate::vip::{Announcer, ArpConflict, ArpProbe, ArpWatch, GarpSender, VipError, VipManager};
+use crate::vip::{
+    Announcer, ArpConflict, ArpProbe, ArpWatch, CarrierWatch, GarpSender, LinkState, VipError,
+    VipManager,
+};
 use crate::wire::{self, Advert, State};
 
 mod operator;
@@ -99,7 +102,8 @@ pub(crate) fn fingerprint(config: &Config) -> ([u32; 4], Vec<&'static str>) {
     (words, names)
 }
 
-/// Runs the agent until `shutdown` completes, then hands over gracefully.
+/// Runs the agent until `shutdown` completes, then hands over gracefully: a master to its
+/// best live backup first, make-before-break, and every node with a priority-0 advert.
 pub async fn run(
     config: Config,
     options: RunOptions,
@@ -136,6 +140,8 @@ pub async fn run(
         tracing::warn!(vip = %stale, interface = %config.node.interface,
             "removed VIP left on the interface (stale from an earlier crash) before joining");
     }
+    let (carrier, link, carrier_rx) =
+        CarrierWatch::spawn(&config.node.interface, vips.ifindex()).await?;
     let garp = GarpSender::open(&config.node.interface)?;
     let vip_addrs: Vec<_> = config.vips.iter().map(|v| v.addr).collect();
     let (arp_watch, conflicts) =
@@ -243,6 +249,7 @@ pub async fn run(
         probe_window: config.probe.window,
         probe_results,
         _arp_watch: arp_watch,
+        _carrier: carrier,
         _witness: witness,
         announcer,
         notifier,
@@ -271,7 +278,9 @@ pub async fn run(
                 witness: witness_events,
                 control: control_rx,
                 verdicts,
+                carrier: carrier_rx,
             },
+            link,
             shutdown,
         )
         .await;
@@ -310,6 +319,7 @@ struct Inputs {
     witness: Option<tokio::sync::mpsc::Receiver<WitnessEvent>>,
     control: tokio::sync::mpsc::Receiver<ControlRequest>,
     verdicts: tokio::sync::mpsc::Receiver<Verdict>,
+    carrier: tokio::sync::mpsc::Receiver<LinkState>,
 }
 
 struct Daemon {
@@ -327,6 +337,7 @@ struct Daemon {
     probe_window: std::time::Duration,
     probe_results: tokio::sync::mpsc::Sender<Option<[u8; 6]>>,
     _arp_watch: ArpWatch,
+    _carrier: CarrierWatch,
     _witness: Option<Witness>,
     announcer: Announcer,
     notifier: Notifier,
@@ -343,7 +354,12 @@ struct Daemon {
 }
 
 impl Daemon {
-    async fn run_loop(&mut self, mut inputs: Inputs, shutdown: impl Future<Output = ()>) {
+    async fn run_loop(
+        &mut self,
+        mut inputs: Inputs,
+        link: LinkState,
+        shutdown: impl Future<Output = ()>,
+    ) {
         tokio::pin!(shutdown);
         let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         {
@@ -356,7 +372,11 @@ impl Daemon {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         self.hold_until_checks_settle().await;
+        self.on_link(link).await;
         self.step(Input::Start).await;
+        // Set once a shutdown signal has started a handover: stop when it completes or
+        // at this deadline, whichever comes first.
+        let mut stop_by: Option<Instant> = None;
         loop {
             let hup = async {
                 match hangup.as_mut() {
@@ -375,7 +395,14 @@ impl Daemon {
             };
             tokio::select! {
                 biased;
-                () = &mut shutdown => break,
+                () = &mut shutdown, if stop_by.is_none() => match self.hand_over_before_stopping().await {
+                    Some(deadline) => stop_by = Some(deadline),
+                    None => break,
+                },
+                () = sleep_until(stop_by) => {
+                    tracing::warn!("the successor did not take over in time: stopping anyway");
+                    break;
+                }
                 // First after a stall (SIGSTOP, a long pause): find out whether the kernel
                 // dropped our VIPs before acting on anything else.
                 () = lease_check => self.check_lease().await,
@@ -391,6 +418,7 @@ impl Daemon {
                 }
                 Some(conflict) = inputs.conflicts.recv() => self.on_conflict(conflict).await,
                 Some(event) = witness => self.on_witness(event).await,
+                Some(link) = inputs.carrier.recv() => self.on_link(link).await,
                 Some(verdict) = inputs.verdicts.recv() => self.on_verdict(verdict).await,
                 Some(req) = inputs.control.recv() => self.on_control(req).await,
                 Some(()) = hup => {
@@ -403,6 +431,9 @@ impl Daemon {
             }
             if let Some(verdicts) = self.pending_verdicts.take() {
                 inputs.verdicts = verdicts;
+            }
+            if stop_by.is_some() && self.election.state() != State::Master {
+                break;
             }
         }
         self.step(Input::Shutdown).await;
@@ -461,6 +492,36 @@ impl Daemon {
                 self.lease_check_at = Some(Instant::now() + lease / 4);
             }
         }
+    }
+
+    /// On a shutdown signal, a master with a live backup hands the VIPs over
+    /// make-before-break (the successor installs and announces them before we remove
+    /// ours), so clients lose no request; the priority-0 advert of [`Input::Shutdown`]
+    /// remains the fallback. Returns the deadline for the handover, or `None` to stop now.
+    async fn hand_over_before_stopping(&mut self) -> Option<Instant> {
+        if self.election.state() != State::Master {
+            return None;
+        }
+        let answer = self.handover(None).await;
+        let message = answer.message.unwrap_or_default();
+        if !answer.ok {
+            tracing::info!("stopping without a handover: {message}");
+            return None;
+        }
+        tracing::info!("stopping: {message} first");
+        Some(Instant::now() + 2 * self.election.master_down_interval())
+    }
+
+    async fn on_link(&mut self, link: LinkState) {
+        if link.usable {
+            if self.ops.link_fault.take().is_some() {
+                tracing::info!("{}", link.detail);
+            }
+        } else {
+            tracing::warn!("{}", link.detail);
+            self.ops.link_fault = Some(link.detail);
+        }
+        self.apply_fault().await;
     }
 
     async fn on_conflict(&mut self, conflict: ArpConflict) {

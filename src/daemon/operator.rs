@@ -46,8 +46,12 @@ pub(super) struct Operator {
     _control: ControlServer,
     health: HealthMonitor,
     verdict: Verdict,
-    /// The health fault currently fed to the election, if any.
+    /// Why the health checks hold the node in fault, if they do.
     health_fault: Option<String>,
+    /// Why the VIP interface cannot carry traffic (no carrier, down, removed), if so.
+    pub(super) link_fault: Option<String>,
+    /// The fault currently fed to the election: the link's before the checks'.
+    applied_fault: Option<String>,
     pub(super) metrics: Arc<Metrics>,
     metrics_server: Option<MetricsServer>,
     cert_not_after: SystemTime,
@@ -81,6 +85,8 @@ impl Operator {
             health,
             verdict: Verdict::default(),
             health_fault: None,
+            link_fault: None,
+            applied_fault: None,
             metrics,
             metrics_server,
             cert_not_after,
@@ -223,9 +229,27 @@ impl Daemon {
         if self.ops.config.checks.is_empty() {
             return;
         }
-        let reason = "waiting for the first health check results".to_string();
-        self.ops.health_fault = Some(reason.clone());
-        self.step(Input::Fault { reason }).await;
+        self.ops.health_fault = Some("waiting for the first health check results".into());
+        self.apply_fault().await;
+    }
+
+    /// Feeds the election the fault that should hold now, if it changed: a link fault
+    /// wins over a health fault (it says more), and the node leaves fault only when both
+    /// are gone.
+    pub(super) async fn apply_fault(&mut self) {
+        let wanted = self
+            .ops
+            .link_fault
+            .clone()
+            .or_else(|| self.ops.health_fault.clone());
+        if wanted == self.ops.applied_fault {
+            return;
+        }
+        self.ops.applied_fault = wanted.clone();
+        match wanted {
+            Some(reason) => self.step(Input::Fault { reason }).await,
+            None => self.step(Input::FaultCleared).await,
+        }
     }
 
     pub(super) async fn on_verdict(&mut self, verdict: Verdict) {
@@ -250,17 +274,8 @@ impl Daemon {
         self.ops
             .metrics
             .set_priority(self.ops.config.node.priority, effective);
-        match (verdict.fault, self.ops.health_fault.clone()) {
-            (Some(reason), current) if current.as_deref() != Some(reason.as_str()) => {
-                self.ops.health_fault = Some(reason.clone());
-                self.step(Input::Fault { reason }).await;
-            }
-            (None, Some(_)) => {
-                self.ops.health_fault = None;
-                self.step(Input::FaultCleared).await;
-            }
-            _ => {}
-        }
+        self.ops.health_fault = verdict.fault;
+        self.apply_fault().await;
     }
 
     pub(super) async fn on_control(&mut self, req: ControlRequest) {
@@ -287,7 +302,7 @@ impl Daemon {
         let _ = req.reply.send(answer);
     }
 
-    async fn handover(&mut self, to: Option<String>) -> Response {
+    pub(super) async fn handover(&mut self, to: Option<String>) -> Response {
         if self.election.state() != State::Master {
             return Response::refused(format!(
                 "this node is {}, not master: run handover on the master ({})",
