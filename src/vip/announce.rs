@@ -9,11 +9,16 @@
 //! (bounded to ~100 ms by its write timeout) that must not stall a runtime worker.
 //! The task hands the thread one "send a round" token at a time; if the thread is
 //! still busy, the round is merged into the pending one instead of queueing up.
+//!
+//! The first round of a burst is the exception: [`Announcer::announce`] sends it on the
+//! caller's thread before it returns. A new master installs the VIPs, announces, then
+//! sends the advert that makes the old master let go; the clients must learn the new
+//! MAC before the old holder drops the address, or requests sent in between are lost.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -51,12 +56,14 @@ struct Command {
 
 /// Sends gratuitous ARP for the VIPs in bursts and refreshes, from a background
 /// task. Dropping it stops the task and the sending thread.
-#[derive(Debug)]
 pub struct Announcer {
     control: watch::Sender<Command>,
     sent: Arc<AtomicU64>,
     failures: Arc<AtomicU64>,
     task: JoinHandle<()>,
+    /// Shared with the sending thread, for the first round of each burst.
+    sink: Arc<Mutex<dyn ArpSink>>,
+    vips: Vec<Ipv4Addr>,
 }
 
 impl Announcer {
@@ -88,11 +95,17 @@ impl Announcer {
         let failures = Arc::new(AtomicU64::new(0));
         // Capacity 1: at most one round waits while the thread sends another.
         let (rounds_tx, rounds_rx) = mpsc::sync_channel::<()>(1);
+        let sink: Arc<Mutex<dyn ArpSink>> = Arc::new(Mutex::new(sink));
         {
             let (sent, failures) = (sent.clone(), failures.clone());
+            let (sink, vips) = (sink.clone(), vips.clone());
             std::thread::Builder::new()
                 .name("haagent-garp".to_string())
-                .spawn(move || send_rounds(sink, vips, rounds_rx, &sent, &failures))
+                .spawn(move || {
+                    while rounds_rx.recv().is_ok() {
+                        send_round(&sink, &vips, &sent, &failures);
+                    }
+                })
                 .map_err(|e| tracing::error!(error = %e, "cannot start the gratuitous ARP thread"))
                 .ok();
         }
@@ -102,11 +115,16 @@ impl Announcer {
             sent,
             failures,
             task,
+            sink,
+            vips,
         }
     }
 
-    /// Starts a burst now (restarting one in progress), followed by the refresh.
+    /// Starts a burst now (restarting one in progress), followed by the refresh. The
+    /// burst's first round is on the wire when this returns (a blocking send of two
+    /// frames per VIP, bounded by the socket's write timeout).
     pub fn announce(&self) {
+        send_round(&self.sink, &self.vips, &self.sent, &self.failures);
         self.control.send_modify(|c| {
             c.active = true;
             c.generation = c.generation.wrapping_add(1);
@@ -126,6 +144,16 @@ impl Announcer {
     /// Rounds-per-VIP that failed to send so far (each one was logged).
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
+    }
+}
+
+impl std::fmt::Debug for Announcer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Announcer")
+            .field("vips", &self.vips)
+            .field("sent", &self.sent())
+            .field("failures", &self.failures())
+            .finish_non_exhaustive()
     }
 }
 
@@ -150,6 +178,8 @@ async fn drive(
         } else if command.generation != seen_generation {
             seen_generation = command.generation;
             schedule.start(Instant::now());
+            // `announce` itself sent the burst's first round.
+            schedule.fired();
         }
         let due = schedule.next_due();
         tokio::select! {
@@ -177,25 +207,25 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
-/// The sending thread: one announcement per VIP for every round token.
-fn send_rounds(
-    mut sink: impl ArpSink,
-    vips: Vec<Ipv4Addr>,
-    rounds: mpsc::Receiver<()>,
+/// One announcement per VIP.
+fn send_round(
+    sink: &Mutex<dyn ArpSink>,
+    vips: &[Ipv4Addr],
     sent: &AtomicU64,
     failures: &AtomicU64,
 ) {
-    while rounds.recv().is_ok() {
-        for vip in &vips {
-            match sink.announce(*vip) {
-                Ok(frames) => {
-                    sent.fetch_add(frames, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(interface = sink.interface(), vip = %vip, error = %e,
-                        "gratuitous ARP failed");
-                }
+    // A panic while sending cannot leave the sink half-updated: it holds no state
+    // between frames.
+    let mut sink = sink.lock().unwrap_or_else(PoisonError::into_inner);
+    for vip in vips {
+        match sink.announce(*vip) {
+            Ok(frames) => {
+                sent.fetch_add(frames, Ordering::Relaxed);
+            }
+            Err(e) => {
+                failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(interface = sink.interface(), vip = %vip, error = %e,
+                    "gratuitous ARP failed");
             }
         }
     }
@@ -352,6 +382,8 @@ mod tests {
         );
         assert_eq!(a.sent(), 0);
         a.announce();
+        // The first round (two frames per VIP) is on the wire when announce returns.
+        assert_eq!(a.sent(), 4);
         wait_for("first burst", || a.sent() == 12).await;
         assert_eq!(
             log.lock()
