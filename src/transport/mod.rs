@@ -29,6 +29,7 @@
 //! delivered with `try_send` on a bounded channel; when the daemon falls behind, datagrams
 //! and rejections are dropped first (a reserve is kept for `Up`/`Down`).
 
+mod congestion;
 pub mod tls;
 
 use std::collections::HashSet;

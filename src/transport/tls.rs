@@ -103,5 +103,6 @@ pub(crate) fn transport_config() -> Result<Arc<quinn::TransportConfig>, Transpor
         // "you are accepted" confirmation.
         .max_concurrent_bidi_streams(0u32.into())
         .max_concurrent_uni_streams(1u32.into());
+    t.congestion_controller_factory(Arc::new(super::congestion::FixedWindowFactory));
     Ok(Arc::new(t))
 }
