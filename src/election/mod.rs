@@ -21,8 +21,9 @@
 //!   `epoch = highest seen + 1`. A master advertises the epoch of its takeover, the others the
 //!   highest epoch they have seen.
 //! - **Backup.** A master advert resets the master-down timer if that master ranks higher than
-//!   us, or if we may not preempt (`preempt` off, or still within `preempt_delay` of start
-//!   or of our last forced step-down).
+//!   us, or if we may not preempt (`preempt` off, still within `preempt_delay` of start
+//!   or of our last forced step-down, or we have heard that master for less than
+//!   [`PREEMPT_SETTLE`] without a gap).
 //!   So a lower-ranked master is preempted at master-down. When the timer fires we take over.
 //!   If the master we follow leaves (priority 0) or reports a fault, the timer is cut to
 //!   `now + skew`, so the highest-priority backup (smallest skew) takes over first.
@@ -49,7 +50,9 @@
 //!   below it does not take over.
 //! - **Conflict on the wire.** A master told that another MAC answers for a VIP compares
 //!   `(epoch, rank)` with the peer that MAC belongs to (learnt from adverts): the lower one
-//!   releases, the winner re-announces at once. An unknown MAC cannot outrank us.
+//!   releases, the winner re-announces at once. An unknown MAC cannot outrank us. If the MAC
+//!   is a live peer whose adverts do not say it is master, its takeover advert is probably
+//!   trailing its gratuitous ARP: we wait up to a master-down interval for it first.
 //! - **Lease lost.** A master whose VIPs the kernel removed (their lease ran out while the
 //!   agent stalled) steps down rather than adding them back: someone else may hold them.
 //! - A forced step-down (any of the above, or a stale epoch) restarts the `preempt_delay`
@@ -75,6 +78,16 @@ mod tests;
 
 /// Default number of missed advert intervals before a backup takes over.
 pub const DEFAULT_DOWN_MULTIPLIER: u32 = 3;
+
+/// How long a backup must have heard a lower-ranked master without a gap before its
+/// master-down timer may run out to preempt it.
+///
+/// Hearing a peer proves only one direction. After a partition heals, the other direction
+/// can stay dead for up to a second: Linux re-resolves a failed neighbour (ARP) once per
+/// `retrans_time` (1 s by default). A node that preempted at once would hold the VIPs
+/// while the old master, not yet hearing it, kept them too — two holders, and clients
+/// pulled back and forth. Waiting this long first costs nothing: the master is serving.
+pub const PREEMPT_SETTLE: Duration = Duration::from_millis(1000);
 
 /// What the election needs to know about this node (validated by the config module).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,6 +267,8 @@ struct Peer {
     epoch: u64,
     seq: u64,
     last_heard: Instant,
+    /// Since when we have heard it without a gap longer than its master-down interval.
+    contact_since: Instant,
     interval: Duration,
     mac: [u8; 6],
 }
@@ -297,6 +312,10 @@ pub struct Election {
     last_input: Option<Instant>,
     /// While handing over: to whom, and until when we wait for it.
     handing_over: Option<(String, Instant)>,
+    /// A live peer whose MAC answered for our VIPs while its adverts still said it was not
+    /// master, and until when we wait for the advert that explains it (its takeover advert
+    /// can trail its gratuitous ARP).
+    conflict_grace: Option<([u8; 6], Instant)>,
     /// We handed the VIPs over on purpose: do not preempt them back until we are master again.
     yielded: bool,
     /// Maintenance mode is on.
@@ -366,6 +385,7 @@ impl Election {
             last_input: None,
             last_stepdown: None,
             handing_over: None,
+            conflict_grace: None,
             yielded: false,
             maintenance: false,
         }
@@ -522,6 +542,14 @@ impl Election {
         }
     }
 
+    /// Whether we have heard `name` without a gap for [`PREEMPT_SETTLE`].
+    #[cfg(test)]
+    fn settled_with(&self, now: Instant, name: &str) -> bool {
+        self.peers
+            .get(name)
+            .is_some_and(|p| now >= after(p.contact_since, PREEMPT_SETTLE))
+    }
+
     fn may_preempt(&self, now: Instant) -> bool {
         let since = self.started_at.max(self.last_stepdown);
         self.cfg.preempt
@@ -532,6 +560,7 @@ impl Election {
     /// Leaves master because something forced us to; releases the VIPs.
     fn step_down(&mut self, now: Instant, reason: String, out: &mut Vec<Action>) {
         self.last_stepdown = Some(now);
+        self.conflict_grace = None;
         self.enter_backup(now, reason, out);
         out.push(Action::ReleaseVips);
     }
@@ -704,12 +733,19 @@ impl Election {
             Some(f) => f.name == a.name && (was_master || a.state == State::Master),
             None => a.state == State::Master,
         };
+        let contact_since = match self.peers.get(&a.name) {
+            Some(p) if now <= after(p.last_heard, self.master_down_for(p.interval)) => {
+                p.contact_since
+            }
+            _ => now,
+        };
         let peer = Peer {
             state: a.state,
             priority: a.priority,
             epoch: a.epoch,
             seq: a.seq,
             last_heard: now,
+            contact_since,
             interval,
             mac: a.mac,
         };
@@ -752,7 +788,10 @@ impl Election {
                     priority: a.priority,
                     name: &a.name,
                 };
-                if theirs >= self.rank() || !self.may_preempt(now) {
+                if theirs >= self.rank()
+                    || !self.may_preempt(now)
+                    || now < after(contact_since, PREEMPT_SETTLE)
+                {
                     self.master_down_at = Some(after(now, self.master_down_interval()));
                     // We hear a master again: an outstanding probe no longer matters.
                     self.probing = false;
@@ -863,9 +902,13 @@ impl Election {
 
     /// Peers heard recently enough to count as alive (and not leaving).
     fn live_peers(&self, now: Instant) -> impl Iterator<Item = (&String, &Peer)> {
-        self.peers.iter().filter(move |(_, p)| {
-            p.priority != 0 && now < after(p.last_heard, self.master_down_for(p.interval))
-        })
+        self.peers
+            .iter()
+            .filter(move |(_, p)| self.peer_is_live(now, p))
+    }
+
+    fn peer_is_live(&self, now: Instant, p: &Peer) -> bool {
+        p.priority != 0 && now < after(p.last_heard, self.master_down_for(p.interval))
     }
 
     fn quorum_applies(&self) -> bool {
@@ -1025,6 +1068,31 @@ impl Election {
             return;
         }
         let who = self.describe_mac(mac);
+        // A peer we hear that has just taken over sends its gratuitous ARP before its
+        // advert reaches us, and our view of its epoch is stale until then: judging now
+        // could make us re-announce and pull clients back for a moment. Its advert settles
+        // it by the epoch rule; only if none explains the conflict within a master-down
+        // interval do we decide by what we know.
+        let live_non_master = self
+            .peer_with_mac(mac)
+            .is_some_and(|(_, p)| p.state != State::Master && self.peer_is_live(now, p));
+        if live_non_master {
+            match self.conflict_grace {
+                Some((m, until)) if m == mac && now >= until => {}
+                Some((m, _)) if m == mac => return,
+                _ => {
+                    self.conflict_grace = Some((mac, after(now, self.master_down_interval())));
+                    out.push(Action::Notice {
+                        reason: format!(
+                            "VIP conflict: {who} also answers for the VIPs; waiting for its advert"
+                        ),
+                    });
+                    self.send(now, out);
+                    return;
+                }
+            }
+        }
+        self.conflict_grace = None;
         let theirs = self.peer_with_mac(mac).map(|(name, p)| {
             (
                 p.epoch,

@@ -279,7 +279,15 @@ impl Cluster {
                 .get(1)
                 .is_none_or(|&s| skew(s) > skew(winner) + self.max_delay * 2);
             let e = self.nodes[winner].e.as_ref();
-            if exclusive || e.is_some_and(|e| e.may_preempt(self.now)) {
+            let others: Vec<&str> = survivors[1..]
+                .iter()
+                .map(|&s| self.nodes[s].cfg.name.as_str())
+                .collect();
+            if exclusive
+                || e.is_some_and(|e| {
+                    e.may_preempt(self.now) && others.iter().all(|n| e.settled_with(self.now, n))
+                })
+            {
                 let deadline = self.now + self.max_delay + skew(winner);
                 self.expects.push(Expect::Handover {
                     winner,
@@ -692,7 +700,8 @@ fn run_seed(seed: u64) -> Result<Stats, String> {
             c.input(i, Input::FaultCleared);
         }
     }
-    c.run_for(interval * 40);
+    // Convergence includes a preemption, which waits for PREEMPT_SETTLE of contact.
+    c.run_for(interval * 40 + super::PREEMPT_SETTLE);
     c.check_quiet(interval * 60, preempt);
     if c.violations.is_empty() {
         Ok(c.stats)
@@ -804,7 +813,7 @@ fn restarted_higher_priority_node_preempts_unless_nopreempt() {
         c.run_for(ms_(1000));
         assert_eq!(c.holders(), vec![0]);
         c.start(1);
-        c.run_for(ms_(1000));
+        c.run_for(ms_(2000));
         assert_eq!(
             c.holders(),
             vec![if preempt { 1 } else { 0 }],
@@ -852,8 +861,11 @@ fn partition_then_heal_keeps_the_higher_epoch_and_preempts_later() {
     // n0 was stale (epoch 1 < 2): it stepped down within one interval + delay…
     assert_eq!(c.holders(), vec![1]);
     assert_eq!(c.stats.stale_stepdowns, 1);
-    // …and preempted n1 at master-down, with epoch 3.
-    c.run_for(ms_(1000));
+    // …and preempted n1 once it had heard n1 for PREEMPT_SETTLE, at master-down, with
+    // epoch 3 — not before: n1 might not hear n0 yet.
+    c.run_for(ms_(900));
+    assert_eq!(c.holders(), vec![1]);
+    c.run_for(ms_(600));
     assert_eq!(c.holders(), vec![0]);
     assert_eq!(c.nodes[0].e.as_ref().unwrap().epoch(), 3);
     assert_eq!(c.violations, Vec::<String>::new());

@@ -165,7 +165,7 @@ fn preempting_a_master_we_hear_needs_no_probe() {
     let lower = adv("n2", State::Master, 100, 1, N3_MAC);
     let mut t = t0;
     let mut acts = Vec::new();
-    while t < t0 + ms(500) {
+    while t < t0 + PREEMPT_SETTLE + ms(500) {
         e.handle(t, Input::Advert(lower.clone()));
         acts.extend(run_until(&mut e, t + ms(49)));
         t += ms(50);
@@ -309,7 +309,7 @@ fn vip_conflict_is_settled_by_rank() {
     run_until(&mut e, t0 + ms(300));
     e.handle(t0 + ms(300), Input::ProbeResult { answered_by: None });
     assert_eq!(e.state(), State::Master);
-    // Peers known by their adverts: n1 outranks us, n3 does not.
+    // Peers known by their last adverts, long silent: n1 outranks us, n3 does not.
     e.handle(
         t0 + ms(301),
         Input::Advert(adv("n3", State::Backup, 50, 1, N3_MAC)),
@@ -318,8 +318,8 @@ fn vip_conflict_is_settled_by_rank() {
         t0 + ms(302),
         Input::Advert(adv("n1", State::Backup, 200, 1, N1_MAC)),
     );
-
-    let acts = e.handle(t0 + ms(303), Input::Conflict { mac: N3_MAC });
+    let t = t0 + ms(2000);
+    let acts = e.handle(t, Input::Conflict { mac: N3_MAC });
     assert_eq!(e.state(), State::Master);
     assert!(
         acts.contains(&Action::Announce),
@@ -328,7 +328,7 @@ fn vip_conflict_is_settled_by_rank() {
     assert!(notices(&acts)[0].contains("(n3)"));
 
     let acts = e.handle(
-        t0 + ms(304),
+        t + ms(1),
         Input::Conflict {
             mac: [2, 9, 9, 9, 9, 9],
         },
@@ -336,13 +336,64 @@ fn vip_conflict_is_settled_by_rank() {
     assert_eq!(e.state(), State::Master);
     assert!(notices(&acts)[0].contains("not a cluster member"));
 
-    let acts = e.handle(t0 + ms(305), Input::Conflict { mac: N1_MAC });
+    let acts = e.handle(t + ms(2), Input::Conflict { mac: N1_MAC });
     let reason = became(&acts, State::Backup).expect("the lower rank releases");
     assert!(
         reason.contains("(n1)") && reason.contains("outranks us"),
         "{reason}"
     );
     assert!(acts.contains(&Action::ReleaseVips));
+}
+
+#[test]
+fn conflict_with_a_live_peer_waits_for_its_advert() {
+    // n2 is master with epoch 1; n1 (higher priority) is a live backup that takes over:
+    // its gratuitous ARP reaches us before its advert with the new epoch.
+    let (mut e, t0) = started(cfg("n2", 100, 2, false));
+    run_until(&mut e, t0 + ms(300));
+    e.handle(t0 + ms(300), Input::ProbeResult { answered_by: None });
+    assert_eq!(e.state(), State::Master);
+    e.handle(
+        t0 + ms(310),
+        Input::Advert(adv("n1", State::Backup, 200, 1, N1_MAC)),
+    );
+    let acts = e.handle(t0 + ms(320), Input::Conflict { mac: N1_MAC });
+    assert_eq!(e.state(), State::Master);
+    assert!(
+        !acts.contains(&Action::Announce),
+        "must not pull the clients back while the peer's advert is on its way: {acts:?}"
+    );
+    assert!(
+        notices(&acts)[0].contains("waiting for its advert"),
+        "{acts:?}"
+    );
+    // Its GARP burst repeats within the grace: still nothing.
+    let acts = e.handle(t0 + ms(330), Input::Conflict { mac: N1_MAC });
+    assert!(acts.is_empty(), "{acts:?}");
+    // Its advert arrives: the epoch rule settles it, we release without a fight.
+    let acts = e.handle(
+        t0 + ms(331),
+        Input::Advert(adv("n1", State::Master, 200, 2, N1_MAC)),
+    );
+    assert!(became(&acts, State::Backup).is_some(), "{acts:?}");
+    assert!(acts.contains(&Action::ReleaseVips));
+    assert!(!acts.contains(&Action::Announce));
+}
+
+#[test]
+fn conflict_with_a_live_peer_that_never_explains_it_is_settled_by_rank() {
+    let (mut e, t0) = started(cfg("n2", 100, 2, false));
+    run_until(&mut e, t0 + ms(300));
+    e.handle(t0 + ms(300), Input::ProbeResult { answered_by: None });
+    let n3 = adv("n3", State::Backup, 50, 1, N3_MAC);
+    e.handle(t0 + ms(310), Input::Advert(n3.clone()));
+    e.handle(t0 + ms(320), Input::Conflict { mac: N3_MAC });
+    // Still a live backup by its adverts one master-down later, still answering.
+    e.handle(t0 + ms(480), Input::Advert(n3.clone()));
+    e.handle(t0 + ms(500), Input::Advert(n3));
+    let acts = e.handle(t0 + ms(510), Input::Conflict { mac: N3_MAC });
+    assert_eq!(e.state(), State::Master);
+    assert!(acts.contains(&Action::Announce), "{acts:?}");
 }
 
 #[test]

@@ -210,26 +210,28 @@ fn backup_follows_higher_master_and_takes_over_when_it_goes_silent() {
 }
 
 #[test]
-fn preempt_takes_over_from_lower_master_at_master_down() {
+fn preempt_takes_over_from_lower_master_after_settle_at_master_down() {
     let (mut e, t0) = started(cfg("n1", 200));
     let lo = adv("n2", State::Master, 90, 7);
-    let changes = run_with_peer(&mut e, t0, t0 + ms(1000), &lo);
+    let changes = run_with_peer(&mut e, t0, t0 + ms(3000), &lo);
     assert_eq!(changes.len(), 1, "{changes:?}");
     let md = Election::new(cfg("n1", 200), t0).master_down_interval();
-    assert_eq!(changes[0].0, t0 + md);
+    // Adverts heard within PREEMPT_SETTLE of first contact (0, 50, …, 950 ms) still reset
+    // the timer; from then on it runs out.
+    assert_eq!(changes[0].0, t0 + PREEMPT_SETTLE - ms(50) + md);
     assert_eq!(
         transitions(&changes[0].1)[0].2,
         "preempting lower-priority master n2 (priority 90 < 200), epoch 8"
     );
     // Equal priority: the name that sorts first preempts.
     let (mut e, t0) = started(cfg("a", 100));
-    let changes = run_with_peer(&mut e, t0, t0 + ms(1000), &adv("b", State::Master, 100, 0));
+    let changes = run_with_peer(&mut e, t0, t0 + ms(3000), &adv("b", State::Master, 100, 0));
     assert_eq!(
         transitions(&changes[0].1)[0].2,
         "preempting lower-ranked master b (equal priority 100, a sorts before b), epoch 1"
     );
     let (mut e, t0) = started(cfg("b", 100));
-    let changes = run_with_peer(&mut e, t0, t0 + ms(1000), &adv("a", State::Master, 100, 0));
+    let changes = run_with_peer(&mut e, t0, t0 + ms(3000), &adv("a", State::Master, 100, 0));
     assert!(changes.is_empty(), "b must not preempt a: {changes:?}");
 }
 
@@ -247,15 +249,15 @@ fn nopreempt_follows_lower_master_forever() {
 #[test]
 fn preempt_delay_holds_takeover_back() {
     let (mut e, t0) = started(ElectionConfig {
-        preempt_delay: ms(500),
+        preempt_delay: ms(1500),
         ..cfg("n1", 200)
     });
     let md = e.master_down_interval();
     let lo = adv("n2", State::Master, 90, 7);
-    let changes = run_with_peer(&mut e, t0, t0 + ms(2000), &lo);
+    let changes = run_with_peer(&mut e, t0, t0 + ms(4000), &lo);
     assert_eq!(changes.len(), 1);
-    // Adverts at 0, 50, …, 450 ms still reset the timer; from 500 ms on they do not.
-    assert_eq!(changes[0].0, t0 + ms(450) + md);
+    // Adverts at 0, 50, …, 1450 ms still reset the timer; from 1500 ms on they do not.
+    assert_eq!(changes[0].0, t0 + ms(1450) + md);
 }
 
 #[test]
@@ -332,15 +334,19 @@ fn stale_master_steps_down_on_first_advert_with_higher_epoch() {
     assert_eq!(acts.last(), Some(&Action::ReleaseVips));
     assert_eq!(e.master_down_at, Some(t + e.master_down_interval()));
     assert_eq!(e.master(), Some("n2"));
-    // It preempts n2 again at master-down, with epoch 3.
+    // It preempts n2 again once it has heard it for PREEMPT_SETTLE, at master-down, with
+    // epoch 3.
     let changes = run_with_peer(
         &mut e,
         t + ms(50),
-        t + ms(1000),
+        t + ms(3000),
         &adv("n2", State::Master, 100, 2),
     );
     assert_eq!(changes.len(), 1);
-    assert_eq!(changes[0].0, t + e.master_down_interval());
+    assert_eq!(
+        changes[0].0,
+        t + PREEMPT_SETTLE - ms(50) + e.master_down_interval()
+    );
     assert_eq!(e.epoch(), 3);
 }
 
