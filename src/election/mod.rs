@@ -722,15 +722,21 @@ impl Election {
         }
         self.max_seen = self.max_seen.max(a.epoch);
         let interval = interval_of(&a);
-        // "From the master we follow": the followed peer while it was (or still is) master,
-        // or any master if we follow none yet. A followed peer that already stepped down is
-        // not our master any more: its leaving must not cut our timer.
+        // "From the master we follow": the followed peer while it is master (its priority-0
+        // advert carries the state it left in) or as it reports a fault, or any master if we
+        // follow none yet. A followed peer that already stepped down is not our master any
+        // more: its leaving must not cut our timer — also when the advert saying it stepped
+        // down never reached us, as after a planned handover right before a shutdown, where
+        // the successor's first advert may still be on its way.
         let was_master = self
             .peers
             .get(&a.name)
             .is_some_and(|p| p.state == State::Master && p.priority != 0);
         let from_followed = match &self.followed {
-            Some(f) => f.name == a.name && (was_master || a.state == State::Master),
+            Some(f) => {
+                f.name == a.name
+                    && (a.state == State::Master || (was_master && a.state == State::Fault))
+            }
             None => a.state == State::Master,
         };
         let contact_since = match self.peers.get(&a.name) {

@@ -647,3 +647,27 @@ fn fault_before_start_holds_until_cleared() {
         Some(t0 + ms(2000) + e.master_down_interval())
     );
 }
+
+#[test]
+fn a_former_master_leaving_as_backup_does_not_cut_the_timer() {
+    // We follow n1 (master); n1 hands over to n2 and shuts down at once. Its priority-0
+    // advert says it left as a backup, and it reaches us before n2's first advert as master.
+    let (mut e, t0) = started(cfg("n3", 50));
+    e.handle(t0, Input::Advert(adv("n1", State::Master, 200, 1)));
+    assert_eq!(e.master(), Some("n1"));
+    let t = t0 + ms(20);
+    let acts = e.handle(t, Input::Advert(adv("n1", State::Backup, 0, 2)));
+    assert!(transitions(&acts).is_empty(), "{acts:?}");
+    // Not cut to our skew (~40 ms): nothing happens before n1's master-down (~190 ms).
+    assert!(run_timeouts(&mut e, t + ms(100)).is_empty());
+    // n2's advert as master follows; we follow it and never take over.
+    e.handle(t + ms(1), Input::Advert(adv("n2", State::Master, 100, 2)));
+    let changes = run_with_peer(
+        &mut e,
+        t + ms(50),
+        t + ms(2000),
+        &adv("n2", State::Master, 100, 2),
+    );
+    assert!(changes.is_empty(), "{changes:?}");
+    assert_eq!(e.master(), Some("n2"));
+}
