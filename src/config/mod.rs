@@ -151,7 +151,8 @@ pub struct ElectionSettings {
 pub struct ProbeSettings {
     /// Probes per VIP (0..=20, default 3); 0 = no probing.
     pub count: u32,
-    /// How long each probe listens for an answer (5 ms..=2 s, default 30 ms).
+    /// The window the probes for one VIP are spread over and answers awaited (5 ms..=2 s,
+    /// default the advert interval, at most 30 ms).
     pub window: Duration,
 }
 

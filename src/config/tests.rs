@@ -1247,3 +1247,21 @@ fn config_error_display_formats() {
     };
     assert_eq!(e.to_string(), "--vip x: m");
 }
+
+#[test]
+fn probe_window_follows_a_short_advert_interval_unless_set() {
+    let window = |extra: &str| parse(&minimal_plus(extra)).unwrap().probe.window;
+    assert_eq!(window(""), Duration::from_millis(30));
+    assert_eq!(
+        window("[election]\nadvert_interval_ms = 10\n"),
+        Duration::from_millis(10)
+    );
+    assert_eq!(
+        window("[election]\nadvert_interval_ms = 20\n"),
+        Duration::from_millis(20)
+    );
+    assert_eq!(
+        window("probe_window_ms = 40\n[election]\nadvert_interval_ms = 10\n"),
+        Duration::from_millis(40)
+    );
+}

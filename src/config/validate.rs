@@ -585,6 +585,7 @@ pub(crate) fn validate(
         "probe_window_ms",
         limits::PROBE_WINDOW_MS,
     );
+    let probe_window_set = raw.vip.probe_window_ms.is_some();
 
     // [election]
     let e = &raw.election;
@@ -593,6 +594,17 @@ pub(crate) fn validate(
         "advert_interval_ms",
         limits::ADVERT_INTERVAL_MS,
     );
+    // Unset, the probe window follows the advert interval (capped at the 30 ms default):
+    // with 10 ms adverts a 30 ms probe would double the takeover time, and a live holder
+    // on the same segment answers within a millisecond.
+    let probe_window = if probe_window_set {
+        probe_window
+    } else {
+        advert_interval.clamp(
+            Duration::from_millis(limits::PROBE_WINDOW_MS.0.unsigned_abs()),
+            probe_window,
+        )
+    };
     let down_multiplier = ck.int(
         &e.down_multiplier,
         "down_multiplier",
