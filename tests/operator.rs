@@ -172,21 +172,8 @@ fn handover_loses_no_request() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    c.wait_sole_holder("n2", TAKEOVER);
-    wait_all_ok(&p, "n2", Duration::from_secs(5));
-    let samples = p.between(t0, Instant::now());
-    let failed = samples.iter().filter(|s| !s.ok).count();
-    eprintln!(
-        "handover: {failed} failed of {} requests; {}",
-        samples.len(),
-        String::from_utf8_lossy(&out.stdout).trim()
-    );
-    assert_eq!(
-        failed,
-        0,
-        "requests failed during the handover\n{}",
-        c.logs()
-    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout).trim());
+    assert_no_request_lost_moving_to_n2(&c, &p, t0, "handover");
     // n1 outranks n2 but handed over on purpose: it does not take the VIP back.
     c.assert_holders_stay(&["n2"], Duration::from_secs(1));
 }
@@ -201,15 +188,18 @@ fn sigterm_on_the_master_loses_no_request() {
     wait_all_ok(&p, "n1", CONVERGE);
     let t0 = Instant::now();
     c.lab.agent("n1").unwrap().signal(libc::SIGTERM).unwrap();
+    assert_no_request_lost_moving_to_n2(&c, &p, t0, "SIGTERM on the master");
+}
+
+/// Waits until n2 alone holds the VIP and serves every request, then asserts that no
+/// request since `t0` failed.
+fn assert_no_request_lost_moving_to_n2(c: &Cluster, p: &HttpProbe, t0: Instant, what: &str) {
     c.wait_sole_holder("n2", TAKEOVER);
-    wait_all_ok(&p, "n2", Duration::from_secs(5));
+    wait_all_ok(p, "n2", Duration::from_secs(5));
     let samples = p.between(t0, Instant::now());
     let failed = samples.iter().filter(|s| !s.ok).count();
-    eprintln!(
-        "SIGTERM on the master: {failed} failed of {} requests",
-        samples.len()
-    );
-    assert_eq!(failed, 0, "requests failed during the stop\n{}", c.logs());
+    eprintln!("{what}: {failed} failed of {} requests", samples.len());
+    assert_eq!(failed, 0, "{what}: requests failed\n{}", c.logs());
 }
 
 #[test]

@@ -349,10 +349,7 @@ fn vip_conflict_is_settled_by_rank() {
 fn conflict_with_a_live_peer_waits_for_its_advert() {
     // n2 is master with epoch 1; n1 (higher priority) is a live backup that takes over:
     // its gratuitous ARP reaches us before its advert with the new epoch.
-    let (mut e, t0) = started(cfg("n2", 100, 2, false));
-    run_until(&mut e, t0 + ms(300));
-    e.handle(t0 + ms(300), Input::ProbeResult { answered_by: None });
-    assert_eq!(e.state(), State::Master);
+    let (mut e, t0) = lone_master("n2", 100);
     e.handle(
         t0 + ms(310),
         Input::Advert(adv("n1", State::Backup, 200, 1, N1_MAC)),
@@ -382,9 +379,7 @@ fn conflict_with_a_live_peer_waits_for_its_advert() {
 
 #[test]
 fn conflict_with_a_live_peer_that_never_explains_it_is_settled_by_rank() {
-    let (mut e, t0) = started(cfg("n2", 100, 2, false));
-    run_until(&mut e, t0 + ms(300));
-    e.handle(t0 + ms(300), Input::ProbeResult { answered_by: None });
+    let (mut e, t0) = lone_master("n2", 100);
     let n3 = adv("n3", State::Backup, 50, 1, N3_MAC);
     e.handle(t0 + ms(310), Input::Advert(n3.clone()));
     e.handle(t0 + ms(320), Input::Conflict { mac: N3_MAC });
