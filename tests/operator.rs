@@ -112,8 +112,10 @@ fn status_json_tells_the_truth_in_every_state() {
         return;
     }
     let (c, _servers) = started_cluster();
-    let n1 = c.status("n1");
-    let n2 = c.status("n2");
+    // n1 holds the VIP; n2 may still be waiting for its first check result (fault) and
+    // n1 learns n2's state from its next advert: wait for the steady state.
+    let n2 = c.wait_status("n2", CONVERGE, |s| s["state"] == "backup");
+    let n1 = c.wait_status("n1", CONVERGE, |s| s["peers"][0]["state"] == "backup");
     assert_eq!(n1["version"], 1);
     assert_eq!(n1["state"], "master");
     assert_eq!(n1["master"], "n1");
@@ -145,10 +147,9 @@ fn status_json_tells_the_truth_in_every_state() {
     assert_eq!(n1["state"], "fault");
     assert_eq!(n1["maintenance"], true);
     assert_eq!(n1["vips"][0]["held_here"], false);
-    let n2 = c.status("n2");
+    let n2 = c.wait_status("n2", CONVERGE, |s| s["peers"][0]["state"] == "fault");
     assert_eq!(n2["state"], "master");
     assert_eq!(n2["vips"][0]["held_here"], true);
-    assert_eq!(n2["peers"][0]["state"], "fault");
 
     // The human form names the same facts.
     let text = String::from_utf8(c.ctl("n2", &["status"]).stdout).unwrap();

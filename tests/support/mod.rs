@@ -550,6 +550,29 @@ impl Cluster {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// Polls `name`'s status until `ready` holds for it (or panics after `timeout` with the
+    /// last status and the logs); returns that status.
+    pub fn wait_status(
+        &self,
+        name: &str,
+        timeout: Duration,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let status = self.status(name);
+            if ready(&status) {
+                return status;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{name}'s status never got there: {status:#}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Starts nginx (Debian's package) on `name`, serving `200 <name>` on port 80.
     pub fn start_nginx(&self, name: &str) -> haagent::lab::proc::Proc {
         let dir = self.dir.path().join(format!("nginx-{name}"));
