@@ -169,3 +169,56 @@ impl UidGid for Command {
         self.gid(id).uid(id)
     }
 }
+
+#[test]
+fn a_lab_process_takes_its_orphaned_children_with_it() {
+    if !require_root("a_lab_process_takes_its_orphaned_children_with_it") {
+        return;
+    }
+    use haagent::lab::proc::Proc;
+    use haagent::lab::{unique_tag, Netns};
+    let ns = Netns::create(&unique_tag("orph")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("child.pid");
+    // The parent exits at once and leaves a child behind, as an Nginx master that dies
+    // before its worker does.
+    let script = format!("sleep 300 & echo $! > {}; exit 0", pidfile.display());
+    let mut proc = Proc::spawn(
+        "orphan maker",
+        &ns,
+        "sh",
+        &["-c".to_string(), script],
+        &[],
+        &dir.path().join("log"),
+    )
+    .unwrap();
+    assert!(proc.wait_exit(std::time::Duration::from_secs(5)));
+    let child: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    };
+    assert!(
+        alive(child),
+        "the orphan should run until the Proc is dropped"
+    );
+    drop(proc);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive(child) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "orphan {child} outlived the Proc that started it"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

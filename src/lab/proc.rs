@@ -102,6 +102,25 @@ impl Proc {
         Ok(())
     }
 
+    /// SIGKILL to the process group created for this process at spawn. A child that
+    /// outlived it (an Nginx worker whose master had already exited) is no longer a
+    /// descendant, but it is still in that group.
+    ///
+    /// The group id is our PID. The kernel does not hand out a PID that is still a group
+    /// id, nor one of an unreaped child; so the id is still ours unless we reaped the
+    /// process and another process now has its PID (then our group had ended: skip).
+    pub fn kill_group(&mut self) {
+        let pid = self.pid();
+        let reaped = !self.running();
+        if reaped && std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return;
+        }
+        if let Ok(group) = libc::pid_t::try_from(pid) {
+            // SAFETY: plain syscall; ESRCH (nothing left in the group) is the normal case.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
+    }
+
     /// This process and its descendants, for resource accounting.
     pub fn tree(&mut self) -> Vec<u32> {
         if !self.running() {
@@ -135,6 +154,7 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.signal_tree(libc::SIGKILL);
+        self.kill_group();
         let _ = self.child.wait();
     }
 }

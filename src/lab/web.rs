@@ -115,6 +115,8 @@ pub fn stop(server: &mut Proc) {
         let _ = server.signal_tree(libc::SIGKILL);
         server.wait_exit(Duration::from_secs(2));
     }
+    // Seen here: an Nginx worker left running after its master exited.
+    server.kill_group();
 }
 
 /// Waits until `addr:80` answers `GET /` (from the calling thread's namespace).
