@@ -585,7 +585,6 @@ pub(crate) fn validate(
         "probe_window_ms",
         limits::PROBE_WINDOW_MS,
     );
-    let probe_window_set = raw.vip.probe_window_ms.is_some();
 
     // [election]
     let e = &raw.election;
@@ -597,13 +596,15 @@ pub(crate) fn validate(
     // Unset, the probe window follows the advert interval (capped at the 30 ms default):
     // with 10 ms adverts a 30 ms probe would double the takeover time, and a live holder
     // on the same segment answers within a millisecond.
-    let probe_window = if probe_window_set {
-        probe_window
-    } else {
-        advert_interval.clamp(
-            Duration::from_millis(limits::PROBE_WINDOW_MS.0.unsigned_abs()),
-            probe_window,
-        )
+    let probe_window = match raw.vip.probe_window_ms {
+        Some(_) => probe_window,
+        None => {
+            let (min, _, default) = limits::PROBE_WINDOW_MS;
+            advert_interval.clamp(
+                Duration::from_millis(min.unsigned_abs()),
+                Duration::from_millis(default.unsigned_abs()),
+            )
+        }
     };
     let down_multiplier = ck.int(
         &e.down_multiplier,

@@ -543,7 +543,6 @@ impl Election {
     }
 
     /// Whether we have heard `name` without a gap for [`PREEMPT_SETTLE`].
-    #[cfg(test)]
     fn settled_with(&self, now: Instant, name: &str) -> bool {
         self.peers
             .get(name)
@@ -740,9 +739,7 @@ impl Election {
             None => a.state == State::Master,
         };
         let contact_since = match self.peers.get(&a.name) {
-            Some(p) if now <= after(p.last_heard, self.master_down_for(p.interval)) => {
-                p.contact_since
-            }
+            Some(p) if self.peer_is_live(now, p) => p.contact_since,
             _ => now,
         };
         let peer = Peer {
@@ -796,7 +793,7 @@ impl Election {
                 };
                 if theirs >= self.rank()
                     || !self.may_preempt(now)
-                    || now < after(contact_since, PREEMPT_SETTLE)
+                    || !self.settled_with(now, &a.name)
                 {
                     self.master_down_at = Some(after(now, self.master_down_interval()));
                     // We hear a master again: an outstanding probe no longer matters.

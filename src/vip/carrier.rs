@@ -10,7 +10,7 @@
 use futures_util::stream::{StreamExt, TryStreamExt};
 use rtnetlink::constants::RTMGRP_LINK;
 use rtnetlink::packet_core::NetlinkPayload;
-use rtnetlink::packet_route::link::{LinkFlags, LinkMessage};
+use rtnetlink::packet_route::link::LinkFlags;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::{AsyncSocket, SocketAddr};
 use tokio::sync::mpsc;
@@ -108,12 +108,12 @@ impl CarrierWatch {
             while let Some((message, _)) = messages.next().await {
                 let state = match message.payload {
                     NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link))
-                        if is(&link, ifindex) =>
+                        if link.header.index == ifindex =>
                     {
                         LinkState::of(&name, link.header.flags)
                     }
                     NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link))
-                        if is(&link, ifindex) =>
+                        if link.header.index == ifindex =>
                     {
                         LinkState::removed(&name)
                     }
@@ -133,8 +133,4 @@ impl CarrierWatch {
         });
         Ok((Self { connection, task }, current, rx))
     }
-}
-
-fn is(link: &LinkMessage, ifindex: u32) -> bool {
-    link.header.index == ifindex
 }
