@@ -10,9 +10,11 @@
 //!   read lock in the common case). Nothing here blocks or does I/O.
 //! - Names follow Prometheus conventions: `haagent_` prefix, base units (`_seconds`), `_total`
 //!   for counters. The node name is not repeated on every series: it is in `haagent_info`.
-//! - Label values that come from the network or from code paths we do not control (rejection
-//!   and transition reasons, states) are mapped onto small fixed sets; anything else becomes
-//!   `"other"`. Peer, check and certificate names are bounded by the configuration.
+//! - Label values for states, transition and notice causes and rejection reasons come only
+//!   from the `label()` of their enums ([`State`], [`Cause`], [`NoticeCause`],
+//!   [`RejectReason`]): the label sets are the enums, so a metric cannot disagree with the
+//!   code that decides, and nothing from the network becomes a label value. Peer, check and
+//!   certificate names are bounded by the configuration.
 //! - [`serve`] is a deliberately tiny HTTP/1.1 server (no hyper): one request per connection,
 //!   request head capped at 8 KiB and 2 s, `Connection: close`.
 
@@ -23,6 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
+
+use crate::daemon::AdmissionKind;
+use crate::election::{Cause, NoticeCause};
+use crate::wire::State;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -32,38 +38,25 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
-/// The four election states, in the order `haagent_state` lists them.
-const STATES: [&str; 4] = ["init", "backup", "master", "fault"];
+/// Why an advert or a peer connection was rejected: the label set of
+/// `haagent_adverts_rejected_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// A datagram on an authenticated connection failed advert admission.
+    Admission(AdmissionKind),
+    /// The transport refused a connection (TLS or peer identity).
+    Connection(&'static str),
+}
 
-/// Bounded values of `haagent_transitions_total{reason}`.
-const TRANSITION_REASONS: [&str; 12] = [
-    "master_down",
-    "priority_zero",
-    "preempt",
-    "stale_epoch",
-    "fault",
-    "quorum",
-    "isolated",
-    "lease_lost",
-    "conflict",
-    "shutdown",
-    "start",
-    "other",
-];
-
-/// Bounded values of `haagent_adverts_rejected_total{reason}`.
-const REJECT_REASONS: [&str; 7] = [
-    "malformed",
-    "wrong_name",
-    "tls_unknown_ca",
-    "tls_no_cert",
-    "tls_unknown_peer",
-    "tls_expired",
-    "other",
-];
-
-/// Label value used for anything outside a bounded set.
-const OTHER: &str = "other";
+impl RejectReason {
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            RejectReason::Admission(k) => k.label(),
+            RejectReason::Connection(l) => l,
+        }
+    }
+}
 
 /// The scrape answer's content type (OpenMetrics text format 1.0.0).
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -76,11 +69,6 @@ const IO_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_DRAIN: usize = 64 * 1024;
 /// Connections served at once; further ones are closed straight away.
 const MAX_CONNECTIONS: usize = 16;
-
-/// Returns the member of `set` equal to `value`, or `"other"`.
-fn bounded(set: &[&'static str], value: &str) -> &'static str {
-    set.iter().copied().find(|s| *s == value).unwrap_or(OTHER)
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
@@ -96,6 +84,11 @@ struct KindLabels {
 struct TransitionLabels {
     to: &'static str,
     reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabels {
+    cause: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -138,12 +131,13 @@ type SecondsGauge = Gauge<f64, AtomicU64>;
 /// All setters are cheap (atomics, plus a read lock on a label family) and never fail.
 pub struct Metrics {
     registry: Registry,
-    /// One gauge per entry of [`STATES`], same order.
+    /// One gauge per entry of [`State::ALL`], same order.
     state: [Gauge; 4],
     epoch: Gauge<u64, AtomicU64>,
     priority_base: Gauge,
     priority_effective: Gauge,
     transitions: Family<TransitionLabels, Counter>,
+    notices: Family<CauseLabels, Counter>,
     adverts_sent: Counter,
     adverts_received: Family<PeerLabels, Counter>,
     adverts_rejected: Family<ReasonLabels, Counter>,
@@ -186,7 +180,8 @@ impl Metrics {
         let registry = root.sub_registry_with_prefix("haagent");
 
         let state_family = Family::<StateLabels, Gauge>::default();
-        let state = STATES.map(|s| state_family.get_or_create_owned(&StateLabels { state: s }));
+        let state =
+            State::ALL.map(|s| state_family.get_or_create_owned(&StateLabels { state: s.label() }));
         registry.register(
             "state",
             "Current election state: 1 for the current one, 0 for the others",
@@ -212,8 +207,21 @@ impl Metrics {
         let transitions = Family::<TransitionLabels, Counter>::default();
         registry.register(
             "transitions",
-            "State transitions by target state and bounded reason",
+            "State transitions by target state and cause",
             transitions.clone(),
+        );
+
+        let notices = Family::<CauseLabels, Counter>::default();
+        for cause in NoticeCause::ALL {
+            notices.get_or_create_owned(&CauseLabels {
+                cause: cause.label(),
+            });
+        }
+        registry.register(
+            "notices",
+            "Election decisions that changed no state (a claim blocked by an ARP probe answer, \
+             no quorum to take over, a VIP conflict, a handover started or refused), by cause",
+            notices.clone(),
         );
 
         let adverts_sent = Counter::default();
@@ -231,7 +239,8 @@ impl Metrics {
         );
 
         let adverts_rejected = Family::<ReasonLabels, Counter>::default();
-        for reason in REJECT_REASONS {
+        for kind in AdmissionKind::ALL {
+            let reason = RejectReason::Admission(kind).label();
             adverts_rejected.get_or_create_owned(&ReasonLabels { reason });
         }
         registry.register(
@@ -314,6 +323,7 @@ impl Metrics {
             priority_base,
             priority_effective,
             transitions,
+            notices,
             adverts_sent,
             adverts_received,
             adverts_rejected,
@@ -331,10 +341,10 @@ impl Metrics {
     }
 
     /// Sets `haagent_state{state}`: 1 for `state`, 0 for the other three of
-    /// init/backup/master/fault. An unknown state sets all four to 0.
-    pub fn set_state(&self, state: &str) {
-        for (name, gauge) in STATES.iter().zip(&self.state) {
-            gauge.set(i64::from(*name == state));
+    /// init/backup/master/fault.
+    pub fn set_state(&self, state: State) {
+        for (s, gauge) in State::ALL.iter().zip(&self.state) {
+            gauge.set(i64::from(*s == state));
         }
     }
 
@@ -349,14 +359,22 @@ impl Metrics {
         self.priority_effective.set(i64::from(effective));
     }
 
-    /// Counts a transition in `haagent_transitions_total{to, reason}`. `to` outside the four
-    /// states and `reason_kind` outside the documented set are recorded as `"other"`.
-    pub fn transition(&self, to: &str, reason_kind: &str) {
+    /// Counts a transition in `haagent_transitions_total{to, reason}`; `reason` is
+    /// [`Cause::label`].
+    pub fn transition(&self, to: State, cause: Cause) {
         let labels = TransitionLabels {
-            to: bounded(&STATES, to),
-            reason: bounded(&TRANSITION_REASONS, reason_kind),
+            to: to.label(),
+            reason: cause.label(),
         };
         self.transitions.get_or_create(&labels).inc();
+    }
+
+    /// Counts a decision that changed no state in `haagent_notices_total{cause}`.
+    pub fn notice(&self, cause: NoticeCause) {
+        let labels = CauseLabels {
+            cause: cause.label(),
+        };
+        self.notices.get_or_create(&labels).inc();
     }
 
     /// Counts an advert sent (`haagent_adverts_sent_total`).
@@ -371,11 +389,10 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a rejected advert or connection (`haagent_adverts_rejected_total{reason}`);
-    /// a reason outside the documented set is counted as `"other"`.
-    pub fn advert_rejected(&self, reason: &str) {
+    /// Counts a rejected advert or connection (`haagent_adverts_rejected_total{reason}`).
+    pub fn advert_rejected(&self, reason: RejectReason) {
         let labels = ReasonLabels {
-            reason: bounded(&REJECT_REASONS, reason),
+            reason: reason.label(),
         };
         self.adverts_rejected.get_or_create(&labels).inc();
     }
@@ -753,7 +770,7 @@ mod tests {
             env!("CARGO_PKG_VERSION")
         );
         assert!(has_line(&text, &info), "{text}");
-        for s in STATES {
+        for s in State::ALL {
             assert!(
                 has_line(&text, &format!("haagent_state{{state=\"{s}\"}} 0")),
                 "{text}"
@@ -762,7 +779,7 @@ mod tests {
         // Rejection reasons start at zero so rate() works before the first rejection.
         assert!(has_line(
             &text,
-            "haagent_adverts_rejected_total{reason=\"tls_expired\"} 0"
+            "haagent_adverts_rejected_total{reason=\"malformed\"} 0"
         ));
         // The node name is not repeated on every series.
         assert_eq!(text.matches("node=").count(), 1, "{text}");
@@ -774,20 +791,20 @@ mod tests {
     #[test]
     fn state_is_one_hot() {
         let m = Metrics::new("n1");
-        m.set_state("master");
-        m.set_state("backup");
+        m.set_state(State::Master);
+        m.set_state(State::Backup);
         let text = m.encode();
         assert!(has_line(&text, "haagent_state{state=\"backup\"} 1"));
         assert!(has_line(&text, "haagent_state{state=\"master\"} 0"));
-        m.set_state("bogus");
-        let text = m.encode();
-        assert_eq!(
-            samples(&text)
-                .iter()
+        for state in State::ALL {
+            m.set_state(state);
+            let text = m.encode();
+            let on: Vec<_> = samples(&text)
+                .into_iter()
                 .filter(|l| l.starts_with("haagent_state{") && l.ends_with(" 1"))
-                .count(),
-            0
-        );
+                .collect();
+            assert_eq!(on, vec![format!("haagent_state{{state=\"{state}\"}} 1")]);
+        }
     }
 
     #[test]
@@ -797,9 +814,9 @@ mod tests {
         m.advert_sent();
         m.advert_received("n2");
         m.vip_conflict();
-        m.transition("master", "master_down");
-        m.transition("master", "made_up_reason");
-        m.transition("weird", "preempt");
+        m.transition(State::Master, Cause::MasterDown);
+        m.transition(State::Master, Cause::Handover);
+        m.transition(State::Backup, Cause::Handover);
         let text = m.encode();
         assert!(
             has_line(&text, "# TYPE haagent_adverts_sent counter"),
@@ -817,12 +834,53 @@ mod tests {
         ));
         assert!(has_line(
             &text,
-            "haagent_transitions_total{to=\"master\",reason=\"other\"} 1"
+            "haagent_transitions_total{to=\"master\",reason=\"handover\"} 1"
         ));
         assert!(has_line(
             &text,
-            "haagent_transitions_total{to=\"other\",reason=\"preempt\"} 1"
+            "haagent_transitions_total{to=\"backup\",reason=\"handover\"} 1"
         ));
+    }
+
+    /// The label sets are the enums: every cause, notice and rejection reason is exported
+    /// under its own label, and nothing becomes `other`.
+    #[test]
+    fn every_cause_notice_and_rejection_is_exported_under_its_label() {
+        let m = Metrics::new("n1");
+        let text = m.encode();
+        for cause in NoticeCause::ALL {
+            let line = format!("haagent_notices_total{{cause=\"{}\"}} 0", cause.label());
+            assert!(has_line(&text, &line), "{line} missing:\n{text}");
+        }
+        for cause in Cause::ALL {
+            m.transition(State::Backup, cause);
+        }
+        for cause in NoticeCause::ALL {
+            m.notice(cause);
+        }
+        for kind in AdmissionKind::ALL {
+            m.advert_rejected(RejectReason::Admission(kind));
+        }
+        let text = m.encode();
+        for cause in Cause::ALL {
+            let line = format!(
+                "haagent_transitions_total{{to=\"backup\",reason=\"{}\"}} 1",
+                cause.label()
+            );
+            assert!(has_line(&text, &line), "{line} missing:\n{text}");
+        }
+        for cause in NoticeCause::ALL {
+            let line = format!("haagent_notices_total{{cause=\"{}\"}} 1", cause.label());
+            assert!(has_line(&text, &line), "{line} missing:\n{text}");
+        }
+        for kind in AdmissionKind::ALL {
+            let line = format!(
+                "haagent_adverts_rejected_total{{reason=\"{}\"}} 1",
+                kind.label()
+            );
+            assert!(has_line(&text, &line), "{line} missing:\n{text}");
+        }
+        assert!(!text.contains("\"other\""), "{text}");
     }
 
     #[test]
@@ -895,22 +953,30 @@ mod tests {
         assert!(has_line(&m.encode(), "haagent_garp_sent_total 7"));
     }
 
+    /// docs/metrics.md lists every label value the enums can produce.
     #[test]
-    fn unknown_reject_reason_is_other_and_label_values_are_escaped() {
+    fn the_metrics_doc_lists_every_label() {
+        let doc = include_str!("../docs/metrics.md");
+        let labels = Cause::ALL
+            .iter()
+            .map(|c| c.label())
+            .chain(NoticeCause::ALL.iter().map(|c| c.label()))
+            .chain(AdmissionKind::ALL.iter().map(|k| k.label()));
+        for label in labels {
+            assert!(doc.contains(&format!("| `{label}` |")), "{label} missing");
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
         let m = Metrics::new("n1");
-        m.advert_rejected("attacker-chosen \"reason\"");
-        m.advert_rejected("malformed");
+        m.advert_rejected(RejectReason::Admission(AdmissionKind::Malformed));
         m.check("say \"hi\"", true, None);
         let text = m.encode();
         assert!(has_line(
             &text,
-            "haagent_adverts_rejected_total{reason=\"other\"} 1"
-        ));
-        assert!(has_line(
-            &text,
             "haagent_adverts_rejected_total{reason=\"malformed\"} 1"
         ));
-        assert!(!text.contains("attacker"));
         assert!(
             has_line(&text, "haagent_check_up{check=\"say \\\"hi\\\"\"} 1"),
             "{text}"

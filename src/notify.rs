@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use crate::election::Cause;
 use crate::wire::State;
 
 /// Environment variables a hook receives.
@@ -17,6 +18,9 @@ pub const ENV_STATE: &str = "HAAGENT_STATE";
 pub const ENV_OLD_STATE: &str = "HAAGENT_OLD_STATE";
 /// The reason for the transition, in words.
 pub const ENV_REASON: &str = "HAAGENT_REASON";
+/// The cause of the transition, as a stable word ([`Cause::label`], e.g. `master_down`):
+/// match on this, not on the reason's words.
+pub const ENV_CAUSE: &str = "HAAGENT_CAUSE";
 /// The VIPs, space separated, `address/prefix`.
 pub const ENV_VIPS: &str = "HAAGENT_VIPS";
 /// The node's name.
@@ -58,6 +62,8 @@ pub struct TransitionEvent<'a> {
     pub to: State,
     /// Epoch after the transition.
     pub epoch: u64,
+    /// Which rule decided.
+    pub cause: Cause,
     /// Why, in words.
     pub reason: &'a str,
     /// Whether this transition is the agent stopping.
@@ -99,6 +105,7 @@ impl Notifier {
                     .env(ENV_STATE, &state_name)
                     .env(ENV_OLD_STATE, event.from.to_string())
                     .env(ENV_REASON, event.reason)
+                    .env(ENV_CAUSE, event.cause.label())
                     .env(ENV_VIPS, &self.vips)
                     .env(ENV_NODE, &self.node)
                     .env(ENV_EPOCH, event.epoch.to_string())
@@ -149,6 +156,7 @@ mod tests {
             from: State::Backup,
             to,
             epoch: 7,
+            cause: Cause::MasterDown,
             reason: "no advert from n1 for 182 ms",
             stopping: false,
         }

@@ -61,6 +61,19 @@ pub enum State {
 }
 
 impl State {
+    /// Every state, in wire-byte order.
+    pub const ALL: [State; 4] = [State::Init, State::Backup, State::Master, State::Fault];
+
+    /// Lower-case name, as in status, logs and `haagent_state{state}`.
+    pub const fn label(self) -> &'static str {
+        match self {
+            State::Init => "init",
+            State::Backup => "backup",
+            State::Master => "master",
+            State::Fault => "fault",
+        }
+    }
+
     fn to_byte(self) -> u8 {
         match self {
             State::Init => 0,
@@ -83,12 +96,7 @@ impl State {
 
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            State::Init => "init",
-            State::Backup => "backup",
-            State::Master => "master",
-            State::Fault => "fault",
-        })
+        f.write_str(self.label())
     }
 }
 

@@ -217,6 +217,40 @@ fn maintenance_moves_the_vip_away_and_keeps_it_away() {
     c.wait_sole_holder("n1", CONVERGE);
 }
 
+/// One scrape of `name`'s metrics endpoint (127.0.0.1:9798 inside its namespace).
+fn scrape(c: &Cluster, name: &str) -> String {
+    let ns = c.lab.host(name).unwrap().ns.name().to_string();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns, "bash", "-c"])
+        .arg("exec 3<>/dev/tcp/127.0.0.1/9798; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of `series` (name and labels exactly as exported) in a scrape, if present.
+fn series_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// Scrapes `name` until `series` has the value `want` (per-peer and per-check series follow
+/// the agent's once-a-second metrics refresh), or fails after `timeout`.
+fn scrape_until(c: &Cluster, name: &str, series: &str, want: f64, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = scrape(c, name);
+        if series_value(&text, series) == Some(want) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never showed {series} {want}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn metrics_scrape_and_parse() {
     if !require_root("metrics_scrape_and_parse") {
@@ -227,18 +261,9 @@ fn metrics_scrape_and_parse() {
     c.start("n1");
     c.start("n2");
     c.wait_sole_holder("n1", CONVERGE);
-    std::thread::sleep(Duration::from_millis(1200)); // one metrics refresh tick
-    let ns = c.lab.host("n1").unwrap().ns.name().to_string();
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns, "bash", "-c"])
-        .arg("exec 3<>/dev/tcp/127.0.0.1/9798; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = scrape_until(&c, "n1", "haagent_peer_up{peer=\"n2\"}", 1.0, CONVERGE);
     let value = |series: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+        series_value(&text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"))
     };
     assert_eq!(value("haagent_state{state=\"master\"}"), 1.0);
     assert_eq!(value("haagent_state{state=\"backup\"}"), 0.0);
@@ -249,6 +274,54 @@ fn metrics_scrape_and_parse() {
     assert_eq!(value("haagent_priority{kind=\"effective\"}"), 200.0);
     assert!(value("haagent_cert_expiry_timestamp_seconds{cert=\"node\"}") > 1.7e9);
     assert!(text.trim_end().ends_with("# EOF"));
+}
+
+/// A planned handover is counted as one, on both sides, by the real agents' endpoints
+/// (it used to be exported as `reason="other"`: the daemon's label table and the metrics
+/// allow-list disagreed).
+#[test]
+fn a_planned_handover_is_counted_as_a_handover_on_both_nodes() {
+    if !require_root("a_planned_handover_is_counted_as_a_handover_on_both_nodes") {
+        return;
+    }
+    let mut c = Cluster::with(&nodes(), "[metrics]\nlisten = \"127.0.0.1:9798\"\n");
+    let _servers = [c.start_nginx("n1"), c.start_nginx("n2")];
+    c.start("n1");
+    c.start("n2");
+    c.wait_sole_holder("n1", CONVERGE);
+    let out = c.ctl("n1", &["handover", "--to", "n2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    c.wait_sole_holder("n2", TAKEOVER);
+    let n2 = scrape(&c, "n2");
+    assert_eq!(
+        series_value(
+            &n2,
+            "haagent_transitions_total{to=\"master\",reason=\"handover\"}"
+        ),
+        Some(1.0),
+        "{n2}"
+    );
+    let n1 = scrape(&c, "n1");
+    assert_eq!(
+        series_value(
+            &n1,
+            "haagent_transitions_total{to=\"backup\",reason=\"handover\"}"
+        ),
+        Some(1.0),
+        "{n1}"
+    );
+    assert_eq!(
+        series_value(&n1, "haagent_notices_total{cause=\"handover_started\"}"),
+        Some(1.0),
+        "{n1}"
+    );
+    for (name, text) in [("n1", &n1), ("n2", &n2)] {
+        assert!(!text.contains("reason=\"other\""), "{name}:\n{text}");
+    }
 }
 
 #[test]

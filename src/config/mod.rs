@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors, ErrorPlace, Location};
+pub use reload::{Setting, SettingChange};
 
 use crate::net::Ipv4Cidr;
 

@@ -69,6 +69,101 @@ fn lease_words(l: Option<Duration>) -> String {
     l.map_or_else(|| "0 (off)".to_string(), |d| ms(d).to_string())
 }
 
+/// A setting whose change a reload reports (see [`Config::election_changes`]), named by its
+/// config-file key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Setting {
+    /// `cluster`.
+    Cluster,
+    /// `name`.
+    Name,
+    /// `priority`.
+    Priority,
+    /// `interface`.
+    Interface,
+    /// `listen`.
+    Listen,
+    /// `peers`.
+    Peers,
+    /// `vips`.
+    Vips,
+    /// `lease_ms`.
+    LeaseMs,
+    /// `probe_count`.
+    ProbeCount,
+    /// `probe_window_ms`.
+    ProbeWindowMs,
+    /// `advert_interval_ms`.
+    AdvertIntervalMs,
+    /// `down_multiplier`.
+    DownMultiplier,
+    /// `preempt`.
+    Preempt,
+    /// `preempt_delay_ms`.
+    PreemptDelayMs,
+    /// `quorum`.
+    Quorum,
+    /// `witness`.
+    Witness,
+    /// `tls ca`.
+    TlsCa,
+    /// `tls cert`.
+    TlsCert,
+    /// `tls key`.
+    TlsKey,
+}
+
+impl Setting {
+    /// The config-file key, as the operator wrote it (`"priority"`, `"tls cert"`).
+    pub const fn key(self) -> &'static str {
+        match self {
+            Setting::Cluster => "cluster",
+            Setting::Name => "name",
+            Setting::Priority => "priority",
+            Setting::Interface => "interface",
+            Setting::Listen => "listen",
+            Setting::Peers => "peers",
+            Setting::Vips => "vips",
+            Setting::LeaseMs => "lease_ms",
+            Setting::ProbeCount => "probe_count",
+            Setting::ProbeWindowMs => "probe_window_ms",
+            Setting::AdvertIntervalMs => "advert_interval_ms",
+            Setting::DownMultiplier => "down_multiplier",
+            Setting::Preempt => "preempt",
+            Setting::PreemptDelayMs => "preempt_delay_ms",
+            Setting::Quorum => "quorum",
+            Setting::Witness => "witness",
+            Setting::TlsCa => "tls ca",
+            Setting::TlsCert => "tls cert",
+            Setting::TlsKey => "tls key",
+        }
+    }
+
+    /// Whether a running agent applies this change without a restart: only the priority,
+    /// which travels in the next advert. Every other listed setting needs a restart.
+    pub const fn applies_live(self) -> bool {
+        matches!(self, Setting::Priority)
+    }
+}
+
+/// One changed setting: its key, the old and the new value in config-file words.
+/// Displays as `"priority 150 → 120"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingChange {
+    /// Which setting.
+    pub setting: Setting,
+    /// The running value.
+    pub old: String,
+    /// The value in the file just read.
+    pub new: String,
+}
+
+impl std::fmt::Display for SettingChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} → {}", self.setting.key(), self.old, self.new)
+    }
+}
+
 impl Config {
     /// The settings that must be equal on every node of a cluster, as `(key, value)` pairs in
     /// a fixed order: `cluster` (its name), `vips` (sorted by address, comma-separated, e.g.
@@ -93,32 +188,32 @@ impl Config {
     }
 
     /// Every change from `self` to `new` that affects the election or the VIPs, one
-    /// sentence each in config-file words (`"priority 150 → 120"`), in file order: cluster,
+    /// [`SettingChange`] each in config-file words (`"priority 150 → 120"`), in file order: cluster,
     /// node (name, priority, interface, listen), peers, vips and their lease and probing,
     /// election, witness, tls. Empty when only other settings changed: log, notify, garp,
     /// checks (the health monitor is rebuilt), metrics, control. VIPs and peers are compared
     /// as sets: reordering them is no change.
-    pub fn election_changes(&self, new: &Config) -> Vec<String> {
+    pub fn election_changes(&self, new: &Config) -> Vec<SettingChange> {
         let mut out = Vec::new();
-        let mut diff = |key: &str, old: String, new: String| {
+        let mut diff = |setting: Setting, old: String, new: String| {
             if old != new {
-                out.push(format!("{key} {old} → {new}"));
+                out.push(SettingChange { setting, old, new });
             }
         };
-        diff("cluster", self.cluster.clone(), new.cluster.clone());
-        diff("name", self.node.name.clone(), new.node.name.clone());
+        diff(Setting::Cluster, self.cluster.clone(), new.cluster.clone());
+        diff(Setting::Name, self.node.name.clone(), new.node.name.clone());
         diff(
-            "priority",
+            Setting::Priority,
             self.node.priority.to_string(),
             new.node.priority.to_string(),
         );
         diff(
-            "interface",
+            Setting::Interface,
             self.node.interface.clone(),
             new.node.interface.clone(),
         );
         diff(
-            "listen",
+            Setting::Listen,
             self.node.listen.to_string(),
             new.node.listen.to_string(),
         );
@@ -128,53 +223,65 @@ impl Config {
         old_peers.sort();
         new_peers.sort();
         if old_peers != new_peers {
-            diff("peers", peer_list(&self.peers), peer_list(&new.peers));
+            diff(
+                Setting::Peers,
+                peer_list(&self.peers),
+                peer_list(&new.peers),
+            );
         }
         if sorted_vips(&self.vips) != sorted_vips(&new.vips) {
-            diff("vips", vip_list(&self.vips), vip_list(&new.vips));
+            diff(Setting::Vips, vip_list(&self.vips), vip_list(&new.vips));
         }
-        diff("lease_ms", lease_words(self.lease), lease_words(new.lease));
         diff(
-            "probe_count",
+            Setting::LeaseMs,
+            lease_words(self.lease),
+            lease_words(new.lease),
+        );
+        diff(
+            Setting::ProbeCount,
             self.probe.count.to_string(),
             new.probe.count.to_string(),
         );
         diff(
-            "probe_window_ms",
+            Setting::ProbeWindowMs,
             ms(self.probe.window).to_string(),
             ms(new.probe.window).to_string(),
         );
         let (a, b) = (&self.election, &new.election);
         diff(
-            "advert_interval_ms",
+            Setting::AdvertIntervalMs,
             ms(a.advert_interval).to_string(),
             ms(b.advert_interval).to_string(),
         );
         diff(
-            "down_multiplier",
+            Setting::DownMultiplier,
             a.down_multiplier.to_string(),
             b.down_multiplier.to_string(),
         );
-        diff("preempt", a.preempt.to_string(), b.preempt.to_string());
         diff(
-            "preempt_delay_ms",
+            Setting::Preempt,
+            a.preempt.to_string(),
+            b.preempt.to_string(),
+        );
+        diff(
+            Setting::PreemptDelayMs,
             ms(a.preempt_delay).to_string(),
             ms(b.preempt_delay).to_string(),
         );
         diff(
-            "quorum",
+            Setting::Quorum,
             quorum_word(a.quorum).to_string(),
             quorum_word(b.quorum).to_string(),
         );
         diff(
-            "witness",
+            Setting::Witness,
             witness_words(&self.witness),
             witness_words(&new.witness),
         );
         let path = |p: &std::path::Path| p.display().to_string();
-        diff("tls ca", path(&self.tls.ca), path(&new.tls.ca));
-        diff("tls cert", path(&self.tls.cert), path(&new.tls.cert));
-        diff("tls key", path(&self.tls.key), path(&new.tls.key));
+        diff(Setting::TlsCa, path(&self.tls.ca), path(&new.tls.ca));
+        diff(Setting::TlsCert, path(&self.tls.cert), path(&new.tls.cert));
+        diff(Setting::TlsKey, path(&self.tls.key), path(&new.tls.key));
         out
     }
 }

@@ -942,7 +942,24 @@ fn election_changes_is_empty_for_settings_that_reload_quietly() {
     new.source = "elsewhere.toml".into();
     new.vips.reverse();
     new.peers.reverse();
-    assert_eq!(old.election_changes(&new), Vec::<String>::new());
+    assert_eq!(old.election_changes(&new), Vec::new());
+}
+
+#[test]
+fn only_a_priority_change_applies_without_a_restart() {
+    let old = parse(FULL).unwrap();
+    let mut new = old.clone();
+    new.node.priority = 120;
+    new.election.preempt = !new.election.preempt;
+    let changes = old.election_changes(&new);
+    let settings: Vec<_> = changes
+        .iter()
+        .map(|c| (c.setting, c.setting.applies_live()))
+        .collect();
+    assert_eq!(
+        settings,
+        vec![(Setting::Priority, true), (Setting::Preempt, false)]
+    );
 }
 
 #[test]
@@ -952,6 +969,9 @@ fn election_changes_lists_each_change_in_words() {
         let mut new = old.clone();
         f(&mut new);
         old.election_changes(&new)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
     };
     assert_eq!(
         changed(&|c| c.node.priority = 120),

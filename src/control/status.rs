@@ -150,7 +150,11 @@ pub struct TransitionRecord {
     pub to: State,
     /// Epoch after.
     pub epoch: u64,
-    /// Why.
+    /// Which rule decided, as a stable word (`master_down`, `handover`, …; the label of
+    /// `haagent_transitions_total{reason}`). Older agents did not send it.
+    #[serde(default)]
+    pub cause: String,
+    /// Why, in words.
     pub reason: String,
 }
 

@@ -33,9 +33,9 @@ use crate::certs::{self, CertError};
 use crate::config::GatewaySetting;
 use crate::config::{Config, Overrides};
 use crate::control::{ControlError, ControlRequest, ControlServer};
-use crate::election::{Action, Election, ElectionConfig, Input};
+use crate::election::{Action, Election, ElectionConfig, FaultCause, Input};
 use crate::health::{HealthMonitor, Verdict};
-use crate::metrics::{self, Metrics, MetricsError};
+use crate::metrics::{self, Metrics, MetricsError, RejectReason};
 use crate::net::format_mac;
 use crate::notify::{Hooks, Notifier, TransitionEvent};
 use crate::transport::{PeerSpec, Transport, TransportConfig, TransportError, TransportEvent};
@@ -43,9 +43,13 @@ use crate::vip::{
     Announcer, ArpConflict, ArpProbe, ArpWatch, CarrierWatch, GarpSender, LinkState, VipError,
     VipManager,
 };
-use crate::wire::{self, Advert, State};
+use crate::wire::{self, State};
 
+mod admission;
 mod operator;
+
+use admission::Admission;
+pub use admission::{AdmissionError, AdmissionKind};
 
 use crate::witness::{Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent};
 use operator::tls_reason_label;
@@ -235,6 +239,12 @@ pub async fn run(
         },
         Instant::now(),
     );
+    let admission = Admission {
+        name: config.node.name.clone(),
+        cluster: config.cluster.clone(),
+        cluster_word: fingerprint(&config).0[0],
+        peers: peers.clone(),
+    };
     let (probe_results, probe_rx) = tokio::sync::mpsc::channel(4);
     let mut daemon = Daemon {
         name: config.node.name.clone(),
@@ -254,7 +264,7 @@ pub async fn run(
         announcer,
         notifier,
         peers,
-        interval_ms: config.election.advert_interval.as_millis(),
+        admission,
         bad_datagrams: HashSet::new(),
         hook_tasks: Vec::new(),
         counters: Counters::default(),
@@ -301,7 +311,8 @@ fn vip_list(config: &Config) -> String {
 struct Counters {
     adverts_sent: u64,
     adverts_received: u64,
-    rejected: HashMap<String, u64>,
+    /// By [`RejectReason::label`].
+    rejected: HashMap<&'static str, u64>,
     vip_conflicts: u64,
 }
 
@@ -342,9 +353,10 @@ struct Daemon {
     announcer: Announcer,
     notifier: Notifier,
     peers: Vec<PeerSpec>,
-    interval_ms: u128,
-    /// (peer, problem) pairs already logged, so a misbehaving peer cannot flood the log.
-    bad_datagrams: HashSet<(usize, String)>,
+    admission: Admission,
+    /// (peer, kind) pairs already logged, so a misbehaving peer cannot flood the log: keyed
+    /// by kind, never by what the datagram said, so at most peers × kinds entries.
+    bad_datagrams: HashSet<(usize, AdmissionKind)>,
     hook_tasks: Vec<tokio::task::JoinHandle<()>>,
     counters: Counters,
     /// Status, control requests, health, metrics, reload and drift.
@@ -598,40 +610,26 @@ impl Daemon {
                 peer,
                 names,
                 payload,
-            } => match self.accept_advert(peer, &names, &payload) {
+            } => match self.admission.admit(peer, &names, &payload) {
                 Ok(advert) => {
                     self.counters.adverts_received += 1;
                     self.ops.metrics.advert_received(&advert.name);
                     self.ops.track_peer_advert(&advert);
+                    self.ops.check_drift(&advert);
                     self.step(Input::Advert(advert)).await;
                 }
                 Err(problem) => {
-                    *self
-                        .counters
-                        .rejected
-                        .entry("bad_advert".into())
-                        .or_default() += 1;
-                    self.ops
-                        .metrics
-                        .advert_rejected(if problem.starts_with("malformed") {
-                            "malformed"
-                        } else {
-                            "wrong_name"
-                        });
-                    if self.bad_datagrams.insert((peer, problem.clone())) {
-                        tracing::warn!(peer = %self.peer_label(peer), %problem,
-                            "ignoring advert (logged once per peer and problem)");
+                    let kind = problem.kind();
+                    self.count_rejection(RejectReason::Admission(kind));
+                    if self.bad_datagrams.insert((peer, kind)) {
+                        tracing::warn!(peer = %self.peer_label(peer), reason = kind.label(),
+                            %problem, "ignoring advert (logged once per peer and kind)");
                     }
                 }
             },
             TransportEvent::Rejected { source, reason } => {
                 // The transport logs each source once; here it is only counted.
-                *self
-                    .counters
-                    .rejected
-                    .entry(reason_kind(&reason))
-                    .or_default() += 1;
-                self.ops.metrics.advert_rejected(tls_reason_label(&reason));
+                self.count_rejection(RejectReason::Connection(tls_reason_label(&reason)));
                 tracing::debug!(%source, %reason, "connection rejected");
             }
             TransportEvent::Up { peer, remote } => {
@@ -643,43 +641,9 @@ impl Daemon {
         }
     }
 
-    /// Decodes a datagram and checks that the advert speaks for the peer whose certificate
-    /// carried it, so one node cannot advertise in another's name.
-    fn accept_advert(
-        &mut self,
-        peer: usize,
-        cert_names: &[String],
-        payload: &[u8],
-    ) -> Result<Advert, String> {
-        let advert = wire::decode(payload).map_err(|e| format!("malformed advert: {e}"))?;
-        let spec = self
-            .peers
-            .get(peer)
-            .ok_or_else(|| format!("datagram from unknown peer index {peer}"))?;
-        let allowed = match &spec.name {
-            Some(name) => &advert.name == name,
-            None => cert_names.iter().any(|n| n == &advert.name),
-        };
-        if !allowed {
-            return Err(format!(
-                "advert names itself `{}`, which its certificate {:?} does not vouch for",
-                advert.name, cert_names
-            ));
-        }
-        if advert.name == self.name {
-            return Err(format!("advert carries our own name `{}`", advert.name));
-        }
-        self.ops.check_drift(&advert)?;
-        if u128::from(advert.advert_interval_ms) != self.interval_ms {
-            let problem = format!(
-                "advert interval {} ms differs from ours ({} ms): timers should match across the cluster",
-                advert.advert_interval_ms, self.interval_ms
-            );
-            if self.bad_datagrams.insert((peer, problem.clone())) {
-                tracing::warn!(peer = %advert.name, %problem, "configuration differs between peers");
-            }
-        }
-        Ok(advert)
+    fn count_rejection(&mut self, reason: RejectReason) {
+        *self.counters.rejected.entry(reason.label()).or_default() += 1;
+        self.ops.metrics.advert_rejected(reason);
     }
 
     fn peer_label(&self, peer: usize) -> String {
@@ -723,6 +687,7 @@ impl Daemon {
                 Err(e) => {
                     tracing::error!(error = %e, "could not install the VIPs");
                     Some(Input::Fault {
+                        cause: FaultCause::VipInstall,
                         reason: format!("VIP install failed: {e}"),
                     })
                 }
@@ -735,8 +700,9 @@ impl Daemon {
                 self.start_probe();
                 None
             }
-            Action::Notice { reason } => {
-                tracing::warn!("{reason}");
+            Action::Notice { cause, reason } => {
+                tracing::warn!(cause = cause.label(), "{reason}");
+                self.ops.metrics.notice(cause);
                 None
             }
             Action::ReleaseVips => {
@@ -751,21 +717,24 @@ impl Daemon {
                 from,
                 to,
                 epoch,
+                cause,
                 reason,
             } => {
+                let label = cause.label();
                 if to == State::Master || from == State::Master || to == State::Fault {
-                    tracing::warn!(from = %from, to = %to, epoch, "{reason}");
+                    tracing::warn!(from = %from, to = %to, epoch, cause = label, "{reason}");
                 } else {
-                    tracing::info!(from = %from, to = %to, epoch, "{reason}");
+                    tracing::info!(from = %from, to = %to, epoch, cause = label, "{reason}");
                 }
                 let tasks = self.notifier.fire(&TransitionEvent {
                     from,
                     to,
                     epoch,
+                    cause,
                     reason: &reason,
                     stopping,
                 });
-                self.ops.record_transition(from, to, epoch, &reason);
+                self.ops.record_transition(from, to, epoch, cause, &reason);
                 self.hook_tasks.retain(|t| !t.is_finished());
                 self.hook_tasks.extend(tasks);
                 None
@@ -779,13 +748,4 @@ async fn sleep_until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
-}
-
-fn reason_kind(reason: &str) -> String {
-    reason
-        .split([':', '('])
-        .next()
-        .unwrap_or(reason)
-        .trim()
-        .to_string()
 }

@@ -13,7 +13,7 @@ use crate::control::{
     QuorumView, Request, Response, Status, TransitionRecord, VipStatus, WitnessView,
     STATUS_VERSION,
 };
-use crate::election::Input;
+use crate::election::{Cause, FaultCause, Input};
 use crate::health::{HealthMonitor, Verdict};
 use crate::metrics::{Metrics, MetricsServer};
 use crate::notify::{Hooks, Notifier};
@@ -47,11 +47,11 @@ pub(super) struct Operator {
     health: HealthMonitor,
     verdict: Verdict,
     /// Why the health checks hold the node in fault, if they do.
-    health_fault: Option<String>,
+    health_fault: Option<(FaultCause, String)>,
     /// Why the VIP interface cannot carry traffic (no carrier, down, removed), if so.
     pub(super) link_fault: Option<String>,
     /// The fault currently fed to the election: the link's before the checks'.
-    applied_fault: Option<String>,
+    applied_fault: Option<(FaultCause, String)>,
     pub(super) metrics: Arc<Metrics>,
     metrics_server: Option<MetricsServer>,
     cert_not_after: SystemTime,
@@ -100,7 +100,14 @@ impl Operator {
         }
     }
 
-    pub(super) fn record_transition(&mut self, from: State, to: State, epoch: u64, reason: &str) {
+    pub(super) fn record_transition(
+        &mut self,
+        from: State,
+        to: State,
+        epoch: u64,
+        cause: Cause,
+        reason: &str,
+    ) {
         if self.transitions.len() == TRANSITIONS_KEPT {
             self.transitions.pop_front();
         }
@@ -109,12 +116,12 @@ impl Operator {
             from,
             to,
             epoch,
+            cause: cause.label().to_string(),
             reason: reason.to_string(),
         });
-        self.metrics.set_state(&to.to_string());
+        self.metrics.set_state(to);
         self.metrics.set_epoch(epoch);
-        self.metrics
-            .transition(&to.to_string(), transition_kind(reason));
+        self.metrics.transition(to, cause);
     }
 
     pub(super) fn track_peer_advert(&mut self, advert: &Advert) {
@@ -136,9 +143,9 @@ impl Operator {
         }
     }
 
-    /// Compares a peer's settings fingerprint with ours. Returns an error when the peer
-    /// must not be admitted (another cluster); logs every other difference once.
-    pub(super) fn check_drift(&mut self, advert: &Advert) -> Result<(), String> {
+    /// Compares a peer's settings fingerprint with ours (admission has already refused
+    /// another cluster) and logs every difference once per peer and setting.
+    pub(super) fn check_drift(&mut self, advert: &Advert) {
         let differs: Vec<String> = self
             .fingerprint_names
             .iter()
@@ -150,19 +157,23 @@ impl Operator {
             self.metrics
                 .config_drift(&advert.name, name, differs.iter().any(|d| d == name));
         }
-        if differs.iter().any(|d| d == "cluster") {
-            return Err(format!(
-                "{} belongs to another cluster (its cluster name differs from `{}`): not admitted",
-                advert.name, self.config.cluster
-            ));
-        }
         for setting in &differs {
             if self
                 .drift_logged
                 .insert((advert.name.clone(), setting.clone()))
             {
+                // The advert carries its interval, so that one difference can be shown.
+                let values = if setting == "advert_interval_ms" {
+                    format!(
+                        " ({} ms there, {} ms here)",
+                        advert.advert_interval_ms,
+                        self.config.election.advert_interval.as_millis()
+                    )
+                } else {
+                    String::new()
+                };
                 tracing::warn!(peer = %advert.name, %setting,
-                    "CONFIG DRIFT: {} has a different `{setting}` than this node; every node must use the same value",
+                    "CONFIG DRIFT: {} has a different `{setting}` than this node{values}; every node must use the same value",
                     advert.name);
             }
         }
@@ -171,36 +182,7 @@ impl Operator {
         } else {
             self.drift.insert(advert.name.clone(), differs);
         }
-        Ok(())
     }
-}
-
-/// A short bounded label for a transition reason, for metrics.
-fn transition_kind(reason: &str) -> &'static str {
-    let r = reason.to_ascii_lowercase();
-    let table: [(&str, &'static str); 12] = [
-        ("shutting down", "shutdown"),
-        ("started", "start"),
-        ("planned handover", "handover"),
-        ("handed over", "handover"),
-        ("leaving (priority 0)", "priority_zero"),
-        ("preempting", "preempt"),
-        ("stale", "stale_epoch"),
-        ("quorum", "quorum"),
-        ("isolated", "isolated"),
-        ("lease", "lease_lost"),
-        ("conflict", "conflict"),
-        ("no advert", "master_down"),
-    ];
-    table
-        .iter()
-        .find(|(needle, _)| r.contains(needle))
-        .map(|(_, kind)| *kind)
-        .unwrap_or(if r.contains("fault") || r.contains("check") {
-            "fault"
-        } else {
-            "other"
-        })
 }
 
 /// A bounded label for a rejected connection.
@@ -229,7 +211,10 @@ impl Daemon {
         if self.ops.config.checks.is_empty() {
             return;
         }
-        self.ops.health_fault = Some("waiting for the first health check results".into());
+        self.ops.health_fault = Some((
+            FaultCause::ChecksPending,
+            "waiting for the first health check results".into(),
+        ));
         self.apply_fault().await;
     }
 
@@ -241,13 +226,14 @@ impl Daemon {
             .ops
             .link_fault
             .clone()
+            .map(|reason| (FaultCause::Link, reason))
             .or_else(|| self.ops.health_fault.clone());
         if wanted == self.ops.applied_fault {
             return;
         }
         self.ops.applied_fault = wanted.clone();
         match wanted {
-            Some(reason) => self.step(Input::Fault { reason }).await,
+            Some((cause, reason)) => self.step(Input::Fault { cause, reason }).await,
             None => self.step(Input::FaultCleared).await,
         }
     }
@@ -274,7 +260,7 @@ impl Daemon {
         self.ops
             .metrics
             .set_priority(self.ops.config.node.priority, effective);
-        self.ops.health_fault = verdict.fault;
+        self.ops.health_fault = verdict.fault.map(|r| (FaultCause::HealthCheck, r));
         self.apply_fault().await;
     }
 
@@ -380,11 +366,12 @@ impl Daemon {
             .set_cert_expiry("node", unix_secs(identity.not_after));
 
         let old = &self.ops.config;
-        let mut pending: Vec<String> = old.election_changes(&new);
-        // The priority can change live: it travels in the next advert.
-        if let Some(i) = pending.iter().position(|c| c.starts_with("priority ")) {
-            applied.push(pending.remove(i));
-        }
+        let (live, restart): (Vec<_>, Vec<_>) = old
+            .election_changes(&new)
+            .into_iter()
+            .partition(|c| c.setting.applies_live());
+        applied.extend(live.iter().map(ToString::to_string));
+        let mut pending: Vec<String> = restart.iter().map(ToString::to_string).collect();
         if old.log != new.log {
             if let Some(set) = &self.ops.options.set_log_level {
                 match set(&new.log.level) {
@@ -551,7 +538,7 @@ impl Daemon {
             .counters
             .rejected
             .iter()
-            .map(|(k, v)| (k.clone(), *v))
+            .map(|(k, v)| (k.to_string(), *v))
             .collect();
         rejected.retain(|_, v| *v > 0);
         Ok(Status {
@@ -608,42 +595,6 @@ fn names_or_none<'a>(names: impl Iterator<Item = &'a str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn transition_reasons_map_to_bounded_labels() {
-        let cases = [
-            (
-                "no advert from n1 for 182 ms (master-down 180 ms): taking over, epoch 7",
-                "master_down",
-            ),
-            (
-                "n1 is leaving (priority 0): taking over after skew 30.5 ms, epoch 2",
-                "priority_zero",
-            ),
-            (
-                "preempting lower-priority master n2 (priority 90 < 100), epoch 8",
-                "preempt",
-            ),
-            (
-                "n2 is master with epoch 7 > our 6 (stale after partition): stepping down",
-                "stale_epoch",
-            ),
-            (
-                "lost quorum: hear 1 of 3 nodes, need 2: stepping down",
-                "quorum",
-            ),
-            (
-                "check nginx failed 2×: GET http://127.0.0.1/: connection refused",
-                "fault",
-            ),
-            ("planned handover from n1: taking over, epoch 3", "handover"),
-            ("shutting down", "shutdown"),
-            ("something new", "other"),
-        ];
-        for (reason, kind) in cases {
-            assert_eq!(transition_kind(reason), kind, "{reason}");
-        }
-    }
 
     #[test]
     fn loss_is_counted_from_sequence_gaps() {

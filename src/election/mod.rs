@@ -69,6 +69,9 @@ use crate::net::format_mac;
 pub use crate::wire::State;
 use crate::wire::{Advert, MIN_ADVERT_INTERVAL_MS};
 
+pub use cause::{Cause, FaultCause, NoticeCause};
+
+mod cause;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
@@ -128,8 +131,10 @@ pub enum Input {
     Timeout,
     /// Leave the cluster gracefully; the election stops for good.
     Shutdown,
-    /// A health check failed.
+    /// A health check failed, or the link is down (the daemon picks the one that applies).
     Fault {
+        /// Which kind of fault.
+        cause: FaultCause,
         /// What failed, in words (goes into the transition reason).
         reason: String,
     },
@@ -192,6 +197,8 @@ pub enum Action {
     /// A decision that changes no state (not claiming, a conflict resolved in our favour,
     /// no quorum); log it.
     Notice {
+        /// Which rule decided.
+        cause: NoticeCause,
         /// What and why, in words.
         reason: String,
     },
@@ -203,6 +210,8 @@ pub enum Action {
         to: State,
         /// Our epoch after the change.
         epoch: u64,
+        /// Which rule decided.
+        cause: Cause,
         /// Why, in words with the numbers that decided it.
         reason: String,
     },
@@ -403,7 +412,7 @@ impl Election {
             Input::Advert(a) => self.on_advert(now, a, &mut out),
             Input::Timeout => self.on_timeout(now, &mut out),
             Input::Shutdown => self.on_shutdown(now, &mut out),
-            Input::Fault { reason } => self.on_fault(now, reason, &mut out),
+            Input::Fault { cause, reason } => self.on_fault(now, cause, reason, &mut out),
             Input::FaultCleared => self.on_fault_cleared(now, &mut out),
             Input::Witness { reachable, detail } => {
                 self.gateway = Some((reachable, detail));
@@ -419,7 +428,7 @@ impl Election {
             Input::LeaseLost { detail } => {
                 if self.state == State::Master {
                     let reason = format!("VIP lease lost ({detail}): stepping down");
-                    self.step_down(now, reason, &mut out);
+                    self.step_down(now, Cause::LeaseLost, reason, &mut out);
                 }
             }
         }
@@ -557,10 +566,10 @@ impl Election {
     }
 
     /// Leaves master because something forced us to; releases the VIPs.
-    fn step_down(&mut self, now: Instant, reason: String, out: &mut Vec<Action>) {
+    fn step_down(&mut self, now: Instant, cause: Cause, reason: String, out: &mut Vec<Action>) {
         self.last_stepdown = Some(now);
         self.conflict_grace = None;
-        self.enter_backup(now, reason, out);
+        self.enter_backup(now, cause, reason, out);
         out.push(Action::ReleaseVips);
     }
 
@@ -589,7 +598,14 @@ impl Election {
         self.next_send = Some(after(now, self.cfg.advert_interval));
     }
 
-    fn transition(&mut self, now: Instant, to: State, reason: String, out: &mut Vec<Action>) {
+    fn transition(
+        &mut self,
+        now: Instant,
+        to: State,
+        cause: Cause,
+        reason: String,
+        out: &mut Vec<Action>,
+    ) {
         let from = self.state;
         self.state = to;
         self.state_since = now;
@@ -600,12 +616,13 @@ impl Election {
             from,
             to,
             epoch: self.epoch(),
+            cause,
             reason,
         });
     }
 
-    fn enter_backup(&mut self, now: Instant, reason: String, out: &mut Vec<Action>) {
-        self.transition(now, State::Backup, reason, out);
+    fn enter_backup(&mut self, now: Instant, cause: Cause, reason: String, out: &mut Vec<Action>) {
+        self.transition(now, State::Backup, cause, reason, out);
         self.master_down_at = Some(after(now, self.master_down_interval()));
     }
 
@@ -619,7 +636,7 @@ impl Election {
                 "started: backup until a master is heard or master-down {} passes",
                 ms(self.master_down_interval())
             );
-            self.enter_backup(now, reason, out);
+            self.enter_backup(now, Cause::Started, reason, out);
         }
         self.send(now, out);
     }
@@ -629,6 +646,7 @@ impl Election {
             if now >= until {
                 self.yielded = false;
                 out.push(Action::Notice {
+                    cause: NoticeCause::HandoverTimedOut,
                     reason: format!("handover to {to} did not happen: still master"),
                 });
             } else {
@@ -646,32 +664,38 @@ impl Election {
 
     fn take_over(&mut self, now: Instant, out: &mut Vec<Action>) {
         let epoch = self.max_seen.saturating_add(1);
-        let reason = self.takeover_reason(now, epoch);
+        let (cause, reason) = self.takeover_reason(now, epoch);
         self.master_epoch = epoch;
         self.max_seen = epoch;
         self.followed = None;
         self.yielded = false;
-        self.transition(now, State::Master, reason, out);
+        self.transition(now, State::Master, cause, reason, out);
         out.push(Action::InstallVips);
         out.push(Action::Announce);
         self.send(now, out);
     }
 
-    fn takeover_reason(&self, now: Instant, epoch: u64) -> String {
+    fn takeover_reason(&self, now: Instant, epoch: u64) -> (Cause, String) {
         let md = self.master_down_interval();
         let Some(f) = &self.followed else {
-            return format!(
-                "never heard a master within master-down {}: taking over, epoch {epoch}",
-                ms(md)
+            return (
+                Cause::MasterDown,
+                format!(
+                    "never heard a master within master-down {}: taking over, epoch {epoch}",
+                    ms(md)
+                ),
             );
         };
         let n = &f.name;
         let silent = now.saturating_duration_since(f.last_master_advert);
         let Some(p) = self.peers.get(n) else {
-            return format!(
-                "no advert from {n} for {} (master-down {}): taking over, epoch {epoch}",
-                ms(silent),
-                ms(md)
+            return (
+                Cause::MasterDown,
+                format!(
+                    "no advert from {n} for {} (master-down {}): taking over, epoch {epoch}",
+                    ms(silent),
+                    ms(md)
+                ),
             );
         };
         let theirs = Rank {
@@ -679,17 +703,23 @@ impl Election {
             name: n,
         };
         if p.priority == 0 {
-            format!(
-                "{n} is leaving (priority 0): taking over after skew {}, epoch {epoch}",
-                ms(self.skew())
+            (
+                Cause::PriorityZero,
+                format!(
+                    "{n} is leaving (priority 0): taking over after skew {}, epoch {epoch}",
+                    ms(self.skew())
+                ),
             )
         } else if p.state == State::Fault {
-            format!(
-                "{n} reported a fault: taking over after skew {}, epoch {epoch}",
-                ms(self.skew())
+            (
+                Cause::PeerFault,
+                format!(
+                    "{n} reported a fault: taking over after skew {}, epoch {epoch}",
+                    ms(self.skew())
+                ),
             )
         } else if p.state == State::Master && silent < md && theirs < self.rank() {
-            if p.priority < self.cfg.priority {
+            let reason = if p.priority < self.cfg.priority {
                 format!(
                     "preempting lower-priority master {n} (priority {} < {}), epoch {epoch}",
                     p.priority, self.cfg.priority
@@ -699,18 +729,25 @@ impl Election {
                     "preempting lower-ranked master {n} (equal priority {}, {} sorts before {n}), epoch {epoch}",
                     p.priority, self.cfg.name
                 )
-            }
+            };
+            (Cause::Preempt, reason)
         } else if p.state == State::Master {
-            format!(
-                "no advert from {n} for {} (master-down {}): taking over, epoch {epoch}",
-                ms(silent),
-                ms(md)
+            (
+                Cause::MasterDown,
+                format!(
+                    "no advert from {n} for {} (master-down {}): taking over, epoch {epoch}",
+                    ms(silent),
+                    ms(md)
+                ),
             )
         } else {
-            format!(
-                "{n} stopped advertising as master {} ago (master-down {}): taking over, epoch {epoch}",
-                ms(silent),
-                ms(md)
+            (
+                Cause::MasterDown,
+                format!(
+                    "{n} stopped advertising as master {} ago (master-down {}): taking over, epoch {epoch}",
+                    ms(silent),
+                    ms(md)
+                ),
             )
         }
     }
@@ -822,25 +859,37 @@ impl Election {
             return;
         }
         let planned = self.handing_over.take().is_some_and(|(to, _)| to == a.name);
-        let reason = if planned {
-            format!(
-                "handed over to {} (planned), its epoch {}: releasing the VIPs",
-                a.name, a.epoch
+        let (cause, reason) = if planned {
+            (
+                Cause::Handover,
+                format!(
+                    "handed over to {} (planned), its epoch {}: releasing the VIPs",
+                    a.name, a.epoch
+                ),
             )
         } else if a.epoch > self.master_epoch {
-            format!(
-                "{} is master with epoch {} > our {} (stale after partition): stepping down",
-                a.name, a.epoch, self.master_epoch
+            (
+                Cause::StaleEpoch,
+                format!(
+                    "{} is master with epoch {} > our {} (stale after partition): stepping down",
+                    a.name, a.epoch, self.master_epoch
+                ),
             )
         } else if a.priority > self.cfg.priority {
-            format!(
-                "{} is master with equal epoch {}, higher rank (priority {} > {}): stepping down",
-                a.name, a.epoch, a.priority, self.cfg.priority
+            (
+                Cause::Outranked,
+                format!(
+                    "{} is master with equal epoch {}, higher rank (priority {} > {}): stepping down",
+                    a.name, a.epoch, a.priority, self.cfg.priority
+                ),
             )
         } else {
-            format!(
-                "{} is master with equal epoch {}, higher rank (equal priority {}, {} sorts before {}): stepping down",
-                a.name, a.epoch, a.priority, a.name, self.cfg.name
+            (
+                Cause::Outranked,
+                format!(
+                    "{} is master with equal epoch {}, higher rank (equal priority {}, {} sorts before {}): stepping down",
+                    a.name, a.epoch, a.priority, a.name, self.cfg.name
+                ),
             )
         };
         self.followed = Some(Followed {
@@ -848,14 +897,20 @@ impl Election {
             interval: interval_of(a),
             last_master_advert: now,
         });
-        self.step_down(now, reason, out);
+        self.step_down(now, cause, reason, out);
     }
 
     fn on_shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
         let was = self.state;
         let bye = self.started_at.map(|_| self.advert(was, 0));
         if was != State::Init {
-            self.transition(now, State::Init, "shutting down".into(), out);
+            self.transition(
+                now,
+                State::Init,
+                Cause::Shutdown,
+                "shutting down".into(),
+                out,
+            );
         }
         if was == State::Master {
             out.push(Action::ReleaseVips);
@@ -866,18 +921,18 @@ impl Election {
         self.master_down_at = None;
     }
 
-    fn on_fault(&mut self, now: Instant, reason: String, out: &mut Vec<Action>) {
+    fn on_fault(&mut self, now: Instant, cause: FaultCause, reason: String, out: &mut Vec<Action>) {
         self.health_fault = Some(reason.clone());
-        self.enter_fault(now, reason, out);
+        self.enter_fault(now, Cause::Fault(cause), reason, out);
     }
 
-    fn enter_fault(&mut self, now: Instant, reason: String, out: &mut Vec<Action>) {
+    fn enter_fault(&mut self, now: Instant, cause: Cause, reason: String, out: &mut Vec<Action>) {
         let was = self.state;
         if was == State::Fault {
             return;
         }
         self.probing = false;
-        self.transition(now, State::Fault, reason, out);
+        self.transition(now, State::Fault, cause, reason, out);
         if was == State::Master {
             out.push(Action::ReleaseVips);
         }
@@ -896,10 +951,11 @@ impl Election {
                 "fault cleared: backup, master-down {}",
                 ms(self.master_down_interval())
             );
-            self.enter_backup(now, reason, out);
+            self.enter_backup(now, Cause::FaultCleared, reason, out);
             self.send(now, out);
         } else {
-            self.transition(now, State::Init, "fault cleared before start".into(), out);
+            let reason = "fault cleared before start".into();
+            self.transition(now, State::Init, Cause::FaultCleared, reason, out);
         }
     }
 
@@ -948,7 +1004,7 @@ impl Election {
                 "isolated: no peer heard within master-down and the gateway does not answer ({detail}): \
                  not holding the VIPs"
             );
-            self.enter_fault(now, reason, out);
+            self.enter_fault(now, Cause::Isolated, reason, out);
             return;
         }
         if !isolated && self.isolated {
@@ -963,7 +1019,7 @@ impl Election {
                     "no longer isolated ({why}): backup, master-down {}",
                     ms(self.master_down_interval())
                 );
-                self.enter_backup(now, reason, out);
+                self.enter_backup(now, Cause::IsolationOver, reason, out);
                 self.send(now, out);
             }
         }
@@ -974,7 +1030,7 @@ impl Election {
                     "lost quorum: hear {heard} of {} nodes, need {needed}: stepping down",
                     self.cfg.cluster_size
                 );
-                self.step_down(now, reason, out);
+                self.step_down(now, Cause::QuorumLost, reason, out);
                 self.send(now, out);
             }
         }
@@ -988,6 +1044,7 @@ impl Election {
             if !self.quorum_notice {
                 self.quorum_notice = true;
                 out.push(Action::Notice {
+                    cause: NoticeCause::NoQuorum,
                     reason: format!(
                         "not taking over: hear {heard} of {} nodes, need {needed} (quorum)",
                         self.cfg.cluster_size
@@ -1046,6 +1103,7 @@ impl Election {
                 if self.probe_holder != Some(mac) {
                     self.probe_holder = Some(mac);
                     out.push(Action::Notice {
+                        cause: NoticeCause::ClaimBlocked,
                         reason: format!(
                             "not claiming the VIPs: answered by {} which I cannot hear; probing again every {}",
                             self.describe_mac(mac),
@@ -1086,6 +1144,7 @@ impl Election {
                 _ => {
                     self.conflict_grace = Some((mac, after(now, self.master_down_interval())));
                     out.push(Action::Notice {
+                        cause: NoticeCause::ConflictPending,
                         reason: format!(
                             "VIP conflict: {who} also answers for the VIPs; waiting for its advert"
                         ),
@@ -1112,11 +1171,12 @@ impl Election {
                      (epoch {} priority {} vs our epoch {} priority {}): releasing",
                     t.0, t.1.priority, self.master_epoch, self.cfg.priority
                 );
-                self.step_down(now, reason, out);
+                self.step_down(now, Cause::Conflict, reason, out);
                 self.send(now, out);
             }
             _ => {
                 out.push(Action::Notice {
+                    cause: NoticeCause::ConflictWon,
                     reason: format!(
                         "VIP conflict: {who} also answers for the VIPs; we outrank it: re-announcing"
                     ),
@@ -1135,7 +1195,7 @@ impl Election {
         self.yielded = false;
         self.probing = false;
         let reason = format!("planned handover from {from}: taking over, epoch {epoch}");
-        self.transition(now, State::Master, reason, out);
+        self.transition(now, State::Master, Cause::Handover, reason, out);
         out.push(Action::InstallVips);
         out.push(Action::Announce);
         self.send(now, out);
@@ -1144,6 +1204,7 @@ impl Election {
     fn on_handover(&mut self, now: Instant, to: String, out: &mut Vec<Action>) {
         if self.state != State::Master {
             out.push(Action::Notice {
+                cause: NoticeCause::HandoverRefused,
                 reason: format!(
                     "handover to {to} ignored: we are {}, not master",
                     self.state
@@ -1152,6 +1213,7 @@ impl Election {
             return;
         }
         out.push(Action::Notice {
+            cause: NoticeCause::HandoverStarted,
             reason: format!("handing over to {to} (planned, make-before-break)"),
         });
         // Give the target a master-down to act; the handover advert goes out every interval.
@@ -1166,13 +1228,14 @@ impl Election {
         }
         self.maintenance = on;
         if on {
-            self.enter_fault(now, "maintenance mode on: giving up the VIPs".into(), out);
+            let reason = "maintenance mode on: giving up the VIPs".into();
+            self.enter_fault(now, Cause::MaintenanceOn, reason, out);
         } else if self.state == State::Fault && !self.isolated && self.health_fault.is_none() {
             let reason = format!(
                 "maintenance mode off: backup, master-down {}",
                 ms(self.master_down_interval())
             );
-            self.enter_backup(now, reason, out);
+            self.enter_backup(now, Cause::MaintenanceOff, reason, out);
             self.send(now, out);
         }
     }

@@ -383,12 +383,13 @@ impl Cluster {
                     from,
                     to,
                     epoch,
+                    cause,
                     reason,
                 } => {
                     self.transitions += 1;
                     if to == State::Master {
                         self.stats.takeovers += 1;
-                        self.stats.preemptions += u64::from(reason.starts_with("preempting"));
+                        self.stats.preemptions += u64::from(cause == Cause::Preempt);
                         for x in &mut self.expects {
                             if let Expect::Handover {
                                 winner,
@@ -406,8 +407,8 @@ impl Cluster {
                             }
                         }
                     }
-                    self.stats.stale_stepdowns += u64::from(reason.contains("stale"));
-                    self.stats.rank_stepdowns += u64::from(reason.contains("higher rank"));
+                    self.stats.stale_stepdowns += u64::from(cause == Cause::StaleEpoch);
+                    self.stats.rank_stepdowns += u64::from(cause == Cause::Outranked);
                     let line = format!("{} n{i} {from}->{to} epoch {epoch}: {reason}", self.t());
                     self.log.push(line);
                 }
@@ -680,6 +681,7 @@ fn run_seed(seed: u64) -> Result<Stats, String> {
                     c.input(
                         i,
                         Input::Fault {
+                            cause: FaultCause::HealthCheck,
                             reason: "health check failed".into(),
                         },
                     );
@@ -877,6 +879,7 @@ fn fault_moves_the_vips_and_clearing_takes_them_back() {
     c.input(
         0,
         Input::Fault {
+            cause: FaultCause::HealthCheck,
             reason: "gateway lost".into(),
         },
     );

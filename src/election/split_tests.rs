@@ -71,7 +71,7 @@ fn notices(actions: &[Action]) -> Vec<String> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Notice { reason } => Some(reason.clone()),
+            Action::Notice { reason, .. } => Some(reason.clone()),
             _ => None,
         })
         .collect()
@@ -267,7 +267,7 @@ fn master_without_quorum_steps_down_and_backup_without_quorum_waits() {
     let said: Vec<String> = acts
         .iter()
         .filter_map(|(_, a)| match a {
-            Action::Notice { reason } => Some(reason.clone()),
+            Action::Notice { reason, .. } => Some(reason.clone()),
             _ => None,
         })
         .collect();

@@ -382,6 +382,7 @@ fn master_with_greater_epoch_reasserts() {
     let acts = e.handle(
         t0 + ms(503),
         Input::Fault {
+            cause: FaultCause::HealthCheck,
             reason: "gw down".into(),
         },
     );
@@ -475,6 +476,7 @@ fn fault_releases_never_takes_over_and_recovers() {
     let acts = e.handle(
         t0 + ms(500),
         Input::Fault {
+            cause: FaultCause::HealthCheck,
             reason: "gateway 192.0.2.1 unreachable".into(),
         },
     );
@@ -578,7 +580,10 @@ fn random_inputs_never_panic_and_epochs_saturate() {
             let input = match rng.random_range(0..10) {
                 0 => Input::Start,
                 1 => Input::Shutdown,
-                2 => Input::Fault { reason: "x".into() },
+                2 => Input::Fault {
+                    cause: FaultCause::HealthCheck,
+                    reason: "x".into(),
+                },
                 3 => Input::FaultCleared,
                 4 | 5 => Input::Timeout,
                 _ => Input::Advert(Advert {
@@ -624,6 +629,7 @@ fn fault_before_start_holds_until_cleared() {
     let acts = e.handle(
         t0,
         Input::Fault {
+            cause: FaultCause::HealthCheck,
             reason: "vip interface eth9 missing".into(),
         },
     );
