@@ -215,7 +215,7 @@ pub fn main() -> ExitCode {
         Some(Command::Maintenance { mode, socket }) => {
             ask(&socket.socket, &Request::Maintenance { on: mode == "on" })
         }
-        Some(Command::Reload { socket }) => ask(&socket.socket, &Request::Reload),
+        Some(Command::Reload { socket }) => ask(&socket.socket, &Request::Reload {}),
         None => run_agent(&cli.agent),
     }
 }
@@ -364,7 +364,7 @@ fn ask(socket: &std::path::Path, request: &Request) -> ExitCode {
 }
 
 fn status(socket: &std::path::Path, json: bool) -> ExitCode {
-    let status = match control::request(socket, &Request::Status) {
+    let status = match control::request(socket, &Request::Status {}) {
         Ok(Response {
             ok: true,
             status: Some(s),
@@ -417,7 +417,7 @@ fn handover(socket: &std::path::Path, to: Option<String>) -> ExitCode {
     while started.elapsed() < std::time::Duration::from_secs(5) {
         if let Ok(Response {
             status: Some(s), ..
-        }) = control::request(socket, &Request::Status)
+        }) = control::request(socket, &Request::Status {})
         {
             if s.state != crate::wire::State::Master && s.master.as_deref() == Some(&target) {
                 println!(

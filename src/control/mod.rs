@@ -34,9 +34,13 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// What a client asks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+///
+/// Unit-like requests are empty struct variants: serde ignores `deny_unknown_fields` for the
+/// unit variants of an internally tagged enum, and a request with a field we do not know must
+/// be refused (it may be a newer client's option this agent would silently ignore).
 pub enum Request {
     /// The full status.
-    Status,
+    Status {},
     /// Planned switchover to `to`, or to the best live backup.
     Handover {
         /// Target node name.
@@ -48,7 +52,7 @@ pub enum Request {
         on: bool,
     },
     /// Re-read the configuration and the certificates.
-    Reload,
+    Reload {},
 }
 
 /// The agent's answer.
@@ -59,7 +63,7 @@ pub struct Response {
     /// What happened, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// The status, for [`Request::Status`].
+    /// The status, for [`Request::Status {}`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Box<Status>>,
 }
@@ -292,7 +296,7 @@ mod tests {
     #[test]
     fn requests_have_a_stable_json_form() {
         let cases = [
-            (Request::Status, r#"{"cmd":"status"}"#),
+            (Request::Status {}, r#"{"cmd":"status"}"#),
             (
                 Request::Handover {
                     to: Some("n2".into()),
@@ -303,7 +307,7 @@ mod tests {
                 Request::Maintenance { on: true },
                 r#"{"cmd":"maintenance","on":true}"#,
             ),
-            (Request::Reload, r#"{"cmd":"reload"}"#),
+            (Request::Reload {}, r#"{"cmd":"reload"}"#),
         ];
         for (req, json) in cases {
             assert_eq!(serde_json::to_string(&req).unwrap(), json);
@@ -344,7 +348,33 @@ mod tests {
     #[test]
     fn no_agent_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = request(&dir.path().join("none.sock"), &Request::Status).unwrap_err();
+        let err = request(&dir.path().join("none.sock"), &Request::Status {}).unwrap_err();
         assert!(err.to_string().contains("no agent is running"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod request_strictness {
+    use super::*;
+
+    /// Issue 9: `{"cmd":"status","junk":1}` was accepted (serde ignores
+    /// `deny_unknown_fields` for the unit variants of an internally tagged enum).
+    #[test]
+    fn every_request_refuses_unknown_fields() {
+        for line in [
+            r#"{"cmd":"status","junk":1}"#,
+            r#"{"cmd":"reload","junk":1}"#,
+            r#"{"cmd":"handover","to":"n2","junk":1}"#,
+            r#"{"cmd":"maintenance","on":true,"junk":1}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<Request>(line).is_err(),
+                "{line} was accepted"
+            );
+        }
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"cmd":"status"}"#).ok(),
+            Some(Request::Status {})
+        );
     }
 }

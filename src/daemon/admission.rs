@@ -8,9 +8,15 @@
 //!    configured by name; one of the certificate's DNS names in quick mode), so one node
 //!    cannot advertise in another's name;
 //! 3. it does not carry our own name;
-//! 4. it belongs to our cluster (the first word of the settings fingerprint).
+//! 4. it belongs to our cluster (the first word of the settings fingerprint);
+//! 5. its epoch is at most [`MAX_EPOCH`]: epochs grow by one per takeover, so a larger one
+//!    is a bug or a hostile peer, and admitting it would pin every node's epoch near 2⁶⁴
+//!    (takeovers saturate) for good.
 
 use crate::transport::PeerSpec;
+
+/// The largest epoch admitted: 2⁴⁸, a takeover every millisecond for 8,900 years.
+pub const MAX_EPOCH: u64 = 1 << 48;
 use crate::wire::{self, Advert, WireError};
 
 /// Why an advert was not admitted. Its [`label`](AdmissionError::label) is the metric label
@@ -45,6 +51,14 @@ pub enum AdmissionError {
         /// Our cluster name.
         cluster: String,
     },
+    /// The advert's epoch is above [`MAX_EPOCH`].
+    #[error("{peer} advertises epoch {epoch}, above the maximum {MAX_EPOCH}: not admitted")]
+    EpochOutOfRange {
+        /// The sender's node name.
+        peer: String,
+        /// The epoch it advertised.
+        epoch: u64,
+    },
 }
 
 /// The kind of an [`AdmissionError`], without its data.
@@ -60,16 +74,19 @@ pub enum AdmissionKind {
     OwnName,
     /// [`AdmissionError::OtherCluster`].
     OtherCluster,
+    /// [`AdmissionError::EpochOutOfRange`].
+    EpochOutOfRange,
 }
 
 impl AdmissionKind {
     /// Every variant, in declaration order.
-    pub const ALL: [AdmissionKind; 5] = [
+    pub const ALL: [AdmissionKind; 6] = [
         AdmissionKind::Malformed,
         AdmissionKind::UnknownPeer,
         AdmissionKind::NotVouched,
         AdmissionKind::OwnName,
         AdmissionKind::OtherCluster,
+        AdmissionKind::EpochOutOfRange,
     ];
 
     /// The value of `haagent_adverts_rejected_total{reason}`.
@@ -80,6 +97,7 @@ impl AdmissionKind {
             AdmissionKind::NotVouched => "wrong_name",
             AdmissionKind::OwnName => "own_name",
             AdmissionKind::OtherCluster => "other_cluster",
+            AdmissionKind::EpochOutOfRange => "epoch_out_of_range",
         }
     }
 }
@@ -93,6 +111,7 @@ impl AdmissionError {
             AdmissionError::NotVouched { .. } => AdmissionKind::NotVouched,
             AdmissionError::OwnName(_) => AdmissionKind::OwnName,
             AdmissionError::OtherCluster { .. } => AdmissionKind::OtherCluster,
+            AdmissionError::EpochOutOfRange { .. } => AdmissionKind::EpochOutOfRange,
         }
     }
 }
@@ -141,6 +160,12 @@ impl Admission {
             return Err(AdmissionError::OtherCluster {
                 peer: advert.name,
                 cluster: self.cluster.clone(),
+            });
+        }
+        if advert.epoch > MAX_EPOCH {
+            return Err(AdmissionError::EpochOutOfRange {
+                peer: advert.name,
+                epoch: advert.epoch,
             });
         }
         Ok(advert)
@@ -245,6 +270,17 @@ mod tests {
             let err = adm.admit(peer, &names, &payload).unwrap_err();
             assert_eq!(err.kind(), kind, "{err}");
         }
+    }
+
+    #[test]
+    fn an_epoch_near_two_to_the_64_is_refused_and_the_maximum_admitted() {
+        let adm = admission();
+        let mut a = advert("n2", 7);
+        a.epoch = u64::MAX - 1;
+        let err = adm.admit(0, &["n2".into()], &encoded(&a)).unwrap_err();
+        assert_eq!(err.kind(), AdmissionKind::EpochOutOfRange);
+        a.epoch = MAX_EPOCH;
+        assert!(adm.admit(0, &["n2".into()], &encoded(&a)).is_ok());
     }
 
     #[test]

@@ -36,7 +36,6 @@ use crate::control::{ControlError, ControlRequest, ControlServer};
 use crate::election::{Action, Election, ElectionConfig, FaultCause, Input};
 use crate::health::{HealthMonitor, Verdict};
 use crate::metrics::{self, Metrics, MetricsError, RejectReason};
-use crate::net::format_mac;
 use crate::notify::{Hooks, Notifier, TransitionEvent};
 use crate::transport::{PeerSpec, Transport, TransportConfig, TransportError, TransportEvent};
 use crate::vip::{
@@ -254,6 +253,7 @@ pub async fn run(
         vip_addrs,
         lease: config.lease,
         lease_check_at: None,
+        conflict_lease_check: None,
         prober,
         probe_count: config.probe.count,
         probe_window: config.probe.window,
@@ -343,6 +343,8 @@ struct Daemon {
     lease: Option<std::time::Duration>,
     /// While master with a lease: when to verify and renew it next.
     lease_check_at: Option<Instant>,
+    /// When a VIP conflict last triggered a lease check.
+    conflict_lease_check: Option<Instant>,
     prober: Option<Arc<std::sync::Mutex<ArpProbe>>>,
     probe_count: u32,
     probe_window: std::time::Duration,
@@ -540,13 +542,20 @@ impl Daemon {
         if self.election.state() != State::Master {
             return;
         }
-        tracing::warn!(vip = %conflict.vip, mac = %format_mac(&conflict.mac),
-            "another host answers for our VIP");
+        // Every frame is counted, none logged here: the election says what it does about
+        // them, rate-limited (a forger can send thousands of frames a second).
         self.counters.vip_conflicts += 1;
         self.ops.metrics.vip_conflict();
         // If the kernel already dropped the VIP (lease ran out) the conflict is not ours to
-        // win: the lease check steps us down.
-        if self.lease.is_some() {
+        // win: the lease check steps us down. At most once per advert interval, so a flood
+        // of frames does not become a flood of netlink requests.
+        let now = Instant::now();
+        if self.lease.is_some()
+            && self
+                .conflict_lease_check
+                .is_none_or(|t| now >= t + self.election.config().advert_interval)
+        {
+            self.conflict_lease_check = Some(now);
             self.check_lease().await;
             if self.election.state() != State::Master {
                 return;

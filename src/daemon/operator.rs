@@ -266,7 +266,7 @@ impl Daemon {
 
     pub(super) async fn on_control(&mut self, req: ControlRequest) {
         let answer = match req.request {
-            Request::Status => match self.status().await {
+            Request::Status {} => match self.status().await {
                 Ok(status) => Response {
                     ok: true,
                     message: None,
@@ -283,7 +283,7 @@ impl Daemon {
                 })
             }
             Request::Handover { to } => self.handover(to).await,
-            Request::Reload => self.reload().await,
+            Request::Reload {} => self.reload().await,
         };
         let _ = req.reply.send(answer);
     }

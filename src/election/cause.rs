@@ -64,8 +64,6 @@ pub enum Cause {
     StaleEpoch,
     /// Another master with an equal epoch ranks higher (priority, then name; RFC 9568 §6.4.3).
     Outranked,
-    /// Another host answers for our VIPs on the wire and outranks us.
-    Conflict,
     /// The kernel dropped our VIPs because their lease ran out.
     LeaseLost,
     /// A master stopped hearing a majority of the cluster.
@@ -88,7 +86,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every variant, in declaration order (each [`FaultCause`] once).
-    pub const ALL: [Cause; 21] = [
+    pub const ALL: [Cause; 20] = [
         Cause::Started,
         Cause::MasterDown,
         Cause::PriorityZero,
@@ -97,7 +95,6 @@ impl Cause {
         Cause::Handover,
         Cause::StaleEpoch,
         Cause::Outranked,
-        Cause::Conflict,
         Cause::LeaseLost,
         Cause::QuorumLost,
         Cause::Isolated,
@@ -124,7 +121,6 @@ impl Cause {
             Cause::Handover => "handover",
             Cause::StaleEpoch => "stale_epoch",
             Cause::Outranked => "outranked",
-            Cause::Conflict => "conflict",
             Cause::LeaseLost => "lease_lost",
             Cause::QuorumLost => "quorum",
             Cause::Isolated => "isolated",
@@ -209,7 +205,6 @@ mod tests {
                 | Cause::Handover
                 | Cause::StaleEpoch
                 | Cause::Outranked
-                | Cause::Conflict
                 | Cause::LeaseLost
                 | Cause::QuorumLost
                 | Cause::Isolated

@@ -48,15 +48,18 @@
 //! - **Quorum.** With `quorum` on, a node holds the VIPs only while it hears a majority of
 //!   `cluster_size` nodes, itself included: a master that falls below steps down, a backup
 //!   below it does not take over.
-//! - **Conflict on the wire.** A master told that another MAC answers for a VIP compares
-//!   `(epoch, rank)` with the peer that MAC belongs to (learnt from adverts): the lower one
-//!   releases, the winner re-announces at once. An unknown MAC cannot outrank us. If the MAC
-//!   is a live peer whose adverts do not say it is master, its takeover advert is probably
-//!   trailing its gratuitous ARP: we wait up to a master-down interval for it first.
+//! - **Conflict on the wire.** A master told that another MAC answers for a VIP never
+//!   releases because of it: an ARP frame is not authenticated, and only a peer's adverts
+//!   (the epoch rule) can take the VIPs from the elected master. If the MAC is a live peer
+//!   whose adverts do not say it is master, its takeover advert is probably trailing its
+//!   gratuitous ARP: we wait up to a master-down interval for it, then re-announce. Any
+//!   other claimant is answered with a re-announcement at once (RFC 5227 §2.4 (b)), at most
+//!   once per advert interval.
 //! - **Lease lost.** A master whose VIPs the kernel removed (their lease ran out while the
 //!   agent stalled) steps down rather than adding them back: someone else may hold them.
-//! - A forced step-down (any of the above, or a stale epoch) restarts the `preempt_delay`
-//!   clock, so a node that resumes from a stall does not flap the VIPs straight back.
+//! - A forced step-down (any of the above, or a stale epoch) and every return from fault
+//!   (link, health, isolation, maintenance) restart the `preempt_delay` clock, so a node
+//!   that resumes from a stall or whose link flaps does not move the VIPs straight back.
 //!
 //! Arithmetic saturates and [`Election::new`] clamps the configuration into range, so no
 //! input sequence can make it panic.
@@ -91,6 +94,11 @@ pub const DEFAULT_DOWN_MULTIPLIER: u32 = 3;
 /// while the old master, not yet hearing it, kept them too — two holders, and clients
 /// pulled back and forth. Waiting this long first costs nothing: the master is serving.
 pub const PREEMPT_SETTLE: Duration = Duration::from_millis(1000);
+
+/// At most one log notice about VIP conflicts per this interval; the next one says how many
+/// conflicting frames came in between. A forger on the segment can send thousands of frames a
+/// second; each costs a counter increment, not a log line.
+pub const CONFLICT_NOTICE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the election needs to know about this node (validated by the config module).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,6 +333,11 @@ pub struct Election {
     /// master, and until when we wait for the advert that explains it (its takeover advert
     /// can trail its gratuitous ARP).
     conflict_grace: Option<([u8; 6], Instant)>,
+    /// When we last re-announced because of a conflict (the defence is rate-limited).
+    last_defence: Option<Instant>,
+    /// When we last said something about a conflict, and how many came since.
+    last_conflict_notice: Option<Instant>,
+    conflicts_unreported: u64,
     /// We handed the VIPs over on purpose: do not preempt them back until we are master again.
     yielded: bool,
     /// Maintenance mode is on.
@@ -333,6 +346,8 @@ pub struct Election {
     /// lease lost, quorum lost): `preempt_delay` counts from here too, so a node that
     /// resumes from a stall does not flap the VIP straight back.
     last_stepdown: Option<Instant>,
+    /// When we last left Fault: `preempt_delay` counts from here too (flap damping).
+    last_fault_exit: Option<Instant>,
 }
 
 /// `now + d`, or `now` in the (unreachable with clamped config) case of overflow.
@@ -393,8 +408,12 @@ impl Election {
             health_fault: None,
             last_input: None,
             last_stepdown: None,
+            last_fault_exit: None,
             handing_over: None,
             conflict_grace: None,
+            last_defence: None,
+            last_conflict_notice: None,
+            conflicts_unreported: 0,
             yielded: false,
             maintenance: false,
         }
@@ -450,7 +469,8 @@ impl Election {
                 .min()
         };
         let handover = self.handing_over.as_ref().map(|(_, until)| *until);
-        [self.next_send, self.master_down_at, expiry, handover]
+        let grace = self.conflict_grace.map(|(_, until)| until);
+        [self.next_send, self.master_down_at, expiry, handover, grace]
             .into_iter()
             .flatten()
             .min()
@@ -559,7 +579,10 @@ impl Election {
     }
 
     fn may_preempt(&self, now: Instant) -> bool {
-        let since = self.started_at.max(self.last_stepdown);
+        let since = self
+            .started_at
+            .max(self.last_stepdown)
+            .max(self.last_fault_exit);
         self.cfg.preempt
             && !self.yielded
             && since.is_some_and(|s| now >= after(s, self.cfg.preempt_delay))
@@ -609,6 +632,9 @@ impl Election {
         let from = self.state;
         self.state = to;
         self.state_since = now;
+        if from == State::Fault && to != State::Fault {
+            self.last_fault_exit = Some(now);
+        }
         if to != State::Backup {
             self.master_down_at = None;
         }
@@ -642,6 +668,15 @@ impl Election {
     }
 
     fn on_timeout(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if let Some((mac, until)) = self.conflict_grace {
+            if now >= until {
+                // No advert explained the conflict: the peer still says it is not master.
+                self.conflict_grace = None;
+                if self.state == State::Master {
+                    self.defend(now, mac, out);
+                }
+            }
+        }
         if let Some((to, until)) = self.handing_over.take() {
             if now >= until {
                 self.yielded = false;
@@ -1082,9 +1117,15 @@ impl Election {
         self.peers.iter().find(|(_, p)| p.mac == mac)
     }
 
-    fn describe_mac(&self, mac: [u8; 6]) -> String {
+    /// `mac` in words: whose it is by the adverts, and whether we hear that peer.
+    fn describe_mac(&self, now: Instant, mac: [u8; 6]) -> String {
         match self.peer_with_mac(mac) {
-            Some((name, _)) => format!("{} ({name})", format_mac(&mac)),
+            Some((name, p)) if self.peer_is_live(now, p) => format!(
+                "{} ({name}, heard, its adverts say {})",
+                format_mac(&mac),
+                p.state
+            ),
+            Some((name, _)) => format!("{} ({name}, not heard)", format_mac(&mac)),
             None => format!("{} (not a cluster member)", format_mac(&mac)),
         }
     }
@@ -1105,8 +1146,8 @@ impl Election {
                     out.push(Action::Notice {
                         cause: NoticeCause::ClaimBlocked,
                         reason: format!(
-                            "not claiming the VIPs: answered by {} which I cannot hear; probing again every {}",
-                            self.describe_mac(mac),
+                            "not claiming the VIPs: answered by {}; probing again every {}",
+                            self.describe_mac(now, mac),
                             ms(self.cfg.advert_interval)
                         ),
                     });
@@ -1124,67 +1165,82 @@ impl Election {
         }
     }
 
+    /// Another host answered for one of our VIPs on the wire (an ARP reply or
+    /// announcement from a MAC that is not ours). The frame is not authenticated, so it
+    /// never makes us release: only a peer's adverts can (the epoch rule). What it can do:
+    /// - a live peer whose adverts say it is not master has probably just taken over (its
+    ///   gratuitous ARP overtakes its advert): wait up to a master-down for that advert,
+    ///   then, if none came, re-assert ([`Self::on_timeout`]);
+    /// - anyone else (an unknown MAC, a peer we cannot hear, a forger using a member's
+    ///   MAC): re-assert at once — RFC 5227 §2.4 (b) defence, at most once per advert
+    ///   interval so a flood of forged claims costs a bounded number of announcements.
     fn on_conflict(&mut self, now: Instant, mac: [u8; 6], out: &mut Vec<Action>) {
         if self.state != State::Master || mac == self.cfg.mac {
             return;
         }
-        let who = self.describe_mac(mac);
-        // A peer we hear that has just taken over sends its gratuitous ARP before its
-        // advert reaches us, and our view of its epoch is stale until then: judging now
-        // could make us re-announce and pull clients back for a moment. Its advert settles
-        // it by the epoch rule; only if none explains the conflict within a master-down
-        // interval do we decide by what we know.
-        let live_non_master = self
+        self.conflicts_unreported = self.conflicts_unreported.saturating_add(1);
+        let live_member = self
             .peer_with_mac(mac)
-            .is_some_and(|(_, p)| p.state != State::Master && self.peer_is_live(now, p));
-        if live_non_master {
-            match self.conflict_grace {
-                Some((m, until)) if m == mac && now >= until => {}
-                Some((m, _)) if m == mac => return,
-                _ => {
-                    self.conflict_grace = Some((mac, after(now, self.master_down_interval())));
-                    out.push(Action::Notice {
-                        cause: NoticeCause::ConflictPending,
-                        reason: format!(
-                            "VIP conflict: {who} also answers for the VIPs; waiting for its advert"
-                        ),
-                    });
-                    self.send(now, out);
-                    return;
-                }
+            .is_some_and(|(_, p)| self.peer_is_live(now, p));
+        if live_member {
+            if self.conflict_grace.is_some_and(|(m, _)| m == mac) {
+                return; // already waiting for this peer's advert
             }
+            self.conflict_grace = Some((mac, after(now, self.master_down_interval())));
+            let reason = format!(
+                "VIP conflict: {} also answers for the VIPs; waiting for its advert",
+                self.describe_mac(now, mac)
+            );
+            self.conflict_notice(now, NoticeCause::ConflictPending, reason, out);
+            self.send(now, out);
+            return;
         }
-        self.conflict_grace = None;
-        let theirs = self.peer_with_mac(mac).map(|(name, p)| {
-            (
-                p.epoch,
-                Rank {
-                    priority: p.priority,
-                    name,
-                },
-            )
-        });
-        match theirs {
-            Some(t) if t > (self.master_epoch, self.rank()) => {
-                let reason = format!(
-                    "VIP conflict: {who} also answers for the VIPs and outranks us \
-                     (epoch {} priority {} vs our epoch {} priority {}): releasing",
-                    t.0, t.1.priority, self.master_epoch, self.cfg.priority
-                );
-                self.step_down(now, Cause::Conflict, reason, out);
-                self.send(now, out);
-            }
-            _ => {
-                out.push(Action::Notice {
-                    cause: NoticeCause::ConflictWon,
-                    reason: format!(
-                        "VIP conflict: {who} also answers for the VIPs; we outrank it: re-announcing"
-                    ),
-                });
-                out.push(Action::Announce);
-                self.send(now, out);
-            }
+        self.defend(now, mac, out);
+    }
+
+    /// Re-announces the VIPs after a conflict with `mac`, at most once per advert interval,
+    /// and says so at most once per [`CONFLICT_NOTICE_INTERVAL`].
+    fn defend(&mut self, now: Instant, mac: [u8; 6], out: &mut Vec<Action>) {
+        if self
+            .last_defence
+            .is_some_and(|t| now < after(t, self.cfg.advert_interval))
+        {
+            return;
         }
+        self.last_defence = Some(now);
+        let reason = format!(
+            "VIP conflict: {} also answers for the VIPs; an ARP frame cannot take them from \
+             the elected master: re-announcing",
+            self.describe_mac(now, mac)
+        );
+        self.conflict_notice(now, NoticeCause::ConflictWon, reason, out);
+        out.push(Action::Announce);
+        self.send(now, out);
+    }
+
+    /// A conflict notice, rate-limited: one per [`CONFLICT_NOTICE_INTERVAL`], carrying the
+    /// number of conflicts since the last one.
+    fn conflict_notice(
+        &mut self,
+        now: Instant,
+        cause: NoticeCause,
+        reason: String,
+        out: &mut Vec<Action>,
+    ) {
+        if self
+            .last_conflict_notice
+            .is_some_and(|t| now < after(t, CONFLICT_NOTICE_INTERVAL))
+        {
+            return;
+        }
+        self.last_conflict_notice = Some(now);
+        let n = std::mem::take(&mut self.conflicts_unreported);
+        let reason = if n > 1 {
+            format!("{reason} ({n} conflicting frames since the last notice)")
+        } else {
+            reason
+        };
+        out.push(Action::Notice { cause, reason });
     }
 
     fn take_over_planned(&mut self, now: Instant, from: &str, out: &mut Vec<Action>) {

@@ -111,7 +111,7 @@ fn lost_master_is_probed_before_the_vips_are_claimed() {
     let said = notices(&acts);
     assert_eq!(said.len(), 1, "{acts:?}");
     assert!(
-        said[0].contains("answered by 02:00:00:00:00:11 (n1) which I cannot hear"),
+        said[0].contains("answered by 02:00:00:00:00:11 (n1, not heard)"),
         "{said:?}"
     );
     // Probing again one interval later; the same holder is not logged twice.
@@ -302,9 +302,17 @@ fn master_without_quorum_steps_down_and_backup_without_quorum_waits() {
     assert!(acts.contains(&Action::ReleaseVips));
 }
 
+fn announces(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| matches!(a, Action::Announce))
+        .count()
+}
+
 #[test]
-fn vip_conflict_is_settled_by_rank() {
-    // n2 is master with epoch 1.
+fn a_conflict_never_makes_the_master_release_it_re_announces() {
+    // n2 is master with epoch 1 (issue 9, kind 4: an ARP frame used to release the VIPs of
+    // a master "outranked" by the member whose MAC the frame carried).
     let (mut e, t0) = started(cfg("n2", 100, 3, false));
     run_until(&mut e, t0 + ms(300));
     e.handle(t0 + ms(300), Input::ProbeResult { answered_by: None });
@@ -321,28 +329,78 @@ fn vip_conflict_is_settled_by_rank() {
     let t = t0 + ms(2000);
     let acts = e.handle(t, Input::Conflict { mac: N3_MAC });
     assert_eq!(e.state(), State::Master);
-    assert!(
-        acts.contains(&Action::Announce),
-        "the winner re-announces at once"
-    );
-    assert!(notices(&acts)[0].contains("(n3)"));
+    assert_eq!(announces(&acts), 1, "re-announces at once: {acts:?}");
+    assert!(notices(&acts)[0].contains("(n3, not heard)"), "{acts:?}");
 
-    let acts = e.handle(
-        t + ms(1),
-        Input::Conflict {
-            mac: [2, 9, 9, 9, 9, 9],
-        },
-    );
-    assert_eq!(e.state(), State::Master);
+    let unknown = [2, 9, 9, 9, 9, 9];
+    let acts = e.handle(t + ms(1100), Input::Conflict { mac: unknown });
+    assert_eq!(announces(&acts), 1, "{acts:?}");
     assert!(notices(&acts)[0].contains("not a cluster member"));
 
-    let acts = e.handle(t + ms(2), Input::Conflict { mac: N1_MAC });
-    let reason = became(&acts, State::Backup).expect("the lower rank releases");
-    assert!(
-        reason.contains("(n1)") && reason.contains("outranks us"),
-        "{reason}"
+    // The higher-ranked member's MAC: still ours to defend, its adverts do not say master.
+    let acts = e.handle(t + ms(2200), Input::Conflict { mac: N1_MAC });
+    assert_eq!(e.state(), State::Master);
+    assert_eq!(announces(&acts), 1, "{acts:?}");
+    assert!(!acts.contains(&Action::ReleaseVips));
+}
+
+#[test]
+fn a_forged_claim_with_a_live_backups_mac_is_answered_once_its_grace_runs_out() {
+    // Issue 9, kind 4: one broadcast ARP reply claiming the VIP with n1's MAC while n1 is a
+    // live backup. The master used to wait for an advert that never came and never
+    // re-announced: the client stayed on n1's MAC, which does not hold the VIP (~8 s).
+    let (mut e, t0) = lone_master("n2", 100);
+    let n1 = adv("n1", State::Backup, 200, 1, N1_MAC);
+    e.handle(t0 + ms(310), Input::Advert(n1.clone()));
+    let acts = e.handle(t0 + ms(320), Input::Conflict { mac: N1_MAC });
+    assert_eq!(announces(&acts), 0, "{acts:?}");
+    // n1 keeps saying "backup" every interval; no second frame arrives.
+    let mut all = Vec::new();
+    let mut t = t0 + ms(320);
+    for _ in 0..10 {
+        t += ms(50);
+        all.extend(run_until(&mut e, t).into_iter().map(|(_, a)| a));
+        all.extend(e.handle(t, Input::Advert(n1.clone())));
+    }
+    assert_eq!(e.state(), State::Master);
+    assert!(!all.contains(&Action::ReleaseVips), "{all:?}");
+    assert_eq!(
+        announces(&all),
+        1,
+        "re-announced once the grace ran out: {all:?}"
     );
-    assert!(acts.contains(&Action::ReleaseVips));
+    // A second forged frame 600 ms after the first (the nopreempt master used to release
+    // on it): waits again, never releases.
+    let acts = e.handle(t0 + ms(920), Input::Conflict { mac: N1_MAC });
+    assert_eq!(e.state(), State::Master);
+    assert!(!acts.contains(&Action::ReleaseVips), "{acts:?}");
+}
+
+#[test]
+fn a_flood_of_forged_claims_costs_bounded_announcements_and_notices() {
+    // Issue 9, kind 4: 9,280 frames from random MACs used to cost 18,560 log lines and as
+    // many gratuitous ARP bursts.
+    let (mut e, t0) = lone_master("n2", 100);
+    let mut acts = Vec::new();
+    let start = t0 + ms(400);
+    for i in 0u32..15_000 {
+        let b = i.to_be_bytes();
+        let mac = [6, 0xfe, b[0], b[1], b[2], b[3]];
+        // 15 000 frames over 1.5 s.
+        let t = start + Duration::from_micros(u64::from(i) * 100);
+        acts.extend(e.handle(t, Input::Conflict { mac }));
+    }
+    assert_eq!(e.state(), State::Master);
+    let n = announces(&acts);
+    // One per 50 ms advert interval over 1.5 s.
+    assert!((29..=31).contains(&n), "{n} announcements");
+    let said = notices(&acts);
+    assert!(said.len() <= 2, "{said:?}");
+    assert!(
+        said.last()
+            .is_some_and(|s| s.contains("conflicting frames since")),
+        "{said:?}"
+    );
 }
 
 #[test]
@@ -375,20 +433,6 @@ fn conflict_with_a_live_peer_waits_for_its_advert() {
     assert!(became(&acts, State::Backup).is_some(), "{acts:?}");
     assert!(acts.contains(&Action::ReleaseVips));
     assert!(!acts.contains(&Action::Announce));
-}
-
-#[test]
-fn conflict_with_a_live_peer_that_never_explains_it_is_settled_by_rank() {
-    let (mut e, t0) = lone_master("n2", 100);
-    let n3 = adv("n3", State::Backup, 50, 1, N3_MAC);
-    e.handle(t0 + ms(310), Input::Advert(n3.clone()));
-    e.handle(t0 + ms(320), Input::Conflict { mac: N3_MAC });
-    // Still a live backup by its adverts one master-down later, still answering.
-    e.handle(t0 + ms(480), Input::Advert(n3.clone()));
-    e.handle(t0 + ms(500), Input::Advert(n3));
-    let acts = e.handle(t0 + ms(510), Input::Conflict { mac: N3_MAC });
-    assert_eq!(e.state(), State::Master);
-    assert!(acts.contains(&Action::Announce), "{acts:?}");
 }
 
 #[test]
@@ -512,4 +556,129 @@ fn effective_priority_travels_in_adverts() {
         .collect();
     assert_eq!(adverts.last().map(|a| a.priority), Some(120));
     assert_eq!(e.priority(), 120);
+}
+
+/// Feeds `advert` every 50 ms and Timeout at every deadline from `from` to `until`.
+fn hear_until(e: &mut Election, advert: &Advert, from: Instant, until: Instant) -> Vec<Action> {
+    let mut all = Vec::new();
+    let mut t = from;
+    while t < until {
+        t += ms(50);
+        all.extend(run_until(e, t).into_iter().map(|(_, a)| a));
+        all.extend(e.handle(t, Input::Advert(advert.clone())));
+    }
+    all
+}
+
+#[test]
+fn preempt_delay_applies_after_every_return_from_fault() {
+    // Issue 9, kind 10: with preempt_delay 10 s, a master whose link flapped took the VIPs
+    // back 1.14 s after the link returned; 4 flaps in 9 s moved them 8 times.
+    let (mut e, t0) = started(ElectionConfig {
+        name: "n1".into(),
+        preempt_delay: ms(10_000),
+        ..cfg("n1", 200, 2, false)
+    });
+    let n2 = adv("n2", State::Master, 100, 1, N3_MAC);
+    // Long after start: the start-up delay is over.
+    let mut t = t0 + ms(20_000);
+    hear_until(&mut e, &n2, t0, t);
+    assert_eq!(
+        e.state(),
+        State::Master,
+        "preempted n2 once the delay passed"
+    );
+    // 4 link flaps in 9 s: down 1 s, up 1.25 s, …
+    let mut moves = 0;
+    for _ in 0..4 {
+        e.handle(
+            t,
+            Input::Fault {
+                cause: FaultCause::Link,
+                reason: "eth0 lost carrier".into(),
+            },
+        );
+        t += ms(1000);
+        e.handle(t, Input::FaultCleared);
+        let acts = hear_until(&mut e, &n2, t, t + ms(1250));
+        t += ms(1250);
+        moves += acts
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Transition {
+                        to: State::Master,
+                        ..
+                    }
+                )
+            })
+            .count();
+    }
+    assert_eq!(moves, 0, "the VIPs stay with n2 while the link flaps");
+    // The link returned 1.25 s ago. Stable for less than the delay: still backup; after
+    // it (plus master-down): preempts.
+    hear_until(&mut e, &n2, t, t + ms(8_500));
+    assert_eq!(e.state(), State::Backup);
+    let acts = hear_until(&mut e, &n2, t + ms(8_500), t + ms(9_500));
+    assert!(
+        acts.iter().any(|a| matches!(
+            a,
+            Action::Transition {
+                to: State::Master,
+                cause: Cause::Preempt,
+                ..
+            }
+        )),
+        "{acts:?}"
+    );
+}
+
+#[test]
+fn without_a_preempt_delay_a_returning_node_preempts_after_proven_contact() {
+    let (mut e, t0) = started(cfg("n1", 200, 2, false));
+    let n2 = adv("n2", State::Master, 100, 1, N3_MAC);
+    let t = t0 + ms(3000);
+    hear_until(&mut e, &n2, t0, t);
+    assert_eq!(e.state(), State::Master);
+    e.handle(
+        t,
+        Input::Fault {
+            cause: FaultCause::Link,
+            reason: "eth0 lost carrier".into(),
+        },
+    );
+    e.handle(t + ms(1000), Input::FaultCleared);
+    hear_until(&mut e, &n2, t + ms(1000), t + ms(3000));
+    assert_eq!(e.state(), State::Master, "today's rule stands");
+}
+
+#[test]
+fn a_probe_answered_by_a_peer_we_hear_says_so() {
+    // Issue 9: "answered by … which I cannot hear" was logged about peers that were
+    // connected and alive.
+    let (mut e, t0) = started(cfg("n2", 100, 3, false));
+    e.handle(
+        t0 + ms(10),
+        Input::Advert(adv("n1", State::Master, 200, 1, N1_MAC)),
+    );
+    let n3 = adv("n3", State::Backup, 50, 1, N3_MAC);
+    let mut t = t0 + ms(10);
+    let mut acts = Vec::new();
+    while !has_probe(&acts) {
+        t += ms(50);
+        acts = run_until(&mut e, t);
+        e.handle(t, Input::Advert(n3.clone()));
+    }
+    let acts = e.handle(
+        t,
+        Input::ProbeResult {
+            answered_by: Some(N3_MAC),
+        },
+    );
+    let said = notices(&acts);
+    assert!(
+        said[0].contains("(n3, heard, its adverts say backup)"),
+        "{said:?}"
+    );
 }
