@@ -399,11 +399,12 @@ fn handover(socket: &std::path::Path, to: Option<String>) -> ExitCode {
     let target = match control::request(socket, &Request::Handover { to }) {
         Ok(Response {
             ok: true,
-            message: Some(m),
+            message,
+            handover_to: Some(target),
             ..
         }) => {
-            println!("{m}");
-            m.rsplit(' ').next().unwrap_or_default().to_string()
+            println!("{}", message.unwrap_or_default());
+            target
         }
         Ok(Response { message, .. }) => {
             eprintln!("haagent: {}", message.unwrap_or_else(|| "refused".into()));

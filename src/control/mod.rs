@@ -63,9 +63,12 @@ pub struct Response {
     /// What happened, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// The status, for [`Request::Status {}`].
+    /// The status, for [`Request::Status`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Box<Status>>,
+    /// The node a started handover goes to, for [`Request::Handover`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_to: Option<String>,
 }
 
 impl Response {
@@ -75,6 +78,7 @@ impl Response {
             ok: true,
             message: Some(message.into()),
             status: None,
+            handover_to: None,
         }
     }
 
@@ -84,6 +88,7 @@ impl Response {
             ok: false,
             message: Some(message.into()),
             status: None,
+            handover_to: None,
         }
     }
 }

@@ -33,7 +33,7 @@ use crate::certs::{self, CertError};
 use crate::config::GatewaySetting;
 use crate::config::{Config, Overrides};
 use crate::control::{ControlError, ControlRequest, ControlServer};
-use crate::election::{Action, Election, ElectionConfig, FaultCause, Input};
+use crate::election::{Action, Cause, Election, ElectionConfig, FaultCause, Input, NoticeCause};
 use crate::health::{HealthMonitor, Verdict};
 use crate::metrics::{self, Metrics, MetricsError, RejectReason};
 use crate::notify::{Hooks, Notifier, TransitionEvent};
@@ -388,9 +388,9 @@ impl Daemon {
         self.hold_until_checks_settle().await;
         self.on_link(link).await;
         self.step(Input::Start).await;
-        // Set once a shutdown signal has started a handover: stop when it completes or
-        // at this deadline, whichever comes first.
-        let mut stop_by: Option<Instant> = None;
+        // Set once a shutdown signal has asked the election to stop: a master hands over
+        // first, and the election says when it is done (`stopped()`).
+        let mut stopping = false;
         loop {
             let hup = async {
                 match hangup.as_mut() {
@@ -409,13 +409,9 @@ impl Daemon {
             };
             tokio::select! {
                 biased;
-                () = &mut shutdown, if stop_by.is_none() => match self.hand_over_before_stopping().await {
-                    Some(deadline) => stop_by = Some(deadline),
-                    None => break,
-                },
-                () = sleep_until(stop_by) => {
-                    tracing::warn!("the successor did not take over in time: stopping anyway");
-                    break;
+                () = &mut shutdown, if !stopping => {
+                    stopping = true;
+                    self.step(Input::Stop).await;
                 }
                 // First after a stall (SIGSTOP, a long pause): find out whether the kernel
                 // dropped our VIPs before acting on anything else.
@@ -440,13 +436,15 @@ impl Daemon {
                     let answer = self.reload().await;
                     tracing::info!(ok = answer.ok, "{}", answer.message.unwrap_or_default());
                 }
-                () = sleep => self.step(Input::Timeout).await,
+                () = sleep => {
+                    self.step(Input::Timeout).await;
+                }
                 _ = tick.tick() => self.refresh_metrics(),
             }
             if let Some(verdicts) = self.pending_verdicts.take() {
                 inputs.verdicts = verdicts;
             }
-            if stop_by.is_some() && self.election.state() != State::Master {
+            if self.election.stopped() {
                 break;
             }
         }
@@ -508,34 +506,23 @@ impl Daemon {
         }
     }
 
-    /// On a shutdown signal, a master with a live backup hands the VIPs over
-    /// make-before-break (the successor installs and announces them before we remove
-    /// ours), so clients lose no request; the priority-0 advert of [`Input::Shutdown`]
-    /// remains the fallback. Returns the deadline for the handover, or `None` to stop now.
-    async fn hand_over_before_stopping(&mut self) -> Option<Instant> {
-        if self.election.state() != State::Master {
-            return None;
-        }
-        let answer = self.handover(None).await;
-        let message = answer.message.unwrap_or_default();
-        if !answer.ok {
-            tracing::info!("stopping without a handover: {message}");
-            return None;
-        }
-        tracing::info!("stopping: {message} first");
-        Some(Instant::now() + 2 * self.election.master_down_interval())
-    }
-
     async fn on_link(&mut self, link: LinkState) {
         if link.usable {
-            if self.ops.link_fault.take().is_some() {
+            if self.election.faults().contains_key(&FaultCause::Link) {
                 tracing::info!("{}", link.detail);
+                self.step(Input::FaultCleared {
+                    cause: FaultCause::Link,
+                })
+                .await;
             }
         } else {
             tracing::warn!("{}", link.detail);
-            self.ops.link_fault = Some(link.detail);
+            self.step(Input::Fault {
+                cause: FaultCause::Link,
+                reason: link.detail,
+            })
+            .await;
         }
-        self.apply_fault().await;
     }
 
     async fn on_conflict(&mut self, conflict: ArpConflict) {
@@ -666,21 +653,26 @@ impl Daemon {
     }
 
     /// Feeds one input to the election and carries out every action, including the inputs
-    /// that carrying them out produces (a failed VIP install becomes a Fault).
-    async fn step(&mut self, input: Input) {
+    /// that carrying them out produces (a failed VIP install becomes a Fault). Returns the
+    /// notices, for a caller that answers an operator with them.
+    async fn step(&mut self, input: Input) -> Vec<(NoticeCause, String)> {
+        let mut notices = Vec::new();
         let mut inputs = VecDeque::from([input]);
         while let Some(input) = inputs.pop_front() {
-            let stopping = matches!(input, Input::Shutdown);
             let actions = self.election.handle(Instant::now(), input);
             for action in actions {
-                if let Some(follow_up) = self.execute(action, stopping).await {
+                if let Action::Notice { cause, reason } = &action {
+                    notices.push((*cause, reason.clone()));
+                }
+                if let Some(follow_up) = self.execute(action).await {
                     inputs.push_back(follow_up);
                 }
             }
         }
+        notices
     }
 
-    async fn execute(&mut self, action: Action, stopping: bool) -> Option<Input> {
+    async fn execute(&mut self, action: Action) -> Option<Input> {
         match action {
             Action::Send(advert) => {
                 self.counters.adverts_sent += 1;
@@ -730,6 +722,7 @@ impl Daemon {
                 reason,
             } => {
                 let label = cause.label();
+                let stopping = cause == Cause::Shutdown;
                 if to == State::Master || from == State::Master || to == State::Fault {
                     tracing::warn!(from = %from, to = %to, epoch, cause = label, "{reason}");
                 } else {

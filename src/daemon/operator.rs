@@ -13,7 +13,7 @@ use crate::control::{
     QuorumView, Request, Response, Status, TransitionRecord, VipStatus, WitnessView,
     STATUS_VERSION,
 };
-use crate::election::{Cause, FaultCause, Input};
+use crate::election::{Cause, FaultCause, Input, NoticeCause};
 use crate::health::{HealthMonitor, Verdict};
 use crate::metrics::{Metrics, MetricsServer};
 use crate::notify::{Hooks, Notifier};
@@ -46,12 +46,6 @@ pub(super) struct Operator {
     _control: ControlServer,
     health: HealthMonitor,
     verdict: Verdict,
-    /// Why the health checks hold the node in fault, if they do.
-    health_fault: Option<(FaultCause, String)>,
-    /// Why the VIP interface cannot carry traffic (no carrier, down, removed), if so.
-    pub(super) link_fault: Option<String>,
-    /// The fault currently fed to the election: the link's before the checks'.
-    applied_fault: Option<(FaultCause, String)>,
     pub(super) metrics: Arc<Metrics>,
     metrics_server: Option<MetricsServer>,
     cert_not_after: SystemTime,
@@ -84,9 +78,6 @@ impl Operator {
             _control: control,
             health,
             verdict: Verdict::default(),
-            health_fault: None,
-            link_fault: None,
-            applied_fault: None,
             metrics,
             metrics_server,
             cert_not_after,
@@ -211,57 +202,52 @@ impl Daemon {
         if self.ops.config.checks.is_empty() {
             return;
         }
-        self.ops.health_fault = Some((
-            FaultCause::ChecksPending,
-            "waiting for the first health check results".into(),
-        ));
-        self.apply_fault().await;
+        self.step(Input::Fault {
+            cause: FaultCause::ChecksPending,
+            reason: "waiting for the first health check results".into(),
+        })
+        .await;
     }
 
-    /// Feeds the election the fault that should hold now, if it changed: a link fault
-    /// wins over a health fault (it says more), and the node leaves fault only when both
-    /// are gone.
-    pub(super) async fn apply_fault(&mut self) {
-        let wanted = self
-            .ops
-            .link_fault
-            .clone()
-            .map(|reason| (FaultCause::Link, reason))
-            .or_else(|| self.ops.health_fault.clone());
-        if wanted == self.ops.applied_fault {
-            return;
-        }
-        self.ops.applied_fault = wanted.clone();
-        match wanted {
-            Some((cause, reason)) => self.step(Input::Fault { cause, reason }).await,
-            None => self.step(Input::FaultCleared).await,
-        }
-    }
-
+    /// Feeds the checks' verdict to the election: the priority adjustment, and whether a
+    /// check holds the node in fault. The election decides what that means (one rule for
+    /// all faults); inputs that change nothing produce no action.
     pub(super) async fn on_verdict(&mut self, verdict: Verdict) {
         self.ops.verdict = verdict.clone();
         if !verdict.settled {
             return;
         }
-        let base = i32::from(self.ops.config.node.priority);
-        let effective = u8::try_from((base + verdict.priority_delta).clamp(1, 254)).unwrap_or(1);
-        if effective != self.election.priority() {
+        self.step(Input::FaultCleared {
+            cause: FaultCause::ChecksPending,
+        })
+        .await;
+        let before = self.election.priority();
+        self.step(Input::PriorityDelta {
+            delta: verdict.priority_delta,
+        })
+        .await;
+        let effective = self.election.priority();
+        if effective != before {
             tracing::warn!(
-                base,
+                base = self.election.base_priority(),
                 effective,
                 reasons = ?verdict.reasons,
                 "effective priority changed by health checks"
             );
-            self.step(Input::SetPriority {
-                priority: effective,
-            })
-            .await;
         }
         self.ops
             .metrics
-            .set_priority(self.ops.config.node.priority, effective);
-        self.ops.health_fault = verdict.fault.map(|r| (FaultCause::HealthCheck, r));
-        self.apply_fault().await;
+            .set_priority(self.election.base_priority(), effective);
+        let input = match verdict.fault {
+            Some(reason) => Input::Fault {
+                cause: FaultCause::HealthCheck,
+                reason,
+            },
+            None => Input::FaultCleared {
+                cause: FaultCause::HealthCheck,
+            },
+        };
+        self.step(input).await;
     }
 
     pub(super) async fn on_control(&mut self, req: ControlRequest) {
@@ -271,6 +257,7 @@ impl Daemon {
                     ok: true,
                     message: None,
                     status: Some(Box::new(status)),
+                    handover_to: None,
                 },
                 Err(e) => Response::refused(e),
             },
@@ -288,42 +275,23 @@ impl Daemon {
         let _ = req.reply.send(answer);
     }
 
+    /// A planned handover: the election picks (or checks) the target and answers with a
+    /// notice, which becomes the operator's answer.
     pub(super) async fn handover(&mut self, to: Option<String>) -> Response {
-        if self.election.state() != State::Master {
-            return Response::refused(format!(
-                "this node is {}, not master: run handover on the master ({})",
-                self.election.state(),
-                self.election.master().unwrap_or("none known")
-            ));
+        let notices = self.step(Input::Handover { to }).await;
+        match notices.into_iter().find(|(c, _)| {
+            matches!(
+                c,
+                NoticeCause::HandoverStarted | NoticeCause::HandoverRefused
+            )
+        }) {
+            Some((NoticeCause::HandoverStarted, reason)) => Response {
+                handover_to: self.election.handover_target().map(str::to_string),
+                ..Response::done(reason)
+            },
+            Some((_, reason)) => Response::refused(reason),
+            None => Response::refused("the election did not answer the handover request"),
         }
-        let now = Instant::now();
-        let live: Vec<_> = self
-            .election
-            .peers()
-            .into_iter()
-            .filter(|p| p.is_alive(now) && p.state == State::Backup)
-            .collect();
-        let target = match to {
-            Some(name) => match live.iter().find(|p| p.name == name) {
-                Some(p) => p.name.clone(),
-                None => {
-                    return Response::refused(format!(
-                        "{name} is not a live backup (live backups: {})",
-                        names_or_none(live.iter().map(|p| p.name.as_str()))
-                    ))
-                }
-            },
-            None => match live.iter().max_by(|a, b| {
-                a.priority
-                    .cmp(&b.priority)
-                    .then_with(|| b.name.cmp(&a.name))
-            }) {
-                Some(p) => p.name.clone(),
-                None => return Response::refused("no live backup to hand over to"),
-            },
-        };
-        self.step(Input::Handover { to: target.clone() }).await;
-        Response::done(format!("handing over to {target}"))
     }
 
     /// Re-reads the configuration and the certificates. Settings that do not touch the
@@ -411,11 +379,13 @@ impl Daemon {
             }
             applied.push("metrics endpoint".into());
         }
-        let priority_changed = new.node.priority != old.node.priority;
+        let base = new.node.priority;
         self.ops.config = new;
-        if priority_changed {
-            let verdict = self.ops.health.verdict();
-            self.on_verdict(verdict).await;
+        if base != self.election.base_priority() {
+            self.step(Input::BasePriority { priority: base }).await;
+            self.ops
+                .metrics
+                .set_priority(self.election.base_priority(), self.election.priority());
         }
         let mut message = if applied.is_empty() {
             "configuration reloaded: nothing that matters at run time changed".to_string()
@@ -553,7 +523,7 @@ impl Daemon {
             .unwrap_or(u64::MAX),
             epoch: self.election.epoch(),
             priority: PriorityView {
-                base: self.ops.config.node.priority,
+                base: self.election.base_priority(),
                 effective: self.election.priority(),
                 reasons: self.ops.verdict.reasons.clone(),
             },
@@ -580,15 +550,6 @@ impl Daemon {
             cert_not_after: Some(certs::rfc3339(self.ops.cert_not_after)),
             uptime_s: self.ops.started.elapsed().as_secs(),
         })
-    }
-}
-
-fn names_or_none<'a>(names: impl Iterator<Item = &'a str>) -> String {
-    let v: Vec<&str> = names.collect();
-    if v.is_empty() {
-        "none".into()
-    } else {
-        v.join(", ")
     }
 }
 

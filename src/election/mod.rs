@@ -95,6 +95,13 @@ pub const DEFAULT_DOWN_MULTIPLIER: u32 = 3;
 /// pulled back and forth. Waiting this long first costs nothing: the master is serving.
 pub const PREEMPT_SETTLE: Duration = Duration::from_millis(1000);
 
+/// How long a graceful stop waits for the successor, in master-down intervals.
+pub const STOP_HANDOVER_MASTER_DOWNS: u32 = 2;
+
+/// How long a failed VIP install holds the node in Fault before it may try again (it
+/// becomes backup and takes over again if it is still the best candidate).
+pub const VIP_INSTALL_RETRY: Duration = Duration::from_secs(5);
+
 /// At most one log notice about VIP conflicts per this interval; the next one says how many
 /// conflicting frames came in between. A forger on the segment can send thousands of frames a
 /// second; each costs a counter increment, not a log line.
@@ -137,17 +144,29 @@ pub enum Input {
     Advert(Advert),
     /// A deadline from [`Election::next_deadline`] has (probably) passed.
     Timeout,
-    /// Leave the cluster gracefully; the election stops for good.
+    /// Leave the cluster now: priority-0 advert, release the VIPs; the election stops for
+    /// good.
     Shutdown,
-    /// A health check failed, or the link is down (the daemon picks the one that applies).
+    /// Leave the cluster gracefully (SIGTERM): a master with a live backup first hands the
+    /// VIPs over make-before-break, and shuts down once the successor has taken them or
+    /// [`STOP_HANDOVER_MASTER_DOWNS`] master-down intervals have passed; anyone else shuts
+    /// down at once. [`Election::stopped`] says when it is done.
+    Stop,
+    /// A fault of one kind holds (again): a health check failed, the link is down, the
+    /// checks have not all reported yet, a VIP install failed. Several kinds can hold at
+    /// once; the node is in Fault while any does. Repeating it changes nothing.
     Fault {
         /// Which kind of fault.
         cause: FaultCause,
         /// What failed, in words (goes into the transition reason).
         reason: String,
     },
-    /// The health checks pass again.
-    FaultCleared,
+    /// That kind of fault no longer holds. The node leaves Fault when no kind holds and it
+    /// is neither isolated nor in maintenance.
+    FaultCleared {
+        /// Which kind cleared.
+        cause: FaultCause,
+    },
     /// The gateway witness changed its verdict (or gave its first one).
     Witness {
         /// Whether the gateway answers.
@@ -170,9 +189,15 @@ pub enum Input {
         /// What was found, in words.
         detail: String,
     },
-    /// The effective priority changed (health checks adjust the configured one).
-    SetPriority {
-        /// The new priority, clamped to 1..=254.
+    /// The health checks' priority adjustment changed: the advertised (effective) priority
+    /// is `base + delta`, clamped to 1..=254 (keepalived's `weight`).
+    PriorityDelta {
+        /// Sum of the weights of the failing checks (negative lowers the priority).
+        delta: i32,
+    },
+    /// The configured (base) priority changed on reload; clamped to 1..=254.
+    BasePriority {
+        /// The new base priority.
         priority: u8,
     },
     /// The operator turned maintenance mode on or off: while on, the node gives up the VIPs
@@ -181,11 +206,13 @@ pub enum Input {
         /// On or off.
         on: bool,
     },
-    /// The operator asked the master to hand the VIPs to `to` (make-before-break: the
-    /// target installs and announces them, then we release on its first advert).
+    /// The operator asked the master to hand the VIPs to `to`, or to the best live backup
+    /// by rank (make-before-break: the target installs and announces them, then we release
+    /// on its first advert). Answered with a [`NoticeCause::HandoverStarted`] notice naming
+    /// the target, or [`NoticeCause::HandoverRefused`] saying why not.
     Handover {
-        /// The node to hand over to (a live backup; the daemon checks).
-        to: String,
+        /// The node to hand over to; `None` = the best live backup.
+        to: Option<String>,
     },
 }
 
@@ -323,8 +350,16 @@ pub struct Election {
     gateway: Option<(bool, String)>,
     /// In Fault because isolated (no peer, no gateway).
     isolated: bool,
-    /// In Fault because of a health check, with its reason.
-    health_fault: Option<String>,
+    /// The kinds of fault that hold now, with their reasons.
+    faults: BTreeMap<FaultCause, String>,
+    /// While a VIP install fault holds: when it clears by itself ([`VIP_INSTALL_RETRY`]).
+    vip_retry_at: Option<Instant>,
+    /// The configured priority; `cfg.priority` is the effective one (base + check delta).
+    base_priority: u8,
+    /// The health checks' adjustment.
+    priority_delta: i32,
+    /// A graceful stop is under way: shut down once not master, or at this deadline.
+    stop_by: Option<Instant>,
     /// The `now` of the latest input.
     last_input: Option<Instant>,
     /// While handing over: to whom, and until when we wait for it.
@@ -348,6 +383,13 @@ pub struct Election {
     last_stepdown: Option<Instant>,
     /// When we last left Fault: `preempt_delay` counts from here too (flap damping).
     last_fault_exit: Option<Instant>,
+}
+
+/// A priority into the range a node may advertise: 1..=254 (RFC 9568 §6.1: 255 is the
+/// address owner, which haagent never is; 0 means leaving). The one place priorities are
+/// clamped.
+pub fn clamp_priority(p: i32) -> u8 {
+    u8::try_from(p.clamp(1, 254)).unwrap_or(1)
 }
 
 /// `now + d`, or `now` in the (unreachable with clamped config) case of overflow.
@@ -380,13 +422,14 @@ impl Election {
     /// A new election in state [`State::Init`]; nothing happens until [`Input::Start`].
     /// Out-of-range config values are clamped (see [`ElectionConfig`]).
     pub fn new(mut cfg: ElectionConfig, now: Instant) -> Self {
-        cfg.priority = cfg.priority.clamp(1, 254);
+        cfg.priority = clamp_priority(i32::from(cfg.priority));
         let interval_ms = cfg
             .advert_interval
             .as_millis()
             .clamp(u128::from(MIN_ADVERT_INTERVAL_MS), u128::from(u16::MAX));
         cfg.advert_interval = Duration::from_millis(u64::try_from(interval_ms).unwrap_or(10));
         cfg.down_multiplier = cfg.down_multiplier.clamp(1, 255);
+        let base_priority = cfg.priority;
         Election {
             cfg,
             state: State::Init,
@@ -405,7 +448,11 @@ impl Election {
             quorum_notice: false,
             gateway: None,
             isolated: false,
-            health_fault: None,
+            faults: BTreeMap::new(),
+            vip_retry_at: None,
+            base_priority,
+            priority_delta: 0,
+            stop_by: None,
             last_input: None,
             last_stepdown: None,
             last_fault_exit: None,
@@ -431,16 +478,23 @@ impl Election {
             Input::Advert(a) => self.on_advert(now, a, &mut out),
             Input::Timeout => self.on_timeout(now, &mut out),
             Input::Shutdown => self.on_shutdown(now, &mut out),
+            Input::Stop => self.on_stop(now, &mut out),
             Input::Fault { cause, reason } => self.on_fault(now, cause, reason, &mut out),
-            Input::FaultCleared => self.on_fault_cleared(now, &mut out),
+            Input::FaultCleared { cause } => self.on_fault_cleared(now, cause, &mut out),
             Input::Witness { reachable, detail } => {
                 self.gateway = Some((reachable, detail));
                 self.reevaluate(now, &mut out);
             }
             Input::ProbeResult { answered_by } => self.on_probe_result(now, answered_by, &mut out),
             Input::Conflict { mac } => self.on_conflict(now, mac, &mut out),
-            Input::SetPriority { priority } => {
-                self.cfg.priority = priority.clamp(1, 254);
+            Input::PriorityDelta { delta } => {
+                self.priority_delta = delta;
+                self.cfg.priority = clamp_priority(i32::from(self.base_priority) + delta);
+            }
+            Input::BasePriority { priority } => {
+                self.base_priority = clamp_priority(i32::from(priority));
+                self.cfg.priority =
+                    clamp_priority(i32::from(self.base_priority) + self.priority_delta);
             }
             Input::Maintenance { on } => self.on_maintenance(now, on, &mut out),
             Input::Handover { to } => self.on_handover(now, to, &mut out),
@@ -451,6 +505,7 @@ impl Election {
                 }
             }
         }
+        self.finish_stop(now, &mut out);
         out
     }
 
@@ -470,10 +525,18 @@ impl Election {
         };
         let handover = self.handing_over.as_ref().map(|(_, until)| *until);
         let grace = self.conflict_grace.map(|(_, until)| until);
-        [self.next_send, self.master_down_at, expiry, handover, grace]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.next_send,
+            self.master_down_at,
+            expiry,
+            handover,
+            grace,
+            self.vip_retry_at,
+            self.stop_by,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Our current state.
@@ -502,6 +565,27 @@ impl Election {
         } else {
             self.cfg.priority
         }
+    }
+
+    /// The configured priority (the advertised one is [`Election::priority`]).
+    pub fn base_priority(&self) -> u8 {
+        self.base_priority
+    }
+
+    /// Whether the election has stopped for good (after [`Input::Shutdown`], or once a
+    /// graceful [`Input::Stop`] has finished).
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// The kinds of fault that hold now, with their reasons (status).
+    pub fn faults(&self) -> &BTreeMap<FaultCause, String> {
+        &self.faults
+    }
+
+    /// The node a planned handover is under way to, if one is.
+    pub fn handover_target(&self) -> Option<&str> {
+        self.handing_over.as_ref().map(|(to, _)| to.as_str())
     }
 
     /// Our node name.
@@ -668,6 +752,11 @@ impl Election {
     }
 
     fn on_timeout(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.vip_retry_at.is_some_and(|t| now >= t) {
+            self.vip_retry_at = None;
+            self.faults.remove(&FaultCause::VipInstall);
+            self.leave_fault_if_clear(now, Cause::FaultCleared, "VIP install retry".into(), out);
+        }
         if let Some((mac, until)) = self.conflict_grace {
             if now >= until {
                 // No advert explained the conflict: the peer still says it is not master.
@@ -954,10 +1043,17 @@ impl Election {
         self.stopped = true;
         self.next_send = None;
         self.master_down_at = None;
+        self.stop_by = None;
+        self.vip_retry_at = None;
+        self.conflict_grace = None;
+        self.handing_over = None;
     }
 
     fn on_fault(&mut self, now: Instant, cause: FaultCause, reason: String, out: &mut Vec<Action>) {
-        self.health_fault = Some(reason.clone());
+        if cause == FaultCause::VipInstall {
+            self.vip_retry_at = Some(after(now, VIP_INSTALL_RETRY));
+        }
+        self.faults.insert(cause, reason.clone());
         self.enter_fault(now, Cause::Fault(cause), reason, out);
     }
 
@@ -976,21 +1072,44 @@ impl Election {
         }
     }
 
-    fn on_fault_cleared(&mut self, now: Instant, out: &mut Vec<Action>) {
-        self.health_fault = None;
-        if self.state != State::Fault || self.isolated || self.maintenance {
+    fn on_fault_cleared(&mut self, now: Instant, cause: FaultCause, out: &mut Vec<Action>) {
+        if self.faults.remove(&cause).is_none() {
+            return;
+        }
+        if cause == FaultCause::VipInstall {
+            self.vip_retry_at = None;
+        }
+        self.leave_fault_if_clear(now, Cause::FaultCleared, "fault cleared".into(), out);
+    }
+
+    /// Why we must stay in Fault, if we must: a fault kind that holds, isolation or
+    /// maintenance. The one rule for leaving Fault.
+    fn held_in_fault(&self) -> bool {
+        !self.faults.is_empty() || self.isolated || self.maintenance
+    }
+
+    /// Leaves Fault for Backup (fresh master-down timer) if nothing holds us there any more;
+    /// `why` starts the transition's reason.
+    fn leave_fault_if_clear(
+        &mut self,
+        now: Instant,
+        cause: Cause,
+        why: String,
+        out: &mut Vec<Action>,
+    ) {
+        if self.state != State::Fault || self.held_in_fault() {
             return;
         }
         if self.started_at.is_some() {
             let reason = format!(
-                "fault cleared: backup, master-down {}",
+                "{why}: backup, master-down {}",
                 ms(self.master_down_interval())
             );
-            self.enter_backup(now, Cause::FaultCleared, reason, out);
+            self.enter_backup(now, cause, reason, out);
             self.send(now, out);
         } else {
-            let reason = "fault cleared before start".into();
-            self.transition(now, State::Init, Cause::FaultCleared, reason, out);
+            let reason = format!("{why} before start");
+            self.transition(now, State::Init, cause, reason, out);
         }
     }
 
@@ -1044,19 +1163,13 @@ impl Election {
         }
         if !isolated && self.isolated {
             self.isolated = false;
-            if self.state == State::Fault && self.health_fault.is_none() && !self.maintenance {
-                let why = if matches!(self.gateway, Some((true, _))) {
-                    "gateway answers again"
-                } else {
-                    "a peer is heard again"
-                };
-                let reason = format!(
-                    "no longer isolated ({why}): backup, master-down {}",
-                    ms(self.master_down_interval())
-                );
-                self.enter_backup(now, Cause::IsolationOver, reason, out);
-                self.send(now, out);
-            }
+            let why = if matches!(self.gateway, Some((true, _))) {
+                "gateway answers again"
+            } else {
+                "a peer is heard again"
+            };
+            let why = format!("no longer isolated ({why})");
+            self.leave_fault_if_clear(now, Cause::IsolationOver, why, out);
         }
         if self.state == State::Master {
             let (ok, heard, needed) = self.quorum(now);
@@ -1257,17 +1370,61 @@ impl Election {
         self.send(now, out);
     }
 
-    fn on_handover(&mut self, now: Instant, to: String, out: &mut Vec<Action>) {
-        if self.state != State::Master {
+    /// The best live backup by [`Rank`], to hand over to.
+    fn best_live_backup(&self, now: Instant) -> Option<&str> {
+        self.live_peers(now)
+            .filter(|(_, p)| p.state == State::Backup)
+            .max_by_key(|(name, p)| Rank {
+                priority: p.priority,
+                name,
+            })
+            .map(|(name, _)| name.as_str())
+    }
+
+    fn on_handover(&mut self, now: Instant, to: Option<String>, out: &mut Vec<Action>) {
+        let refuse = |reason: String, out: &mut Vec<Action>| {
             out.push(Action::Notice {
                 cause: NoticeCause::HandoverRefused,
-                reason: format!(
-                    "handover to {to} ignored: we are {}, not master",
+                reason,
+            });
+        };
+        if self.state != State::Master {
+            let master = self.master().unwrap_or("none known").to_string();
+            return refuse(
+                format!(
+                    "this node is {}, not master: run handover on the master ({master})",
                     self.state
                 ),
-            });
-            return;
+                out,
+            );
         }
+        let live: Vec<&str> = self
+            .live_peers(now)
+            .filter(|(_, p)| p.state == State::Backup)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let target = match to {
+            Some(name) if live.contains(&name.as_str()) => name,
+            Some(name) => {
+                let live = if live.is_empty() {
+                    "none".to_string()
+                } else {
+                    live.join(", ")
+                };
+                return refuse(
+                    format!("{name} is not a live backup (live backups: {live})"),
+                    out,
+                );
+            }
+            None => match self.best_live_backup(now) {
+                Some(best) => best.to_string(),
+                None => return refuse("no live backup to hand over to".into(), out),
+            },
+        };
+        self.start_handover(now, target, out);
+    }
+
+    fn start_handover(&mut self, now: Instant, to: String, out: &mut Vec<Action>) {
         out.push(Action::Notice {
             cause: NoticeCause::HandoverStarted,
             reason: format!("handing over to {to} (planned, make-before-break)"),
@@ -1278,6 +1435,45 @@ impl Election {
         self.send(now, out);
     }
 
+    fn on_stop(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.stop_by.is_some() {
+            return;
+        }
+        let successor = (self.state == State::Master)
+            .then(|| self.best_live_backup(now).map(str::to_string))
+            .flatten();
+        match successor {
+            Some(to) => {
+                let wait = self
+                    .master_down_interval()
+                    .saturating_mul(STOP_HANDOVER_MASTER_DOWNS);
+                self.stop_by = Some(after(now, wait));
+                self.start_handover(now, to, out);
+            }
+            None => self.on_shutdown(now, out),
+        }
+    }
+
+    /// Completes a graceful stop once the successor has taken over, or at its deadline.
+    fn finish_stop(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Some(deadline) = self.stop_by else {
+            return;
+        };
+        if self.stopped {
+            return;
+        }
+        if self.state == State::Master && now < deadline {
+            return;
+        }
+        if self.state == State::Master {
+            out.push(Action::Notice {
+                cause: NoticeCause::HandoverTimedOut,
+                reason: "the successor did not take over in time: stopping anyway".into(),
+            });
+        }
+        self.on_shutdown(now, out);
+    }
+
     fn on_maintenance(&mut self, now: Instant, on: bool, out: &mut Vec<Action>) {
         if on == self.maintenance {
             return;
@@ -1286,13 +1482,9 @@ impl Election {
         if on {
             let reason = "maintenance mode on: giving up the VIPs".into();
             self.enter_fault(now, Cause::MaintenanceOn, reason, out);
-        } else if self.state == State::Fault && !self.isolated && self.health_fault.is_none() {
-            let reason = format!(
-                "maintenance mode off: backup, master-down {}",
-                ms(self.master_down_interval())
-            );
-            self.enter_backup(now, Cause::MaintenanceOff, reason, out);
-            self.send(now, out);
+        } else {
+            let why = "maintenance mode off".to_string();
+            self.leave_fault_if_clear(now, Cause::MaintenanceOff, why, out);
         }
     }
 

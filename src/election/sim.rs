@@ -675,7 +675,12 @@ fn run_seed(seed: u64) -> Result<Stats, String> {
             5 if !alive.is_empty() => {
                 let i = alive[rng.random_range(0..alive.len())];
                 if c.state(i) == Some(State::Fault) {
-                    c.input(i, Input::FaultCleared);
+                    c.input(
+                        i,
+                        Input::FaultCleared {
+                            cause: FaultCause::HealthCheck,
+                        },
+                    );
                 } else {
                     c.stats.faults += 1;
                     c.input(
@@ -699,7 +704,12 @@ fn run_seed(seed: u64) -> Result<Stats, String> {
         if !c.alive(i) {
             c.start(i);
         } else if c.state(i) == Some(State::Fault) {
-            c.input(i, Input::FaultCleared);
+            c.input(
+                i,
+                Input::FaultCleared {
+                    cause: FaultCause::HealthCheck,
+                },
+            );
         }
     }
     // Convergence includes a preemption, which waits for PREEMPT_SETTLE of contact.
@@ -887,7 +897,12 @@ fn fault_moves_the_vips_and_clearing_takes_them_back() {
     assert_eq!(c.holders(), vec![1]);
     c.run_for(ms_(2000));
     assert_eq!(c.holders(), vec![1], "a faulty node never takes over");
-    c.input(0, Input::FaultCleared);
+    c.input(
+        0,
+        Input::FaultCleared {
+            cause: FaultCause::HealthCheck,
+        },
+    );
     c.run_for(ms_(1000));
     assert_eq!(c.holders(), vec![0]);
     assert_eq!(c.violations, Vec::<String>::new());

@@ -478,7 +478,16 @@ fn sent(actions: &[Action]) -> Vec<Advert> {
 fn planned_handover_is_make_before_break_and_does_not_flap_back() {
     let (mut old, t0) = lone_master("n1", 200);
     let t = t0 + ms(400);
-    let acts = old.handle(t, Input::Handover { to: "n2".into() });
+    old.handle(
+        t - ms(10),
+        Input::Advert(adv("n2", State::Backup, 100, 1, N3_MAC)),
+    );
+    let acts = old.handle(
+        t,
+        Input::Handover {
+            to: Some("n2".into()),
+        },
+    );
     let offer = sent(&acts)
         .pop()
         .expect("the handover advert goes out at once");
@@ -512,9 +521,181 @@ fn planned_handover_is_make_before_break_and_does_not_flap_back() {
 }
 
 #[test]
+fn handover_target_is_chosen_by_rank_and_checked_in_the_core() {
+    // The daemon used to pick the target with its own copy of the rank order.
+    let (mut e, t0) = lone_master("n1", 200);
+    let t = t0 + ms(400);
+    for (name, prio) in [("n3", 150), ("n2", 150), ("n4", 90)] {
+        e.handle(
+            t - ms(5),
+            Input::Advert(adv(name, State::Backup, prio, 1, [2, 0, 0, 0, 0, prio])),
+        );
+    }
+    // Equal priority: the name that sorts first ranks higher.
+    let acts = e.handle(t, Input::Handover { to: None });
+    assert_eq!(
+        sent(&acts).pop().and_then(|a| a.handover_to),
+        Some("n2".into())
+    );
+    assert!(acts.iter().any(|a| matches!(
+        a,
+        Action::Notice {
+            cause: NoticeCause::HandoverStarted,
+            ..
+        }
+    )));
+
+    let (mut e, t0) = lone_master("n1", 200);
+    let acts = e.handle(
+        t0 + ms(400),
+        Input::Handover {
+            to: Some("n9".into()),
+        },
+    );
+    let refusal = acts.iter().find_map(|a| match a {
+        Action::Notice {
+            cause: NoticeCause::HandoverRefused,
+            reason,
+        } => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        refusal.as_deref(),
+        Some("n9 is not a live backup (live backups: none)")
+    );
+    assert_eq!(e.state(), State::Master);
+}
+
+#[test]
+fn a_graceful_stop_hands_over_first_then_shuts_down() {
+    let (mut e, t0) = lone_master("n1", 200);
+    let t = t0 + ms(400);
+    e.handle(
+        t - ms(5),
+        Input::Advert(adv("n2", State::Backup, 100, 1, N3_MAC)),
+    );
+    let acts = e.handle(t, Input::Stop);
+    let offer = sent(&acts).pop().expect("handover advert");
+    assert_eq!(offer.handover_to.as_deref(), Some("n2"));
+    assert!(!e.stopped(), "waits for the successor");
+    // The successor's first advert as master: release, then stop with a priority-0 bye.
+    let mut claim = adv("n2", State::Master, 100, 3, N3_MAC);
+    claim.seq = 2;
+    let acts = e.handle(t + ms(3), Input::Advert(claim));
+    assert!(e.stopped());
+    let causes: Vec<Cause> = acts
+        .iter()
+        .filter_map(|a| match a {
+            Action::Transition { cause, .. } => Some(*cause),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(causes, vec![Cause::Handover, Cause::Shutdown]);
+    assert_eq!(sent(&acts).last().map(|a| a.priority), Some(0));
+
+    // Nobody takes over: stops anyway after two master-downs.
+    let (mut e, t0) = lone_master("n1", 200);
+    let t = t0 + ms(400);
+    e.handle(
+        t - ms(5),
+        Input::Advert(adv("n2", State::Backup, 100, 1, N3_MAC)),
+    );
+    e.handle(t, Input::Stop);
+    let md = e.master_down_interval();
+    run_until(&mut e, t + md * 2 - ms(1));
+    assert!(!e.stopped());
+    let acts = run_until(&mut e, t + md * 2);
+    assert!(e.stopped());
+    assert!(acts.iter().any(|(_, a)| matches!(
+        a,
+        Action::Notice {
+            cause: NoticeCause::HandoverTimedOut,
+            ..
+        }
+    )));
+
+    // Not master: stops at once.
+    let (mut e, t0) = started(cfg("n2", 100, 2, false));
+    e.handle(t0 + ms(10), Input::Stop);
+    assert!(e.stopped());
+}
+
+#[test]
+fn faults_of_several_kinds_hold_until_all_clear_and_a_vip_install_fault_retries() {
+    let (mut e, t0) = lone_master("n1", 200);
+    let t = t0 + ms(400);
+    let fault = |cause| Input::Fault {
+        cause,
+        reason: format!("{cause:?}"),
+    };
+    let acts = e.handle(t, fault(FaultCause::Link));
+    assert!(acts.contains(&Action::ReleaseVips));
+    e.handle(t + ms(1), fault(FaultCause::HealthCheck));
+    let acts = e.handle(
+        t + ms(2),
+        Input::FaultCleared {
+            cause: FaultCause::Link,
+        },
+    );
+    assert_eq!(e.state(), State::Fault, "the check still fails: {acts:?}");
+    let acts = e.handle(
+        t + ms(3),
+        Input::FaultCleared {
+            cause: FaultCause::HealthCheck,
+        },
+    );
+    assert_eq!(
+        became(&acts, State::Backup)
+            .as_deref()
+            .map(|r| r.starts_with("fault cleared")),
+        Some(true)
+    );
+
+    // A failed VIP install is retried after VIP_INSTALL_RETRY (it used to hold forever).
+    let (mut e, t0) = lone_master("n1", 200);
+    let t = t0 + ms(400);
+    e.handle(t, fault(FaultCause::VipInstall));
+    assert_eq!(e.state(), State::Fault);
+    run_until(&mut e, t + VIP_INSTALL_RETRY - ms(1));
+    assert_eq!(e.state(), State::Fault);
+    let acts = run_until(&mut e, t + VIP_INSTALL_RETRY);
+    assert!(acts.iter().any(|(_, a)| matches!(
+        a,
+        Action::Transition {
+            to: State::Backup,
+            cause: Cause::FaultCleared,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn priority_is_base_plus_delta_clamped_once() {
+    let (mut e, _) = lone_master("n1", 200);
+    let t = Instant::now() + ms(400);
+    e.handle(t, Input::PriorityDelta { delta: -500 });
+    assert_eq!(e.priority(), 1);
+    e.handle(t, Input::PriorityDelta { delta: 100 });
+    assert_eq!(e.priority(), 254);
+    e.handle(t, Input::BasePriority { priority: 100 });
+    assert_eq!((e.base_priority(), e.priority()), (100, 200));
+    e.handle(t, Input::PriorityDelta { delta: 0 });
+    assert_eq!(e.priority(), 100);
+}
+
+#[test]
 fn handover_that_nobody_takes_leaves_us_master() {
     let (mut e, t0) = lone_master("n1", 200);
-    e.handle(t0 + ms(400), Input::Handover { to: "n2".into() });
+    e.handle(
+        t0 + ms(390),
+        Input::Advert(adv("n2", State::Backup, 100, 1, N3_MAC)),
+    );
+    e.handle(
+        t0 + ms(400),
+        Input::Handover {
+            to: Some("n2".into()),
+        },
+    );
     let acts: Vec<Action> = run_until(&mut e, t0 + ms(1000))
         .into_iter()
         .map(|(_, a)| a)
@@ -536,8 +717,21 @@ fn maintenance_gives_the_vips_up_and_keeps_them_away() {
     assert!(!later
         .iter()
         .any(|(_, a)| matches!(a, Action::InstallVips | Action::Probe)));
-    // A health recovery does not end maintenance.
-    assert!(e.handle(t0 + ms(5000), Input::FaultCleared).is_empty());
+    // A health fault and its recovery do not end maintenance.
+    e.handle(
+        t0 + ms(4999),
+        Input::Fault {
+            cause: FaultCause::HealthCheck,
+            reason: "nginx down".into(),
+        },
+    );
+    let acts = e.handle(
+        t0 + ms(5000),
+        Input::FaultCleared {
+            cause: FaultCause::HealthCheck,
+        },
+    );
+    assert!(acts.is_empty(), "{acts:?}");
     let acts = e.handle(t0 + ms(5001), Input::Maintenance { on: false });
     assert!(became(&acts, State::Backup).is_some());
 }
@@ -545,7 +739,7 @@ fn maintenance_gives_the_vips_up_and_keeps_them_away() {
 #[test]
 fn effective_priority_travels_in_adverts() {
     let (mut e, t0) = lone_master("n1", 200);
-    e.handle(t0 + ms(400), Input::SetPriority { priority: 120 });
+    e.handle(t0 + ms(400), Input::PriorityDelta { delta: -80 });
     let acts = run_until(&mut e, t0 + ms(460));
     let adverts: Vec<Advert> = acts
         .into_iter()
@@ -599,7 +793,12 @@ fn preempt_delay_applies_after_every_return_from_fault() {
             },
         );
         t += ms(1000);
-        e.handle(t, Input::FaultCleared);
+        e.handle(
+            t,
+            Input::FaultCleared {
+                cause: FaultCause::Link,
+            },
+        );
         let acts = hear_until(&mut e, &n2, t, t + ms(1250));
         t += ms(1250);
         moves += acts
@@ -648,7 +847,12 @@ fn without_a_preempt_delay_a_returning_node_preempts_after_proven_contact() {
             reason: "eth0 lost carrier".into(),
         },
     );
-    e.handle(t + ms(1000), Input::FaultCleared);
+    e.handle(
+        t + ms(1000),
+        Input::FaultCleared {
+            cause: FaultCause::Link,
+        },
+    );
     hear_until(&mut e, &n2, t + ms(1000), t + ms(3000));
     assert_eq!(e.state(), State::Master, "today's rule stands");
 }

@@ -452,7 +452,13 @@ fn shutdown_sends_priority_0_releases_and_stops() {
     ));
     assert_eq!(transitions(&acts)[0].2, "shutting down");
     assert_eq!((e.next_deadline(), e.priority()), (None, 0));
-    for input in [Input::Start, Input::Timeout, Input::FaultCleared] {
+    for input in [
+        Input::Start,
+        Input::Timeout,
+        Input::FaultCleared {
+            cause: FaultCause::HealthCheck,
+        },
+    ] {
         assert!(e.handle(t0 + ms(9999), input).is_empty());
     }
     // A backup's goodbye carries no ReleaseVips.
@@ -509,7 +515,12 @@ fn fault_releases_never_takes_over_and_recovers() {
             })]
         ));
     }
-    let acts = e.handle(t, Input::FaultCleared);
+    let acts = e.handle(
+        t,
+        Input::FaultCleared {
+            cause: FaultCause::HealthCheck,
+        },
+    );
     assert_eq!(transitions(&acts)[0].1, State::Backup);
     let changes = run_timeouts(&mut e, t + ms(1000));
     assert_eq!(changes[0].0, t + e.master_down_interval());
@@ -584,7 +595,9 @@ fn random_inputs_never_panic_and_epochs_saturate() {
                     cause: FaultCause::HealthCheck,
                     reason: "x".into(),
                 },
-                3 => Input::FaultCleared,
+                3 => Input::FaultCleared {
+                    cause: FaultCause::HealthCheck,
+                },
                 4 | 5 => Input::Timeout,
                 _ => Input::Advert(Advert {
                     name: names[rng.random_range(0..4)].into(),
@@ -646,7 +659,12 @@ fn fault_before_start_holds_until_cleared() {
         run_timeouts(&mut e, t0 + ms(2000)).is_empty(),
         "no takeover while faulty"
     );
-    let acts = e.handle(t0 + ms(2000), Input::FaultCleared);
+    let acts = e.handle(
+        t0 + ms(2000),
+        Input::FaultCleared {
+            cause: FaultCause::HealthCheck,
+        },
+    );
     assert_eq!(transitions(&acts)[0].1, State::Backup);
     assert_eq!(
         e.master_down_at,
