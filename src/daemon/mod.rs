@@ -624,7 +624,7 @@ impl Daemon {
                     }
                 }
             },
-            TransportEvent::Rejected { source, reason } => {
+            TransportEvent::Rejected { source, reason, .. } => {
                 // The transport logs each source once; here it is only counted.
                 *self
                     .counters
