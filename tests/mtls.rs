@@ -559,6 +559,10 @@ async fn expired_certificate_is_rejected() {
         msg.contains(&w.cert.display().to_string()) && msg.contains("expired at"),
         "{msg}"
     );
+    assert!(
+        msg.contains("issue a new one with `haagent certs issue`"),
+        "{msg}"
+    );
 
     let (t, mut events) = p.intruder(raw_identity(&p.ca(), &w.cert, &w.key)).await;
     t.broadcast(Bytes::from_static(b"stale"));

@@ -14,7 +14,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{PrivateKeyDer, UnixTime};
 
 use super::inspect::{read_certs, rfc3339, summarize_at};
-use super::{CertError, NodeIdentity};
+use super::{CertError, CertRole, NodeIdentity};
 
 /// Loads the CA certificate(s), this node's certificate chain and its private key, and checks
 /// that they can work: all files readable PEM, the CA and the node certificate valid at `now`,
@@ -28,11 +28,11 @@ pub fn load_identity(
 ) -> Result<NodeIdentity, CertError> {
     let ca_certs = read_certs(ca)?;
     for der in &ca_certs {
-        check_validity(ca, &summarize_at(der, ca)?, now)?;
+        check_validity(ca, CertRole::Ca, &summarize_at(der, ca)?, now)?;
     }
     let chain = read_certs(cert)?;
     let summary = summarize_at(&chain[0], cert)?;
-    check_validity(cert, &summary, now)?;
+    check_validity(cert, CertRole::Node, &summary, now)?;
 
     check_key_mode(key)?;
     let key_bytes = std::fs::read(key).map_err(|source| CertError::Read {
@@ -89,10 +89,16 @@ pub(crate) fn check_key_mode(path: &Path) -> Result<(), CertError> {
     Ok(())
 }
 
-fn check_validity(path: &Path, s: &super::CertSummary, now: SystemTime) -> Result<(), CertError> {
+fn check_validity(
+    path: &Path,
+    role: CertRole,
+    s: &super::CertSummary,
+    now: SystemTime,
+) -> Result<(), CertError> {
     if now > s.not_after {
         return Err(CertError::Expired {
             path: path.to_path_buf(),
+            role,
             not_after: rfc3339(s.not_after),
         });
     }
@@ -185,8 +191,14 @@ mod tests {
         let future = SystemTime::now() + Duration::from_secs(40 * 86_400);
         let err = load_identity(&ca, &w.cert, &w.key, future).unwrap_err();
         assert!(
-            matches!(&err, CertError::Expired { path, .. } if path == &ca),
+            matches!(&err, CertError::Expired { path, role: CertRole::Ca, .. } if path == &ca),
             "{err}"
+        );
+        // An expired CA is replaced with `certs init`, not by issuing node certificates.
+        let msg = err.to_string();
+        assert!(
+            msg.contains("create a new CA with `haagent certs init`"),
+            "{msg}"
         );
         let past = SystemTime::now() - Duration::from_secs(2 * 3600);
         let err = load_identity(&ca, &w.cert, &w.key, past).unwrap_err();

@@ -140,7 +140,7 @@ impl RejectKind {
             RejectKind::NoCertificate => "the peer wanted a certificate we did not present",
             RejectKind::Expired | RejectKind::NotYetValid => {
                 "the peer finds our certificate expired or not yet valid: check its dates \
-                 (`haagent certs show`) and both nodes' clocks"
+                 (`haagent certs show FILE`) and both nodes' clocks"
             }
             RejectKind::UnknownPeer => {
                 "our certificate does not carry the name or IP address the peer expects"
