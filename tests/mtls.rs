@@ -905,3 +905,45 @@ fn datagrams_flow_again_at_once_when_a_partition_heals() {
         "datagrams resumed only {healed_after:?} after the partition healed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloaded_identity_is_presented_to_new_connections() {
+    let p = Pair::start(false).await;
+    // A new certificate for n1 (same CA, same name), valid for 20 days instead of 10.
+    let dir = p.dir.path().join("renewed");
+    std::fs::create_dir(&dir).unwrap();
+    for f in ["ca.pem", "ca-key.pem"] {
+        std::fs::copy(p.dir.path().join(f), dir.join(f)).unwrap();
+    }
+    let w = certs::issue(&dir, "n1", &[LOOPBACK], 20, false).unwrap();
+    let renewed = certs::load_identity(&p.ca(), &w.cert, &w.key, SystemTime::now()).unwrap();
+    let renewed_not_after = renewed.not_after;
+    p.n1.reload_identity(&renewed).unwrap();
+
+    // A new connection from n2's identity sees the renewed certificate.
+    let d = p.dir.path();
+    let n2 = certs::load_identity(
+        &p.ca(),
+        &d.join("n2.pem"),
+        &d.join("n2-key.pem"),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let (t, rx) = Transport::start(TransportConfig {
+        listen: SocketAddr::new(LOOPBACK, 0),
+        peers: vec![named("n1", p.n1_addr)],
+        identity: Arc::new(n2),
+    })
+    .await
+    .unwrap();
+    let mut events = Events::new(rx);
+    events
+        .expect("fresh n2: Up n1", |e| {
+            matches!(e, TransportEvent::Up { peer: 0, .. })
+        })
+        .await;
+    let seen = t.stats()[0].cert_not_after.expect("peer certificate");
+    let secs = |s: SystemTime| s.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    assert_eq!(secs(seen), secs(renewed_not_after));
+    t.close().await;
+}
