@@ -15,7 +15,7 @@
 //! adverts (a few advert intervals), independent of what QUIC thinks of the connection.
 //!
 //! Each connection gets its own rustls configuration around the shared verifiers and key
-//! ([`TlsContext`]), so its verifier can record why it refused the peer (`verify.rs`): quinn
+//! (`TlsContext`), so its verifier can record why it refused the peer (`verify.rs`): quinn
 //! passes only an error code and a text on.
 
 use std::sync::Arc;
