@@ -19,6 +19,10 @@
 //!   server's confirmation arrives; a server that rejects us closes the connection instead,
 //!   which is reported as [`TransportEvent::Rejected`].
 //!
+//! Every rejection carries a [`RejectKind`], decided from typed errors (`reject.rs`,
+//! `verify.rs`), and is logged at WARN once per source and kind within a bounded table; a
+//! flood from many sources is summarised (`reject_log.rs`).
+//!
 //! Datagrams are read only from accepted connections. Sending uses one connection per peer:
 //! the most recently accepted one. Normally that is whichever of the two came up last; after a
 //! peer restarts, it is the new connection, not the old one that looks alive until the idle
@@ -912,15 +916,14 @@ fn handshake_rejection(e: &ConnectionError, local: Option<Refusal>) -> (RejectKi
     };
     match e {
         ConnectionError::TransportError(t) => {
-            let (kind, clock) = match local {
-                Some(r) => (r.kind, r.clock),
-                None => (from_code(t.code), None),
+            // The verifier's own words are rustls's Display of the error it returned, the
+            // same text quinn puts in `t.reason`.
+            let (kind, detail, clock) = match local {
+                Some(r) => (r.kind, r.words, r.clock),
+                None if t.reason.is_empty() => (from_code(t.code), t.code.to_string(), None),
+                None => (from_code(t.code), t.reason.clone(), None),
             };
-            let words = if t.reason.is_empty() {
-                format!("TLS handshake failed: {}", t.code)
-            } else {
-                format!("TLS handshake failed: {}", t.reason)
-            };
+            let words = format!("TLS handshake failed: {detail}");
             let mut words = with_hint(words, kind.local_hint());
             if let Some(clock) = clock {
                 words.push_str(&format!("; {clock}"));
