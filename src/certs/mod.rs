@@ -8,8 +8,10 @@
 //! the certificate, a key readable by other users, or a certificate the CA did not sign.
 //!
 //! Layout: `issue.rs` writes (CA, node certificates), `load.rs` reads and checks a node
-//! identity, `inspect.rs` turns a certificate into facts ([`CertSummary`]) and text.
+//! identity, `inspect.rs` turns a certificate into facts ([`CertSummary`]) and text,
+//! `clock.rs` tells an out-of-date certificate from a wrong local clock.
 
+pub(crate) mod clock;
 mod inspect;
 mod issue;
 mod load;
@@ -20,6 +22,7 @@ use std::time::SystemTime;
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+pub(crate) use clock::{clock_suspicion, ClockSuspicion};
 pub(crate) use inspect::rfc3339;
 pub use inspect::{show, summarize, CertSummary};
 pub use issue::{init_ca, issue, issue_with_validity};
@@ -141,12 +144,21 @@ pub enum CertError {
         reason: String,
     },
     /// The certificate's validity ended.
-    #[error("certificate {} expired at {not_after} ({})", path.display(), role.renew_hint())]
+    #[error(
+        "certificate {} expired at {not_after} ({}){}",
+        path.display(),
+        role.renew_hint(),
+        clock.as_ref().map_or(String::new(), |c| format!("; {c}"))
+    )]
     Expired {
         /// The file.
         path: PathBuf,
         /// The CA or a node certificate (decides the hint).
         role: CertRole,
+        /// Set when the certificate ended so long ago (more than 30 days) that this node's
+        /// clock is the likelier culprit: that sentence, with the clock's reading and the
+        /// certificate's validity window.
+        clock: Option<String>,
         /// End of validity, RFC 3339 UTC.
         not_after: String,
     },

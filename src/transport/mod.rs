@@ -33,7 +33,6 @@
 //! delivered with `try_send` on a bounded channel; when the daemon falls behind, datagrams
 //! and rejections are dropped first (a reserve is kept for `Up`/`Down`).
 
-mod clock;
 mod congestion;
 mod reject;
 mod reject_log;

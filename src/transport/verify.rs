@@ -13,9 +13,8 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::clock::{clock_suspicion, ClockSuspicion};
 use super::reject::RejectKind;
-use crate::certs;
+use crate::certs::{self, clock_suspicion, ClockSuspicion};
 
 /// Why this node refused a peer's certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]

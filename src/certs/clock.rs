@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::certs::rfc3339;
+use super::rfc3339;
 
 /// How far outside its validity window a certificate can plausibly be because a rotation
 /// was missed or is under way (30 days). Beyond it, the local clock is the likely culprit.
