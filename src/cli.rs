@@ -453,3 +453,32 @@ async fn shutdown_signal() {
         _ = int.recv() => tracing::info!("SIGINT: handing over and stopping"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command that an error message or hint tells the operator to run exists, with
+    /// the arguments it needs (the hints once said `haagent cert issue`, which does not).
+    #[test]
+    fn commands_named_in_hints_parse() {
+        let hinted = [
+            (crate::certs::INIT_COMMAND, &["--dir", "certs"][..]),
+            (
+                crate::certs::ISSUE_COMMAND,
+                &["--dir", "certs", "--name", "n1", "--ip", "192.0.2.1"][..],
+            ),
+            (crate::certs::SHOW_COMMAND, &["certs/n1.pem"][..]),
+            ("haagent reload", &[][..]),
+            ("haagent status", &[][..]),
+        ];
+        for (command, args) in hinted {
+            let argv: Vec<&str> = command.split(' ').chain(args.iter().copied()).collect();
+            if let Err(e) = Cli::try_parse_from(&argv) {
+                panic!("`{}` does not parse: {e}", argv.join(" "));
+            }
+        }
+        // And the old spelling really was wrong.
+        assert!(Cli::try_parse_from(["haagent", "cert", "issue"]).is_err());
+    }
+}

@@ -17,7 +17,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use haagent::certs::{self, CertError, NodeIdentity};
-use haagent::transport::{PeerSpec, Transport, TransportConfig, TransportError, TransportEvent};
+use haagent::transport::{
+    PeerSpec, RejectKind, Transport, TransportConfig, TransportError, TransportEvent,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::mpsc::Receiver;
@@ -231,12 +233,13 @@ impl Pair {
     }
 
     /// Waits for n1 to reject `source`, then proves with a fresh n2 -> n1 datagram that the
-    /// channel is flowing and that nothing but n2's datagrams reached n1.
+    /// channel is flowing and that nothing but n2's datagrams reached n1. Returns the kind
+    /// and the reason of n1's rejection.
     async fn assert_rejected_by_n1(
         &mut self,
         source: SocketAddr,
         intruder_payload: &[u8],
-    ) -> String {
+    ) -> (RejectKind, String) {
         let ev = self
             .n1_events
             .expect(
@@ -244,10 +247,10 @@ impl Pair {
                 |e| matches!(e, TransportEvent::Rejected { source: s, .. } if *s == source),
             )
             .await;
-        let TransportEvent::Rejected { reason, .. } = ev else {
+        let TransportEvent::Rejected { kind, reason, .. } = ev else {
             unreachable!()
         };
-        eprintln!("n1 rejected {source}: {reason}");
+        eprintln!("n1 rejected {source} ({kind}): {reason}");
         deliver(&self.n2, &mut self.n1_events, b"barrier").await;
         for (peer, names, payload) in self.n1_events.datagrams() {
             assert_eq!(peer, 0);
@@ -258,8 +261,94 @@ impl Pair {
                 "intruder datagram reached n1"
             );
         }
-        reason
+        (kind, reason)
     }
+
+    /// Issues a certificate for `name` from the cluster CA with the given validity.
+    fn issue_with_validity(&self, name: &str, from: SystemTime, until: SystemTime) -> NodeIdentity {
+        let dir = self
+            .dir
+            .path()
+            .join(format!("validity-{name}-{}", unique()));
+        std::fs::create_dir(&dir).unwrap();
+        for f in ["ca.pem", "ca-key.pem"] {
+            std::fs::copy(self.dir.path().join(f), dir.join(f)).unwrap();
+        }
+        let w = certs::issue_with_validity(&dir, name, &[LOOPBACK], from, until, false).unwrap();
+        raw_identity(&self.ca(), &w.cert, &w.key)
+    }
+
+    /// A good node of the cluster (n1's certificate) dials `dialled` at a server that holds
+    /// `server_identity` and has no peers. Returns the kind of the dialler's rejection (its
+    /// own verifier judged the server) and of the server's (it only learns the dialler's
+    /// alert).
+    async fn dial_a_bad_server(
+        &self,
+        server_identity: NodeIdentity,
+        dialled: &str,
+    ) -> (RejectKind, RejectKind) {
+        let (server, rx) = Transport::start(TransportConfig {
+            listen: SocketAddr::new(LOOPBACK, 0),
+            peers: vec![],
+            identity: Arc::new(server_identity),
+        })
+        .await
+        .unwrap();
+        let mut server_events = Events::new(rx);
+        let dir = self.dir.path();
+        let good = certs::load_identity(
+            &self.ca(),
+            &dir.join("n1.pem"),
+            &dir.join("n1-key.pem"),
+            SystemTime::now(),
+        )
+        .unwrap();
+        let (dialler, rx) = Transport::start(TransportConfig {
+            listen: SocketAddr::new(LOOPBACK, 0),
+            peers: vec![named(dialled, server.local_addr())],
+            identity: Arc::new(good),
+        })
+        .await
+        .unwrap();
+        let mut dialler_events = Events::new(rx);
+        let dialler_kind = rejected_kind(
+            dialler_events
+                .expect("dialler: Rejected", |e| {
+                    matches!(e, TransportEvent::Rejected { .. })
+                })
+                .await,
+        );
+        let server_kind = rejected_kind(
+            server_events
+                .expect("server: Rejected", |e| {
+                    matches!(e, TransportEvent::Rejected { .. })
+                })
+                .await,
+        );
+        assert!(!dialler.stats()[0].connected);
+        assert!(!dialler_events
+            .seen
+            .iter()
+            .any(|e| matches!(e, TransportEvent::Up { .. })));
+        dialler.close().await;
+        server.close().await;
+        (dialler_kind, server_kind)
+    }
+}
+
+fn rejected_kind(ev: TransportEvent) -> RejectKind {
+    match ev {
+        TransportEvent::Rejected { kind, reason, .. } => {
+            eprintln!("rejected ({kind}): {reason}");
+            kind
+        }
+        other => panic!("not a rejection: {other:?}"),
+    }
+}
+
+fn unique() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,7 +416,8 @@ async fn quick_mode_matches_ip_and_rejects_other_ips() {
     .await
     .unwrap();
     let _rx = rx;
-    let reason = p.assert_rejected_by_n1(t.local_addr(), b"").await;
+    let (kind, reason) = p.assert_rejected_by_n1(t.local_addr(), b"").await;
+    assert_eq!(kind, RejectKind::UnknownPeer, "{reason}");
     assert!(reason.contains("match no configured peer"), "{reason}");
     assert!(reason.contains("127.0.0.2"), "{reason}");
     t.close().await;
@@ -346,17 +436,20 @@ async fn certificate_from_another_ca_is_rejected() {
         let id = raw_identity(&p.ca(), &w.cert, &w.key);
         let (t, mut events) = p.intruder(id).await;
         t.broadcast(Bytes::from_static(b"rogue"));
-        let reason = p.assert_rejected_by_n1(t.local_addr(), b"rogue").await;
+        let (kind, reason) = p.assert_rejected_by_n1(t.local_addr(), b"rogue").await;
+        assert_eq!(kind, RejectKind::UnknownCa, "{cluster}: {reason}");
         assert!(
             reason.contains("not signed by this cluster's CA"),
             "{reason}"
         );
-        // The intruder learns it was refused and never counts n1 as up.
-        events
+        // The intruder learns it was refused (from n1's alert: unknown_ca for another
+        // issuer name, decrypt_error for the same name) and never counts n1 as up.
+        let ev = events
             .expect("intruder: Rejected", |e| {
                 matches!(e, TransportEvent::Rejected { .. })
             })
             .await;
+        assert_eq!(rejected_kind(ev), RejectKind::UnknownCa, "{cluster}");
         assert!(!events
             .seen
             .iter()
@@ -386,11 +479,27 @@ async fn client_without_certificate_is_rejected() {
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
     let source = endpoint.local_addr().unwrap();
     // In TLS 1.3 the client may well see its handshake succeed: try to send anyway.
-    if let Ok(conn) = endpoint.connect(p.n1_addr, "n1").unwrap().await {
-        let _ = conn.send_datagram(Bytes::from_static(b"anonymous"));
-    }
-    let reason = p.assert_rejected_by_n1(source, b"anonymous").await;
+    let closed = match endpoint.connect(p.n1_addr, "n1").unwrap().await {
+        Ok(conn) => {
+            let _ = conn.send_datagram(Bytes::from_static(b"anonymous"));
+            tokio::time::timeout(WAIT, conn.closed())
+                .await
+                .expect("n1 never closed the anonymous connection")
+        }
+        Err(e) => e,
+    };
+    let (kind, reason) = p.assert_rejected_by_n1(source, b"anonymous").await;
+    assert_eq!(kind, RejectKind::NoCertificate, "{reason}");
     assert!(reason.contains("sent no certificates"), "{reason}");
+    // The dialler only sees n1's certificate_required alert (0x100 + 116).
+    let quinn::ConnectionError::ConnectionClosed(close) = &closed else {
+        panic!("expected a CONNECTION_CLOSE from n1, got {closed:?}");
+    };
+    assert_eq!(
+        RejectKind::from_crypto_code(u64::from(close.error_code)),
+        Some(RejectKind::NoCertificate),
+        "{closed:?}"
+    );
     endpoint.close(0u32.into(), b"");
 }
 
@@ -401,7 +510,8 @@ async fn unknown_node_name_is_rejected() {
     let id = certs::load_identity(&p.ca(), &w.cert, &w.key, SystemTime::now()).unwrap();
     let (t, mut events) = p.intruder(id).await;
     t.broadcast(Bytes::from_static(b"n3 says hi"));
-    let reason = p.assert_rejected_by_n1(t.local_addr(), b"n3 says hi").await;
+    let (kind, reason) = p.assert_rejected_by_n1(t.local_addr(), b"n3 says hi").await;
+    assert_eq!(kind, RejectKind::UnknownPeer, "{reason}");
     assert!(
         reason.contains("\"n3\"") && reason.contains("match no configured peer"),
         "{reason}"
@@ -411,10 +521,16 @@ async fn unknown_node_name_is_rejected() {
             matches!(e, TransportEvent::Rejected { .. })
         })
         .await;
-    let TransportEvent::Rejected { source, reason } = ev else {
+    let TransportEvent::Rejected {
+        source,
+        kind,
+        reason,
+    } = ev
+    else {
         unreachable!()
     };
     assert_eq!(source, p.n1_addr);
+    assert_eq!(kind, RejectKind::UnknownPeer, "{reason}");
     assert!(
         reason.contains("does not accept our certificate"),
         "{reason}"
@@ -443,12 +559,124 @@ async fn expired_certificate_is_rejected() {
         msg.contains(&w.cert.display().to_string()) && msg.contains("expired at"),
         "{msg}"
     );
+    assert!(
+        msg.contains("issue a new one with `haagent certs issue`"),
+        "{msg}"
+    );
 
-    let (t, _events) = p.intruder(raw_identity(&p.ca(), &w.cert, &w.key)).await;
+    let (t, mut events) = p.intruder(raw_identity(&p.ca(), &w.cert, &w.key)).await;
     t.broadcast(Bytes::from_static(b"stale"));
-    let reason = p.assert_rejected_by_n1(t.local_addr(), b"stale").await;
+    let (kind, reason) = p.assert_rejected_by_n1(t.local_addr(), b"stale").await;
+    assert_eq!(kind, RejectKind::Expired, "{reason}");
     assert!(reason.contains("certificate expired"), "{reason}");
+    // One day out of date: a missed rotation, not a clock problem.
+    assert!(!reason.contains("clock is the likely culprit"), "{reason}");
+    let ev = events
+        .expect("intruder: Rejected", |e| {
+            matches!(e, TransportEvent::Rejected { .. })
+        })
+        .await;
+    assert_eq!(rejected_kind(ev), RejectKind::Expired);
     t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_yet_valid_certificate_is_rejected() {
+    let mut p = Pair::start(false).await;
+    let now = SystemTime::now();
+    let day = Duration::from_secs(86_400);
+    let id = p.issue_with_validity("n2", now + day, now + day * 10);
+    let (t, mut events) = p.intruder(id).await;
+    t.broadcast(Bytes::from_static(b"early"));
+    let (kind, reason) = p.assert_rejected_by_n1(t.local_addr(), b"early").await;
+    assert_eq!(kind, RejectKind::NotYetValid, "{reason}");
+    assert!(reason.contains("not valid yet"), "{reason}");
+    // TLS has one alert for "expired" and "not yet valid": the intruder only knows that.
+    let ev = events
+        .expect("intruder: Rejected", |e| {
+            matches!(e, TransportEvent::Rejected { .. })
+        })
+        .await;
+    assert_eq!(rejected_kind(ev), RejectKind::Expired);
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_far_outside_its_window_blames_the_local_clock() {
+    // n1 sees a certificate that ended 900 days ago: to n1 that looks exactly like its own
+    // clock having jumped 900 days ahead, and the log line says so.
+    let mut p = Pair::start(false).await;
+    let now = SystemTime::now();
+    let day = Duration::from_secs(86_400);
+    let id = p.issue_with_validity("n2", now - day * 1000, now - day * 900);
+    let (t, _events) = p.intruder(id).await;
+    let (kind, reason) = p.assert_rejected_by_n1(t.local_addr(), b"").await;
+    assert_eq!(kind, RejectKind::Expired, "{reason}");
+    assert!(
+        reason.contains("this node's own clock is the likely culprit"),
+        "{reason}"
+    );
+    assert!(reason.contains("900 days after its end"), "{reason}");
+    t.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dialling_side_names_what_is_wrong_with_the_server() {
+    let p = Pair::start(false).await;
+    let now = SystemTime::now();
+    let day = Duration::from_secs(86_400);
+
+    // An expired server certificate: the dialler's verifier says so; the server only hears
+    // the certificate_expired alert.
+    let expired = p.issue_with_validity("n2", now - day * 30, now - day);
+    assert_eq!(
+        p.dial_a_bad_server(expired, "n2").await,
+        (RejectKind::Expired, RejectKind::Expired)
+    );
+
+    // A server certificate from another CA.
+    let other = tempfile::tempdir().unwrap();
+    certs::init_ca(other.path(), "other", 30, false).unwrap();
+    let w = certs::issue(other.path(), "n2", &[LOOPBACK], 10, false).unwrap();
+    let foreign = raw_identity(&p.ca(), &w.cert, &w.key);
+    assert_eq!(
+        p.dial_a_bad_server(foreign, "n2").await,
+        (RejectKind::UnknownCa, RejectKind::UnknownCa)
+    );
+
+    // The right CA, another name: rustls refuses the name (bad_certificate alert).
+    let w = certs::issue(p.dir.path(), "n3", &[LOOPBACK], 10, false).unwrap();
+    let n3 = raw_identity(&p.ca(), &w.cert, &w.key);
+    assert_eq!(
+        p.dial_a_bad_server(n3, "n2").await,
+        (RejectKind::UnknownPeer, RejectKind::UnknownPeer)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_match_case_sensitively() {
+    let mut p = Pair::start(false).await;
+    // A cluster certificate for "N2" is not peer "n2" (the election compares names
+    // exactly, so the transport must too).
+    let w = certs::issue(p.dir.path(), "N2", &[LOOPBACK], 10, false).unwrap();
+    let ca = p.ca();
+    let upper = || raw_identity(&ca, &w.cert, &w.key);
+    let (t, mut events) = p.intruder(upper()).await;
+    t.broadcast(Bytes::from_static(b"shouting"));
+    let (kind, reason) = p.assert_rejected_by_n1(t.local_addr(), b"shouting").await;
+    assert_eq!(kind, RejectKind::UnknownPeer, "{reason}");
+    assert!(reason.contains("\"N2\""), "{reason}");
+    let ev = events
+        .expect("N2: Rejected", |e| {
+            matches!(e, TransportEvent::Rejected { .. })
+        })
+        .await;
+    assert_eq!(rejected_kind(ev), RejectKind::UnknownPeer);
+    t.close().await;
+    // Dialling "n2" and finding "N2": TLS name checks ignore case (RFC 6125), haagent's
+    // identity check does not.
+    let (dialler, _) = p.dial_a_bad_server(upper(), "n2").await;
+    assert_eq!(dialler, RejectKind::UnknownPeer);
 }
 
 #[test]
@@ -676,4 +904,46 @@ fn datagrams_flow_again_at_once_when_a_partition_heals() {
         healed_after < Duration::from_millis(300),
         "datagrams resumed only {healed_after:?} after the partition healed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloaded_identity_is_presented_to_new_connections() {
+    let p = Pair::start(false).await;
+    // A new certificate for n1 (same CA, same name), valid for 20 days instead of 10.
+    let dir = p.dir.path().join("renewed");
+    std::fs::create_dir(&dir).unwrap();
+    for f in ["ca.pem", "ca-key.pem"] {
+        std::fs::copy(p.dir.path().join(f), dir.join(f)).unwrap();
+    }
+    let w = certs::issue(&dir, "n1", &[LOOPBACK], 20, false).unwrap();
+    let renewed = certs::load_identity(&p.ca(), &w.cert, &w.key, SystemTime::now()).unwrap();
+    let renewed_not_after = renewed.not_after;
+    p.n1.reload_identity(&renewed).unwrap();
+
+    // A new connection from n2's identity sees the renewed certificate.
+    let d = p.dir.path();
+    let n2 = certs::load_identity(
+        &p.ca(),
+        &d.join("n2.pem"),
+        &d.join("n2-key.pem"),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let (t, rx) = Transport::start(TransportConfig {
+        listen: SocketAddr::new(LOOPBACK, 0),
+        peers: vec![named("n1", p.n1_addr)],
+        identity: Arc::new(n2),
+    })
+    .await
+    .unwrap();
+    let mut events = Events::new(rx);
+    events
+        .expect("fresh n2: Up n1", |e| {
+            matches!(e, TransportEvent::Up { peer: 0, .. })
+        })
+        .await;
+    let seen = t.stats()[0].cert_not_after.expect("peer certificate");
+    let secs = |s: SystemTime| s.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    assert_eq!(secs(seen), secs(renewed_not_after));
+    t.close().await;
 }

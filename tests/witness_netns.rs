@@ -4,14 +4,23 @@
 //! machine). The witness runs inside the node namespace; the gateway disappears
 //! by setting its end of the veth down.
 //!
+//! A last pair of tests puts a rogue on the segment that forges echo replies.
+//!
 //! Needs root (namespaces, raw ICMP sockets). Without it every test prints
 //! `SKIPPED …` and returns; with `HAAGENT_REQUIRE_NETNS` set (as CI does) a skip
 //! is a failure.
 
 mod support;
 
-use std::net::Ipv4Addr;
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use haagent::witness::{
     resolve_gateway, Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent,
@@ -25,6 +34,7 @@ const IF_NODE: &str = IF_A;
 /// The gateway's interface (in namespace B).
 const IF_GW: &str = IF_B;
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const NODE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
 
 /// The node (A: veth0, 192.0.2.11/24, default route via 192.0.2.1) and the gateway
 /// (B: veth1, 192.0.2.1/24).
@@ -231,4 +241,297 @@ fn witness_without_default_route_names_the_config_key() {
             "no default route via lo (set [witness] gateway = \"<ip>\")"
         );
     });
+}
+
+/// The Internet checksum (RFC 1071), written out again so the test does not trust the
+/// code under test.
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// `(source, destination, ICMP message)` of a received IPv4/ICMP packet.
+fn split_icmp(packet: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, &[u8])> {
+    let header_len = usize::from(packet.first()? & 0x0f) * 4;
+    if packet.len() < header_len.max(20) + 8 || packet[9] != 1 {
+        return None;
+    }
+    let src = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
+    let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+    Some((src, dst, &packet[header_len..]))
+}
+
+/// A raw ICMP socket opened inside namespace `ns` (by a short-lived thread that joined it;
+/// the socket stays in that namespace), reading with a short timeout.
+fn raw_icmp_socket_in(ns: &str) -> Socket {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        // SAFETY: valid namespace fd; only this thread switches.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        socket
+    })
+    .join()
+    .expect("socket thread panicked")
+}
+
+/// How the rogue answers the node's echo requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Forgery {
+    /// The request turned into a reply (same id, seq, payload), checksum wrong.
+    BadChecksum = 0,
+    /// Checksum right, id and seq right, one byte of the token changed.
+    WrongToken = 1,
+    /// A perfect reply (what a rogue that sees the request can always send).
+    Exact = 2,
+}
+
+/// A rogue host's raw socket in the gateway's namespace: it reads each echo request the
+/// node sends to the gateway and answers it itself, forged as `mode` says, with the
+/// gateway's address as source. Stopped and joined on drop.
+struct Rogue {
+    mode: Arc<AtomicU8>,
+    forged: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Rogue {
+    fn start(ns: &str, mode: Forgery) -> Rogue {
+        let socket = raw_icmp_socket_in(ns);
+        let mode = Arc::new(AtomicU8::new(mode as u8));
+        let forged = Arc::new(AtomicU32::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (m, f, st) = (Arc::clone(&mode), Arc::clone(&forged), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let mut socket = socket;
+            let mut buf = [0u8; 1500];
+            let to = SockAddr::from(SocketAddrV4::new(NODE, 0));
+            while !st.load(Ordering::SeqCst) {
+                let Ok(len) = socket.read(&mut buf) else {
+                    continue; // read timeout
+                };
+                let Some((src, dst, icmp)) = split_icmp(&buf[..len]) else {
+                    continue;
+                };
+                if src != NODE || dst != GATEWAY || icmp[0] != 8 {
+                    continue;
+                }
+                let mut reply = icmp.to_vec();
+                reply[0] = 0;
+                let fix = |r: &mut Vec<u8>| {
+                    r[2..4].copy_from_slice(&[0, 0]);
+                    let sum = checksum(r);
+                    r[2..4].copy_from_slice(&sum.to_be_bytes());
+                };
+                match m.load(Ordering::SeqCst) {
+                    0 => {
+                        fix(&mut reply);
+                        reply[2] ^= 0x5a;
+                    }
+                    1 => {
+                        if let Some(last) = reply.last_mut() {
+                            *last ^= 0xff;
+                        }
+                        fix(&mut reply);
+                    }
+                    _ => fix(&mut reply),
+                }
+                if socket.send_to(&reply, &to).is_ok() {
+                    f.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        Rogue {
+            mode,
+            forged,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn set(&self, mode: Forgery) {
+        self.mode.store(mode as u8, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Rogue {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A raw socket in the node's namespace that counts the echo replies "from the gateway"
+/// that reach the node, by whether their checksum verifies — i.e. what the witness's own
+/// socket is offered. Stopped and joined on drop.
+struct Observer {
+    bad_checksum: Arc<AtomicU32>,
+    good_checksum: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Observer {
+    fn start(ns: &str) -> Observer {
+        let socket = raw_icmp_socket_in(ns);
+        let bad_checksum = Arc::new(AtomicU32::new(0));
+        let good_checksum = Arc::new(AtomicU32::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (b, g, st) = (
+            Arc::clone(&bad_checksum),
+            Arc::clone(&good_checksum),
+            Arc::clone(&stop),
+        );
+        let thread = std::thread::spawn(move || {
+            let mut socket = socket;
+            let mut buf = [0u8; 1500];
+            while !st.load(Ordering::SeqCst) {
+                let Ok(len) = socket.read(&mut buf) else {
+                    continue;
+                };
+                match split_icmp(&buf[..len]) {
+                    Some((GATEWAY, NODE, icmp)) if icmp[0] == 0 => {
+                        let counter = if checksum(icmp) == 0 { &g } else { &b };
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                    _ => {}
+                }
+            }
+        });
+        Observer {
+            bad_checksum,
+            good_checksum,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn counts(&self) -> (u32, u32) {
+        (
+            self.bad_checksum.load(Ordering::SeqCst),
+            self.good_checksum.load(Ordering::SeqCst),
+        )
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The gateway stops answering (its kernel ignores echo requests; it still answers ARP,
+/// so the node's echoes keep reaching the segment), and a rogue on the segment answers in
+/// its place with forged replies.
+///
+/// What this proves: every forged reply carries the id and sequence number of the echo it
+/// answers (copied from the node's own request) and the gateway's source address — exactly
+/// what the old matcher checked — and the observer shows such replies do reach the node's
+/// raw sockets. The old witness counted them as answers and declared the gateway reachable;
+/// now a bad checksum, and then a wrong token with a valid checksum, keep it unreachable.
+/// The last phase is the control: the same rogue sending the exact reply is believed,
+/// so the forged packets were delivered and differed only in the defect under test. (A
+/// rogue that sees the requests can always answer them exactly; the witness cannot tell
+/// that from the gateway. Random ids and tokens stop blind guessing, not a sniffer.)
+///
+/// Checked by mutation: without the checksum check, the raw-socket test fails in phase 1;
+/// without the payload check, both fail in phase 2. A datagram socket never sees a bad
+/// checksum (the kernel's ICMP input drops it before ping sockets), a raw socket does.
+fn forged_replies_do_not_make_the_gateway_reachable(lab: VethLab) {
+    ip(&[
+        "netns",
+        "exec",
+        lab.gw().name(),
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv4.icmp_echo_ignore_all=1",
+    ]);
+    let rogue = Rogue::start(lab.gw().name(), Forgery::BadChecksum);
+    let observer = Observer::start(lab.node().name());
+    let (rogue, observer) = (Arc::new(rogue), Arc::new(observer));
+    let (r, o) = (Arc::clone(&rogue), Arc::clone(&observer));
+    lab.run_in_a(move || async move {
+        let mut cfg = WitnessConfig::new(IF_NODE, Gateway::Addr(GATEWAY));
+        cfg.interval = Duration::from_millis(50);
+        cfg.timeout = Duration::from_millis(50);
+        let interval = cfg.interval;
+        let (witness, mut events) = Witness::spawn(cfg).await.unwrap();
+
+        // Phase 1: bad checksums.
+        match next_event(&mut events, Duration::from_secs(5)).await {
+            WitnessEvent::Unreachable { gateway, .. } => assert_eq!(gateway, GATEWAY),
+            other => panic!("bad-checksum forgeries were believed: {other:?}"),
+        }
+        let (bad, _) = o.counts();
+        assert!(
+            bad >= 3,
+            "only {bad} forged replies reached the node: the test proves nothing"
+        );
+
+        // Phase 2: valid checksum, right id and seq, wrong token. Wait until enough of
+        // them have demonstrably arrived (each would have been an answer before).
+        r.set(Forgery::WrongToken);
+        let (_, good_before) = o.counts();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while o.counts().1 < good_before + 10 {
+            assert!(
+                Instant::now() < deadline,
+                "wrong-token forgeries never arrived"
+            );
+            match tokio::time::timeout(interval, events.recv()).await {
+                Err(_) => {}
+                Ok(ev) => panic!("wrong-token forgeries were believed: {ev:?}"),
+            }
+        }
+        assert_eq!(witness.reachable(), Some(false));
+
+        // Phase 3, the control: exact replies from the same rogue are believed.
+        r.set(Forgery::Exact);
+        match next_event(&mut events, Duration::from_secs(5)).await {
+            WitnessEvent::Reachable { gateway, .. } => assert_eq!(gateway, GATEWAY),
+            other => panic!("expected Reachable from exact replies, got {other:?}"),
+        }
+    });
+    eprintln!(
+        "rogue forged {} replies; the node received (bad checksum, good checksum) = {:?}",
+        rogue.forged.load(Ordering::SeqCst),
+        observer.counts()
+    );
+}
+
+#[test]
+fn forged_replies_do_not_fool_the_raw_socket_witness() {
+    if !require_root("forged_replies_do_not_fool_the_raw_socket_witness") {
+        return;
+    }
+    forged_replies_do_not_make_the_gateway_reachable(new_lab());
+}
+
+#[test]
+fn forged_replies_do_not_fool_the_datagram_socket_witness() {
+    if !require_root("forged_replies_do_not_fool_the_datagram_socket_witness") {
+        return;
+    }
+    let lab = new_lab();
+    lab.allow_ping_sockets();
+    forged_replies_do_not_make_the_gateway_reachable(lab);
 }

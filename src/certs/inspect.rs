@@ -1,5 +1,5 @@
 //! Reading certificates: the facts haagent needs from one ([`CertSummary`]), a human-readable
-//! description for `haagent cert show`, and the small PEM/time helpers shared by the module.
+//! description for `haagent certs show`, and the small PEM/time helpers shared by the module.
 //! The transport uses [`summarize`] on peers' certificates to map them to configured peers.
 
 use std::fmt::Write as _;

@@ -1,4 +1,4 @@
-//! Creating the cluster CA and node certificates (`haagent cert init-ca` / `cert issue`).
+//! Creating the cluster CA and node certificates (`haagent certs init` / `certs issue`).
 //!
 //! Keys are ECDSA P-256. Private keys are created with mode 0600 from the first byte (never
 //! written to a file that is, even briefly, readable by others), and nothing is overwritten

@@ -14,7 +14,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{PrivateKeyDer, UnixTime};
 
 use super::inspect::{read_certs, rfc3339, summarize_at};
-use super::{CertError, NodeIdentity};
+use super::{clock_suspicion, CertError, CertRole, NodeIdentity};
 
 /// Loads the CA certificate(s), this node's certificate chain and its private key, and checks
 /// that they can work: all files readable PEM, the CA and the node certificate valid at `now`,
@@ -27,12 +27,16 @@ pub fn load_identity(
     now: SystemTime,
 ) -> Result<NodeIdentity, CertError> {
     let ca_certs = read_certs(ca)?;
+    let mut ca_not_before = None;
     for der in &ca_certs {
-        check_validity(ca, &summarize_at(der, ca)?, now)?;
+        let s = summarize_at(der, ca)?;
+        check_validity(ca, CertRole::Ca, &s, now, Some(s.not_before))?;
+        ca_not_before =
+            Some(ca_not_before.map_or(s.not_before, |t: SystemTime| t.min(s.not_before)));
     }
     let chain = read_certs(cert)?;
     let summary = summarize_at(&chain[0], cert)?;
-    check_validity(cert, &summary, now)?;
+    check_validity(cert, CertRole::Node, &summary, now, ca_not_before)?;
 
     check_key_mode(key)?;
     let key_bytes = std::fs::read(key).map_err(|source| CertError::Read {
@@ -89,10 +93,19 @@ pub(crate) fn check_key_mode(path: &Path) -> Result<(), CertError> {
     Ok(())
 }
 
-fn check_validity(path: &Path, s: &super::CertSummary, now: SystemTime) -> Result<(), CertError> {
+fn check_validity(
+    path: &Path,
+    role: CertRole,
+    s: &super::CertSummary,
+    now: SystemTime,
+    ca_not_before: Option<SystemTime>,
+) -> Result<(), CertError> {
     if now > s.not_after {
+        let clock = clock_suspicion(now, s.not_before, s.not_after, ca_not_before);
         return Err(CertError::Expired {
             path: path.to_path_buf(),
+            role,
+            clock: clock.map(|c| c.to_string()),
             not_after: rfc3339(s.not_after),
         });
     }
@@ -185,8 +198,25 @@ mod tests {
         let future = SystemTime::now() + Duration::from_secs(40 * 86_400);
         let err = load_identity(&ca, &w.cert, &w.key, future).unwrap_err();
         assert!(
-            matches!(&err, CertError::Expired { path, .. } if path == &ca),
+            matches!(&err, CertError::Expired { path, role: CertRole::Ca, .. } if path == &ca),
             "{err}"
+        );
+        // An expired CA is replaced with `certs init`, not by issuing node certificates.
+        let msg = err.to_string();
+        assert!(
+            msg.contains("create a new CA with `haagent certs init`"),
+            "{msg}"
+        );
+        // Ten days past the end: a missed renewal, not the clock.
+        assert!(!msg.contains("clock"), "{msg}");
+        // 900 days past: the clock is named (a jumped clock stops the node at start-up).
+        let jumped = SystemTime::now() + Duration::from_secs(900 * 86_400);
+        let msg = load_identity(&ca, &w.cert, &w.key, jumped)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("this node's own clock is the likely culprit"),
+            "{msg}"
         );
         let past = SystemTime::now() - Duration::from_secs(2 * 3600);
         let err = load_identity(&ca, &w.cert, &w.key, past).unwrap_err();

@@ -1,15 +1,17 @@
 //! Certificates for the cluster's mutual TLS.
 //!
 //! Every haagent node proves who it is with a certificate signed by a small private CA that
-//! belongs to the cluster (`haagent cert init-ca`, `haagent cert issue`). This module
+//! belongs to the cluster (`haagent certs init`, `haagent certs issue`). This module
 //! creates that CA and the node certificates, prints them for humans, and loads a node's
 //! identity at start-up, refusing anything that would only fail later as an obscure TLS
 //! alert: a missing or unreadable file, an expired certificate, a key that does not belong to
 //! the certificate, a key readable by other users, or a certificate the CA did not sign.
 //!
 //! Layout: `issue.rs` writes (CA, node certificates), `load.rs` reads and checks a node
-//! identity, `inspect.rs` turns a certificate into facts ([`CertSummary`]) and text.
+//! identity, `inspect.rs` turns a certificate into facts ([`CertSummary`]) and text,
+//! `clock.rs` tells an out-of-date certificate from a wrong local clock.
 
+pub(crate) mod clock;
 mod inspect;
 mod issue;
 mod load;
@@ -20,10 +22,41 @@ use std::time::SystemTime;
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+pub(crate) use clock::{clock_suspicion, ClockSuspicion};
 pub(crate) use inspect::rfc3339;
 pub use inspect::{show, summarize, CertSummary};
 pub use issue::{init_ca, issue, issue_with_validity};
 pub use load::load_identity;
+
+/// The command that creates the cluster CA (`certs init` in src/cli.rs).
+pub const INIT_COMMAND: &str = "haagent certs init";
+/// The command that issues a node certificate (`certs issue` in src/cli.rs).
+pub const ISSUE_COMMAND: &str = "haagent certs issue";
+/// The command that prints a certificate's names and dates (`certs show` in src/cli.rs).
+pub const SHOW_COMMAND: &str = "haagent certs show";
+
+/// Which certificate a [`CertError`] is about, for the hint on how to replace it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertRole {
+    /// The cluster CA certificate (`ca.pem`).
+    Ca,
+    /// A node certificate.
+    Node,
+}
+
+impl CertRole {
+    /// What the operator runs to replace an expired certificate of this role.
+    pub fn renew_hint(self) -> String {
+        match self {
+            CertRole::Ca => format!(
+                "the cluster CA itself expired: create a new CA with `{INIT_COMMAND}` (--force \
+                 replaces the old files), then issue every node a new certificate with \
+                 `{ISSUE_COMMAND}`"
+            ),
+            CertRole::Node => format!("issue a new one with `{ISSUE_COMMAND}`"),
+        }
+    }
+}
 
 /// File name of the CA certificate inside a certificate directory.
 pub const CA_CERT_FILE: &str = "ca.pem";
@@ -111,10 +144,21 @@ pub enum CertError {
         reason: String,
     },
     /// The certificate's validity ended.
-    #[error("certificate {} expired at {not_after} (issue a new one with `haagent cert issue`)", path.display())]
+    #[error(
+        "certificate {} expired at {not_after} ({}){}",
+        path.display(),
+        role.renew_hint(),
+        clock.as_ref().map_or(String::new(), |c| format!("; {c}"))
+    )]
     Expired {
         /// The file.
         path: PathBuf,
+        /// The CA or a node certificate (decides the hint).
+        role: CertRole,
+        /// Set when the certificate ended so long ago (more than 30 days) that this node's
+        /// clock is the likelier culprit: that sentence, with the clock's reading and the
+        /// certificate's validity window.
+        clock: Option<String>,
         /// End of validity, RFC 3339 UTC.
         not_after: String,
     },

@@ -623,7 +623,7 @@ impl Daemon {
                     }
                 }
             },
-            TransportEvent::Rejected { source, reason } => {
+            TransportEvent::Rejected { source, reason, .. } => {
                 // The transport logs each source once; here it is only counted.
                 self.count_rejection(RejectReason::Connection(tls_reason_label(&reason)));
                 tracing::debug!(%source, %reason, "connection rejected");

@@ -19,6 +19,10 @@
 //!   server's confirmation arrives; a server that rejects us closes the connection instead,
 //!   which is reported as [`TransportEvent::Rejected`].
 //!
+//! Every rejection carries a [`RejectKind`], decided from typed errors (`reject.rs`,
+//! `verify.rs`), and is logged at WARN once per source and kind within a bounded table; a
+//! flood from many sources is summarised (`reject_log.rs`).
+//!
 //! Datagrams are read only from accepted connections. Sending uses one connection per peer:
 //! the most recently accepted one. Normally that is whichever of the two came up last; after a
 //! peer restarts, it is the new connection, not the old one that looks alive until the idle
@@ -30,9 +34,11 @@
 //! and rejections are dropped first (a reserve is kept for `Up`/`Down`).
 
 mod congestion;
+mod reject;
+mod reject_log;
 pub mod tls;
+mod verify;
 
-use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,7 +51,11 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::certs::{self, NodeIdentity};
+use reject_log::{LogDecision, RejectLog};
+use tls::TlsContext;
+use verify::{Refusal, Verdict};
 
+pub use reject::RejectKind;
 pub use tls::{client_config, server_config, ALPN};
 
 /// Application close code: the certificate matches no configured peer.
@@ -62,7 +72,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const EVENT_CAPACITY: usize = 1024;
 /// Channel slots kept free for `Up`/`Down` events.
 const EVENT_RESERVE: usize = 64;
-const MAX_LOGGED_REJECTIONS: usize = 1024;
+/// Most bytes of a peer's close reason quoted in a log line (it is the peer's text).
+const MAX_QUOTED_REASON: usize = 160;
 /// How long [`Transport::close`] waits for queued datagrams to leave, and then for the
 /// connections to close.
 const FLUSH_BOUND: Duration = Duration::from_millis(100);
@@ -89,9 +100,14 @@ impl PeerSpec {
     }
 
     /// Whether a certificate with these DNS names and IP addresses identifies this peer.
+    ///
+    /// Names compare byte for byte, case-sensitively, as the election compares the name in
+    /// an advert with the certificate's names: a certificate for `N2` is not peer `n2` (DNS
+    /// names are case-insensitive in TLS name checks, RFC 6125 §6.4.1, but node names are
+    /// identities here, and one rule must hold everywhere).
     fn matches(&self, names: &[String], ips: &[IpAddr]) -> bool {
         match &self.name {
-            Some(n) => names.iter().any(|c| c.eq_ignore_ascii_case(n)),
+            Some(n) => names.iter().any(|c| c == n),
             None => {
                 let want = self.addr.ip().to_canonical();
                 ips.iter().any(|ip| ip.to_canonical() == want)
@@ -130,12 +146,15 @@ pub enum TransportEvent {
         /// The datagram's bytes.
         payload: Bytes,
     },
-    /// A handshake or identity check failed (in either direction). Logged once per source IP
-    /// and reason; the event is emitted every time, for counting.
+    /// A handshake or identity check failed (in either direction). Logged at WARN once per
+    /// source IP and kind (bounded, see `reject_log.rs`); the event is emitted every time,
+    /// for counting.
     Rejected {
         /// The remote address.
         source: SocketAddr,
-        /// Why, in words.
+        /// Why, as a class (metric label: [`RejectKind::label`]).
+        kind: RejectKind,
+        /// Why, in words (for people; may quote the peer's close reason).
         reason: String,
     },
     /// The first accepted connection to this peer is up.
@@ -217,13 +236,14 @@ impl Drop for Handle {
 /// State shared by the handle and the tasks.
 struct Shared {
     endpoint: quinn::Endpoint,
-    /// The client side of TLS for new dials; replaced when certificates are reloaded.
-    client: Mutex<quinn::ClientConfig>,
+    /// What each connection's TLS configuration is built from; replaced when certificates
+    /// are reloaded.
+    tls: Mutex<Arc<TlsContext>>,
     peers: Vec<PeerSpec>,
     links: Mutex<Vec<Link>>,
     events: mpsc::Sender<TransportEvent>,
     shutdown: watch::Sender<bool>,
-    logged: Mutex<HashSet<(IpAddr, String)>>,
+    logged: Mutex<RejectLog>,
     next_seq: AtomicU64,
 }
 
@@ -287,34 +307,37 @@ impl Transport {
                     .map_err(|e| TransportError::Config(format!("peer {}: {e}", p.addr)))?;
             }
         }
-        let server = tls::server_config(&cfg.identity)?;
-        let client = tls::client_config(&cfg.identity)?;
+        let tls = TlsContext::new(&cfg.identity)?;
+        // The endpoint's own server configuration is never used for a handshake (each
+        // inbound connection gets its own, see `handle_inbound`), but without one quinn
+        // refuses every inbound connection.
+        let (server, _) = tls.server()?;
         let addr = socket.local_addr().map_err(|e| bind_error(cfg.listen, e))?;
         let runtime = quinn::default_runtime()
             .ok_or_else(|| TransportError::Config("no tokio runtime is running".to_string()))?;
-        let mut endpoint = quinn::Endpoint::new(
+        let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
             Some(server),
             socket,
             runtime,
         )
         .map_err(|e| bind_error(addr, e))?;
-        endpoint.set_default_client_config(client.clone());
         let local_addr = endpoint.local_addr().map_err(|e| bind_error(addr, e))?;
 
         let (events, rx) = mpsc::channel(EVENT_CAPACITY);
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             endpoint,
-            client: Mutex::new(client),
+            tls: Mutex::new(Arc::new(tls)),
             links: Mutex::new(cfg.peers.iter().map(|_| Link::default()).collect()),
             peers: cfg.peers,
             events,
             shutdown,
-            logged: Mutex::new(HashSet::new()),
+            logged: Mutex::new(RejectLog::new(std::time::Instant::now())),
             next_seq: AtomicU64::new(1),
         });
         tokio::spawn(accept_loop(Arc::clone(&shared)));
+        tokio::spawn(summary_loop(Arc::clone(&shared)));
         for peer in 0..shared.peers.len() {
             tokio::spawn(dial_loop(Arc::clone(&shared), peer));
         }
@@ -330,11 +353,11 @@ impl Transport {
     /// Uses a new certificate and key (and CA) for every connection from now on; live
     /// connections keep the identity they were authenticated with.
     pub fn reload_identity(&self, identity: &NodeIdentity) -> Result<(), TransportError> {
-        let server = tls::server_config(identity)?;
-        let client = tls::client_config(identity)?;
+        let tls = TlsContext::new(identity)?;
+        let (server, _) = tls.server()?;
         let shared = &self.handle.shared;
         shared.endpoint.set_server_config(Some(server));
-        *shared.client.lock().unwrap_or_else(|p| p.into_inner()) = client;
+        *shared.tls.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(tls);
         Ok(())
     }
 
@@ -441,21 +464,34 @@ impl Shared {
         }
     }
 
-    /// Logs a rejection once per (source IP, reason) and always emits the event.
-    fn reject(&self, source: SocketAddr, reason: String) {
-        let first = {
-            let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
-            if logged.len() >= MAX_LOGGED_REJECTIONS {
-                logged.clear();
+    fn tls(&self) -> Arc<TlsContext> {
+        Arc::clone(&self.tls.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn reject_log(&self) -> MutexGuard<'_, RejectLog> {
+        self.logged.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Logs a rejection at WARN once per (source IP, kind), within the bounds of
+    /// [`RejectLog`], and always emits the event.
+    fn reject(&self, source: SocketAddr, kind: RejectKind, reason: String) {
+        let decision = self
+            .reject_log()
+            .decide(std::time::Instant::now(), source.ip(), kind);
+        match decision {
+            LogDecision::Warn => warn!(%source, %kind, %reason, "rejected a connection"),
+            LogDecision::Repeat => {
+                debug!(%source, %kind, %reason, "rejected a connection (again)");
             }
-            logged.insert((source.ip(), reason.clone()))
-        };
-        if first {
-            warn!(%source, %reason, "rejected a connection");
-        } else {
-            debug!(%source, %reason, "rejected a connection (again)");
+            LogDecision::Counted => {
+                debug!(%source, %kind, %reason, "rejected a connection (counted for the summary)");
+            }
         }
-        self.emit(TransportEvent::Rejected { source, reason });
+        self.emit(TransportEvent::Rejected {
+            source,
+            kind,
+            reason,
+        });
     }
 
     /// Records an accepted connection; emits `Up` if it is the peer's first.
@@ -507,6 +543,22 @@ impl Shared {
     }
 }
 
+/// Logs the summary of rejections that were only counted, once per period.
+async fn summary_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(reject_log::SUMMARY_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopped(&shared) => break,
+            _ = tick.tick() => {}
+        }
+        let summary = shared.reject_log().summary(std::time::Instant::now());
+        if let Some(summary) = summary {
+            warn!(%summary, "rejected connections (summary)");
+        }
+    }
+}
+
 /// Resolves when the transport is told to stop.
 async fn stopped(shared: &Shared) {
     let mut rx = shared.shutdown.subscribe();
@@ -529,14 +581,31 @@ async fn accept_loop(shared: Arc<Shared>) {
 
 async fn handle_inbound(shared: Arc<Shared>, incoming: quinn::Incoming) {
     let remote = incoming.remote_address();
-    let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+    // This connection's own TLS configuration, so its verifier can say why it refused.
+    let (server, verdict) = match shared.tls().server() {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(%remote, error = %e, "cannot build the TLS configuration for an inbound connection");
+            incoming.refuse();
+            return;
+        }
+    };
+    let connecting = match incoming.accept_with(Arc::new(server)) {
+        Ok(c) => c,
+        Err(e) => {
+            debug!(%remote, error = %e, "inbound connection not accepted");
+            return;
+        }
+    };
+    let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(ConnectionError::TimedOut | ConnectionError::LocallyClosed)) | Err(_) => {
             debug!(%remote, "inbound handshake did not complete");
             return;
         }
         Ok(Err(e)) if is_certificate_failure(&e) => {
-            shared.reject(remote, handshake_words(&e));
+            let (kind, reason) = handshake_rejection(&e, verdict.take());
+            shared.reject(remote, kind, reason);
             return;
         }
         Ok(Err(e)) => {
@@ -548,12 +617,12 @@ async fn handle_inbound(shared: Arc<Shared>, incoming: quinn::Incoming) {
     };
     let (names, ips) = match peer_names(&conn) {
         Ok(n) => n,
-        Err(reason) => {
+        Err((kind, reason)) => {
             conn.close(
                 VarInt::from_u32(CLOSE_UNKNOWN_PEER),
                 b"unusable certificate",
             );
-            shared.reject(remote, reason);
+            shared.reject(remote, kind, reason);
             return;
         }
     };
@@ -564,6 +633,7 @@ async fn handle_inbound(shared: Arc<Shared>, incoming: quinn::Incoming) {
         );
         shared.reject(
             remote,
+            RejectKind::UnknownPeer,
             format!(
                 "certificate names {names:?} (IP addresses {}) match no configured peer",
                 ips_words(&ips)
@@ -623,7 +693,7 @@ async fn read_loop(
 /// How a dial attempt failed.
 enum DialError {
     /// An identity problem (either side refused the other's certificate).
-    Rejected(String),
+    Rejected(RejectKind, String),
     /// Anything else (peer down, timeout, ...): retried quietly.
     Other(String),
 }
@@ -643,7 +713,7 @@ async fn dial_loop(shared: Arc<Shared>, peer: usize) {
                 let reason = read_loop(&shared, peer, names, &conn).await;
                 shared.unregister(peer, Dir::Outbound, seq, &reason);
             }
-            Err(DialError::Rejected(reason)) => shared.reject(addr, reason),
+            Err(DialError::Rejected(kind, reason)) => shared.reject(addr, kind, reason),
             Err(DialError::Other(reason)) => {
                 debug!(peer = %shared.peers[peer].describe(), %reason, "dial failed");
             }
@@ -663,39 +733,48 @@ async fn dial_once(
     peer: usize,
 ) -> Result<(quinn::Connection, Vec<String>), DialError> {
     let spec = &shared.peers[peer];
-    let client = shared
-        .client
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    // This dial's own TLS configuration, so its verifier can say why it refused the server.
+    let (client, verdict) = shared
+        .tls()
+        .client()
+        .map_err(|e| DialError::Other(format!("cannot build the TLS configuration: {e}")))?;
     let connecting = shared
         .endpoint
         .connect_with(client, spec.addr, &spec.server_name())
         .map_err(|e| DialError::Other(format!("cannot dial: {e}")))?;
     let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
         Err(_) => return Err(DialError::Other("handshake timed out".to_string())),
-        Ok(Err(e)) => return Err(dial_error(&e)),
+        Ok(Err(e)) => return Err(dial_error(&e, &verdict)),
         Ok(Ok(conn)) => conn,
     };
     // rustls already checked the CA and the name; this keeps the mapping rule in one place.
-    let (names, ips) = peer_names(&conn).map_err(DialError::Rejected)?;
+    let (names, ips) =
+        peer_names(&conn).map_err(|(kind, reason)| DialError::Rejected(kind, reason))?;
     if !spec.matches(&names, &ips) {
         conn.close(
             VarInt::from_u32(CLOSE_UNKNOWN_PEER),
             b"certificate does not match the configured peer",
         );
-        return Err(DialError::Rejected(format!(
+        return Err(DialError::Rejected(
+            RejectKind::UnknownPeer,
+            format!(
             "server certificate names {names:?} (IP addresses {}) do not match the configured peer",
             ips_words(&ips)
-        )));
+        ),
+        ));
     }
     let confirmation = async {
-        let mut stream = conn.accept_uni().await.map_err(|e| dial_error(&e))?;
+        let mut stream = conn
+            .accept_uni()
+            .await
+            .map_err(|e| dial_error(&e, &verdict))?;
         let got = stream
             .read_to_end(ACCEPTED.len())
             .await
             .map_err(|e| match e {
-                quinn::ReadToEndError::Read(quinn::ReadError::ConnectionLost(e)) => dial_error(&e),
+                quinn::ReadToEndError::Read(quinn::ReadError::ConnectionLost(e)) => {
+                    dial_error(&e, &verdict)
+                }
                 other => DialError::Other(format!("bad confirmation: {other}")),
             })?;
         if got == ACCEPTED {
@@ -742,16 +821,26 @@ pub(crate) fn match_peer(
 }
 
 /// DNS names and IP addresses of the peer's certificate.
-fn peer_names(conn: &quinn::Connection) -> Result<(Vec<String>, Vec<IpAddr>), String> {
+fn peer_names(
+    conn: &quinn::Connection,
+) -> Result<(Vec<String>, Vec<IpAddr>), (RejectKind, String)> {
+    let none = || {
+        (
+            RejectKind::NoCertificate,
+            "the peer presented no certificate".to_string(),
+        )
+    };
     let certs = conn
         .peer_identity()
         .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
-        .ok_or_else(|| "the peer presented no certificate".to_string())?;
-    let first = certs
-        .first()
-        .ok_or_else(|| "the peer presented no certificate".to_string())?;
-    let summary =
-        certs::summarize(first).map_err(|e| format!("unreadable peer certificate: {e}"))?;
+        .ok_or_else(none)?;
+    let first = certs.first().ok_or_else(none)?;
+    let summary = certs::summarize(first).map_err(|e| {
+        (
+            RejectKind::Other,
+            format!("unreadable peer certificate: {e}"),
+        )
+    })?;
     Ok((summary.names, summary.ips))
 }
 
@@ -787,64 +876,99 @@ fn is_certificate_failure(e: &ConnectionError) -> bool {
     }
 }
 
-/// Classifies a failed outbound handshake or confirmation.
-fn dial_error(e: &ConnectionError) -> DialError {
+/// Classifies a failed outbound handshake or confirmation; `verdict` is the dial's verifier
+/// record.
+fn dial_error(e: &ConnectionError, verdict: &Verdict) -> DialError {
     match e {
-        ConnectionError::TransportError(t) if is_crypto(t.code) => {
-            DialError::Rejected(handshake_words(e))
-        }
-        ConnectionError::ConnectionClosed(c) if is_crypto(c.error_code) => {
-            DialError::Rejected(handshake_words(e))
-        }
         ConnectionError::ApplicationClosed(a)
             if a.error_code == VarInt::from_u32(CLOSE_UNKNOWN_PEER) =>
         {
             DialError::Rejected(
+                RejectKind::UnknownPeer,
                 "the peer does not accept our certificate (its names match none of its configured peers)"
                     .to_string(),
             )
+        }
+        e if is_certificate_failure(e) => {
+            let (kind, reason) = handshake_rejection(e, verdict.take());
+            DialError::Rejected(kind, reason)
         }
         other => DialError::Other(close_words(other)),
     }
 }
 
-/// A failed handshake in words, with a hint for the usual certificate problems.
-fn handshake_words(e: &ConnectionError) -> String {
-    let words = handshake_words_raw(e);
-    let hint = if words.contains("UnknownIssuer") || words.contains("BadSignature") {
-        " (certificate not signed by this cluster's CA)"
-    } else if words.contains("NotValidForName") {
-        " (certificate does not carry the configured name or IP address)"
-    } else if words.contains("CertificateRequired") {
-        " (the client presented no certificate)"
-    } else {
-        ""
+/// A handshake that failed on TLS ([`is_certificate_failure`]), as a kind and in words.
+///
+/// - We refused the peer (a local `TransportError`): the kind comes from the verifier's
+///   record (`local`), or, when the refusal happened outside the verifier (no certificate at
+///   all), from the alert we sent.
+/// - The peer refused us (`ConnectionClosed`): only its alert is known.
+fn handshake_rejection(e: &ConnectionError, local: Option<Refusal>) -> (RejectKind, String) {
+    let from_code = |code: quinn::TransportErrorCode| {
+        RejectKind::from_crypto_code(u64::from(code)).unwrap_or(RejectKind::Other)
     };
-    format!("{words}{hint}")
-}
-
-fn handshake_words_raw(e: &ConnectionError) -> String {
+    let with_hint = |mut words: String, hint: &str| {
+        if !hint.is_empty() {
+            words.push_str(&format!(" ({hint})"));
+        }
+        words
+    };
     match e {
-        ConnectionError::TransportError(t) if !t.reason.is_empty() => {
-            format!("TLS handshake failed: {}", t.reason)
+        ConnectionError::TransportError(t) => {
+            // The verifier's own words are rustls's Display of the error it returned, the
+            // same text quinn puts in `t.reason`.
+            let (kind, detail, clock) = match local {
+                Some(r) => (r.kind, r.words, r.clock),
+                None if t.reason.is_empty() => (from_code(t.code), t.code.to_string(), None),
+                None => (from_code(t.code), t.reason.clone(), None),
+            };
+            let words = format!("TLS handshake failed: {detail}");
+            let mut words = with_hint(words, kind.local_hint());
+            if let Some(clock) = clock {
+                words.push_str(&format!("; {clock}"));
+            }
+            (kind, words)
         }
         ConnectionError::ConnectionClosed(c) => {
-            let reason = String::from_utf8_lossy(&c.reason);
-            if reason.is_empty() {
+            let kind = from_code(c.error_code);
+            let reason = quoted(&c.reason);
+            let words = if reason.is_empty() {
                 format!("the peer aborted the handshake: {}", c.error_code)
             } else {
                 format!("the peer aborted the handshake: {reason}")
-            }
+            };
+            (kind, with_hint(words, kind.remote_hint()))
         }
-        other => format!("handshake failed: {other}"),
+        other => (RejectKind::Other, format!("handshake failed: {other}")),
     }
+}
+
+/// A peer's close reason fit for a log line: printable ASCII only (no line breaks or
+/// terminal escapes an attacker could plant), at most [`MAX_QUOTED_REASON`] bytes.
+fn quoted(reason: &[u8]) -> String {
+    let text = String::from_utf8_lossy(reason);
+    let mut out: String = text
+        .chars()
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(MAX_QUOTED_REASON)
+        .collect();
+    if text.chars().count() > MAX_QUOTED_REASON {
+        out.push_str("...");
+    }
+    out
 }
 
 /// Why a connection closed, in words.
 fn close_words(e: &ConnectionError) -> String {
     match e {
         ConnectionError::ApplicationClosed(a) => {
-            let reason = String::from_utf8_lossy(&a.reason);
+            let reason = quoted(&a.reason);
             if reason.is_empty() {
                 format!("closed by the peer (code {})", a.error_code)
             } else {
@@ -899,7 +1023,10 @@ mod tests {
         let remote: SocketAddr = "198.51.100.9:5000".parse().unwrap();
         let n = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(match_peer(&peers, &n(&["N2"]), &[], remote), Some(0));
+        assert_eq!(match_peer(&peers, &n(&["n2"]), &[], remote), Some(0));
+        // Names are identities and compare exactly, as in the election: "N2" is not "n2".
+        assert_eq!(match_peer(&peers, &n(&["N2"]), &[], remote), None);
+        assert_eq!(match_peer(&peers, &n(&["N2", "n2"]), &[], remote), Some(0));
         assert_eq!(
             match_peer(&peers, &n(&["n3"]), &[ip("192.0.2.3")], remote),
             Some(1)

@@ -13,17 +13,26 @@
 //! for a 3 s timeout was measured), and a shorter idle timeout would make a connection flap on
 //! a brief loss burst and force a new handshake. The election notices a dead peer from missed
 //! adverts (a few advert intervals), independent of what QUIC thinks of the connection.
+//!
+//! Each connection gets its own rustls configuration around the shared verifiers and key
+//! (`TlsContext`), so its verifier can record why it refused the peer (`verify.rs`): quinn
+//! passes only an error code and a text on.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use rustls::client::danger::ServerCertVerifier;
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::crypto::ring::default_provider;
 use rustls::crypto::CryptoProvider;
-use rustls::server::WebPkiClientVerifier;
-use rustls::RootCertStore;
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{RootCertStore, SignatureScheme};
 
+use super::verify::{Recorder, RecordingClientVerifier, RecordingServerVerifier, Verdict};
 use super::TransportError;
-use crate::certs::NodeIdentity;
+use crate::certs::{self, NodeIdentity};
 
 /// The ALPN protocol both sides must offer.
 pub const ALPN: &[u8] = b"haagent/1";
@@ -37,10 +46,6 @@ pub(crate) const DATAGRAM_SEND_BUFFER: usize = 64 * 1024;
 /// Size of the per-connection datagram receive buffer.
 pub(crate) const DATAGRAM_RECEIVE_BUFFER: usize = 64 * 1024;
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(default_provider())
-}
-
 fn roots(id: &NodeIdentity) -> Result<RootCertStore, TransportError> {
     let mut roots = RootCertStore::empty();
     for ca in &id.ca {
@@ -49,45 +54,165 @@ fn roots(id: &NodeIdentity) -> Result<RootCertStore, TransportError> {
     Ok(roots)
 }
 
-/// Server side: TLS 1.3, client certificate required and verified against `id.ca`.
-pub fn server_config(id: &NodeIdentity) -> Result<quinn::ServerConfig, TransportError> {
-    let provider = provider();
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots(id)?), Arc::clone(&provider))
-            .build()
-            .map_err(|e| TransportError::Config(format!("client certificate verifier: {e}")))?;
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+/// Everything a connection's TLS configuration is built from, prepared once per identity:
+/// the CA verifiers, the node's certificate and key, the QUIC transport parameters.
+pub(crate) struct TlsContext {
+    provider: Arc<CryptoProvider>,
+    client_verifier: Arc<dyn ClientCertVerifier>,
+    server_verifier: Arc<dyn ServerCertVerifier>,
+    key: Arc<CertifiedKey>,
+    ca_not_before: Option<SystemTime>,
+    /// Server settings without the per-connection crypto.
+    server_base: quinn::ServerConfig,
+    transport: Arc<quinn::TransportConfig>,
+}
+
+impl TlsContext {
+    /// Prepares the verifiers (against `id.ca`) and the signing key.
+    pub(crate) fn new(id: &NodeIdentity) -> Result<TlsContext, TransportError> {
+        let provider = Arc::new(default_provider());
+        let roots = Arc::new(roots(id)?);
+        let client_verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), Arc::clone(&provider))
+                .build()
+                .map_err(|e| TransportError::Config(format!("client certificate verifier: {e}")))?;
+        let server_verifier =
+            WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
+                .build()
+                .map_err(|e| TransportError::Config(format!("server certificate verifier: {e}")))?;
+        let signing = provider
+            .key_provider
+            .load_private_key(id.clone_key())
+            .map_err(TransportError::Tls)?;
+        let key = Arc::new(CertifiedKey::new(id.chain.clone(), signing));
+        key.keys_match().map_err(TransportError::Tls)?;
+        // The earliest start of validity among the CA certificates (see clock.rs).
+        let ca_not_before = id
+            .ca
+            .iter()
+            .filter_map(|c| certs::summarize(c).ok())
+            .map(|s| s.not_before)
+            .min();
+        let transport = transport_config()?;
+        let recorder = Recorder {
+            verdict: Arc::new(Verdict::default()),
+            ca_not_before,
+        };
+        let crypto = server_crypto(&provider, &client_verifier, &key, recorder)?;
+        let mut server_base = quinn::ServerConfig::with_crypto(crypto);
+        server_base.transport_config(Arc::clone(&transport));
+        server_base.migration(false);
+        Ok(TlsContext {
+            provider,
+            client_verifier,
+            server_verifier,
+            key,
+            ca_not_before,
+            server_base,
+            transport,
+        })
+    }
+
+    fn recorder(&self) -> Recorder {
+        Recorder {
+            verdict: Arc::new(Verdict::default()),
+            ca_not_before: self.ca_not_before,
+        }
+    }
+
+    /// Server side for one inbound connection: TLS 1.3, client certificate required and
+    /// verified against the CA; the verdict tells why the client was refused.
+    pub(crate) fn server(&self) -> Result<(quinn::ServerConfig, Arc<Verdict>), TransportError> {
+        let recorder = self.recorder();
+        let verdict = Arc::clone(&recorder.verdict);
+        let crypto = server_crypto(&self.provider, &self.client_verifier, &self.key, recorder)?;
+        let mut cfg = self.server_base.clone();
+        cfg.crypto = crypto;
+        Ok((cfg, verdict))
+    }
+
+    /// Client side for one dial: TLS 1.3, the server verified against the CA and the dialled
+    /// name, our certificate presented; the verdict tells why the server was refused.
+    pub(crate) fn client(&self) -> Result<(quinn::ClientConfig, Arc<Verdict>), TransportError> {
+        let recorder = self.recorder();
+        let verdict = Arc::clone(&recorder.verdict);
+        let verifier = Arc::new(RecordingServerVerifier {
+            inner: Arc::clone(&self.server_verifier),
+            recorder,
+        });
+        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::clone(&self.provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(TransportError::Tls)?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_cert_resolver(Arc::new(OneCert(Arc::clone(&self.key))));
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        tls.resumption = rustls::client::Resumption::disabled();
+        let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+            .map_err(|e| TransportError::Config(format!("QUIC client: {e}")))?;
+        let mut cfg = quinn::ClientConfig::new(Arc::new(quic));
+        cfg.transport_config(Arc::clone(&self.transport));
+        Ok((cfg, verdict))
+    }
+}
+
+/// The rustls server side around a recording client verifier.
+fn server_crypto(
+    provider: &Arc<CryptoProvider>,
+    client_verifier: &Arc<dyn ClientCertVerifier>,
+    key: &Arc<CertifiedKey>,
+    recorder: Recorder,
+) -> Result<Arc<dyn quinn::crypto::ServerConfig>, TransportError> {
+    let verifier = Arc::new(RecordingClientVerifier {
+        inner: Arc::clone(client_verifier),
+        recorder,
+    });
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::clone(provider))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(TransportError::Tls)?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(id.chain.clone(), id.clone_key())
-        .map_err(TransportError::Tls)?;
+        .with_cert_resolver(Arc::new(OneCert(Arc::clone(key))));
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.send_tls13_tickets = 0;
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TransportError::Config(format!("QUIC server: {e}")))?;
-    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    cfg.transport_config(transport_config()?);
-    cfg.migration(false);
-    Ok(cfg)
+    Ok(Arc::new(quic))
+}
+
+/// Always presents the node's one certificate (as rustls's `with_single_cert` and
+/// `with_client_auth_cert` do), without parsing the key again for every connection.
+#[derive(Debug)]
+struct OneCert(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for OneCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
+}
+
+impl ResolvesClientCert for OneCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// Server side: TLS 1.3, client certificate required and verified against `id.ca`.
+pub fn server_config(id: &NodeIdentity) -> Result<quinn::ServerConfig, TransportError> {
+    Ok(TlsContext::new(id)?.server()?.0)
 }
 
 /// Client side: TLS 1.3, server verified against `id.ca` and the dialled name, our own
 /// certificate presented for client authentication.
 pub fn client_config(id: &NodeIdentity) -> Result<quinn::ClientConfig, TransportError> {
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(TransportError::Tls)?
-        .with_root_certificates(roots(id)?)
-        .with_client_auth_cert(id.chain.clone(), id.clone_key())
-        .map_err(TransportError::Tls)?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
-    tls.resumption = rustls::client::Resumption::disabled();
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-        .map_err(|e| TransportError::Config(format!("QUIC client: {e}")))?;
-    let mut cfg = quinn::ClientConfig::new(Arc::new(quic));
-    cfg.transport_config(transport_config()?);
-    Ok(cfg)
+    Ok(TlsContext::new(id)?.client()?.0)
 }
 
 /// QUIC transport parameters shared by both sides.

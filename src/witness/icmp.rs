@@ -13,13 +13,32 @@
 //!
 //! Both are bound to the VIP interface (`SO_BINDTODEVICE`), so the echo leaves
 //! through it even if another interface has a better route to the gateway.
+//!
+//! # What counts as an answer
+//!
+//! Issue 9: a forged reply kept an isolated master serving for 12 s — replies were not
+//! checksummed, the echo id was the PID and the sequence number counted from 1, so a
+//! guessed pair was enough. Now:
+//!
+//! - the echo id is random per pinger (on a datagram socket, the id is the socket's bound
+//!   "port", so it is bound to a random one), the sequence number starts at a random value,
+//!   and every echo carries a fresh random [`TOKEN_LEN`]-byte token after the
+//!   `haagent-witness` marker (ring's `SystemRandom`);
+//! - a reply counts only if its ICMP checksum verifies (RFC 792: the ones' complement sum of
+//!   the whole ICMP message is zero), it comes from the gateway, and its id, sequence number
+//!   and entire payload equal the outstanding echo's (an echo reply returns the request's
+//!   data unchanged, RFC 792); on raw sockets the IPv4 header must also be sound: version 4,
+//!   a header length within the packet, a total length equal to what was received, not a
+//!   fragment, protocol ICMP, header checksum valid, source the gateway.
+//!
+//! [`match_reply`] is that decision as a pure function.
 
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
+use ring::rand::{SecureRandom, SystemRandom};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -30,15 +49,21 @@ use super::WitnessError;
 const ECHO_REQUEST: u8 = 8;
 /// ICMP type of an echo reply.
 const ECHO_REPLY: u8 = 0;
-/// Payload of every echo request, so a capture shows who sent it.
-const PAYLOAD: &[u8; 16] = b"haagent-witness\0";
-/// ICMP header (8) + payload.
-const ECHO_LEN: usize = 8 + PAYLOAD.len();
+/// Start of every echo's payload, so a capture shows who sent it.
+const MARKER: &[u8; 16] = b"haagent-witness\0";
+/// Random bytes after the marker, fresh for every echo.
+pub(crate) const TOKEN_LEN: usize = 8;
+/// ICMP header (8) + marker + token.
+pub(crate) const ECHO_LEN: usize = 8 + MARKER.len() + TOKEN_LEN;
+/// IPv4 protocol number of ICMP.
+const IPPROTO_ICMP: u8 = 1;
+/// How many random ids a datagram socket tries to bind before giving up on a collision.
+const BIND_ATTEMPTS: usize = 8;
 
 /// The kind of ICMP socket that could be opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SocketKind {
-    /// `SOCK_DGRAM` ping socket: no capability, the kernel picks the echo id.
+    /// `SOCK_DGRAM` ping socket: no capability; the echo id is the bound "port".
     Datagram,
     /// `SOCK_RAW`: needs `CAP_NET_RAW`, receives every ICMP packet (with IP header).
     Raw,
@@ -49,7 +74,8 @@ pub(crate) enum SocketKind {
 pub(crate) enum EchoFailure {
     /// No matching reply before the timeout.
     Timeout(Duration),
-    /// The kernel refused to send (no route, neighbour unreachable, interface down…).
+    /// The kernel refused to send (no route, neighbour unreachable, interface down…), or
+    /// no random token could be drawn.
     Send(io::Error),
     /// The socket reported an error (e.g. an ICMP error for an earlier echo).
     Receive(io::Error),
@@ -65,21 +91,58 @@ impl std::fmt::Display for EchoFailure {
     }
 }
 
+/// One echo request in flight: what its reply must carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Outstanding {
+    /// The echo id.
+    pub(crate) id: u16,
+    /// The sequence number.
+    pub(crate) seq: u16,
+    /// The random token after the marker.
+    pub(crate) token: [u8; TOKEN_LEN],
+}
+
+/// Why a received packet is not the reply to the outstanding echo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mismatch {
+    /// Not a sound IPv4 header (version, lengths, fragment, header checksum).
+    BadIpHeader,
+    /// Not ICMP.
+    NotIcmp,
+    /// From another address than the gateway.
+    WrongSource,
+    /// Shorter or longer than our echo.
+    WrongLength,
+    /// The ICMP checksum does not verify.
+    BadChecksum,
+    /// Not an echo reply (type 0, code 0).
+    NotEchoReply,
+    /// Another echo id.
+    WrongId,
+    /// Another sequence number (e.g. a late reply to an earlier echo).
+    WrongSeq,
+    /// The payload (marker and token) differs.
+    WrongPayload,
+}
+
 /// One ICMP socket pinging one gateway.
 #[derive(Debug)]
 pub(crate) struct Pinger {
     socket: AsyncFd<Socket>,
     kind: SocketKind,
     gateway: Ipv4Addr,
-    /// Our echo id (only checked on raw sockets: a datagram socket's id is
-    /// rewritten by the kernel, which also filters replies by it).
+    /// Our echo id: random; on a datagram socket, the port it is bound to.
     id: u16,
+    /// The sequence number of the next echo (random start).
+    next_seq: u16,
+    random: SystemRandom,
 }
 
 impl Pinger {
     /// Opens the socket (datagram first, raw as fallback), binds it to
     /// `interface` and registers it with the current tokio runtime.
     pub(crate) fn open(interface: &str, gateway: Ipv4Addr) -> Result<Self, WitnessError> {
+        let random = SystemRandom::new();
         let (socket, kind) = match Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::ICMPV4)) {
             Ok(socket) => (socket, SocketKind::Datagram),
             Err(dgram_error) => {
@@ -96,6 +159,14 @@ impl Pinger {
         socket
             .bind_device(Some(interface.as_bytes()))
             .map_err(|e| socket_error(interface, "bind ICMP socket to the interface", e))?;
+        let id = match kind {
+            SocketKind::Raw => random_u16(&random)
+                .map_err(|e| socket_error(interface, "draw a random echo id", e))?,
+            SocketKind::Datagram => bind_random_id(&socket, &random)
+                .map_err(|e| socket_error(interface, "bind ICMP socket to a random echo id", e))?,
+        };
+        let next_seq = random_u16(&random)
+            .map_err(|e| socket_error(interface, "draw a random sequence number", e))?;
         socket
             .set_nonblocking(true)
             .map_err(|e| socket_error(interface, "make ICMP socket non-blocking", e))?;
@@ -110,7 +181,9 @@ impl Pinger {
             socket,
             kind,
             gateway,
-            id: next_echo_id(),
+            id,
+            next_seq,
+            random,
         })
     }
 
@@ -119,10 +192,29 @@ impl Pinger {
         self.kind
     }
 
-    /// Sends echo `seq` and waits up to `timeout` for its reply; returns the
-    /// round-trip time. Replies to earlier echoes (late ones) are skipped.
-    pub(crate) async fn echo(&self, seq: u16, timeout: Duration) -> Result<Duration, EchoFailure> {
-        let packet = echo_request(self.id, seq);
+    /// The next echo: our id, the next sequence number, a fresh random token.
+    pub(crate) fn next_echo(&mut self) -> Result<Outstanding, EchoFailure> {
+        let mut token = [0u8; TOKEN_LEN];
+        self.random
+            .fill(&mut token)
+            .map_err(|_| EchoFailure::Send(io::Error::other("no random bytes for the token")))?;
+        let seq = self.next_seq;
+        self.next_seq = seq.wrapping_add(1);
+        Ok(Outstanding {
+            id: self.id,
+            seq,
+            token,
+        })
+    }
+
+    /// Sends `echo` and waits up to `timeout` for its reply (see [`match_reply`]);
+    /// returns the round-trip time. Anything else received meanwhile is skipped.
+    pub(crate) async fn echo(
+        &self,
+        echo: &Outstanding,
+        timeout: Duration,
+    ) -> Result<Duration, EchoFailure> {
+        let packet = echo_request(echo);
         let to = SockAddr::from(SocketAddrV4::new(self.gateway, 0));
         let sent = Instant::now();
         self.socket
@@ -140,15 +232,12 @@ impl Pinger {
                 let Some(source) = from.as_socket_ipv4().map(|a| *a.ip()) else {
                     continue;
                 };
-                if source != self.gateway {
-                    continue;
-                }
-                let Some(reply) = parse_echo_reply(self.kind, &buf[..len]) else {
-                    continue;
-                };
-                let id_matches = self.kind == SocketKind::Datagram || reply.id == self.id;
-                if id_matches && reply.seq == seq {
-                    return Ok::<_, io::Error>(sent.elapsed());
+                match match_reply(self.kind, source, &buf[..len], self.gateway, echo) {
+                    Ok(()) => return Ok::<_, io::Error>(sent.elapsed()),
+                    Err(Mismatch::WrongSource | Mismatch::NotIcmp) => {}
+                    Err(why) => {
+                        tracing::trace!(%source, ?why, seq = echo.seq, "ICMP packet is not our echo reply");
+                    }
                 }
             }
         };
@@ -168,11 +257,32 @@ fn recv_from(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
     socket.recv_from(uninit)
 }
 
-/// A per-process echo id; several witnesses in one process get different ids.
-fn next_echo_id() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let pid = std::process::id() as u16;
-    pid.wrapping_add(NEXT.fetch_add(0x1111, Ordering::Relaxed))
+/// Two random bytes.
+fn random_u16(random: &SystemRandom) -> io::Result<u16> {
+    let mut b = [0u8; 2];
+    random
+        .fill(&mut b)
+        .map_err(|_| io::Error::other("the system random number generator failed"))?;
+    Ok(u16::from_be_bytes(b))
+}
+
+/// Binds a ping socket to a random "port", which the kernel uses as the echo id of
+/// everything the socket sends and filters replies by; retries on a collision.
+fn bind_random_id(socket: &Socket, random: &SystemRandom) -> io::Result<u16> {
+    let mut last = io::Error::from(io::ErrorKind::AddrInUse);
+    for _ in 0..BIND_ATTEMPTS {
+        // Port 0 would let the kernel pick (predictably): never ask for it.
+        let id = random_u16(random)?.max(1);
+        match socket.bind(&SockAddr::from(SocketAddrV4::new(
+            Ipv4Addr::UNSPECIFIED,
+            id,
+        ))) {
+            Ok(()) => return Ok(id),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
 }
 
 /// Maps a socket error: no permission → `CAP_NET_RAW`, no device → not found.
@@ -197,47 +307,82 @@ fn socket_error(interface: &str, operation: &str, error: io::Error) -> WitnessEr
     }
 }
 
-/// An ICMP echo request with our payload and a valid checksum.
-pub(crate) fn echo_request(id: u16, seq: u16) -> [u8; ECHO_LEN] {
+/// An ICMP echo request with the marker, the token and a valid checksum.
+pub(crate) fn echo_request(echo: &Outstanding) -> [u8; ECHO_LEN] {
     let mut packet = [0u8; ECHO_LEN];
     packet[0] = ECHO_REQUEST;
-    packet[4..6].copy_from_slice(&id.to_be_bytes());
-    packet[6..8].copy_from_slice(&seq.to_be_bytes());
-    packet[8..].copy_from_slice(PAYLOAD);
+    packet[4..6].copy_from_slice(&echo.id.to_be_bytes());
+    packet[6..8].copy_from_slice(&echo.seq.to_be_bytes());
+    packet[8..8 + MARKER.len()].copy_from_slice(MARKER);
+    packet[8 + MARKER.len()..].copy_from_slice(&echo.token);
     let sum = checksum(&packet);
     packet[2..4].copy_from_slice(&sum.to_be_bytes());
     packet
 }
 
-/// The id and sequence number of an echo reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct EchoReply {
-    pub(crate) id: u16,
-    pub(crate) seq: u16,
-}
-
-/// Parses what a socket of `kind` received: raw sockets deliver the IPv4 header
-/// first, datagram sockets only the ICMP message. `None` for anything that is not
-/// a well-formed echo reply.
-pub(crate) fn parse_echo_reply(kind: SocketKind, data: &[u8]) -> Option<EchoReply> {
+/// Whether what a socket of `kind` received from `source` is the gateway's reply to
+/// `echo`. Raw sockets deliver the IPv4 header first, datagram sockets only the ICMP
+/// message. Never panics, whatever `data` holds.
+pub(crate) fn match_reply(
+    kind: SocketKind,
+    source: Ipv4Addr,
+    data: &[u8],
+    gateway: Ipv4Addr,
+    echo: &Outstanding,
+) -> Result<(), Mismatch> {
+    if source != gateway {
+        return Err(Mismatch::WrongSource);
+    }
     let icmp = match kind {
         SocketKind::Datagram => data,
-        SocketKind::Raw => {
-            let first = *data.first()?;
-            let header_len = usize::from(first & 0x0f) * 4;
-            if first >> 4 != 4 || header_len < 20 || *data.get(9)? != 1 {
-                return None;
-            }
-            data.get(header_len..)?
-        }
+        SocketKind::Raw => icmp_in_ipv4(data, gateway)?,
     };
-    if icmp.len() < 8 || icmp[0] != ECHO_REPLY || icmp[1] != 0 {
-        return None;
+    if icmp.len() != ECHO_LEN {
+        return Err(Mismatch::WrongLength);
     }
-    Some(EchoReply {
-        id: u16::from_be_bytes([icmp[4], icmp[5]]),
-        seq: u16::from_be_bytes([icmp[6], icmp[7]]),
-    })
+    // RFC 792: the checksum covers the whole ICMP message; with it, the sum is zero.
+    if checksum(icmp) != 0 {
+        return Err(Mismatch::BadChecksum);
+    }
+    if icmp[0] != ECHO_REPLY || icmp[1] != 0 {
+        return Err(Mismatch::NotEchoReply);
+    }
+    if u16::from_be_bytes([icmp[4], icmp[5]]) != echo.id {
+        return Err(Mismatch::WrongId);
+    }
+    if u16::from_be_bytes([icmp[6], icmp[7]]) != echo.seq {
+        return Err(Mismatch::WrongSeq);
+    }
+    let request = echo_request(echo);
+    if icmp[8..] != request[8..] {
+        return Err(Mismatch::WrongPayload);
+    }
+    Ok(())
+}
+
+/// The ICMP message inside a received IPv4 packet, after checking the header (RFC 791):
+/// version 4, header length 20..=60 within the packet, total length equal to the packet's,
+/// not a fragment, header checksum valid, protocol ICMP, source `gateway`.
+fn icmp_in_ipv4(data: &[u8], gateway: Ipv4Addr) -> Result<&[u8], Mismatch> {
+    let first = *data.first().ok_or(Mismatch::BadIpHeader)?;
+    let header_len = usize::from(first & 0x0f) * 4;
+    if first >> 4 != 4 || header_len < 20 || data.len() < header_len {
+        return Err(Mismatch::BadIpHeader);
+    }
+    let header = &data[..header_len];
+    let total_len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    // More fragments, or a fragment offset: not a whole packet.
+    let fragment = u16::from_be_bytes([header[6], header[7]]) & 0x3fff;
+    if total_len != data.len() || fragment != 0 || checksum(header) != 0 {
+        return Err(Mismatch::BadIpHeader);
+    }
+    if header[9] != IPPROTO_ICMP {
+        return Err(Mismatch::NotIcmp);
+    }
+    if Ipv4Addr::new(header[12], header[13], header[14], header[15]) != gateway {
+        return Err(Mismatch::WrongSource);
+    }
+    Ok(&data[header_len..])
 }
 
 /// The Internet checksum (RFC 1071) of `data`.
@@ -256,11 +401,59 @@ pub(crate) fn checksum(data: &[u8]) -> u16 {
 mod tests {
     use super::*;
 
+    const GW: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    const NODE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+
+    fn echo() -> Outstanding {
+        Outstanding {
+            id: 0x1234,
+            seq: 7,
+            token: *b"\x01\x02\x03\x04\x05\x06\x07\x08",
+        }
+    }
+
+    /// The reply a real gateway sends: the request with type 0 and a new checksum.
+    fn reply(echo: &Outstanding) -> Vec<u8> {
+        let mut p = echo_request(echo).to_vec();
+        p[0] = ECHO_REPLY;
+        fix_checksum(&mut p);
+        p
+    }
+
+    fn fix_checksum(icmp: &mut [u8]) {
+        icmp[2..4].copy_from_slice(&[0, 0]);
+        let sum = checksum(icmp);
+        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    }
+
+    /// `icmp` behind a valid IPv4 header from `src` to the node.
+    fn ipv4(src: Ipv4Addr, icmp: &[u8]) -> Vec<u8> {
+        let total = (20 + icmp.len()) as u16;
+        let mut p = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, IPPROTO_ICMP, 0, 0];
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        p.extend(src.octets());
+        p.extend(NODE.octets());
+        let sum = checksum(&p);
+        p[10..12].copy_from_slice(&sum.to_be_bytes());
+        p.extend(icmp);
+        p
+    }
+
+    fn dgram(data: &[u8]) -> Result<(), Mismatch> {
+        match_reply(SocketKind::Datagram, GW, data, GW, &echo())
+    }
+
+    fn raw(data: &[u8]) -> Result<(), Mismatch> {
+        match_reply(SocketKind::Raw, GW, data, GW, &echo())
+    }
+
     #[test]
     fn echo_request_checksums_to_zero() {
-        let packet = echo_request(0x1234, 7);
+        let packet = echo_request(&echo());
         assert_eq!(packet[0], ECHO_REQUEST);
         assert_eq!(&packet[4..8], &[0x12, 0x34, 0, 7]);
+        assert_eq!(&packet[8..24], MARKER);
+        assert_eq!(&packet[24..], &echo().token);
         // A packet including its own checksum sums to 0 (RFC 1071).
         assert_eq!(checksum(&packet), 0);
     }
@@ -272,47 +465,112 @@ mod tests {
         assert_eq!(checksum(&data), !0xddf2);
     }
 
-    fn reply(id: u16, seq: u16) -> Vec<u8> {
-        let mut p = echo_request(id, seq).to_vec();
+    #[test]
+    fn the_exact_reply_is_accepted_on_both_sockets() {
+        assert_eq!(dgram(&reply(&echo())), Ok(()));
+        assert_eq!(raw(&ipv4(GW, &reply(&echo()))), Ok(()));
+    }
+
+    #[test]
+    fn a_bad_checksum_is_rejected() {
+        let mut p = reply(&echo());
+        p[2] ^= 0x01;
+        assert_eq!(dgram(&p), Err(Mismatch::BadChecksum));
+        assert_eq!(raw(&ipv4(GW, &p)), Err(Mismatch::BadChecksum));
+        // The old forgery: right id and sequence number, checksum left as in the request.
+        let mut p = echo_request(&echo()).to_vec();
         p[0] = ECHO_REPLY;
-        p
+        assert_eq!(dgram(&p), Err(Mismatch::BadChecksum));
     }
 
     #[test]
-    fn parses_datagram_reply() {
-        assert_eq!(
-            parse_echo_reply(SocketKind::Datagram, &reply(9, 3)),
-            Some(EchoReply { id: 9, seq: 3 })
-        );
-        // A request is not a reply; a truncated packet is nothing.
-        assert_eq!(
-            parse_echo_reply(SocketKind::Datagram, &echo_request(9, 3)),
-            None
-        );
-        assert_eq!(
-            parse_echo_reply(SocketKind::Datagram, &reply(9, 3)[..7]),
-            None
-        );
+    fn a_wrong_token_or_marker_is_rejected() {
+        let mut other = echo();
+        other.token[7] ^= 0xff;
+        assert_eq!(dgram(&reply(&other)), Err(Mismatch::WrongPayload));
+        let mut p = reply(&echo());
+        p[8] = b'H';
+        fix_checksum(&mut p);
+        assert_eq!(dgram(&p), Err(Mismatch::WrongPayload));
     }
 
     #[test]
-    fn parses_raw_reply_after_ip_header() {
-        let mut ip = vec![
-            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 192, 0, 2, 1, 192, 0, 2, 11,
-        ];
-        ip.extend(reply(0xbeef, 42));
+    fn a_wrong_id_seq_type_or_source_is_rejected() {
+        let e = echo();
+        let id = Outstanding { id: e.id ^ 1, ..e };
+        assert_eq!(dgram(&reply(&id)), Err(Mismatch::WrongId));
+        let seq = Outstanding {
+            seq: e.seq.wrapping_sub(1),
+            ..e
+        };
+        assert_eq!(dgram(&reply(&seq)), Err(Mismatch::WrongSeq));
+        // Our own request (looped back on a raw socket) is not a reply.
+        assert_eq!(dgram(&echo_request(&e)), Err(Mismatch::NotEchoReply));
+        // From another host, by socket address or by IP header.
+        let rogue = Ipv4Addr::new(192, 0, 2, 66);
         assert_eq!(
-            parse_echo_reply(SocketKind::Raw, &ip),
-            Some(EchoReply {
-                id: 0xbeef,
-                seq: 42
-            })
+            match_reply(SocketKind::Datagram, rogue, &reply(&e), GW, &e),
+            Err(Mismatch::WrongSource)
         );
-        // Not ICMP (protocol 6 = TCP).
-        ip[9] = 6;
-        assert_eq!(parse_echo_reply(SocketKind::Raw, &ip), None);
-        // Garbage never panics.
-        assert_eq!(parse_echo_reply(SocketKind::Raw, &[0x4f]), None);
-        assert_eq!(parse_echo_reply(SocketKind::Raw, &[]), None);
+        assert_eq!(raw(&ipv4(rogue, &reply(&e))), Err(Mismatch::WrongSource));
+    }
+
+    #[test]
+    fn a_bad_ip_header_is_rejected() {
+        let good = ipv4(GW, &reply(&echo()));
+        // Not ICMP (protocol 6 = TCP), header checksum fixed up.
+        let mut tcp = good.clone();
+        tcp[9] = 6;
+        tcp[10..12].copy_from_slice(&[0, 0]);
+        let sum = checksum(&tcp[..20]);
+        tcp[10..12].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(raw(&tcp), Err(Mismatch::NotIcmp));
+        // Header checksum broken.
+        let mut p = good.clone();
+        p[8] ^= 1;
+        assert_eq!(raw(&p), Err(Mismatch::BadIpHeader));
+        // A header length beyond the packet, below 20, or version 6.
+        for first in [0x4f, 0x44, 0x65] {
+            let mut p = good.clone();
+            p[0] = first;
+            assert_eq!(raw(&p), Err(Mismatch::BadIpHeader), "{first:#x}");
+        }
+        // A fragment.
+        let mut p = good.clone();
+        p[6] = 0x20; // more fragments
+        assert_eq!(raw(&p), Err(Mismatch::BadIpHeader));
+    }
+
+    #[test]
+    fn truncated_and_oversized_frames_are_rejected_without_panic() {
+        let icmp = reply(&echo());
+        let packet = ipv4(GW, &icmp);
+        for len in 0..packet.len() {
+            assert!(raw(&packet[..len]).is_err(), "raw, {len} bytes");
+        }
+        for len in 0..icmp.len() {
+            assert!(dgram(&icmp[..len]).is_err(), "datagram, {len} bytes");
+        }
+        // Extra bytes after the payload: not our echo, even with a fixed checksum.
+        let mut long = icmp.clone();
+        long.extend([0u8; 64]);
+        fix_checksum(&mut long);
+        assert_eq!(dgram(&long), Err(Mismatch::WrongLength));
+        assert_eq!(raw(&ipv4(GW, &long)), Err(Mismatch::WrongLength));
+        // A full-size frame of garbage, and a header claiming more than was received.
+        assert!(raw(&[0xff; 1500]).is_err());
+        assert!(dgram(&[0xff; 1500]).is_err());
+        let mut p = packet.clone();
+        p.truncate(packet.len() - 1);
+        assert_eq!(raw(&p), Err(Mismatch::BadIpHeader));
+    }
+
+    #[test]
+    fn random_ids_are_not_a_constant() {
+        let random = SystemRandom::new();
+        let ids: std::collections::HashSet<u16> =
+            (0..64).map(|_| random_u16(&random).unwrap()).collect();
+        // 64 draws from 65,536 values: all equal (or all the PID) only if not random.
+        assert!(ids.len() > 32, "{ids:?}");
     }
 }

@@ -210,7 +210,7 @@ fn verdict_to_report(hysteresis: &Hysteresis, reported: Option<bool>) -> Option<
 /// The pinging task: one echo per tick, results through the hysteresis, verdicts
 /// out as events.
 async fn run(
-    pinger: Pinger,
+    mut pinger: Pinger,
     cfg: WitnessConfig,
     gateway: Ipv4Addr,
     shared: Arc<Mutex<Shared>>,
@@ -223,19 +223,23 @@ async fn run(
     let mut last_failure = None;
     let mut ticker = tokio::time::interval(cfg.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut seq: u16 = 0;
     loop {
         ticker.tick().await;
-        seq = seq.wrapping_add(1);
-        let result = pinger.echo(seq, cfg.timeout).await;
+        let result = match pinger.next_echo() {
+            Ok(echo) => pinger
+                .echo(&echo, cfg.timeout)
+                .await
+                .map_err(|failure| (Some(echo.seq), failure)),
+            Err(failure) => Err((None, failure)),
+        };
         let rtt = match result {
             Ok(rtt) => {
                 lock(&shared).last_rtt = Some(rtt);
                 hysteresis.record(true);
                 Some(rtt)
             }
-            Err(failure) => {
-                tracing::debug!(interface = %cfg.interface, %gateway, seq, %failure, "gateway echo lost");
+            Err((seq, failure)) => {
+                tracing::debug!(interface = %cfg.interface, %gateway, ?seq, %failure, "gateway echo lost");
                 hysteresis.record(false);
                 last_failure = Some(failure);
                 None
