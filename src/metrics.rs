@@ -28,6 +28,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 
 use crate::daemon::AdmissionKind;
 use crate::election::{Cause, NoticeCause};
+use crate::transport::RejectKind;
 use crate::wire::State;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -45,15 +46,23 @@ pub enum RejectReason {
     /// A datagram on an authenticated connection failed advert admission.
     Admission(AdmissionKind),
     /// The transport refused a connection (TLS or peer identity).
-    Connection(&'static str),
+    Connection(RejectKind),
 }
 
 impl RejectReason {
+    /// Every reason: each admission kind, then each connection kind.
+    pub fn all() -> impl Iterator<Item = RejectReason> {
+        AdmissionKind::ALL
+            .into_iter()
+            .map(RejectReason::Admission)
+            .chain(RejectKind::ALL.into_iter().map(RejectReason::Connection))
+    }
+
     /// The label value.
     pub fn label(self) -> &'static str {
         match self {
             RejectReason::Admission(k) => k.label(),
-            RejectReason::Connection(l) => l,
+            RejectReason::Connection(k) => k.label(),
         }
     }
 }
@@ -239,8 +248,8 @@ impl Metrics {
         );
 
         let adverts_rejected = Family::<ReasonLabels, Counter>::default();
-        for kind in AdmissionKind::ALL {
-            let reason = RejectReason::Admission(kind).label();
+        for reason in RejectReason::all() {
+            let reason = reason.label();
             adverts_rejected.get_or_create_owned(&ReasonLabels { reason });
         }
         registry.register(
@@ -779,7 +788,7 @@ mod tests {
         // Rejection reasons start at zero so rate() works before the first rejection.
         assert!(has_line(
             &text,
-            "haagent_adverts_rejected_total{reason=\"malformed\"} 0"
+            "haagent_adverts_rejected_total{reason=\"tls_expired\"} 0"
         ));
         // The node name is not repeated on every series.
         assert_eq!(text.matches("node=").count(), 1, "{text}");
@@ -858,8 +867,8 @@ mod tests {
         for cause in NoticeCause::ALL {
             m.notice(cause);
         }
-        for kind in AdmissionKind::ALL {
-            m.advert_rejected(RejectReason::Admission(kind));
+        for reason in RejectReason::all() {
+            m.advert_rejected(reason);
         }
         let text = m.encode();
         for cause in Cause::ALL {
@@ -873,14 +882,15 @@ mod tests {
             let line = format!("haagent_notices_total{{cause=\"{}\"}} 1", cause.label());
             assert!(has_line(&text, &line), "{line} missing:\n{text}");
         }
-        for kind in AdmissionKind::ALL {
+        for reason in RejectReason::all() {
             let line = format!(
                 "haagent_adverts_rejected_total{{reason=\"{}\"}} 1",
-                kind.label()
+                reason.label()
             );
             assert!(has_line(&text, &line), "{line} missing:\n{text}");
         }
-        assert!(!text.contains("\"other\""), "{text}");
+        // The transport's catch-all kind is the only "other".
+        assert_eq!(text.matches("\"other\"").count(), 1, "{text}");
     }
 
     #[test]
@@ -961,7 +971,7 @@ mod tests {
             .iter()
             .map(|c| c.label())
             .chain(NoticeCause::ALL.iter().map(|c| c.label()))
-            .chain(AdmissionKind::ALL.iter().map(|k| k.label()));
+            .chain(RejectReason::all().map(RejectReason::label));
         for label in labels {
             assert!(doc.contains(&format!("| `{label}` |")), "{label} missing");
         }

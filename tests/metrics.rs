@@ -9,6 +9,7 @@ use std::time::Duration;
 use haagent::daemon::AdmissionKind;
 use haagent::election::{Cause, State};
 use haagent::metrics::{serve, Metrics, MetricsError, MetricsServer, RejectReason};
+use haagent::transport::RejectKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -191,7 +192,7 @@ async fn scrape_shows_state_counters_peers_and_bounded_reasons() {
         true,
     );
     m.advert_rejected(RejectReason::Admission(AdmissionKind::NotVouched));
-    m.advert_rejected(RejectReason::Connection("tls_unknown_ca"));
+    m.advert_rejected(RejectReason::Connection(RejectKind::UnknownCa));
 
     let s = scrape(addr).await;
     let info = value(

@@ -51,7 +51,6 @@ use admission::Admission;
 pub use admission::{AdmissionError, AdmissionKind};
 
 use crate::witness::{Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent};
-use operator::tls_reason_label;
 
 /// Why the agent could not start (or had to stop).
 #[derive(Debug, thiserror::Error)]
@@ -623,10 +622,15 @@ impl Daemon {
                     }
                 }
             },
-            TransportEvent::Rejected { source, reason, .. } => {
-                // The transport logs each source once; here it is only counted.
-                self.count_rejection(RejectReason::Connection(tls_reason_label(&reason)));
-                tracing::debug!(%source, %reason, "connection rejected");
+            TransportEvent::Rejected {
+                source,
+                kind,
+                reason,
+            } => {
+                // The transport logs each source and kind once (bounded); here it is only
+                // counted.
+                self.count_rejection(RejectReason::Connection(kind));
+                tracing::debug!(%source, reason = kind.label(), %reason, "connection rejected");
             }
             TransportEvent::Up { peer, remote } => {
                 tracing::info!(peer = %self.peer_label(peer), %remote, "peer connected");

@@ -176,21 +176,6 @@ impl Operator {
     }
 }
 
-/// A bounded label for a rejected connection.
-pub(super) fn tls_reason_label(reason: &str) -> &'static str {
-    if reason.contains("UnknownIssuer") || reason.contains("BadSignature") {
-        "tls_unknown_ca"
-    } else if reason.contains("no certificate") || reason.contains("CertificateRequired") {
-        "tls_no_cert"
-    } else if reason.contains("Expired") || reason.contains("expired") {
-        "tls_expired"
-    } else if reason.contains("match no configured peer") || reason.contains("does not accept") {
-        "tls_unknown_peer"
-    } else {
-        "other"
-    }
-}
-
 fn ms_f(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
