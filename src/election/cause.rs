@@ -64,6 +64,9 @@ pub enum Cause {
     StaleEpoch,
     /// Another master with an equal epoch ranks higher (priority, then name; RFC 9568 §6.4.3).
     Outranked,
+    /// A member we cannot hear (or one advertising master) answers for our VIPs on the
+    /// wire and outranks us by `(epoch, rank)` from its last advert.
+    Conflict,
     /// The kernel dropped our VIPs because their lease ran out.
     LeaseLost,
     /// A master stopped hearing a majority of the cluster.
@@ -86,7 +89,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every variant, in declaration order (each [`FaultCause`] once).
-    pub const ALL: [Cause; 20] = [
+    pub const ALL: [Cause; 21] = [
         Cause::Started,
         Cause::MasterDown,
         Cause::PriorityZero,
@@ -95,6 +98,7 @@ impl Cause {
         Cause::Handover,
         Cause::StaleEpoch,
         Cause::Outranked,
+        Cause::Conflict,
         Cause::LeaseLost,
         Cause::QuorumLost,
         Cause::Isolated,
@@ -121,6 +125,7 @@ impl Cause {
             Cause::Handover => "handover",
             Cause::StaleEpoch => "stale_epoch",
             Cause::Outranked => "outranked",
+            Cause::Conflict => "conflict",
             Cause::LeaseLost => "lease_lost",
             Cause::QuorumLost => "quorum",
             Cause::Isolated => "isolated",
@@ -205,6 +210,7 @@ mod tests {
                 | Cause::Handover
                 | Cause::StaleEpoch
                 | Cause::Outranked
+                | Cause::Conflict
                 | Cause::LeaseLost
                 | Cause::QuorumLost
                 | Cause::Isolated

@@ -48,13 +48,14 @@
 //! - **Quorum.** With `quorum` on, a node holds the VIPs only while it hears a majority of
 //!   `cluster_size` nodes, itself included: a master that falls below steps down, a backup
 //!   below it does not take over.
-//! - **Conflict on the wire.** A master told that another MAC answers for a VIP never
-//!   releases because of it: an ARP frame is not authenticated, and only a peer's adverts
-//!   (the epoch rule) can take the VIPs from the elected master. If the MAC is a live peer
-//!   whose adverts do not say it is master, its takeover advert is probably trailing its
-//!   gratuitous ARP: we wait up to a master-down interval for it, then re-announce. Any
-//!   other claimant is answered with a re-announcement at once (RFC 5227 §2.4 (b)), at most
-//!   once per advert interval.
+//! - **Conflict on the wire.** A master told that another MAC answers for a VIP weighs
+//!   that unauthenticated frame against what the peers say in their adverts. A live peer
+//!   whose adverts do not say master never makes it release: its takeover advert is
+//!   probably trailing its gratuitous ARP, so we wait up to a master-down interval for
+//!   it, then re-announce (anyone can forge a frame with a member's MAC). A member we
+//!   cannot hear, or one advertising master, is compared by `(epoch, rank)`: the lower
+//!   releases. An unknown MAC cannot outrank us. Re-announcing is RFC 5227 §2.4 (b)
+//!   defence, at most once per advert interval.
 //! - **Lease lost.** A master whose VIPs the kernel removed (their lease ran out while the
 //!   agent stalled) steps down rather than adding them back: someone else may hold them.
 //! - A forced step-down (any of the above, or a stale epoch) and every return from fault
@@ -1279,36 +1280,63 @@ impl Election {
     }
 
     /// Another host answered for one of our VIPs on the wire (an ARP reply or
-    /// announcement from a MAC that is not ours). The frame is not authenticated, so it
-    /// never makes us release: only a peer's adverts can (the epoch rule). What it can do:
-    /// - a live peer whose adverts say it is not master has probably just taken over (its
-    ///   gratuitous ARP overtakes its advert): wait up to a master-down for that advert,
-    ///   then, if none came, re-assert ([`Self::on_timeout`]);
-    /// - anyone else (an unknown MAC, a peer we cannot hear, a forger using a member's
-    ///   MAC): re-assert at once — RFC 5227 §2.4 (b) defence, at most once per advert
-    ///   interval so a flood of forged claims costs a bounded number of announcements.
+    /// announcement from a MAC that is not ours). The frame is not authenticated: what the
+    /// peers say in their adverts outweighs it.
+    /// - A live peer whose adverts say it is not master never makes us release: its
+    ///   takeover advert is probably trailing its gratuitous ARP, so we wait up to a
+    ///   master-down for that advert, then re-assert ([`Self::on_timeout`]). Anyone on the
+    ///   segment can forge a frame carrying a member's MAC.
+    /// - A member we cannot hear (it may have taken over on the other side of a partition),
+    ///   or one whose adverts say master, is judged by `(epoch, rank)` from its last
+    ///   advert: the lower releases. Forging that takes silencing the member too.
+    /// - An unknown MAC is answered with a re-announcement.
+    ///
+    /// Re-assertion is RFC 5227 §2.4 (b) defence, at most once per advert interval, so a
+    /// flood of forged claims costs a bounded number of announcements.
     fn on_conflict(&mut self, now: Instant, mac: [u8; 6], out: &mut Vec<Action>) {
         if self.state != State::Master || mac == self.cfg.mac {
             return;
         }
         self.conflicts_unreported = self.conflicts_unreported.saturating_add(1);
-        let live_member = self
+        let member = self
             .peer_with_mac(mac)
-            .is_some_and(|(_, p)| self.peer_is_live(now, p));
-        if live_member {
-            if self.conflict_grace.is_some_and(|(m, _)| m == mac) {
-                return; // already waiting for this peer's advert
+            .map(|(name, p)| (name.clone(), p.clone()));
+        match member {
+            Some((_, p)) if self.peer_is_live(now, &p) && p.state != State::Master => {
+                if self.conflict_grace.is_some_and(|(m, _)| m == mac) {
+                    return; // already waiting for this peer's advert
+                }
+                self.conflict_grace = Some((mac, after(now, self.master_down_interval())));
+                let reason = format!(
+                    "VIP conflict: {} also answers for the VIPs; waiting for its advert",
+                    self.describe_mac(now, mac)
+                );
+                self.conflict_notice(now, NoticeCause::ConflictPending, reason, out);
+                self.send(now, out);
             }
-            self.conflict_grace = Some((mac, after(now, self.master_down_interval())));
-            let reason = format!(
-                "VIP conflict: {} also answers for the VIPs; waiting for its advert",
-                self.describe_mac(now, mac)
-            );
-            self.conflict_notice(now, NoticeCause::ConflictPending, reason, out);
-            self.send(now, out);
-            return;
+            Some((name, p))
+                if (
+                    p.epoch,
+                    Rank {
+                        priority: p.priority,
+                        name: &name,
+                    },
+                ) > (self.master_epoch, self.rank()) =>
+            {
+                let reason = format!(
+                    "VIP conflict: {} also answers for the VIPs and outranks us \
+                     (epoch {} priority {} vs our epoch {} priority {}): releasing",
+                    self.describe_mac(now, mac),
+                    p.epoch,
+                    p.priority,
+                    self.master_epoch,
+                    self.cfg.priority
+                );
+                self.step_down(now, Cause::Conflict, reason, out);
+                self.send(now, out);
+            }
+            _ => self.defend(now, mac, out),
         }
-        self.defend(now, mac, out);
     }
 
     /// Re-announces the VIPs after a conflict with `mac`, at most once per advert interval,
@@ -1322,8 +1350,7 @@ impl Election {
         }
         self.last_defence = Some(now);
         let reason = format!(
-            "VIP conflict: {} also answers for the VIPs; an ARP frame cannot take them from \
-             the elected master: re-announcing",
+            "VIP conflict: {} also answers for the VIPs; we are the elected master: re-announcing",
             self.describe_mac(now, mac)
         );
         self.conflict_notice(now, NoticeCause::ConflictWon, reason, out);

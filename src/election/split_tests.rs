@@ -310,9 +310,8 @@ fn announces(actions: &[Action]) -> usize {
 }
 
 #[test]
-fn a_conflict_never_makes_the_master_release_it_re_announces() {
-    // n2 is master with epoch 1 (issue 9, kind 4: an ARP frame used to release the VIPs of
-    // a master "outranked" by the member whose MAC the frame carried).
+fn vip_conflict_with_a_member_we_cannot_hear_is_settled_by_rank() {
+    // n2 is master with epoch 1.
     let (mut e, t0) = started(cfg("n2", 100, 3, false));
     run_until(&mut e, t0 + ms(300));
     e.handle(t0 + ms(300), Input::ProbeResult { answered_by: None });
@@ -329,19 +328,26 @@ fn a_conflict_never_makes_the_master_release_it_re_announces() {
     let t = t0 + ms(2000);
     let acts = e.handle(t, Input::Conflict { mac: N3_MAC });
     assert_eq!(e.state(), State::Master);
-    assert_eq!(announces(&acts), 1, "re-announces at once: {acts:?}");
+    assert_eq!(
+        announces(&acts),
+        1,
+        "the winner re-announces at once: {acts:?}"
+    );
     assert!(notices(&acts)[0].contains("(n3, not heard)"), "{acts:?}");
 
     let unknown = [2, 9, 9, 9, 9, 9];
     let acts = e.handle(t + ms(1100), Input::Conflict { mac: unknown });
+    assert_eq!(e.state(), State::Master);
     assert_eq!(announces(&acts), 1, "{acts:?}");
     assert!(notices(&acts)[0].contains("not a cluster member"));
 
-    // The higher-ranked member's MAC: still ours to defend, its adverts do not say master.
-    let acts = e.handle(t + ms(2200), Input::Conflict { mac: N1_MAC });
-    assert_eq!(e.state(), State::Master);
-    assert_eq!(announces(&acts), 1, "{acts:?}");
-    assert!(!acts.contains(&Action::ReleaseVips));
+    let acts = e.handle(t + ms(1200), Input::Conflict { mac: N1_MAC });
+    let reason = became(&acts, State::Backup).expect("the lower rank releases");
+    assert!(
+        reason.contains("(n1, not heard)") && reason.contains("outranks us"),
+        "{reason}"
+    );
+    assert!(acts.contains(&Action::ReleaseVips));
 }
 
 #[test]
