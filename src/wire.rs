@@ -100,8 +100,9 @@ impl fmt::Display for State {
     }
 }
 
-/// One advert: who sends it, in which state, with which priority and epoch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One advert: who sends it, in which state, with which priority and epoch. (Serde is for
+/// the election's golden traces and tools; the wire format is [`encode`] / [`decode`].)
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Advert {
     /// The sender's node name (unique in the cluster; see [`valid_node_name`]).
     pub name: String,

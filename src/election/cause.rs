@@ -10,13 +10,13 @@
 //! The rule behind each variant is described in the module doc of [`super`]; the RFC 9568
 //! section it follows, where there is one, is named on the variant.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Why a health or link problem holds the node in Fault (keepalived's FAULT state).
 ///
 /// Fed to the election with [`Input::Fault`](super::Input::Fault); the daemon decides which
 /// one applies when several do (a link fault says more than a failing check).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultCause {
     /// The VIP interface lost carrier, went down or was removed (kernel link notification;

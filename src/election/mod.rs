@@ -69,6 +69,8 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use crate::net::format_mac;
 pub use crate::wire::State;
 use crate::wire::{Advert, MIN_ADVERT_INTERVAL_MS};
@@ -136,8 +138,10 @@ pub struct ElectionConfig {
     pub fingerprint: [u32; 4],
 }
 
-/// Something that happened, for [`Election::handle`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something that happened, for [`Election::handle`]. Serde (externally tagged, snake
+/// case: `"timeout"`, `{"advert": {...}}`) is for golden traces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Input {
     /// Begin: become backup and start advertising.
     Start,
@@ -217,8 +221,10 @@ pub enum Input {
     },
 }
 
-/// Something the daemon must do, in the order given.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something the daemon must do, in the order given. Serialisable (like [`Input`]) for
+/// golden traces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Send this advert to every peer.
     Send(Advert),
