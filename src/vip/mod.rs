@@ -17,6 +17,7 @@ mod carrier;
 mod error;
 mod garp;
 mod netlink;
+mod packet;
 
 pub use announce::Announcer;
 pub use arp::{ArpConflict, ArpProbe, ArpWatch};
