@@ -8,6 +8,7 @@
 //!  transport task(s) ──TransportEvent──┐
 //!  gateway witness ────WitnessEvent────┤
 //!  ARP watch ──────────ArpConflict─────┤
+//!  link watch ─────────LinkState───────┤
 //!  ARP probe (blocking pool) ─result───┼──> daemon loop ──> Election::handle(now, input)
 //!  lease timer (while master) ─────────┤          │
 //!  timer (election.next_deadline) ─────┤          │
@@ -23,6 +24,10 @@
 //! has the VIPs and renews their lifetime. If it finds them gone (we were frozen longer than
 //! the lease), it tells the election, which steps down instead of re-adding them: another
 //! node may hold them by now.
+//!
+//! Kernel facts follow kernel notifications: the link watch follows the interface by name
+//! (a re-created interface or a new MAC moves the netlink index, the packet sockets and the
+//! election's MAC along).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -140,8 +145,7 @@ pub async fn run(
         tracing::warn!(vip = %stale, interface = %config.node.interface,
             "removed VIP left on the interface (stale from an earlier crash) before joining");
     }
-    let (carrier, link, carrier_rx) =
-        CarrierWatch::spawn(&config.node.interface, vips.ifindex()).await?;
+    let (carrier, link, carrier_rx) = CarrierWatch::spawn(&config.node.interface).await?;
     let garp = GarpSender::open(&config.node.interface)?;
     let vip_addrs: Vec<_> = config.vips.iter().map(|v| v.addr).collect();
     let (arp_watch, conflicts) =
@@ -248,7 +252,7 @@ pub async fn run(
         probe_count: config.probe.count,
         probe_window: config.probe.window,
         probe_results,
-        _arp_watch: arp_watch,
+        arp_watch,
         _carrier: carrier,
         _witness: witness,
         announcer,
@@ -336,7 +340,7 @@ struct Daemon {
     probe_count: u32,
     probe_window: std::time::Duration,
     probe_results: tokio::sync::mpsc::Sender<Option<[u8; 6]>>,
-    _arp_watch: ArpWatch,
+    arp_watch: ArpWatch,
     _carrier: CarrierWatch,
     _witness: Option<Witness>,
     announcer: Announcer,
@@ -513,6 +517,12 @@ impl Daemon {
     }
 
     async fn on_link(&mut self, link: LinkState) {
+        let moved = link.ifindex.is_some_and(|i| i != self.vips.ifindex())
+            || link.mac.is_some_and(|m| m != self.vips.mac());
+        let came_back = link.usable && self.ops.link_fault.is_some();
+        if link.usable && (moved || came_back) {
+            self.follow_interface(&link).await;
+        }
         if link.usable {
             if self.ops.link_fault.take().is_some() {
                 tracing::info!("{}", link.detail);
@@ -522,6 +532,42 @@ impl Daemon {
             self.ops.link_fault = Some(link.detail);
         }
         self.apply_fault().await;
+    }
+
+    /// The interface was re-created (new index), changed its MAC or came back up: move
+    /// everything that holds its index or MAC to what the kernel says now. Packet sockets
+    /// are reopened in every case, since one that lived through a down/up flap hands its
+    /// next send a stale `ENETDOWN`.
+    async fn follow_interface(&mut self, link: &LinkState) {
+        let interface = self.vips.interface().to_string();
+        let (Some(ifindex), Some(mac)) = (link.ifindex, link.mac) else {
+            tracing::warn!(%interface, "the interface has no Ethernet MAC: gratuitous ARP cannot announce the VIPs");
+            return;
+        };
+        let (old_index, old_mac) = (self.vips.ifindex(), self.vips.mac());
+        if (ifindex, mac) != (old_index, old_mac) {
+            tracing::warn!(%interface, ifindex, mac = %format_mac(&mac), old_ifindex = old_index,
+                old_mac = %format_mac(&old_mac), "the interface changed: following it");
+            self.vips.set_link(ifindex, mac);
+        }
+        if mac != old_mac {
+            self.step(Input::MacChanged { mac }).await;
+        }
+        if let Err(e) = self.announcer.reopen() {
+            tracing::error!(%interface, error = %e, "cannot reopen the gratuitous ARP socket");
+        }
+        if let Err(e) = self.arp_watch.reopen(mac) {
+            tracing::error!(%interface, error = %e, "cannot restart the ARP watch");
+        }
+        if self.prober.is_some() {
+            match ArpProbe::open(&interface) {
+                // A probe running on the old socket finishes there; the next one uses this.
+                Ok(p) => self.prober = Some(Arc::new(std::sync::Mutex::new(p))),
+                Err(e) => {
+                    tracing::error!(%interface, error = %e, "cannot reopen the ARP probe socket")
+                }
+            }
+        }
     }
 
     async fn on_conflict(&mut self, conflict: ArpConflict) {

@@ -4,7 +4,8 @@
 //! - [`VipManager`] adds, refreshes, lists and deletes the VIPs on one interface,
 //!   optionally with a kernel lifetime so a frozen master loses the VIP by itself.
 //! - [`GarpSender`] sends one gratuitous ARP (request- and reply-style) for a VIP.
-//! - [`CarrierWatch`] reports the interface losing or regaining its link.
+//! - [`CarrierWatch`] reports the interface losing or regaining its link, and follows it
+//!   by name when it is re-created (new index) or changes its MAC.
 //! - [`Announcer`] repeats them in a burst after a takeover and as a slow refresh
 //!   while master.
 //!

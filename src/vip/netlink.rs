@@ -112,7 +112,16 @@ impl VipManager {
         })
     }
 
-    /// The interface's MAC address, as the kernel reported it at [`VipManager::open`].
+    /// Moves the manager to the interface that now carries its name (it was deleted and
+    /// created again: new index) and to its current MAC. The daemon calls it from the link
+    /// notifications of [`super::CarrierWatch`]; nothing read at start stays true.
+    pub fn set_link(&mut self, ifindex: u32, mac: [u8; 6]) {
+        self.ifindex = ifindex;
+        self.mac = mac;
+    }
+
+    /// The interface's MAC address, as the kernel last reported it (at
+    /// [`VipManager::open`] or through [`VipManager::set_link`]).
     pub fn mac(&self) -> [u8; 6] {
         self.mac
     }
