@@ -134,7 +134,7 @@ fn install_release_and_installed_follow_the_kernel() {
     let vip = cidr("192.0.2.100/24");
 
     let vm = lab.run_in_a(move || async move {
-        let vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
+        let mut vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
         vm.install().await.unwrap();
         vm.install().await.expect("install is idempotent");
         let installed = vm.installed().await.unwrap();
@@ -159,7 +159,7 @@ fn install_release_and_installed_follow_the_kernel() {
     );
 
     let after = lab.run_in_a(move || async move {
-        let vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
+        let mut vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
         vm.release().await.unwrap();
         let installed = vm.installed().await.unwrap();
         vm.release().await.expect("releasing an absent VIP is fine");
@@ -225,7 +225,7 @@ fn lifetime_is_finite_and_refresh_keeps_the_vip() {
     let lifetime = Some(Duration::from_secs(2));
 
     lab.run_in_a(move || async move {
-        let vm = VipManager::open(IF_A, vec![vip], lifetime).await.unwrap();
+        let mut vm = VipManager::open(IF_A, vec![vip], lifetime).await.unwrap();
         vm.install().await.unwrap();
     });
     let entry = lab.addr_a("192.0.2.100/24").expect("VIP installed");
@@ -238,7 +238,7 @@ fn lifetime_is_finite_and_refresh_keeps_the_vip() {
     );
 
     let installed = lab.run_in_a(move || async move {
-        let vm = VipManager::open(IF_A, vec![vip], lifetime).await.unwrap();
+        let mut vm = VipManager::open(IF_A, vec![vip], lifetime).await.unwrap();
         vm.refresh().await.unwrap();
         vm.installed().await.unwrap()
     });
@@ -250,7 +250,7 @@ fn lifetime_is_finite_and_refresh_keeps_the_vip() {
 
     // Without a lifetime, install turns a lifetime address into a permanent one.
     lab.run_in_a(move || async move {
-        let vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
+        let mut vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
         vm.refresh().await.unwrap(); // no-op without lifetime
         vm.install().await.unwrap();
     });
@@ -271,7 +271,7 @@ fn gratuitous_arp_updates_the_neighbour_on_the_lan() {
     // One send() from GarpSender.
     lab.poison_neighbour_b("192.0.2.100");
     let sender_mac = lab.run_in_a(move || async move {
-        let vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
+        let mut vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
         vm.install().await.unwrap();
         let mut garp = GarpSender::open(IF_A).unwrap();
         garp.send(vip.addr).unwrap();
@@ -392,7 +392,7 @@ fn missing_capabilities_are_named() {
     let lab = new_lab();
     let (install_err, garp_err) = lab.run_in_a(|| async {
         drop_thread_capabilities();
-        let vm = VipManager::open(IF_A, vec![cidr("192.0.2.100/24")], None)
+        let mut vm = VipManager::open(IF_A, vec![cidr("192.0.2.100/24")], None)
             .await
             .expect("looking up the interface needs no capability");
         (
