@@ -78,12 +78,34 @@ fn recreated_interface_rejoins_as_backup_and_can_take_over() {
 
     // What a network restart does to a VLAN or bond: the interface goes away and comes
     // back under the same name (new index; this veth also gets a new MAC).
+    recreate_eth0(&mut c, "n2", "192.0.2.12/24");
+    let new_mac = current_mac(&c, "n2");
+    assert_ne!(
+        new_mac, old_mac,
+        "the re-created veth should have a new MAC"
+    );
+
+    c.wait_status("n2", CONVERGE, state_is("backup"));
+    c.wait_sole_holder("n1", CONVERGE);
+    c.wait_log("n2", "the interface changed: following it", TAKEOVER);
+
+    let learned = fail_over_to_n2(&c, &new_mac);
+    eprintln!(
+        "after re-creation: client learned n2's new MAC {} ms after n2 took the VIP",
+        learned.as_millis()
+    );
+}
+
+/// Deletes `name`'s `eth0` (which deletes its veth pair), waits for the agent to notice,
+/// then creates it again under the same name: new veth, the switch end enslaved to the
+/// bridge again, the node's own address `addr` re-added, link up.
+fn recreate_eth0(c: &mut Cluster, name: &str, addr: &str) {
     let (ns, port) = {
-        let h = c.lab.host("n2").unwrap();
+        let h = c.lab.host(name).unwrap();
         (h.ns.name().to_string(), h.port.clone())
     };
-    ip_in(&c, "n2", &["link", "del", "eth0"]);
-    c.wait_log("n2", "eth0 was removed", TAKEOVER);
+    ip_in(c, name, &["link", "del", "eth0"]);
+    c.wait_log(name, "eth0 was removed", TAKEOVER);
     let sw = c.lab.switch();
     for args in [
         vec![
@@ -104,23 +126,28 @@ fn recreated_interface_rejoins_as_backup_and_can_take_over() {
             panic!("ip {args:?} in the switch: {e}");
         }
     }
-    ip_in(&c, "n2", &["addr", "add", "192.0.2.12/24", "dev", "eth0"]);
-    ip_in(&c, "n2", &["link", "set", "eth0", "up"]);
-    let new_mac = current_mac(&c, "n2");
-    assert_ne!(
-        new_mac, old_mac,
-        "the re-created veth should have a new MAC"
-    );
+    ip_in(c, name, &["addr", "add", addr, "dev", "eth0"]);
+    ip_in(c, name, &["link", "set", "eth0", "up"]);
+}
 
-    c.wait_status("n2", CONVERGE, state_is("backup"));
+/// Before: like the backup above, the master whose interface was re-created stayed in
+/// fault for good, so it never took its VIP back; and releasing the VIP from the vanished
+/// interface was logged as an error ("could not remove the VIPs: interface eth0 not found").
+#[test]
+fn master_whose_interface_is_recreated_rejoins_and_takes_the_vip_back() {
+    if !require_root("master_whose_interface_is_recreated_rejoins_and_takes_the_vip_back") {
+        return;
+    }
+    let mut c = two_nodes("");
+    recreate_eth0(&mut c, "n1", "192.0.2.11/24");
+    let new_mac = current_mac(&c, "n1");
+    // n2 took over meanwhile; n1, with the higher priority and preempt on, takes it back.
     c.wait_sole_holder("n1", CONVERGE);
-    c.wait_log("n2", "the interface changed: following it", TAKEOVER);
-
-    let learned = fail_over_to_n2(&c, &new_mac);
-    eprintln!(
-        "after re-creation: client learned n2's new MAC {} ms after n2 took the VIP",
-        learned.as_millis()
-    );
+    c.wait_status("n1", CONVERGE, state_is("master"));
+    c.client_contacts_vip();
+    c.wait_client_sees_mac(&new_mac, Duration::from_secs(2));
+    let log = c.lab.agent("n1").unwrap().log_text();
+    assert!(!log.contains("could not remove the VIPs"), "{log}");
 }
 
 /// Before: the GARP socket opened at start lived through the flap with ENETDOWN pending;

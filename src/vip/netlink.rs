@@ -240,7 +240,8 @@ impl VipManager {
         self.apply("refresh").await
     }
 
-    /// Deletes every VIP from the interface. A VIP that is already gone is fine.
+    /// Deletes every VIP from the interface. A VIP that is already gone is fine, and so
+    /// is an interface that is gone (an address cannot outlive its interface).
     ///
     /// Every VIP is attempted even if one fails; the first failure is returned.
     /// From here on removals are ours: [`VipManager::held`] is false.
@@ -258,6 +259,7 @@ impl VipManager {
             match bounded(&self.ifname, &operation, request).await {
                 Ok(()) => {}
                 Err(e) if is_errno(&e, libc::EADDRNOTAVAIL) => {}
+                Err(VipError::InterfaceNotFound { .. }) => {}
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
