@@ -370,3 +370,28 @@ fn garp_sender_opened_before_a_flap_and_a_mac_change_sends_from_the_new_mac() {
         garp.send(VIP).expect("and the next one too");
     });
 }
+
+/// Sibling: the gateway witness pings through an ICMP socket bound to the interface, and a
+/// socket bound to a device keeps the index it had. A lone node (its peer not running) is
+/// master only while its gateway answers; after its interface is re-created it must be able
+/// to see the gateway again and become master again. Before: the witness kept the socket
+/// bound to the vanished index, every echo failed, and the node stayed isolated in fault.
+#[test]
+fn witness_follows_a_recreated_interface() {
+    if !require_root("witness_follows_a_recreated_interface") {
+        return;
+    }
+    let mut c = Cluster::with(
+        &[node("n1", 200), node("n2", 100)],
+        &format!("[witness]\ngateway = \"{GATEWAY}\"\n"),
+    );
+    c.start("n1");
+    c.wait_sole_holder("n1", CONVERGE);
+    recreate_eth0(&mut c, "n1", "192.0.2.11/24");
+    c.wait_sole_holder("n1", CONVERGE);
+    // Longer than the witness's fall × interval (3 × 200 ms): a witness that cannot reach
+    // the gateway would have isolated the node by then.
+    c.assert_holders_stay(&["n1"], Duration::from_millis(1500));
+    let log = c.lab.agent("n1").unwrap().log_text();
+    assert!(!log.contains("gateway unreachable"), "{log}");
+}
