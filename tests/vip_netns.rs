@@ -410,3 +410,67 @@ fn missing_capabilities_are_named() {
     );
     assert!(lab.addr_a("192.0.2.100/24").is_none());
 }
+
+/// The address watch reports every removal of the VIP at once, and the lease deadline
+/// tells who removed it: `ip addr del` while the lease still runs, the kernel when the
+/// lifetime ran out. After our own release the manager no longer holds the VIP, so the
+/// daemon ignores the removal that follows.
+#[test]
+fn address_watch_and_lease_deadline_tell_a_foreign_removal_from_an_expiry() {
+    use haagent::vip::{AddressEvent, AddressWatch};
+    if !require_root("address_watch_and_lease_deadline_tell_a_foreign_removal_from_an_expiry") {
+        return;
+    }
+    let lab = new_lab();
+    let ns = lab.a.name().to_string();
+    let vip = cidr("192.0.2.100/24");
+    lab.run_in_a(move || async move {
+        let (_watch, mut events) = AddressWatch::spawn(IF_A, vec![vip.addr]).unwrap();
+        let mut vm = VipManager::open(IF_A, vec![vip], Some(Duration::from_secs(1)))
+            .await
+            .unwrap();
+        let ifindex = vm.ifindex();
+        let removed = |e: &AddressEvent| {
+            matches!(e, AddressEvent::Removed { ifindex: i, cidr } if *i == ifindex && *cidr == vip)
+        };
+        async fn next_removal(
+            events: &mut tokio::sync::mpsc::Receiver<AddressEvent>,
+            removed: impl Fn(&AddressEvent) -> bool,
+        ) -> Instant {
+            let wait = async {
+                while let Some(e) = events.recv().await {
+                    if removed(&e) {
+                        return Instant::now();
+                    }
+                }
+                panic!("the address watch stopped");
+            };
+            tokio::time::timeout(Duration::from_secs(5), wait)
+                .await
+                .expect("a removal of the VIP is reported within 5 s")
+        }
+
+        vm.install().await.unwrap();
+        assert!(vm.held());
+        ip(&["-n", &ns, "addr", "del", "192.0.2.100/24", "dev", IF_A]);
+        let at = next_removal(&mut events, removed).await;
+        assert!(
+            !vm.lease_expired(at),
+            "removed with {:?} of lease left: not an expiry",
+            vm.lease_left(at)
+        );
+
+        vm.install().await.unwrap();
+        let installed = Instant::now();
+        let at = next_removal(&mut events, removed).await;
+        eprintln!(
+            "kernel expired the 1 s VIP {} ms after install",
+            at.duration_since(installed).as_millis()
+        );
+        assert!(vm.lease_expired(at), "the kernel deleted it: the lease ran out");
+
+        vm.install().await.unwrap();
+        vm.release().await.unwrap();
+        assert!(!vm.held(), "after our own release the VIP is not ours to miss");
+    });
+}
