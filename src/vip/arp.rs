@@ -29,15 +29,11 @@ use std::time::{Duration, Instant};
 use pnet_base::MacAddr;
 
 use crate::net::format_mac;
-use pnet_packet::arp::{ArpHardwareTypes, ArpOperations, ArpPacket, MutableArpPacket};
-use pnet_packet::ethernet::{EtherTypes, EthernetPacket, MutableEthernetPacket};
 use tokio::sync::mpsc;
 
+use super::frame::{parse_claim, probe_frame};
 use super::packet::{Filter, PacketSocket, CAP_NET_RAW};
 use super::VipError;
-
-/// Ethernet header (14) + ARP for IPv4 over Ethernet (28), padded to 60 bytes.
-const ARP_FRAME_LEN: usize = 60;
 
 /// Read timeout while probing: how late the probe may notice its next send time
 /// or the end of its window.
@@ -322,61 +318,10 @@ impl RateLimiter {
     }
 }
 
-/// The sender fields of an ARP frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Claim {
-    sender_mac: MacAddr,
-    sender_ip: Ipv4Addr,
-}
-
-/// The ARP sender of an Ethernet frame, if it is IPv4-over-Ethernet ARP.
-fn parse_claim(frame: &[u8]) -> Option<Claim> {
-    let eth = EthernetPacket::new(frame)?;
-    if eth.get_ethertype() != EtherTypes::Arp {
-        return None;
-    }
-    let arp = ArpPacket::new(frame.get(14..)?)?;
-    if arp.get_hardware_type() != ArpHardwareTypes::Ethernet
-        || arp.get_protocol_type() != EtherTypes::Ipv4
-        || arp.get_hw_addr_len() != 6
-        || arp.get_proto_addr_len() != 4
-    {
-        return None;
-    }
-    Some(Claim {
-        sender_mac: arp.get_sender_hw_addr(),
-        sender_ip: arp.get_sender_proto_addr(),
-    })
-}
-
-/// An RFC 5227 ARP probe for `vip` from `mac`: broadcast request, sender IP
-/// 0.0.0.0, target MAC zero, target IP `vip`.
-fn probe_frame(mac: MacAddr, vip: Ipv4Addr) -> [u8; ARP_FRAME_LEN] {
-    let mut frame = [0u8; ARP_FRAME_LEN];
-    if let Some(mut eth) = MutableEthernetPacket::new(&mut frame) {
-        eth.set_destination(MacAddr::broadcast());
-        eth.set_source(mac);
-        eth.set_ethertype(EtherTypes::Arp);
-    }
-    if let Some(mut arp) = MutableArpPacket::new(&mut frame[14..]) {
-        arp.set_hardware_type(ArpHardwareTypes::Ethernet);
-        arp.set_protocol_type(EtherTypes::Ipv4);
-        arp.set_hw_addr_len(6);
-        arp.set_proto_addr_len(4);
-        arp.set_operation(ArpOperations::Request);
-        arp.set_sender_hw_addr(mac);
-        arp.set_sender_proto_addr(Ipv4Addr::UNSPECIFIED);
-        arp.set_target_hw_addr(MacAddr::zero());
-        arp.set_target_proto_addr(vip);
-    }
-    frame
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const MAC: MacAddr = MacAddr(0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee);
     const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
 
     #[test]
@@ -386,45 +331,6 @@ mod tests {
             "02:aa:bb:cc:dd:ee"
         );
         assert_eq!(format_mac(&[0, 1, 2, 3, 4, 0x0f]), "00:01:02:03:04:0f");
-    }
-
-    #[test]
-    fn probe_frame_follows_rfc5227() {
-        let frame = probe_frame(MAC, VIP);
-        let eth = EthernetPacket::new(&frame).unwrap();
-        assert_eq!(eth.get_destination(), MacAddr::broadcast());
-        assert_eq!(eth.get_source(), MAC);
-        assert_eq!(eth.get_ethertype(), EtherTypes::Arp);
-        let arp = ArpPacket::new(&frame[14..]).unwrap();
-        assert_eq!(arp.get_operation(), ArpOperations::Request);
-        assert_eq!(arp.get_sender_hw_addr(), MAC);
-        assert_eq!(arp.get_sender_proto_addr(), Ipv4Addr::UNSPECIFIED);
-        assert_eq!(arp.get_target_hw_addr(), MacAddr::zero());
-        assert_eq!(arp.get_target_proto_addr(), VIP);
-    }
-
-    #[test]
-    fn a_probe_claims_nothing_but_an_announcement_claims_the_vip() {
-        // Our own probe has sender IP 0.0.0.0: it never looks like a claim on VIP.
-        let probe = parse_claim(&probe_frame(MAC, VIP)).unwrap();
-        assert_eq!(probe.sender_ip, Ipv4Addr::UNSPECIFIED);
-        let garp = super::super::garp::garp_frame(MAC, VIP, ArpOperations::Request);
-        assert_eq!(
-            parse_claim(&garp),
-            Some(Claim {
-                sender_mac: MAC,
-                sender_ip: VIP
-            })
-        );
-    }
-
-    #[test]
-    fn non_arp_and_short_frames_are_ignored() {
-        let mut frame = probe_frame(MAC, VIP);
-        frame[12..14].copy_from_slice(&[0x08, 0x00]); // IPv4 ethertype
-        assert_eq!(parse_claim(&frame), None);
-        assert_eq!(parse_claim(&probe_frame(MAC, VIP)[..20]), None);
-        assert_eq!(parse_claim(&[]), None);
     }
 
     #[test]

@@ -28,15 +28,11 @@ use std::io;
 use std::net::Ipv4Addr;
 
 use pnet_base::MacAddr;
-use pnet_packet::arp::{ArpHardwareTypes, ArpOperation, ArpOperations, MutableArpPacket};
-use pnet_packet::ethernet::{EtherTypes, MutableEthernetPacket};
+use pnet_packet::arp::ArpOperations;
 
+use super::frame::garp_frame;
 use super::packet::{Filter, PacketSocket, CAP_NET_RAW};
 use super::VipError;
-
-/// Ethernet header (14) + ARP for IPv4 over Ethernet (28), padded to the 60-byte
-/// minimum frame (without FCS) so no driver has to pad it.
-pub(crate) const GARP_FRAME_LEN: usize = 60;
 
 /// Sends gratuitous ARP frames on one interface.
 pub struct GarpSender {
@@ -127,82 +123,9 @@ impl GarpSender {
     pub const FRAMES_PER_SEND: u64 = 2;
 }
 
-/// Builds one gratuitous ARP frame for `vip` from `mac`: broadcast destination,
-/// sender IP = target IP = `vip`. Request-style frames carry a zero target MAC,
-/// reply-style frames carry `mac` as target MAC.
-pub(crate) fn garp_frame(mac: MacAddr, vip: Ipv4Addr, op: ArpOperation) -> [u8; GARP_FRAME_LEN] {
-    let mut frame = [0u8; GARP_FRAME_LEN];
-    {
-        let Some(mut eth) = MutableEthernetPacket::new(&mut frame) else {
-            return frame; // unreachable: 60 bytes always hold an Ethernet header
-        };
-        eth.set_destination(MacAddr::broadcast());
-        eth.set_source(mac);
-        eth.set_ethertype(EtherTypes::Arp);
-    }
-    if let Some(mut arp) = MutableArpPacket::new(&mut frame[14..]) {
-        arp.set_hardware_type(ArpHardwareTypes::Ethernet);
-        arp.set_protocol_type(EtherTypes::Ipv4);
-        arp.set_hw_addr_len(6);
-        arp.set_proto_addr_len(4);
-        arp.set_operation(op);
-        arp.set_sender_hw_addr(mac);
-        arp.set_sender_proto_addr(vip);
-        let target_mac = if op == ArpOperations::Reply {
-            mac
-        } else {
-            MacAddr::zero()
-        };
-        arp.set_target_hw_addr(target_mac);
-        arp.set_target_proto_addr(vip);
-    }
-    frame
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pnet_packet::arp::ArpPacket;
-    use pnet_packet::ethernet::EthernetPacket;
-
-    const MAC: MacAddr = MacAddr(0x02, 0, 0, 0, 0, 0x0a);
-    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
-
-    fn parse(frame: &[u8]) -> (MacAddr, MacAddr, ArpPacket<'_>) {
-        let eth = EthernetPacket::new(frame).unwrap();
-        assert_eq!(eth.get_ethertype(), EtherTypes::Arp);
-        let (dst, src) = (eth.get_destination(), eth.get_source());
-        (dst, src, ArpPacket::new(&frame[14..]).unwrap())
-    }
-
-    #[test]
-    fn request_style_announcement_has_zero_target_mac() {
-        let frame = garp_frame(MAC, VIP, ArpOperations::Request);
-        assert_eq!(frame.len(), 60);
-        let (dst, src, arp) = parse(&frame);
-        assert_eq!(dst, MacAddr::broadcast());
-        assert_eq!(src, MAC);
-        assert_eq!(arp.get_operation(), ArpOperations::Request);
-        assert_eq!(arp.get_hardware_type(), ArpHardwareTypes::Ethernet);
-        assert_eq!(arp.get_protocol_type(), EtherTypes::Ipv4);
-        assert_eq!((arp.get_hw_addr_len(), arp.get_proto_addr_len()), (6, 4));
-        assert_eq!(arp.get_sender_hw_addr(), MAC);
-        assert_eq!(arp.get_sender_proto_addr(), VIP);
-        assert_eq!(arp.get_target_hw_addr(), MacAddr::zero());
-        assert_eq!(arp.get_target_proto_addr(), VIP);
-    }
-
-    #[test]
-    fn reply_style_announcement_targets_own_mac() {
-        let frame = garp_frame(MAC, VIP, ArpOperations::Reply);
-        let (dst, _, arp) = parse(&frame);
-        assert_eq!(dst, MacAddr::broadcast());
-        assert_eq!(arp.get_operation(), ArpOperations::Reply);
-        // Linux only treats a reply as gratuitous when target MAC = sender MAC.
-        assert_eq!(arp.get_target_hw_addr(), MAC);
-        assert_eq!(arp.get_sender_proto_addr(), VIP);
-        assert_eq!(arp.get_target_proto_addr(), VIP);
-    }
 
     #[test]
     fn missing_interface_is_named() {

@@ -18,6 +18,7 @@ mod announce;
 mod arp;
 mod carrier;
 mod error;
+mod frame;
 mod garp;
 mod netlink;
 mod packet;
