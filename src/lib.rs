@@ -9,7 +9,8 @@
 //!   only certificates from the cluster CA that name a configured peer, carries adverts as
 //!   QUIC datagrams.
 //! - [`vip`]: installs and removes the VIPs with rtnetlink and announces them with
-//!   gratuitous ARP (pnet).
+//!   gratuitous ARP (pnet); follows the interface (by name: index, MAC, link) and the VIPs'
+//!   addresses through netlink notifications.
 //! - [`certs`]: the certificate bootstrap (`haagent certs`) and the start-up checks of the
 //!   node's own certificate and key.
 //! - [`config`]: strict TOML plus command-line overrides → one validated [`config::Config`];

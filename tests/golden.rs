@@ -71,7 +71,7 @@ fn run(dir: &Path) -> String {
     let t0 = Instant::now();
     let mut election: Option<Election> = None;
     let mut out = String::new();
-    let mut record = |at: Instant, actions: Vec<haagent::election::Action>, out: &mut String| {
+    let record = |at: Instant, actions: Vec<haagent::election::Action>, out: &mut String| {
         for a in actions {
             let at_us = (at - t0).as_micros();
             let line = serde_json::json!({ "at_us": at_us, "action": a });

@@ -134,7 +134,7 @@ fn install_release_and_installed_follow_the_kernel() {
     let vip = cidr("192.0.2.100/24");
 
     let vm = lab.run_in_a(move || async move {
-        let vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
+        let mut vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
         vm.install().await.unwrap();
         vm.install().await.expect("install is idempotent");
         let installed = vm.installed().await.unwrap();
@@ -159,7 +159,7 @@ fn install_release_and_installed_follow_the_kernel() {
     );
 
     let after = lab.run_in_a(move || async move {
-        let vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
+        let mut vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
         vm.release().await.unwrap();
         let installed = vm.installed().await.unwrap();
         vm.release().await.expect("releasing an absent VIP is fine");
@@ -225,7 +225,7 @@ fn lifetime_is_finite_and_refresh_keeps_the_vip() {
     let lifetime = Some(Duration::from_secs(2));
 
     lab.run_in_a(move || async move {
-        let vm = VipManager::open(IF_A, vec![vip], lifetime).await.unwrap();
+        let mut vm = VipManager::open(IF_A, vec![vip], lifetime).await.unwrap();
         vm.install().await.unwrap();
     });
     let entry = lab.addr_a("192.0.2.100/24").expect("VIP installed");
@@ -238,7 +238,7 @@ fn lifetime_is_finite_and_refresh_keeps_the_vip() {
     );
 
     let installed = lab.run_in_a(move || async move {
-        let vm = VipManager::open(IF_A, vec![vip], lifetime).await.unwrap();
+        let mut vm = VipManager::open(IF_A, vec![vip], lifetime).await.unwrap();
         vm.refresh().await.unwrap();
         vm.installed().await.unwrap()
     });
@@ -250,7 +250,7 @@ fn lifetime_is_finite_and_refresh_keeps_the_vip() {
 
     // Without a lifetime, install turns a lifetime address into a permanent one.
     lab.run_in_a(move || async move {
-        let vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
+        let mut vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
         vm.refresh().await.unwrap(); // no-op without lifetime
         vm.install().await.unwrap();
     });
@@ -271,7 +271,7 @@ fn gratuitous_arp_updates_the_neighbour_on_the_lan() {
     // One send() from GarpSender.
     lab.poison_neighbour_b("192.0.2.100");
     let sender_mac = lab.run_in_a(move || async move {
-        let vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
+        let mut vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
         vm.install().await.unwrap();
         let mut garp = GarpSender::open(IF_A).unwrap();
         garp.send(vip.addr).unwrap();
@@ -392,7 +392,7 @@ fn missing_capabilities_are_named() {
     let lab = new_lab();
     let (install_err, garp_err) = lab.run_in_a(|| async {
         drop_thread_capabilities();
-        let vm = VipManager::open(IF_A, vec![cidr("192.0.2.100/24")], None)
+        let mut vm = VipManager::open(IF_A, vec![cidr("192.0.2.100/24")], None)
             .await
             .expect("looking up the interface needs no capability");
         (
@@ -409,4 +409,68 @@ fn missing_capabilities_are_named() {
         "{garp_err}"
     );
     assert!(lab.addr_a("192.0.2.100/24").is_none());
+}
+
+/// The address watch reports every removal of the VIP at once, and the lease deadline
+/// tells who removed it: `ip addr del` while the lease still runs, the kernel when the
+/// lifetime ran out. After our own release the manager no longer holds the VIP, so the
+/// daemon ignores the removal that follows.
+#[test]
+fn address_watch_and_lease_deadline_tell_a_foreign_removal_from_an_expiry() {
+    use haagent::vip::{AddressEvent, AddressWatch};
+    if !require_root("address_watch_and_lease_deadline_tell_a_foreign_removal_from_an_expiry") {
+        return;
+    }
+    let lab = new_lab();
+    let ns = lab.a.name().to_string();
+    let vip = cidr("192.0.2.100/24");
+    lab.run_in_a(move || async move {
+        let (_watch, mut events) = AddressWatch::spawn(IF_A, vec![vip.addr]).unwrap();
+        let mut vm = VipManager::open(IF_A, vec![vip], Some(Duration::from_secs(1)))
+            .await
+            .unwrap();
+        let ifindex = vm.ifindex();
+        let removed = |e: &AddressEvent| {
+            matches!(e, AddressEvent::Removed { ifindex: i, cidr } if *i == ifindex && *cidr == vip)
+        };
+        async fn next_removal(
+            events: &mut tokio::sync::mpsc::Receiver<AddressEvent>,
+            removed: impl Fn(&AddressEvent) -> bool,
+        ) -> Instant {
+            let wait = async {
+                while let Some(e) = events.recv().await {
+                    if removed(&e) {
+                        return Instant::now();
+                    }
+                }
+                panic!("the address watch stopped");
+            };
+            tokio::time::timeout(Duration::from_secs(5), wait)
+                .await
+                .expect("a removal of the VIP is reported within 5 s")
+        }
+
+        vm.install().await.unwrap();
+        assert!(vm.held());
+        ip(&["-n", &ns, "addr", "del", "192.0.2.100/24", "dev", IF_A]);
+        let at = next_removal(&mut events, removed).await;
+        assert!(
+            !vm.lease_expired(at),
+            "removed with {:?} of lease left: not an expiry",
+            vm.lease_left(at)
+        );
+
+        vm.install().await.unwrap();
+        let installed = Instant::now();
+        let at = next_removal(&mut events, removed).await;
+        eprintln!(
+            "kernel expired the 1 s VIP {} ms after install",
+            at.duration_since(installed).as_millis()
+        );
+        assert!(vm.lease_expired(at), "the kernel deleted it: the lease ran out");
+
+        vm.install().await.unwrap();
+        vm.release().await.unwrap();
+        assert!(!vm.held(), "after our own release the VIP is not ours to miss");
+    });
 }

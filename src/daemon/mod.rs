@@ -8,6 +8,8 @@
 //!  transport task(s) ──TransportEvent──┐
 //!  gateway witness ────WitnessEvent────┤
 //!  ARP watch ──────────ArpConflict─────┤
+//!  link watch ─────────LinkState───────┤
+//!  address watch ──────AddressEvent────┤
 //!  ARP probe (blocking pool) ─result───┼──> daemon loop ──> Election::handle(now, input)
 //!  lease timer (while master) ─────────┤          │
 //!  timer (election.next_deadline) ─────┤          │
@@ -23,6 +25,13 @@
 //! has the VIPs and renews their lifetime. If it finds them gone (we were frozen longer than
 //! the lease), it tells the election, which steps down instead of re-adding them: another
 //! node may hold them by now.
+//!
+//! Kernel facts follow kernel notifications: the link watch follows the interface by name
+//! (a re-created interface or a new MAC moves the netlink index, the packet sockets and the
+//! election's MAC along), and the address watch reports a VIP leaving the interface at once.
+//! A VIP removed by someone else while the lease still runs is installed again (see
+//! `on_vip_removed` and docs/election.md); the lease check applies the same rule as a
+//! backstop.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -36,11 +45,12 @@ use crate::control::{ControlError, ControlRequest, ControlServer};
 use crate::election::{Action, Cause, Election, ElectionConfig, FaultCause, Input, NoticeCause};
 use crate::health::{HealthMonitor, Verdict};
 use crate::metrics::{self, Metrics, MetricsError, RejectReason};
+use crate::net::{format_mac, Ipv4Cidr};
 use crate::notify::{Hooks, Notifier, TransitionEvent};
 use crate::transport::{PeerSpec, Transport, TransportConfig, TransportError, TransportEvent};
 use crate::vip::{
-    Announcer, ArpConflict, ArpProbe, ArpWatch, CarrierWatch, GarpSender, LinkState, VipError,
-    VipManager,
+    AddressEvent, AddressWatch, Announcer, ArpConflict, ArpProbe, ArpWatch, CarrierWatch,
+    GarpSender, LinkState, VipError, VipManager,
 };
 use crate::wire::{self, State};
 
@@ -142,8 +152,11 @@ pub async fn run(
         tracing::warn!(vip = %stale, interface = %config.node.interface,
             "removed VIP left on the interface (stale from an earlier crash) before joining");
     }
-    let (carrier, link, carrier_rx) =
-        CarrierWatch::spawn(&config.node.interface, vips.ifindex()).await?;
+    let (carrier, link, carrier_rx) = CarrierWatch::spawn(&config.node.interface).await?;
+    let (address_watch, address_rx) = AddressWatch::spawn(
+        &config.node.interface,
+        config.vips.iter().map(|v| v.addr).collect(),
+    )?;
     let garp = GarpSender::open(&config.node.interface)?;
     let vip_addrs: Vec<_> = config.vips.iter().map(|v| v.addr).collect();
     let (arp_watch, conflicts) =
@@ -257,8 +270,9 @@ pub async fn run(
         probe_count: config.probe.count,
         probe_window: config.probe.window,
         probe_results,
-        _arp_watch: arp_watch,
+        arp_watch,
         _carrier: carrier,
+        _address_watch: address_watch,
         _witness: witness,
         announcer,
         notifier,
@@ -288,6 +302,7 @@ pub async fn run(
                 control: control_rx,
                 verdicts,
                 carrier: carrier_rx,
+                addresses: address_rx,
             },
             link,
             shutdown,
@@ -330,6 +345,7 @@ struct Inputs {
     control: tokio::sync::mpsc::Receiver<ControlRequest>,
     verdicts: tokio::sync::mpsc::Receiver<Verdict>,
     carrier: tokio::sync::mpsc::Receiver<LinkState>,
+    addresses: tokio::sync::mpsc::Receiver<AddressEvent>,
 }
 
 struct Daemon {
@@ -348,8 +364,9 @@ struct Daemon {
     probe_count: u32,
     probe_window: std::time::Duration,
     probe_results: tokio::sync::mpsc::Sender<Option<[u8; 6]>>,
-    _arp_watch: ArpWatch,
+    arp_watch: ArpWatch,
     _carrier: CarrierWatch,
+    _address_watch: AddressWatch,
     _witness: Option<Witness>,
     announcer: Announcer,
     notifier: Notifier,
@@ -428,6 +445,7 @@ impl Daemon {
                 Some(conflict) = inputs.conflicts.recv() => self.on_conflict(conflict).await,
                 Some(event) = witness => self.on_witness(event).await,
                 Some(link) = inputs.carrier.recv() => self.on_link(link).await,
+                Some(event) = inputs.addresses.recv() => self.on_address(event).await,
                 Some(verdict) = inputs.verdicts.recv() => self.on_verdict(verdict).await,
                 Some(req) = inputs.control.recv() => self.on_control(req).await,
                 Some(()) = hup => {
@@ -467,8 +485,9 @@ impl Daemon {
         );
     }
 
-    /// While master: are the VIPs still there? Renew their lease if so; tell the election
-    /// if the kernel already removed them.
+    /// While master: are the VIPs still there? Renew their lease if so; if not, handle it
+    /// as a removal (`on_vip_removed`: a lease that ran out steps down, a foreign removal
+    /// is repaired).
     async fn check_lease(&mut self) {
         let Some(lease) = self.lease else {
             self.lease_check_at = None;
@@ -476,21 +495,17 @@ impl Daemon {
         };
         match self.vips.installed().await {
             Ok(present) if present.len() < self.vips.vips().len() => {
-                self.lease_check_at = None;
-                let missing: Vec<String> = self
+                // A backstop for a lost RTM_DELADDR: the same rule as the address watch.
+                let missing: Vec<Ipv4Cidr> = self
                     .vips
                     .vips()
                     .iter()
                     .filter(|v| !present.contains(v))
-                    .map(ToString::to_string)
+                    .copied()
                     .collect();
-                let detail = format!(
-                    "{} no longer on {}: the {} ms lease ran out while we were not running",
-                    missing.join(", "),
-                    self.vips.interface(),
-                    lease.as_millis()
-                );
-                self.step(Input::LeaseLost { detail }).await;
+                // Checked again in a quarter lease unless the handler decides otherwise.
+                self.lease_check_at = Some(Instant::now() + lease / 4);
+                self.on_vip_removed(missing).await;
             }
             Ok(_) => {
                 if let Err(e) = self.vips.refresh().await {
@@ -506,6 +521,12 @@ impl Daemon {
     }
 
     async fn on_link(&mut self, link: LinkState) {
+        let moved = link.ifindex.is_some_and(|i| i != self.vips.ifindex())
+            || link.mac.is_some_and(|m| m != self.vips.mac());
+        let came_back = link.usable && self.election.faults().contains_key(&FaultCause::Link);
+        if link.usable && (moved || came_back) {
+            self.follow_interface(&link).await;
+        }
         if link.usable {
             if self.election.faults().contains_key(&FaultCause::Link) {
                 tracing::info!("{}", link.detail);
@@ -521,6 +542,123 @@ impl Daemon {
                 reason: link.detail,
             })
             .await;
+        }
+    }
+
+    /// The interface was re-created (new index), changed its MAC or came back up: move
+    /// everything that holds its index or MAC to what the kernel says now. Packet sockets
+    /// are reopened in every case, since one that lived through a down/up flap hands its
+    /// next send a stale `ENETDOWN`.
+    async fn follow_interface(&mut self, link: &LinkState) {
+        let interface = self.vips.interface().to_string();
+        let (Some(ifindex), Some(mac)) = (link.ifindex, link.mac) else {
+            tracing::warn!(%interface, "the interface has no Ethernet MAC: gratuitous ARP cannot announce the VIPs");
+            return;
+        };
+        let (old_index, old_mac) = (self.vips.ifindex(), self.vips.mac());
+        if (ifindex, mac) != (old_index, old_mac) {
+            tracing::warn!(%interface, ifindex, mac = %format_mac(&mac), old_ifindex = old_index,
+                old_mac = %format_mac(&old_mac), "the interface changed: following it");
+            self.vips.set_link(ifindex, mac);
+        }
+        if mac != old_mac {
+            self.step(Input::MacChanged { mac }).await;
+        }
+        if let Err(e) = self.announcer.reopen() {
+            tracing::error!(%interface, error = %e, "cannot reopen the gratuitous ARP socket");
+        }
+        if let Err(e) = self.arp_watch.reopen(mac) {
+            tracing::error!(%interface, error = %e, "cannot restart the ARP watch");
+        }
+        if self.prober.is_some() {
+            match ArpProbe::open(&interface) {
+                // A probe running on the old socket finishes there; the next one uses this.
+                Ok(p) => self.prober = Some(Arc::new(std::sync::Mutex::new(p))),
+                Err(e) => {
+                    tracing::error!(%interface, error = %e, "cannot reopen the ARP probe socket")
+                }
+            }
+        }
+    }
+
+    async fn on_address(&mut self, event: AddressEvent) {
+        match event {
+            AddressEvent::Removed { ifindex, cidr } => {
+                if ifindex == self.vips.ifindex() && self.vips.vips().contains(&cidr) {
+                    self.on_vip_removed(vec![cidr]).await;
+                }
+            }
+            AddressEvent::Added { .. } => {}
+            AddressEvent::Resync => {
+                if self.election.state() != State::Master || !self.vips.held() {
+                    return;
+                }
+                match self.vips.installed().await {
+                    Ok(present) => {
+                        let missing: Vec<Ipv4Cidr> = self
+                            .vips
+                            .vips()
+                            .iter()
+                            .filter(|v| !present.contains(v))
+                            .copied()
+                            .collect();
+                        if !missing.is_empty() {
+                            self.on_vip_removed(missing).await;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not list the VIPs after lost notifications")
+                    }
+                }
+            }
+        }
+    }
+
+    /// `missing` VIPs left the interface while we hold them. The rule (docs/election.md):
+    /// - our own release is not a removal (we no longer hold them: [`VipManager::held`]);
+    /// - the lease had run out (we stalled and did not renew it): the kernel deleted them
+    ///   and another node may hold them by now, so step down as [`Input::LeaseLost`];
+    /// - otherwise someone else removed them (`ip addr del`, a network manager) while we
+    ///   are still the elected master: install them again and re-announce; if that fails,
+    ///   go to fault so that a backup takes over.
+    async fn on_vip_removed(&mut self, missing: Vec<Ipv4Cidr>) {
+        if self.election.state() != State::Master || !self.vips.held() {
+            return;
+        }
+        let now = Instant::now();
+        let list = missing
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let interface = self.vips.interface().to_string();
+        if self.vips.lease_expired(now) {
+            self.lease_check_at = None;
+            let lease = self.lease.map_or(0, |l| l.as_millis());
+            let detail = format!(
+                "{list} no longer on {interface}: the {lease} ms lease ran out while we were not running"
+            );
+            self.step(Input::LeaseLost { detail }).await;
+            return;
+        }
+        let lease_left_ms = self.vips.lease_left(now).map(|d| d.as_millis());
+        tracing::warn!(vips = %list, %interface, ?lease_left_ms,
+            "{list} removed from {interface} (not by haagent) while we are master: installing and announcing it again");
+        match self.vips.install().await {
+            Ok(()) => {
+                self.lease_check_at = self.lease.map(|l| Instant::now() + l / 4);
+                self.announcer.announce();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not install the VIPs again");
+                self.step(Input::Fault {
+                    cause: FaultCause::VipInstall,
+                    reason: format!(
+                        "{list} removed from {interface} (not by haagent) and installing it again failed: {e}"
+                    ),
+                })
+                .await;
+            }
         }
     }
 

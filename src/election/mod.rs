@@ -219,6 +219,12 @@ pub enum Input {
         /// The node to hand over to; `None` = the best live backup.
         to: Option<String>,
     },
+    /// The VIP interface's MAC changed (or the interface was re-created with another one):
+    /// adverts carry the new MAC from now on, and it is no longer taken for a stranger's.
+    MacChanged {
+        /// The interface's MAC now.
+        mac: [u8; 6],
+    },
 }
 
 /// Something the daemon must do, in the order given. Serialisable (like [`Input`]) for
@@ -505,6 +511,7 @@ impl Election {
             }
             Input::Maintenance { on } => self.on_maintenance(now, on, &mut out),
             Input::Handover { to } => self.on_handover(now, to, &mut out),
+            Input::MacChanged { mac } => self.cfg.mac = mac,
             Input::LeaseLost { detail } => {
                 if self.state == State::Master {
                     let reason = format!("VIP lease lost ({detail}): stepping down");

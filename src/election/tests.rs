@@ -695,3 +695,31 @@ fn a_former_master_leaving_as_backup_does_not_cut_the_timer() {
     assert!(changes.is_empty(), "{changes:?}");
     assert_eq!(e.master(), Some("n2"));
 }
+
+/// The VIP interface's MAC changed (or it was re-created): adverts carry the new MAC, and
+/// a "conflict" from it is our own gratuitous ARP, not a stranger's.
+#[test]
+fn mac_changed_is_carried_in_adverts() {
+    let (mut e, t0) = started(cfg("n1", 200));
+    let new_mac = [2, 0, 0x5e, 0, 0xa9, 2];
+    e.handle(t0, Input::MacChanged { mac: new_mac });
+    let mut sent = Vec::new();
+    let mut t = t0;
+    for _ in 0..100 {
+        if sent.len() >= 2 && e.state() == State::Master {
+            break;
+        }
+        t = e
+            .next_deadline()
+            .expect("a started election has a deadline");
+        for a in e.handle(t, Input::Timeout) {
+            if let Action::Send(advert) = a {
+                sent.push(advert.mac);
+            }
+        }
+    }
+    assert!(sent.iter().all(|m| *m == new_mac), "{sent:?}");
+    assert_eq!(e.state(), State::Master);
+    // Our own MAC on the wire is no conflict: nothing happens.
+    assert!(e.handle(t, Input::Conflict { mac: new_mac }).is_empty());
+}

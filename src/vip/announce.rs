@@ -33,6 +33,11 @@ pub(crate) trait ArpSink: Send + 'static {
     fn announce(&mut self, vip: Ipv4Addr) -> Result<u64, VipError>;
     /// The interface, for log lines.
     fn interface(&self) -> &str;
+    /// Reopens whatever the sink sends on, after the interface was re-created, changed
+    /// its MAC or came back up. Returns the MAC it announces from now on, if it has one.
+    fn reopen(&mut self) -> Result<Option<[u8; 6]>, VipError> {
+        Ok(None)
+    }
 }
 
 impl ArpSink for GarpSender {
@@ -42,6 +47,11 @@ impl ArpSink for GarpSender {
 
     fn interface(&self) -> &str {
         GarpSender::interface(self)
+    }
+
+    fn reopen(&mut self) -> Result<Option<[u8; 6]>, VipError> {
+        GarpSender::reopen(self)?;
+        Ok(Some(self.mac()))
     }
 }
 
@@ -129,6 +139,14 @@ impl Announcer {
             c.active = true;
             c.generation = c.generation.wrapping_add(1);
         });
+    }
+
+    /// Reopens the gratuitous ARP socket on the interface that now carries the name (after
+    /// it was re-created, changed its MAC or came back up), waiting for a round in progress
+    /// to finish. Returns the MAC announced from now on. On error the old socket stays.
+    pub fn reopen(&self) -> Result<Option<[u8; 6]>, VipError> {
+        let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
+        sink.reopen()
     }
 
     /// Stops the burst and the refresh (we are no longer master).

@@ -14,16 +14,13 @@
 //!
 //! # The socket
 //!
-//! Both use a pnet layer-2 channel (promiscuous mode off) over an `AF_PACKET`
-//! socket that we create ourselves so that, before pnet binds it with
-//! `ETH_P_ALL`, it carries a BPF filter passing only incoming ARP frames: our own
-//! probes and gratuitous ARPs (`PACKET_OUTGOING`) and all other traffic never
-//! reach user space. Frames whose ARP sender MAC is ours are ignored as well.
+//! Both use a [`PacketSocket`] whose BPF filter passes only incoming ARP frames: our own
+//! probes and gratuitous ARPs (`PACKET_OUTGOING`) and all other traffic never reach user
+//! space. Frames whose ARP sender MAC is ours are ignored as well. Both reopen it by name
+//! when the interface is re-created, changes its MAC or comes back up.
 
 use std::collections::HashMap;
-use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -32,24 +29,11 @@ use std::time::{Duration, Instant};
 use pnet_base::MacAddr;
 
 use crate::net::format_mac;
-use pnet_datalink::{Channel, Config, DataLinkReceiver, DataLinkSender};
-use pnet_packet::arp::{ArpHardwareTypes, ArpOperations, ArpPacket, MutableArpPacket};
-use pnet_packet::ethernet::{EtherTypes, EthernetPacket, MutableEthernetPacket};
 use tokio::sync::mpsc;
 
+use super::frame::{parse_claim, probe_frame};
+use super::packet::{Filter, PacketSocket, CAP_NET_RAW};
 use super::VipError;
-
-/// The capability a packet socket needs.
-const CAP_NET_RAW: &str = "CAP_NET_RAW";
-
-/// Ethernet header (14) + ARP for IPv4 over Ethernet (28), padded to 60 bytes.
-const ARP_FRAME_LEN: usize = 60;
-
-/// Bytes of each accepted frame the filter keeps (an ARP frame needs 42).
-const SNAP_LEN: u32 = 64;
-
-/// How long one send may wait for room in the socket's send buffer.
-const WRITE_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Read timeout while probing: how late the probe may notice its next send time
 /// or the end of its window.
@@ -65,124 +49,28 @@ const REPORT_EVERY: Duration = Duration::from_millis(500);
 /// while the daemon does not read.
 const CONFLICT_CAPACITY: usize = 64;
 
-/// A packet channel that sends and receives ARP on one interface.
-struct ArpChannel {
-    tx: Box<dyn DataLinkSender>,
-    rx: Box<dyn DataLinkReceiver>,
-    /// The descriptor pnet owns (and closes); only used while `tx`/`rx` live.
-    fd: RawFd,
-    ifname: String,
-    mac: Option<MacAddr>,
+/// Opens the ARP socket of the probe and the watch.
+fn open_arp(interface: &str, read_timeout: Duration) -> Result<PacketSocket, VipError> {
+    PacketSocket::open(interface, Filter::IncomingArp, Some(read_timeout))
 }
 
-impl ArpChannel {
-    /// Opens the channel in the calling thread's network namespace.
-    fn open(interface: &str, read_timeout: Duration) -> Result<Self, VipError> {
-        let iface = pnet_datalink::interfaces()
-            .into_iter()
-            .find(|i| i.name == interface)
-            .ok_or_else(|| VipError::InterfaceNotFound {
-                interface: interface.to_string(),
-            })?;
-        let mac = iface.mac.filter(|m| *m != MacAddr::zero());
-        let socket = incoming_arp_socket()
-            .map_err(|e| VipError::from_io(interface, "open packet socket", CAP_NET_RAW, e))?;
-        let fd = socket.as_raw_fd();
-        let config = Config {
-            write_timeout: Some(WRITE_TIMEOUT),
-            read_timeout: Some(read_timeout),
-            read_buffer_size: 256,
-            write_buffer_size: 256,
-            promiscuous: false,
-            // pnet takes ownership of the descriptor (and closes it on error).
-            socket_fd: Some(socket.into_raw_fd()),
-            ..Config::default()
-        };
-        match pnet_datalink::channel(&iface, config) {
-            Ok(Channel::Ethernet(tx, rx)) => Ok(Self {
-                tx,
-                rx,
-                fd,
-                ifname: interface.to_string(),
-                mac,
-            }),
-            Ok(_) => Err(VipError::Io {
-                interface: interface.to_string(),
-                operation: "open packet socket".to_string(),
-                source: io::Error::other("pnet returned a non-Ethernet channel"),
-            }),
-            Err(e) => Err(VipError::from_io(
-                interface,
-                "bind packet socket",
-                CAP_NET_RAW,
-                e,
-            )),
-        }
-    }
-
-    /// Waits up to the read timeout for one ARP frame. `Ok(None)` on timeout.
-    fn next(&mut self) -> io::Result<Option<&[u8]>> {
-        match self.rx.next() {
-            Ok(frame) => Ok(Some(frame)),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
-            // pnet reports POLLERR as "Unexpected poll event"; fetch (and clear)
-            // the real socket error, e.g. ENETDOWN.
-            Err(e) => Err(take_socket_error(self.fd).unwrap_or(e)),
-        }
-    }
-
-    /// Discards every frame already queued on the socket.
-    fn drain(&mut self) {
-        let mut buf = [0u8; 64];
-        loop {
-            // SAFETY: buf is valid for its length; fd is open while self lives.
-            let n = unsafe {
-                libc::recv(
-                    self.fd,
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Sends one frame.
-    fn send(&mut self, frame: &[u8], what: &str) -> Result<(), VipError> {
-        match self.tx.send_to(frame, None) {
-            Some(Ok(())) => Ok(()),
-            Some(Err(e)) if e.kind() == io::ErrorKind::TimedOut => Err(VipError::Io {
-                interface: self.ifname.clone(),
-                operation: what.to_string(),
-                source: io::Error::new(io::ErrorKind::TimedOut, "the send buffer stayed full"),
-            }),
-            Some(Err(e)) => Err(VipError::from_io(&self.ifname, what, CAP_NET_RAW, e)),
-            None => Err(VipError::Io {
-                interface: self.ifname.clone(),
-                operation: what.to_string(),
-                source: io::Error::other("frame larger than the write buffer"),
-            }),
-        }
-    }
+/// Sends one frame, naming `what` in the error.
+fn send(channel: &mut PacketSocket, frame: &[u8], what: &str) -> Result<(), VipError> {
+    channel
+        .send(frame)
+        .map_err(|e| VipError::from_io(channel.interface(), what, CAP_NET_RAW, e))
 }
 
 /// Sends RFC 5227 ARP probes for a VIP and listens for anyone who has it.
 pub struct ArpProbe {
-    channel: ArpChannel,
+    channel: PacketSocket,
     mac: MacAddr,
 }
 
 impl std::fmt::Debug for ArpProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ArpProbe")
-            .field("interface", &self.channel.ifname)
+            .field("interface", &self.channel.interface())
             .field("mac", &self.mac)
             .finish_non_exhaustive()
     }
@@ -192,11 +80,19 @@ impl ArpProbe {
     /// Opens a packet channel on `interface` that sends and receives ARP (needs
     /// `CAP_NET_RAW`). The socket stays in the calling thread's network namespace.
     pub fn open(interface: &str) -> Result<Self, VipError> {
-        let channel = ArpChannel::open(interface, PROBE_POLL)?;
-        let mac = channel.mac.ok_or_else(|| VipError::NoMacAddress {
+        let channel = open_arp(interface, PROBE_POLL)?;
+        let mac = channel.mac().ok_or_else(|| VipError::NoMacAddress {
             interface: interface.to_string(),
         })?;
         Ok(Self { channel, mac })
+    }
+
+    /// Opens a new socket on the interface that now carries the name and takes its
+    /// current MAC (after a re-creation, a MAC change or a link flap). On error the probe
+    /// keeps its old socket.
+    pub fn reopen(&mut self) -> Result<(), VipError> {
+        *self = Self::open(self.channel.interface())?;
+        Ok(())
     }
 
     /// The MAC address the probes are sent from.
@@ -222,7 +118,7 @@ impl ArpProbe {
         self.channel.drain();
         let frame = probe_frame(self.mac, vip);
         let what = format!("send ARP probe for {vip}");
-        let ifname = self.channel.ifname.clone();
+        let ifname = self.channel.interface().to_string();
         let start = Instant::now();
         let end = start + window;
         let mut sent = 0u32;
@@ -230,7 +126,7 @@ impl ArpProbe {
             let now = Instant::now();
             while sent < count && now >= start + window.mul_f64(f64::from(sent) / f64::from(count))
             {
-                self.channel.send(&frame, &what)?;
+                send(&mut self.channel, &frame, &what)?;
                 sent += 1;
             }
             if now >= end {
@@ -268,6 +164,10 @@ pub struct ArpConflict {
 pub struct ArpWatch {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    interface: String,
+    vips: Vec<Ipv4Addr>,
+    /// Kept so that [`ArpWatch::reopen`] feeds the same receiver.
+    tx: mpsc::Sender<ArpConflict>,
 }
 
 impl ArpWatch {
@@ -281,25 +181,53 @@ impl ArpWatch {
         own_mac: [u8; 6],
         vips: Vec<Ipv4Addr>,
     ) -> Result<(ArpWatch, mpsc::Receiver<ArpConflict>), VipError> {
-        let channel = ArpChannel::open(interface, WATCH_POLL)?;
         let (tx, rx) = mpsc::channel(CONFLICT_CAPACITY);
+        Ok((Self::start(interface, own_mac, vips, tx)?, rx))
+    }
+
+    /// Restarts the watch on a new socket on the interface that now carries the name, with
+    /// `own_mac` as our MAC: after the interface was re-created, changed its MAC or came
+    /// back up. Conflicts keep arriving on the receiver [`ArpWatch::spawn`] returned. On
+    /// error the old watch keeps running.
+    pub fn reopen(&mut self, own_mac: [u8; 6]) -> Result<(), VipError> {
+        let fresh = Self::start(&self.interface, own_mac, self.vips.clone(), self.tx.clone())?;
+        *self = fresh; // dropping the old one stops its thread
+        Ok(())
+    }
+
+    fn start(
+        interface: &str,
+        own_mac: [u8; 6],
+        vips: Vec<Ipv4Addr>,
+        tx: mpsc::Sender<ArpConflict>,
+    ) -> Result<ArpWatch, VipError> {
+        let channel = open_arp(interface, WATCH_POLL)?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = Arc::clone(&stop);
+        let (thread_vips, thread_tx) = (vips.clone(), tx.clone());
         let thread = std::thread::Builder::new()
             .name("haagent-arpwatch".to_string())
-            .spawn(move || watch(channel, MacAddr::from(own_mac), vips, tx, thread_stop))
+            .spawn(move || {
+                watch(
+                    channel,
+                    MacAddr::from(own_mac),
+                    thread_vips,
+                    thread_tx,
+                    thread_stop,
+                )
+            })
             .map_err(|source| VipError::Io {
                 interface: interface.to_string(),
                 operation: "start ARP watch thread".to_string(),
                 source,
             })?;
-        Ok((
-            ArpWatch {
-                stop,
-                thread: Some(thread),
-            },
-            rx,
-        ))
+        Ok(ArpWatch {
+            stop,
+            thread: Some(thread),
+            interface: interface.to_string(),
+            vips,
+            tx,
+        })
     }
 }
 
@@ -314,7 +242,7 @@ impl Drop for ArpWatch {
 
 /// The watch thread's loop.
 fn watch(
-    mut channel: ArpChannel,
+    mut channel: PacketSocket,
     own_mac: MacAddr,
     vips: Vec<Ipv4Addr>,
     tx: mpsc::Sender<ArpConflict>,
@@ -322,6 +250,9 @@ fn watch(
 ) {
     let mut limiter = RateLimiter::new(REPORT_EVERY);
     let mut failing = false;
+    // Reports the daemon could not take, logged at most once per REPORT_EVERY with a count.
+    let mut dropped: u64 = 0;
+    let mut dropped_logged: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) && !tx.is_closed() {
         let claim = match channel.next() {
             Ok(frame) => {
@@ -330,10 +261,15 @@ fn watch(
             }
             Err(e) => {
                 if !failing {
-                    tracing::warn!(interface = %channel.ifname, error = %e, "ARP watch: receive failed; retrying");
+                    tracing::warn!(interface = %channel.interface(), error = %e, "ARP watch: receive failed; retrying");
                     failing = true;
                 }
                 std::thread::sleep(WATCH_POLL);
+                // A socket whose interface index is gone never recovers: take the one
+                // that now carries the name, if any (the daemon restarts us on a MAC change).
+                if let Err(e) = channel.reopen() {
+                    tracing::debug!(error = %e, "ARP watch: cannot reopen the packet socket yet");
+                }
                 continue;
             }
         };
@@ -349,18 +285,30 @@ fn watch(
             continue;
         }
         if let Err(mpsc::error::TrySendError::Full(c)) = tx.try_send(conflict) {
-            tracing::warn!(vip = %c.vip, mac = %format_mac(&c.mac), "ARP conflict report dropped: the daemon is not reading them");
+            dropped += 1;
+            let now = Instant::now();
+            if dropped_logged.is_none_or(|t| now.saturating_duration_since(t) >= REPORT_EVERY) {
+                dropped_logged = Some(now);
+                tracing::warn!(vip = %c.vip, mac = %format_mac(&c.mac), dropped,
+                    "ARP conflict reports dropped: the daemon is not reading them fast enough");
+                dropped = 0;
+            }
         }
     }
 }
 
-/// At most one pass per key within `every`.
+/// At most one pass per key within `every`, remembering at most [`RateLimiter::CAPACITY`]
+/// keys: a flood of frames from random MACs (attacker-chosen keys) cannot grow it. When it
+/// is full of recent keys, new ones pass without being remembered (the election rate-limits
+/// what it does about them).
 struct RateLimiter {
     every: Duration,
     last: HashMap<ArpConflict, Instant>,
 }
 
 impl RateLimiter {
+    const CAPACITY: usize = 256;
+
     fn new(every: Duration) -> Self {
         Self {
             every,
@@ -375,132 +323,38 @@ impl RateLimiter {
                 return false;
             }
         }
-        if self.last.len() >= 256 {
+        if self.last.len() >= Self::CAPACITY {
             let every = self.every;
             self.last
                 .retain(|_, t| now.saturating_duration_since(*t) < every);
         }
-        self.last.insert(key, now);
+        if self.last.len() < Self::CAPACITY {
+            self.last.insert(key, now);
+        }
         true
     }
-}
-
-/// The sender fields of an ARP frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Claim {
-    sender_mac: MacAddr,
-    sender_ip: Ipv4Addr,
-}
-
-/// The ARP sender of an Ethernet frame, if it is IPv4-over-Ethernet ARP.
-fn parse_claim(frame: &[u8]) -> Option<Claim> {
-    let eth = EthernetPacket::new(frame)?;
-    if eth.get_ethertype() != EtherTypes::Arp {
-        return None;
-    }
-    let arp = ArpPacket::new(frame.get(14..)?)?;
-    if arp.get_hardware_type() != ArpHardwareTypes::Ethernet
-        || arp.get_protocol_type() != EtherTypes::Ipv4
-        || arp.get_hw_addr_len() != 6
-        || arp.get_proto_addr_len() != 4
-    {
-        return None;
-    }
-    Some(Claim {
-        sender_mac: arp.get_sender_hw_addr(),
-        sender_ip: arp.get_sender_proto_addr(),
-    })
-}
-
-/// An RFC 5227 ARP probe for `vip` from `mac`: broadcast request, sender IP
-/// 0.0.0.0, target MAC zero, target IP `vip`.
-fn probe_frame(mac: MacAddr, vip: Ipv4Addr) -> [u8; ARP_FRAME_LEN] {
-    let mut frame = [0u8; ARP_FRAME_LEN];
-    if let Some(mut eth) = MutableEthernetPacket::new(&mut frame) {
-        eth.set_destination(MacAddr::broadcast());
-        eth.set_source(mac);
-        eth.set_ethertype(EtherTypes::Arp);
-    }
-    if let Some(mut arp) = MutableArpPacket::new(&mut frame[14..]) {
-        arp.set_hardware_type(ArpHardwareTypes::Ethernet);
-        arp.set_protocol_type(EtherTypes::Ipv4);
-        arp.set_hw_addr_len(6);
-        arp.set_proto_addr_len(4);
-        arp.set_operation(ArpOperations::Request);
-        arp.set_sender_hw_addr(mac);
-        arp.set_sender_proto_addr(Ipv4Addr::UNSPECIFIED);
-        arp.set_target_hw_addr(MacAddr::zero());
-        arp.set_target_proto_addr(vip);
-    }
-    frame
-}
-
-/// An `AF_PACKET` raw socket that will only ever queue incoming ARP frames:
-/// created with protocol 0 (no receive hook until pnet binds it) and given a
-/// classic BPF program that drops outgoing frames and every non-ARP ethertype.
-fn incoming_arp_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2) call; the result is checked before use.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh descriptor we own.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    const SKF_AD_PKTTYPE: u32 = 0xffff_f000 + 4; // SKF_AD_OFF + SKF_AD_PKTTYPE
-    const PACKET_OUTGOING: u32 = 4;
-    const ETH_P_ARP: u32 = 0x0806;
-    let insn = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
-    let mut program = [
-        insn(0x20, 0, 0, SKF_AD_PKTTYPE),  // 0: ld  pkttype
-        insn(0x15, 3, 0, PACKET_OUTGOING), // 1: jeq OUTGOING → 5 (drop)
-        insn(0x28, 0, 0, 12),              // 2: ldh [12] (ethertype)
-        insn(0x15, 0, 1, ETH_P_ARP),       // 3: jeq ARP → 4, else → 5
-        insn(0x06, 0, 0, SNAP_LEN),        // 4: ret SNAP_LEN (accept)
-        insn(0x06, 0, 0, 0),               // 5: ret 0 (drop)
-    ];
-    let fprog = libc::sock_fprog {
-        len: program.len() as u16,
-        filter: program.as_mut_ptr(),
-    };
-    // SAFETY: fprog points at a live filter program for the call's duration.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&fprog as *const libc::sock_fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(socket)
-}
-
-/// Reads and clears a socket's pending error (`SO_ERROR`), if any.
-fn take_socket_error(fd: RawFd) -> Option<io::Error> {
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: value/len are valid for writes of an int; fd is open.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0 && value != 0).then(|| io::Error::from_raw_os_error(value))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const MAC: MacAddr = MacAddr(0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee);
     const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+
+    #[test]
+    fn the_rate_limiter_stays_bounded_under_random_macs() {
+        let mut limiter = RateLimiter::new(Duration::from_secs(1));
+        let now = Instant::now();
+        for i in 0u32..10_000 {
+            let b = i.to_be_bytes();
+            let key = ArpConflict {
+                vip: VIP,
+                mac: [6, 0xfe, b[0], b[1], b[2], b[3]],
+            };
+            assert!(limiter.allow(key, now));
+        }
+        assert_eq!(limiter.last.len(), RateLimiter::CAPACITY);
+    }
 
     #[test]
     fn formats_mac_lowercase_with_colons() {
@@ -509,45 +363,6 @@ mod tests {
             "02:aa:bb:cc:dd:ee"
         );
         assert_eq!(format_mac(&[0, 1, 2, 3, 4, 0x0f]), "00:01:02:03:04:0f");
-    }
-
-    #[test]
-    fn probe_frame_follows_rfc5227() {
-        let frame = probe_frame(MAC, VIP);
-        let eth = EthernetPacket::new(&frame).unwrap();
-        assert_eq!(eth.get_destination(), MacAddr::broadcast());
-        assert_eq!(eth.get_source(), MAC);
-        assert_eq!(eth.get_ethertype(), EtherTypes::Arp);
-        let arp = ArpPacket::new(&frame[14..]).unwrap();
-        assert_eq!(arp.get_operation(), ArpOperations::Request);
-        assert_eq!(arp.get_sender_hw_addr(), MAC);
-        assert_eq!(arp.get_sender_proto_addr(), Ipv4Addr::UNSPECIFIED);
-        assert_eq!(arp.get_target_hw_addr(), MacAddr::zero());
-        assert_eq!(arp.get_target_proto_addr(), VIP);
-    }
-
-    #[test]
-    fn a_probe_claims_nothing_but_an_announcement_claims_the_vip() {
-        // Our own probe has sender IP 0.0.0.0: it never looks like a claim on VIP.
-        let probe = parse_claim(&probe_frame(MAC, VIP)).unwrap();
-        assert_eq!(probe.sender_ip, Ipv4Addr::UNSPECIFIED);
-        let garp = super::super::garp::garp_frame(MAC, VIP, ArpOperations::Request);
-        assert_eq!(
-            parse_claim(&garp),
-            Some(Claim {
-                sender_mac: MAC,
-                sender_ip: VIP
-            })
-        );
-    }
-
-    #[test]
-    fn non_arp_and_short_frames_are_ignored() {
-        let mut frame = probe_frame(MAC, VIP);
-        frame[12..14].copy_from_slice(&[0x08, 0x00]); // IPv4 ethertype
-        assert_eq!(parse_claim(&frame), None);
-        assert_eq!(parse_claim(&probe_frame(MAC, VIP)[..20]), None);
-        assert_eq!(parse_claim(&[]), None);
     }
 
     #[test]

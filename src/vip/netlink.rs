@@ -16,7 +16,7 @@
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, CacheInfo};
@@ -48,7 +48,18 @@ pub struct VipManager {
     mac: [u8; 6],
     vips: Vec<Ipv4Cidr>,
     lifetime: Option<Duration>,
+    /// Between a successful [`VipManager::install`] and the next [`VipManager::release`].
+    held: bool,
+    /// With a lifetime: when the kernel deletes the VIPs unless renewed (the start of the
+    /// last successful install or refresh plus the lifetime in whole seconds).
+    lease_until: Option<Instant>,
 }
+
+/// Removals within this much of the lease deadline count as the lease running out: the
+/// kernel's lifetime check may fire up to `ADDRCONF_TIMER_FUZZ_MINUS` (HZ/50, 20 ms)
+/// early, and our deadline starts when we sent the request, slightly before the kernel
+/// stamped the address.
+const EXPIRY_SLACK: Duration = Duration::from_millis(100);
 
 /// One IPv4 address found on the interface.
 #[derive(Debug, Clone)]
@@ -109,10 +120,44 @@ impl VipManager {
             mac,
             vips,
             lifetime,
+            held: false,
+            lease_until: None,
         })
     }
 
-    /// The interface's MAC address, as the kernel reported it at [`VipManager::open`].
+    /// Moves the manager to the interface that now carries its name (it was deleted and
+    /// created again: new index) and to its current MAC. The daemon calls it from the link
+    /// notifications of [`super::CarrierWatch`]; nothing read at start stays true.
+    pub fn set_link(&mut self, ifindex: u32, mac: [u8; 6]) {
+        self.ifindex = ifindex;
+        self.mac = mac;
+    }
+
+    /// Whether we installed the VIPs and have not released them since: a removal seen
+    /// while this is false is our own (or does not concern us).
+    pub fn held(&self) -> bool {
+        self.held
+    }
+
+    /// Whether the kernel lifetime of the VIPs has run out at `now` (within 100 ms, the
+    /// slack of the kernel's lifetime check): a VIP that vanished then was deleted by the
+    /// kernel because we did not renew it in time, not by someone else. Always `false`
+    /// without a lifetime, and before the first install.
+    pub fn lease_expired(&self, now: Instant) -> bool {
+        match (self.lifetime, self.lease_until) {
+            (Some(_), Some(until)) => now + EXPIRY_SLACK >= until,
+            _ => false,
+        }
+    }
+
+    /// How long the kernel lifetime of the VIPs still runs at `now`, if there is one.
+    pub fn lease_left(&self, now: Instant) -> Option<Duration> {
+        self.lease_until
+            .map(|until| until.saturating_duration_since(now))
+    }
+
+    /// The interface's MAC address, as the kernel last reported it (at
+    /// [`VipManager::open`] or through [`VipManager::set_link`]).
     pub fn mac(&self) -> [u8; 6] {
         self.mac
     }
@@ -176,8 +221,10 @@ impl VipManager {
     /// replaced in place (its lifetime renewed), not an error.
     ///
     /// Every VIP is attempted even if one fails; the first failure is returned.
-    pub async fn install(&self) -> Result<(), VipError> {
-        self.apply("add").await
+    pub async fn install(&mut self) -> Result<(), VipError> {
+        self.apply("add").await?;
+        self.held = true;
+        Ok(())
     }
 
     /// Renews the kernel lifetime of every VIP (like
@@ -186,17 +233,21 @@ impl VipManager {
     ///
     /// The kernel creates an IPv4 address that is not there, so a VIP that already
     /// expired comes back; announce it again after an error or a long stall.
-    pub async fn refresh(&self) -> Result<(), VipError> {
+    pub async fn refresh(&mut self) -> Result<(), VipError> {
         if self.lifetime.is_none() {
             return Ok(());
         }
         self.apply("refresh").await
     }
 
-    /// Deletes every VIP from the interface. A VIP that is already gone is fine.
+    /// Deletes every VIP from the interface. A VIP that is already gone is fine, and so
+    /// is an interface that is gone (an address cannot outlive its interface).
     ///
     /// Every VIP is attempted even if one fails; the first failure is returned.
-    pub async fn release(&self) -> Result<(), VipError> {
+    /// From here on removals are ours: [`VipManager::held`] is false.
+    pub async fn release(&mut self) -> Result<(), VipError> {
+        self.held = false;
+        self.lease_until = None;
         let mut first_error = None;
         for vip in &self.vips {
             let message = AddressMessageBuilder::<Ipv4Addr>::new()
@@ -208,6 +259,7 @@ impl VipManager {
             match bounded(&self.ifname, &operation, request).await {
                 Ok(()) => {}
                 Err(e) if is_errno(&e, libc::EADDRNOTAVAIL) => {}
+                Err(VipError::InterfaceNotFound { .. }) => {}
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
@@ -234,7 +286,8 @@ impl VipManager {
     }
 
     /// Adds (or replaces) every VIP with the configured lifetime.
-    async fn apply(&self, verb: &str) -> Result<(), VipError> {
+    async fn apply(&mut self, verb: &str) -> Result<(), VipError> {
+        let started = Instant::now();
         let mut first_error = None;
         for vip in &self.vips {
             let mut request = self
@@ -251,6 +304,12 @@ impl VipManager {
             let operation = format!("{verb} {vip}");
             if let Err(e) = bounded(&self.ifname, &operation, request.execute()).await {
                 first_error.get_or_insert(e);
+            }
+        }
+        if first_error.is_none() {
+            if let Some(lifetime) = self.lifetime {
+                let secs = cache_info(lifetime).ifa_valid;
+                self.lease_until = Some(started + Duration::from_secs(u64::from(secs)));
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -439,13 +498,13 @@ mod tests {
     fn assert_send<T: Send>(_: &T) {}
 
     #[allow(dead_code)]
-    fn futures_are_send(m: &VipManager) {
+    fn futures_are_send(m: &mut VipManager) {
         // The daemon drives these from spawned tasks.
+        assert_send(&m.installed());
+        assert_send(&m.remove_stale());
         assert_send(&m.install());
         assert_send(&m.refresh());
         assert_send(&m.release());
-        assert_send(&m.installed());
-        assert_send(&m.remove_stale());
         assert_send(&VipManager::open("eth0", Vec::new(), None));
     }
 }

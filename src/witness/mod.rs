@@ -32,7 +32,7 @@ pub use error::WitnessError;
 pub use hysteresis::Hysteresis;
 pub use route::resolve_gateway;
 
-use icmp::Pinger;
+use icmp::{EchoFailure, Pinger};
 
 /// Default time between two echoes.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(200);
@@ -240,6 +240,9 @@ async fn run(
             }
             Err((seq, failure)) => {
                 tracing::debug!(interface = %cfg.interface, %gateway, ?seq, %failure, "gateway echo lost");
+                if matches!(failure, EchoFailure::Send(_)) {
+                    reopen(&mut pinger, &cfg.interface, gateway);
+                }
                 hysteresis.record(false);
                 last_failure = Some(failure);
                 None
@@ -273,6 +276,18 @@ async fn run(
                 "witness event dropped: the daemon is not reading them"
             );
         }
+    }
+}
+
+/// After a failed send: opens a fresh socket on the interface that now carries the name.
+/// The socket is bound to the interface with `SO_BINDTODEVICE`, which keeps the *index* it
+/// had; once the interface is deleted and created again (a network restart does that to
+/// VLANs and bonds) every send fails with `ENODEV` for good. While there is no such
+/// interface the old socket stays and the next failure tries again (once per interval).
+fn reopen(pinger: &mut Pinger, interface: &str, gateway: Ipv4Addr) {
+    match Pinger::open(interface, gateway) {
+        Ok(fresh) => *pinger = fresh,
+        Err(e) => tracing::debug!(interface, error = %e, "cannot reopen the ICMP socket yet"),
     }
 }
 
