@@ -52,9 +52,11 @@
 //!   that unauthenticated frame against what the peers say in their adverts. A live peer
 //!   whose adverts do not say master never makes it release: its takeover advert is
 //!   probably trailing its gratuitous ARP, so we wait up to a master-down interval for
-//!   it, then re-announce (anyone can forge a frame with a member's MAC). A member we
-//!   cannot hear, or one advertising master, is compared by `(epoch, rank)`: the lower
-//!   releases. An unknown MAC cannot outrank us. Re-announcing is RFC 5227 §2.4 (b)
+//!   it, then re-announce (anyone can forge a frame with a member's MAC). Any other member
+//!   is compared by `(epoch, rank)`, with the epoch it last advertised if that advert said
+//!   master, else (it must have taken over since, unheard) at least its last epoch + 1
+//!   and at least ours: the lower releases, and two claimants judging each other reach
+//!   the same verdict. An unknown MAC cannot outrank us. Re-announcing is RFC 5227 §2.4 (b)
 //!   defence, at most once per advert interval.
 //! - **Lease lost.** A master whose VIPs the kernel removed (their lease ran out while the
 //!   agent stalled) steps down rather than adding them back: someone else may hold them.
@@ -1329,7 +1331,7 @@ impl Election {
             }
             Some((name, p))
                 if (
-                    p.epoch,
+                    self.epoch_of_claimant(now, &p),
                     Rank {
                         priority: p.priority,
                         name: &name,
@@ -1349,6 +1351,22 @@ impl Election {
                 self.send(now, out);
             }
             _ => self.defend(now, mac, out),
+        }
+    }
+
+    /// The epoch a member that answers for our VIPs holds them with, as far as we can tell.
+    /// A live peer, or one whose last advert said master (a master's epoch does not change
+    /// while it stays master: a frozen master resuming still has it), has the epoch it last
+    /// advertised. A member we cannot hear whose last advert said backup must have taken
+    /// over since, with at least its last epoch + 1; we count it as at least ours, so that
+    /// rank breaks the tie, and both sides, each judging the other this way, reach the same
+    /// verdict (with stale epochs each could think it won, and both would keep the VIPs
+    /// until adverts flow again: seen in the simulation with peer traffic blocked).
+    fn epoch_of_claimant(&self, now: Instant, p: &Peer) -> u64 {
+        if self.peer_is_live(now, p) || (p.state == State::Master && p.priority != 0) {
+            p.epoch
+        } else {
+            p.epoch.saturating_add(1).max(self.master_epoch)
         }
     }
 

@@ -310,21 +310,23 @@ fn announces(actions: &[Action]) -> usize {
 }
 
 #[test]
-fn vip_conflict_with_a_member_we_cannot_hear_is_settled_by_rank() {
-    // n2 is master with epoch 1.
+fn vip_conflict_with_a_member_we_cannot_hear_is_settled_by_epoch_then_rank() {
+    // n2 hears backups n1 (200) and n3 (50), both at epoch 1, then takes over with epoch 2
+    // (probe unanswered), and the others fall silent.
     let (mut e, t0) = started(cfg("n2", 100, 3, false));
-    run_until(&mut e, t0 + ms(300));
-    e.handle(t0 + ms(300), Input::ProbeResult { answered_by: None });
-    assert_eq!(e.state(), State::Master);
-    // Peers known by their last adverts, long silent: n1 outranks us, n3 does not.
     e.handle(
-        t0 + ms(301),
+        t0 + ms(10),
         Input::Advert(adv("n3", State::Backup, 50, 1, N3_MAC)),
     );
     e.handle(
-        t0 + ms(302),
+        t0 + ms(11),
         Input::Advert(adv("n1", State::Backup, 200, 1, N1_MAC)),
     );
+    run_until(&mut e, t0 + ms(300));
+    e.handle(t0 + ms(300), Input::ProbeResult { answered_by: None });
+    assert_eq!((e.state(), e.epoch()), (State::Master, 2));
+    // A silent member that answers for the VIPs must have taken over since its last advert
+    // (epoch ≥ 2 = ours): rank decides. n3 ranks lower: we re-announce.
     let t = t0 + ms(2000);
     let acts = e.handle(t, Input::Conflict { mac: N3_MAC });
     assert_eq!(e.state(), State::Master);
@@ -341,6 +343,7 @@ fn vip_conflict_with_a_member_we_cannot_hear_is_settled_by_rank() {
     assert_eq!(announces(&acts), 1, "{acts:?}");
     assert!(notices(&acts)[0].contains("not a cluster member"));
 
+    // n1 ranks higher: we release.
     let acts = e.handle(t + ms(1200), Input::Conflict { mac: N1_MAC });
     let reason = became(&acts, State::Backup).expect("the lower rank releases");
     assert!(
@@ -348,6 +351,24 @@ fn vip_conflict_with_a_member_we_cannot_hear_is_settled_by_rank() {
         "{reason}"
     );
     assert!(acts.contains(&Action::ReleaseVips));
+}
+
+#[test]
+fn a_frozen_master_that_resumes_loses_a_conflict_to_the_newer_epoch() {
+    // n1 was master (epoch 1) and froze; we took over with epoch 2. When it resumes, its
+    // gratuitous ARP must not take the VIPs back, whatever its rank: a master's epoch does
+    // not change while it stays master, so its last advert's epoch is exact.
+    let (mut e, t0) = started(cfg("n2", 100, 2, false));
+    e.handle(
+        t0 + ms(10),
+        Input::Advert(adv("n1", State::Master, 200, 1, N1_MAC)),
+    );
+    run_until(&mut e, t0 + ms(400));
+    e.handle(t0 + ms(400), Input::ProbeResult { answered_by: None });
+    assert_eq!((e.state(), e.epoch()), (State::Master, 2));
+    let acts = e.handle(t0 + ms(5000), Input::Conflict { mac: N1_MAC });
+    assert_eq!(e.state(), State::Master, "{acts:?}");
+    assert_eq!(announces(&acts), 1);
 }
 
 #[test]
