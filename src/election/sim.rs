@@ -465,7 +465,7 @@ impl Cluster {
             let e = self.nodes[j].e.as_ref();
             e.is_some_and(|e| e.state() == State::Backup && e.master() == Some(name.as_str()))
         });
-        let quorum_ok = !self.layers.quorum || survivors.len() >= self.nodes.len() / 2 + 1;
+        let quorum_ok = !self.layers.quorum || survivors.len() > self.nodes.len() / 2;
         if sole_master && self.loss == 0.0 && !survivors.is_empty() && all_follow && quorum_ok {
             survivors.sort_by(|&a, &b| self.rank_of(b).cmp(&self.rank_of(a)));
             let skew = |j: usize| skew_for(self.nodes[j].cfg.priority, self.interval);
