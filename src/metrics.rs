@@ -159,6 +159,7 @@ pub struct Metrics {
     /// The announcer's running total at the last [`Metrics::set_garps_sent`].
     garp_last_total: AtomicU64,
     vip_conflicts: Counter,
+    claim_blocked: SecondsGauge,
     cert_expiry: Family<CertLabels, Gauge>,
     config_drift: Family<DriftLabels, Gauge>,
 }
@@ -310,6 +311,15 @@ impl Metrics {
             vip_conflicts.clone(),
         );
 
+        let claim_blocked = SecondsGauge::default();
+        registry.register_with_unit(
+            "claim_blocked",
+            "How long ARP probe answers have kept this backup from claiming the VIPs after \
+             master-down (0 when not blocked)",
+            Unit::Seconds,
+            claim_blocked.clone(),
+        );
+
         let cert_expiry = Family::<CertLabels, Gauge>::default();
         registry.register_with_unit(
             "cert_expiry_timestamp",
@@ -344,6 +354,7 @@ impl Metrics {
             garp_sent,
             garp_last_total: AtomicU64::new(0),
             vip_conflicts,
+            claim_blocked,
             cert_expiry,
             config_drift,
         })
@@ -445,6 +456,13 @@ impl Metrics {
         if delta > 0 {
             self.garp_sent.inc_by(delta);
         }
+    }
+
+    /// Sets `haagent_claim_blocked_seconds`: how long probe answers have blocked our claim,
+    /// 0 when they do not.
+    pub fn set_claim_blocked(&self, blocked_for: Option<Duration>) {
+        self.claim_blocked
+            .set(blocked_for.map_or(0.0, |d| d.as_secs_f64()));
     }
 
     /// Counts a VIP conflict (`haagent_vip_conflicts_total`).

@@ -27,6 +27,10 @@ pub const ENV_VIPS: &str = "HAAGENT_VIPS";
 pub const ENV_NODE: &str = "HAAGENT_NODE";
 /// The epoch after the transition.
 pub const ENV_EPOCH: &str = "HAAGENT_EPOCH";
+/// `claim_blocked` hook: the MAC whose ARP answers keep us from claiming the VIPs.
+pub const ENV_BLOCKED_BY: &str = "HAAGENT_BLOCKED_BY";
+/// `claim_blocked` hook: the member that MAC belongs to, or empty for a non-member.
+pub const ENV_BLOCKED_BY_MEMBER: &str = "HAAGENT_BLOCKED_BY_MEMBER";
 
 /// Which commands to run for which transition.
 #[derive(Debug, Clone, Default)]
@@ -41,8 +45,24 @@ pub struct Hooks {
     pub fault: Option<Vec<String>>,
     /// Run when the agent stops.
     pub stop: Option<Vec<String>>,
+    /// Run when a probe answer first keeps us from claiming the VIPs.
+    pub claim_blocked: Option<Vec<String>>,
     /// How long a hook may run before it is killed.
     pub timeout: Duration,
+}
+
+impl From<&crate::config::NotifySettings> for Hooks {
+    fn from(n: &crate::config::NotifySettings) -> Self {
+        Hooks {
+            every: n.command.clone(),
+            master: n.master.clone(),
+            backup: n.backup.clone(),
+            fault: n.fault.clone(),
+            stop: n.stop.clone(),
+            claim_blocked: n.claim_blocked.clone(),
+            timeout: n.timeout,
+        }
+    }
 }
 
 /// Runs the hooks for transitions; cheap to call from the daemon loop.
@@ -118,6 +138,51 @@ impl Notifier {
                 Some(tokio::spawn(run_hook(cmd, shown, timeout)))
             })
             .collect()
+    }
+}
+
+impl Notifier {
+    /// Runs the `claim_blocked` hook, if configured: a probe answer from `block.mac` keeps
+    /// this backup from claiming the VIPs (`HAAGENT_STATE=backup`, the reason in
+    /// `HAAGENT_REASON`, the MAC and member in `HAAGENT_BLOCKED_BY[_MEMBER]`).
+    pub fn fire_claim_blocked(
+        &self,
+        block: &crate::election::ClaimBlock,
+        reason: &str,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let Some((program, args)) = self
+            .hooks
+            .claim_blocked
+            .as_ref()
+            .and_then(|a| a.split_first())
+        else {
+            return Vec::new();
+        };
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .env(ENV_STATE, "backup")
+            .env(ENV_REASON, reason)
+            .env(
+                ENV_CAUSE,
+                crate::election::NoticeCause::ClaimBlocked.label(),
+            )
+            .env(ENV_BLOCKED_BY, crate::net::format_mac(&block.mac))
+            .env(ENV_BLOCKED_BY_MEMBER, block.member.as_deref().unwrap_or(""))
+            .env(ENV_VIPS, &self.vips)
+            .env(ENV_NODE, &self.node)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let shown = self
+            .hooks
+            .claim_blocked
+            .iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
+        vec![tokio::spawn(run_hook(cmd, shown, self.hooks.timeout))]
     }
 }
 

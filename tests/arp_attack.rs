@@ -184,3 +184,87 @@ fn a_flood_of_forged_claims_is_defended_at_a_bounded_rate() {
     assert_eq!(c.holders(), vec!["n1".to_string()]);
     assert!(client_shows(&c, &n1, Duration::from_secs(3)).is_some());
 }
+
+/// Starts n1 and n2 with `vip_extra` added to the `[vip]` table of n2's config and the
+/// `claim_blocked` hook writing the blocking MAC to `hook_out`; then a host that is not a
+/// member takes the VIP, and n1 dies (agent SIGKILLed, cable pulled).
+fn stranger_holds_the_vip(vip_extra: &str) -> (Cluster, String, std::path::PathBuf) {
+    let mut c = Cluster::new(&[node("n1", 200), node("n2", 100)]);
+    c.lab.add_host("rogue", ROGUE_ADDR).unwrap();
+    let hook_out = c.dir.path().join("blocked-by");
+    let path = c.config_path("n2");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replacen("[vip]\n", &format!("[vip]\n{vip_extra}"), 1)
+        + &format!(
+            "\n[notify]\nclaim_blocked = [\"/bin/sh\", \"-c\", \"echo $HAAGENT_BLOCKED_BY > {}\"]\n",
+            hook_out.display()
+        );
+    std::fs::write(&path, text).unwrap();
+    c.start("n1");
+    c.start("n2");
+    c.wait_sole_holder("n1", CONVERGE);
+    let rogue = c.lab.host("rogue").unwrap();
+    rogue
+        .ns
+        .ip(&["addr", "add", &format!("{VIP}/24"), "dev", "eth0"])
+        .unwrap();
+    let rogue_mac = support::veth::mac(&rogue.ns, "eth0");
+    c.lab.agent("n1").unwrap().signal(libc::SIGKILL).unwrap();
+    c.lab.set_link("n1", false).unwrap();
+    (c, rogue_mac, hook_out)
+}
+
+/// Issue 9, kind 5: a host that is not a member answers ARP for the VIP while the master
+/// is gone. By default the backup does not claim (a duplicate address is not ours to fight
+/// over), but never silently: status names the MAC and how long, the metric grows, the
+/// hook runs. Before: one log line, then nothing anywhere, for ever.
+#[test]
+fn a_stranger_answering_for_the_vip_blocks_the_claim_visibly() {
+    if !require_root("a_stranger_answering_for_the_vip_blocks_the_claim_visibly") {
+        return;
+    }
+    let (c, rogue_mac, hook_out) = stranger_holds_the_vip("");
+    let status = c.wait_status("n2", TAKEOVER * 2, |s| {
+        s["claim_blocked"]["for_ms"].as_u64().unwrap_or(0) > 1000
+    });
+    assert_eq!(status["state"], "backup");
+    assert_eq!(status["claim_blocked"]["mac"], rogue_mac.as_str());
+    assert!(status["claim_blocked"]["member"].is_null(), "{status:#}");
+    let text = String::from_utf8(c.ctl("n2", &["status"]).stdout).unwrap();
+    assert!(
+        text.contains(&format!(
+            "NOT CLAIMING THE VIPS: {rogue_mac} (not a cluster member)"
+        )),
+        "{text}"
+    );
+    let deadline = Instant::now() + CONVERGE;
+    let written = loop {
+        let got = std::fs::read_to_string(&hook_out).unwrap_or_default();
+        if !got.is_empty() || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        written.trim(),
+        rogue_mac,
+        "the claim_blocked hook ran with the MAC"
+    );
+    assert!(!c.holders().contains(&"n2".to_string()), "n2 did not claim");
+}
+
+/// The same with `foreign_holder_timeout_ms = 1000`: the backup claims once only the
+/// stranger has answered for a second.
+#[test]
+fn foreign_holder_timeout_lets_the_backup_claim_over_a_stranger() {
+    if !require_root("foreign_holder_timeout_lets_the_backup_claim_over_a_stranger") {
+        return;
+    }
+    let (mut c, _rogue_mac, _hook) = stranger_holds_the_vip("foreign_holder_timeout_ms = 1000\n");
+    let took = c.wait_holder("n2", TAKEOVER * 3);
+    eprintln!(
+        "n2 claimed over the stranger {} ms after n1 died",
+        took.as_millis()
+    );
+    c.wait_log("n2", "claiming them anyway", TAKEOVER);
+}

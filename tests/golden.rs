@@ -100,6 +100,7 @@ fn run(dir: &Path) -> String {
                     cluster_size: node.cluster_size,
                     quorum: node.quorum,
                     fingerprint: [0; 4],
+                    foreign_holder_timeout: None,
                 };
                 election = Some(Election::new(cfg, t0));
                 continue;

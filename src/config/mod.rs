@@ -155,6 +155,10 @@ pub struct ProbeSettings {
     /// The window the probes for one VIP are spread over and answers awaited (5 ms..=2 s,
     /// default the advert interval, at most 30 ms).
     pub window: Duration,
+    /// How long a backup keeps not claiming while only hosts that are **not** cluster
+    /// members answer its probes, before it claims anyway; `None` (the default,
+    /// `foreign_holder_timeout_ms = 0`) = never. An answer from a member always blocks.
+    pub foreign_holder_timeout: Option<Duration>,
 }
 
 /// Which address the gateway witness watches.
@@ -227,6 +231,9 @@ pub struct NotifySettings {
     pub fault: Option<Vec<String>>,
     /// Run when the agent stops.
     pub stop: Option<Vec<String>>,
+    /// Run when an ARP probe answer first keeps a backup from claiming the VIPs after
+    /// master-down (and again after each change of the answering MAC).
+    pub claim_blocked: Option<Vec<String>>,
     /// A command still running after this long is killed (default 5 s).
     pub timeout: Duration,
 }

@@ -100,6 +100,7 @@ pub(crate) struct RawVip {
     pub(crate) lease_ms: Option<Item<i64>>,
     pub(crate) probe_count: Option<Item<i64>>,
     pub(crate) probe_window_ms: Option<Item<i64>>,
+    pub(crate) foreign_holder_timeout_ms: Option<Item<i64>>,
 }
 
 /// `[election]`
@@ -153,6 +154,7 @@ pub(crate) struct RawNotify {
     pub(crate) backup: Option<Item<Vec<String>>>,
     pub(crate) fault: Option<Item<Vec<String>>>,
     pub(crate) stop: Option<Item<Vec<String>>>,
+    pub(crate) claim_blocked: Option<Item<Vec<String>>>,
     pub(crate) timeout_ms: Option<Item<i64>>,
 }
 

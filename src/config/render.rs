@@ -164,6 +164,7 @@ struct OutVip {
     lease_ms: u64,
     probe_count: u32,
     probe_window_ms: u64,
+    foreign_holder_timeout_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -210,6 +211,8 @@ struct OutNotify {
     fault: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stop: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claim_blocked: Option<Vec<String>>,
     timeout_ms: u64,
 }
 
@@ -250,6 +253,7 @@ impl Config {
                 lease_ms: self.lease.map_or(0, ms),
                 probe_count: self.probe.count,
                 probe_window_ms: ms(self.probe.window),
+                foreign_holder_timeout_ms: self.probe.foreign_holder_timeout.map_or(0, ms),
             },
             election: OutElection {
                 advert_interval_ms: ms(self.election.advert_interval),
@@ -285,6 +289,7 @@ impl Config {
                 backup: self.notify.backup.clone(),
                 fault: self.notify.fault.clone(),
                 stop: self.notify.stop.clone(),
+                claim_blocked: self.notify.claim_blocked.clone(),
                 timeout_ms: ms(self.notify.timeout),
             },
             log: OutLog {

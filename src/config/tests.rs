@@ -182,6 +182,7 @@ fn full_file_gives_every_value() {
         ProbeSettings {
             count: 2,
             window: Duration::from_millis(50),
+            foreign_holder_timeout: None,
         }
     );
     assert_eq!(
@@ -245,6 +246,7 @@ fn minimal_file_gets_documented_defaults() {
         ProbeSettings {
             count: 3,
             window: Duration::from_millis(30),
+            foreign_holder_timeout: None,
         }
     );
     assert_eq!(c.witness, None, "no [witness] table: no witness");
@@ -687,6 +689,42 @@ fn probe_settings_are_checked() {
             &format!("probe_window_ms must be 5..=2000, not {bad}"),
         );
     }
+}
+
+#[test]
+fn foreign_holder_timeout_and_the_claim_blocked_hook_are_read_and_checked() {
+    let c = parse(FULL).unwrap();
+    assert_eq!(
+        c.probe.foreign_holder_timeout, None,
+        "waits for ever by default"
+    );
+    let text = full_with(
+        "probe_window_ms = 50",
+        "probe_window_ms = 50\nforeign_holder_timeout_ms = 5000",
+    );
+    let c = parse(&text).unwrap();
+    assert_eq!(
+        c.probe.foreign_holder_timeout,
+        Some(Duration::from_millis(5000))
+    );
+    let text = full_with(
+        "probe_window_ms = 50",
+        "probe_window_ms = 50\nforeign_holder_timeout_ms = -1",
+    );
+    let line = line_of(&text, "foreign_holder_timeout_ms");
+    assert_only_error_at(
+        &text,
+        line,
+        "foreign_holder_timeout_ms must be 0..=86400000, not -1",
+    );
+    let c = parse(&minimal_plus(
+        "[notify]\nclaim_blocked = [\"/usr/local/bin/page-oncall\", \"blocked\"]\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.notify.claim_blocked,
+        Some(vec!["/usr/local/bin/page-oncall".into(), "blocked".into()])
+    );
 }
 
 #[test]

@@ -41,6 +41,8 @@ pub(crate) mod limits {
     pub(crate) const PROBE_COUNT: (i64, i64, i64) = (0, 20, 3);
     /// `vip.probe_window_ms`
     pub(crate) const PROBE_WINDOW_MS: (i64, i64, i64) = (5, 2_000, 30);
+    /// `vip.foreign_holder_timeout_ms` (0 = wait for ever)
+    pub(crate) const FOREIGN_HOLDER_TIMEOUT_MS: (i64, i64, i64) = (0, 86_400_000, 0);
     /// `witness.interval_ms`
     pub(crate) const WITNESS_INTERVAL_MS: (i64, i64, i64) = (10, 60_000, 200);
     /// `witness.timeout_ms`: at least this; at most `interval_ms`, which is also the default.
@@ -580,6 +582,11 @@ pub(crate) fn validate(
         Some(it) => Some(Duration::from_millis(u64::try_from(it.value).unwrap_or(0))),
     };
     let probe_count = ck.int(&raw.vip.probe_count, "probe_count", limits::PROBE_COUNT);
+    let foreign_holder_timeout = ck.millis(
+        &raw.vip.foreign_holder_timeout_ms,
+        "foreign_holder_timeout_ms",
+        limits::FOREIGN_HOLDER_TIMEOUT_MS,
+    );
     let probe_window = ck.millis(
         &raw.vip.probe_window_ms,
         "probe_window_ms",
@@ -709,6 +716,7 @@ pub(crate) fn validate(
         backup: argv(&n.backup, "backup"),
         fault: argv(&n.fault, "fault"),
         stop: argv(&n.stop, "stop"),
+        claim_blocked: argv(&n.claim_blocked, "claim_blocked"),
         timeout: ck.millis(
             &n.timeout_ms,
             "notify timeout_ms",
@@ -813,6 +821,8 @@ pub(crate) fn validate(
         probe: ProbeSettings {
             count: u32::try_from(probe_count).unwrap_or(3),
             window: probe_window,
+            foreign_holder_timeout: (!foreign_holder_timeout.is_zero())
+                .then_some(foreign_holder_timeout),
         },
         election: ElectionSettings {
             advert_interval,

@@ -22,8 +22,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 pub use status::{
-    CheckView, Counters, PeerStatus, PriorityView, QuorumView, Status, TransitionRecord, VipStatus,
-    WitnessView, STATUS_VERSION,
+    CheckView, ClaimBlockedView, Counters, PeerStatus, PriorityView, QuorumView, Status,
+    TransitionRecord, VipStatus, WitnessView, STATUS_VERSION,
 };
 
 /// Longest request line accepted.

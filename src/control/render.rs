@@ -50,6 +50,15 @@ pub fn render_status(s: &Status) -> String {
             s.quorum.heard, s.quorum.cluster_size, s.quorum.needed
         );
     }
+    if let Some(b) = &s.claim_blocked {
+        let _ = writeln!(
+            out,
+            "NOT CLAIMING THE VIPS: {} ({}) answers for them, for {:.1} s",
+            b.mac,
+            b.member.as_deref().unwrap_or("not a cluster member"),
+            b.for_ms as f64 / 1000.0
+        );
+    }
     if let Some(w) = &s.witness {
         let verdict = match w.reachable {
             Some(true) => "answers",

@@ -39,6 +39,9 @@ pub struct Status {
     pub witness: Option<WitnessView>,
     /// Quorum.
     pub quorum: QuorumView,
+    /// While a backup's claim is held back by an ARP probe answer: by whom, for how long.
+    #[serde(default)]
+    pub claim_blocked: Option<ClaimBlockedView>,
     /// The latest transitions, oldest first (at most 20).
     pub transitions: Vec<TransitionRecord>,
     /// Event counters since start.
@@ -47,6 +50,17 @@ pub struct Status {
     pub cert_not_after: Option<String>,
     /// Seconds since the agent started.
     pub uptime_s: u64,
+}
+
+/// A claim held back by an ARP probe answer (issue: it must never be silent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimBlockedView {
+    /// The MAC that answers for the VIPs.
+    pub mac: String,
+    /// The cluster member it belongs to, if any.
+    pub member: Option<String>,
+    /// How long its answers have blocked the claim, ms.
+    pub for_ms: u64,
 }
 
 /// Priorities.

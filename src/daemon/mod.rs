@@ -223,14 +223,7 @@ pub async fn run(
     );
 
     let notifier = Notifier::new(
-        Hooks {
-            every: config.notify.command.clone(),
-            master: config.notify.master.clone(),
-            backup: config.notify.backup.clone(),
-            fault: config.notify.fault.clone(),
-            stop: config.notify.stop.clone(),
-            timeout: config.notify.timeout,
-        },
+        Hooks::from(&config.notify),
         config.node.name.clone(),
         vip_list(&config),
     );
@@ -247,6 +240,7 @@ pub async fn run(
             cluster_size: config.peers.len() + 1,
             quorum: config.election.quorum,
             fingerprint: fingerprint(&config).0,
+            foreign_holder_timeout: config.probe.foreign_holder_timeout,
         },
         Instant::now(),
     );
@@ -846,6 +840,13 @@ impl Daemon {
             Action::Notice { cause, reason } => {
                 tracing::warn!(cause = cause.label(), "{reason}");
                 self.ops.metrics.notice(cause);
+                if cause == NoticeCause::ClaimBlocked {
+                    if let Some(block) = self.election.claim_blocked().cloned() {
+                        let tasks = self.notifier.fire_claim_blocked(&block, &reason);
+                        self.hook_tasks.retain(|t| !t.is_finished());
+                        self.hook_tasks.extend(tasks);
+                    }
+                }
                 None
             }
             Action::ReleaseVips => {

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::certs;
 use crate::config::{self, Config};
 use crate::control::{
-    CheckView, ControlRequest, ControlServer, Counters as CounterView, PeerStatus, PriorityView,
-    QuorumView, Request, Response, Status, TransitionRecord, VipStatus, WitnessView,
-    STATUS_VERSION,
+    CheckView, ClaimBlockedView, ControlRequest, ControlServer, Counters as CounterView,
+    PeerStatus, PriorityView, QuorumView, Request, Response, Status, TransitionRecord, VipStatus,
+    WitnessView, STATUS_VERSION,
 };
 use crate::election::{Cause, FaultCause, Input, NoticeCause};
 use crate::health::{HealthMonitor, Verdict};
 use crate::metrics::{Metrics, MetricsServer};
+use crate::net::format_mac;
 use crate::notify::{Hooks, Notifier};
 use crate::wire::{Advert, State};
 
@@ -335,14 +336,7 @@ impl Daemon {
         }
         if old.notify != new.notify {
             self.notifier = Notifier::new(
-                Hooks {
-                    every: new.notify.command.clone(),
-                    master: new.notify.master.clone(),
-                    backup: new.notify.backup.clone(),
-                    fault: new.notify.fault.clone(),
-                    stop: new.notify.stop.clone(),
-                    timeout: new.notify.timeout,
-                },
+                Hooks::from(&new.notify),
                 new.node.name.clone(),
                 super::vip_list(&new),
             );
@@ -414,6 +408,11 @@ impl Daemon {
             );
         }
         self.ops.metrics.set_garps_sent(self.announcer.sent());
+        self.ops.metrics.set_claim_blocked(
+            self.election
+                .claim_blocked()
+                .map(|b| now.saturating_duration_since(b.since)),
+        );
     }
 
     pub(super) async fn status(&mut self) -> Result<Status, String> {
@@ -524,6 +523,12 @@ impl Daemon {
                 needed,
                 cluster_size: self.peers.len() + 1,
             },
+            claim_blocked: self.election.claim_blocked().map(|b| ClaimBlockedView {
+                mac: format_mac(&b.mac),
+                member: b.member.clone(),
+                for_ms: u64::try_from(now.saturating_duration_since(b.since).as_millis())
+                    .unwrap_or(u64::MAX),
+            }),
             transitions: self.ops.transitions.iter().cloned().collect(),
             counters: CounterView {
                 adverts_sent: self.counters.adverts_sent,

@@ -57,6 +57,9 @@ pub enum Cause {
     PeerFault,
     /// We preempted a lower-ranked master (RFC 9568 §6.4.2 with `Preempt_Mode` true).
     Preempt,
+    /// Only non-members answered our probes, for longer than `foreign_holder_timeout_ms`:
+    /// we claimed anyway.
+    ClaimedOverForeign,
     /// A planned, make-before-break handover (`haagent handover`, or SIGTERM on a master):
     /// the target takes over, and the old master releases on the target's first advert.
     Handover,
@@ -89,12 +92,13 @@ pub enum Cause {
 
 impl Cause {
     /// Every variant, in declaration order (each [`FaultCause`] once).
-    pub const ALL: [Cause; 21] = [
+    pub const ALL: [Cause; 22] = [
         Cause::Started,
         Cause::MasterDown,
         Cause::PriorityZero,
         Cause::PeerFault,
         Cause::Preempt,
+        Cause::ClaimedOverForeign,
         Cause::Handover,
         Cause::StaleEpoch,
         Cause::Outranked,
@@ -122,6 +126,7 @@ impl Cause {
             Cause::PriorityZero => "priority_zero",
             Cause::PeerFault => "peer_fault",
             Cause::Preempt => "preempt",
+            Cause::ClaimedOverForeign => "claimed_over_foreign",
             Cause::Handover => "handover",
             Cause::StaleEpoch => "stale_epoch",
             Cause::Outranked => "outranked",
@@ -207,6 +212,7 @@ mod tests {
                 | Cause::PriorityZero
                 | Cause::PeerFault
                 | Cause::Preempt
+                | Cause::ClaimedOverForeign
                 | Cause::Handover
                 | Cause::StaleEpoch
                 | Cause::Outranked

@@ -138,7 +138,26 @@ pub struct ElectionConfig {
     pub quorum: bool,
     /// Hashes of the settings that must match across the cluster, carried in every advert.
     pub fingerprint: [u32; 4],
+    /// Claim anyway once only non-members have answered our probes for this long; `None`
+    /// = never (the default: a duplicate address is not ours to fight over). An answer
+    /// from a member always blocks the claim.
+    pub foreign_holder_timeout: Option<Duration>,
 }
+
+/// A backup's claim held back by an ARP probe answer (status, metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimBlock {
+    /// The MAC that answered.
+    pub mac: [u8; 6],
+    /// The member it belongs to by the adverts, if any.
+    pub member: Option<String>,
+    /// Since when answers from this MAC block the claim.
+    pub since: Instant,
+}
+
+/// While a claim stays blocked, a reminder notice at most this often (it must never be
+/// silent, and never flood the log).
+pub const CLAIM_BLOCKED_REMINDER: Duration = Duration::from_secs(10);
 
 /// Something that happened, for [`Election::handle`]. Serde (externally tagged, snake
 /// case: `"timeout"`, `{"advert": {...}}`) is for golden traces.
@@ -357,8 +376,8 @@ pub struct Election {
     peers: BTreeMap<String, Peer>,
     /// A probe is out; its result counts only while this is set.
     probing: bool,
-    /// Who answered the last probe of this episode (to log each holder once).
-    probe_holder: Option<[u8; 6]>,
+    /// Who answers our probes in this episode, since when, and when we last said so.
+    claim_block: Option<(ClaimBlock, Instant)>,
     /// Whether "not taking over: no quorum" was said in this episode.
     quorum_notice: bool,
     /// The gateway witness's verdict and words; `None` = no witness or no verdict yet.
@@ -459,7 +478,7 @@ impl Election {
             followed: None,
             peers: BTreeMap::new(),
             probing: false,
-            probe_holder: None,
+            claim_block: None,
             quorum_notice: false,
             gateway: None,
             isolated: false,
@@ -597,6 +616,14 @@ impl Election {
     /// The kinds of fault that hold now, with their reasons (status).
     pub fn faults(&self) -> &BTreeMap<FaultCause, String> {
         &self.faults
+    }
+
+    /// The probe answer holding back our claim, if one does (status, metrics).
+    pub fn claim_blocked(&self) -> Option<&ClaimBlock> {
+        match self.state {
+            State::Backup => self.claim_block.as_ref().map(|(b, _)| b),
+            _ => None,
+        }
     }
 
     /// The node a planned handover is under way to, if one is.
@@ -805,6 +832,24 @@ impl Election {
     fn take_over(&mut self, now: Instant, out: &mut Vec<Action>) {
         let epoch = self.max_seen.saturating_add(1);
         let (cause, reason) = self.takeover_reason(now, epoch);
+        self.take_over_with(now, cause, reason, out);
+    }
+
+    /// Becomes master with the next epoch: install, announce, advertise.
+    fn take_over_with(
+        &mut self,
+        now: Instant,
+        cause: Cause,
+        reason: String,
+        out: &mut Vec<Action>,
+    ) {
+        let epoch = self.max_seen.saturating_add(1);
+        let reason = if cause == Cause::ClaimedOverForeign {
+            format!("{reason}, epoch {epoch}")
+        } else {
+            reason
+        };
+        self.claim_block = None;
         self.master_epoch = epoch;
         self.max_seen = epoch;
         self.followed = None;
@@ -975,7 +1020,7 @@ impl Election {
                     self.master_down_at = Some(after(now, self.master_down_interval()));
                     // We hear a master again: an outstanding probe no longer matters.
                     self.probing = false;
-                    self.probe_holder = None;
+                    self.claim_block = None;
                     self.quorum_notice = false;
                 }
             }
@@ -1270,20 +1315,64 @@ impl Election {
         }
         match answered_by.filter(|m| *m != self.cfg.mac) {
             Some(mac) => {
-                if self.probe_holder != Some(mac) {
-                    self.probe_holder = Some(mac);
-                    out.push(Action::Notice {
-                        cause: NoticeCause::ClaimBlocked,
-                        reason: format!(
+                let member = self.peer_with_mac(mac).map(|(name, _)| name.clone());
+                let (since, first) = match &self.claim_block {
+                    Some((b, _)) if b.mac == mac => (b.since, false),
+                    _ => (now, true),
+                };
+                let blocked_for = now.saturating_duration_since(since);
+                // RFC 5227 2.1.1 says a conflict means "do not use the address". A member's
+                // answer is the split-brain layer itself; a non-member's may be a duplicate
+                // address, a proxy-ARP router or a cloud fabric answering for everyone, so
+                // the operator can bound the wait (docs/election.md).
+                if member.is_none()
+                    && self
+                        .cfg
+                        .foreign_holder_timeout
+                        .is_some_and(|limit| blocked_for >= limit)
+                {
+                    let reason = format!(
+                        "{} (not a cluster member) has answered for the VIPs for {}, \
+                         past foreign_holder_timeout_ms: claiming them anyway",
+                        format_mac(&mac),
+                        ms(blocked_for)
+                    );
+                    self.claim_block = None;
+                    self.take_over_with(now, Cause::ClaimedOverForeign, reason, out);
+                    return;
+                }
+                let remind = self
+                    .claim_block
+                    .as_ref()
+                    .is_some_and(|(_, said)| now >= after(*said, CLAIM_BLOCKED_REMINDER));
+                if first || remind {
+                    let reason = if first {
+                        format!(
                             "not claiming the VIPs: answered by {}; probing again every {}",
                             self.describe_mac(now, mac),
                             ms(self.cfg.advert_interval)
-                        ),
+                        )
+                    } else {
+                        format!(
+                            "still not claiming the VIPs: answered by {} for {}",
+                            self.describe_mac(now, mac),
+                            ms(blocked_for)
+                        )
+                    };
+                    out.push(Action::Notice {
+                        cause: NoticeCause::ClaimBlocked,
+                        reason,
                     });
                 }
+                let said = match &self.claim_block {
+                    Some((_, said)) if !first && !remind => *said,
+                    _ => now,
+                };
+                self.claim_block = Some((ClaimBlock { mac, member, since }, said));
                 self.master_down_at = Some(after(now, self.cfg.advert_interval));
             }
             None => {
+                self.claim_block = None;
                 let (ok, _, _) = self.quorum(now);
                 if ok && !self.is_isolated(now) {
                     self.take_over(now, out);

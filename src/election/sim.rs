@@ -244,6 +244,7 @@ impl Cluster {
                     cluster_size: priorities.len(),
                     quorum: false,
                     fingerprint: [0; 4],
+                    foreign_holder_timeout: None,
                 },
                 e: None,
                 holds: false,

@@ -23,6 +23,7 @@ fn cfg(name: &str, priority: u8, cluster_size: usize, quorum: bool) -> ElectionC
         cluster_size,
         quorum,
         fingerprint: [0; 4],
+        foreign_holder_timeout: None,
     }
 }
 
@@ -911,5 +912,94 @@ fn a_probe_answered_by_a_peer_we_hear_says_so() {
     assert!(
         said[0].contains("(n3, heard, its adverts say backup)"),
         "{said:?}"
+    );
+}
+
+/// Answers every probe of `e` with `mac` until `until`; returns every action.
+fn probes_answered_by(
+    e: &mut Election,
+    mac: [u8; 6],
+    from: Instant,
+    until: Instant,
+) -> Vec<Action> {
+    let mut all = Vec::new();
+    let mut t = from;
+    while t < until {
+        let acts = run_until(e, t);
+        let probed = has_probe(&acts);
+        all.extend(acts.into_iter().map(|(_, a)| a));
+        if probed {
+            all.extend(e.handle(
+                t,
+                Input::ProbeResult {
+                    answered_by: Some(mac),
+                },
+            ));
+        }
+        t += ms(10);
+    }
+    all
+}
+
+const STRANGER: [u8; 6] = [2, 0x5e, 0, 0, 0, 0x77];
+
+#[test]
+fn a_blocked_claim_is_never_silent_and_waits_for_ever_by_default() {
+    // Issue 9, kind 5: a host that answered ARP for the VIP blocked failover for ever,
+    // saying so once.
+    let (mut e, t0) = backup_that_lost_its_master();
+    let acts = probes_answered_by(&mut e, STRANGER, t0, t0 + ms(35_000));
+    assert_eq!(
+        e.state(),
+        State::Backup,
+        "never claims over a stranger by default"
+    );
+    let said = notices(&acts);
+    // The first answer, then a reminder every CLAIM_BLOCKED_REMINDER (10 s).
+    assert_eq!(said.len(), 4, "{said:?}");
+    assert!(said[0].contains("(not a cluster member)"), "{said:?}");
+    assert!(said[3].starts_with("still not claiming"), "{said:?}");
+    let block = e.claim_blocked().expect("status shows the block");
+    assert_eq!(block.mac, STRANGER);
+    assert_eq!(block.member, None);
+    assert!(t0 + ms(35_000) - block.since > ms(34_000));
+}
+
+#[test]
+fn foreign_holder_timeout_claims_over_a_stranger_but_never_over_a_member() {
+    let (mut e, t0) = started(ElectionConfig {
+        foreign_holder_timeout: Some(ms(2000)),
+        ..cfg("n2", 100, 2, false)
+    });
+    e.handle(
+        t0 + ms(10),
+        Input::Advert(adv("n1", State::Master, 200, 1, N1_MAC)),
+    );
+    let acts = probes_answered_by(&mut e, STRANGER, t0, t0 + ms(3000));
+    let cause = acts.iter().find_map(|a| match a {
+        Action::Transition {
+            to: State::Master,
+            cause,
+            ..
+        } => Some(*cause),
+        _ => None,
+    });
+    assert_eq!(cause, Some(Cause::ClaimedOverForeign), "{acts:?}");
+    assert!(e.claim_blocked().is_none());
+
+    // A member's answer is the split-brain layer itself: it always blocks.
+    let (mut e, t0) = started(ElectionConfig {
+        foreign_holder_timeout: Some(ms(2000)),
+        ..cfg("n2", 100, 2, false)
+    });
+    e.handle(
+        t0 + ms(10),
+        Input::Advert(adv("n1", State::Master, 200, 1, N1_MAC)),
+    );
+    probes_answered_by(&mut e, N1_MAC, t0, t0 + ms(10_000));
+    assert_eq!(e.state(), State::Backup);
+    assert_eq!(
+        e.claim_blocked().and_then(|b| b.member.clone()),
+        Some("n1".to_string())
     );
 }

@@ -20,6 +20,7 @@ fn cfg(name: &str, priority: u8) -> ElectionConfig {
         cluster_size: 2,
         quorum: false,
         fingerprint: [0; 4],
+        foreign_holder_timeout: None,
     }
 }
 
