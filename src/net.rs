@@ -13,6 +13,16 @@ pub struct Ipv4Cidr {
     pub prefix: u8,
 }
 
+impl Ipv4Cidr {
+    /// Whether `ip` is in this address's subnet (`addr/prefix`).
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix.min(32)))
+            .unwrap_or(0);
+        u32::from(self.addr) & mask == u32::from(ip) & mask
+    }
+}
+
 /// Why a string is not an `address/prefix` pair.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CidrError {
@@ -88,5 +98,25 @@ mod tests {
             "192.0.2.1/x".parse::<Ipv4Cidr>(),
             Err(CidrError::BadPrefix(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod contains_tests {
+    use super::*;
+
+    #[test]
+    fn subnet_membership_follows_the_prefix() {
+        let c = Ipv4Cidr {
+            addr: Ipv4Addr::new(192, 0, 2, 11),
+            prefix: 24,
+        };
+        assert!(c.contains(Ipv4Addr::new(192, 0, 2, 200)));
+        assert!(!c.contains(Ipv4Addr::new(192, 0, 3, 1)));
+        let host = Ipv4Cidr { prefix: 32, ..c };
+        assert!(host.contains(Ipv4Addr::new(192, 0, 2, 11)));
+        assert!(!host.contains(Ipv4Addr::new(192, 0, 2, 12)));
+        let all = Ipv4Cidr { prefix: 0, ..c };
+        assert!(all.contains(Ipv4Addr::new(203, 0, 113, 9)));
     }
 }

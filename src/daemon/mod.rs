@@ -83,6 +83,13 @@ pub enum DaemonError {
     /// The metrics endpoint could not be started.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    /// The peers are on the VIP interface's subnet, but the interface has no address of
+    /// its own there: peer traffic would leave from a VIP.
+    #[error("{interface} has no address of its own on the peers' subnet (only VIPs): add one, or set [node] listen to the address peer traffic should come from")]
+    NoOwnAddress {
+        /// The VIP interface.
+        interface: String,
+    },
 }
 
 /// Changes the log level of the running agent (a filter such as `info` or `debug`).
@@ -205,8 +212,9 @@ pub async fn run(
         .collect();
     metrics.set_cert_expiry("node", unix_secs(identity.not_after));
     let cert_not_after = identity.not_after;
+    let listen = peer_listen_address(&config, &vips).await?;
     let (transport, events) = Transport::start(TransportConfig {
-        listen: config.node.listen,
+        listen,
         peers: peers.clone(),
         identity: Arc::new(identity),
     })
@@ -303,6 +311,50 @@ pub async fn run(
         )
         .await;
     Ok(())
+}
+
+/// Where the QUIC endpoint binds. A configured address is used as is. The default
+/// (`0.0.0.0`) lets the kernel pick each datagram's source, and it picks the subnet's
+/// *primary* address — which is a VIP once the node's own address was deleted and added
+/// again under `promote_secondaries` (a DHCP renew does that): the peers then see adverts
+/// from the VIP, and after a handover answer into the void (issue 9, kind 3). So when a
+/// peer is on the VIP interface's subnet, bind to the node's own address there instead.
+async fn peer_listen_address(
+    config: &Config,
+    vips: &VipManager,
+) -> Result<std::net::SocketAddr, DaemonError> {
+    let listen = config.node.listen;
+    let std::net::IpAddr::V4(ip) = listen.ip() else {
+        return Ok(listen);
+    };
+    if !ip.is_unspecified() {
+        return Ok(listen);
+    }
+    let own = vips.own_addresses().await?;
+    let peer_ips: Vec<std::net::Ipv4Addr> = config
+        .peers
+        .iter()
+        .filter_map(|p| match p.address.ip() {
+            std::net::IpAddr::V4(a) => Some(a),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .collect();
+    let on_segment = |c: &Ipv4Cidr| peer_ips.iter().any(|p| c.contains(*p));
+    if let Some(mine) = own.iter().find(|c| on_segment(c)) {
+        tracing::info!(address = %mine.addr, interface = %config.node.interface,
+            "peer traffic leaves from this node's own address, never from a VIP");
+        return Ok(std::net::SocketAddr::new(mine.addr.into(), listen.port()));
+    }
+    if config
+        .vips
+        .iter()
+        .any(|v| peer_ips.iter().any(|p| v.contains(*p)))
+    {
+        return Err(DaemonError::NoOwnAddress {
+            interface: config.node.interface.clone(),
+        });
+    }
+    Ok(listen)
 }
 
 fn vip_list(config: &Config) -> String {

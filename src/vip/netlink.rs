@@ -316,6 +316,18 @@ impl VipManager {
     }
 
     /// Every IPv4 address on the interface.
+    /// The IPv4 addresses of the interface that are not VIPs (the node's own), as the
+    /// kernel has them now.
+    pub async fn own_addresses(&self) -> Result<Vec<Ipv4Cidr>, VipError> {
+        Ok(self
+            .addresses()
+            .await?
+            .into_iter()
+            .map(|f| f.cidr)
+            .filter(|c| !self.vips.iter().any(|v| v.addr == c.addr))
+            .collect())
+    }
+
     async fn addresses(&self) -> Result<Vec<Found>, VipError> {
         let dump = self
             .handle
