@@ -425,20 +425,27 @@ impl Daemon {
                 Some(answer) = inputs.probes.recv() => {
                     self.step(Input::ProbeResult { answered_by: answer }).await;
                 }
+                // The election's timer before every other input (issue 9, fault 6): it used
+                // to come after the control socket, so a storm of `status` clients kept the
+                // control arm always ready and the master's adverts gapped up to 436 ms
+                // against a 171 ms master-down. Peer adverts (above) still come first, so a
+                // backup never times out a master whose advert is already queued.
+                () = sleep => {
+                    self.step(Input::Timeout).await;
+                }
                 Some(conflict) = inputs.conflicts.recv() => self.on_conflict(conflict).await,
                 Some(event) = witness => self.on_witness(event).await,
                 Some(link) = inputs.carrier.recv() => self.on_link(link).await,
                 Some(verdict) = inputs.verdicts.recv() => self.on_verdict(verdict).await,
-                Some(req) = inputs.control.recv() => self.on_control(req).await,
                 Some(()) = hup => {
                     tracing::info!("SIGHUP: reloading the configuration");
                     let answer = self.reload().await;
                     tracing::info!(ok = answer.ok, "{}", answer.message.unwrap_or_default());
                 }
-                () = sleep => {
-                    self.step(Input::Timeout).await;
-                }
                 _ = tick.tick() => self.refresh_metrics(),
+                // Last, and one request per iteration: operators are served with what the
+                // election leaves (the control server also caps its clients at 16).
+                Some(req) = inputs.control.recv() => self.on_control(req).await,
             }
             if let Some(verdicts) = self.pending_verdicts.take() {
                 inputs.verdicts = verdicts;
@@ -684,19 +691,22 @@ impl Daemon {
                 self.transport.broadcast(wire::encode(&advert).into());
                 None
             }
-            Action::InstallVips => match self.vips.install().await {
-                Ok(()) => {
-                    self.lease_check_at = self.lease.map(|l| Instant::now() + l / 4);
-                    None
+            Action::InstallVips => {
+                self.ops.vips_changed();
+                match self.vips.install().await {
+                    Ok(()) => {
+                        self.lease_check_at = self.lease.map(|l| Instant::now() + l / 4);
+                        None
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not install the VIPs");
+                        Some(Input::Fault {
+                            cause: FaultCause::VipInstall,
+                            reason: format!("VIP install failed: {e}"),
+                        })
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "could not install the VIPs");
-                    Some(Input::Fault {
-                        cause: FaultCause::VipInstall,
-                        reason: format!("VIP install failed: {e}"),
-                    })
-                }
-            },
+            }
             Action::Announce => {
                 self.announcer.announce();
                 None
@@ -713,6 +723,7 @@ impl Daemon {
             Action::ReleaseVips => {
                 self.lease_check_at = None;
                 self.announcer.stop();
+                self.ops.vips_changed();
                 if let Err(e) = self.vips.release().await {
                     tracing::error!(error = %e, "could not remove the VIPs");
                 }
