@@ -241,6 +241,9 @@ async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<ControlRequest>) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+        // The agent runs on one thread: without this, a backlog of clients is accepted (and
+        // refused) back to back until tokio's budget runs out, while adverts wait.
+        tokio::task::yield_now().await;
     }
 }
 
