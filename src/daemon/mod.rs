@@ -46,6 +46,7 @@ use crate::wire::{self, State};
 
 mod admission;
 mod operator;
+mod solicit;
 
 use admission::Admission;
 pub use admission::{AdmissionError, AdmissionKind};
@@ -198,6 +199,8 @@ pub async fn run(
         identity: Arc::new(identity),
     })
     .await?;
+    // Fast contact: a silent peer is redialled every two advert intervals (issue 9, fault 9).
+    transport.set_redial_interval(config.election.advert_interval * 2);
     let (health, verdicts) = HealthMonitor::spawn(config.checks.clone());
     tracing::info!(
         node = %config.node.name,
@@ -253,6 +256,7 @@ pub async fn run(
         lease: config.lease,
         lease_check_at: None,
         conflict_lease_check: None,
+        redial_kicked: None,
         prober,
         probe_count: config.probe.count,
         probe_window: config.probe.window,
@@ -344,6 +348,8 @@ struct Daemon {
     lease_check_at: Option<Instant>,
     /// When a VIP conflict last triggered a lease check.
     conflict_lease_check: Option<Instant>,
+    /// When a VIP conflict last made the transport redial an unheard peer.
+    redial_kicked: Option<Instant>,
     prober: Option<Arc<std::sync::Mutex<ArpProbe>>>,
     probe_count: u32,
     probe_window: std::time::Duration,
@@ -532,6 +538,7 @@ impl Daemon {
     }
 
     async fn on_conflict(&mut self, conflict: ArpConflict) {
+        self.redial_if_unheard(conflict.mac);
         if self.election.state() != State::Master {
             return;
         }
@@ -555,6 +562,55 @@ impl Daemon {
             }
         }
         self.step(Input::Conflict { mac: conflict.mac }).await;
+    }
+
+    /// A frame from the MAC of a member we cannot hear proves the path to it is back (after
+    /// a partition heals, both sides are master and claim the VIP): reach it now.
+    fn redial_if_unheard(&mut self, mac: [u8; 6]) {
+        let now = Instant::now();
+        let views = self.election.peers();
+        let Some(view) = views.iter().find(|v| v.mac == mac && !v.is_alive(now)) else {
+            return;
+        };
+        match self
+            .peers
+            .iter()
+            .position(|p| p.name.as_deref() == Some(view.name.as_str()))
+        {
+            Some(i) => self.reach(&[i]),
+            // Quick mode (peers known by address): the transport ignores peers it hears.
+            None => self.reach(&(0..self.peers.len()).collect::<Vec<_>>()),
+        }
+    }
+
+    /// The path to these peers works again: the transport redials them now, and an ARP
+    /// request for each refreshes both kernels' neighbour entries, which after a partition
+    /// wait up to a second for their next retry (see `solicit.rs`). At most once per advert
+    /// interval, so a flood of frames stays a trickle.
+    fn reach(&mut self, targets: &[usize]) {
+        let now = Instant::now();
+        let interval = self.election.config().advert_interval;
+        if self.redial_kicked.is_some_and(|t| now < t + interval) {
+            return;
+        }
+        self.redial_kicked = Some(now);
+        let ours = match self.ops.config.node.listen.ip() {
+            std::net::IpAddr::V4(ip) if !ip.is_unspecified() => Some(ip),
+            _ => None,
+        };
+        for &i in targets {
+            if let (Some(ours), Some(std::net::IpAddr::V4(peer))) =
+                (ours, self.peers.get(i).map(|p| p.addr.ip()))
+            {
+                let (ifindex, mac) = (self.vips.ifindex(), self.vips.mac());
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = solicit::send_request(ifindex, mac, ours, peer) {
+                        tracing::debug!(%peer, error = %e, "could not send an ARP request");
+                    }
+                });
+            }
+            self.transport.redial_now(i);
+        }
     }
 
     async fn on_witness(&mut self, event: WitnessEvent) {
@@ -614,6 +670,17 @@ impl Daemon {
                 payload,
             } => match self.admission.admit(peer, &names, &payload) {
                 Ok(advert) => {
+                    // Heard again after silence: the peer may not hear us yet (our neighbour
+                    // entry for it can still be failed), so reach it too.
+                    let now = Instant::now();
+                    let was_silent = self
+                        .election
+                        .peers()
+                        .iter()
+                        .any(|v| v.name == advert.name && !v.is_alive(now));
+                    if was_silent {
+                        self.reach(&[peer]);
+                    }
                     self.counters.adverts_received += 1;
                     self.ops.metrics.advert_received(&advert.name);
                     self.ops.track_peer_advert(&advert);
