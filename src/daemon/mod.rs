@@ -568,6 +568,10 @@ impl Daemon {
     /// a partition heals, both sides are master and claim the VIP): reach it now.
     fn redial_if_unheard(&mut self, mac: [u8; 6]) {
         let now = Instant::now();
+        if self.reached_recently(now) {
+            // Cheap under a flood of frames: no peer list built.
+            return;
+        }
         let views = self.election.peers();
         let Some(view) = views.iter().find(|v| v.mac == mac && !v.is_alive(now)) else {
             return;
@@ -583,14 +587,18 @@ impl Daemon {
         }
     }
 
+    fn reached_recently(&self, now: Instant) -> bool {
+        let interval = self.election.config().advert_interval;
+        self.redial_kicked.is_some_and(|t| now < t + interval)
+    }
+
     /// The path to these peers works again: the transport redials them now, and an ARP
     /// request for each refreshes both kernels' neighbour entries, which after a partition
     /// wait up to a second for their next retry (see `solicit.rs`). At most once per advert
     /// interval, so a flood of frames stays a trickle.
     fn reach(&mut self, targets: &[usize]) {
         let now = Instant::now();
-        let interval = self.election.config().advert_interval;
-        if self.redial_kicked.is_some_and(|t| now < t + interval) {
+        if self.reached_recently(now) {
             return;
         }
         self.redial_kicked = Some(now);
