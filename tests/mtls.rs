@@ -947,3 +947,74 @@ async fn reloaded_identity_is_presented_to_new_connections() {
     assert_eq!(secs(seen), secs(renewed_not_after));
     t.close().await;
 }
+
+/// Distinct QUIC connections (destination connection IDs of long-header packets) that
+/// reached `sink` within `window`.
+async fn dials_seen(sink: tokio::net::UdpSocket, window: Duration) -> usize {
+    let mut ids = std::collections::HashSet::new();
+    let mut buf = [0u8; 2048];
+    let deadline = tokio::time::Instant::now() + window;
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, sink.recv(&mut buf)).await {
+        // Long header: flags, version (4), DCID length, DCID.
+        if n > 6 && buf[0] & 0x80 != 0 {
+            let len = usize::from(buf[5]);
+            if n >= 6 + len {
+                ids.insert(buf[6..6 + len].to_vec());
+            }
+        }
+    }
+    ids.len()
+}
+
+/// Issue 9, fault 9: with fast contact on, a peer that does not answer at all is dialled
+/// afresh every redial interval (the old loop let one dial wait its 5 s handshake timeout,
+/// then backed off up to 2 s), while a peer that answers and rejects us keeps the
+/// exponential backoff, so it is not hammered. Counts are bounded loosely (2 shared cores).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_contact_redials_a_silent_peer_often_and_a_rejecting_one_rarely() {
+    let p = Pair::start(false).await;
+    let dir = p.dir.path().to_path_buf();
+    let n2 = certs::load_identity(
+        &p.ca(),
+        &dir.join("n2.pem"),
+        &dir.join("n2-key.pem"),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let sink = tokio::net::UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let (t, _rx) = Transport::start(TransportConfig {
+        listen: SocketAddr::new(LOOPBACK, 0),
+        peers: vec![named("n1", sink.local_addr().unwrap())],
+        identity: Arc::new(n2),
+    })
+    .await
+    .unwrap();
+    t.set_redial_interval(Duration::from_millis(100));
+    let window = Duration::from_millis(1500);
+    let silent = dials_seen(sink, window).await;
+    t.close().await;
+    eprintln!("fast contact: {silent} dials of a silent peer in {window:?}");
+    assert!(
+        (5..=17).contains(&silent),
+        "{silent} dials of a silent peer in {window:?} (one per 100 ms expected)"
+    );
+
+    // An unknown name ("n3") dials n1, which answers and rejects it every time.
+    let w = certs::issue(p.dir.path(), "n3", &[LOOPBACK], 10, false).unwrap();
+    let id = certs::load_identity(&p.ca(), &w.cert, &w.key, SystemTime::now()).unwrap();
+    let (t, mut events) = p.intruder(id).await;
+    t.set_redial_interval(Duration::from_millis(100));
+    let window = Duration::from_secs(3);
+    let _ = events.wait_for("nothing", window, |_| false).await;
+    let rejected = events
+        .seen
+        .iter()
+        .filter(|e| matches!(e, TransportEvent::Rejected { .. }))
+        .count();
+    t.close().await;
+    eprintln!("fast contact: {rejected} dials of a rejecting peer in {window:?}");
+    assert!(
+        (1..=7).contains(&rejected),
+        "{rejected} rejected dials in {window:?}: the backoff (100 ms doubling to 2 s) allows 6"
+    );
+}

@@ -30,6 +30,12 @@ pub use status::{
 const MAX_REQUEST: usize = 64 * 1024;
 /// How long a client may take to send its request, and the loop to answer it.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most clients served at once. Further connections get [`BUSY`] and are closed at once, so
+/// a storm of local clients (issue 9: 1,000 `haagent status` loops) costs the agent a
+/// bounded amount of work; the election loop takes at most one request per iteration.
+pub const MAX_CLIENTS: usize = 16;
+/// The refusal line sent to a client beyond [`MAX_CLIENTS`].
+pub const BUSY: &str = "busy: too many control clients at once, try again";
 
 /// What a client asks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,16 +223,27 @@ fn chown_group(path: &Path, group: &str) -> Result<(), String> {
 }
 
 async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<ControlRequest>) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(serve(stream, tx.clone()));
-            }
+            Ok((stream, _)) => match std::sync::Arc::clone(&slots).try_acquire_owned() {
+                Ok(slot) => {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        serve(stream, tx).await;
+                        drop(slot);
+                    });
+                }
+                Err(_) => refuse_busy(&stream),
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "control socket accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+        // The agent runs on one thread: without this, a backlog of clients is accepted (and
+        // refused) back to back until tokio's budget runs out, while adverts wait.
+        tokio::task::yield_now().await;
     }
 }
 
@@ -247,6 +264,16 @@ async fn serve(stream: UnixStream, tx: mpsc::Sender<ControlRequest>) {
     });
     text.push('\n');
     let _ = tokio::time::timeout(IO_TIMEOUT, write.write_all(text.as_bytes())).await;
+}
+
+/// Answers a client beyond [`MAX_CLIENTS`] with one refusal line, without reading its
+/// request, and closes (the caller drops the stream). The write never waits: a fresh
+/// socket's buffer takes the line, and no task is spawned per refused client.
+fn refuse_busy(stream: &UnixStream) {
+    let mut text = serde_json::to_string(&Response::refused(BUSY))
+        .unwrap_or_else(|_| format!("{{\"ok\":false,\"message\":\"{BUSY}\"}}"));
+    text.push('\n');
+    let _ = stream.try_write(text.as_bytes());
 }
 
 async fn ask_loop(tx: &mpsc::Sender<ControlRequest>, request: Request) -> Response {
@@ -348,6 +375,71 @@ mod tests {
         loop_side.await.unwrap();
         drop(server);
         assert!(!path.exists(), "the socket file is removed on drop");
+    }
+
+    /// Issue 9, fault 6: the bound itself. With [`MAX_CLIENTS`] clients waiting for the
+    /// loop, the next one is refused at once with the busy line; once one of them has its
+    /// answer and closes, a new client is served again.
+    #[tokio::test]
+    async fn clients_beyond_the_cap_are_refused_busy_and_served_again_later() {
+        use tokio::io::AsyncBufReadExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cap.sock");
+        let (_server, mut rx) = ControlServer::bind(&path, None).unwrap();
+        let line = format!("{}\n", serde_json::to_string(&Request::Status {}).unwrap());
+        let deadline = Duration::from_secs(10);
+        let mut held = Vec::new();
+        for _ in 0..MAX_CLIENTS {
+            let mut c = UnixStream::connect(&path).await.unwrap();
+            c.write_all(line.as_bytes()).await.unwrap();
+            held.push(c);
+        }
+        // The loop holds every request unanswered: all MAX_CLIENTS slots are taken.
+        let mut pending = Vec::new();
+        for _ in 0..MAX_CLIENTS {
+            let req = tokio::time::timeout(deadline, rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            pending.push(req);
+        }
+        let read_answer = |c: UnixStream| async move {
+            let mut answer = String::new();
+            let mut r = tokio::io::BufReader::new(c);
+            tokio::time::timeout(deadline, r.read_line(&mut answer))
+                .await
+                .unwrap()
+                .unwrap();
+            serde_json::from_str::<Response>(answer.trim()).unwrap()
+        };
+        let extra = UnixStream::connect(&path).await.unwrap();
+        let refused = read_answer(extra).await;
+        assert_eq!(refused, Response::refused(BUSY));
+        assert!(rx.try_recv().is_err(), "a refused client reached the loop");
+
+        // One client gets its answer and closes: its slot frees up.
+        pending
+            .remove(0)
+            .reply
+            .send(Response::done("first"))
+            .unwrap();
+        assert_eq!(read_answer(held.remove(0)).await, Response::done("first"));
+        let start = std::time::Instant::now();
+        loop {
+            let mut c = UnixStream::connect(&path).await.unwrap();
+            c.write_all(line.as_bytes()).await.unwrap();
+            let served = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await;
+            if let Ok(Some(req)) = served {
+                req.reply.send(Response::done("again")).unwrap();
+                assert_eq!(read_answer(c).await, Response::done("again"));
+                break;
+            }
+            assert_eq!(read_answer(c).await, Response::refused(BUSY));
+            assert!(
+                start.elapsed() < deadline,
+                "never served again after a slot freed"
+            );
+        }
     }
 
     #[test]

@@ -56,6 +56,7 @@ use crate::wire::{self, State};
 
 mod admission;
 mod operator;
+mod solicit;
 
 use admission::Admission;
 pub use admission::{AdmissionError, AdmissionKind};
@@ -219,6 +220,8 @@ pub async fn run(
         identity: Arc::new(identity),
     })
     .await?;
+    // Fast contact: a silent peer is redialled every two advert intervals (issue 9, fault 9).
+    transport.set_redial_interval(config.election.advert_interval * 2);
     let (health, verdicts) = HealthMonitor::spawn(config.checks.clone());
     tracing::info!(
         node = %config.node.name,
@@ -268,6 +271,7 @@ pub async fn run(
         lease: config.lease,
         lease_check_at: None,
         conflict_lease_check: None,
+        redial_kicked: None,
         prober,
         probe_count: config.probe.count,
         probe_window: config.probe.window,
@@ -406,6 +410,8 @@ struct Daemon {
     lease_check_at: Option<Instant>,
     /// When a VIP conflict last triggered a lease check.
     conflict_lease_check: Option<Instant>,
+    /// When a VIP conflict last made the transport redial an unheard peer.
+    redial_kicked: Option<Instant>,
     prober: Option<Arc<std::sync::Mutex<ArpProbe>>>,
     probe_count: u32,
     probe_window: std::time::Duration,
@@ -488,21 +494,28 @@ impl Daemon {
                 Some(answer) = inputs.probes.recv() => {
                     self.step(Input::ProbeResult { answered_by: answer }).await;
                 }
+                // The election's timer before every other input (issue 9, fault 6): it used
+                // to come after the control socket, so a storm of `status` clients kept the
+                // control arm always ready and the master's adverts gapped up to 436 ms
+                // against a 171 ms master-down. Peer adverts (above) still come first, so a
+                // backup never times out a master whose advert is already queued.
+                () = sleep => {
+                    self.step(Input::Timeout).await;
+                }
                 Some(conflict) = inputs.conflicts.recv() => self.on_conflict(conflict).await,
                 Some(event) = witness => self.on_witness(event).await,
                 Some(link) = inputs.carrier.recv() => self.on_link(link).await,
                 Some(event) = inputs.addresses.recv() => self.on_address(event).await,
                 Some(verdict) = inputs.verdicts.recv() => self.on_verdict(verdict).await,
-                Some(req) = inputs.control.recv() => self.on_control(req).await,
                 Some(()) = hup => {
                     tracing::info!("SIGHUP: reloading the configuration");
                     let answer = self.reload().await;
                     tracing::info!(ok = answer.ok, "{}", answer.message.unwrap_or_default());
                 }
-                () = sleep => {
-                    self.step(Input::Timeout).await;
-                }
                 _ = tick.tick() => self.refresh_metrics(),
+                // Last, and one request per iteration: operators are served with what the
+                // election leaves (the control server also caps its clients at 16).
+                Some(req) = inputs.control.recv() => self.on_control(req).await,
             }
             if let Some(verdicts) = self.pending_verdicts.take() {
                 inputs.verdicts = verdicts;
@@ -709,6 +722,7 @@ impl Daemon {
     }
 
     async fn on_conflict(&mut self, conflict: ArpConflict) {
+        self.redial_if_unheard(conflict.mac);
         if self.election.state() != State::Master {
             return;
         }
@@ -732,6 +746,63 @@ impl Daemon {
             }
         }
         self.step(Input::Conflict { mac: conflict.mac }).await;
+    }
+
+    /// A frame from the MAC of a member we cannot hear proves the path to it is back (after
+    /// a partition heals, both sides are master and claim the VIP): reach it now.
+    fn redial_if_unheard(&mut self, mac: [u8; 6]) {
+        let now = Instant::now();
+        if self.reached_recently(now) {
+            // Cheap under a flood of frames: no peer list built.
+            return;
+        }
+        let views = self.election.peers();
+        let Some(view) = views.iter().find(|v| v.mac == mac && !v.is_alive(now)) else {
+            return;
+        };
+        match self
+            .peers
+            .iter()
+            .position(|p| p.name.as_deref() == Some(view.name.as_str()))
+        {
+            Some(i) => self.reach(&[i]),
+            // Quick mode (peers known by address): the transport ignores peers it hears.
+            None => self.reach(&(0..self.peers.len()).collect::<Vec<_>>()),
+        }
+    }
+
+    fn reached_recently(&self, now: Instant) -> bool {
+        let interval = self.election.config().advert_interval;
+        self.redial_kicked.is_some_and(|t| now < t + interval)
+    }
+
+    /// The path to these peers works again: the transport redials them now, and an ARP
+    /// request for each refreshes both kernels' neighbour entries, which after a partition
+    /// wait up to a second for their next retry (see `solicit.rs`). At most once per advert
+    /// interval, so a flood of frames stays a trickle.
+    fn reach(&mut self, targets: &[usize]) {
+        let now = Instant::now();
+        if self.reached_recently(now) {
+            return;
+        }
+        self.redial_kicked = Some(now);
+        let ours = match self.ops.config.node.listen.ip() {
+            std::net::IpAddr::V4(ip) if !ip.is_unspecified() => Some(ip),
+            _ => None,
+        };
+        for &i in targets {
+            if let (Some(ours), Some(std::net::IpAddr::V4(peer))) =
+                (ours, self.peers.get(i).map(|p| p.addr.ip()))
+            {
+                let (ifindex, mac) = (self.vips.ifindex(), self.vips.mac());
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = solicit::send_request(ifindex, mac, ours, peer) {
+                        tracing::debug!(%peer, error = %e, "could not send an ARP request");
+                    }
+                });
+            }
+            self.transport.redial_now(i);
+        }
     }
 
     async fn on_witness(&mut self, event: WitnessEvent) {
@@ -791,6 +862,17 @@ impl Daemon {
                 payload,
             } => match self.admission.admit(peer, &names, &payload) {
                 Ok(advert) => {
+                    // Heard again after silence: the peer may not hear us yet (our neighbour
+                    // entry for it can still be failed), so reach it too.
+                    let now = Instant::now();
+                    let was_silent = self
+                        .election
+                        .peers()
+                        .iter()
+                        .any(|v| v.name == advert.name && !v.is_alive(now));
+                    if was_silent {
+                        self.reach(&[peer]);
+                    }
                     self.counters.adverts_received += 1;
                     self.ops.metrics.advert_received(&advert.name);
                     self.ops.track_peer_advert(&advert);
@@ -868,19 +950,22 @@ impl Daemon {
                 self.transport.broadcast(wire::encode(&advert).into());
                 None
             }
-            Action::InstallVips => match self.vips.install().await {
-                Ok(()) => {
-                    self.lease_check_at = self.lease.map(|l| Instant::now() + l / 4);
-                    None
+            Action::InstallVips => {
+                self.ops.vips_changed();
+                match self.vips.install().await {
+                    Ok(()) => {
+                        self.lease_check_at = self.lease.map(|l| Instant::now() + l / 4);
+                        None
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not install the VIPs");
+                        Some(Input::Fault {
+                            cause: FaultCause::VipInstall,
+                            reason: format!("VIP install failed: {e}"),
+                        })
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "could not install the VIPs");
-                    Some(Input::Fault {
-                        cause: FaultCause::VipInstall,
-                        reason: format!("VIP install failed: {e}"),
-                    })
-                }
-            },
+            }
             Action::Announce => {
                 self.announcer.announce();
                 None
@@ -904,6 +989,7 @@ impl Daemon {
             Action::ReleaseVips => {
                 self.lease_check_at = None;
                 self.announcer.stop();
+                self.ops.vips_changed();
                 if let Err(e) = self.vips.release().await {
                     tracing::error!(error = %e, "could not remove the VIPs");
                 }

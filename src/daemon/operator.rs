@@ -24,6 +24,11 @@ use super::{fingerprint, unix_secs, Daemon, RunOptions};
 
 /// How many transitions `status` shows.
 const TRANSITIONS_KEPT: usize = 20;
+/// How long `status` reuses its last netlink read of the installed VIPs. The read is the one
+/// part of a status that leaves the process; a storm of clients (issue 9, fault 6) then costs
+/// the loop at most one netlink round trip per this period. The loop forgets the read
+/// whenever it installs or releases the VIPs, so a status right after a transition is exact.
+const HELD_FRESH: Duration = Duration::from_millis(100);
 
 /// Loss accounting of one peer's advert sequence numbers.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +64,8 @@ pub(super) struct Operator {
     /// (peer, setting) drift already logged.
     drift_logged: HashSet<(String, String)>,
     started: Instant,
+    /// The last netlink read of the installed VIPs, and when it was made.
+    held: Option<(Instant, Vec<crate::net::Ipv4Cidr>)>,
 }
 
 impl Operator {
@@ -89,6 +96,7 @@ impl Operator {
             drift: BTreeMap::new(),
             drift_logged: HashSet::new(),
             started: Instant::now(),
+            held: None,
         }
     }
 
@@ -114,6 +122,11 @@ impl Operator {
         self.metrics.set_state(to);
         self.metrics.set_epoch(epoch);
         self.metrics.transition(to, cause);
+    }
+
+    /// Forgets the cached VIP read (the loop changed the VIPs).
+    pub(super) fn vips_changed(&mut self) {
+        self.held = None;
     }
 
     pub(super) fn track_peer_advert(&mut self, advert: &Advert) {
@@ -417,11 +430,18 @@ impl Daemon {
 
     pub(super) async fn status(&mut self) -> Result<Status, String> {
         let now = Instant::now();
-        let held = self
-            .vips
-            .installed()
-            .await
-            .map_err(|e| format!("cannot read the VIPs: {e}"))?;
+        let held = match &self.ops.held {
+            Some((at, held)) if now.saturating_duration_since(*at) < HELD_FRESH => held.clone(),
+            _ => {
+                let held = self
+                    .vips
+                    .installed()
+                    .await
+                    .map_err(|e| format!("cannot read the VIPs: {e}"))?;
+                self.ops.held = Some((now, held.clone()));
+                held
+            }
+        };
         let master = self.election.master().map(str::to_string);
         let vips = self
             .vips

@@ -6,6 +6,15 @@
 //!
 //! Each node dials every configured peer (redialling with exponential backoff) and accepts
 //! inbound connections on the same endpoint, so a pair of nodes normally has two connections.
+//!
+//! Fast contact ([`Transport::set_redial_interval`], which the daemon turns on): a peer we
+//! have not heard a datagram from for two redial intervals is dialled again, every redial
+//! interval, even while its old connection still looks alive to QUIC (that one is replaced
+//! when the new one is accepted). A dial the peer does not answer at all within the interval
+//! is abandoned and made afresh, so the first Initial after a partition heals goes out at
+//! most one interval later instead of at quinn's backed-off retransmission (~1 s for a first
+//! Initial); only a peer that answers but rejects us backs off, up to 2 s.
+//! [`Transport::redial_now`] starts that dial at once.
 //! A connection is *accepted* only after haagent's own identity check, on top of TLS:
 //!
 //! - inbound: the client's certificate (already verified against the CA by rustls) must carry
@@ -68,6 +77,9 @@ pub const CLOSE_SHUTDOWN: u32 = 0x0;
 const ACCEPTED: &[u8] = b"haagent accepted";
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Shortest redial interval of fast contact: a peer's first answer to a dial takes a few
+/// milliseconds, but a debug build on two busy cores needs tens.
+const MIN_REDIAL: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const EVENT_CAPACITY: usize = 1024;
 /// Channel slots kept free for `Up`/`Down` events.
@@ -245,6 +257,22 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     logged: Mutex<RejectLog>,
     next_seq: AtomicU64,
+    /// Per peer, same order as `peers`.
+    contact: Vec<Contact>,
+    /// What `Contact::heard_ms` counts from.
+    base: std::time::Instant,
+    /// Fast contact's redial interval in ms; 0: off (exponential backoff only).
+    redial_ms: AtomicU64,
+}
+
+/// What fast contact knows about one peer.
+#[derive(Default)]
+struct Contact {
+    /// When a datagram from this peer last arrived (or a connection to it was accepted), in
+    /// ms since `Shared::base`.
+    heard_ms: AtomicU64,
+    /// Set by [`Transport::redial_now`]; the dial loop takes it.
+    kick: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -330,11 +358,14 @@ impl Transport {
             endpoint,
             tls: Mutex::new(Arc::new(tls)),
             links: Mutex::new(cfg.peers.iter().map(|_| Link::default()).collect()),
+            contact: cfg.peers.iter().map(|_| Contact::default()).collect(),
             peers: cfg.peers,
             events,
             shutdown,
             logged: Mutex::new(RejectLog::new(std::time::Instant::now())),
             next_seq: AtomicU64::new(1),
+            base: std::time::Instant::now(),
+            redial_ms: AtomicU64::new(0),
         });
         tokio::spawn(accept_loop(Arc::clone(&shared)));
         tokio::spawn(summary_loop(Arc::clone(&shared)));
@@ -359,6 +390,31 @@ impl Transport {
         shared.endpoint.set_server_config(Some(server));
         *shared.tls.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(tls);
         Ok(())
+    }
+
+    /// Turns fast contact on (see the module doc): a peer silent for two `interval`s is
+    /// redialled every `interval` (at least 100 ms) until it answers. The daemon passes two
+    /// advert intervals. `Duration::ZERO` turns it off again.
+    pub fn set_redial_interval(&self, interval: Duration) {
+        let ms = if interval.is_zero() {
+            0
+        } else {
+            interval.max(MIN_REDIAL).as_millis()
+        };
+        self.handle
+            .shared
+            .redial_ms
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Proof that the path to `peer` (an index in [`TransportConfig::peers`]) works again,
+    /// such as a frame from its MAC: with fast contact on, dial it now if we have not heard
+    /// it for a redial interval, abandoning a dial that has had no answer yet. A peer that
+    /// rejected us keeps its backoff. Calls faster than the dial loop can act coalesce.
+    pub fn redial_now(&self, peer: usize) {
+        if let Some(c) = self.handle.shared.contact.get(peer) {
+            c.kick.notify_one();
+        }
     }
 
     /// The bound UDP address (useful with port 0).
@@ -464,6 +520,33 @@ impl Shared {
         }
     }
 
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn heard(&self, peer: usize) {
+        if let Some(c) = self.contact.get(peer) {
+            c.heard_ms.store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// How long since a datagram from `peer` arrived.
+    fn silent_for(&self, peer: usize) -> Duration {
+        let heard = self
+            .contact
+            .get(peer)
+            .map_or(0, |c| c.heard_ms.load(Ordering::Relaxed));
+        Duration::from_millis(self.now_ms().saturating_sub(heard))
+    }
+
+    /// Fast contact's redial interval, if on.
+    fn redial(&self) -> Option<Duration> {
+        match self.redial_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
     fn tls(&self) -> Arc<TlsContext> {
         Arc::clone(&self.tls.lock().unwrap_or_else(|p| p.into_inner()))
     }
@@ -502,6 +585,7 @@ impl Shared {
             return seq;
         };
         let was_up = link.best().is_some();
+        self.heard(peer);
         let live = Live {
             conn: conn.clone(),
             seq,
@@ -679,11 +763,14 @@ async fn read_loop(
         tokio::select! {
             _ = stopped(shared) => return "shutting down".to_string(),
             r = conn.read_datagram() => match r {
-                Ok(payload) => shared.emit(TransportEvent::Datagram {
-                    peer,
-                    names: names.clone(),
-                    payload,
-                }),
+                Ok(payload) => {
+                    shared.heard(peer);
+                    shared.emit(TransportEvent::Datagram {
+                        peer,
+                        names: names.clone(),
+                        payload,
+                    });
+                }
                 Err(e) => return close_words(&e),
             },
         }
@@ -694,43 +781,149 @@ async fn read_loop(
 enum DialError {
     /// An identity problem (either side refused the other's certificate).
     Rejected(RejectKind, String),
+    /// Fast contact: the peer did not answer at all within the redial interval (it is
+    /// unreachable, or our Initial was lost); dialled afresh at once.
+    NoAnswer,
     /// Anything else (peer down, timeout, ...): retried quietly.
     Other(String),
 }
 
+/// What ended the wait on our accepted outbound connection.
+enum Wake {
+    /// It closed.
+    Closed,
+    /// Fast contact: the peer has been silent too long; dial beside it.
+    Silent,
+}
+
+/// Dials `peer` for as long as the transport runs; see the module doc for fast contact.
+///
+/// Without fast contact: after every outcome, a pause that doubles from 100 ms to 2 s (reset
+/// by an accepted connection). With it: a dial with no answer is made again at once (it took
+/// a redial interval), other failures pause at most a redial interval, and only a rejection
+/// keeps the full backoff, so a peer that refuses us sees at most one handshake per 2 s.
 async fn dial_loop(shared: Arc<Shared>, peer: usize) {
     let mut backoff = MIN_BACKOFF;
     let addr = shared.peers[peer].addr;
+    let kick = &shared.contact[peer].kick;
+    // The read task of our most recent accepted outbound connection.
+    let mut outbound: Option<tokio::task::JoinHandle<()>> = None;
     while !shared.stopped() {
-        let outcome = tokio::select! {
-            _ = stopped(&shared) => break,
-            o = dial_once(&shared, peer) => o,
+        if let Some(task) = outbound.as_mut() {
+            let wake = tokio::select! {
+                _ = stopped(&shared) => break,
+                w = watch_outbound(&shared, peer, task) => w,
+            };
+            if let Wake::Closed = wake {
+                outbound = None;
+                if !pause(&shared, peer, backoff, true).await {
+                    break;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+        let fast = shared.redial();
+        let answered = std::sync::atomic::AtomicBool::new(false);
+        let started = std::time::Instant::now();
+        let attempt = dial_once(&shared, peer, fast, &answered);
+        tokio::pin!(attempt);
+        let outcome = loop {
+            tokio::select! {
+                _ = stopped(&shared) => break None,
+                o = &mut attempt => break Some(o),
+                // Proof the path is back: an attempt that has had no answer yet sent its
+                // Initial into the void; send a fresh one now.
+                () = kick.notified(), if fast.is_some() => {
+                    let min_age = fast.unwrap_or(MIN_REDIAL) / 4;
+                    if !answered.load(Ordering::Relaxed) && started.elapsed() >= min_age {
+                        break Some(Err(DialError::NoAnswer));
+                    }
+                }
+            }
         };
+        let Some(outcome) = outcome else { break };
         match outcome {
             Ok((conn, names)) => {
                 backoff = MIN_BACKOFF;
                 let seq = shared.register(peer, Dir::Outbound, &conn);
-                let reason = read_loop(&shared, peer, names, &conn).await;
-                shared.unregister(peer, Dir::Outbound, seq, &reason);
+                let shared = Arc::clone(&shared);
+                // A previous outbound connection, if still open, was just replaced (closed
+                // by `register`); its task ends by itself.
+                outbound = Some(tokio::spawn(async move {
+                    let reason = read_loop(&shared, peer, names, &conn).await;
+                    shared.unregister(peer, Dir::Outbound, seq, &reason);
+                }));
+                continue;
             }
-            Err(DialError::Rejected(kind, reason)) => shared.reject(addr, kind, reason),
+            Err(DialError::NoAnswer) => {
+                debug!(peer = %shared.peers[peer].describe(), "no answer to a dial; dialling afresh");
+                continue;
+            }
+            Err(DialError::Rejected(kind, reason)) => {
+                shared.reject(addr, kind, reason);
+                if !pause(&shared, peer, backoff, false).await {
+                    break;
+                }
+            }
             Err(DialError::Other(reason)) => {
                 debug!(peer = %shared.peers[peer].describe(), %reason, "dial failed");
+                let wait = fast.map_or(backoff, |r| backoff.min(r));
+                if !pause(&shared, peer, wait, true).await {
+                    break;
+                }
             }
         }
-        tokio::select! {
-            _ = stopped(&shared) => break,
-            _ = tokio::time::sleep(backoff) => {}
-        }
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    if let Some(task) = outbound {
+        let _ = task.await;
     }
     debug!(peer = %shared.peers[peer].describe(), "dial loop ended");
 }
 
-/// Dials one peer and waits until it has accepted us.
+/// Sleeps `wait`, cut short by [`Transport::redial_now`] when `kickable` and fast contact
+/// is on. False when the transport stops meanwhile.
+async fn pause(shared: &Shared, peer: usize, wait: Duration, kickable: bool) -> bool {
+    let kickable = kickable && shared.redial().is_some();
+    tokio::select! {
+        _ = stopped(shared) => false,
+        _ = tokio::time::sleep(wait) => true,
+        () = shared.contact[peer].kick.notified(), if kickable => true,
+    }
+}
+
+/// Waits until our outbound connection closes or, with fast contact, until the peer has
+/// sent nothing for two redial intervals (or one, after [`Transport::redial_now`]).
+async fn watch_outbound(
+    shared: &Shared,
+    peer: usize,
+    task: &mut tokio::task::JoinHandle<()>,
+) -> Wake {
+    loop {
+        let check = shared.redial().unwrap_or(MIN_REDIAL);
+        if shared.redial().is_some() && shared.silent_for(peer) > check * 2 {
+            return Wake::Silent;
+        }
+        tokio::select! {
+            _ = &mut *task => return Wake::Closed,
+            () = shared.contact[peer].kick.notified(), if shared.redial().is_some() => {
+                if shared.silent_for(peer) > check {
+                    return Wake::Silent;
+                }
+            }
+            _ = tokio::time::sleep(check) => {}
+        }
+    }
+}
+
+/// Dials one peer and waits until it has accepted us. With fast contact (`no_answer`), a
+/// peer that has not answered at all within that time is [`DialError::NoAnswer`]; `answered`
+/// is set once it has.
 async fn dial_once(
     shared: &Shared,
     peer: usize,
+    no_answer: Option<Duration>,
+    answered: &std::sync::atomic::AtomicBool,
 ) -> Result<(quinn::Connection, Vec<String>), DialError> {
     let spec = &shared.peers[peer];
     // This dial's own TLS configuration, so its verifier can say why it refused the server.
@@ -738,10 +931,18 @@ async fn dial_once(
         .tls()
         .client()
         .map_err(|e| DialError::Other(format!("cannot build the TLS configuration: {e}")))?;
-    let connecting = shared
+    let mut connecting = shared
         .endpoint
         .connect_with(client, spec.addr, &spec.server_name())
         .map_err(|e| DialError::Other(format!("cannot dial: {e}")))?;
+    if let Some(bound) = no_answer {
+        // The server's first flight (its handshake data) is the answer.
+        match tokio::time::timeout(bound, connecting.handshake_data()).await {
+            Err(_) => return Err(DialError::NoAnswer),
+            Ok(Err(e)) => return Err(dial_error(&e, &verdict)),
+            Ok(Ok(_)) => answered.store(true, Ordering::Relaxed),
+        }
+    }
     let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
         Err(_) => return Err(DialError::Other("handshake timed out".to_string())),
         Ok(Err(e)) => return Err(dial_error(&e, &verdict)),
