@@ -90,13 +90,32 @@ impl ConfigError {
     }
 }
 
+/// `text` on one line: control characters (a newline from a multi-line TOML string, a tab,
+/// an escape sequence) are shown escaped, so every error stays one line of output and a
+/// value cannot rewrite the terminal.
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let message = one_line(&self.message);
         match &self.place {
-            ErrorPlace::At(loc) => write!(f, "{loc}: {}", self.message),
-            ErrorPlace::File(file) => write!(f, "{file}: {}", self.message),
-            ErrorPlace::Flag(flag) => write!(f, "{flag}: {}", self.message),
-            ErrorPlace::CommandLine => write!(f, "command line: {}", self.message),
+            ErrorPlace::At(loc) => write!(f, "{loc}: {message}"),
+            ErrorPlace::File(file) => write!(f, "{}: {message}", one_line(file)),
+            ErrorPlace::Flag(flag) => write!(f, "{}: {message}", one_line(flag)),
+            ErrorPlace::CommandLine => write!(f, "command line: {message}"),
         }
     }
 }

@@ -1303,3 +1303,23 @@ fn probe_window_follows_a_short_advert_interval_unless_set() {
         Duration::from_millis(40)
     );
 }
+
+/// Issue 9: check-config echoed a multi-line string raw, breaking its one-error-per-line
+/// output (and letting a value carry terminal escapes).
+#[test]
+fn an_error_quoting_a_multi_line_value_stays_on_one_line() {
+    let text = FULL.replacen("name = \"n1\"", "name = \"\"\"n1\n\\u001b[2Jx\"\"\"", 1);
+    assert_ne!(text, FULL, "the test must change the node name");
+    let errors = parse(&text).unwrap_err();
+    for e in errors.iter() {
+        let shown = e.to_string();
+        assert!(
+            !shown.contains('\n') && !shown.contains('\u{1b}'),
+            "{shown:?}"
+        );
+    }
+    assert!(
+        errors.iter().any(|e| e.to_string().contains("\\n")),
+        "{errors}"
+    );
+}
