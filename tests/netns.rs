@@ -114,9 +114,12 @@ fn restarted_nopreempt_node_leaves_the_vip_where_it_is() {
         },
         node("n2", 100),
     ]);
+    // n1 first: started together, either may win the first election (each probes, and a
+    // node that does not preempt keeps following whoever claimed first).
     c.start("n1");
-    c.start("n2");
     c.wait_sole_holder("n1", CONVERGE);
+    c.start("n2");
+    c.wait_status("n1", CONVERGE, |s| s["peers"][0]["alive"] == true);
     c.lab.agent("n1").unwrap().signal(libc::SIGTERM).unwrap();
     c.wait_sole_holder("n2", TAKEOVER);
     assert!(c
