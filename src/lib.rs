@@ -3,7 +3,9 @@
 //! # Layout
 //!
 //! - [`election`]: the pure VRRP-style state machine. No I/O, no clock reads: it takes
-//!   `(now, input)` and returns actions and its next deadline. Simulated in its tests.
+//!   `(now, input)` and returns actions (each decision with a typed [`election::Cause`])
+//!   and its next deadline. Simulated in its tests, replayed as golden traces in
+//!   `tests/golden/`.
 //! - [`wire`]: the advert datagram, a small versioned binary format with strict decoding.
 //! - [`transport`]: one QUIC endpoint (quinn) with mutual TLS 1.3; dials every peer, accepts
 //!   only certificates from the cluster CA that name a configured peer, carries adverts as
@@ -15,10 +17,23 @@
 //!   node's own certificate and key.
 //! - [`config`]: strict TOML plus command-line overrides → one validated [`config::Config`];
 //!   every problem reported with its file and line.
+//! - [`witness`]: the gateway witness, ICMP echoes to the gateway (checksummed, random id
+//!   and token) with fall/rise hysteresis.
+//! - [`health`]: the health checks (http, tcp, exec, process, interface, file) and their
+//!   verdict: a priority adjustment or a fault.
 //! - [`notify`]: operator hooks on transitions, run without a shell, under a timeout.
+//! - [`control`]: the local control socket (`haagent status|handover|maintenance|reload`)
+//!   and the status document.
+//! - [`metrics`]: the Prometheus metrics and their tiny HTTP endpoint.
+//! - [`net`]: small address types shared by the others (`Ipv4Cidr`, MAC formatting).
 //! - [`daemon`]: the one loop that owns sockets, clock and netlink and carries out the
-//!   election's actions.
+//!   election's actions; advert admission (pure) lives beside it.
 //! - [`cli`]: argument parsing; `src/main.rs` only calls [`cli::main`].
+//! - [`lab`]: the namespace lab behind `haagent-lab demo` and `bench` and the end-to-end
+//!   tests (not used by the agent itself).
+//!
+//! How the pieces fit, who owns which socket and timer, and where each split-brain rule
+//! lives: `docs/architecture.md`.
 //!
 //! ```text
 //!             ┌────────────── daemon loop (one tokio task) ──────────────┐

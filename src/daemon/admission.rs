@@ -19,7 +19,7 @@ use crate::transport::PeerSpec;
 pub const MAX_EPOCH: u64 = 1 << 48;
 use crate::wire::{self, Advert, WireError};
 
-/// Why an advert was not admitted. Its [`label`](AdmissionError::label) is the metric label
+/// Why an advert was not admitted. The label of its [`kind`](AdmissionError::kind) is the metric label
 /// (`haagent_adverts_rejected_total{reason}`) and the log de-duplication key, so neither can
 /// grow with what a peer sends.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -59,7 +59,7 @@ mod operator;
 mod solicit;
 
 use admission::Admission;
-pub use admission::{AdmissionError, AdmissionKind};
+pub use admission::{AdmissionError, AdmissionKind, MAX_EPOCH};
 
 use crate::witness::{Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent};
 

@@ -1,6 +1,9 @@
 //! Shared harness of the namespace tests: a lab with nodes, a gateway and a client,
 //! certificates from one CA, one config per node, and the real `haagent` binary.
-#![allow(dead_code)] // each test file uses a different part
+#![allow(dead_code)]
+// each test file uses a different part
+// Shared by every test crate as a private module: `pub` is for its siblings.
+#![allow(unreachable_pub)]
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
