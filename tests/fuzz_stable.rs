@@ -309,3 +309,26 @@ async fn an_endless_request_line_is_cut_and_refused() {
     );
     assert!(rx.try_recv().is_err(), "the cut request reached the loop");
 }
+
+/// Deep nesting (what mutations rarely build): every parser stops at its recursion limit
+/// with an error instead of overflowing the stack, and the properties still hold.
+#[test]
+fn deeply_nested_input_is_an_error_not_a_stack_overflow() {
+    let n = 100_000;
+    let toml_array = format!("[node]\nname = {}1{}\n", "[".repeat(n), "]".repeat(n));
+    let toml_table = format!("[node]\nname = {}1{}\n", "{a=".repeat(n), "}".repeat(n));
+    for text in [&toml_array, &toml_table] {
+        properties::config(text.as_bytes());
+        let loaded =
+            haagent::config::from_toml(text, "deep.toml", &haagent::config::Overrides::default());
+        assert!(loaded.is_err());
+    }
+    let json = format!(
+        "{{\"cmd\":\"handover\",\"to\":{}\"n2\"{}}}",
+        "[".repeat(n),
+        "]".repeat(n)
+    );
+    properties::control_request(json.as_bytes());
+    properties::control_response(json.as_bytes());
+    assert!(serde_json::from_str::<haagent::control::Request>(&json).is_err());
+}
