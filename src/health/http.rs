@@ -130,7 +130,7 @@ pub(crate) fn parse_head(head: &[u8]) -> Result<Head, String> {
         Ok(n) if (100..=999).contains(&n) && code.len() == 3 => n,
         _ => return Err(format!("bad status line `{}`", shorten(status_line))),
     };
-    let reason = parts.next().unwrap_or("").trim().to_string();
+    let reason = escape_controls(parts.next().unwrap_or("").trim());
     let mut content_length = None;
     let mut chunked = false;
     for line in lines {
@@ -281,8 +281,24 @@ async fn connect(url: &Url) -> Result<TcpStream, String> {
     Err(last)
 }
 
+/// The first 80 characters of `s`, control characters escaped (see [`escape_controls`]).
 fn shorten(s: &str) -> String {
-    s.chars().take(80).collect()
+    escape_controls(s).chars().take(80).collect()
+}
+
+/// `s` with control characters escaped (`\n`, `\u{1d}`): the reason phrase and the status
+/// line come from the server and end up in text logs, where a bare CR or LF (the head is
+/// split on CRLF only) would start a forged log line.
+fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -367,6 +383,20 @@ mod tests {
         assert!(parse_head(b"").is_err());
         assert!(parse_head(&[0xff, 0xfe, 0x00]).is_err());
         assert_eq!(head_end(b"HTTP/1.1 200 OK\r\n"), None);
+    }
+
+    /// Found by the `http_head` fuzz property (tests/fuzz): a bare LF (or any control character) in the
+    /// status line reached the check's result and so the text log unescaped, where it forged
+    /// a new log line.
+    #[test]
+    fn control_characters_from_the_server_are_escaped() {
+        let head = parse_head(b"HTTP/1.1 200 OK\nfake=1 \x1b[31m\r\n\r\n").unwrap();
+        assert_eq!(head.reason, "OK\\nfake=1 \\u{1b}[31m");
+        let err = parse_head(b"HTTP/1.1 2\n00 OK\r\n\r\n").unwrap_err();
+        assert!(err.contains("`HTTP/1.1 2\\n00 OK`"), "{err}");
+        assert!(!err.chars().any(char::is_control), "{err:?}");
+        let long = parse_head(&[b'\n'; 500]).unwrap_err();
+        assert!(long.chars().count() <= 120, "{long}");
     }
 
     #[test]

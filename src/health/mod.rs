@@ -39,6 +39,21 @@ use state::{Health, Hysteresis};
 /// coalesced into the newest one rather than blocking the monitor.
 const VERDICT_CHANNEL: usize = 16;
 
+/// Fuzzing hook, not part of the API: the HTTP check's response-head parser
+/// (`http::parse_head`, fed with a remote server's bytes), for `tests/fuzz` and
+/// `tests/fuzz_stable.rs`. Ok: `(status, reason, content_length, chunked)`.
+#[doc(hidden)]
+pub fn fuzz_parse_head(head: &[u8]) -> Result<(u16, String, Option<usize>, bool), String> {
+    http::parse_head(head).map(|h| (h.status, h.reason, h.content_length, h.chunked))
+}
+
+/// Fuzzing hook, not part of the API: where the HTTP check finds the end of a response head
+/// (`http::head_end`).
+#[doc(hidden)]
+pub fn fuzz_head_end(buf: &[u8]) -> Option<usize> {
+    http::head_end(buf)
+}
+
 /// What the checks together say about this node.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Verdict {

@@ -46,6 +46,27 @@ pub const DEFAULT_RISE: u32 = 2;
 /// [`Witness::reachable`] still tells the truth.
 const EVENT_CAPACITY: usize = 16;
 
+/// Fuzzing hook, not part of the API: the reply matcher (`icmp::match_reply`) with plain
+/// arguments, for `tests/fuzz` and `tests/fuzz_stable.rs`. `raw`: the packet starts with its
+/// IPv4 header (raw socket), else it is the bare ICMP message (datagram socket). `Err` carries
+/// the mismatch's name.
+#[doc(hidden)]
+pub fn fuzz_match_reply(
+    raw: bool,
+    source: Ipv4Addr,
+    data: &[u8],
+    gateway: Ipv4Addr,
+    (id, seq, token): (u16, u16, [u8; icmp::TOKEN_LEN]),
+) -> Result<(), String> {
+    let kind = if raw {
+        icmp::SocketKind::Raw
+    } else {
+        icmp::SocketKind::Datagram
+    };
+    let echo = icmp::Outstanding { id, seq, token };
+    icmp::match_reply(kind, source, data, gateway, &echo).map_err(|m| format!("{m:?}"))
+}
+
 /// Which gateway the witness pings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gateway {

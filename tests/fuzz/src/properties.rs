@@ -1,0 +1,381 @@
+//! The properties every decoder of outside input must keep, one function per fuzz target.
+//!
+//! Shared by the cargo-fuzz targets (`tests/fuzz/fuzz_targets/*.rs`, through this crate's
+//! lib) and the randomized test on stable (`tests/fuzz_stable.rs`, through `#[path]`), so the
+//! two cannot drift apart. Each function takes arbitrary bytes and panics with a message
+//! when a property fails; "no panic" alone is the weakest of them.
+
+use std::net::Ipv4Addr;
+
+use haagent::config::{self, ErrorPlace, Overrides};
+use haagent::control::{Request, Response};
+use haagent::wire::{self, Advert, State};
+
+/// A property: panics when `input` breaks it.
+pub type Property = fn(&[u8]);
+
+/// The fuzz targets, by name (the directory names under `tests/fuzz/corpus/`).
+pub const TARGETS: [(&str, Property); 6] = [
+    ("wire", wire),
+    ("icmp_reply", icmp_reply),
+    ("http_head", http_head),
+    ("control_request", control_request),
+    ("control_response", control_response),
+    ("config", config),
+];
+
+/// Reads fields off the front of the input; missing bytes read as zero.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, tail) = self.0.split_at(n.min(self.0.len()));
+        self.0 = tail;
+        head
+    }
+
+    fn array<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        let head = self.take(N);
+        out[..head.len()].copy_from_slice(head);
+        out
+    }
+
+    fn byte(&mut self) -> u8 {
+        self.array::<1>()[0]
+    }
+}
+
+/// The advert datagram (`wire::decode`, what a peer sends).
+///
+/// - Bytes that decode are a valid advert (`Advert::validate`) and re-encode to exactly the
+///   same bytes (the format is canonical), which decode to the same advert.
+/// - Read as the fields of an advert (any values, names of any length and bytes):
+///   `validate` is `Ok` exactly when `decode(encode(advert))` gives the advert back.
+pub fn wire(data: &[u8]) {
+    if let Ok(advert) = wire::decode(data) {
+        assert_eq!(
+            advert.validate(),
+            Ok(()),
+            "decoded advert breaks the wire rules"
+        );
+        let bytes = wire::encode(&advert);
+        assert_eq!(bytes, data, "accepted bytes do not re-encode identically");
+        assert_eq!(wire::decode(&bytes).as_ref(), Ok(&advert));
+    }
+
+    let mut c = Cursor(data);
+    let flags = c.byte();
+    let name = |c: &mut Cursor| {
+        let len = usize::from(c.byte());
+        String::from_utf8_lossy(c.take(len)).into_owned()
+    };
+    let advert = Advert {
+        state: State::ALL[usize::from(flags & 3)],
+        priority: c.byte(),
+        epoch: u64::from_be_bytes(c.array()),
+        advert_interval_ms: u16::from_be_bytes(c.array()),
+        seq: u64::from_be_bytes(c.array()),
+        mac: c.array(),
+        fingerprint: [0; 4].map(|_: u32| u32::from_be_bytes(c.array())),
+        name: name(&mut c),
+        handover_to: (flags & 4 != 0).then(|| name(&mut c)),
+    };
+    let back = wire::decode(&wire::encode(&advert));
+    match advert.validate() {
+        Ok(()) => assert_eq!(back, Ok(advert), "a valid advert does not round-trip"),
+        Err(why) => assert!(
+            back.is_err(),
+            "validate refuses ({why}) an advert that decodes: {advert:?}"
+        ),
+    }
+}
+
+/// Marker at the start of every witness echo's payload (as in `src/witness/icmp.rs`).
+const ICMP_MARKER: &[u8; 16] = b"haagent-witness\0";
+
+/// RFC 1071 ones' complement sum, folded, written independently of the product's.
+fn ones_sum(data: &[u8]) -> u16 {
+    let mut sum: u64 = 0;
+    for (i, b) in data.iter().enumerate() {
+        sum += u64::from(*b) << if i % 2 == 0 { 8 } else { 0 };
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// The checksum field value that makes `data`'s sum verify (with the field zeroed first).
+fn fix_checksum(data: &mut [u8], at: usize) {
+    if data.len() >= at + 2 {
+        data[at..at + 2].copy_from_slice(&[0, 0]);
+        let sum = !ones_sum(data);
+        data[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+    }
+}
+
+/// What the gateway's reply to `(id, seq, token)` must be, checked from the RFCs (791, 792)
+/// rather than from the product's code.
+fn icmp_oracle(raw: bool, source: Ipv4Addr, data: &[u8], gateway: Ipv4Addr, echo: Echo) -> bool {
+    if source != gateway {
+        return false;
+    }
+    let icmp = if raw {
+        let Some(&first) = data.first() else {
+            return false;
+        };
+        let ihl = usize::from(first & 0x0f) * 4;
+        if first >> 4 != 4 || ihl < 20 || data.len() < ihl {
+            return false;
+        }
+        let h = &data[..ihl];
+        let whole = usize::from(u16::from_be_bytes([h[2], h[3]])) == data.len()
+            && u16::from_be_bytes([h[6], h[7]]) & 0x3fff == 0;
+        if !whole || ones_sum(h) != 0xffff || h[9] != 1 || h[12..16] != gateway.octets() {
+            return false;
+        }
+        &data[ihl..]
+    } else {
+        data
+    };
+    let (id, seq, token) = echo;
+    icmp.len() == 8 + ICMP_MARKER.len() + token.len()
+        && icmp[..2] == [0, 0]
+        && ones_sum(icmp) == 0xffff
+        && icmp[4..6] == id.to_be_bytes()
+        && icmp[6..8] == seq.to_be_bytes()
+        && icmp[8..24] == ICMP_MARKER[..]
+        && icmp[24..] == token
+}
+
+type Echo = (u16, u16, [u8; 8]);
+
+/// The gateway witness's echo-reply matcher (`match_reply`, fed with any ICMP packet the host
+/// receives).
+///
+/// Input: a flags byte (bit 0 raw socket, bit 1 source is not the gateway, bit 2 take the
+/// echo's id, sequence number and token from the packet itself, bit 3 repair the IPv4 total
+/// length and both checksums), the echo (id, seq, token), the gateway, then the packet.
+///
+/// - The matcher accepts exactly what the RFC-derived oracle accepts.
+/// - An accepted packet with any single bit flipped is refused.
+pub fn icmp_reply(data: &[u8]) {
+    let mut c = Cursor(data);
+    let flags = c.byte();
+    let raw = flags & 1 != 0;
+    let mut echo: Echo = (
+        u16::from_be_bytes(c.array()),
+        u16::from_be_bytes(c.array()),
+        c.array(),
+    );
+    let gateway = Ipv4Addr::from(c.array::<4>());
+    let source = if flags & 2 != 0 {
+        Ipv4Addr::from(u32::from(gateway) ^ 1)
+    } else {
+        gateway
+    };
+    let mut packet = c.0.to_vec();
+    let ihl = match (raw, packet.first()) {
+        (false, _) => 0,
+        (true, Some(first)) => usize::from(first & 0x0f) * 4,
+        (true, None) => return,
+    };
+    if flags & 4 != 0 && packet.len() >= ihl + 32 {
+        let p = &packet[ihl..];
+        echo.0 = u16::from_be_bytes([p[4], p[5]]);
+        echo.1 = u16::from_be_bytes([p[6], p[7]]);
+        echo.2.copy_from_slice(&p[24..32]);
+    }
+    if flags & 8 != 0 && packet.len() >= ihl {
+        fix_checksum(&mut packet[ihl..], 2);
+        if raw && ihl >= 20 {
+            if let Ok(len) = u16::try_from(packet.len()) {
+                packet[2..4].copy_from_slice(&len.to_be_bytes());
+            }
+            fix_checksum(&mut packet[..ihl], 10);
+        }
+    }
+
+    let matched = haagent::witness::fuzz_match_reply(raw, source, &packet, gateway, echo);
+    let expected = icmp_oracle(raw, source, &packet, gateway, echo);
+    assert_eq!(
+        matched.is_ok(),
+        expected,
+        "matcher says {matched:?}, the RFCs say {expected} (raw {raw}, echo {echo:?})"
+    );
+    if matched.is_ok() {
+        for bit in 0..packet.len() * 8 {
+            let mut flipped = packet.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                haagent::witness::fuzz_match_reply(raw, source, &flipped, gateway, echo).is_err(),
+                "an accepted reply with bit {bit} flipped is still accepted"
+            );
+        }
+    }
+}
+
+/// The HTTP health check's response-head parser (a remote server's bytes).
+///
+/// - Ok only for a status line `HTTP/… NNN …` with a three-digit code 100..=999; the reason
+///   is trimmed and free of control characters; a length or `chunked` is only reported if
+///   the head says so.
+/// - An error message stays short and free of control characters, whatever the server sent
+///   (both end up in text logs and `haagent status`).
+/// - The final empty line makes no difference (the doc: "without the final empty line or
+///   with it").
+/// - `head_end` finds the first `\r\n\r\n`.
+pub fn http_head(data: &[u8]) {
+    let parsed = haagent::health::fuzz_parse_head(data);
+    let text = String::from_utf8_lossy(data);
+    let lower = text.to_ascii_lowercase();
+    match &parsed {
+        Ok((status, reason, content_length, chunked)) => {
+            let first = text.split("\r\n").next().unwrap_or("");
+            assert!(first.starts_with("HTTP/"), "accepted status line {first:?}");
+            let code = first.split(' ').nth(1).unwrap_or("");
+            assert!(
+                code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()),
+                "accepted status code {code:?}"
+            );
+            assert_eq!(code.parse::<u16>().ok(), Some(*status));
+            assert!((100..=999).contains(status));
+            assert_eq!(reason.trim(), reason, "reason not trimmed");
+            // It is logged as text: a bare CR or LF would start a forged log line.
+            assert!(
+                !reason.chars().any(char::is_control),
+                "reason carries control characters: {reason:?}"
+            );
+            if let Some(n) = content_length {
+                assert!(lower.contains("content-length") && lower.contains(&n.to_string()));
+            }
+            if *chunked {
+                assert!(lower.contains("transfer-encoding") && lower.contains("chunked"));
+            }
+        }
+        Err(message) => {
+            assert!(
+                message.chars().count() <= 120,
+                "error message of {} characters",
+                message.chars().count()
+            );
+            assert!(
+                !message.chars().any(char::is_control),
+                "error message carries control characters: {message:?}"
+            );
+        }
+    }
+    let mut terminated = data.to_vec();
+    terminated.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(
+        haagent::health::fuzz_parse_head(&terminated),
+        parsed,
+        "the final empty line changed the result"
+    );
+    let first_end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4);
+    assert_eq!(haagent::health::fuzz_head_end(data), first_end);
+}
+
+/// Longest request line the control server reads (`MAX_REQUEST` in src/control/mod.rs).
+const MAX_REQUEST: usize = 64 * 1024;
+
+/// The control socket's request line, read as the server reads it: at most 64 KiB, up to
+/// the first newline, UTF-8, trimmed, then `serde_json` into a `Request`.
+///
+/// - A request that parses re-serialises to one line of JSON that parses to the same request.
+/// - It is one of the four commands, and a handover target is a string the CLI could send.
+pub fn control_request(data: &[u8]) {
+    let bounded = &data[..data.len().min(MAX_REQUEST)];
+    let line = bounded.split(|b| *b == b'\n').next().unwrap_or(bounded);
+    let Ok(text) = std::str::from_utf8(line) else {
+        return;
+    };
+    let Ok(request) = serde_json::from_str::<Request>(text.trim()) else {
+        return;
+    };
+    let json = serde_json::to_string(&request).expect("a parsed request serialises");
+    assert!(!json.contains('\n'), "request JSON spans lines: {json}");
+    assert_eq!(
+        serde_json::from_str::<Request>(&json).ok().as_ref(),
+        Some(&request),
+        "{json} does not parse back to {request:?}"
+    );
+}
+
+/// The agent's answer as the CLI parses it (`control::request`).
+///
+/// - A response that parses re-serialises to one line of JSON that parses to the same
+///   response, and serialising that again gives the same text (a fixed point).
+pub fn control_response(data: &[u8]) {
+    let line = data.split(|b| *b == b'\n').next().unwrap_or(data);
+    let Ok(text) = std::str::from_utf8(line) else {
+        return;
+    };
+    let Ok(response) = serde_json::from_str::<Response>(text.trim()) else {
+        return;
+    };
+    let json = serde_json::to_string(&response).expect("a parsed response serialises");
+    assert!(!json.contains('\n'), "response JSON spans lines: {json}");
+    let back = serde_json::from_str::<Response>(&json);
+    assert_eq!(
+        back.as_ref().ok(),
+        Some(&response),
+        "{json} does not parse back to the same response"
+    );
+}
+
+/// Name the fuzzed document goes by in errors.
+const CONFIG_NAME: &str = "fuzz.toml";
+
+/// Config loading (`config::from_toml`: the raw TOML document parser, then validation).
+///
+/// - Ok: the printed config (`to_toml_string`) loads back to the same `Config`.
+/// - Err: at least one error; each is placed in this file (at a line and column inside the
+///   text, or on the file as a whole: never on a flag, none was given) and says something.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match config::from_toml(text, CONFIG_NAME, &Overrides::default()) {
+        Ok(cfg) => {
+            let printed = cfg.to_toml_string();
+            let back = config::from_toml(&printed, CONFIG_NAME, &Overrides::default());
+            assert_eq!(
+                back.as_ref().ok(),
+                Some(&cfg),
+                "the printed config does not load back: {back:?}\n{printed}"
+            );
+        }
+        Err(errors) => {
+            assert!(!errors.is_empty(), "an error result without errors");
+            let lines: Vec<&str> = text.split('\n').collect();
+            for e in &errors {
+                assert!(!e.message.trim().is_empty(), "an error without a message");
+                match &e.place {
+                    ErrorPlace::At(loc) => {
+                        assert_eq!(loc.file, CONFIG_NAME);
+                        assert!(
+                            (1..=lines.len()).contains(&loc.line),
+                            "line {} of {}: {e}",
+                            loc.line,
+                            lines.len()
+                        );
+                        let width = lines[loc.line - 1].chars().count();
+                        assert!(
+                            (1..=width + 1).contains(&loc.column),
+                            "column {} of a {width}-character line: {e}",
+                            loc.column
+                        );
+                    }
+                    ErrorPlace::File(file) => assert_eq!(file, CONFIG_NAME, "{e}"),
+                    other => panic!("error placed on {other:?} without any flag: {e}"),
+                }
+                assert!(e.to_string().starts_with(CONFIG_NAME), "{e}");
+            }
+        }
+    }
+}
