@@ -7,6 +7,8 @@
 //! A failing case is printed as hex; save it as a file and replay it with
 //! `cargo +nightly fuzz run --fuzz-dir tests/fuzz TARGET FILE`.
 
+// The fuzz crate's public API, a private module here.
+#[allow(unreachable_pub)]
 #[path = "fuzz/src/properties.rs"]
 mod properties;
 
