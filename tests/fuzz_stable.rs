@@ -154,6 +154,11 @@ fn run(target: &str, cases: usize) {
 }
 
 #[test]
+fn arp_frame_properties_hold() {
+    run("arp_frame", 20_000);
+}
+
+#[test]
 fn wire_properties_hold() {
     run("wire", 10_000);
 }
@@ -240,6 +245,15 @@ fn the_valid_seeds_are_accepted() {
         let loaded =
             haagent::config::from_toml(&text, "seed.toml", &haagent::config::Overrides::default());
         assert!(loaded.is_ok(), "{name}: {}", loaded.unwrap_err());
+    }
+    // ARP: the announcements and the probe parse (the probe with sender 0.0.0.0); the
+    // IPv4 frame does not.
+    for (name, bytes) in seeds("arp_frame") {
+        let parsed = haagent::vip::fuzz_parse_claim(&bytes);
+        assert_eq!(parsed.is_some(), !name.contains("ipv4"), "{name}");
+        if name.contains("probe") {
+            assert_eq!(parsed.map(|p| p.1), Some(std::net::Ipv4Addr::UNSPECIFIED));
+        }
     }
     // ICMP: the two `-reply` seeds match; the echo request does not.
     for (name, bytes) in seeds("icmp_reply") {

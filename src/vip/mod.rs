@@ -30,3 +30,23 @@ pub use carrier::{CarrierWatch, LinkState};
 pub use error::VipError;
 pub use garp::GarpSender;
 pub use netlink::VipManager;
+
+/// Fuzzing hook (not API): the ARP parser the probe and the watch apply to every frame
+/// from the segment. Returns the sender MAC and IPv4 address of an IPv4-over-Ethernet ARP
+/// frame, `None` for anything else.
+#[doc(hidden)]
+pub fn fuzz_parse_claim(frame: &[u8]) -> Option<([u8; 6], std::net::Ipv4Addr)> {
+    frame::parse_claim(frame).map(|c| (c.sender_mac.octets(), c.sender_ip))
+}
+
+/// Fuzzing hook (not API): the gratuitous ARP request and reply `GarpSender` puts on the
+/// wire for `vip` from `mac`, and the RFC 5227 probe `ArpProbe` sends.
+#[doc(hidden)]
+pub fn fuzz_frames(mac: [u8; 6], vip: std::net::Ipv4Addr) -> [Vec<u8>; 3] {
+    let mac = pnet_base::MacAddr::from(mac);
+    [
+        frame::garp_frame(mac, vip, pnet_packet::arp::ArpOperations::Request).to_vec(),
+        frame::garp_frame(mac, vip, pnet_packet::arp::ArpOperations::Reply).to_vec(),
+        frame::probe_frame(mac, vip).to_vec(),
+    ]
+}

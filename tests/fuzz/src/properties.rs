@@ -15,8 +15,9 @@ use haagent::wire::{self, Advert, State};
 pub type Property = fn(&[u8]);
 
 /// The fuzz targets, by name (the directory names under `tests/fuzz/corpus/`).
-pub const TARGETS: [(&str, Property); 6] = [
+pub const TARGETS: [(&str, Property); 7] = [
     ("wire", wire),
+    ("arp_frame", arp_frame),
     ("icmp_reply", icmp_reply),
     ("http_head", http_head),
     ("control_request", control_request),
@@ -44,6 +45,54 @@ impl<'a> Cursor<'a> {
     fn byte(&mut self) -> u8 {
         self.array::<1>()[0]
     }
+}
+
+/// The ARP parser the probe and the watch apply to every frame on the segment (anyone can
+/// send them).
+///
+/// - It accepts exactly IPv4-over-Ethernet ARP: ethertype 0x0806, hardware type 1, protocol
+///   0x0800, address lengths 6 and 4, at least 42 bytes — checked against the bytes
+///   themselves — and returns the sender MAC and IP from their RFC 826 offsets.
+/// - Read as a MAC and an address: the gratuitous ARP request and reply and the probe that
+///   haagent sends parse back to that MAC and to the VIP (the probe: to `0.0.0.0`, RFC 5227
+///   §2.1.1), so a probe is never taken for a claim.
+pub fn arp_frame(data: &[u8]) {
+    let parsed = haagent::vip::fuzz_parse_claim(data);
+    let be16 = |at: usize| u16::from_be_bytes([data[at], data[at + 1]]);
+    let is_arp = data.len() >= 42
+        && be16(12) == 0x0806
+        && be16(14) == 1
+        && be16(16) == 0x0800
+        && data[18] == 6
+        && data[19] == 4;
+    match parsed {
+        Some((mac, ip)) => {
+            assert!(is_arp, "accepted a frame that is not IPv4 ARP: {data:02x?}");
+            assert_eq!(mac[..], data[22..28], "sender MAC from the wrong offset");
+            assert_eq!(
+                ip.octets()[..],
+                data[28..32],
+                "sender IP from the wrong offset"
+            );
+        }
+        None => assert!(!is_arp, "refused an IPv4 ARP frame: {data:02x?}"),
+    }
+    let mut c = Cursor(data);
+    let mac: [u8; 6] = c.array();
+    let vip = Ipv4Addr::from(c.array::<4>());
+    let [request, reply, probe] = haagent::vip::fuzz_frames(mac, vip);
+    for frame in [&request, &reply] {
+        assert_eq!(
+            haagent::vip::fuzz_parse_claim(frame),
+            Some((mac, vip)),
+            "our own announcement does not parse back"
+        );
+    }
+    assert_eq!(
+        haagent::vip::fuzz_parse_claim(&probe),
+        Some((mac, Ipv4Addr::UNSPECIFIED)),
+        "a probe must carry sender IP 0.0.0.0"
+    );
 }
 
 /// The advert datagram (`wire::decode`, what a peer sends).
