@@ -535,3 +535,121 @@ fn forged_replies_do_not_fool_the_datagram_socket_witness() {
     lab.allow_ping_sockets();
     forged_replies_do_not_make_the_gateway_reachable(lab);
 }
+
+/// The sources of the echo requests the gateway namespace sees during `window`.
+fn echo_request_sources(gw_ns: &str, window: Duration) -> Vec<Ipv4Addr> {
+    let mut socket = raw_icmp_socket_in(gw_ns);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1500];
+    let end = Instant::now() + window;
+    while Instant::now() < end {
+        let Ok(len) = socket.read(&mut buf) else {
+            continue;
+        };
+        if let Some((src, GATEWAY, icmp)) = split_icmp(&buf[..len]) {
+            if icmp.first() == Some(&8) {
+                seen.push(src);
+            }
+        }
+    }
+    seen
+}
+
+/// Issue 9, kind 3 (sibling of the peer-traffic case): with `promote_secondaries` and the
+/// node's own address deleted and added again, a VIP is the interface's primary address
+/// and the kernel would send the echoes from it — the gateway then answers whoever holds
+/// the VIP. The witness binds its socket to the node's own address.
+fn echoes_never_leave_from_a_promoted_vip(lab: VethLab) {
+    const VIP: &str = "192.0.2.100/24";
+    let node_ns = lab.node().name().to_string();
+    ip(&[
+        "netns",
+        "exec",
+        &node_ns,
+        "sysctl",
+        "-qw",
+        "net.ipv4.conf.all.promote_secondaries=1",
+    ]);
+    ip(&[
+        "netns",
+        "exec",
+        &node_ns,
+        "sysctl",
+        "-qw",
+        "net.ipv4.conf.veth0.promote_secondaries=1",
+    ]);
+    ip(&["-n", &node_ns, "addr", "add", VIP, "dev", IF_NODE]);
+    ip(&[
+        "-n",
+        &node_ns,
+        "addr",
+        "del",
+        "192.0.2.11/24",
+        "dev",
+        IF_NODE,
+    ]);
+    ip(&[
+        "-n",
+        &node_ns,
+        "addr",
+        "add",
+        "192.0.2.11/24",
+        "dev",
+        IF_NODE,
+    ]);
+    ip(&[
+        "-n",
+        &node_ns,
+        "route",
+        "replace",
+        "default",
+        "via",
+        "192.0.2.1",
+        "dev",
+        IF_NODE,
+    ]);
+    let gw_ns = lab.gw().name().to_string();
+    let sources = |source: Option<Ipv4Addr>| {
+        let gw = gw_ns.clone();
+        let watcher =
+            std::thread::spawn(move || echo_request_sources(&gw, Duration::from_millis(900)));
+        lab.run_in_a(move || async move {
+            let cfg = WitnessConfig {
+                source,
+                ..WitnessConfig::new(IF_NODE, Gateway::Addr(GATEWAY))
+            };
+            let (_witness, _events) = Witness::spawn(cfg).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+        });
+        watcher.join().expect("watcher thread")
+    };
+    let vip = Ipv4Addr::new(192, 0, 2, 100);
+    let kernel_picks = sources(None);
+    assert!(
+        !kernel_picks.is_empty() && kernel_picks.iter().all(|s| *s == vip),
+        "precondition: unbound, the echoes leave from the promoted VIP: {kernel_picks:?}"
+    );
+    let bound = sources(Some(NODE));
+    assert!(
+        !bound.is_empty() && bound.iter().all(|s| *s == NODE),
+        "echoes from {bound:?}, expected all from {NODE}"
+    );
+}
+
+#[test]
+fn witness_echoes_never_leave_from_a_promoted_vip_with_raw_socket() {
+    if !require_root("witness_echoes_never_leave_from_a_promoted_vip_with_raw_socket") {
+        return;
+    }
+    echoes_never_leave_from_a_promoted_vip(new_lab());
+}
+
+#[test]
+fn witness_echoes_never_leave_from_a_promoted_vip_with_datagram_socket() {
+    if !require_root("witness_echoes_never_leave_from_a_promoted_vip_with_datagram_socket") {
+        return;
+    }
+    let lab = new_lab();
+    lab.allow_ping_sockets();
+    echoes_never_leave_from_a_promoted_vip(lab);
+}

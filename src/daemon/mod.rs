@@ -188,6 +188,7 @@ pub async fn run(
                 timeout: w.timeout,
                 fall: w.fall,
                 rise: w.rise,
+                source: own_source(&config, &vips).await?,
             })
             .await?;
             tracing::info!(gateway = %witness.gateway(), "gateway witness started");
@@ -315,6 +316,28 @@ pub async fn run(
         )
         .await;
     Ok(())
+}
+
+/// The node's own address to send from on the VIP interface: the configured `listen`
+/// address if it is one of the interface's, else the own address on the peers' subnet,
+/// else the first own address; `None` if the interface has only VIPs.
+async fn own_source(
+    config: &Config,
+    vips: &VipManager,
+) -> Result<Option<std::net::Ipv4Addr>, DaemonError> {
+    let own = vips.own_addresses().await?;
+    if let std::net::IpAddr::V4(ip) = config.node.listen.ip() {
+        if own.iter().any(|c| c.addr == ip) {
+            return Ok(Some(ip));
+        }
+    }
+    let on_peer_subnet = own.iter().find(|c| {
+        config.peers.iter().any(|p| match p.address.ip() {
+            std::net::IpAddr::V4(a) => c.contains(a),
+            std::net::IpAddr::V6(_) => false,
+        })
+    });
+    Ok(on_peer_subnet.or(own.first()).map(|c| c.addr))
 }
 
 /// Where the QUIC endpoint binds. A configured address is used as is. The default

@@ -140,8 +140,13 @@ pub(crate) struct Pinger {
 
 impl Pinger {
     /// Opens the socket (datagram first, raw as fallback), binds it to
-    /// `interface` and registers it with the current tokio runtime.
-    pub(crate) fn open(interface: &str, gateway: Ipv4Addr) -> Result<Self, WitnessError> {
+    /// `interface` (and to `source`, if given, so that echoes never leave from a VIP) and
+    /// registers it with the current tokio runtime.
+    pub(crate) fn open(
+        interface: &str,
+        gateway: Ipv4Addr,
+        source: Option<Ipv4Addr>,
+    ) -> Result<Self, WitnessError> {
         let random = SystemRandom::new();
         let (socket, kind) = match Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::ICMPV4)) {
             Ok(socket) => (socket, SocketKind::Datagram),
@@ -160,9 +165,18 @@ impl Pinger {
             .bind_device(Some(interface.as_bytes()))
             .map_err(|e| socket_error(interface, "bind ICMP socket to the interface", e))?;
         let id = match kind {
-            SocketKind::Raw => random_u16(&random)
-                .map_err(|e| socket_error(interface, "draw a random echo id", e))?,
-            SocketKind::Datagram => bind_random_id(&socket, &random)
+            SocketKind::Raw => {
+                if let Some(source) = source {
+                    socket
+                        .bind(&SockAddr::from(SocketAddrV4::new(source, 0)))
+                        .map_err(|e| {
+                            socket_error(interface, "bind ICMP socket to our address", e)
+                        })?;
+                }
+                random_u16(&random)
+                    .map_err(|e| socket_error(interface, "draw a random echo id", e))?
+            }
+            SocketKind::Datagram => bind_random_id(&socket, &random, source)
                 .map_err(|e| socket_error(interface, "bind ICMP socket to a random echo id", e))?,
         };
         let next_seq = random_u16(&random)
@@ -268,13 +282,17 @@ fn random_u16(random: &SystemRandom) -> io::Result<u16> {
 
 /// Binds a ping socket to a random "port", which the kernel uses as the echo id of
 /// everything the socket sends and filters replies by; retries on a collision.
-fn bind_random_id(socket: &Socket, random: &SystemRandom) -> io::Result<u16> {
+fn bind_random_id(
+    socket: &Socket,
+    random: &SystemRandom,
+    source: Option<Ipv4Addr>,
+) -> io::Result<u16> {
     let mut last = io::Error::from(io::ErrorKind::AddrInUse);
     for _ in 0..BIND_ATTEMPTS {
         // Port 0 would let the kernel pick (predictably): never ask for it.
         let id = random_u16(random)?.max(1);
         match socket.bind(&SockAddr::from(SocketAddrV4::new(
-            Ipv4Addr::UNSPECIFIED,
+            source.unwrap_or(Ipv4Addr::UNSPECIFIED),
             id,
         ))) {
             Ok(()) => return Ok(id),

@@ -93,6 +93,10 @@ pub struct WitnessConfig {
     pub fall: u32,
     /// Consecutive answered echoes that make it reachable again (default 2).
     pub rise: u32,
+    /// The source address of the echoes: the node's own address on the interface. `None`
+    /// lets the kernel pick, which is the subnet's primary address — a VIP once it was
+    /// promoted (`promote_secondaries`), and then the gateway answers whoever holds the VIP.
+    pub source: Option<Ipv4Addr>,
 }
 
 impl WitnessConfig {
@@ -105,6 +109,7 @@ impl WitnessConfig {
             timeout: DEFAULT_INTERVAL,
             fall: DEFAULT_FALL,
             rise: DEFAULT_RISE,
+            source: None,
         }
     }
 }
@@ -166,7 +171,7 @@ impl Witness {
             Gateway::Auto => resolve_gateway(&cfg.interface).await?,
             Gateway::Addr(addr) => addr,
         };
-        let pinger = Pinger::open(&cfg.interface, gateway)?;
+        let pinger = Pinger::open(&cfg.interface, gateway, cfg.source)?;
         tracing::info!(
             interface = %cfg.interface,
             %gateway,
@@ -262,7 +267,7 @@ async fn run(
             Err((seq, failure)) => {
                 tracing::debug!(interface = %cfg.interface, %gateway, ?seq, %failure, "gateway echo lost");
                 if matches!(failure, EchoFailure::Send(_)) {
-                    reopen(&mut pinger, &cfg.interface, gateway);
+                    reopen(&mut pinger, &cfg.interface, gateway, cfg.source);
                 }
                 hysteresis.record(false);
                 last_failure = Some(failure);
@@ -305,8 +310,8 @@ async fn run(
 /// had; once the interface is deleted and created again (a network restart does that to
 /// VLANs and bonds) every send fails with `ENODEV` for good. While there is no such
 /// interface the old socket stays and the next failure tries again (once per interval).
-fn reopen(pinger: &mut Pinger, interface: &str, gateway: Ipv4Addr) {
-    match Pinger::open(interface, gateway) {
+fn reopen(pinger: &mut Pinger, interface: &str, gateway: Ipv4Addr, source: Option<Ipv4Addr>) {
+    match Pinger::open(interface, gateway, source) {
         Ok(fresh) => *pinger = fresh,
         Err(e) => tracing::debug!(interface, error = %e, "cannot reopen the ICMP socket yet"),
     }
