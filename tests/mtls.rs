@@ -178,6 +178,7 @@ impl Pair {
                 listen: a1,
                 peers: vec![peer("n2", a2)],
                 identity: Arc::clone(&ids[0]),
+                redial_interval: Duration::ZERO,
             },
             s1,
         )
@@ -188,6 +189,7 @@ impl Pair {
                 listen: a2,
                 peers: vec![peer("n1", a1)],
                 identity: Arc::clone(&ids[1]),
+                redial_interval: Duration::ZERO,
             },
             s2,
         )
@@ -222,10 +224,16 @@ impl Pair {
 
     /// Starts an extra node that dials n1 (by name), with the given identity.
     async fn intruder(&self, identity: NodeIdentity) -> (Transport, Events) {
+        self.intruder_with(identity, Duration::ZERO).await
+    }
+
+    /// [`Pair::intruder`] with fast contact at `redial`.
+    async fn intruder_with(&self, identity: NodeIdentity, redial: Duration) -> (Transport, Events) {
         let (t, rx) = Transport::start(TransportConfig {
             listen: SocketAddr::new(LOOPBACK, 0),
             peers: vec![named("n1", self.n1_addr)],
             identity: Arc::new(identity),
+            redial_interval: redial,
         })
         .await
         .unwrap();
@@ -291,6 +299,7 @@ impl Pair {
             listen: SocketAddr::new(LOOPBACK, 0),
             peers: vec![],
             identity: Arc::new(server_identity),
+            redial_interval: Duration::ZERO,
         })
         .await
         .unwrap();
@@ -307,6 +316,7 @@ impl Pair {
             listen: SocketAddr::new(LOOPBACK, 0),
             peers: vec![named(dialled, server.local_addr())],
             identity: Arc::new(good),
+            redial_interval: Duration::ZERO,
         })
         .await
         .unwrap();
@@ -412,6 +422,7 @@ async fn quick_mode_matches_ip_and_rejects_other_ips() {
             addr: p.n1_addr,
         }],
         identity: Arc::new(id),
+        redial_interval: Duration::ZERO,
     })
     .await
     .unwrap();
@@ -750,6 +761,7 @@ async fn bind_failure_names_the_address() {
         listen: addr,
         peers: vec![],
         identity: Arc::new(id),
+        redial_interval: Duration::ZERO,
     })
     .await
     .unwrap_err();
@@ -798,6 +810,7 @@ async fn restarted_peer_comes_back_up() {
             listen: a2,
             peers: vec![named("n1", p.n1_addr)],
             identity: Arc::new(id),
+            redial_interval: Duration::ZERO,
         },
         socket,
     )
@@ -933,6 +946,7 @@ async fn reloaded_identity_is_presented_to_new_connections() {
         listen: SocketAddr::new(LOOPBACK, 0),
         peers: vec![named("n1", p.n1_addr)],
         identity: Arc::new(n2),
+        redial_interval: Duration::ZERO,
     })
     .await
     .unwrap();
@@ -986,10 +1000,10 @@ async fn fast_contact_redials_a_silent_peer_often_and_a_rejecting_one_rarely() {
         listen: SocketAddr::new(LOOPBACK, 0),
         peers: vec![named("n1", sink.local_addr().unwrap())],
         identity: Arc::new(n2),
+        redial_interval: Duration::from_millis(100),
     })
     .await
     .unwrap();
-    t.set_redial_interval(Duration::from_millis(100));
     let window = Duration::from_millis(1500);
     let silent = dials_seen(sink, window).await;
     t.close().await;
@@ -1002,8 +1016,7 @@ async fn fast_contact_redials_a_silent_peer_often_and_a_rejecting_one_rarely() {
     // An unknown name ("n3") dials n1, which answers and rejects it every time.
     let w = certs::issue(p.dir.path(), "n3", &[LOOPBACK], 10, false).unwrap();
     let id = certs::load_identity(&p.ca(), &w.cert, &w.key, SystemTime::now()).unwrap();
-    let (t, mut events) = p.intruder(id).await;
-    t.set_redial_interval(Duration::from_millis(100));
+    let (t, mut events) = p.intruder_with(id, Duration::from_millis(100)).await;
     let window = Duration::from_secs(3);
     let _ = events.wait_for("nothing", window, |_| false).await;
     let rejected = events

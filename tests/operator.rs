@@ -251,16 +251,22 @@ fn scrape_until(c: &Cluster, name: &str, series: &str, want: f64, timeout: Durat
     }
 }
 
+/// n1 and n2 with Nginx and the metrics endpoint on, n1 holding the VIP.
+fn metrics_cluster() -> (Cluster, [haagent::lab::proc::Proc; 2]) {
+    let mut c = Cluster::with(&nodes(), "[metrics]\nlisten = \"127.0.0.1:9798\"\n");
+    let servers = [c.start_nginx("n1"), c.start_nginx("n2")];
+    c.start("n1");
+    c.start("n2");
+    c.wait_sole_holder("n1", CONVERGE);
+    (c, servers)
+}
+
 #[test]
 fn metrics_scrape_and_parse() {
     if !require_root("metrics_scrape_and_parse") {
         return;
     }
-    let mut c = Cluster::with(&nodes(), "[metrics]\nlisten = \"127.0.0.1:9798\"\n");
-    let _servers = [c.start_nginx("n1"), c.start_nginx("n2")];
-    c.start("n1");
-    c.start("n2");
-    c.wait_sole_holder("n1", CONVERGE);
+    let (c, _servers) = metrics_cluster();
     let text = scrape_until(&c, "n1", "haagent_peer_up{peer=\"n2\"}", 1.0, CONVERGE);
     let value = |series: &str| -> f64 {
         series_value(&text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"))
@@ -284,11 +290,7 @@ fn a_planned_handover_is_counted_as_a_handover_on_both_nodes() {
     if !require_root("a_planned_handover_is_counted_as_a_handover_on_both_nodes") {
         return;
     }
-    let mut c = Cluster::with(&nodes(), "[metrics]\nlisten = \"127.0.0.1:9798\"\n");
-    let _servers = [c.start_nginx("n1"), c.start_nginx("n2")];
-    c.start("n1");
-    c.start("n2");
-    c.wait_sole_holder("n1", CONVERGE);
+    let (c, _servers) = metrics_cluster();
     let out = c.ctl("n1", &["handover", "--to", "n2"]);
     assert!(
         out.status.success(),

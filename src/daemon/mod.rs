@@ -219,10 +219,10 @@ pub async fn run(
         listen,
         peers: peers.clone(),
         identity: Arc::new(identity),
+        redial_interval: config.election.advert_interval * 2,
     })
     .await?;
     // Fast contact: a silent peer is redialled every two advert intervals (issue 9, fault 9).
-    transport.set_redial_interval(config.election.advert_interval * 2);
     let (health, verdicts) = HealthMonitor::spawn(config.checks.clone());
     tracing::info!(
         node = %config.node.name,
@@ -578,13 +578,7 @@ impl Daemon {
         match self.vips.installed().await {
             Ok(present) if present.len() < self.vips.vips().len() => {
                 // A backstop for a lost RTM_DELADDR: the same rule as the address watch.
-                let missing: Vec<Ipv4Cidr> = self
-                    .vips
-                    .vips()
-                    .iter()
-                    .filter(|v| !present.contains(v))
-                    .copied()
-                    .collect();
+                let missing = self.vips.missing(&present);
                 // Checked again in a quarter lease unless the handler decides otherwise.
                 self.lease_check_at = Some(Instant::now() + lease / 4);
                 self.on_vip_removed(missing).await;
@@ -677,13 +671,7 @@ impl Daemon {
                 }
                 match self.vips.installed().await {
                     Ok(present) => {
-                        let missing: Vec<Ipv4Cidr> = self
-                            .vips
-                            .vips()
-                            .iter()
-                            .filter(|v| !present.contains(v))
-                            .copied()
-                            .collect();
+                        let missing = self.vips.missing(&present);
                         if !missing.is_empty() {
                             self.on_vip_removed(missing).await;
                         }

@@ -7,7 +7,7 @@
 //! Each node dials every configured peer (redialling with exponential backoff) and accepts
 //! inbound connections on the same endpoint, so a pair of nodes normally has two connections.
 //!
-//! Fast contact ([`Transport::set_redial_interval`], which the daemon turns on): a peer we
+//! Fast contact ([`TransportConfig::redial_interval`], which the daemon turns on): a peer we
 //! have not heard a datagram from for two redial intervals is dialled again, every redial
 //! interval, even while its old connection still looks alive to QUIC (that one is replaced
 //! when the new one is accepted). A dial the peer does not answer at all within the interval
@@ -77,6 +77,15 @@ pub const CLOSE_SHUTDOWN: u32 = 0x0;
 const ACCEPTED: &[u8] = b"haagent accepted";
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// [`TransportConfig::redial_interval`] in whole ms, at least [`MIN_REDIAL`]; 0 = off.
+fn redial_ms(interval: Duration) -> u64 {
+    if interval.is_zero() {
+        0
+    } else {
+        u64::try_from(interval.max(MIN_REDIAL).as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
 /// Shortest redial interval of fast contact: a peer's first answer to a dial takes a few
 /// milliseconds, but a debug build on two busy cores needs tens.
 const MIN_REDIAL: Duration = Duration::from_millis(100);
@@ -144,6 +153,11 @@ pub struct TransportConfig {
     pub peers: Vec<PeerSpec>,
     /// This node's certificates and key.
     pub identity: Arc<NodeIdentity>,
+    /// Fast contact (see the module doc): a peer silent for two of these is redialled every
+    /// one (at least 100 ms) until it answers; `Duration::ZERO` = off (exponential backoff
+    /// only). The daemon passes two advert intervals. Part of the config, not a setter, so
+    /// that the very first dial already uses it.
+    pub redial_interval: Duration,
 }
 
 /// What the transport reports to the daemon.
@@ -354,6 +368,7 @@ impl Transport {
 
         let (events, rx) = mpsc::channel(EVENT_CAPACITY);
         let (shutdown, _) = watch::channel(false);
+        let redial_interval = cfg.redial_interval;
         let shared = Arc::new(Shared {
             endpoint,
             tls: Mutex::new(Arc::new(tls)),
@@ -365,7 +380,7 @@ impl Transport {
             logged: Mutex::new(RejectLog::new(std::time::Instant::now())),
             next_seq: AtomicU64::new(1),
             base: std::time::Instant::now(),
-            redial_ms: AtomicU64::new(0),
+            redial_ms: AtomicU64::new(redial_ms(redial_interval)),
         });
         tokio::spawn(accept_loop(Arc::clone(&shared)));
         tokio::spawn(summary_loop(Arc::clone(&shared)));
@@ -390,21 +405,6 @@ impl Transport {
         shared.endpoint.set_server_config(Some(server));
         *shared.tls.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(tls);
         Ok(())
-    }
-
-    /// Turns fast contact on (see the module doc): a peer silent for two `interval`s is
-    /// redialled every `interval` (at least 100 ms) until it answers. The daemon passes two
-    /// advert intervals. `Duration::ZERO` turns it off again.
-    pub fn set_redial_interval(&self, interval: Duration) {
-        let ms = if interval.is_zero() {
-            0
-        } else {
-            interval.max(MIN_REDIAL).as_millis()
-        };
-        self.handle
-            .shared
-            .redial_ms
-            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// Proof that the path to `peer` (an index in [`TransportConfig::peers`]) works again,

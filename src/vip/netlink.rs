@@ -177,6 +177,15 @@ impl VipManager {
         &self.vips
     }
 
+    /// Our VIPs that are not in `present` (what the kernel lists now).
+    pub fn missing(&self, present: &[Ipv4Cidr]) -> Vec<Ipv4Cidr> {
+        self.vips
+            .iter()
+            .filter(|v| !present.contains(v))
+            .copied()
+            .collect()
+    }
+
     /// At start-up: deletes every address on the interface whose IP is a configured
     /// VIP, whatever its prefix (a leftover `/32` of a `/24` VIP counts), and returns
     /// what it removed so the daemon can log it.
