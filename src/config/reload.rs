@@ -93,6 +93,8 @@ pub enum Setting {
     ProbeCount,
     /// `probe_window_ms`.
     ProbeWindowMs,
+    /// `foreign_holder_timeout_ms`.
+    ForeignHolderTimeoutMs,
     /// `advert_interval_ms`.
     AdvertIntervalMs,
     /// `down_multiplier`.
@@ -127,6 +129,7 @@ impl Setting {
             Setting::LeaseMs => "lease_ms",
             Setting::ProbeCount => "probe_count",
             Setting::ProbeWindowMs => "probe_window_ms",
+            Setting::ForeignHolderTimeoutMs => "foreign_holder_timeout_ms",
             Setting::AdvertIntervalMs => "advert_interval_ms",
             Setting::DownMultiplier => "down_multiplier",
             Setting::Preempt => "preempt",
@@ -246,6 +249,11 @@ impl Config {
             Setting::ProbeWindowMs,
             ms(self.probe.window).to_string(),
             ms(new.probe.window).to_string(),
+        );
+        diff(
+            Setting::ForeignHolderTimeoutMs,
+            self.probe.foreign_holder_timeout.map_or(0, ms).to_string(),
+            new.probe.foreign_holder_timeout.map_or(0, ms).to_string(),
         );
         let (a, b) = (&self.election, &new.election);
         diff(

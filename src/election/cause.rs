@@ -67,8 +67,9 @@ pub enum Cause {
     StaleEpoch,
     /// Another master with an equal epoch ranks higher (priority, then name; RFC 9568 §6.4.3).
     Outranked,
-    /// A member we cannot hear (or one advertising master) answers for our VIPs on the
-    /// wire and outranks us by `(epoch, rank)` from its last advert.
+    /// A member that is not a live non-master answers for our VIPs on the wire and
+    /// outranks us by `(epoch, rank)`: the epoch of its last advert if that said master,
+    /// else at least that + 1 and at least ours (see `epoch_of_claimant`).
     Conflict,
     /// The kernel dropped our VIPs because their lease ran out.
     LeaseLost,
@@ -151,8 +152,12 @@ impl Cause {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeCause {
-    /// The ARP probe before claiming was answered (RFC 5227 §2.1.1): we do not claim.
+    /// The ARP probe before claiming was answered by a new MAC (RFC 5227 §2.1.1): we do
+    /// not claim.
     ClaimBlocked,
+    /// The reminder, every [`super::CLAIM_BLOCKED_REMINDER`], that the claim is still
+    /// blocked by the same MAC.
+    ClaimStillBlocked,
     /// Master-down passed but we hear no majority: we do not take over.
     NoQuorum,
     /// A live peer whose adverts do not say master answers for our VIPs: we wait up to a
@@ -170,8 +175,9 @@ pub enum NoticeCause {
 
 impl NoticeCause {
     /// Every variant, in declaration order.
-    pub const ALL: [NoticeCause; 7] = [
+    pub const ALL: [NoticeCause; 8] = [
         NoticeCause::ClaimBlocked,
+        NoticeCause::ClaimStillBlocked,
         NoticeCause::NoQuorum,
         NoticeCause::ConflictPending,
         NoticeCause::ConflictWon,
@@ -184,6 +190,7 @@ impl NoticeCause {
     pub const fn label(self) -> &'static str {
         match self {
             NoticeCause::ClaimBlocked => "claim_blocked",
+            NoticeCause::ClaimStillBlocked => "claim_still_blocked",
             NoticeCause::NoQuorum => "no_quorum",
             NoticeCause::ConflictPending => "conflict_pending",
             NoticeCause::ConflictWon => "conflict_won",
@@ -248,6 +255,7 @@ mod tests {
         fn listed(c: NoticeCause) -> bool {
             match c {
                 NoticeCause::ClaimBlocked
+                | NoticeCause::ClaimStillBlocked
                 | NoticeCause::NoQuorum
                 | NoticeCause::ConflictPending
                 | NoticeCause::ConflictWon

@@ -41,7 +41,9 @@
 //!   master we still hear and preempt), we first ask for an ARP probe of the VIPs
 //!   ([`Action::Probe`]). If some host answers ([`Input::ProbeResult`] with its MAC) we do not
 //!   claim: we say who holds the VIPs and probe again every advert interval. Lost adverts
-//!   alone can therefore never move the VIPs away from a live master.
+//!   alone can therefore never move the VIPs away from a live master. Opt-in exception:
+//!   with `foreign_holder_timeout` set, answers from non-members only stop blocking after
+//!   that long (with quorum, not isolated).
 //! - **Isolation.** With a gateway witness, a node that hears no live peer and whose gateway
 //!   does not answer goes to Fault (a master releases its VIPs first) and never claims. It
 //!   rejoins as backup when the gateway answers again or a peer is heard.
@@ -153,6 +155,9 @@ pub struct ClaimBlock {
     pub member: Option<String>,
     /// Since when answers from this MAC block the claim.
     pub since: Instant,
+    /// Since when only non-members have answered (what `foreign_holder_timeout` counts);
+    /// `None` while a member answers.
+    pub foreign_since: Option<Instant>,
 }
 
 /// While a claim stays blocked, a reminder notice at most this often (it must never be
@@ -762,6 +767,8 @@ impl Election {
         if from == State::Fault && to != State::Fault {
             self.last_fault_exit = Some(now);
         }
+        // A block belongs to one stay in backup: a later one starts afresh.
+        self.claim_block = None;
         if to != State::Backup {
             self.master_down_at = None;
         }
@@ -1316,59 +1323,78 @@ impl Election {
         match answered_by.filter(|m| *m != self.cfg.mac) {
             Some(mac) => {
                 let member = self.peer_with_mac(mac).map(|(name, _)| name.clone());
-                let (since, first) = match &self.claim_block {
-                    Some((b, _)) if b.mac == mac => (b.since, false),
-                    _ => (now, true),
+                let previous = self
+                    .claim_block
+                    .as_ref()
+                    .map(|(b, said)| (b.clone(), *said));
+                let first = previous.as_ref().is_none_or(|(b, _)| b.mac != mac);
+                let since = match &previous {
+                    Some((b, _)) if !first => b.since,
+                    _ => now,
+                };
+                // When only non-members have answered since: kept across a change of the
+                // answering non-member MAC (two proxy-ARP routers, a fabric answering with
+                // varying MACs), reset by a member's answer.
+                let foreign_since = match (&member, &previous) {
+                    (Some(_), _) => None,
+                    (None, Some((b, _))) => Some(b.foreign_since.unwrap_or(now)),
+                    (None, None) => Some(now),
                 };
                 let blocked_for = now.saturating_duration_since(since);
                 // RFC 5227 2.1.1 says a conflict means "do not use the address". A member's
                 // answer is the split-brain layer itself; a non-member's may be a duplicate
                 // address, a proxy-ARP router or a cloud fabric answering for everyone, so
                 // the operator can bound the wait (docs/election.md).
-                if member.is_none()
-                    && self
-                        .cfg
-                        .foreign_holder_timeout
-                        .is_some_and(|limit| blocked_for >= limit)
+                let foreign_for = foreign_since.map(|t| now.saturating_duration_since(t));
+                let (quorum_ok, _, _) = self.quorum(now);
+                if let (Some(limit), Some(waited)) = (self.cfg.foreign_holder_timeout, foreign_for)
                 {
-                    let reason = format!(
-                        "{} (not a cluster member) has answered for the VIPs for {}, \
-                         past foreign_holder_timeout_ms: claiming them anyway",
-                        format_mac(&mac),
-                        ms(blocked_for)
-                    );
-                    self.claim_block = None;
-                    self.take_over_with(now, Cause::ClaimedOverForeign, reason, out);
-                    return;
+                    if waited >= limit && quorum_ok && !self.is_isolated(now) {
+                        let reason = format!(
+                            "only hosts that are not cluster members (last {}) have answered \
+                             for the VIPs, for {}, past foreign_holder_timeout_ms: claiming them anyway",
+                            format_mac(&mac),
+                            ms(waited)
+                        );
+                        self.claim_block = None;
+                        self.take_over_with(now, Cause::ClaimedOverForeign, reason, out);
+                        return;
+                    }
                 }
-                let remind = self
-                    .claim_block
-                    .as_ref()
-                    .is_some_and(|(_, said)| now >= after(*said, CLAIM_BLOCKED_REMINDER));
-                if first || remind {
-                    let reason = if first {
-                        format!(
+                let remind = !first
+                    && previous
+                        .as_ref()
+                        .is_some_and(|(_, said)| now >= after(*said, CLAIM_BLOCKED_REMINDER));
+                if first {
+                    out.push(Action::Notice {
+                        cause: NoticeCause::ClaimBlocked,
+                        reason: format!(
                             "not claiming the VIPs: answered by {}; probing again every {}",
                             self.describe_mac(now, mac),
                             ms(self.cfg.advert_interval)
-                        )
-                    } else {
-                        format!(
+                        ),
+                    });
+                } else if remind {
+                    out.push(Action::Notice {
+                        cause: NoticeCause::ClaimStillBlocked,
+                        reason: format!(
                             "still not claiming the VIPs: answered by {} for {}",
                             self.describe_mac(now, mac),
                             ms(blocked_for)
-                        )
-                    };
-                    out.push(Action::Notice {
-                        cause: NoticeCause::ClaimBlocked,
-                        reason,
+                        ),
                     });
                 }
-                let said = match &self.claim_block {
+                let said = match &previous {
                     Some((_, said)) if !first && !remind => *said,
                     _ => now,
                 };
-                self.claim_block = Some((ClaimBlock { mac, member, since }, said));
+                let block = ClaimBlock {
+                    mac,
+                    member,
+                    since,
+                    foreign_since,
+                };
+                self.claim_block = Some((block, said));
                 self.master_down_at = Some(after(now, self.cfg.advert_interval));
             }
             None => {
@@ -1431,7 +1457,7 @@ impl Election {
                     "VIP conflict: {} also answers for the VIPs and outranks us \
                      (epoch {} priority {} vs our epoch {} priority {}): releasing",
                     self.describe_mac(now, mac),
-                    p.epoch,
+                    self.epoch_of_claimant(now, &p),
                     p.priority,
                     self.master_epoch,
                     self.cfg.priority

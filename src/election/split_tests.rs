@@ -1003,3 +1003,67 @@ fn foreign_holder_timeout_claims_over_a_stranger_but_never_over_a_member() {
         Some("n1".to_string())
     );
 }
+
+#[test]
+fn foreign_holder_timeout_counts_across_changing_stranger_macs_and_a_block_ends_with_backup() {
+    // Two proxy-ARP routers answering in turn must not reset the clock for ever.
+    let (mut e, t0) = started(ElectionConfig {
+        foreign_holder_timeout: Some(ms(2000)),
+        ..cfg("n2", 100, 2, false)
+    });
+    e.handle(
+        t0 + ms(10),
+        Input::Advert(adv("n1", State::Master, 200, 1, N1_MAC)),
+    );
+    let other: [u8; 6] = [2, 0x5e, 0, 0, 0, 0x78];
+    let mut t = t0;
+    let mut acts = Vec::new();
+    let mut turn = false;
+    while t < t0 + ms(3000) && e.state() == State::Backup {
+        let due = run_until(&mut e, t);
+        if has_probe(&due) {
+            turn = !turn;
+            let mac = if turn { STRANGER } else { other };
+            acts.extend(e.handle(
+                t,
+                Input::ProbeResult {
+                    answered_by: Some(mac),
+                },
+            ));
+        }
+        t += ms(10);
+    }
+    assert_eq!(e.state(), State::Master, "{:?}", notices(&acts));
+
+    // A block does not outlive the stay in backup it belongs to.
+    let (mut e, t0) = backup_that_lost_its_master();
+    probes_answered_by(&mut e, STRANGER, t0, t0 + ms(2000));
+    let before = e.claim_blocked().map(|b| b.since).expect("blocked");
+    e.handle(
+        t0 + ms(2000),
+        Input::Fault {
+            cause: FaultCause::HealthCheck,
+            reason: "nginx down".into(),
+        },
+    );
+    assert!(e.claim_blocked().is_none());
+    e.handle(
+        t0 + ms(5000),
+        Input::FaultCleared {
+            cause: FaultCause::HealthCheck,
+        },
+    );
+    let acts = probes_answered_by(&mut e, STRANGER, t0 + ms(5000), t0 + ms(6000));
+    let block = e.claim_blocked().expect("blocked again");
+    assert!(block.since > before + ms(2000), "a fresh block");
+    assert!(
+        acts.iter().any(|a| matches!(
+            a,
+            Action::Notice {
+                cause: NoticeCause::ClaimBlocked,
+                ..
+            }
+        )),
+        "the fresh block is announced (and its hook runs): {acts:?}"
+    );
+}
