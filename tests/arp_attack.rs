@@ -192,9 +192,9 @@ fn stranger_holds_the_vip(vip_extra: &str) -> (Cluster, String, std::path::PathB
     let mut c = Cluster::new(&[node("n1", 200), node("n2", 100)]);
     c.lab.add_host("rogue", ROGUE_ADDR).unwrap();
     let hook_out = c.dir.path().join("blocked-by");
+    add_vip_setting(&c, "n2", vip_extra);
     let path = c.config_path("n2");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text.replacen("[vip]\n", &format!("[vip]\n{vip_extra}"), 1)
+    let text = std::fs::read_to_string(&path).unwrap()
         + &format!(
             "\n[notify]\nclaim_blocked = [\"/bin/sh\", \"-c\", \"echo $HAAGENT_BLOCKED_BY > {}\"]\n",
             hook_out.display()
@@ -260,7 +260,7 @@ fn foreign_holder_timeout_lets_the_backup_claim_over_a_stranger() {
     if !require_root("foreign_holder_timeout_lets_the_backup_claim_over_a_stranger") {
         return;
     }
-    let (mut c, _rogue_mac, _hook) = stranger_holds_the_vip("foreign_holder_timeout_ms = 1000\n");
+    let (mut c, _rogue_mac, _hook) = stranger_holds_the_vip("foreign_holder_timeout_ms = 1000");
     let took = c.wait_holder("n2", TAKEOVER * 3);
     eprintln!(
         "n2 claimed over the stranger {} ms after n1 died",

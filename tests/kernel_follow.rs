@@ -31,13 +31,6 @@ fn ip_in(c: &Cluster, name: &str, args: &[&str]) {
 }
 
 /// Adds `line` to the `[vip]` table of `name`'s config (the harness writes that table).
-fn add_vip_setting(c: &Cluster, name: &str, line: &str) {
-    let path = c.config_path(name);
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text.replacen("[vip]\n", &format!("[vip]\n{line}\n"), 1);
-    std::fs::write(&path, text).unwrap();
-}
-
 fn state_is(state: &'static str) -> impl Fn(&serde_json::Value) -> bool {
     move |s| s["state"] == state
 }
@@ -289,17 +282,7 @@ fn primary_address_deleted_takes_the_vip_with_it_and_the_master_reinstalls_it() 
     // and no backup may take over meanwhile.
     let mut c = Cluster::with(&[node("n1", 200), node("n2", 100)], "");
     add_vip_setting(&c, "n1", "lease_ms = 0");
-    let ns = c.lab.host("n1").unwrap().ns.name().to_string();
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns, "sysctl", "-qw"])
-        .arg("net.ipv4.conf.eth0.promote_secondaries=0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    set_promote_secondaries(&c, "n1", false);
     c.start("n1");
     c.wait_sole_holder("n1", CONVERGE);
     c.wait_status("n1", CONVERGE, state_is("master"));

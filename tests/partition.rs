@@ -291,26 +291,7 @@ fn bridge_forwarding(c: &Cluster, blocked: bool) {
     } else {
         "delete table bridge hapart\n"
     };
-    let out = c
-        .lab
-        .switch()
-        .command("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(script.as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("nft (nftables) must be installed");
-    assert!(
-        out.status.success(),
-        "nft in the switch failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    nft_in(c.lab.switch(), script);
 }
 
 /// Whether `name`'s agent hears its (only) peer, asked over the control socket directly.

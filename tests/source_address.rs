@@ -28,19 +28,8 @@ fn a_promoted_vip_is_not_the_source_of_peer_traffic() {
         let text = text.replace(&format!("listen = \"{addr}\""), "listen = \"0.0.0.0\"");
         std::fs::write(&path, text).unwrap();
     }
-    let n1 = c.lab.host("n1").unwrap();
-    let n1_addr = n1.addr;
-    let out = n1
-        .ns
-        .command("sysctl")
-        .args(["-qw", "net.ipv4.conf.eth0.promote_secondaries=1"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let n1_addr = c.lab.host("n1").unwrap().addr;
+    set_promote_secondaries(&c, "n1", true);
     c.start("n1");
     c.start("n2");
     c.wait_sole_holder("n1", CONVERGE);

@@ -465,9 +465,12 @@ impl Drop for ClientPinger {
 
 /// Runs `nft` inside host `name`'s namespace.
 pub fn nft(cluster: &Cluster, name: &str, script: &str) {
-    let host = cluster.lab.host(name).unwrap();
-    let out = host
-        .ns
+    nft_in(&cluster.lab.host(name).unwrap().ns, script);
+}
+
+/// Runs `nft -f -` with `script` inside namespace `ns`; fails the test if it fails.
+pub fn nft_in(ns: &haagent::lab::Netns, script: &str) {
+    let out = ns
         .command("nft")
         .args(["-f", "-"])
         .stdin(std::process::Stdio::piped())
@@ -482,7 +485,35 @@ pub fn nft(cluster: &Cluster, name: &str, script: &str) {
         .expect("nft (nftables) must be installed");
     assert!(
         out.status.success(),
-        "nft failed in {name}: {}",
+        "nft failed in {}: {}",
+        ns.name(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Adds `line` to the `[vip]` table of `name`'s config (the harness writes that table, so
+/// a second `[vip]` in `common` would be a duplicate).
+pub fn add_vip_setting(c: &Cluster, name: &str, line: &str) {
+    let path = c.config_path(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replacen("[vip]\n", &format!("[vip]\n{line}\n"), 1);
+    std::fs::write(&path, text).unwrap();
+}
+
+/// Sets `net.ipv4.conf.eth0.promote_secondaries` on host `name`.
+pub fn set_promote_secondaries(c: &Cluster, name: &str, on: bool) {
+    let ns = &c.lab.host(name).unwrap().ns;
+    let out = ns
+        .command("sysctl")
+        .args([
+            "-qw",
+            &format!("net.ipv4.conf.eth0.promote_secondaries={}", u8::from(on)),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
