@@ -1282,6 +1282,17 @@ impl Election {
         self.take_over(now, out);
     }
 
+    /// Whether a live peer in state backup ranks higher than us.
+    fn outranked_by_live_backup(&self, now: Instant) -> bool {
+        self.live_peers(now).any(|(name, p)| {
+            p.state == State::Backup
+                && Rank {
+                    priority: p.priority,
+                    name,
+                } > self.rank()
+        })
+    }
+
     /// A takeover the old master agreed to by message (it left with priority 0 or reported a
     /// fault) or one we do while hearing it (preemption): no ARP probe needed.
     fn handover_is_coordinated(&self, now: Instant) -> bool {
@@ -1398,7 +1409,16 @@ impl Election {
                 self.master_down_at = Some(after(now, self.cfg.advert_interval));
             }
             None => {
-                self.claim_block = None;
+                let was_blocked = self.claim_block.take().is_some();
+                // The holder that blocked us is gone. Every backup it blocked finds out at
+                // its next probe, each on its own timing (one advert interval apart at
+                // most), so the skew no longer orders them: defer to a live backup that
+                // outranks us for one master-down. It claims, and we follow its adverts,
+                // or it does not, and we claim at the next expiry.
+                if was_blocked && self.outranked_by_live_backup(now) {
+                    self.master_down_at = Some(after(now, self.master_down_interval()));
+                    return;
+                }
                 let (ok, _, _) = self.quorum(now);
                 if ok && !self.is_isolated(now) {
                     self.take_over(now, out);

@@ -1067,3 +1067,84 @@ fn foreign_holder_timeout_counts_across_changing_stranger_macs_and_a_block_ends_
         "the fresh block is announced (and its hook runs): {acts:?}"
     );
 }
+
+#[test]
+fn after_a_blocked_claim_clears_the_best_live_backup_claims_first() {
+    // n3 (100) and n2 (150) were both blocked by a stale holder; when it goes, n3 sees no
+    // answer first (its probe happens to come first): it defers to n2 for one master-down
+    // instead of claiming alongside it (seen in a namespace test: both claimed 1 ms apart).
+    let (mut e, t0) = started(ElectionConfig {
+        name: "n3".into(),
+        ..cfg("n3", 100, 3, false)
+    });
+    e.handle(
+        t0 + ms(10),
+        Input::Advert(adv("n1", State::Master, 200, 1, N1_MAC)),
+    );
+    let n2 = adv("n2", State::Backup, 150, 1, [2, 0, 0, 0, 0, 0x22]);
+    let mut t = t0 + ms(10);
+    let mut probed_once = false;
+    // Blocked by n1's stale address while n2 keeps advertising backup.
+    while t < t0 + ms(600) {
+        t += ms(10);
+        let due = run_until(&mut e, t);
+        e.handle(t, Input::Advert(n2.clone()));
+        if has_probe(&due) {
+            probed_once = true;
+            e.handle(
+                t,
+                Input::ProbeResult {
+                    answered_by: Some(N1_MAC),
+                },
+            );
+        }
+    }
+    assert!(probed_once && e.claim_blocked().is_some());
+    // The stale address is gone: no answer. n3 does not claim while n2 is live.
+    let mut acts = Vec::new();
+    let mut answered_none = false;
+    while !answered_none {
+        t += ms(10);
+        let due = run_until(&mut e, t);
+        e.handle(t, Input::Advert(n2.clone()));
+        if has_probe(&due) {
+            answered_none = true;
+            acts.extend(e.handle(t, Input::ProbeResult { answered_by: None }));
+        }
+    }
+    assert_eq!(e.state(), State::Backup, "{acts:?}");
+    // n2 claims and advertises master: n3 follows.
+    let n2_master = adv("n2", State::Master, 150, 2, [2, 0, 0, 0, 0, 0x22]);
+    let later = hear_until(&mut e, &n2_master, t, t + ms(1000));
+    assert_eq!(e.state(), State::Backup, "{later:?}");
+    assert!(!later.contains(&Action::InstallVips));
+
+    // If n2 never claims, n3 does, one master-down later.
+    let (mut e, t0) = started(ElectionConfig {
+        name: "n3".into(),
+        ..cfg("n3", 100, 3, false)
+    });
+    e.handle(
+        t0 + ms(10),
+        Input::Advert(adv("n1", State::Master, 200, 1, N1_MAC)),
+    );
+    let mut t = t0 + ms(10);
+    let mut phase = 0; // 0 blocked, 1 cleared
+    while e.state() == State::Backup && t < t0 + ms(3000) {
+        t += ms(10);
+        let due = run_until(&mut e, t);
+        e.handle(t, Input::Advert(n2.clone()));
+        if has_probe(&due) {
+            let answer = (t < t0 + ms(600)).then_some(N1_MAC);
+            phase += usize::from(answer.is_none());
+            e.handle(
+                t,
+                Input::ProbeResult {
+                    answered_by: answer,
+                },
+            );
+        }
+    }
+    assert_eq!(e.state(), State::Master, "claims once n2 did not");
+    assert!(phase >= 2, "deferred once, then claimed on the next probe");
+}
