@@ -164,6 +164,30 @@ pub struct ClaimBlock {
 /// silent, and never flood the log).
 pub const CLAIM_BLOCKED_REMINDER: Duration = Duration::from_secs(10);
 
+/// When an ARP probe comes back clear while a live backup that outranks us is heard, we
+/// wait this many of our advert intervals, once per stay in backup, before probing again
+/// and claiming: time for the better backup to finish its own probe (it started at most an
+/// advert interval after ours when both re-probed a blocked claim, earlier otherwise) and
+/// for its master advert to reach us. Without it the two probes overlap and both claim
+/// (the skew alone orders them by `(p₁ − p₂) × interval / 256`, RFC 9568 §6.1).
+pub const DEFER_TO_BETTER_BACKUP: u32 = 2;
+
+/// A member we cannot hear answered for our VIPs and we re-announced against it, as the
+/// winner by what its last advert said. If it keeps answering after that, each side has
+/// judged the other by stale adverts and both think they won (see
+/// `Election::epoch_of_claimant`): an advert interval after our re-announcement, rank alone
+/// decides, on both sides alike.
+#[derive(Debug, Clone, Copy)]
+struct Contest {
+    mac: [u8; 6],
+    /// Our first re-announcement against it.
+    since: Instant,
+    /// It answered again after that.
+    answered: bool,
+    /// The recheck an advert interval after `since` has run.
+    rechecked: bool,
+}
+
 /// Something that happened, for [`Election::handle`]. Serde (externally tagged, snake
 /// case: `"timeout"`, `{"advert": {...}}`) is for golden traces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -383,6 +407,9 @@ pub struct Election {
     probing: bool,
     /// Who answers our probes in this episode, since when, and when we last said so.
     claim_block: Option<(ClaimBlock, Instant)>,
+    /// This stay in backup already gave a live higher-ranked backup its turn to claim
+    /// ([`DEFER_TO_BETTER_BACKUP`] advert intervals).
+    deferred: bool,
     /// Whether "not taking over: no quorum" was said in this episode.
     quorum_notice: bool,
     /// The gateway witness's verdict and words; `None` = no witness or no verdict yet.
@@ -407,6 +434,9 @@ pub struct Election {
     /// master, and until when we wait for the advert that explains it (its takeover advert
     /// can trail its gratuitous ARP).
     conflict_grace: Option<([u8; 6], Instant)>,
+    /// A member we cannot hear that answered for our VIPs and that we re-announced against
+    /// ([`Contest`]).
+    contested: Option<Contest>,
     /// When we last re-announced because of a conflict (the defence is rate-limited).
     last_defence: Option<Instant>,
     /// When we last said something about a conflict, and how many came since.
@@ -484,6 +514,7 @@ impl Election {
             peers: BTreeMap::new(),
             probing: false,
             claim_block: None,
+            deferred: false,
             quorum_notice: false,
             gateway: None,
             isolated: false,
@@ -497,6 +528,7 @@ impl Election {
             last_fault_exit: None,
             handing_over: None,
             conflict_grace: None,
+            contested: None,
             last_defence: None,
             last_conflict_notice: None,
             conflicts_unreported: 0,
@@ -565,12 +597,17 @@ impl Election {
         };
         let handover = self.handing_over.as_ref().map(|(_, until)| *until);
         let grace = self.conflict_grace.map(|(_, until)| until);
+        let recheck = self
+            .contested
+            .filter(|c| !c.rechecked)
+            .map(|c| after(c.since, self.cfg.advert_interval));
         [
             self.next_send,
             self.master_down_at,
             expiry,
             handover,
             grace,
+            recheck,
             self.vip_retry_at,
             self.stop_by,
         ]
@@ -767,8 +804,10 @@ impl Election {
         if from == State::Fault && to != State::Fault {
             self.last_fault_exit = Some(now);
         }
-        // A block belongs to one stay in backup: a later one starts afresh.
+        // A block and a deferral belong to one stay in backup: a later one starts afresh.
         self.claim_block = None;
+        self.deferred = false;
+        self.contested = None;
         if to != State::Backup {
             self.master_down_at = None;
         }
@@ -816,6 +855,7 @@ impl Election {
                 }
             }
         }
+        self.recheck_contest(now, out);
         if let Some((to, until)) = self.handing_over.take() {
             if now >= until {
                 self.yielded = false;
@@ -1028,6 +1068,7 @@ impl Election {
                     // We hear a master again: an outstanding probe no longer matters.
                     self.probing = false;
                     self.claim_block = None;
+                    self.deferred = false;
                     self.quorum_notice = false;
                 }
             }
@@ -1409,14 +1450,18 @@ impl Election {
                 self.master_down_at = Some(after(now, self.cfg.advert_interval));
             }
             None => {
-                let was_blocked = self.claim_block.take().is_some();
-                // The holder that blocked us is gone. Every backup it blocked finds out at
-                // its next probe, each on its own timing (one advert interval apart at
-                // most), so the skew no longer orders them: defer to a live backup that
-                // outranks us for one master-down. It claims, and we follow its adverts,
-                // or it does not, and we claim at the next expiry.
-                if was_blocked && self.outranked_by_live_backup(now) {
-                    self.master_down_at = Some(after(now, self.master_down_interval()));
+                self.claim_block = None;
+                // The skew orders the backups' master-down expiries by a few milliseconds
+                // only (priority 150 vs 100 at 50 ms adverts: 10 ms), less than the probe
+                // window that follows each, and after a blocked claim clears each backup
+                // finds out at its own next re-probe, up to an advert interval apart. So a
+                // probe that comes back clear does not settle it alone: a live backup that
+                // outranks us gets one turn to claim first; we follow its adverts, or we
+                // probe again and claim.
+                if !self.deferred && self.outranked_by_live_backup(now) {
+                    self.deferred = true;
+                    let wait = self.cfg.advert_interval * DEFER_TO_BETTER_BACKUP;
+                    self.master_down_at = Some(after(now, wait));
                     return;
                 }
                 let (ok, _, _) = self.quorum(now);
@@ -1466,7 +1511,7 @@ impl Election {
             }
             Some((name, p))
                 if (
-                    self.epoch_of_claimant(now, &p),
+                    self.epoch_of_claimant(now, mac, &p),
                     Rank {
                         priority: p.priority,
                         name: &name,
@@ -1477,7 +1522,7 @@ impl Election {
                     "VIP conflict: {} also answers for the VIPs and outranks us \
                      (epoch {} priority {} vs our epoch {} priority {}): releasing",
                     self.describe_mac(now, mac),
-                    self.epoch_of_claimant(now, &p),
+                    self.epoch_of_claimant(now, mac, &p),
                     p.priority,
                     self.master_epoch,
                     self.cfg.priority
@@ -1485,23 +1530,84 @@ impl Election {
                 self.step_down(now, Cause::Conflict, reason, out);
                 self.send(now, out);
             }
-            _ => self.defend(now, mac, out),
+            Some((_, p)) => {
+                if !self.peer_is_live(now, &p) {
+                    match &mut self.contested {
+                        Some(c) if c.mac == mac => c.answered |= now > c.since,
+                        _ => {
+                            self.contested = Some(Contest {
+                                mac,
+                                since: now,
+                                answered: false,
+                                rechecked: false,
+                            })
+                        }
+                    }
+                }
+                self.defend(now, mac, out);
+            }
+            None => self.defend(now, mac, out),
         }
     }
 
     /// The epoch a member that answers for our VIPs holds them with, as far as we can tell.
-    /// A live peer, or one whose last advert said master (a master's epoch does not change
-    /// while it stays master: a frozen master resuming still has it), has the epoch it last
-    /// advertised. A member we cannot hear whose last advert said backup must have taken
-    /// over since, with at least its last epoch + 1; we count it as at least ours, so that
-    /// rank breaks the tie, and both sides, each judging the other this way, reach the same
-    /// verdict (with stale epochs each could think it won, and both would keep the VIPs
-    /// until adverts flow again: seen in the simulation with peer traffic blocked).
-    fn epoch_of_claimant(&self, now: Instant, p: &Peer) -> u64 {
-        if self.peer_is_live(now, p) || (p.state == State::Master && p.priority != 0) {
+    /// A live peer has the epoch it last advertised. A member we cannot hear whose last
+    /// advert said master is taken at that epoch (a master's epoch does not change while it
+    /// stays master: a frozen master resuming still has it, and loses to our newer one).
+    /// One whose last advert said backup must have taken over since, with at least its last
+    /// epoch + 1; we count it as at least ours, so that rank breaks the tie, and both
+    /// sides, each judging the other this way, reach the same verdict.
+    ///
+    /// The master case can still be wrong: a member we cannot hear may have stepped down and
+    /// taken over again since its last advert, with an epoch above ours; then each side
+    /// thinks it won and both keep the VIPs (seen in the simulation with peer traffic
+    /// blocked: 3.7 s on one L2). So once we have re-announced against it and it still
+    /// answers an advert interval later ([`Self::contested`]), its epoch counts as at least
+    /// ours too, and rank decides on both sides.
+    fn epoch_of_claimant(&self, now: Instant, mac: [u8; 6], p: &Peer) -> u64 {
+        if self.peer_is_live(now, p) {
+            return p.epoch;
+        }
+        let still_contested = self
+            .contested
+            .is_some_and(|c| c.mac == mac && now >= after(c.since, self.cfg.advert_interval));
+        if p.state == State::Master && p.priority != 0 && !still_contested {
             p.epoch
         } else {
             p.epoch.saturating_add(1).max(self.master_epoch)
+        }
+    }
+
+    /// An advert interval after we re-announced against a member we cannot hear
+    /// ([`Contest`]): if it answered again since, rank alone decides now; either way, if we
+    /// keep the VIPs we re-announce once more, so that a contender that is still holding
+    /// them sees it and applies the same rule.
+    fn recheck_contest(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Some(c) = self.contested else {
+            return;
+        };
+        if c.rechecked || now < after(c.since, self.cfg.advert_interval) {
+            return;
+        }
+        self.contested = Some(Contest {
+            rechecked: true,
+            ..c
+        });
+        if self.state != State::Master {
+            return;
+        }
+        let live = self
+            .peer_with_mac(c.mac)
+            .is_none_or(|(_, p)| self.peer_is_live(now, p));
+        if live {
+            return; // its adverts flow again: the advert rules settle it
+        }
+        if c.answered {
+            // Releases if it outranks us, else re-announces.
+            self.on_conflict(now, c.mac, out);
+        } else {
+            self.last_defence = Some(now);
+            out.push(Action::Announce);
         }
     }
 

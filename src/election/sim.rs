@@ -467,7 +467,16 @@ impl Cluster {
             e.is_some_and(|e| e.state() == State::Backup && e.master() == Some(name.as_str()))
         });
         let quorum_ok = !self.layers.quorum || survivors.len() > self.nodes.len() / 2;
-        if sole_master && self.loss == 0.0 && !survivors.is_empty() && all_follow && quorum_ok {
+        // A lone survivor that the witness reports isolated must not take the VIPs
+        // (invariant 7), handover or not.
+        let may_hold = self.needs_holder(g);
+        if sole_master
+            && self.loss == 0.0
+            && !survivors.is_empty()
+            && all_follow
+            && quorum_ok
+            && may_hold
+        {
             survivors.sort_by(|&a, &b| self.rank_of(b).cmp(&self.rank_of(a)));
             let skew = |j: usize| skew_for(self.nodes[j].cfg.priority, self.interval);
             let winner = survivors[0];

@@ -1071,8 +1071,9 @@ fn foreign_holder_timeout_counts_across_changing_stranger_macs_and_a_block_ends_
 #[test]
 fn after_a_blocked_claim_clears_the_best_live_backup_claims_first() {
     // n3 (100) and n2 (150) were both blocked by a stale holder; when it goes, n3 sees no
-    // answer first (its probe happens to come first): it defers to n2 for one master-down
-    // instead of claiming alongside it (seen in a namespace test: both claimed 1 ms apart).
+    // answer first (its probe happens to come first): it gives n2 a turn (two advert
+    // intervals) instead of claiming alongside it (seen in a namespace test: both claimed
+    // 1 ms apart).
     let (mut e, t0) = started(ElectionConfig {
         name: "n3".into(),
         ..cfg("n3", 100, 3, false)
@@ -1147,4 +1148,80 @@ fn after_a_blocked_claim_clears_the_best_live_backup_claims_first() {
     }
     assert_eq!(e.state(), State::Master, "claims once n2 did not");
     assert!(phase >= 2, "deferred once, then claimed on the next probe");
+}
+
+#[test]
+fn a_clear_probe_gives_a_live_better_backup_one_turn_before_claiming() {
+    // The master dies; n2 (150) and n3 (100) both reach master-down a few milliseconds
+    // apart and probe. n3's probe comes back clear while n2 still advertises backup (its
+    // own probe is still running, or it was slowed down): n3 waits instead of claiming.
+    let (mut e, t0) = started(ElectionConfig {
+        name: "n3".into(),
+        ..cfg("n3", 100, 3, false)
+    });
+    e.handle(
+        t0 + ms(10),
+        Input::Advert(adv("n1", State::Master, 200, 1, N1_MAC)),
+    );
+    let n2 = adv("n2", State::Backup, 150, 1, [2, 0, 0, 0, 0, 0x22]);
+    let mut t = t0 + ms(10);
+    let mut acts = Vec::new();
+    let mut probed_at = None;
+    while probed_at.is_none() && t < t0 + ms(2000) {
+        t += ms(10);
+        let due = run_until(&mut e, t);
+        e.handle(t, Input::Advert(n2.clone()));
+        if has_probe(&due) {
+            probed_at = Some(t);
+            acts.extend(e.handle(t, Input::ProbeResult { answered_by: None }));
+        }
+    }
+    assert!(probed_at.is_some(), "n3 probes after master-down");
+    assert_eq!(
+        e.state(),
+        State::Backup,
+        "clear probe, live better backup: {acts:?}"
+    );
+    assert!(!acts.contains(&Action::InstallVips));
+
+    // n2 claims: n3 follows it and never installs.
+    let n2_master = adv("n2", State::Master, 150, 2, [2, 0, 0, 0, 0, 0x22]);
+    let later = hear_until(&mut e, &n2_master, t, t + ms(1000));
+    assert_eq!(e.state(), State::Backup, "{later:?}");
+    assert!(!later.contains(&Action::InstallVips), "{later:?}");
+
+    // Same start, but n2 died with the master (its adverts stop): n3 probes again after
+    // its turn and claims, once, within two advert intervals of the first clear probe.
+    let (mut e, t0) = started(ElectionConfig {
+        name: "n3".into(),
+        ..cfg("n3", 100, 3, false)
+    });
+    e.handle(
+        t0 + ms(10),
+        Input::Advert(adv("n1", State::Master, 200, 1, N1_MAC)),
+    );
+    // n2's last advert came a little after the master's: still live at n3's master-down.
+    e.handle(t0 + ms(30), Input::Advert(n2.clone()));
+    let mut t = t0 + ms(30);
+    let mut probes = Vec::new();
+    while e.state() == State::Backup && t < t0 + ms(3000) {
+        t += ms(1);
+        let due = run_until(&mut e, t);
+        if has_probe(&due) {
+            probes.push(t);
+            e.handle(t, Input::ProbeResult { answered_by: None });
+        }
+    }
+    assert_eq!(e.state(), State::Master, "claims once n2 did not");
+    assert_eq!(
+        probes.len(),
+        2,
+        "one turn for n2, then a second probe: {probes:?}"
+    );
+    let interval = e.config().advert_interval;
+    assert!(
+        probes[1] - probes[0] >= interval * DEFER_TO_BETTER_BACKUP
+            && probes[1] - probes[0] <= interval * DEFER_TO_BETTER_BACKUP + ms(2),
+        "{probes:?}"
+    );
 }
