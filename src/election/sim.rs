@@ -437,11 +437,20 @@ impl Cluster {
                 .map(|j| self.nodes[j].cfg.priority)
                 .max();
             if let Some(p) = best {
+                // With the probe on, a backup that finds the VIPs free while a better one is
+                // still heard gives it one turn (DEFER_TO_BETTER_BACKUP intervals and a second
+                // probe): the bound when that better one cannot claim (no quorum, say).
+                let defer = if self.layers.probe {
+                    self.interval * super::DEFER_TO_BETTER_BACKUP + self.probe_window
+                } else {
+                    Duration::ZERO
+                };
                 let deadline = self.now
                     + self.spec_master_down(p)
                     + self.interval
                     + self.max_delay
-                    + self.probe_window;
+                    + self.probe_window
+                    + defer;
                 self.expects.push(Expect::Failover { group: g, deadline });
             }
         }
@@ -825,6 +834,11 @@ impl Cluster {
         if self.layers.probe || self.layers.witness || self.layers.quorum {
             // A probe window, and the witness's fall intervals before isolation is known.
             gap_bound += self.probe_window + self.interval * 4;
+        }
+        if self.layers.probe {
+            // One turn given to a better backup that then does not claim (see the failover
+            // deadline in `kill`).
+            gap_bound += self.interval * super::DEFER_TO_BETTER_BACKUP + self.probe_window;
         }
         for g in 0..=1 {
             let has_holder = self.group_members(g).any(|j| self.nodes[j].holds);
