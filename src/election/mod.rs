@@ -80,14 +80,21 @@ pub use crate::wire::State;
 use crate::wire::{Advert, MIN_ADVERT_INTERVAL_MS};
 
 pub use cause::{Cause, FaultCause, NoticeCause};
+use timing::{after, interval_of, ms, skew_for, Timer, TimerTable};
 
 mod cause;
+mod conflict;
+mod fault;
+mod peers;
+mod planned;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod split_tests;
+mod takeover;
 #[cfg(test)]
 mod tests;
+mod timing;
 
 /// Default number of missed advert intervals before a backup takes over.
 pub const DEFAULT_DOWN_MULTIPLIER: u32 = 3;
@@ -399,8 +406,8 @@ pub struct Election {
     master_epoch: u64,
     max_seen: u64,
     seq: u64,
-    next_send: Option<Instant>,
-    master_down_at: Option<Instant>,
+    /// The next advert, master-down, VIP-install retry and graceful-stop deadlines.
+    timers: TimerTable,
     followed: Option<Followed>,
     peers: BTreeMap<String, Peer>,
     /// A probe is out; its result counts only while this is set.
@@ -418,14 +425,10 @@ pub struct Election {
     isolated: bool,
     /// The kinds of fault that hold now, with their reasons.
     faults: BTreeMap<FaultCause, String>,
-    /// While a VIP install fault holds: when it clears by itself ([`VIP_INSTALL_RETRY`]).
-    vip_retry_at: Option<Instant>,
     /// The configured priority; `cfg.priority` is the effective one (base + check delta).
     base_priority: u8,
     /// The health checks' adjustment.
     priority_delta: i32,
-    /// A graceful stop is under way: shut down once not master, or at this deadline.
-    stop_by: Option<Instant>,
     /// The `now` of the latest input.
     last_input: Option<Instant>,
     /// While handing over: to whom, and until when we wait for it.
@@ -461,32 +464,6 @@ pub fn clamp_priority(p: i32) -> u8 {
     u8::try_from(p.clamp(1, 254)).unwrap_or(1)
 }
 
-/// `now + d`, or `now` in the (unreachable with clamped config) case of overflow.
-fn after(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d).unwrap_or(now)
-}
-
-/// `(256 − priority) × interval / 256`, exact to the nanosecond.
-fn skew_for(priority: u8, interval: Duration) -> Duration {
-    let nanos = interval.as_nanos() * (256 - u128::from(priority)) / 256;
-    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
-}
-
-/// An advert's interval, never below the wire minimum.
-fn interval_of(a: &Advert) -> Duration {
-    Duration::from_millis(u64::from(a.advert_interval_ms.max(MIN_ADVERT_INTERVAL_MS)))
-}
-
-/// A duration in milliseconds for reasons: "180 ms", "78.1 ms".
-fn ms(d: Duration) -> String {
-    let us = d.as_micros();
-    if us % 1000 == 0 {
-        format!("{} ms", us / 1000)
-    } else {
-        format!("{:.1} ms", us as f64 / 1000.0)
-    }
-}
-
 impl Election {
     /// A new election in state [`State::Init`]; nothing happens until [`Input::Start`].
     /// Out-of-range config values are clamped (see [`ElectionConfig`]).
@@ -508,8 +485,6 @@ impl Election {
             master_epoch: 0,
             max_seen: 0,
             seq: 0,
-            next_send: None,
-            master_down_at: None,
             followed: None,
             peers: BTreeMap::new(),
             probing: false,
@@ -519,10 +494,9 @@ impl Election {
             gateway: None,
             isolated: false,
             faults: BTreeMap::new(),
-            vip_retry_at: None,
             base_priority,
             priority_delta: 0,
-            stop_by: None,
+            timers: TimerTable::default(),
             last_input: None,
             last_stepdown: None,
             last_fault_exit: None,
@@ -579,41 +553,6 @@ impl Election {
         }
         self.finish_stop(now, &mut out);
         out
-    }
-
-    /// When to call `handle(now, Input::Timeout)` next: the next advert, or the master-down
-    /// timer when backup. `None` before start and after shutdown.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        // A live peer expiring can isolate us or cost us quorum: wake up when it does.
-        let expiry = if self.stopped || (self.gateway.is_none() && !self.quorum_applies()) {
-            None
-        } else {
-            self.peers
-                .values()
-                .filter(|p| p.priority != 0)
-                .map(|p| after(p.last_heard, self.master_down_for(p.interval)))
-                .filter(|t| Some(*t) > self.last_input)
-                .min()
-        };
-        let handover = self.handing_over.as_ref().map(|(_, until)| *until);
-        let grace = self.conflict_grace.map(|(_, until)| until);
-        let recheck = self
-            .contested
-            .filter(|c| !c.rechecked)
-            .map(|c| after(c.since, self.cfg.advert_interval));
-        [
-            self.next_send,
-            self.master_down_at,
-            expiry,
-            handover,
-            grace,
-            recheck,
-            self.vip_retry_at,
-            self.stop_by,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
     }
 
     /// Our current state.
@@ -683,80 +622,6 @@ impl Election {
         &self.cfg
     }
 
-    /// Master-down interval for the master we follow: multiplier × its interval + our skew.
-    pub fn master_down_interval(&self) -> Duration {
-        self.master_down_for(self.master_interval())
-    }
-
-    /// Our skew for the master we follow: `(256 − our priority) × its interval / 256`.
-    pub fn skew(&self) -> Duration {
-        skew_for(self.cfg.priority, self.master_interval())
-    }
-
-    /// Every peer heard from, sorted by name.
-    pub fn peers(&self) -> Vec<PeerView> {
-        self.peers
-            .iter()
-            .map(|(name, p)| PeerView {
-                name: name.clone(),
-                state: p.state,
-                priority: p.priority,
-                epoch: p.epoch,
-                seq: p.seq,
-                last_heard: p.last_heard,
-                advert_interval: p.interval,
-                mac: p.mac,
-                alive_until: after(p.last_heard, self.master_down_for(p.interval)),
-            })
-            .collect()
-    }
-
-    /// Our own name if master; else the peer whose last advert said master (not leaving).
-    pub fn master(&self) -> Option<&str> {
-        if self.state == State::Master {
-            return Some(&self.cfg.name);
-        }
-        let f = self.followed.as_ref()?;
-        let p = self.peers.get(&f.name)?;
-        (p.state == State::Master && p.priority != 0).then_some(f.name.as_str())
-    }
-
-    fn master_interval(&self) -> Duration {
-        self.followed
-            .as_ref()
-            .map_or(self.cfg.advert_interval, |f| f.interval)
-    }
-
-    fn master_down_for(&self, interval: Duration) -> Duration {
-        interval
-            .saturating_mul(self.cfg.down_multiplier)
-            .saturating_add(skew_for(self.cfg.priority, interval))
-    }
-
-    fn rank(&self) -> Rank<'_> {
-        Rank {
-            priority: self.cfg.priority,
-            name: &self.cfg.name,
-        }
-    }
-
-    /// Whether we have heard `name` without a gap for [`PREEMPT_SETTLE`].
-    fn settled_with(&self, now: Instant, name: &str) -> bool {
-        self.peers
-            .get(name)
-            .is_some_and(|p| now >= after(p.contact_since, PREEMPT_SETTLE))
-    }
-
-    fn may_preempt(&self, now: Instant) -> bool {
-        let since = self
-            .started_at
-            .max(self.last_stepdown)
-            .max(self.last_fault_exit);
-        self.cfg.preempt
-            && !self.yielded
-            && since.is_some_and(|s| now >= after(s, self.cfg.preempt_delay))
-    }
-
     /// Leaves master because something forced us to; releases the VIPs.
     fn step_down(&mut self, now: Instant, cause: Cause, reason: String, out: &mut Vec<Action>) {
         self.last_stepdown = Some(now);
@@ -787,7 +652,8 @@ impl Election {
     fn send(&mut self, now: Instant, out: &mut Vec<Action>) {
         let a = self.advert(self.state, self.cfg.priority);
         out.push(Action::Send(a));
-        self.next_send = Some(after(now, self.cfg.advert_interval));
+        self.timers
+            .set(Timer::Advert, after(now, self.cfg.advert_interval));
     }
 
     fn transition(
@@ -809,7 +675,7 @@ impl Election {
         self.deferred = false;
         self.contested = None;
         if to != State::Backup {
-            self.master_down_at = None;
+            self.timers.stop(Timer::MasterDown);
         }
         out.push(Action::Transition {
             from,
@@ -822,7 +688,8 @@ impl Election {
 
     fn enter_backup(&mut self, now: Instant, cause: Cause, reason: String, out: &mut Vec<Action>) {
         self.transition(now, State::Backup, cause, reason, out);
-        self.master_down_at = Some(after(now, self.master_down_interval()));
+        self.timers
+            .set(Timer::MasterDown, after(now, self.master_down_interval()));
     }
 
     fn on_start(&mut self, now: Instant, out: &mut Vec<Action>) {
@@ -841,8 +708,8 @@ impl Election {
     }
 
     fn on_timeout(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if self.vip_retry_at.is_some_and(|t| now >= t) {
-            self.vip_retry_at = None;
+        if self.timers.get(Timer::VipRetry).is_some_and(|t| now >= t) {
+            self.timers.stop(Timer::VipRetry);
             self.faults.remove(&FaultCause::VipInstall);
             self.leave_fault_if_clear(now, Cause::FaultCleared, "VIP install retry".into(), out);
         }
@@ -868,119 +735,13 @@ impl Election {
             }
         }
         self.reevaluate(now, out);
-        if self.state == State::Backup && self.master_down_at.is_some_and(|t| t <= now) {
+        if self.state == State::Backup
+            && self.timers.get(Timer::MasterDown).is_some_and(|t| t <= now)
+        {
             self.master_down_expired(now, out);
         }
-        if self.next_send.is_some_and(|t| t <= now) {
+        if self.timers.get(Timer::Advert).is_some_and(|t| t <= now) {
             self.send(now, out);
-        }
-    }
-
-    fn take_over(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let epoch = self.max_seen.saturating_add(1);
-        let (cause, reason) = self.takeover_reason(now, epoch);
-        self.take_over_with(now, cause, reason, out);
-    }
-
-    /// Becomes master with the next epoch: install, announce, advertise.
-    fn take_over_with(
-        &mut self,
-        now: Instant,
-        cause: Cause,
-        reason: String,
-        out: &mut Vec<Action>,
-    ) {
-        let epoch = self.max_seen.saturating_add(1);
-        let reason = if cause == Cause::ClaimedOverForeign {
-            format!("{reason}, epoch {epoch}")
-        } else {
-            reason
-        };
-        self.claim_block = None;
-        self.master_epoch = epoch;
-        self.max_seen = epoch;
-        self.followed = None;
-        self.yielded = false;
-        self.transition(now, State::Master, cause, reason, out);
-        out.push(Action::InstallVips);
-        out.push(Action::Announce);
-        self.send(now, out);
-    }
-
-    fn takeover_reason(&self, now: Instant, epoch: u64) -> (Cause, String) {
-        let md = self.master_down_interval();
-        let Some(f) = &self.followed else {
-            return (
-                Cause::MasterDown,
-                format!(
-                    "never heard a master within master-down {}: taking over, epoch {epoch}",
-                    ms(md)
-                ),
-            );
-        };
-        let n = &f.name;
-        let silent = now.saturating_duration_since(f.last_master_advert);
-        let Some(p) = self.peers.get(n) else {
-            return (
-                Cause::MasterDown,
-                format!(
-                    "no advert from {n} for {} (master-down {}): taking over, epoch {epoch}",
-                    ms(silent),
-                    ms(md)
-                ),
-            );
-        };
-        let theirs = Rank {
-            priority: p.priority,
-            name: n,
-        };
-        if p.priority == 0 {
-            (
-                Cause::PriorityZero,
-                format!(
-                    "{n} is leaving (priority 0): taking over after skew {}, epoch {epoch}",
-                    ms(self.skew())
-                ),
-            )
-        } else if p.state == State::Fault {
-            (
-                Cause::PeerFault,
-                format!(
-                    "{n} reported a fault: taking over after skew {}, epoch {epoch}",
-                    ms(self.skew())
-                ),
-            )
-        } else if p.state == State::Master && silent < md && theirs < self.rank() {
-            let reason = if p.priority < self.cfg.priority {
-                format!(
-                    "preempting lower-priority master {n} (priority {} < {}), epoch {epoch}",
-                    p.priority, self.cfg.priority
-                )
-            } else {
-                format!(
-                    "preempting lower-ranked master {n} (equal priority {}, {} sorts before {n}), epoch {epoch}",
-                    p.priority, self.cfg.name
-                )
-            };
-            (Cause::Preempt, reason)
-        } else if p.state == State::Master {
-            (
-                Cause::MasterDown,
-                format!(
-                    "no advert from {n} for {} (master-down {}): taking over, epoch {epoch}",
-                    ms(silent),
-                    ms(md)
-                ),
-            )
-        } else {
-            (
-                Cause::MasterDown,
-                format!(
-                    "{n} stopped advertising as master {} ago (master-down {}): taking over, epoch {epoch}",
-                    ms(silent),
-                    ms(md)
-                ),
-            )
         }
     }
 
@@ -1053,7 +814,10 @@ impl Election {
                     });
                 }
                 let t = after(now, skew_for(self.cfg.priority, interval));
-                self.master_down_at = Some(self.master_down_at.map_or(t, |d| d.min(t)));
+                self.timers.set(
+                    Timer::MasterDown,
+                    self.timers.get(Timer::MasterDown).map_or(t, |d| d.min(t)),
+                );
             }
             State::Backup if a.state == State::Master && !leaving => {
                 let theirs = Rank {
@@ -1064,7 +828,8 @@ impl Election {
                     || !self.may_preempt(now)
                     || !self.settled_with(now, &a.name)
                 {
-                    self.master_down_at = Some(after(now, self.master_down_interval()));
+                    self.timers
+                        .set(Timer::MasterDown, after(now, self.master_down_interval()));
                     // We hear a master again: an outstanding probe no longer matters.
                     self.probing = false;
                     self.claim_block = None;
@@ -1078,176 +843,6 @@ impl Election {
             _ => {}
         }
         self.reevaluate(now, out);
-    }
-
-    fn master_on_master_advert(&mut self, now: Instant, a: &Advert, out: &mut Vec<Action>) {
-        let theirs = Rank {
-            priority: a.priority,
-            name: &a.name,
-        };
-        let ours = self.rank();
-        if (a.epoch, theirs) < (self.master_epoch, ours) {
-            self.send(now, out);
-            out.push(Action::Announce);
-            return;
-        }
-        let planned = self.handing_over.take().is_some_and(|(to, _)| to == a.name);
-        let (cause, reason) = if planned {
-            (
-                Cause::Handover,
-                format!(
-                    "handed over to {} (planned), its epoch {}: releasing the VIPs",
-                    a.name, a.epoch
-                ),
-            )
-        } else if a.epoch > self.master_epoch {
-            (
-                Cause::StaleEpoch,
-                format!(
-                    "{} is master with epoch {} > our {} (stale after partition): stepping down",
-                    a.name, a.epoch, self.master_epoch
-                ),
-            )
-        } else if a.priority > self.cfg.priority {
-            (
-                Cause::Outranked,
-                format!(
-                    "{} is master with equal epoch {}, higher rank (priority {} > {}): stepping down",
-                    a.name, a.epoch, a.priority, self.cfg.priority
-                ),
-            )
-        } else {
-            (
-                Cause::Outranked,
-                format!(
-                    "{} is master with equal epoch {}, higher rank (equal priority {}, {} sorts before {}): stepping down",
-                    a.name, a.epoch, a.priority, a.name, self.cfg.name
-                ),
-            )
-        };
-        self.followed = Some(Followed {
-            name: a.name.clone(),
-            interval: interval_of(a),
-            last_master_advert: now,
-        });
-        self.step_down(now, cause, reason, out);
-    }
-
-    fn on_shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let was = self.state;
-        let bye = self.started_at.map(|_| self.advert(was, 0));
-        if was != State::Init {
-            self.transition(
-                now,
-                State::Init,
-                Cause::Shutdown,
-                "shutting down".into(),
-                out,
-            );
-        }
-        if was == State::Master {
-            out.push(Action::ReleaseVips);
-        }
-        out.extend(bye.map(Action::Send));
-        self.stopped = true;
-        self.next_send = None;
-        self.master_down_at = None;
-        self.stop_by = None;
-        self.vip_retry_at = None;
-        self.conflict_grace = None;
-        self.handing_over = None;
-    }
-
-    fn on_fault(&mut self, now: Instant, cause: FaultCause, reason: String, out: &mut Vec<Action>) {
-        if cause == FaultCause::VipInstall {
-            self.vip_retry_at = Some(after(now, VIP_INSTALL_RETRY));
-        }
-        self.faults.insert(cause, reason.clone());
-        self.enter_fault(now, Cause::Fault(cause), reason, out);
-    }
-
-    fn enter_fault(&mut self, now: Instant, cause: Cause, reason: String, out: &mut Vec<Action>) {
-        let was = self.state;
-        if was == State::Fault {
-            return;
-        }
-        self.probing = false;
-        self.transition(now, State::Fault, cause, reason, out);
-        if was == State::Master {
-            out.push(Action::ReleaseVips);
-        }
-        if self.started_at.is_some() {
-            self.send(now, out);
-        }
-    }
-
-    fn on_fault_cleared(&mut self, now: Instant, cause: FaultCause, out: &mut Vec<Action>) {
-        if self.faults.remove(&cause).is_none() {
-            return;
-        }
-        if cause == FaultCause::VipInstall {
-            self.vip_retry_at = None;
-        }
-        self.leave_fault_if_clear(now, Cause::FaultCleared, "fault cleared".into(), out);
-    }
-
-    /// Why we must stay in Fault, if we must: a fault kind that holds, isolation or
-    /// maintenance. The one rule for leaving Fault.
-    fn held_in_fault(&self) -> bool {
-        !self.faults.is_empty() || self.isolated || self.maintenance
-    }
-
-    /// Leaves Fault for Backup (fresh master-down timer) if nothing holds us there any more;
-    /// `why` starts the transition's reason.
-    fn leave_fault_if_clear(
-        &mut self,
-        now: Instant,
-        cause: Cause,
-        why: String,
-        out: &mut Vec<Action>,
-    ) {
-        if self.state != State::Fault || self.held_in_fault() {
-            return;
-        }
-        if self.started_at.is_some() {
-            let reason = format!(
-                "{why}: backup, master-down {}",
-                ms(self.master_down_interval())
-            );
-            self.enter_backup(now, cause, reason, out);
-            self.send(now, out);
-        } else {
-            let reason = format!("{why} before start");
-            self.transition(now, State::Init, cause, reason, out);
-        }
-    }
-
-    /// Peers heard recently enough to count as alive (and not leaving).
-    fn live_peers(&self, now: Instant) -> impl Iterator<Item = (&String, &Peer)> {
-        self.peers
-            .iter()
-            .filter(move |(_, p)| self.peer_is_live(now, p))
-    }
-
-    fn peer_is_live(&self, now: Instant, p: &Peer) -> bool {
-        p.priority != 0 && now < after(p.last_heard, self.master_down_for(p.interval))
-    }
-
-    fn quorum_applies(&self) -> bool {
-        self.cfg.quorum && self.cfg.cluster_size >= 2
-    }
-
-    /// Whether we hear a majority of the cluster, ourselves included (always true without
-    /// quorum). Returns (heard, needed) for the reasons.
-    fn quorum(&self, now: Instant) -> (bool, usize, usize) {
-        let heard = 1 + self.live_peers(now).count();
-        let needed = self.cfg.cluster_size / 2 + 1;
-        (!self.quorum_applies() || heard >= needed, heard, needed)
-    }
-
-    /// No live peer and the gateway does not answer.
-    fn is_isolated(&self, now: Instant) -> bool {
-        matches!(self.gateway, Some((false, _))) && self.live_peers(now).next().is_none()
     }
 
     /// Re-checks isolation and quorum, which change with time, adverts and the witness.
@@ -1291,511 +886,5 @@ impl Election {
                 self.send(now, out);
             }
         }
-    }
-
-    /// The master-down timer ran out while backup: take over, or first make sure nobody
-    /// else holds the VIPs, or wait for quorum.
-    fn master_down_expired(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let (ok, heard, needed) = self.quorum(now);
-        if !ok {
-            if !self.quorum_notice {
-                self.quorum_notice = true;
-                out.push(Action::Notice {
-                    cause: NoticeCause::NoQuorum,
-                    reason: format!(
-                        "not taking over: hear {heard} of {} nodes, need {needed} (quorum)",
-                        self.cfg.cluster_size
-                    ),
-                });
-            }
-            self.master_down_at = Some(after(now, self.master_down_interval()));
-            return;
-        }
-        if self.cfg.probe && !self.handover_is_coordinated(now) {
-            if !self.probing {
-                self.probing = true;
-                out.push(Action::Probe);
-            }
-            // The probe result decides; until then no timer.
-            self.master_down_at = None;
-            return;
-        }
-        self.take_over(now, out);
-    }
-
-    /// Whether a live peer in state backup ranks higher than us.
-    fn outranked_by_live_backup(&self, now: Instant) -> bool {
-        self.live_peers(now).any(|(name, p)| {
-            p.state == State::Backup
-                && Rank {
-                    priority: p.priority,
-                    name,
-                } > self.rank()
-        })
-    }
-
-    /// A takeover the old master agreed to by message (it left with priority 0 or reported a
-    /// fault) or one we do while hearing it (preemption): no ARP probe needed.
-    fn handover_is_coordinated(&self, now: Instant) -> bool {
-        let followed_left = self.followed.as_ref().is_some_and(|f| {
-            self.peers
-                .get(&f.name)
-                .is_some_and(|p| p.priority == 0 || p.state == State::Fault)
-        });
-        let hear_a_master = self.live_peers(now).any(|(_, p)| p.state == State::Master);
-        followed_left || hear_a_master
-    }
-
-    fn peer_with_mac(&self, mac: [u8; 6]) -> Option<(&String, &Peer)> {
-        self.peers.iter().find(|(_, p)| p.mac == mac)
-    }
-
-    /// `mac` in words: whose it is by the adverts, and whether we hear that peer.
-    fn describe_mac(&self, now: Instant, mac: [u8; 6]) -> String {
-        match self.peer_with_mac(mac) {
-            Some((name, p)) if self.peer_is_live(now, p) => format!(
-                "{} ({name}, heard, its adverts say {})",
-                format_mac(&mac),
-                p.state
-            ),
-            Some((name, _)) => format!("{} ({name}, not heard)", format_mac(&mac)),
-            None => format!("{} (not a cluster member)", format_mac(&mac)),
-        }
-    }
-
-    fn on_probe_result(
-        &mut self,
-        now: Instant,
-        answered_by: Option<[u8; 6]>,
-        out: &mut Vec<Action>,
-    ) {
-        if !std::mem::take(&mut self.probing) || self.state != State::Backup {
-            return;
-        }
-        match answered_by.filter(|m| *m != self.cfg.mac) {
-            Some(mac) => {
-                let member = self.peer_with_mac(mac).map(|(name, _)| name.clone());
-                let previous = self
-                    .claim_block
-                    .as_ref()
-                    .map(|(b, said)| (b.clone(), *said));
-                let first = previous.as_ref().is_none_or(|(b, _)| b.mac != mac);
-                let since = match &previous {
-                    Some((b, _)) if !first => b.since,
-                    _ => now,
-                };
-                // When only non-members have answered since: kept across a change of the
-                // answering non-member MAC (two proxy-ARP routers, a fabric answering with
-                // varying MACs), reset by a member's answer.
-                let foreign_since = match (&member, &previous) {
-                    (Some(_), _) => None,
-                    (None, Some((b, _))) => Some(b.foreign_since.unwrap_or(now)),
-                    (None, None) => Some(now),
-                };
-                let blocked_for = now.saturating_duration_since(since);
-                // RFC 5227 2.1.1 says a conflict means "do not use the address". A member's
-                // answer is the split-brain layer itself; a non-member's may be a duplicate
-                // address, a proxy-ARP router or a cloud fabric answering for everyone, so
-                // the operator can bound the wait (docs/election.md).
-                let foreign_for = foreign_since.map(|t| now.saturating_duration_since(t));
-                let (quorum_ok, _, _) = self.quorum(now);
-                if let (Some(limit), Some(waited)) = (self.cfg.foreign_holder_timeout, foreign_for)
-                {
-                    if waited >= limit && quorum_ok && !self.is_isolated(now) {
-                        let reason = format!(
-                            "only hosts that are not cluster members (last {}) have answered \
-                             for the VIPs, for {}, past foreign_holder_timeout_ms: claiming them anyway",
-                            format_mac(&mac),
-                            ms(waited)
-                        );
-                        self.claim_block = None;
-                        self.take_over_with(now, Cause::ClaimedOverForeign, reason, out);
-                        return;
-                    }
-                }
-                let remind = !first
-                    && previous
-                        .as_ref()
-                        .is_some_and(|(_, said)| now >= after(*said, CLAIM_BLOCKED_REMINDER));
-                if first {
-                    out.push(Action::Notice {
-                        cause: NoticeCause::ClaimBlocked,
-                        reason: format!(
-                            "not claiming the VIPs: answered by {}; probing again every {}",
-                            self.describe_mac(now, mac),
-                            ms(self.cfg.advert_interval)
-                        ),
-                    });
-                } else if remind {
-                    out.push(Action::Notice {
-                        cause: NoticeCause::ClaimStillBlocked,
-                        reason: format!(
-                            "still not claiming the VIPs: answered by {} for {}",
-                            self.describe_mac(now, mac),
-                            ms(blocked_for)
-                        ),
-                    });
-                }
-                let said = match &previous {
-                    Some((_, said)) if !first && !remind => *said,
-                    _ => now,
-                };
-                let block = ClaimBlock {
-                    mac,
-                    member,
-                    since,
-                    foreign_since,
-                };
-                self.claim_block = Some((block, said));
-                self.master_down_at = Some(after(now, self.cfg.advert_interval));
-            }
-            None => {
-                self.claim_block = None;
-                // The skew orders the backups' master-down expiries by a few milliseconds
-                // only (priority 150 vs 100 at 50 ms adverts: 10 ms), less than the probe
-                // window that follows each, and after a blocked claim clears each backup
-                // finds out at its own next re-probe, up to an advert interval apart. So a
-                // probe that comes back clear does not settle it alone: a live backup that
-                // outranks us gets one turn to claim first; we follow its adverts, or we
-                // probe again and claim.
-                if !self.deferred && self.outranked_by_live_backup(now) {
-                    self.deferred = true;
-                    let wait = self.cfg.advert_interval * DEFER_TO_BETTER_BACKUP;
-                    self.master_down_at = Some(after(now, wait));
-                    return;
-                }
-                let (ok, _, _) = self.quorum(now);
-                if ok && !self.is_isolated(now) {
-                    self.take_over(now, out);
-                } else {
-                    self.master_down_at = Some(after(now, self.master_down_interval()));
-                }
-            }
-        }
-    }
-
-    /// Another host answered for one of our VIPs on the wire (an ARP reply or
-    /// announcement from a MAC that is not ours). The frame is not authenticated: what the
-    /// peers say in their adverts outweighs it.
-    /// - A live peer whose adverts say it is not master never makes us release: its
-    ///   takeover advert is probably trailing its gratuitous ARP, so we wait up to a
-    ///   master-down for that advert, then re-assert ([`Self::on_timeout`]). Anyone on the
-    ///   segment can forge a frame carrying a member's MAC.
-    /// - A member we cannot hear (it may have taken over on the other side of a partition),
-    ///   or one whose adverts say master, is judged by `(epoch, rank)` from its last
-    ///   advert: the lower releases. Forging that takes silencing the member too.
-    /// - An unknown MAC is answered with a re-announcement.
-    ///
-    /// Re-assertion is RFC 5227 §2.4 (b) defence, at most once per advert interval, so a
-    /// flood of forged claims costs a bounded number of announcements.
-    fn on_conflict(&mut self, now: Instant, mac: [u8; 6], out: &mut Vec<Action>) {
-        if self.state != State::Master || mac == self.cfg.mac {
-            return;
-        }
-        self.conflicts_unreported = self.conflicts_unreported.saturating_add(1);
-        let member = self
-            .peer_with_mac(mac)
-            .map(|(name, p)| (name.clone(), p.clone()));
-        match member {
-            Some((_, p)) if self.peer_is_live(now, &p) && p.state != State::Master => {
-                if self.conflict_grace.is_some_and(|(m, _)| m == mac) {
-                    return; // already waiting for this peer's advert
-                }
-                self.conflict_grace = Some((mac, after(now, self.master_down_interval())));
-                let reason = format!(
-                    "VIP conflict: {} also answers for the VIPs; waiting for its advert",
-                    self.describe_mac(now, mac)
-                );
-                self.conflict_notice(now, NoticeCause::ConflictPending, reason, out);
-                self.send(now, out);
-            }
-            Some((name, p))
-                if (
-                    self.epoch_of_claimant(now, mac, &p),
-                    Rank {
-                        priority: p.priority,
-                        name: &name,
-                    },
-                ) > (self.master_epoch, self.rank()) =>
-            {
-                let reason = format!(
-                    "VIP conflict: {} also answers for the VIPs and outranks us \
-                     (epoch {} priority {} vs our epoch {} priority {}): releasing",
-                    self.describe_mac(now, mac),
-                    self.epoch_of_claimant(now, mac, &p),
-                    p.priority,
-                    self.master_epoch,
-                    self.cfg.priority
-                );
-                self.step_down(now, Cause::Conflict, reason, out);
-                self.send(now, out);
-            }
-            Some((_, p)) => {
-                if !self.peer_is_live(now, &p) {
-                    match &mut self.contested {
-                        Some(c) if c.mac == mac => c.answered |= now > c.since,
-                        _ => {
-                            self.contested = Some(Contest {
-                                mac,
-                                since: now,
-                                answered: false,
-                                rechecked: false,
-                            })
-                        }
-                    }
-                }
-                self.defend(now, mac, out);
-            }
-            None => self.defend(now, mac, out),
-        }
-    }
-
-    /// The epoch a member that answers for our VIPs holds them with, as far as we can tell.
-    /// A live peer has the epoch it last advertised. A member we cannot hear whose last
-    /// advert said master is taken at that epoch (a master's epoch does not change while it
-    /// stays master: a frozen master resuming still has it, and loses to our newer one).
-    /// One whose last advert said backup must have taken over since, with at least its last
-    /// epoch + 1; we count it as at least ours, so that rank breaks the tie, and both
-    /// sides, each judging the other this way, reach the same verdict.
-    ///
-    /// The master case can still be wrong: a member we cannot hear may have stepped down and
-    /// taken over again since its last advert, with an epoch above ours; then each side
-    /// thinks it won and both keep the VIPs (seen in the simulation with peer traffic
-    /// blocked: 3.7 s on one L2). So once we have re-announced against it and it still
-    /// answers an advert interval later ([`Self::contested`]), its epoch counts as at least
-    /// ours too, and rank decides on both sides.
-    fn epoch_of_claimant(&self, now: Instant, mac: [u8; 6], p: &Peer) -> u64 {
-        if self.peer_is_live(now, p) {
-            return p.epoch;
-        }
-        let still_contested = self
-            .contested
-            .is_some_and(|c| c.mac == mac && now >= after(c.since, self.cfg.advert_interval));
-        if p.state == State::Master && p.priority != 0 && !still_contested {
-            p.epoch
-        } else {
-            p.epoch.saturating_add(1).max(self.master_epoch)
-        }
-    }
-
-    /// An advert interval after we re-announced against a member we cannot hear
-    /// ([`Contest`]): if it answered again since, rank alone decides now; either way, if we
-    /// keep the VIPs we re-announce once more, so that a contender that is still holding
-    /// them sees it and applies the same rule.
-    fn recheck_contest(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let Some(c) = self.contested else {
-            return;
-        };
-        if c.rechecked || now < after(c.since, self.cfg.advert_interval) {
-            return;
-        }
-        self.contested = Some(Contest {
-            rechecked: true,
-            ..c
-        });
-        if self.state != State::Master {
-            return;
-        }
-        let live = self
-            .peer_with_mac(c.mac)
-            .is_none_or(|(_, p)| self.peer_is_live(now, p));
-        if live {
-            return; // its adverts flow again: the advert rules settle it
-        }
-        if c.answered {
-            // Releases if it outranks us, else re-announces.
-            self.on_conflict(now, c.mac, out);
-        } else {
-            self.last_defence = Some(now);
-            out.push(Action::Announce);
-        }
-    }
-
-    /// Re-announces the VIPs after a conflict with `mac`, at most once per advert interval,
-    /// and says so at most once per [`CONFLICT_NOTICE_INTERVAL`].
-    fn defend(&mut self, now: Instant, mac: [u8; 6], out: &mut Vec<Action>) {
-        if self
-            .last_defence
-            .is_some_and(|t| now < after(t, self.cfg.advert_interval))
-        {
-            return;
-        }
-        self.last_defence = Some(now);
-        let reason = format!(
-            "VIP conflict: {} also answers for the VIPs; we are the elected master: re-announcing",
-            self.describe_mac(now, mac)
-        );
-        self.conflict_notice(now, NoticeCause::ConflictWon, reason, out);
-        out.push(Action::Announce);
-        self.send(now, out);
-    }
-
-    /// A conflict notice, rate-limited: one per [`CONFLICT_NOTICE_INTERVAL`], carrying the
-    /// number of conflicts since the last one.
-    fn conflict_notice(
-        &mut self,
-        now: Instant,
-        cause: NoticeCause,
-        reason: String,
-        out: &mut Vec<Action>,
-    ) {
-        if self
-            .last_conflict_notice
-            .is_some_and(|t| now < after(t, CONFLICT_NOTICE_INTERVAL))
-        {
-            return;
-        }
-        self.last_conflict_notice = Some(now);
-        let n = std::mem::take(&mut self.conflicts_unreported);
-        let reason = if n > 1 {
-            format!("{reason} ({n} conflicting frames since the last notice)")
-        } else {
-            reason
-        };
-        out.push(Action::Notice { cause, reason });
-    }
-
-    fn take_over_planned(&mut self, now: Instant, from: &str, out: &mut Vec<Action>) {
-        let epoch = self.max_seen.saturating_add(1);
-        self.master_epoch = epoch;
-        self.max_seen = epoch;
-        self.followed = None;
-        self.yielded = false;
-        self.probing = false;
-        let reason = format!("planned handover from {from}: taking over, epoch {epoch}");
-        self.transition(now, State::Master, Cause::Handover, reason, out);
-        out.push(Action::InstallVips);
-        out.push(Action::Announce);
-        self.send(now, out);
-    }
-
-    /// The best live backup by [`Rank`], to hand over to.
-    fn best_live_backup(&self, now: Instant) -> Option<&str> {
-        self.live_peers(now)
-            .filter(|(_, p)| p.state == State::Backup)
-            .max_by_key(|(name, p)| Rank {
-                priority: p.priority,
-                name,
-            })
-            .map(|(name, _)| name.as_str())
-    }
-
-    fn on_handover(&mut self, now: Instant, to: Option<String>, out: &mut Vec<Action>) {
-        let refuse = |reason: String, out: &mut Vec<Action>| {
-            out.push(Action::Notice {
-                cause: NoticeCause::HandoverRefused,
-                reason,
-            });
-        };
-        if self.state != State::Master {
-            let master = self.master().unwrap_or("none known").to_string();
-            return refuse(
-                format!(
-                    "this node is {}, not master: run handover on the master ({master})",
-                    self.state
-                ),
-                out,
-            );
-        }
-        let live: Vec<&str> = self
-            .live_peers(now)
-            .filter(|(_, p)| p.state == State::Backup)
-            .map(|(name, _)| name.as_str())
-            .collect();
-        let target = match to {
-            Some(name) if live.contains(&name.as_str()) => name,
-            Some(name) => {
-                let live = if live.is_empty() {
-                    "none".to_string()
-                } else {
-                    live.join(", ")
-                };
-                return refuse(
-                    format!("{name} is not a live backup (live backups: {live})"),
-                    out,
-                );
-            }
-            None => match self.best_live_backup(now) {
-                Some(best) => best.to_string(),
-                None => return refuse("no live backup to hand over to".into(), out),
-            },
-        };
-        self.start_handover(now, target, out);
-    }
-
-    fn start_handover(&mut self, now: Instant, to: String, out: &mut Vec<Action>) {
-        out.push(Action::Notice {
-            cause: NoticeCause::HandoverStarted,
-            reason: format!("handing over to {to} (planned, make-before-break)"),
-        });
-        // Give the target a master-down to act; the handover advert goes out every interval.
-        self.handing_over = Some((to, after(now, self.master_down_interval())));
-        self.yielded = true;
-        self.send(now, out);
-    }
-
-    fn on_stop(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if self.stop_by.is_some() {
-            return;
-        }
-        let successor = (self.state == State::Master)
-            .then(|| self.best_live_backup(now).map(str::to_string))
-            .flatten();
-        match successor {
-            Some(to) => {
-                let wait = self
-                    .master_down_interval()
-                    .saturating_mul(STOP_HANDOVER_MASTER_DOWNS);
-                self.stop_by = Some(after(now, wait));
-                self.start_handover(now, to, out);
-            }
-            None => self.on_shutdown(now, out),
-        }
-    }
-
-    /// Completes a graceful stop once the successor has taken over, or at its deadline.
-    fn finish_stop(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let Some(deadline) = self.stop_by else {
-            return;
-        };
-        if self.stopped {
-            return;
-        }
-        if self.state == State::Master && now < deadline {
-            return;
-        }
-        if self.state == State::Master {
-            out.push(Action::Notice {
-                cause: NoticeCause::HandoverTimedOut,
-                reason: "the successor did not take over in time: stopping anyway".into(),
-            });
-        }
-        self.on_shutdown(now, out);
-    }
-
-    fn on_maintenance(&mut self, now: Instant, on: bool, out: &mut Vec<Action>) {
-        if on == self.maintenance {
-            return;
-        }
-        self.maintenance = on;
-        if on {
-            let reason = "maintenance mode on: giving up the VIPs".into();
-            self.enter_fault(now, Cause::MaintenanceOn, reason, out);
-        } else {
-            let why = "maintenance mode off".to_string();
-            self.leave_fault_if_clear(now, Cause::MaintenanceOff, why, out);
-        }
-    }
-
-    /// Whether maintenance mode is on.
-    pub fn maintenance(&self) -> bool {
-        self.maintenance
-    }
-
-    /// The live peers (heard within their master-down), for status and quorum display:
-    /// (heard including us, needed for quorum, whether quorum applies).
-    pub fn quorum_view(&self, now: Instant) -> (usize, usize, bool) {
-        let (_, heard, needed) = self.quorum(now);
-        (heard, needed, self.quorum_applies())
     }
 }

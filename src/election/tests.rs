@@ -333,7 +333,10 @@ fn stale_master_steps_down_on_first_advert_with_higher_epoch() {
         )]
     );
     assert_eq!(acts.last(), Some(&Action::ReleaseVips));
-    assert_eq!(e.master_down_at, Some(t + e.master_down_interval()));
+    assert_eq!(
+        e.timers.get(Timer::MasterDown),
+        Some(t + e.master_down_interval())
+    );
     assert_eq!(e.master(), Some("n2"));
     // It preempts n2 again once it has heard it for PREEMPT_SETTLE, at master-down, with
     // epoch 3.
@@ -668,7 +671,7 @@ fn fault_before_start_holds_until_cleared() {
     );
     assert_eq!(transitions(&acts)[0].1, State::Backup);
     assert_eq!(
-        e.master_down_at,
+        e.timers.get(Timer::MasterDown),
         Some(t0 + ms(2000) + e.master_down_interval())
     );
 }
