@@ -9,9 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, Config, LogFormat, Overrides};
+use crate::config::{self, Config, Overrides};
 use crate::control::{self, Request, Response};
-use crate::daemon::SetLogLevel;
 use crate::{certs, daemon};
 
 /// Default lifetime of a cluster CA, in days.
@@ -272,7 +271,7 @@ fn run_agent(args: &AgentArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let set_log_level = match init_logging(config.log.format, &config.log.level) {
+    let set_log_level = match crate::logging::init(config.log.format, &config.log.level) {
         Ok(set) => set,
         Err(e) => {
             eprintln!("haagent: {e}");
@@ -303,42 +302,6 @@ fn run_agent(args: &AgentArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(format: LogFormat, level: &str) -> Result<SetLogLevel, String> {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::{fmt, reload, EnvFilter};
-
-    // RUST_LOG, when set, wins over the configured level (and over reloads of it).
-    let from_env = std::env::var_os("RUST_LOG").is_some();
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .map_err(|e| format!("invalid log level `{level}`: {e}"))?;
-    let (filter, handle) = reload::Layer::new(filter);
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = match format {
-        LogFormat::Text => registry
-            .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
-            .try_init(),
-        LogFormat::Json => registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_writer(std::io::stderr),
-            )
-            .try_init(),
-    };
-    result.map_err(|e| format!("cannot set up logging: {e}"))?;
-    Ok(Box::new(move |level: &str| {
-        if from_env {
-            return Ok(());
-        }
-        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
-        handle.reload(filter).map_err(|e| e.to_string())
-    }))
 }
 
 /// Sends one request and prints the answer; exit 1 when refused or unreachable.

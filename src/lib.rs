@@ -29,6 +29,8 @@
 //! - [`daemon`]: the one loop that owns sockets, clock and netlink and carries out the
 //!   election's actions; advert admission (pure) lives beside it.
 //! - [`cli`]: argument parsing; `src/main.rs` only calls [`cli::main`].
+//! - [`logging`]: text or JSON lines on stderr, with syslog priorities when stderr is the
+//!   journal (`JOURNAL_STREAM`).
 //! - [`lab`]: the namespace lab behind `haagent-lab demo` and `bench` and the end-to-end
 //!   tests (not used by the agent itself).
 //!
@@ -53,6 +55,7 @@ pub mod daemon;
 pub mod election;
 pub mod health;
 pub mod lab;
+pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod notify;

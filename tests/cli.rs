@@ -225,3 +225,68 @@ fn agent_refuses_to_start_with_a_readable_key_and_says_why() {
         "{err}"
     );
 }
+
+#[test]
+fn under_systemd_each_log_line_carries_its_syslog_priority() {
+    // systemd names the journal stream in JOURNAL_STREAM (device:inode); a line that
+    // starts with <3> is an error to `journalctl -p err`. Here the "journal" is a file.
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    assert!(haagent(&["certs", "init", "--dir", d]).status.success());
+    assert!(haagent(&[
+        "certs",
+        "issue",
+        "--dir",
+        d,
+        "--name",
+        "n1",
+        "--ip",
+        "192.0.2.11"
+    ])
+    .status
+    .success());
+    let key = dir.path().join("n1-key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = |journal: Option<String>| {
+        let log = dir.path().join("stderr.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let meta = file.metadata().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_haagent"));
+        cmd.args([
+            "--interface",
+            "lo",
+            "--vip",
+            "192.0.2.100/32",
+            "--peer",
+            "127.0.0.2",
+            "--name",
+            "n1",
+            "--certs",
+            d,
+        ])
+        .env_remove("RUST_LOG")
+        .env_remove("JOURNAL_STREAM")
+        .stderr(file);
+        if let Some(j) = journal {
+            let j = j.replace("DEV", &meta.dev().to_string());
+            cmd.env("JOURNAL_STREAM", j.replace("INO", &meta.ino().to_string()));
+        }
+        let status = cmd.status().unwrap();
+        assert_eq!(status.code(), Some(1));
+        std::fs::read_to_string(&log).unwrap()
+    };
+    let journal = run(Some("DEV:INO".into()));
+    let last = journal.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("<3>") && last.contains("cannot start"),
+        "{journal}"
+    );
+    assert!(journal.lines().all(|l| l.starts_with('<')), "{journal}");
+    // Not the journal (another inode, or no JOURNAL_STREAM): plain lines.
+    for other in [Some("DEV:1".to_string()), None] {
+        let plain = run(other);
+        assert!(plain.contains("cannot start"), "{plain}");
+        assert!(!plain.starts_with('<'), "{plain}");
+    }
+}
