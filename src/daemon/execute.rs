@@ -37,7 +37,6 @@ use crate::vip::{AddressEvent, Announcer, ArpProbe, ArpWatch, LinkState, VipErro
 use crate::wire::{self, State};
 
 use super::admission::Drift;
-use super::setup::unix_secs;
 use super::solicit;
 
 /// How many transitions `status` shows.
@@ -599,4 +598,11 @@ impl Record {
         self.hook_tasks.retain(|t| !t.is_finished());
         self.hook_tasks.extend(tasks);
     }
+}
+
+/// Seconds since the Unix epoch (0 before it), for the certificate-expiry gauges.
+pub(super) fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }

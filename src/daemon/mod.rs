@@ -2,18 +2,19 @@
 //! the pure [`Election`](crate::election::Election) with time, peer adverts and signals,
 //! and carries out the actions it returns.
 //!
-//! Split by job, each file one of them; the arrows are the only imports between them
-//! (`run` → everything, `operator` → `setup`, `execute`, `admission`; `execute` → `setup`,
-//! `solicit`; `setup` → `admission`):
+//! Split by job, each file one of them. Each imports only files above it in this list,
+//! so no two import each other: `admission` and `solicit` import none, `execute` →
+//! `admission`, `solicit`; `setup` → `admission`, `execute`; `operator` → `admission`,
+//! `execute`, `setup`; `run` → all.
 //!
 //! | file | job |
 //! |---|---|
-//! | `setup.rs` | config into drivers and the election, one settings function per driver; [`DaemonError`] |
 //! | `admission.rs` | pure: decode, identity, cluster, epoch bound, then loss and drift per peer ([`AdmissionError`]) |
-//! | `run.rs` | the one event loop (`select!`) and the only `Election::handle` call |
-//! | `execute.rs` | carrying out actions and kernel facts: VIPs and lease, GARP, probe, redial, metrics, hooks |
-//! | `operator.rs` | control-socket requests (status, handover, maintenance, reload), the status document; [`RunOptions`] |
 //! | `solicit.rs` | one ARP request for a peer whose path works again |
+//! | `execute.rs` | carrying out actions and kernel facts: VIPs and lease, GARP, probe, redial, metrics, hooks |
+//! | `setup.rs` | config into drivers and the election, one function per driver; [`DaemonError`] |
+//! | `operator.rs` | control-socket requests (status, handover, maintenance, reload), the status document; [`RunOptions`] |
+//! | `run.rs` | the one event loop (`select!`) and the only `Election::handle` call |
 //!
 //! ```text
 //!  transport task(s) ──TransportEvent──┐

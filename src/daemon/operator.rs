@@ -24,8 +24,8 @@ use crate::transport::Transport;
 use crate::witness::Witness;
 
 use super::admission::Intake;
-use super::execute::Executor;
-use super::setup::{self, unix_secs};
+use super::execute::{unix_secs, Executor};
+use super::setup;
 
 /// Changes the log level of the running agent (a filter such as `info` or `debug`).
 pub type SetLogLevel = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;

@@ -4,10 +4,9 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::{self, Receiver};
+use tokio::sync::mpsc::Receiver;
 
 use crate::config::Config;
 use crate::control::{ControlRequest, Request};
@@ -20,7 +19,7 @@ use crate::wire::State;
 use crate::witness::{Witness, WitnessEvent};
 
 use super::admission::{Intake, Received};
-use super::execute::{Arp, Executor, PeerLinks, Record, Vips};
+use super::execute::Executor;
 use super::operator::{self, Operator, RunOptions};
 use super::setup::{self, DaemonError, Inputs};
 
@@ -51,58 +50,28 @@ pub(super) async fn run(
     options: RunOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    let (d, inputs) = setup::start(&config).await?;
-    let (probe_results, probes) = mpsc::channel(4);
-    let own_ip = match config.node.listen.ip() {
-        IpAddr::V4(ip) if !ip.is_unspecified() => Some(ip),
-        _ => None,
-    };
-    let exec = Executor {
-        peers: PeerLinks {
-            transport: d.transport,
-            specs: d.peers,
-            own_ip,
-            redial_kicked: None,
-        },
-        vips: Vips {
-            manager: d.vips,
-            lease: config.lease,
-            check_at: None,
-            conflict_check: None,
-            held: None,
-        },
-        arp: Arp {
-            announcer: d.announcer,
-            watch: d.arp_watch,
-            prober: d.prober,
-            probe_count: config.probe.count,
-            probe_window: config.probe.window,
-            vip_addrs: config.vips.iter().map(|v| v.addr).collect(),
-            probe_results,
-        },
-        record: Record::new(d.metrics.clone(), d.notifier),
-    };
+    let (started, inputs) = setup::start(&config).await?;
     let mut daemon = Daemon {
-        election: d.election,
-        exec,
-        intake: d.intake,
+        election: started.election,
+        exec: started.exec,
+        intake: started.intake,
         ops: Operator::new(
             config,
             options,
-            d.control,
-            d.health,
-            d.metrics,
-            d.metrics_server,
-            d.cert_not_after,
+            started.control,
+            started.health,
+            started.metrics,
+            started.metrics_server,
+            started.cert_not_after,
         ),
         watches: Watches {
-            _carrier: d.carrier,
-            _address_watch: d.address_watch,
-            witness: d.witness,
+            _carrier: started.carrier,
+            _address_watch: started.address_watch,
+            witness: started.witness,
         },
         pending_verdicts: None,
     };
-    daemon.run_loop(inputs, probes, d.link, shutdown).await;
+    daemon.run_loop(inputs, started.link, shutdown).await;
     Ok(())
 }
 
@@ -110,7 +79,6 @@ impl Daemon {
     async fn run_loop(
         &mut self,
         mut inputs: Inputs,
-        mut probes: Receiver<Option<[u8; 6]>>,
         link: LinkState,
         shutdown: impl Future<Output = ()>,
     ) {
@@ -163,7 +131,7 @@ impl Daemon {
                         break;
                     }
                 },
-                Some(answer) = probes.recv() => {
+                Some(answer) = inputs.probes.recv() => {
                     self.step(Input::ProbeResult { answered_by: answer }).await;
                 }
                 // The election's timer before every other input (issue 9, fault 6): it used

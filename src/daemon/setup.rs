@@ -2,20 +2,21 @@
 //! metrics endpoint, certificates, VIP manager, link and address watches, ARP sockets,
 //! witness, announcer, QUIC transport, health checks) and the election.
 //!
-//! One convention: a driver's settings are read from the config here and nowhere else, by
-//! one function per driver (`*_settings`, or [`notifier`] and [`health`] for the two
-//! drivers a reload builds again), which takes the config and the facts learnt while
-//! starting (the interface's MAC, the node's own address) and returns what the driver's
-//! constructor takes. Nothing in this file runs after start-up except those two.
+//! One convention: the config is read here and nowhere else at start-up, by one function
+//! per driver, named after it (`vip_manager`, `announcer`, `witness`, `transport`,
+//! `election`, …), which takes `&Config` first, then the facts learnt while starting (the
+//! interface's MAC, the node's own address), and returns the started driver. Drivers that
+//! take a settings struct get it built inside that function. A reload builds three of them
+//! again with the same functions ([`notifier`], [`health`], [`metrics_server`]).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use tokio::sync::mpsc::Receiver;
+use tokio::sync::mpsc::{self, Receiver};
 
 use crate::certs::{self, CertError, NodeIdentity};
-use crate::config::{Config, GatewaySetting, WitnessSettings};
+use crate::config::{Config, GatewaySetting};
 use crate::control::{ControlError, ControlRequest, ControlServer};
 use crate::election::{Election, ElectionConfig};
 use crate::health::{HealthMonitor, Verdict};
@@ -30,6 +31,7 @@ use crate::vip::{
 use crate::witness::{Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent};
 
 use super::admission::{Admission, Intake};
+use super::execute::{unix_secs, Arp, Executor, PeerLinks, Record, Vips};
 
 /// Why the agent could not start (or had to stop).
 #[derive(Debug, thiserror::Error)]
@@ -61,32 +63,29 @@ pub enum DaemonError {
     },
 }
 
-/// Every driver the daemon owns, as started.
-pub(super) struct Drivers {
+/// What `start` hands the loop: the election and every driver, grouped as they are owned.
+pub(super) struct Started {
+    pub(super) election: Election,
+    pub(super) exec: Executor,
+    pub(super) intake: Intake,
+    /// The operator side's drivers (see `operator::Operator::new`).
     pub(super) control: ControlServer,
+    pub(super) health: HealthMonitor,
     pub(super) metrics: Arc<Metrics>,
     pub(super) metrics_server: Option<MetricsServer>,
     pub(super) cert_not_after: SystemTime,
-    pub(super) vips: VipManager,
+    /// Drivers that only report through [`Inputs`].
     pub(super) carrier: CarrierWatch,
+    pub(super) address_watch: AddressWatch,
+    pub(super) witness: Option<Witness>,
     /// The link as it was when the watch started; the loop applies it first.
     pub(super) link: LinkState,
-    pub(super) address_watch: AddressWatch,
-    pub(super) arp_watch: ArpWatch,
-    pub(super) prober: Option<Arc<Mutex<ArpProbe>>>,
-    pub(super) witness: Option<Witness>,
-    pub(super) announcer: Announcer,
-    pub(super) peers: Vec<PeerSpec>,
-    pub(super) transport: Transport,
-    pub(super) health: HealthMonitor,
-    pub(super) notifier: Notifier,
-    pub(super) election: Election,
-    pub(super) intake: Intake,
 }
 
 /// Everything the loop listens to besides timers and signals, one receiver per driver.
 pub(super) struct Inputs {
     pub(super) transport: Receiver<TransportEvent>,
+    pub(super) probes: Receiver<Option<[u8; 6]>>,
     pub(super) conflicts: Receiver<ArpConflict>,
     pub(super) witness: Option<Receiver<WitnessEvent>>,
     pub(super) control: Receiver<ControlRequest>,
@@ -98,54 +97,25 @@ pub(super) struct Inputs {
 /// Starts every driver from `config`, in dependency order: control socket and metrics
 /// first (so a failing start-up is visible there), then certificates, the interface's
 /// drivers, the transport and the checks.
-pub(super) async fn start(config: &Config) -> Result<(Drivers, Inputs), DaemonError> {
-    let (control, control_rx) =
-        ControlServer::bind(&config.control_socket, config.control_group.as_deref())?;
+pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonError> {
+    let (control, control_rx) = control(config)?;
     let metrics = Metrics::new(&config.node.name);
     let metrics_server = metrics_server(config, &metrics).await?;
     let identity = load_identity(config)?;
-
-    let vips = VipManager::open(&config.node.interface, config.vips.clone(), config.lease).await?;
-    for stale in vips.remove_stale().await? {
-        tracing::warn!(vip = %stale, interface = %config.node.interface,
-            "removed VIP left on the interface (stale from an earlier crash) before joining");
-    }
-    let (carrier, link, carrier_rx) = CarrierWatch::spawn(&config.node.interface).await?;
-    let (address_watch, address_rx) =
-        AddressWatch::spawn(&config.node.interface, vip_addrs(config))?;
-    let garp = GarpSender::open(&config.node.interface)?;
-    let (arp_watch, conflicts) =
-        ArpWatch::spawn(&config.node.interface, vips.mac(), vip_addrs(config))?;
-    let prober = if config.probe.count > 0 {
-        Some(Arc::new(Mutex::new(ArpProbe::open(
-            &config.node.interface,
-        )?)))
-    } else {
-        None
-    };
-    let (witness, witness_events) = match &config.witness {
-        Some(w) => {
-            let source = own_source(config, &vips).await?;
-            let (witness, events) = Witness::spawn(witness_settings(config, w, source)).await?;
-            tracing::info!(gateway = %witness.gateway(), "gateway witness started");
-            (Some(witness), Some(events))
-        }
-        None => (None, None),
-    };
-    let announcer = Announcer::spawn(
-        garp,
-        vip_addrs(config),
-        config.garp.count,
-        config.garp.spread,
-        config.garp.refresh,
-    );
-
-    let peers = peer_settings(config);
     metrics.set_cert_expiry("node", unix_secs(identity.not_after));
     let cert_not_after = identity.not_after;
-    let listen = peer_listen_address(config, &vips).await?;
-    let (transport, events) =
-        Transport::start(transport_settings(config, listen, identity)).await?;
+
+    let vips = vip_manager(config).await?;
+    let (carrier, link, carrier_rx) = CarrierWatch::spawn(&config.node.interface).await?;
+    let (address_watch, address_rx) = address_watch(config)?;
+    let announcer = announcer(config)?;
+    let (arp_watch, conflicts) = arp_watch(config, vips.mac())?;
+    let prober = prober(config)?;
+    let (witness, witness_rx) = match witness(config, &vips).await? {
+        Some((witness, rx)) => (Some(witness), Some(rx)),
+        None => (None, None),
+    };
+    let (transport, transport_rx) = transport(config, &vips, identity).await?;
     let (health, verdicts) = health(config);
     tracing::info!(
         node = %config.node.name,
@@ -157,45 +127,67 @@ pub(super) async fn start(config: &Config) -> Result<(Drivers, Inputs), DaemonEr
         "haagent started"
     );
     metrics.set_priority(config.node.priority, config.node.priority);
-    let election = Election::new(
-        election_settings(config, vips.mac(), prober.is_some()),
-        Instant::now(),
-    );
-    let drivers = Drivers {
+    let election = election(config, vips.mac(), prober.is_some());
+    let (probe_results, probes) = mpsc::channel(4);
+    let exec = Executor {
+        peers: PeerLinks {
+            transport,
+            specs: peer_specs(config),
+            own_ip: own_ip(config),
+            redial_kicked: None,
+        },
+        vips: Vips {
+            manager: vips,
+            lease: config.lease,
+            check_at: None,
+            conflict_check: None,
+            held: None,
+        },
+        arp: Arp {
+            announcer,
+            watch: arp_watch,
+            prober,
+            probe_count: config.probe.count,
+            probe_window: config.probe.window,
+            vip_addrs: vip_addrs(config),
+            probe_results,
+        },
+        record: Record::new(Arc::clone(&metrics), notifier(config)),
+    };
+    let started = Started {
+        election,
+        exec,
+        intake: intake(config),
         control,
+        health,
         metrics,
         metrics_server,
         cert_not_after,
-        vips,
         carrier,
-        link,
         address_watch,
-        arp_watch,
-        prober,
         witness,
-        announcer,
-        notifier: notifier(config),
-        transport,
-        health,
-        election,
-        intake: intake(config, peers.clone()),
-        peers,
+        link,
     };
     let inputs = Inputs {
-        transport: events,
+        transport: transport_rx,
+        probes,
         conflicts,
-        witness: witness_events,
+        witness: witness_rx,
         control: control_rx,
         verdicts,
         carrier: carrier_rx,
         addresses: address_rx,
     };
-    Ok((drivers, inputs))
+    Ok((started, inputs))
+}
+
+fn control(config: &Config) -> Result<(ControlServer, Receiver<ControlRequest>), ControlError> {
+    ControlServer::bind(&config.control_socket, config.control_group.as_deref())
 }
 
 /// Loads the node's certificate and key and warns when the certificate does not carry the
 /// node's own name.
-pub(super) fn load_identity(config: &Config) -> Result<NodeIdentity, CertError> {
+fn load_identity(config: &Config) -> Result<NodeIdentity, CertError> {
     let identity = certs::load_identity(
         &config.tls.ca,
         &config.tls.cert,
@@ -240,8 +232,88 @@ pub(super) fn health(config: &Config) -> (HealthMonitor, Receiver<Verdict>) {
     HealthMonitor::spawn(config.checks.clone())
 }
 
-fn election_settings(config: &Config, mac: [u8; 6], probe: bool) -> ElectionConfig {
-    ElectionConfig {
+/// The VIP manager on the interface, after removing VIPs an earlier run left behind.
+async fn vip_manager(config: &Config) -> Result<VipManager, VipError> {
+    let vips = VipManager::open(&config.node.interface, config.vips.clone(), config.lease).await?;
+    for stale in vips.remove_stale().await? {
+        tracing::warn!(vip = %stale, interface = %config.node.interface,
+            "removed VIP left on the interface (stale from an earlier crash) before joining");
+    }
+    Ok(vips)
+}
+
+fn address_watch(config: &Config) -> Result<(AddressWatch, Receiver<AddressEvent>), VipError> {
+    AddressWatch::spawn(&config.node.interface, vip_addrs(config))
+}
+
+fn arp_watch(config: &Config, mac: [u8; 6]) -> Result<(ArpWatch, Receiver<ArpConflict>), VipError> {
+    ArpWatch::spawn(&config.node.interface, mac, vip_addrs(config))
+}
+
+/// The ARP probe, unless probing is off (`[probe] count = 0`).
+fn prober(config: &Config) -> Result<Option<Arc<Mutex<ArpProbe>>>, VipError> {
+    if config.probe.count == 0 {
+        return Ok(None);
+    }
+    let probe = ArpProbe::open(&config.node.interface)?;
+    Ok(Some(Arc::new(Mutex::new(probe))))
+}
+
+fn announcer(config: &Config) -> Result<Announcer, VipError> {
+    let garp = GarpSender::open(&config.node.interface)?;
+    Ok(Announcer::spawn(
+        garp,
+        vip_addrs(config),
+        config.garp.count,
+        config.garp.spread,
+        config.garp.refresh,
+    ))
+}
+
+/// The gateway witness, if `[witness]` is set; it sends from the node's own address.
+async fn witness(
+    config: &Config,
+    vips: &VipManager,
+) -> Result<Option<(Witness, Receiver<WitnessEvent>)>, DaemonError> {
+    let Some(w) = &config.witness else {
+        return Ok(None);
+    };
+    let settings = WitnessConfig {
+        gateway: match w.gateway {
+            GatewaySetting::Auto => Gateway::Auto,
+            GatewaySetting::Addr(a) => Gateway::Addr(a),
+        },
+        interface: config.node.interface.clone(),
+        interval: w.interval,
+        timeout: w.timeout,
+        fall: w.fall,
+        rise: w.rise,
+        source: own_source(config, vips).await?,
+    };
+    let (witness, events) = Witness::spawn(settings).await?;
+    tracing::info!(gateway = %witness.gateway(), "gateway witness started");
+    Ok(Some((witness, events)))
+}
+
+/// The QUIC endpoint, bound where [`peer_listen_address`] says.
+async fn transport(
+    config: &Config,
+    vips: &VipManager,
+    identity: NodeIdentity,
+) -> Result<(Transport, Receiver<TransportEvent>), DaemonError> {
+    let settings = TransportConfig {
+        listen: peer_listen_address(config, vips).await?,
+        peers: peer_specs(config),
+        identity: Arc::new(identity),
+        // Fast contact: a silent peer is redialled every two advert intervals (issue 9,
+        // fault 9).
+        redial_interval: config.election.advert_interval * 2,
+    };
+    Ok(Transport::start(settings).await?)
+}
+
+fn election(config: &Config, mac: [u8; 6], probe: bool) -> Election {
+    let settings = ElectionConfig {
         name: config.node.name.clone(),
         priority: config.node.priority,
         advert_interval: config.election.advert_interval,
@@ -254,45 +326,23 @@ fn election_settings(config: &Config, mac: [u8; 6], probe: bool) -> ElectionConf
         quorum: config.election.quorum,
         fingerprint: fingerprint(config).0,
         foreign_holder_timeout: config.probe.foreign_holder_timeout,
-    }
+    };
+    Election::new(settings, Instant::now())
 }
 
-fn transport_settings(
-    config: &Config,
-    listen: SocketAddr,
-    identity: NodeIdentity,
-) -> TransportConfig {
-    TransportConfig {
-        listen,
-        peers: peer_settings(config),
-        identity: Arc::new(identity),
-        // Fast contact: a silent peer is redialled every two advert intervals (issue 9,
-        // fault 9).
-        redial_interval: config.election.advert_interval * 2,
-    }
-}
-
-fn witness_settings(
-    config: &Config,
-    w: &WitnessSettings,
-    source: Option<Ipv4Addr>,
-) -> WitnessConfig {
-    WitnessConfig {
-        gateway: match w.gateway {
-            GatewaySetting::Auto => Gateway::Auto,
-            GatewaySetting::Addr(a) => Gateway::Addr(a),
-        },
-        interface: config.node.interface.clone(),
-        interval: w.interval,
-        timeout: w.timeout,
-        fall: w.fall,
-        rise: w.rise,
-        source,
-    }
+fn intake(config: &Config) -> Intake {
+    let (words, names) = fingerprint(config);
+    let rules = Admission {
+        name: config.node.name.clone(),
+        cluster: config.cluster.clone(),
+        cluster_word: words[0],
+        peers: peer_specs(config),
+    };
+    Intake::new(rules, words, names)
 }
 
 /// The configured peers, indexed like the transport's peer indices.
-fn peer_settings(config: &Config) -> Vec<PeerSpec> {
+fn peer_specs(config: &Config) -> Vec<PeerSpec> {
     config
         .peers
         .iter()
@@ -303,15 +353,12 @@ fn peer_settings(config: &Config) -> Vec<PeerSpec> {
         .collect()
 }
 
-fn intake(config: &Config, peers: Vec<PeerSpec>) -> Intake {
-    let (words, names) = fingerprint(config);
-    let rules = Admission {
-        name: config.node.name.clone(),
-        cluster: config.cluster.clone(),
-        cluster_word: words[0],
-        peers,
-    };
-    Intake::new(rules, words, names)
+/// The configured own address, the sender of ARP solicitations (none when unspecified).
+fn own_ip(config: &Config) -> Option<Ipv4Addr> {
+    match config.node.listen.ip() {
+        IpAddr::V4(ip) if !ip.is_unspecified() => Some(ip),
+        _ => None,
+    }
 }
 
 /// Hashes each setting that must match across the cluster into one word of the advert's
@@ -403,11 +450,4 @@ fn vip_list(config: &Config) -> String {
         .map(|v| v.to_string())
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Seconds since the Unix epoch (0 before it), for the certificate-expiry gauges.
-pub(super) fn unix_secs(t: SystemTime) -> i64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
