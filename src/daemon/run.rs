@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Receiver;
 
 use crate::config::Config;
-use crate::control::{ControlRequest, Request};
-use crate::election::{Election, FaultCause, Input, NoticeCause};
+use crate::control::{ControlRequest, Request, Response};
+use crate::election::{Action, Election, FaultCause, Input, NoticeCause};
 use crate::health::Verdict;
 use crate::metrics::RejectReason;
 use crate::transport::TransportEvent;
@@ -191,7 +191,7 @@ impl Daemon {
         while let Some(input) = inputs.pop_front() {
             let actions = self.election.handle(Instant::now(), input);
             for action in actions {
-                if let crate::election::Action::Notice { cause, reason } = &action {
+                if let Action::Notice { cause, reason } = &action {
                     notices.push((*cause, reason.clone()));
                 }
                 if let Some(follow_up) = self.exec.execute(action, &self.election).await {
@@ -425,7 +425,7 @@ impl Daemon {
 
     /// A reload (control request or SIGHUP): the operator side reloads, the loop applies
     /// what concerns its drivers and the election.
-    async fn reload(&mut self) -> crate::control::Response {
+    async fn reload(&mut self) -> Response {
         let reloaded = match self.ops.reload(&self.exec.peers.transport).await {
             Ok(r) => r,
             Err(refused) => return refused,
