@@ -27,7 +27,9 @@
 //! - [`metrics`]: the Prometheus metrics and their tiny HTTP endpoint.
 //! - [`net`]: small address types shared by the others (`Ipv4Cidr`, MAC formatting).
 //! - [`daemon`]: the one loop that owns sockets, clock and netlink and carries out the
-//!   election's actions; advert admission (pure) lives beside it.
+//!   election's actions, split by job: `setup` (config into drivers), `admission` (pure:
+//!   which adverts reach the election; loss and drift per peer), `run` (the loop),
+//!   `execute` (carrying out actions), `operator` (control requests, status document).
 //! - [`cli`]: argument parsing; `src/main.rs` only calls [`cli::main`].
 //! - [`logging`]: text or JSON lines on stderr, with syslog priorities when stderr is the
 //!   journal (`JOURNAL_STREAM`).

@@ -1,0 +1,608 @@
+//! Carrying out: the drivers that act on the election's [`Action`]s and on the kernel facts
+//! the loop reports (a VIP removed, the interface moved, a stranger's ARP frame), grouped by
+//! what they act on. Nothing here feeds the election: a method whose outcome the election
+//! must hear returns the [`Input`], and the loop steps it.
+//!
+//! - [`PeerLinks`]: the QUIC transport and the peer list; redials and ARP-solicits a peer
+//!   whose path works again (see `solicit.rs`).
+//! - [`Vips`]: the VIP manager and its lease: install, release, renew, repair.
+//! - [`Arp`]: the gratuitous ARP announcer, the ARP watch and the ARP probe.
+//! - [`Record`]: what happened, told to the operator: counters, the transition history,
+//!   metrics, notify hooks.
+//!
+//! The VIP lease: while master, the loop re-checks every quarter lease that the kernel still
+//! has the VIPs and renews their lifetime. If it finds them gone (we were frozen longer than
+//! the lease), it tells the election, which steps down instead of re-adding them: another
+//! node may hold them by now. A VIP removed by someone else while the lease still runs is
+//! installed again (see [`Executor::vip_removed`] and docs/election.md); the lease check
+//! applies the same rule as a backstop.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc::Sender;
+use tokio::task::JoinHandle;
+
+use crate::certs;
+use crate::control::TransitionRecord;
+use crate::election::{Action, Cause, Election, FaultCause, Input, NoticeCause};
+use crate::health::CheckStatus;
+use crate::metrics::{Metrics, RejectReason};
+use crate::net::{format_mac, Ipv4Cidr};
+use crate::notify::{Notifier, TransitionEvent};
+use crate::transport::{PeerSpec, Transport};
+use crate::vip::{AddressEvent, Announcer, ArpProbe, ArpWatch, LinkState, VipError, VipManager};
+use crate::wire::{self, State};
+
+use super::admission::Drift;
+use super::solicit;
+
+/// How many transitions `status` shows.
+const TRANSITIONS_KEPT: usize = 20;
+/// How long `status` reuses its last netlink read of the installed VIPs. The read is the one
+/// part of a status that leaves the process; a storm of clients (issue 9, fault 6) then costs
+/// the loop at most one netlink round trip per this period. The cache is forgotten whenever
+/// the VIPs are installed or released, so a status right after a transition is exact.
+const HELD_FRESH: Duration = Duration::from_millis(100);
+
+/// Every driver that carries out actions, by what it acts on.
+pub(super) struct Executor {
+    pub(super) peers: PeerLinks,
+    pub(super) vips: Vips,
+    pub(super) arp: Arp,
+    pub(super) record: Record,
+}
+
+/// The QUIC transport and the peers it dials.
+pub(super) struct PeerLinks {
+    pub(super) transport: Transport,
+    /// The configured peers, indexed like the transport's peer indices.
+    pub(super) specs: Vec<PeerSpec>,
+    /// Our configured own address, the sender of ARP solicitations (none when unspecified).
+    pub(super) own_ip: Option<Ipv4Addr>,
+    /// When peers were last redialled on evidence that their path works again.
+    pub(super) redial_kicked: Option<Instant>,
+}
+
+/// The VIPs on the interface and their kernel lease.
+pub(super) struct Vips {
+    pub(super) manager: VipManager,
+    /// Kernel lifetime of the installed VIPs, if any.
+    pub(super) lease: Option<Duration>,
+    /// While master with a lease: when to verify and renew it next (the loop's lease timer).
+    pub(super) check_at: Option<Instant>,
+    /// When a VIP conflict last triggered a lease check.
+    pub(super) conflict_check: Option<Instant>,
+    /// The last netlink read of the installed VIPs, and when it was made (for `status`).
+    pub(super) held: Option<(Instant, Vec<Ipv4Cidr>)>,
+}
+
+/// The ARP drivers on the VIP interface.
+pub(super) struct Arp {
+    pub(super) announcer: Announcer,
+    pub(super) watch: ArpWatch,
+    /// `None` when probing is off (`[probe] count = 0`).
+    pub(super) prober: Option<Arc<Mutex<ArpProbe>>>,
+    pub(super) probe_count: u32,
+    pub(super) probe_window: Duration,
+    /// The VIP addresses probed.
+    pub(super) vip_addrs: Vec<Ipv4Addr>,
+    /// Where probe answers go (the loop's probe-result input).
+    pub(super) probe_results: Sender<Option<[u8; 6]>>,
+}
+
+/// What happened, told to the operator: counters, transitions, metrics and hooks.
+pub(super) struct Record {
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) counters: Counters,
+    /// The last [`TRANSITIONS_KEPT`] transitions, oldest first.
+    pub(super) transitions: VecDeque<TransitionRecord>,
+    pub(super) notifier: Notifier,
+    hook_tasks: Vec<JoinHandle<()>>,
+}
+
+/// Counts of events that are logged once but must not be lost.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    pub(super) adverts_sent: u64,
+    pub(super) adverts_received: u64,
+    /// By [`RejectReason::label`].
+    pub(super) rejected: HashMap<&'static str, u64>,
+    pub(super) vip_conflicts: u64,
+}
+
+impl Executor {
+    /// Carries out one action. `election` is the one that returned it (read only).
+    pub(super) async fn execute(&mut self, action: Action, election: &Election) -> Option<Input> {
+        match action {
+            Action::Send(advert) => {
+                self.record.counters.adverts_sent += 1;
+                self.record.metrics.advert_sent();
+                self.peers.transport.broadcast(wire::encode(&advert).into());
+                None
+            }
+            Action::InstallVips => match self.vips.install().await {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not install the VIPs");
+                    Some(Input::Fault {
+                        cause: FaultCause::VipInstall,
+                        reason: format!("VIP install failed: {e}"),
+                    })
+                }
+            },
+            Action::Announce => {
+                self.arp.announcer.announce();
+                None
+            }
+            Action::Probe => {
+                self.arp.start_probe();
+                None
+            }
+            Action::Notice { cause, reason } => {
+                tracing::warn!(cause = cause.label(), "{reason}");
+                self.record.metrics.notice(cause);
+                if cause == NoticeCause::ClaimBlocked {
+                    if let Some(block) = election.claim_blocked() {
+                        let tasks = self.record.notifier.fire_claim_blocked(block, &reason);
+                        self.record.hooks_started(tasks);
+                    }
+                }
+                None
+            }
+            Action::ReleaseVips => {
+                self.arp.announcer.stop();
+                if let Err(e) = self.vips.release().await {
+                    tracing::error!(error = %e, "could not remove the VIPs");
+                }
+                None
+            }
+            Action::Transition {
+                from,
+                to,
+                epoch,
+                cause,
+                reason,
+            } => {
+                self.record.transition(from, to, epoch, cause, &reason);
+                None
+            }
+        }
+    }
+
+    /// While master: are the VIPs still there? Renew their lease if so; if not, handle it
+    /// as a removal ([`Executor::vip_removed`]: a lease that ran out steps down, a foreign
+    /// removal is repaired).
+    pub(super) async fn check_lease(&mut self, state: State) -> Option<Input> {
+        let Some(lease) = self.vips.lease else {
+            self.vips.check_at = None;
+            return None;
+        };
+        match self.vips.manager.installed().await {
+            Ok(present) if present.len() < self.vips.manager.vips().len() => {
+                // A backstop for a lost RTM_DELADDR: the same rule as the address watch.
+                let missing = self.vips.manager.missing(&present);
+                // Checked again in a quarter lease unless the handler decides otherwise.
+                self.vips.check_at = Some(Instant::now() + lease / 4);
+                self.vip_removed(missing, state).await
+            }
+            Ok(_) => {
+                if let Err(e) = self.vips.manager.refresh().await {
+                    tracing::error!(error = %e, "could not renew the VIP lease");
+                }
+                self.vips.check_at = Some(Instant::now() + lease / 4);
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not list the VIPs to renew their lease");
+                self.vips.check_at = Some(Instant::now() + lease / 4);
+                None
+            }
+        }
+    }
+
+    /// An address notification: a VIP that left the interface is handled as a removal; lost
+    /// notifications make the VIPs be read again.
+    pub(super) async fn address_event(
+        &mut self,
+        event: AddressEvent,
+        state: State,
+    ) -> Option<Input> {
+        match event {
+            AddressEvent::Removed { ifindex, cidr } => {
+                let ours = ifindex == self.vips.manager.ifindex()
+                    && self.vips.manager.vips().contains(&cidr);
+                if !ours {
+                    return None;
+                }
+                self.vip_removed(vec![cidr], state).await
+            }
+            AddressEvent::Added { .. } => None,
+            AddressEvent::Resync => {
+                if state != State::Master || !self.vips.manager.held() {
+                    return None;
+                }
+                match self.vips.manager.installed().await {
+                    Ok(present) => {
+                        let missing = self.vips.manager.missing(&present);
+                        if missing.is_empty() {
+                            return None;
+                        }
+                        self.vip_removed(missing, state).await
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not list the VIPs after lost notifications");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// `missing` VIPs left the interface while we hold them. The rule (docs/election.md):
+    /// - our own release is not a removal (we no longer hold them: [`VipManager::held`]);
+    /// - the lease had run out (we stalled and did not renew it): the kernel deleted them
+    ///   and another node may hold them by now, so step down as [`Input::LeaseLost`];
+    /// - otherwise someone else removed them (`ip addr del`, a network manager) while we
+    ///   are still the elected master: install them again and re-announce; if that fails,
+    ///   go to fault so that a backup takes over.
+    async fn vip_removed(&mut self, missing: Vec<Ipv4Cidr>, state: State) -> Option<Input> {
+        if state != State::Master || !self.vips.manager.held() {
+            return None;
+        }
+        let now = Instant::now();
+        let list = missing
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let interface = self.vips.manager.interface().to_string();
+        if self.vips.manager.lease_expired(now) {
+            self.vips.check_at = None;
+            let lease = self.vips.lease.map_or(0, |l| l.as_millis());
+            let detail = format!(
+                "{list} no longer on {interface}: the {lease} ms lease ran out while we were not running"
+            );
+            return Some(Input::LeaseLost { detail });
+        }
+        let lease_left_ms = self.vips.manager.lease_left(now).map(|d| d.as_millis());
+        tracing::warn!(vips = %list, %interface, ?lease_left_ms,
+            "{list} removed from {interface} (not by haagent) while we are master: installing and announcing it again");
+        match self.vips.install_again().await {
+            Ok(()) => {
+                self.arp.announcer.announce();
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not install the VIPs again");
+                Some(Input::Fault {
+                    cause: FaultCause::VipInstall,
+                    reason: format!(
+                        "{list} removed from {interface} (not by haagent) and installing it again failed: {e}"
+                    ),
+                })
+            }
+        }
+    }
+
+    /// The interface was re-created (new index), changed its MAC or came back up: move
+    /// everything that holds its index or MAC to what the kernel says now. Packet sockets
+    /// are reopened in every case, since one that lived through a down/up flap hands its
+    /// next send a stale `ENETDOWN`. Returns the new MAC for the election, if it changed.
+    pub(super) fn follow_interface(&mut self, link: &LinkState) -> Option<Input> {
+        let manager = &mut self.vips.manager;
+        let interface = manager.interface().to_string();
+        let (Some(ifindex), Some(mac)) = (link.ifindex, link.mac) else {
+            tracing::warn!(%interface, "the interface has no Ethernet MAC: gratuitous ARP cannot announce the VIPs");
+            return None;
+        };
+        let (old_index, old_mac) = (manager.ifindex(), manager.mac());
+        if (ifindex, mac) != (old_index, old_mac) {
+            tracing::warn!(%interface, ifindex, mac = %format_mac(&mac), old_ifindex = old_index,
+                old_mac = %format_mac(&old_mac), "the interface changed: following it");
+            manager.set_link(ifindex, mac);
+        }
+        self.arp.reopen(&interface, mac);
+        (mac != old_mac).then_some(Input::MacChanged { mac })
+    }
+
+    /// A frame from the MAC of a member we cannot hear proves the path to it is back (after
+    /// a partition heals, both sides are master and claim the VIP): reach it now.
+    pub(super) fn redial_if_unheard(&mut self, mac: [u8; 6], election: &Election) {
+        let now = Instant::now();
+        let interval = election.config().advert_interval;
+        if self.peers.reached_recently(now, interval) {
+            // Cheap under a flood of frames: no peer list built.
+            return;
+        }
+        let views = election.peers();
+        let Some(view) = views.iter().find(|v| v.mac == mac && !v.is_alive(now)) else {
+            return;
+        };
+        match self
+            .peers
+            .specs
+            .iter()
+            .position(|p| p.name.as_deref() == Some(view.name.as_str()))
+        {
+            Some(i) => self.reach(&[i], interval),
+            // Quick mode (peers known by address): the transport ignores peers it hears.
+            None => self.reach(&(0..self.peers.specs.len()).collect::<Vec<_>>(), interval),
+        }
+    }
+
+    /// The path to these peers works again: the transport redials them now, and an ARP
+    /// request for each refreshes both kernels' neighbour entries, which after a partition
+    /// wait up to a second for their next retry (see `solicit.rs`). At most once per advert
+    /// `interval`, so a flood of frames stays a trickle.
+    pub(super) fn reach(&mut self, targets: &[usize], interval: Duration) {
+        let now = Instant::now();
+        if self.peers.reached_recently(now, interval) {
+            return;
+        }
+        self.peers.redial_kicked = Some(now);
+        for &i in targets {
+            if let (Some(ours), Some(IpAddr::V4(peer))) = (
+                self.peers.own_ip,
+                self.peers.specs.get(i).map(|p| p.addr.ip()),
+            ) {
+                let (ifindex, mac) = (self.vips.manager.ifindex(), self.vips.manager.mac());
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = solicit::send_request(ifindex, mac, ours, peer) {
+                        tracing::debug!(%peer, error = %e, "could not send an ARP request");
+                    }
+                });
+            }
+            self.peers.transport.redial_now(i);
+        }
+    }
+
+    /// Brings the per-second metrics up to date: peer links, checks, GARPs, claim block.
+    pub(super) fn refresh_metrics(&self, election: &Election, checks: Vec<CheckStatus>) {
+        let now = Instant::now();
+        let metrics = &self.record.metrics;
+        let stats = self.peers.transport.stats();
+        let views = election.peers();
+        for (i, spec) in self.peers.specs.iter().enumerate() {
+            let name = spec.name.clone().unwrap_or_else(|| spec.addr.to_string());
+            let link = stats.get(i);
+            let view = views.iter().find(|v| v.name == name);
+            metrics.peer(
+                &name,
+                link.and_then(|l| l.rtt),
+                view.map(|v| now.saturating_duration_since(v.last_heard)),
+                link.is_some_and(|l| l.connected),
+            );
+            if let Some(t) = link.and_then(|l| l.cert_not_after) {
+                metrics.set_cert_expiry(&format!("peer:{name}"), unix_secs(t));
+            }
+        }
+        for c in checks {
+            metrics.check(
+                &c.name,
+                c.healthy,
+                c.latency_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+            );
+        }
+        metrics.set_garps_sent(self.arp.announcer.sent());
+        metrics.set_claim_blocked(
+            election
+                .claim_blocked()
+                .map(|b| now.saturating_duration_since(b.since)),
+        );
+    }
+
+    /// After the last step: stop announcing, make sure the VIPs are gone even if we were
+    /// not master by the election's account (e.g. an install that half-failed), close the
+    /// transport and wait for the hooks (each ends by itself at its own timeout).
+    pub(super) async fn stop(&mut self) {
+        self.arp.announcer.stop();
+        if let Err(e) = self.vips.release().await {
+            tracing::error!(error = %e, "could not remove the VIPs while stopping");
+        }
+        self.peers.transport.close().await;
+        for task in self.record.hook_tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl PeerLinks {
+    fn reached_recently(&self, now: Instant, interval: Duration) -> bool {
+        self.redial_kicked.is_some_and(|t| now < t + interval)
+    }
+
+    /// The peer's name, or its address for a peer configured by address.
+    pub(super) fn label(&self, peer: usize) -> String {
+        match self.specs.get(peer) {
+            Some(PeerSpec {
+                name: Some(name), ..
+            }) => name.clone(),
+            Some(PeerSpec { addr, .. }) => addr.to_string(),
+            None => format!("#{peer}"),
+        }
+    }
+}
+
+impl Vips {
+    /// Installs the VIPs and starts the lease timer.
+    async fn install(&mut self) -> Result<(), VipError> {
+        self.held = None;
+        self.install_again().await
+    }
+
+    /// Installs the VIPs (again) and restarts the lease timer, keeping the status cache.
+    async fn install_again(&mut self) -> Result<(), VipError> {
+        self.manager.install().await?;
+        self.check_at = self.lease.map(|l| Instant::now() + l / 4);
+        Ok(())
+    }
+
+    /// Removes the VIPs and stops the lease timer.
+    async fn release(&mut self) -> Result<(), VipError> {
+        self.check_at = None;
+        self.held = None;
+        self.manager.release().await
+    }
+
+    /// The VIPs on the interface, read at most every [`HELD_FRESH`].
+    pub(super) async fn installed_recently(
+        &mut self,
+        now: Instant,
+    ) -> Result<Vec<Ipv4Cidr>, VipError> {
+        if let Some((at, held)) = &self.held {
+            if now.saturating_duration_since(*at) < HELD_FRESH {
+                return Ok(held.clone());
+            }
+        }
+        let held = self.manager.installed().await?;
+        self.held = Some((now, held.clone()));
+        Ok(held)
+    }
+
+    /// Whether a VIP conflict at `now` should check the lease first: with a lease, at
+    /// most once per advert `interval`, so a flood of frames does not become a flood of
+    /// netlink requests.
+    pub(super) fn conflict_check_due(&mut self, now: Instant, interval: Duration) -> bool {
+        let due = self.lease.is_some() && self.conflict_check.is_none_or(|t| now >= t + interval);
+        if due {
+            self.conflict_check = Some(now);
+        }
+        due
+    }
+}
+
+impl Arp {
+    /// Probes every VIP on the blocking pool; the answer comes back through the loop.
+    fn start_probe(&self) {
+        let Some(prober) = self.prober.clone() else {
+            // Without a prober the election is configured not to ask; answer "nobody".
+            let _ = self.probe_results.try_send(None);
+            return;
+        };
+        let vips = self.vip_addrs.clone();
+        let (count, window) = (self.probe_count, self.probe_window);
+        let results = self.probe_results.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut answer = None;
+            let mut prober = match prober.lock() {
+                Ok(p) => p,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            for vip in vips {
+                match prober.probe(vip, count, window) {
+                    Ok(Some(mac)) => {
+                        answer = Some(mac);
+                        break;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(%vip, error = %e, "ARP probe failed"),
+                }
+            }
+            let _ = results.blocking_send(answer);
+        });
+    }
+
+    /// Reopens every packet socket on `interface`, whose MAC is now `mac`.
+    fn reopen(&mut self, interface: &str, mac: [u8; 6]) {
+        if let Err(e) = self.announcer.reopen() {
+            tracing::error!(%interface, error = %e, "cannot reopen the gratuitous ARP socket");
+        }
+        if let Err(e) = self.watch.reopen(mac) {
+            tracing::error!(%interface, error = %e, "cannot restart the ARP watch");
+        }
+        if self.prober.is_some() {
+            match ArpProbe::open(interface) {
+                // A probe running on the old socket finishes there; the next one uses this.
+                Ok(p) => self.prober = Some(Arc::new(Mutex::new(p))),
+                Err(e) => {
+                    tracing::error!(%interface, error = %e, "cannot reopen the ARP probe socket")
+                }
+            }
+        }
+    }
+}
+
+impl Record {
+    /// Starts with nothing recorded.
+    pub(super) fn new(metrics: Arc<Metrics>, notifier: Notifier) -> Self {
+        Self {
+            metrics,
+            counters: Counters::default(),
+            transitions: VecDeque::new(),
+            notifier,
+            hook_tasks: Vec::new(),
+        }
+    }
+
+    /// An admitted advert: counted, and its fingerprint comparison in the drift gauges.
+    pub(super) fn advert_received(&mut self, peer: &str, drift: &Drift) {
+        self.counters.adverts_received += 1;
+        self.metrics.advert_received(peer);
+        for (setting, differs) in &drift.settings {
+            self.metrics.config_drift(peer, setting, *differs);
+        }
+    }
+
+    /// A datagram or connection refused.
+    pub(super) fn rejected(&mut self, reason: RejectReason) {
+        *self.counters.rejected.entry(reason.label()).or_default() += 1;
+        self.metrics.advert_rejected(reason);
+    }
+
+    /// A frame claiming a VIP we hold. Every frame is counted, none logged here: the
+    /// election says what it does about them, rate-limited (a forger can send thousands
+    /// of frames a second).
+    pub(super) fn vip_conflict(&mut self) {
+        self.counters.vip_conflicts += 1;
+        self.metrics.vip_conflict();
+    }
+
+    /// A transition: logged, kept for `status`, in the metrics, and told to the hooks.
+    fn transition(&mut self, from: State, to: State, epoch: u64, cause: Cause, reason: &str) {
+        let label = cause.label();
+        let stopping = cause == Cause::Shutdown;
+        if to == State::Master || from == State::Master || to == State::Fault {
+            tracing::warn!(from = %from, to = %to, epoch, cause = label, "{reason}");
+        } else {
+            tracing::info!(from = %from, to = %to, epoch, cause = label, "{reason}");
+        }
+        let tasks = self.notifier.fire(&TransitionEvent {
+            from,
+            to,
+            epoch,
+            cause,
+            reason,
+            stopping,
+        });
+        if self.transitions.len() == TRANSITIONS_KEPT {
+            self.transitions.pop_front();
+        }
+        self.transitions.push_back(TransitionRecord {
+            at: certs::rfc3339(SystemTime::now()),
+            from,
+            to,
+            epoch,
+            cause: label.to_string(),
+            reason: reason.to_string(),
+        });
+        self.metrics.set_state(to);
+        self.metrics.set_epoch(epoch);
+        self.metrics.transition(to, cause);
+        self.hooks_started(tasks);
+    }
+
+    fn hooks_started(&mut self, tasks: Vec<JoinHandle<()>>) {
+        self.hook_tasks.retain(|t| !t.is_finished());
+        self.hook_tasks.extend(tasks);
+    }
+}
+
+/// Seconds since the Unix epoch (0 before it), for the certificate-expiry gauges.
+pub(super) fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
