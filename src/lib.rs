@@ -29,8 +29,10 @@
 //! - [`daemon`]: the one loop that owns sockets, clock and netlink and carries out the
 //!   election's actions; advert admission (pure) lives beside it.
 //! - [`cli`]: argument parsing; `src/main.rs` only calls [`cli::main`].
-//! - [`lab`]: the namespace lab behind `haagent-lab demo` and `bench` and the end-to-end
-//!   tests (not used by the agent itself).
+//!
+//! Not in this library: the namespace lab behind `haagent-lab demo` and `bench` and the
+//! end-to-end tests is its own crate, `tests/lab` (package `haagent-lab`), a dev-dependency
+//! of this one.
 //!
 //! How the pieces fit, who owns which socket and timer, and where each split-brain rule
 //! lives: `docs/architecture.md`.
@@ -52,7 +54,6 @@ pub mod control;
 pub mod daemon;
 pub mod election;
 pub mod health;
-pub mod lab;
 pub mod metrics;
 pub mod net;
 pub mod notify;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use haagent::lab::{is_root, Lab};
+use haagent_lab::{is_root, Lab};
 
 pub mod veth;
 
@@ -469,7 +469,7 @@ pub fn nft(cluster: &Cluster, name: &str, script: &str) {
 }
 
 /// Runs `nft -f -` with `script` inside namespace `ns`; fails the test if it fails.
-pub fn nft_in(ns: &haagent::lab::Netns, script: &str) {
+pub fn nft_in(ns: &haagent_lab::Netns, script: &str) {
     let out = ns
         .command("nft")
         .args(["-f", "-"])
@@ -609,12 +609,12 @@ impl Cluster {
     }
 
     /// Starts nginx (Debian's package) on `name`, serving `200 <name>` on port 80.
-    pub fn start_nginx(&self, name: &str) -> haagent::lab::proc::Proc {
+    pub fn start_nginx(&self, name: &str) -> haagent_lab::proc::Proc {
         let dir = self.dir.path().join(format!("nginx-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
         let host = self.lab.host(name).unwrap();
-        haagent::lab::web::start(
-            haagent::lab::web::ServerKind::Nginx,
+        haagent_lab::web::start(
+            haagent_lab::web::ServerKind::Nginx,
             &host.ns,
             name,
             &dir,
