@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use haagent_lab::{is_root, Lab};
+pub use haagent_lab::require_root;
+use haagent_lab::Lab;
 
 pub mod veth;
 
@@ -22,17 +23,6 @@ pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 50);
 pub const CONVERGE: Duration = Duration::from_secs(10);
 /// Generous bound for a takeover at default timers (the expected value is ~200 ms).
 pub const TAKEOVER: Duration = Duration::from_secs(3);
-
-pub fn require_root(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var_os("HAAGENT_REQUIRE_NETNS").is_some() {
-        panic!("{test}: needs root for network namespaces, and HAAGENT_REQUIRE_NETNS is set");
-    }
-    eprintln!("SKIPPED {test}: needs root (network namespaces); run as root to test for real");
-    false
-}
 
 pub fn haagent() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_haagent"))

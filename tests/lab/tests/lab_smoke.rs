@@ -11,18 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use haagent_lab::is_root;
-
-fn require_root(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var_os("HAAGENT_REQUIRE_NETNS").is_some() {
-        panic!("{test}: needs root for network namespaces, and HAAGENT_REQUIRE_NETNS is set");
-    }
-    eprintln!("SKIPPED {test}: needs root (network namespaces); run as root to test for real");
-    false
-}
+use haagent_lab::{is_root, require_root};
 
 fn lab() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_haagent-lab"));
