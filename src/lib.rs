@@ -33,8 +33,10 @@
 //! - [`cli`]: argument parsing; `src/main.rs` only calls [`cli::main`].
 //! - [`logging`]: text or JSON lines on stderr, with syslog priorities when stderr is the
 //!   journal (`JOURNAL_STREAM`).
-//! - [`lab`]: the namespace lab behind `haagent-lab demo` and `bench` and the end-to-end
-//!   tests (not used by the agent itself).
+//!
+//! Not in this library: the namespace lab behind `haagent-lab demo` and `bench` and the
+//! end-to-end tests is its own crate, `tests/lab` (package `haagent-lab`), a dev-dependency
+//! of this one.
 //!
 //! How the pieces fit, who owns which socket and timer, and where each split-brain rule
 //! lives: `docs/architecture.md`.
@@ -56,7 +58,6 @@ pub mod control;
 pub mod daemon;
 pub mod election;
 pub mod health;
-pub mod lab;
 pub mod logging;
 pub mod metrics;
 pub mod net;

@@ -8,7 +8,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use haagent::lab::probe::{HttpProbe, ProbeSample};
+use haagent_lab::probe::{HttpProbe, ProbeSample};
 use support::*;
 
 /// The quick-mode default check: GET / on the local Nginx, fault after 2 failures.
@@ -72,7 +72,7 @@ fn wait_all_ok(p: &HttpProbe, server: &str, timeout: Duration) {
     }
 }
 
-fn started_cluster() -> (Cluster, Vec<haagent::lab::proc::Proc>) {
+fn started_cluster() -> (Cluster, Vec<haagent_lab::proc::Proc>) {
     let mut c = Cluster::new(&nodes());
     let servers = vec![c.start_nginx("n1"), c.start_nginx("n2")];
     c.start("n1");
@@ -90,7 +90,7 @@ fn nginx_dying_on_the_master_moves_the_vip() {
     let p = probe(&c);
     wait_all_ok(&p, "n1", CONVERGE);
     let t0 = Instant::now();
-    haagent::lab::web::stop(&mut servers[0]);
+    haagent_lab::web::stop(&mut servers[0]);
     let took = c.wait_sole_holder("n2", Duration::from_secs(5));
     wait_all_ok(&p, "n2", Duration::from_secs(5));
     let samples = p.between(t0, Instant::now());
@@ -252,7 +252,7 @@ fn scrape_until(c: &Cluster, name: &str, series: &str, want: f64, timeout: Durat
 }
 
 /// n1 and n2 with Nginx and the metrics endpoint on, n1 holding the VIP.
-fn metrics_cluster() -> (Cluster, [haagent::lab::proc::Proc; 2]) {
+fn metrics_cluster() -> (Cluster, [haagent_lab::proc::Proc; 2]) {
     let mut c = Cluster::with(&nodes(), "[metrics]\nlisten = \"127.0.0.1:9798\"\n");
     let servers = [c.start_nginx("n1"), c.start_nginx("n2")];
     c.start("n1");

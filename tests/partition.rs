@@ -92,7 +92,7 @@ fn isolated_master_releases_then_one_holder_after_the_link_returns() {
     c.lab.set_link("n1", false).unwrap();
     let cut = Instant::now();
     let released = loop {
-        let on_n1 = haagent::lab::addresses(&c.lab.host("n1").unwrap().ns, "eth0").unwrap();
+        let on_n1 = haagent_lab::addresses(&c.lab.host("n1").unwrap().ns, "eth0").unwrap();
         if !on_n1.contains(&VIP) {
             break cut.elapsed();
         }

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use haagent::lab::{is_root, Lab};
+pub use haagent_lab::require_root;
+use haagent_lab::Lab;
 
 pub mod veth;
 
@@ -22,17 +23,6 @@ pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 50);
 pub const CONVERGE: Duration = Duration::from_secs(10);
 /// Generous bound for a takeover at default timers (the expected value is ~200 ms).
 pub const TAKEOVER: Duration = Duration::from_secs(3);
-
-pub fn require_root(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var_os("HAAGENT_REQUIRE_NETNS").is_some() {
-        panic!("{test}: needs root for network namespaces, and HAAGENT_REQUIRE_NETNS is set");
-    }
-    eprintln!("SKIPPED {test}: needs root (network namespaces); run as root to test for real");
-    false
-}
 
 pub fn haagent() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_haagent"))
@@ -469,7 +459,7 @@ pub fn nft(cluster: &Cluster, name: &str, script: &str) {
 }
 
 /// Runs `nft -f -` with `script` inside namespace `ns`; fails the test if it fails.
-pub fn nft_in(ns: &haagent::lab::Netns, script: &str) {
+pub fn nft_in(ns: &haagent_lab::Netns, script: &str) {
     let out = ns
         .command("nft")
         .args(["-f", "-"])
@@ -609,12 +599,12 @@ impl Cluster {
     }
 
     /// Starts nginx (Debian's package) on `name`, serving `200 <name>` on port 80.
-    pub fn start_nginx(&self, name: &str) -> haagent::lab::proc::Proc {
+    pub fn start_nginx(&self, name: &str) -> haagent_lab::proc::Proc {
         let dir = self.dir.path().join(format!("nginx-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
         let host = self.lab.host(name).unwrap();
-        haagent::lab::web::start(
-            haagent::lab::web::ServerKind::Nginx,
+        haagent_lab::web::start(
+            haagent_lab::web::ServerKind::Nginx,
             &host.ns,
             name,
             &dir,

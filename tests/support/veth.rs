@@ -3,7 +3,7 @@
 //! under test runs in a thread that joined one namespace, and the test observes or
 //! provokes from the other with `ip`.
 //!
-//! The namespaces are [`haagent::lab::Netns`] guards, so they are deleted on drop, also
+//! The namespaces are [`haagent_lab::Netns`] guards, so they are deleted on drop, also
 //! when a test panics; their names carry the PID and a counter ([`unique_tag`]).
 #![allow(dead_code)] // each test file uses a different part
 
@@ -12,8 +12,8 @@ use std::future::Future;
 use std::os::fd::AsRawFd;
 use std::process::Command;
 
-use haagent::lab::unique_tag;
-pub use haagent::lab::Netns;
+use haagent_lab::unique_tag;
+pub use haagent_lab::Netns;
 
 /// The interface in namespace A (names are per namespace, so fixed).
 pub const IF_A: &str = "veth0";

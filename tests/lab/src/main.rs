@@ -1,6 +1,6 @@
 //! `haagent-lab`: the one-command demo, the failover benchmark against keepalived, and the
 //! built-in HTTP responder the lab runs when Nginx is not installed. The work is done in
-//! `haagent::lab`; this file only parses arguments and prints.
+//! the `haagent_lab` library beside it; this file only parses arguments and prints.
 //!
 //! With `HAAGENT_LAB_AS=haagent` in its environment it runs as the `haagent` agent itself,
 //! so `cargo run --bin haagent-lab` never drives a stale agent binary.
@@ -10,10 +10,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use haagent::lab::bench::{self, BenchOptions, Scenario};
-use haagent::lab::testbed::{self, AgentBin, Implementation, TestbedOptions, Timers};
-use haagent::lab::web::{self, ServerKind};
-use haagent::lab::{interrupt, LabError};
+use haagent_lab::bench::{self, BenchOptions, Scenario};
+use haagent_lab::testbed::{self, AgentBin, Implementation, TestbedOptions, Timers};
+use haagent_lab::web::{self, ServerKind};
+use haagent_lab::{interrupt, LabError};
 
 /// Demo and benchmark lab for haagent (needs root: it builds network namespaces).
 #[derive(Debug, Parser)]
@@ -139,7 +139,7 @@ fn main() -> ExitCode {
             };
             interrupt::install();
             let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
-            match haagent::lab::demo::run(opts, interactive) {
+            match haagent_lab::demo::run(opts, interactive) {
                 Ok(s) => {
                     println!(
                         "summary: master n1 killed -> {} took over; failover outage {} ms, failback outage {} ms; \

@@ -1,6 +1,10 @@
-//! A throwaway lab of "hosts" in network namespaces on one L2 segment, for the
-//! integration tests (and the demo): a switch namespace holding a Linux bridge, one
+//! `haagent_lab`: a throwaway lab of "hosts" in network namespaces on one L2 segment, for
+//! haagent's end-to-end tests (and the demo): a switch namespace holding a Linux bridge, one
 //! namespace per host with `eth0` on the bridge, no route out.
+//!
+//! Not part of the agent: this crate (`tests/lab`, package `haagent-lab`) is a workspace
+//! member and a dev-dependency of `haagent`. Its library uses nothing of `haagent`; only the
+//! `haagent-lab` binary links it, to run as the agent (see [`testbed::AgentBin`]).
 //!
 //! Everything it makes is owned by a guard: dropping the [`Lab`] kills the agent processes
 //! it started (by PID) and deletes its namespaces, which deletes every veth and the bridge
@@ -90,6 +94,24 @@ pub fn unique_tag(kind: &str) -> String {
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// For a test that needs namespaces: whether it can run. Without root it prints
+/// `SKIPPED <test>` and returns false, so the test passes doing nothing.
+///
+/// # Panics
+///
+/// Without root when `HAAGENT_REQUIRE_NETNS` is set (as CI sets it): there a skipped
+/// namespace test is a failure.
+pub fn require_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    if std::env::var_os("HAAGENT_REQUIRE_NETNS").is_some() {
+        panic!("{test}: needs root for network namespaces, and HAAGENT_REQUIRE_NETNS is set");
+    }
+    eprintln!("SKIPPED {test}: needs root (network namespaces); run as root to test for real");
+    false
 }
 
 pub(crate) fn run(cmd: &mut Command) -> Result<Output, LabError> {

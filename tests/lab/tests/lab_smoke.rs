@@ -1,26 +1,35 @@
 //! Smoke test of `haagent-lab`: the benchmark's short run (haagent only, one run per
 //! scenario) and the demo without a terminal. Needs root (network namespaces); without it
 //! the tests say SKIPPED, and with HAAGENT_REQUIRE_NETNS=1 (as CI sets) a skip is a failure.
+//!
+//! This package has no `haagent` binary of its own (Cargo sets `CARGO_BIN_EXE_*` only for
+//! a package's own binaries), so the agent is `haagent-lab` itself: the benchmark runs it
+//! the default way (as the README's commands do), the demo through `--agent-bin` and a
+//! two-line wrapper, so both ways of naming the agent are covered.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use haagent::lab::is_root;
-
-fn require_root(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var_os("HAAGENT_REQUIRE_NETNS").is_some() {
-        panic!("{test}: needs root for network namespaces, and HAAGENT_REQUIRE_NETNS is set");
-    }
-    eprintln!("SKIPPED {test}: needs root (network namespaces); run as root to test for real");
-    false
-}
+use haagent_lab::{is_root, require_root};
 
 fn lab() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_haagent-lab"));
     cmd.stdin(Stdio::null());
     cmd
+}
+
+/// An executable `haagent` in `dir` that runs `haagent-lab` as the agent, for `--agent-bin`.
+fn agent_wrapper(dir: &Path) -> PathBuf {
+    let path = dir.join("haagent");
+    let script = format!(
+        "#!/bin/sh\n{}=haagent exec '{}' \"$@\"\n",
+        haagent_lab::testbed::AS_AGENT_ENV,
+        env!("CARGO_BIN_EXE_haagent-lab")
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
 }
 
 const SCENARIOS: [&str; 6] = [
@@ -40,13 +49,7 @@ fn bench_smoke_reports_every_scenario_with_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("bench.json");
     let out = lab()
-        .args([
-            "bench",
-            "--smoke",
-            "--agent-bin",
-            env!("CARGO_BIN_EXE_haagent"),
-            "--json",
-        ])
+        .args(["bench", "--smoke", "--json"])
         .arg(&json_path)
         .output()
         .unwrap();
@@ -119,8 +122,10 @@ fn demo_runs_through_without_a_terminal() {
     if !require_root("demo_runs_through_without_a_terminal") {
         return;
     }
+    let dir = tempfile::tempdir().unwrap();
     let out = lab()
-        .args(["demo", "--agent-bin", env!("CARGO_BIN_EXE_haagent")])
+        .args(["demo", "--agent-bin"])
+        .arg(agent_wrapper(dir.path()))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -175,8 +180,8 @@ fn a_lab_process_takes_its_orphaned_children_with_it() {
     if !require_root("a_lab_process_takes_its_orphaned_children_with_it") {
         return;
     }
-    use haagent::lab::proc::Proc;
-    use haagent::lab::{unique_tag, Netns};
+    use haagent_lab::proc::Proc;
+    use haagent_lab::{unique_tag, Netns};
     let ns = Netns::create(&unique_tag("orph")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("child.pid");
