@@ -11,8 +11,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::checker::Checker;
 use super::raw::{Item, Origin, RawCheck, RawConfig, RawWeight};
-use super::validate::{bad_argv, check_interface, check_name, Checker};
+use super::values::{bad_argv, check_interface, check_name};
 use crate::health::{CheckKind, CheckSpec, Weight};
 
 /// Allowed values and defaults, shared with the documentation (docs/configuration.md).
