@@ -1,10 +1,14 @@
 //! Allowed values and defaults of the main settings, shared with the documentation
 //! (docs/configuration.md). The `[[check]]` limits live beside their checks (checks.rs).
+//! The priority range and the smallest advert interval are the wire format's ([`crate::wire`]).
+
+use crate::wire::{MAX_PRIORITY, MIN_ADVERT_INTERVAL_MS, MIN_PRIORITY};
 
 /// `node.priority`
-pub(crate) const PRIORITY: (i64, i64, i64) = (1, 254, 100);
-/// `election.advert_interval_ms`
-pub(crate) const ADVERT_INTERVAL_MS: (i64, i64, i64) = (10, 10_000, 50);
+pub(crate) const PRIORITY: (i64, i64, i64) = (MIN_PRIORITY as i64, MAX_PRIORITY as i64, 100);
+/// `election.advert_interval_ms`: from the wire's minimum to 10 s, a configuration bound
+/// narrower than what the wire carries ([`crate::wire::MAX_ADVERT_INTERVAL_MS`]).
+pub(crate) const ADVERT_INTERVAL_MS: (i64, i64, i64) = (MIN_ADVERT_INTERVAL_MS as i64, 10_000, 50);
 /// `election.down_multiplier`
 pub(crate) const DOWN_MULTIPLIER: (i64, i64, i64) = (2, 20, 3);
 /// `election.preempt_delay_ms`

@@ -6,28 +6,23 @@ use std::path::Path;
 
 use super::DEFAULT_PORT;
 use crate::net::Ipv4Cidr;
+use crate::wire::{self, NameProblem, MAX_NAME_LEN};
 
 /// Checks a node (or cluster) name: ASCII letters, digits, `.`, `_`, `-`; 1..=64 characters;
 /// not starting with `-`. Returns what is wrong.
+/// The rule is [`wire::node_name_problem`]; this only words it.
 pub(crate) fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("name is empty".to_string());
-    }
-    if name.len() > 64 {
-        return Err(format!("name `{name}` is longer than 64 characters"));
-    }
-    if name.starts_with('-') {
-        return Err(format!("name `{name}` starts with `-`"));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
+    match wire::node_name_problem(name) {
+        None => Ok(()),
+        Some(NameProblem::Empty) => Err("name is empty".to_string()),
+        Some(NameProblem::TooLong) => Err(format!(
+            "name `{name}` is longer than {MAX_NAME_LEN} characters"
+        )),
+        Some(NameProblem::LeadingDash) => Err(format!("name `{name}` starts with `-`")),
+        Some(NameProblem::BadChar(c)) => Err(format!(
             "name `{name}` contains {c:?}; use only letters A-Z a-z, digits, `.`, `_`, `-`"
-        ));
+        )),
     }
-    Ok(())
 }
 
 /// Checks a Linux interface name (1..=15 bytes, no `/`, `:` or white space).
