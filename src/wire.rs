@@ -576,6 +576,18 @@ mod tests {
     }
 
     #[test]
+    fn node_name_problems_come_in_a_fixed_order() {
+        assert_eq!(node_name_problem(""), Some(NameProblem::Empty));
+        assert_eq!(
+            node_name_problem(&"-".repeat(65)),
+            Some(NameProblem::TooLong)
+        );
+        assert_eq!(node_name_problem("-é"), Some(NameProblem::LeadingDash));
+        assert_eq!(node_name_problem("a é"), Some(NameProblem::BadChar(' ')));
+        assert_eq!(node_name_problem("n1"), None);
+    }
+
+    #[test]
     fn truncations_and_random_bytes_never_panic() {
         let good = encode(&sample());
         for n in 0..good.len() {
