@@ -42,6 +42,21 @@ pub const MAX_NAME_LEN: usize = 64;
 /// Smallest advert interval a peer may announce, in milliseconds.
 pub const MIN_ADVERT_INTERVAL_MS: u16 = 10;
 
+/// Largest advert interval the 2-byte field carries, in milliseconds. The election clamps its
+/// own interval into `MIN_ADVERT_INTERVAL_MS..=MAX_ADVERT_INTERVAL_MS`; the config allows a
+/// narrower range (at most 10 s, docs/configuration.md).
+pub const MAX_ADVERT_INTERVAL_MS: u16 = u16::MAX;
+
+/// The priority of a node that is leaving (shutting down or handing over).
+pub const LEAVING_PRIORITY: u8 = 0;
+
+/// Lowest priority a running node advertises.
+pub const MIN_PRIORITY: u8 = 1;
+
+/// Highest priority a node advertises; 255 is invalid on the wire (RFC 9568 §6.1 keeps it for
+/// the address owner, which haagent never is).
+pub const MAX_PRIORITY: u8 = 254;
+
 const MAGIC: [u8; 2] = *b"HA";
 const TYPE_ADVERT: u8 = 1;
 const TYPE_HANDOVER: u8 = 2;
@@ -148,7 +163,7 @@ pub enum WireError {
     #[error("bad state byte {0} (0..=3)")]
     BadState(u8),
     /// Priority 255.
-    #[error("bad priority {0} (0 = leaving, 1..=254)")]
+    #[error("bad priority {0} ({LEAVING_PRIORITY} = leaving, {MIN_PRIORITY}..={MAX_PRIORITY})")]
     BadPriority(u8),
     /// The reserved field is not zero.
     #[error("reserved field is {0:#06x}, must be 0 in wire version {WIRE_VERSION}")]
@@ -172,21 +187,50 @@ pub enum WireError {
     },
 }
 
-/// Whether `name` is a valid node name: 1..=64 ASCII bytes of `[A-Za-z0-9._-]`, not starting
-/// with `-`. The same rule applies on the wire and in the config.
+/// What breaks the node-name rule (see [`node_name_problem`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameProblem {
+    /// The name is empty.
+    Empty,
+    /// The name is longer than [`MAX_NAME_LEN`] bytes.
+    TooLong,
+    /// The name starts with `-`.
+    LeadingDash,
+    /// The name contains this character, which is not in `[A-Za-z0-9._-]`.
+    BadChar(char),
+}
+
+/// The node-name rule, the one home for it: 1..=[`MAX_NAME_LEN`] ASCII bytes of
+/// `[A-Za-z0-9._-]`, not starting with `-`. Returns the first problem, checked in this order:
+/// empty, too long, leading `-`, a bad character. The wire ([`valid_node_name`]), the config
+/// (node, peer and cluster names) and the certificates (`certs::validate_node_name`, which adds
+/// the DNS-name rules of a certificate on top) all use it and word the problem their way.
+pub fn node_name_problem(name: &str) -> Option<NameProblem> {
+    if name.is_empty() {
+        return Some(NameProblem::Empty);
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Some(NameProblem::TooLong);
+    }
+    if name.starts_with('-') {
+        return Some(NameProblem::LeadingDash);
+    }
+    name.chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .map(NameProblem::BadChar)
+}
+
+/// Whether `name` is a valid node name: [`node_name_problem`] finds nothing. The same rule
+/// applies on the wire and in the config.
 pub fn valid_node_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    (1..=MAX_NAME_LEN).contains(&b.len())
-        && b[0] != b'-'
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+    node_name_problem(name).is_none()
 }
 
 impl Advert {
     /// Checks every field against the wire rules: `Ok` means [`decode`] will accept
     /// [`encode`]'s output.
     pub fn validate(&self) -> Result<(), WireError> {
-        if self.priority == 255 {
+        if self.priority > MAX_PRIORITY {
             return Err(WireError::BadPriority(self.priority));
         }
         if self.advert_interval_ms < MIN_ADVERT_INTERVAL_MS {
@@ -269,7 +313,7 @@ pub fn decode(buf: &[u8]) -> Result<Advert, WireError> {
     };
     let state = State::from_byte(header[4]).ok_or(WireError::BadState(header[4]))?;
     let priority = header[5];
-    if priority == 255 {
+    if priority > MAX_PRIORITY {
         return Err(WireError::BadPriority(priority));
     }
     let reserved = u16_at(6);
@@ -529,6 +573,18 @@ mod tests {
             assert!(!valid_node_name(bad), "{bad}");
         }
         assert!(valid_node_name(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn node_name_problems_come_in_a_fixed_order() {
+        assert_eq!(node_name_problem(""), Some(NameProblem::Empty));
+        assert_eq!(
+            node_name_problem(&"-".repeat(65)),
+            Some(NameProblem::TooLong)
+        );
+        assert_eq!(node_name_problem("-é"), Some(NameProblem::LeadingDash));
+        assert_eq!(node_name_problem("a é"), Some(NameProblem::BadChar(' ')));
+        assert_eq!(node_name_problem("n1"), None);
     }
 
     #[test]

@@ -22,6 +22,8 @@ use std::time::SystemTime;
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::wire::{self, NameProblem, MAX_NAME_LEN};
+
 pub(crate) use clock::{clock_suspicion, ClockSuspicion};
 pub(crate) use inspect::rfc3339;
 pub use inspect::{show, summarize, CertSummary};
@@ -222,8 +224,8 @@ pub enum CertError {
     },
 }
 
-/// Checks a node name: ASCII letters, digits, `.`, `_`, `-`; 1 to 64 characters; not starting
-/// with `-`. Because the name is also the certificate's DNS name and the TLS server name, it
+/// Checks a node name: the node-name rule of [`wire::node_name_problem`] (ASCII letters,
+/// digits, `.`, `_`, `-`; 1 to 64 characters; not starting with `-`). Because the name is also the certificate's DNS name and the TLS server name, it
 /// must not have empty labels (`a..b`, a leading or trailing dot) and must not look like an IP
 /// address.
 pub fn validate_node_name(name: &str) -> Result<(), CertError> {
@@ -233,19 +235,17 @@ pub fn validate_node_name(name: &str) -> Result<(), CertError> {
             reason: reason.to_string(),
         })
     };
-    if name.is_empty() || name.len() > 64 {
-        return bad("must be 1 to 64 characters long");
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return bad(&format!(
-            "character {c:?} is not allowed (use A-Z a-z 0-9 . _ -)"
-        ));
-    }
-    if name.starts_with('-') {
-        return bad("must not start with '-'");
+    match wire::node_name_problem(name) {
+        None => {}
+        Some(NameProblem::Empty | NameProblem::TooLong) => {
+            return bad(&format!("must be 1 to {MAX_NAME_LEN} characters long"));
+        }
+        Some(NameProblem::LeadingDash) => return bad("must not start with '-'"),
+        Some(NameProblem::BadChar(c)) => {
+            return bad(&format!(
+                "character {c:?} is not allowed (use A-Z a-z 0-9 . _ -)"
+            ));
+        }
     }
     if name.split('.').any(str::is_empty) {
         return bad("must not start or end with '.' or contain '..'");

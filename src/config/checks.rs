@@ -11,8 +11,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::checker::Checker;
 use super::raw::{Item, Origin, RawCheck, RawConfig, RawWeight};
-use super::validate::{bad_argv, check_interface, check_name, Checker};
+use super::values::{bad_argv, check_interface, check_name};
 use crate::health::{CheckKind, CheckSpec, Weight};
 
 /// Allowed values and defaults, shared with the documentation (docs/configuration.md).
@@ -37,8 +38,11 @@ pub(crate) mod limits {
     pub(crate) const SLOW_FALL: i64 = 3;
     /// `rise`: range and default.
     pub(crate) const RISE: (i64, i64, i64) = (1, 100, 2);
-    /// `weight` as an integer (0 means fault).
-    pub(crate) const WEIGHT: (i64, i64) = (-254, 254);
+    /// `weight` as an integer (0 means fault): at most the whole priority range either way.
+    pub(crate) const WEIGHT: (i64, i64) = (
+        -(crate::wire::MAX_PRIORITY as i64),
+        crate::wire::MAX_PRIORITY as i64,
+    );
     /// `expect_status` elements.
     pub(crate) const STATUS: (i64, i64) = (100, 599);
     /// Longest process name the kernel keeps in `/proc/PID/comm`.

@@ -19,14 +19,24 @@
 //! * [`Config::to_toml_string`] prints the resolved settings as a config file
 //!   (`haagent check-config`); that output loads again to the same `Config`.
 //!
+//! # Files
+//!
+//! `raw.rs` (serde shapes with origins), `validate.rs` (the main tables → `Config`),
+//! `checks.rs` (`[[check]]` tables), `checker.rs` (collects located errors; checks one
+//! integer or duration), `values.rs` (rules for single values: names, endpoints, VIPs, …),
+//! `limits.rs` (ranges and defaults), `error.rs`, `reload.rs`, `render.rs`.
+//!
 //! The reference for every key is docs/configuration.md.
 
+mod checker;
 mod checks;
 mod error;
+mod limits;
 mod raw;
 mod reload;
 mod render;
 mod validate;
+mod values;
 
 #[cfg(test)]
 mod tests;
@@ -373,7 +383,7 @@ pub(crate) fn from_toml_with_host(
     overrides: &Overrides,
     host: Option<String>,
 ) -> Result<Config, ConfigErrors> {
-    let mut ck = validate::Checker::new(Some(source_name), text);
+    let mut ck = checker::Checker::new(Some(source_name), text);
     let mut raw = match raw::parse_document(text) {
         Ok((raw, errors)) => {
             for e in errors {
@@ -398,7 +408,7 @@ pub(crate) fn from_flags_with_host(
 ) -> Result<Config, ConfigErrors> {
     let mut raw = raw::RawConfig::default();
     raw::apply_overrides(&mut raw, overrides);
-    validate::validate(&raw, validate::Checker::new(None, ""), COMMAND_LINE, host)
+    validate::validate(&raw, checker::Checker::new(None, ""), COMMAND_LINE, host)
 }
 
 /// This machine's host name, if it has one that is valid UTF-8.

@@ -182,7 +182,8 @@ impl<'de> Deserialize<'de> for RawWeight {
         impl serde::de::Visitor<'_> for V {
             type Value = RawWeight;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an integer -254..=254 or \"fault\"")
+                let (lo, hi) = super::checks::limits::WEIGHT;
+                write!(f, "an integer {lo}..={hi} or \"fault\"")
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawWeight, E> {
                 Ok(RawWeight::Int(v))

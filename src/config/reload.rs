@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::validate::{QUORUM_MAJORITY, QUORUM_OFF};
+use super::limits::{QUORUM_MAJORITY, QUORUM_OFF};
 use super::{Config, PeerConfig, WitnessSettings};
 use crate::net::Ipv4Cidr;
 

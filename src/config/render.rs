@@ -6,7 +6,8 @@
 use serde::Serialize;
 
 use super::checks::WEIGHT_FAULT;
-use super::validate::{path_str, QUORUM_MAJORITY, QUORUM_OFF};
+use super::limits::{QUORUM_MAJORITY, QUORUM_OFF};
+use super::values::path_str;
 use super::Config;
 use crate::health::{CheckKind, CheckSpec, Weight};
 

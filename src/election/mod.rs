@@ -77,7 +77,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::net::format_mac;
 pub use crate::wire::State;
-use crate::wire::{Advert, MIN_ADVERT_INTERVAL_MS};
+use crate::wire::{
+    Advert, MAX_ADVERT_INTERVAL_MS, MAX_PRIORITY, MIN_ADVERT_INTERVAL_MS, MIN_PRIORITY,
+};
 
 pub use cause::{Cause, FaultCause, NoticeCause};
 use timing::{after, interval_of, ms, skew_for, Timer, TimerTable};
@@ -461,7 +463,7 @@ pub struct Election {
 /// address owner, which haagent never is; 0 means leaving). The one place priorities are
 /// clamped.
 pub fn clamp_priority(p: i32) -> u8 {
-    u8::try_from(p.clamp(1, 254)).unwrap_or(1)
+    u8::try_from(p.clamp(i32::from(MIN_PRIORITY), i32::from(MAX_PRIORITY))).unwrap_or(MIN_PRIORITY)
 }
 
 impl Election {
@@ -469,10 +471,10 @@ impl Election {
     /// Out-of-range config values are clamped (see [`ElectionConfig`]).
     pub fn new(mut cfg: ElectionConfig, now: Instant) -> Self {
         cfg.priority = clamp_priority(i32::from(cfg.priority));
-        let interval_ms = cfg
-            .advert_interval
-            .as_millis()
-            .clamp(u128::from(MIN_ADVERT_INTERVAL_MS), u128::from(u16::MAX));
+        let interval_ms = cfg.advert_interval.as_millis().clamp(
+            u128::from(MIN_ADVERT_INTERVAL_MS),
+            u128::from(MAX_ADVERT_INTERVAL_MS),
+        );
         cfg.advert_interval = Duration::from_millis(u64::try_from(interval_ms).unwrap_or(10));
         cfg.down_multiplier = cfg.down_multiplier.clamp(1, 255);
         let base_priority = cfg.priority;

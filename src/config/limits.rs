@@ -1,0 +1,46 @@
+//! Allowed values and defaults of the main settings, shared with the documentation
+//! (docs/configuration.md). The `[[check]]` limits live beside their checks (checks.rs).
+//! The priority range and the smallest advert interval are the wire format's ([`crate::wire`]).
+
+use crate::wire::{MAX_PRIORITY, MIN_ADVERT_INTERVAL_MS, MIN_PRIORITY};
+
+/// `node.priority`
+pub(crate) const PRIORITY: (i64, i64, i64) = (MIN_PRIORITY as i64, MAX_PRIORITY as i64, 100);
+/// `election.advert_interval_ms`: from the wire's minimum to 10 s, a configuration bound
+/// narrower than what the wire carries ([`crate::wire::MAX_ADVERT_INTERVAL_MS`]).
+pub(crate) const ADVERT_INTERVAL_MS: (i64, i64, i64) = (MIN_ADVERT_INTERVAL_MS as i64, 10_000, 50);
+/// `election.down_multiplier`
+pub(crate) const DOWN_MULTIPLIER: (i64, i64, i64) = (2, 20, 3);
+/// `election.preempt_delay_ms`
+pub(crate) const PREEMPT_DELAY_MS: (i64, i64, i64) = (0, 3_600_000, 0);
+/// `garp.count`
+pub(crate) const GARP_COUNT: (i64, i64, i64) = (1, 20, 3);
+/// `garp.spread_ms`
+pub(crate) const GARP_SPREAD_MS: (i64, i64, i64) = (0, 60_000, 500);
+/// `garp.refresh_ms` (0 = off, otherwise at least the minimum)
+pub(crate) const GARP_REFRESH_MS: (i64, i64, i64) = (1_000, 86_400_000, 30_000);
+/// `notify.timeout_ms`
+pub(crate) const NOTIFY_TIMEOUT_MS: (i64, i64, i64) = (1, 600_000, 5_000);
+/// `vip.lease_ms` (0 = off, otherwise within the range and a whole number of seconds)
+pub(crate) const LEASE_MS: (i64, i64, i64) = (1_000, 3_600_000, 2_000);
+/// `vip.probe_count` (0 = off)
+pub(crate) const PROBE_COUNT: (i64, i64, i64) = (0, 20, 3);
+/// `vip.probe_window_ms`
+pub(crate) const PROBE_WINDOW_MS: (i64, i64, i64) = (5, 2_000, 30);
+/// `vip.foreign_holder_timeout_ms` (0 = wait for ever)
+pub(crate) const FOREIGN_HOLDER_TIMEOUT_MS: (i64, i64, i64) = (0, 86_400_000, 0);
+/// `witness.interval_ms`
+pub(crate) const WITNESS_INTERVAL_MS: (i64, i64, i64) = (10, 60_000, 200);
+/// `witness.timeout_ms`: at least this; at most `interval_ms`, which is also the default.
+pub(crate) const WITNESS_TIMEOUT_MIN_MS: i64 = 1;
+/// `witness.fall`
+pub(crate) const WITNESS_FALL: (i64, i64, i64) = (1, 100, 3);
+/// `witness.rise`
+pub(crate) const WITNESS_RISE: (i64, i64, i64) = (1, 100, 2);
+/// `election.quorum` defaults to "majority" from this many nodes (peers + this one) on.
+pub(crate) const QUORUM_DEFAULT_NODES: usize = 3;
+
+/// `election.quorum` value meaning "a majority is required".
+pub(crate) const QUORUM_MAJORITY: &str = "majority";
+/// `election.quorum` value meaning "no quorum".
+pub(crate) const QUORUM_OFF: &str = "off";
