@@ -50,6 +50,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod doctor;
 pub mod election;
 pub mod health;
 pub mod lab;

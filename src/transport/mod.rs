@@ -43,6 +43,7 @@
 //! and rejections are dropped first (a reserve is kept for `Up`/`Down`).
 
 mod congestion;
+mod probe;
 mod reject;
 mod reject_log;
 pub mod tls;
@@ -64,6 +65,7 @@ use reject_log::{LogDecision, RejectLog};
 use tls::TlsContext;
 use verify::{Refusal, Verdict};
 
+pub use probe::{probe, ProbeAnswer, ProbeError, DOCTOR_ALPN};
 pub use reject::RejectKind;
 pub use tls::{client_config, server_config, ALPN};
 
@@ -113,7 +115,7 @@ pub struct PeerSpec {
 
 impl PeerSpec {
     /// The TLS server name we dial: the node name, or the IP address in quick mode.
-    fn server_name(&self) -> String {
+    pub(crate) fn server_name(&self) -> String {
         match &self.name {
             Some(n) => n.clone(),
             None => self.addr.ip().to_string(),
@@ -725,6 +727,12 @@ async fn handle_inbound(shared: Arc<Shared>, incoming: quinn::Incoming) {
         );
         return;
     };
+    // The doctor's probe (its own ALPN): confirmed and closed, never a peer connection.
+    if probe::is_probe(&conn) {
+        debug!(peer = %shared.peers[peer].describe(), %remote, "doctor probe answered");
+        probe::answer(conn, HANDSHAKE_TIMEOUT).await;
+        return;
+    }
     // Tell the client it is accepted (see the module doc).
     let confirmed = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         let mut stream = conn.open_uni().await.map_err(|e| e.to_string())?;
