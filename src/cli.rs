@@ -277,7 +277,7 @@ pub fn main() -> ExitCode {
             ask(s, &Request::Maintenance { on: mode == "on" })
         }),
         Some(Command::Reload { socket }) => with_socket(&socket, |s| ask(s, &Request::Reload {})),
-        Some(Command::Doctor { args, json }) => crate::doctor::main(&args.load(), json),
+        Some(Command::Doctor { args, json }) => doctor(&args, json),
         Some(Command::Generate { out }) => generate::write_all(&out),
         None => run_agent(&cli.agent),
     }
@@ -359,15 +359,9 @@ fn run_agent(args: &AgentArgs) -> ExitCode {
         set_log_level: Some(set_log_level),
     };
     // One thread is plenty for a handful of peers and keeps the idle footprint small.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("haagent: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(daemon::run(config, options, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
@@ -454,17 +448,55 @@ fn status(socket: &std::path::Path, json: bool) -> ExitCode {
         }
     };
     if json {
-        match serde_json::to_string_pretty(&status) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("haagent: {e}");
-                return ExitCode::FAILURE;
-            }
+        if let Err(code) = print_json(&status) {
+            return code;
         }
     } else {
         print!("{}", crate::control::render_status(&status));
     }
     ExitCode::SUCCESS
+}
+
+/// `haagent doctor`: every check, printed as lines or `--json`; exit 0 only when all pass.
+fn doctor(args: &AgentArgs, json: bool) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let report = runtime.block_on(crate::doctor::run(&args.load()));
+    if json {
+        if let Err(code) = print_json(&report) {
+            return code;
+        }
+    } else {
+        print!("{}", report.lines());
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// A single-threaded tokio runtime, or exit 1 with the reason.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("haagent: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+/// Prints `value` as pretty JSON, or exit 1 with the reason.
+fn print_json(value: &impl serde::Serialize) -> Result<(), ExitCode> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| {
+        eprintln!("haagent: {e}");
+        ExitCode::FAILURE
+    })?;
+    println!("{text}");
+    Ok(())
 }
 
 /// Asks for the handover, then follows the status until the target is master.

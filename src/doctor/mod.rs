@@ -12,8 +12,6 @@
 //! ALPN ([`crate::transport::DOCTOR_ALPN`]), which a running agent answers and closes
 //! without treating it as a peer connection.
 
-use std::process::ExitCode;
-
 use serde::Serialize;
 
 use crate::config::{Config, ConfigErrors};
@@ -93,7 +91,7 @@ pub struct Report {
 }
 
 impl Report {
-    fn new(checks: Vec<Check>) -> Report {
+    pub(crate) fn new(checks: Vec<Check>) -> Report {
         Report {
             ok: checks.iter().all(|c| c.ok),
             checks,
@@ -128,36 +126,10 @@ pub async fn run(config: &Result<Config, ConfigErrors>) -> Report {
     Report::new(checks)
 }
 
-/// `haagent doctor`: prints the report (text or `--json`) and returns its exit status.
-pub fn main(config: &Result<Config, ConfigErrors>, json: bool) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("haagent: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let report = runtime.block_on(run(config));
-    if json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("haagent: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        for check in &report.checks {
-            println!("{}", check.line());
-        }
-    }
-    if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+impl Report {
+    /// The text form: one line per check.
+    pub fn lines(&self) -> String {
+        self.checks.iter().map(|c| c.line() + "\n").collect()
     }
 }
 
