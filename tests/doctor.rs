@@ -134,3 +134,69 @@ fn wrong_interface_dropped_port_and_expired_certificate_fail() {
     assert_fails_with(&out, "certificate");
     assert!(text(&out).contains("expired"), "{}", text(&out));
 }
+
+/// Beside a running cluster: the port held by this node's own agent is ✔, and the probe to
+/// the live peer neither replaces the agents' connection nor moves the VIP.
+#[test]
+fn doctor_beside_running_agents_disturbs_nothing() {
+    if !require_root("doctor_beside_running_agents_disturbs_nothing") {
+        return;
+    }
+    let mut c = cluster();
+    c.start("n1");
+    c.start("n2");
+    c.wait_sole_holder("n1", support::CONVERGE);
+    c.wait_log("n2", "connection accepted", support::CONVERGE);
+    // Let the start-up dials settle (both directions dial; one connection may replace another).
+    std::thread::sleep(Duration::from_millis(500));
+    let count = |c: &Cluster, what: &str| c.logs().matches(what).count();
+    let accepted_before = count(&c, "connection accepted");
+    let closed_before = count(&c, "connection closed");
+
+    let out = doctor(&c);
+    let stdout = text(&out);
+    eprintln!("{stdout}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.lines().all(|l| l.starts_with("✔ ")), "{stdout}");
+    assert!(stdout.contains("held by the running haagent"), "{stdout}");
+
+    c.assert_holders_stay(&["n1"], Duration::from_secs(1));
+    assert_eq!(
+        count(&c, "connection accepted"),
+        accepted_before,
+        "the probe was taken for a peer connection:\n{}",
+        c.logs()
+    );
+    assert_eq!(
+        count(&c, "connection closed"),
+        closed_before,
+        "a peer connection closed:\n{}",
+        c.logs()
+    );
+}
+
+/// A peer whose certificate comes from another CA fails the handshake: ✘, exit 1.
+#[test]
+fn a_peer_with_a_foreign_ca_fails() {
+    if !require_root("a_peer_with_a_foreign_ca_fails") {
+        return;
+    }
+    let mut c = cluster();
+    let rogue = c.dir.path().join("rogue");
+    let rogue_s = rogue.to_str().expect("utf-8 path");
+    support::run_ok(&["certs", "init", "--dir", rogue_s, "--cluster", "rogue"]);
+    let n2_addr = c.lab.host("n2").expect("n2").addr.to_string();
+    support::run_ok(&[
+        "certs", "issue", "--dir", rogue_s, "--name", "n2", "--ip", &n2_addr,
+    ]);
+    let cfg = std::fs::read_to_string(c.config_path("n2"))
+        .expect("n2 config")
+        .replace(&c.dir.path().join("certs").display().to_string(), rogue_s);
+    std::fs::write(c.config_path("n2"), cfg).expect("write n2 config");
+    c.start("n2");
+    c.wait_holder("n2", support::CONVERGE);
+
+    let out = doctor(&c);
+    assert_fails_with(&out, "peer n2");
+    assert!(!text(&out).contains("no answer"), "{}", text(&out));
+}
