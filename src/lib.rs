@@ -28,7 +28,12 @@
 //! - [`net`]: small address types shared by the others (`Ipv4Cidr`, MAC formatting).
 //! - [`daemon`]: the one loop that owns sockets, clock and netlink and carries out the
 //!   election's actions; advert admission (pure) lives beside it.
-//! - [`cli`]: argument parsing; `src/main.rs` only calls [`cli::main`].
+//! - [`doctor`]: `haagent doctor`, the preflight: config, interface, capabilities, port and
+//!   nftables, certificate, peers (a probe handshake with its own ALPN), gateway, sysctls,
+//!   health check targets; one ✔/✘ line each.
+//! - [`cli`]: argument parsing; `src/main.rs` only calls [`cli::main`]. Its hidden
+//!   `generate` renders the man pages and completions for the Debian package
+//!   (`packaging/`, `docs/packaging.md`).
 //! - [`lab`]: the namespace lab behind `haagent-lab demo` and `bench` and the end-to-end
 //!   tests (not used by the agent itself).
 //!
