@@ -27,12 +27,29 @@ fn write(out: &Path) -> std::io::Result<()> {
     let completions = out.join("completions");
     std::fs::create_dir_all(&man)?;
     std::fs::create_dir_all(&completions)?;
-    clap_mangen::generate_to(Cli::command(), &man)?;
+    clap_mangen::generate_to(with_exit_status(Cli::command()), &man)?;
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         let mut cmd = Cli::command();
         clap_complete::generate_to(shell, &mut cmd, "haagent", &completions)?;
     }
     Ok(())
+}
+
+/// Every page gets an exit status section: commands without one of their own (`doctor`
+/// has) take the common [`super::EXIT_STATUS`].
+fn with_exit_status(cmd: clap::Command) -> clap::Command {
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    let cmd = if cmd.get_after_long_help().is_none() {
+        cmd.after_long_help(super::EXIT_STATUS)
+    } else {
+        cmd
+    };
+    names
+        .iter()
+        .fold(cmd, |cmd, name| cmd.mut_subcommand(name, with_exit_status))
 }
 
 #[cfg(test)]
@@ -51,6 +68,8 @@ mod tests {
         };
         assert!(page("haagent.1").contains("Exit status"));
         assert!(page("haagent-doctor.1").contains("doctor"));
+        assert!(page("haagent-doctor.1").contains("every check passed"));
+        assert!(page("haagent-status.1").contains("Exit status"));
         assert!(page("haagent-certs-issue.1").contains("\\-\\-name"));
         assert!(!dir.path().join("man/haagent-generate.1").exists());
         for file in ["haagent.bash", "_haagent", "haagent.fish"] {
