@@ -1,6 +1,7 @@
 //! `haagent doctor` in network namespaces: a healthy node prints only ✔ and exits 0; a
-//! peer that is down, a wrong interface, the peer port dropped by nftables and an expired
-//! certificate each give their ✘ line and exit 1.
+//! peer that is down, a peer with other cluster settings or a foreign CA, a wrong
+//! interface, the peer port dropped by nftables and an expired certificate each give their
+//! ✘ line and exit 1.
 
 mod support;
 
@@ -66,6 +67,7 @@ fn healthy_node_passes_and_a_down_peer_fails() {
     for expected in [
         "✔ interface eth0",
         "✔ peer n2",
+        "same cluster fingerprint",
         "✔ gateway",
         "✔ certificate names",
     ] {
@@ -107,6 +109,22 @@ fn wrong_interface_dropped_port_and_expired_certificate_fail() {
     )
     .expect("write config");
     assert_fails_with(&doctor(&c), "interface eth9");
+    std::fs::write(&config, &good).expect("write config");
+
+    // Another advert interval than n2's: the fingerprint in n2's advert differs.
+    c.wait_holder("n2", support::CONVERGE);
+    std::fs::write(
+        &config,
+        format!("{good}\n[election]\nadvert_interval_ms = 100\n"),
+    )
+    .expect("write config");
+    let out = doctor(&c);
+    assert_fails_with(&out, "peer n2");
+    assert!(
+        text(&out).contains("settings differ from this node's: advert_interval_ms"),
+        "{}",
+        text(&out)
+    );
     std::fs::write(&config, &good).expect("write config");
 
     nft(

@@ -42,18 +42,25 @@ pub(super) async fn peers(
         };
         let bind = SocketAddr::new(config.node.listen.ip(), 0);
         match transport::probe(identity, bind, &spec, PEER_TIMEOUT).await {
-            Ok(answer) => checks.push(Check::pass(
-                name,
-                format!(
-                    "QUIC handshake, certificate names {}, it accepts this node",
-                    answer
-                        .names
-                        .first()
-                        .cloned()
-                        .or_else(|| answer.ips.first().map(ToString::to_string))
-                        .unwrap_or_default()
-                ),
-            )),
+            Ok(answer) => {
+                let named = answer
+                    .names
+                    .first()
+                    .cloned()
+                    .or_else(|| answer.ips.first().map(ToString::to_string))
+                    .unwrap_or_default();
+                checks.push(match same_settings(config, answer.advert.as_deref()) {
+                    Ok(settings) => Check::pass(
+                        name,
+                        format!("QUIC handshake, certificate names {named}, it accepts this node, {settings}"),
+                    ),
+                    Err(differ) => Check::fail(
+                        name,
+                        format!("QUIC handshake fine, but its settings differ from this node's: {differ}"),
+                        "make cluster name, [vip] addresses, advert_interval_ms and quorum the same on every node",
+                    ),
+                });
+            }
             Err(ProbeError::NoAnswer(_)) => {
                 let host = match peer.address.ip() {
                     IpAddr::V4(ip) => ping(&config.node.interface, ip).await.is_ok(),
@@ -78,6 +85,31 @@ pub(super) async fn peers(
                 "both nodes need certificates from the same cluster CA, naming each node as the other's config does",
             )),
         }
+    }
+}
+
+/// Compares the peer's advert fingerprint (cluster name, VIPs, advert interval, quorum) with
+/// this node's: `Ok(words)` when they match or the peer has sent no advert yet, else
+/// `Err(the settings that differ)`.
+fn same_settings(config: &Config, advert: Option<&[u8]>) -> Result<&'static str, String> {
+    let Some(advert) = advert else {
+        return Ok("no advert from it yet (settings not compared)");
+    };
+    let theirs = match crate::wire::decode(advert) {
+        Ok(a) => a.fingerprint,
+        Err(e) => return Err(format!("advert ({e}) and so its settings")),
+    };
+    let (ours, names) = crate::daemon::fingerprint(config);
+    let differ: Vec<&str> = names
+        .iter()
+        .zip(ours.iter().zip(theirs.iter()))
+        .filter(|(_, (a, b))| a != b)
+        .map(|(n, _)| *n)
+        .collect();
+    if differ.is_empty() {
+        Ok("same cluster fingerprint")
+    } else {
+        Err(differ.join(", "))
     }
 }
 

@@ -279,6 +279,8 @@ struct Shared {
     base: std::time::Instant,
     /// Fast contact's redial interval in ms; 0: off (exponential backoff only).
     redial_ms: AtomicU64,
+    /// The last advert broadcast: a doctor probe gets a copy (to compare fingerprints).
+    last_advert: Mutex<Option<Bytes>>,
 }
 
 /// What fast contact knows about one peer.
@@ -383,6 +385,7 @@ impl Transport {
             next_seq: AtomicU64::new(1),
             base: std::time::Instant::now(),
             redial_ms: AtomicU64::new(redial_ms(redial_interval)),
+            last_advert: Mutex::new(None),
         });
         tokio::spawn(accept_loop(Arc::clone(&shared)));
         tokio::spawn(summary_loop(Arc::clone(&shared)));
@@ -428,6 +431,9 @@ impl Transport {
     /// Never blocks; failures are logged at debug level (the next advert follows anyway).
     pub fn broadcast(&self, payload: Bytes) {
         let shared = &self.handle.shared;
+        if let Ok(mut last) = shared.last_advert.lock() {
+            *last = Some(payload.clone());
+        }
         let links = shared.lock_links();
         for (peer, link) in links.iter().enumerate() {
             if let Some(live) = link.best() {
@@ -730,7 +736,8 @@ async fn handle_inbound(shared: Arc<Shared>, incoming: quinn::Incoming) {
     // The doctor's probe (its own ALPN): confirmed and closed, never a peer connection.
     if probe::is_probe(&conn) {
         debug!(peer = %shared.peers[peer].describe(), %remote, "doctor probe answered");
-        probe::answer(conn, HANDSHAKE_TIMEOUT).await;
+        let advert = shared.last_advert.lock().ok().and_then(|a| a.clone());
+        probe::answer(conn, advert, HANDSHAKE_TIMEOUT).await;
         return;
     }
     // Tell the client it is accepted (see the module doc).

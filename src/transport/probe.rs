@@ -22,7 +22,14 @@ pub struct ProbeAnswer {
     pub names: Vec<String>,
     /// IP addresses of its certificate.
     pub ips: Vec<IpAddr>,
+    /// The last advert the peer's agent sent (wire format), if it has sent one yet.
+    pub advert: Option<Vec<u8>>,
 }
+
+/// Most bytes read as the peer's advert (a name is at most 64 bytes; see `wire.rs`).
+const MAX_ADVERT: usize = 512;
+/// How long the doctor waits for the advert stream after the confirmation.
+const ADVERT_WAIT: Duration = Duration::from_millis(500);
 
 /// Why the probe failed, in words for the doctor's line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,11 +77,22 @@ pub async fn probe(
             .read_to_end(ACCEPTED.len())
             .await
             .map_err(|e| refused(format!("no confirmation: {e}")))?;
-        conn.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"doctor done");
         if got != ACCEPTED {
+            conn.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"doctor done");
             return Err(refused("bad confirmation".into()));
         }
-        Ok(ProbeAnswer { names, ips })
+        // A second stream carries the peer's last advert; empty when it has sent none yet.
+        let advert = async {
+            let mut stream = conn.accept_uni().await.ok()?;
+            stream.read_to_end(MAX_ADVERT).await.ok()
+        };
+        let advert = tokio::time::timeout(ADVERT_WAIT, advert)
+            .await
+            .ok()
+            .flatten()
+            .filter(|a| !a.is_empty());
+        conn.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"doctor done");
+        Ok(ProbeAnswer { names, ips, advert })
     };
     let result = match tokio::time::timeout(timeout, attempt).await {
         Ok(r) => r,
@@ -93,11 +111,18 @@ pub(super) fn is_probe(conn: &quinn::Connection) -> bool {
         .is_some_and(|p| p == DOCTOR_ALPN)
 }
 
-/// Server side: confirms an accepted probe and closes it once the doctor has read it.
-pub(super) async fn answer(conn: quinn::Connection, bound: Duration) {
+/// Server side: confirms an accepted probe, sends a copy of the last advert (if any) and
+/// closes the connection once the doctor has read them.
+pub(super) async fn answer(conn: quinn::Connection, advert: Option<bytes::Bytes>, bound: Duration) {
     let confirm = async {
         let mut stream = conn.open_uni().await.ok()?;
         stream.write_all(ACCEPTED).await.ok()?;
+        stream.finish().ok()?;
+        let mut stream = conn.open_uni().await.ok()?;
+        stream
+            .write_all(advert.as_deref().unwrap_or_default())
+            .await
+            .ok()?;
         stream.finish().ok()?;
         conn.closed().await;
         Some(())
