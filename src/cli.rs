@@ -13,6 +13,16 @@ use crate::config::{self, Config, Overrides};
 use crate::control::{self, Request, Response};
 use crate::{certs, daemon};
 
+mod generate;
+
+/// The exit codes of every command (in `--help` and the man pages).
+pub const EXIT_STATUS: &str = "\
+Exit status:
+  0  success (the agent: stopped cleanly; a control command: the agent said yes)
+  1  failure: invalid configuration or certificates, the agent could not start, a control
+     command refused or its socket unreachable, `doctor` found a problem
+  2  usage error (unknown flag or subcommand, bad argument)";
+
 /// Default lifetime of a cluster CA, in days.
 const DEFAULT_CA_DAYS: u32 = 3650;
 /// Default lifetime of a node certificate, in days.
@@ -20,7 +30,12 @@ const DEFAULT_NODE_DAYS: u32 = 825;
 
 /// haagent: unicast-only, split-brain-resistant failover for a virtual IP.
 #[derive(Debug, Parser)]
-#[command(name = "haagent", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "haagent",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_long_help = EXIT_STATUS
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -64,14 +79,60 @@ enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Preflight: check the config, interface, capabilities, port, certificates, peers,
+    /// gateway, sysctls and health check targets; one line each, ✔ or ✘ with a fix.
+    #[command(after_long_help = crate::doctor::EXIT_STATUS)]
+    Doctor {
+        #[command(flatten)]
+        args: Box<AgentArgs>,
+        /// One JSON object: `ok` and every check with `name`, `ok`, `detail`, `fix`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the man pages and shell completions into OUT (used to build the package).
+    #[command(hide = true)]
+    Generate {
+        /// Output directory: OUT/man/*.1 and OUT/completions/{haagent.bash,_haagent,haagent.fish}.
+        #[arg(long, value_name = "OUT")]
+        out: PathBuf,
+    },
 }
 
-/// Where the running agent listens.
+/// Where the running agent listens: `--socket`, else the config file's `[control] socket`.
 #[derive(Debug, Args, Clone)]
 struct SocketArg {
-    /// The agent's control socket.
-    #[arg(long, value_name = "PATH", default_value = config::DEFAULT_CONTROL_SOCKET)]
-    socket: PathBuf,
+    /// The agent's control socket [default: `[control] socket` of the config file, else
+    /// /run/haagent/haagent.sock].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Read the socket path from this config file [default: /etc/haagent/haagent.toml if
+    /// it exists].
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl SocketArg {
+    /// The socket to talk to; an unreadable or invalid config file is an error (exit 1).
+    fn path(&self) -> Result<PathBuf, String> {
+        if let Some(socket) = &self.socket {
+            return Ok(socket.clone());
+        }
+        let file = match &self.config {
+            Some(file) => file.clone(),
+            None if std::path::Path::new(config::DEFAULT_CONFIG_PATH).exists() => {
+                PathBuf::from(config::DEFAULT_CONFIG_PATH)
+            }
+            None => return Ok(PathBuf::from(config::DEFAULT_CONTROL_SOCKET)),
+        };
+        config::load(Some(&file), &Overrides::default())
+            .map(|c| c.control_socket)
+            .map_err(|errors| {
+                format!(
+                    "cannot read the control socket from {} (or give --socket):\n{errors}",
+                    file.display()
+                )
+            })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,13 +270,26 @@ pub fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig(args)) => check_config(&args),
         Some(Command::Certs(cmd)) => run_certs(cmd),
-        Some(Command::Status { json, socket }) => status(&socket.socket, json),
-        Some(Command::Handover { to, socket }) => handover(&socket.socket, to),
-        Some(Command::Maintenance { mode, socket }) => {
-            ask(&socket.socket, &Request::Maintenance { on: mode == "on" })
-        }
-        Some(Command::Reload { socket }) => ask(&socket.socket, &Request::Reload {}),
+        Some(Command::Status { json, socket }) => with_socket(&socket, |s| status(s, json)),
+        Some(Command::Handover { to, socket }) => with_socket(&socket, |s| handover(s, to)),
+        Some(Command::Maintenance { mode, socket }) => with_socket(&socket, |s| {
+            ask(s, &Request::Maintenance { on: mode == "on" })
+        }),
+        Some(Command::Reload { socket }) => with_socket(&socket, |s| ask(s, &Request::Reload {})),
+        Some(Command::Doctor { args, json }) => doctor(&args, json),
+        Some(Command::Generate { out }) => generate::write_all(&out),
         None => run_agent(&cli.agent),
+    }
+}
+
+/// Runs a control command against the socket `arg` names; exit 1 when it cannot be found.
+fn with_socket(arg: &SocketArg, run: impl FnOnce(&std::path::Path) -> ExitCode) -> ExitCode {
+    match arg.path() {
+        Ok(path) => run(&path),
+        Err(e) => {
+            eprintln!("haagent: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -284,15 +358,9 @@ fn run_agent(args: &AgentArgs) -> ExitCode {
         set_log_level: Some(set_log_level),
     };
     // One thread is plenty for a handful of peers and keeps the idle footprint small.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("haagent: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(daemon::run(config, options, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
@@ -343,17 +411,55 @@ fn status(socket: &std::path::Path, json: bool) -> ExitCode {
         }
     };
     if json {
-        match serde_json::to_string_pretty(&status) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("haagent: {e}");
-                return ExitCode::FAILURE;
-            }
+        if let Err(code) = print_json(&status) {
+            return code;
         }
     } else {
         print!("{}", crate::control::render_status(&status));
     }
     ExitCode::SUCCESS
+}
+
+/// `haagent doctor`: every check, printed as lines or `--json`; exit 0 only when all pass.
+fn doctor(args: &AgentArgs, json: bool) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let report = runtime.block_on(crate::doctor::run(&args.load()));
+    if json {
+        if let Err(code) = print_json(&report) {
+            return code;
+        }
+    } else {
+        print!("{}", report.lines());
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// A single-threaded tokio runtime, or exit 1 with the reason.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("haagent: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+/// Prints `value` as pretty JSON, or exit 1 with the reason.
+fn print_json(value: &impl serde::Serialize) -> Result<(), ExitCode> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| {
+        eprintln!("haagent: {e}");
+        ExitCode::FAILURE
+    })?;
+    println!("{text}");
+    Ok(())
 }
 
 /// Asks for the handover, then follows the status until the target is master.

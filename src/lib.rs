@@ -30,7 +30,12 @@
 //!   election's actions, split by job: `setup` (config into drivers), `admission` (pure:
 //!   which adverts reach the election; loss and drift per peer), `run` (the loop),
 //!   `execute` (carrying out actions), `operator` (control requests, status document).
-//! - [`cli`]: argument parsing; `src/main.rs` only calls [`cli::main`].
+//! - [`doctor`]: `haagent doctor`, the preflight: config, interface, capabilities, port and
+//!   nftables, certificate, peers (a probe handshake with its own ALPN), gateway, sysctls,
+//!   health check targets; one ✔/✘ line each.
+//! - [`cli`]: argument parsing; `src/main.rs` only calls [`cli::main`]. Its hidden
+//!   `generate` renders the man pages and completions for the Debian package
+//!   (`packaging/`, `docs/packaging.md`).
 //! - [`logging`]: text or JSON lines on stderr, with syslog priorities when stderr is the
 //!   journal (`JOURNAL_STREAM`).
 //!
@@ -56,6 +61,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod doctor;
 pub mod election;
 pub mod health;
 pub mod logging;

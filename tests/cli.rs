@@ -290,3 +290,65 @@ fn under_systemd_each_log_line_carries_its_syslog_priority() {
         assert!(!plain.starts_with('<'), "{plain}");
     }
 }
+
+/// Control commands find the socket in `[control] socket` of `--config`; `--socket` wins;
+/// an invalid file is exit 1 naming it; the exit codes are in `--help`, a usage error is 2.
+#[test]
+fn control_commands_read_the_socket_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("from-config.sock");
+    let config = dir.path().join("haagent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nname = \"n1\"\ninterface = \"eth0\"\n\n[[peer]]\naddress = \"192.0.2.12\"\n\n\
+             [vip]\naddresses = [\"192.0.2.100/24\"]\n\n[control]\nsocket = \"{}\"\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let config_s = config.to_str().unwrap();
+    for args in [
+        &["status", "--config", config_s][..],
+        &["reload", "--config", config_s][..],
+        &["maintenance", "on", "--config", config_s][..],
+    ] {
+        let out = haagent(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("from-config.sock"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let other = dir.path().join("flag.sock");
+    let out = haagent(&[
+        "status",
+        "--config",
+        config_s,
+        "--socket",
+        other.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&out.stderr).contains("flag.sock"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    std::fs::write(&config, "[node]\nbogus = 1\n").unwrap();
+    let out = haagent(&["status", "--config", config_s]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(config_s),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = haagent(&["--help"]);
+    assert!(
+        text(&out.stdout).contains("Exit status:"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(haagent(&["status", "--bogus"]).status.code(), Some(2));
+}

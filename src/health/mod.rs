@@ -20,7 +20,7 @@
 //!   value 0; the check then shows as unhealthy and its `last_result` says so.
 
 mod http;
-mod runner;
+pub(crate) mod runner;
 mod spec;
 mod state;
 

@@ -10,7 +10,7 @@ use crate::certs;
 
 impl PeerSpec {
     /// The TLS server name we dial: the node name, or the IP address in quick mode.
-    pub(super) fn server_name(&self) -> String {
+    pub(crate) fn server_name(&self) -> String {
         match &self.name {
             Some(n) => n.clone(),
             None => self.addr.ip().to_string(),

@@ -89,6 +89,13 @@ pub(super) async fn handle_inbound(shared: Arc<Shared>, incoming: quinn::Incomin
         );
         return;
     };
+    // The doctor's probe (its own ALPN): confirmed and closed, never a peer connection.
+    if super::probe::is_probe(&conn) {
+        debug!(peer = %shared.peers[peer].describe(), %remote, "doctor probe answered");
+        let advert = shared.last_advert.lock().ok().and_then(|a| a.clone());
+        super::probe::answer(conn, advert, HANDSHAKE_TIMEOUT).await;
+        return;
+    }
     // Tell the client it is accepted (see the module doc).
     let confirmed = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         let mut stream = conn.open_uni().await.map_err(|e| e.to_string())?;

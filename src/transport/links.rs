@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use bytes::Bytes;
 use quinn::VarInt;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
@@ -56,6 +57,8 @@ pub(super) struct Shared {
     pub(super) base: std::time::Instant,
     /// Fast contact's redial interval in ms; 0: off (exponential backoff only).
     pub(super) redial_ms: AtomicU64,
+    /// The last advert broadcast: a doctor probe gets a copy (to compare fingerprints).
+    pub(super) last_advert: Mutex<Option<Bytes>>,
 }
 
 /// What fast contact knows about one peer.

@@ -58,6 +58,7 @@ mod failure;
 mod identity;
 mod inbound;
 mod links;
+mod probe;
 mod reject;
 mod reject_log;
 pub mod tls;
@@ -81,6 +82,7 @@ use links::{redial_ms, summary_loop, Contact, Handle, Link, Shared};
 use reject_log::RejectLog;
 use tls::TlsContext;
 
+pub use probe::{probe, ProbeAnswer, ProbeError, DOCTOR_ALPN};
 pub use reject::RejectKind;
 pub use tls::{client_config, server_config, ALPN};
 
@@ -275,6 +277,7 @@ impl Transport {
             next_seq: AtomicU64::new(1),
             base: std::time::Instant::now(),
             redial_ms: AtomicU64::new(redial_ms(redial_interval)),
+            last_advert: Mutex::new(None),
         });
         tokio::spawn(accept_loop(Arc::clone(&shared)));
         tokio::spawn(summary_loop(Arc::clone(&shared)));
@@ -320,6 +323,9 @@ impl Transport {
     /// Never blocks; failures are logged at debug level (the next advert follows anyway).
     pub fn broadcast(&self, payload: Bytes) {
         let shared = &self.handle.shared;
+        if let Ok(mut last) = shared.last_advert.lock() {
+            *last = Some(payload.clone());
+        }
         let links = shared.lock_links();
         for (peer, link) in links.iter().enumerate() {
             if let Some(live) = link.best() {

@@ -134,6 +134,14 @@ impl TlsContext {
     /// Client side for one dial: TLS 1.3, the server verified against the CA and the dialled
     /// name, our certificate presented; the verdict tells why the server was refused.
     pub(crate) fn client(&self) -> Result<(quinn::ClientConfig, Arc<Verdict>), TransportError> {
+        self.client_with_alpn(ALPN)
+    }
+
+    /// [`TlsContext::client`] offering `alpn` instead (the doctor's probe).
+    pub(crate) fn client_with_alpn(
+        &self,
+        alpn: &[u8],
+    ) -> Result<(quinn::ClientConfig, Arc<Verdict>), TransportError> {
         let recorder = self.recorder();
         let verdict = Arc::clone(&recorder.verdict);
         let verifier = Arc::new(RecordingServerVerifier {
@@ -146,7 +154,7 @@ impl TlsContext {
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_client_cert_resolver(Arc::new(OneCert(Arc::clone(&self.key))));
-        tls.alpn_protocols = vec![ALPN.to_vec()];
+        tls.alpn_protocols = vec![alpn.to_vec()];
         tls.resumption = rustls::client::Resumption::disabled();
         let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(|e| TransportError::Config(format!("QUIC client: {e}")))?;
@@ -172,7 +180,7 @@ fn server_crypto(
         .map_err(TransportError::Tls)?
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(OneCert(Arc::clone(key))));
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = super::probe::server_alpns();
     tls.send_tls13_tickets = 0;
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TransportError::Config(format!("QUIC server: {e}")))?;

@@ -17,7 +17,7 @@
 
 mod error;
 mod hysteresis;
-mod icmp;
+pub(crate) mod icmp;
 mod route;
 
 use std::net::Ipv4Addr;
