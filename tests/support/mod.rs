@@ -127,13 +127,20 @@ impl Cluster {
     }
 
     pub fn start(&mut self, name: &str) {
+        self.start_with(name, &haagent_lab::Launch::default());
+    }
+
+    /// Starts `name`'s agent as `launch` says (through a wrapper, with extra environment).
+    pub fn start_with(&mut self, name: &str, launch: &haagent_lab::Launch) {
         let config = self.config_path(name);
         let log = self.dir.path().join(format!(
             "{name}-{}.log",
             self.lab.agents.iter().filter(|a| a.host == name).count()
         ));
         let args = vec!["--config".to_string(), config.display().to_string()];
-        self.lab.start_agent(name, haagent(), &args, &log).unwrap();
+        self.lab
+            .start_agent_with(name, haagent(), &args, &log, launch)
+            .unwrap();
     }
 
     pub fn holders(&self) -> Vec<String> {
