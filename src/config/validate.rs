@@ -802,6 +802,17 @@ pub(crate) fn validate(
         it.value.clone()
     });
 
+    // [state]
+    let state_dir = match &raw.state.dir {
+        None => PathBuf::from(super::DEFAULT_STATE_DIR),
+        Some(it) => {
+            if let Some(why) = bad_state_dir(&it.value) {
+                ck.err(&it.origin, why);
+            }
+            it.value.clone()
+        }
+    };
+
     let errors = ck.into_errors();
     if !errors.is_empty() {
         return Err(errors);
@@ -844,7 +855,30 @@ pub(crate) fn validate(
         metrics_listen,
         control_socket,
         control_group,
+        state_dir,
     })
+}
+
+/// What is wrong with a state directory, if anything (it need not exist yet).
+fn bad_state_dir(path: &Path) -> Option<String> {
+    let shown = path.display();
+    if path.as_os_str().is_empty() {
+        Some("state dir is an empty path".to_string())
+    } else if !path.is_absolute() {
+        Some(format!(
+            "state dir `{shown}` is not an absolute path (e.g. \"{}\")",
+            super::DEFAULT_STATE_DIR
+        ))
+    } else if path
+        .to_str()
+        .is_none_or(|s| s.chars().any(char::is_control))
+    {
+        Some(format!(
+            "state dir `{shown}` has control characters or is not UTF-8"
+        ))
+    } else {
+        None
+    }
 }
 
 /// Longest path a Unix socket address can hold (`sun_path` is 108 bytes with the NUL).

@@ -22,6 +22,7 @@ use super::admission::{Intake, Received};
 use super::execute::Executor;
 use super::operator::{self, Operator, RunOptions};
 use super::setup::{self, DaemonError, Inputs};
+use super::state::{self, Persisted};
 use super::supervisor::{self, Supervisor};
 
 /// The daemon's state, by job: the election, the drivers that carry out its actions, the
@@ -97,6 +98,7 @@ impl Daemon {
         };
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        self.restore_maintenance().await;
         self.hold_until_checks_settle().await;
         self.on_link(link).await;
         self.step(Input::Start).await;
@@ -374,6 +376,24 @@ impl Daemon {
         self.step(Input::Witness { reachable, detail }).await;
     }
 
+    /// Maintenance mode persisted by an earlier run (`[state] dir`) applies before the
+    /// election starts, so the node never claims the VIPs in between.
+    async fn restore_maintenance(&mut self) {
+        let dir = &self.ops.config.state_dir;
+        match state::load_maintenance(dir) {
+            Persisted::Off => return,
+            Persisted::On => {
+                tracing::warn!(state_dir = %dir.display(),
+                    "maintenance mode persisted by an earlier run: staying out of the election (`haagent maintenance off` to rejoin)");
+            }
+            Persisted::Unreadable(why) => {
+                tracing::error!(state_dir = %dir.display(),
+                    "maintenance flag unreadable ({why}): starting in maintenance to be safe; `haagent maintenance off` rewrites it");
+            }
+        }
+        self.step(Input::Maintenance { on: true }).await;
+    }
+
     /// With checks configured, a starting node is not eligible until every check has
     /// given its first result (a node whose Nginx is down must never take the VIP).
     async fn hold_until_checks_settle(&mut self) {
@@ -445,7 +465,15 @@ impl Daemon {
             }
             Request::Maintenance { on } => {
                 self.step(Input::Maintenance { on }).await;
-                operator::maintenance_answer(on)
+                let dir = self.ops.config.state_dir.clone();
+                let saved = state::save_maintenance(dir, on).await;
+                if let Err(e) = &saved {
+                    tracing::error!(
+                        "maintenance {}: not persisted, a restart forgets it: {e}",
+                        if on { "on" } else { "off" }
+                    );
+                }
+                operator::maintenance_answer(on, saved)
             }
             Request::Handover { to } => {
                 let notices = self.step(Input::Handover { to }).await;

@@ -108,9 +108,12 @@ impl Cluster {
                 peer.name
             ));
         }
+        // Each node its own state dir (the maintenance flag), never the host's
+        // /var/lib/haagent: tests must not see each other's, nor a developer's.
         text.push_str(&format!(
-            "[control]\nsocket = \"{}\"\n\n",
-            self.socket_path(me.name).display()
+            "[control]\nsocket = \"{}\"\n\n[state]\ndir = \"{}\"\n\n",
+            self.socket_path(me.name).display(),
+            self.state_dir(me.name).display()
         ));
         text.push_str(me.extra);
         text.push_str(&self.common);
@@ -120,6 +123,11 @@ impl Cluster {
     /// The control socket of `name`'s agent.
     pub fn socket_path(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("{name}.sock"))
+    }
+
+    /// `name`'s `[state] dir`.
+    pub fn state_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}-state"))
     }
 
     pub fn config_path(&self, name: &str) -> PathBuf {
