@@ -29,7 +29,8 @@
 //! - [`daemon`]: the one loop that owns sockets, clock and netlink and carries out the
 //!   election's actions, split by job: `setup` (config into drivers), `admission` (pure:
 //!   which adverts reach the election; loss and drift per peer), `run` (the loop),
-//!   `execute` (carrying out actions), `operator` (control requests, status document).
+//!   `execute` (carrying out actions), `operator` (control requests, status document),
+//!   `supervisor` (systemd notify: ready, status, watchdog), `state` (what survives a restart).
 //! - [`doctor`]: `haagent doctor`, the preflight: config, interface, capabilities, port and
 //!   nftables, certificate, peers (a probe handshake with its own ALPN), gateway, sysctls,
 //!   health check targets; one ✔/✘ line each.

@@ -27,6 +27,7 @@ fn highest_priority_holds_vip_and_link_down_moves_it_with_the_mac() {
 
         c.lab.set_link("n1", false).unwrap();
         let took = c.wait_holder("n2", TAKEOVER);
+        c.wait_sole_holder("n2", TAKEOVER);
         let mac_after = c.wait_client_sees_mac(&n2_mac, Duration::from_secs(2));
         // The unplugged master drops the VIP on losing carrier: no second holder, even
         // though it still runs and renews its lease, and no witness is configured.
@@ -247,4 +248,129 @@ fn quick_mode_flags_alone_run_a_two_node_cluster() {
     c.lab.agent("n1").unwrap().signal(libc::SIGTERM).unwrap();
     let took = c.wait_sole_holder("n2", TAKEOVER);
     eprintln!("quick mode: SIGTERM handover in {} ms", took.as_millis());
+}
+
+/// Least privilege for real (issue 10): the backup runs as `nobody` with only
+/// CAP_NET_ADMIN and CAP_NET_RAW, through `setpriv` as the systemd unit does, and does its
+/// whole job: it joins, ARP-probes, takes the VIP over when the master's link goes down,
+/// GARPs (the client follows its MAC), pings the gateway (witness), releases the VIP when
+/// the master comes back, and serves its control socket to its group.
+#[test]
+fn an_unprivileged_backup_with_two_capabilities_takes_over_and_serves_its_group() {
+    if !require_root("an_unprivileged_backup_with_two_capabilities_takes_over_and_serves_its_group")
+    {
+        return;
+    }
+    let witness = format!("[witness]\ngateway = \"{GATEWAY}\"\n");
+    let mut c = Cluster::with(&[node("n1", 200), node("n2", 100)], &witness);
+    let (launch, socket) = c.unprivileged("n2");
+    c.start("n1");
+    c.start_with("n2", &launch);
+    c.wait_sole_holder("n1", CONVERGE);
+
+    // It really is nobody with exactly the two capabilities.
+    let pid = c.lab.agent("n2").unwrap().pid();
+    let (uids, caps) = uid_and_caps(pid);
+    assert!(
+        uids.iter().all(|u| *u == NOBODY),
+        "uids {uids:?}\n{}",
+        c.logs()
+    );
+    assert_eq!(
+        caps,
+        (1 << CAP_NET_ADMIN) | (1 << CAP_NET_RAW),
+        "CapEff {caps:#x}"
+    );
+    // `haagent status` for n2, run through `wrapper` (as another user) or as root.
+    let status = |wrapper: &[&str]| {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = std::process::Command::new(program);
+                cmd.args(rest).arg(haagent());
+                cmd
+            }
+            None => std::process::Command::new(haagent()),
+        };
+        cmd.args(["status", "--json", "--socket"])
+            .arg(&socket)
+            .output()
+            .unwrap()
+    };
+    // Another user of the group may use the CLI; one outside it may not.
+    let member = status(&[
+        "setpriv",
+        "--reuid=65533",
+        "--regid=nogroup",
+        "--clear-groups",
+    ]);
+    assert!(
+        member.status.success(),
+        "a member of {NOGROUP} is refused: {}\n{}",
+        String::from_utf8_lossy(&member.stderr),
+        c.logs()
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&member.stdout).unwrap();
+    assert_eq!(doc["node"], "n2");
+    assert_eq!(doc["state"], "backup", "{doc:#}");
+    let outsider = status(&[
+        "setpriv",
+        "--reuid=65533",
+        "--regid=65533",
+        "--clear-groups",
+    ]);
+    assert!(
+        !outsider.status.success(),
+        "a user outside {NOGROUP} got in"
+    );
+    // The witness (ICMP with CAP_NET_RAW only) answers.
+    let socket_s = socket.display().to_string();
+    let wait_n2 = |ready: &dyn Fn(&serde_json::Value) -> bool| {
+        let start = std::time::Instant::now();
+        loop {
+            let out = status(&[]);
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            if ready(&doc) {
+                return doc;
+            }
+            assert!(
+                start.elapsed() < CONVERGE,
+                "n2 ({socket_s}) never got there: {doc:#}\n{}",
+                c.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_n2(&|s| s["witness"]["reachable"] == true);
+
+    // The master's link goes down: n2 probes, takes the VIP, and the client follows it.
+    let n2_mac = c.lab.host("n2").unwrap().mac.clone();
+    c.lab.set_link("n1", false).unwrap();
+    let took = c.wait_holder("n2", TAKEOVER);
+    c.wait_sole_holder("n2", TAKEOVER);
+    c.client_contacts_vip();
+    c.wait_client_sees_mac(&n2_mac, Duration::from_secs(2));
+    eprintln!(
+        "unprivileged n2 took the VIP {} ms after n1's link went down",
+        took.as_millis()
+    );
+    let doc = wait_n2(&|s| s["state"] == "master");
+    assert!(doc["counters"]["garps_sent"].as_u64() > Some(0), "{doc:#}");
+
+    // The master comes back and preempts: n2 releases the VIP.
+    c.lab.set_link("n1", true).unwrap();
+    c.wait_sole_holder("n1", CONVERGE);
+    wait_n2(&|s| s["state"] == "backup");
+    // Nothing it did needed more than it has: no warning or error about a refusal (the
+    // witness trying an ICMP datagram socket first is a debug line, then the raw socket).
+    let log = c.lab.agent("n2").unwrap().log_text();
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .filter(|l| {
+            ["ermission", "EPERM", "not permitted"]
+                .iter()
+                .any(|w| l.contains(w))
+        })
+        .collect();
+    assert!(refused.is_empty(), "n2 lacked a privilege: {refused:#?}");
 }

@@ -217,6 +217,43 @@ fn maintenance_moves_the_vip_away_and_keeps_it_away() {
     c.wait_sole_holder("n1", CONVERGE);
 }
 
+/// Maintenance mode survives a restart (issue 10): the flag is persisted in `[state] dir`,
+/// and a node that starts with it on stays out of the election (status says so) and does
+/// not take the VIP, although it has the higher priority.
+#[test]
+fn maintenance_survives_a_restart() {
+    if !require_root("maintenance_survives_a_restart") {
+        return;
+    }
+    let (mut c, _servers) = started_cluster();
+    assert!(c.ctl("n1", &["maintenance", "on"]).status.success());
+    c.wait_sole_holder("n2", TAKEOVER);
+    let flag = c.state_dir("n1").join("maintenance");
+    assert_eq!(std::fs::read_to_string(&flag).unwrap(), "on\n");
+
+    // A crash, not a graceful stop: nothing is written on the way out.
+    c.lab.agent("n1").unwrap().signal(libc::SIGKILL).unwrap();
+    assert!(c.lab.agent("n1").unwrap().wait_exit(CONVERGE).is_some());
+    c.start("n1");
+    // The control socket is bound before this line; its requests are served by the loop.
+    c.wait_log("n1", "haagent started", CONVERGE);
+    let n1 = c.wait_status("n1", CONVERGE, |s| s["maintenance"] == true);
+    assert_eq!(n1["state"], "fault", "{n1:#}");
+    c.wait_log(
+        "n1",
+        "maintenance mode persisted by an earlier run",
+        CONVERGE,
+    );
+    // It hears n2 (so nothing but maintenance keeps it away) and never takes the VIP.
+    c.wait_status("n1", CONVERGE, |s| s["peers"][0]["alive"] == true);
+    c.assert_holders_stay(&["n2"], Duration::from_secs(2));
+
+    // `off` is persisted too, and n1 rejoins and preempts.
+    assert!(c.ctl("n1", &["maintenance", "off"]).status.success());
+    assert_eq!(std::fs::read_to_string(&flag).unwrap(), "off\n");
+    c.wait_sole_holder("n1", CONVERGE);
+}
+
 /// One scrape of `name`'s metrics endpoint (127.0.0.1:9798 inside its namespace).
 fn scrape(c: &Cluster, name: &str) -> String {
     let ns = c.lab.host(name).unwrap().ns.name().to_string();

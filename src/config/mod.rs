@@ -65,6 +65,9 @@ pub const DEFAULT_CLUSTER: &str = "haagent";
 pub const COMMAND_LINE: &str = "command line";
 /// Default path of the control socket (`[control] socket`, `--socket`).
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/haagent/haagent.sock";
+/// Default directory of the agent's persistent state (`[state] dir`): systemd's
+/// `StateDirectory=haagent`.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/haagent";
 /// Port of `[metrics] listen` (`--metrics-listen`) when only an address is given.
 pub const DEFAULT_METRICS_PORT: u16 = 9798;
 /// Accepted `[log] level` values.
@@ -114,6 +117,9 @@ pub struct Config {
     /// of the group can use the CLI. `None`: mode 0600, root only. The name is not looked up
     /// here (the daemon does that when it creates the socket).
     pub control_group: Option<String>,
+    /// Where the agent keeps what must survive a restart (maintenance mode): `[state] dir`,
+    /// an absolute path, default [`DEFAULT_STATE_DIR`]. Created when first written.
+    pub state_dir: PathBuf,
 }
 
 /// This node's identity and network settings.

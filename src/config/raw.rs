@@ -250,6 +250,13 @@ pub(crate) struct RawControl {
     pub(crate) group: Option<Item<String>>,
 }
 
+/// `[state]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawState {
+    pub(crate) dir: Option<Item<PathBuf>>,
+}
+
 /// Everything the file and the flags said, before validation.
 #[derive(Debug, Default)]
 pub(crate) struct RawConfig {
@@ -269,6 +276,7 @@ pub(crate) struct RawConfig {
     pub(crate) checks: Vec<RawCheck>,
     pub(crate) metrics: RawMetrics,
     pub(crate) control: RawControl,
+    pub(crate) state: RawState,
     /// Span of each table header present in the file (`node`, `vip`, ...), to point at
     /// when a required key is missing.
     pub(crate) headers: BTreeMap<&'static str, Range<usize>>,
@@ -285,9 +293,9 @@ pub(crate) struct RawError {
 }
 
 /// The top-level tables, in the order they are documented.
-pub(crate) const TABLES: [&str; 13] = [
+pub(crate) const TABLES: [&str; 14] = [
     "cluster", "node", "peer", "vip", "election", "witness", "check", "garp", "tls", "notify",
-    "log", "metrics", "control",
+    "log", "metrics", "control", "state",
 ];
 
 /// Parses a TOML document into a [`RawConfig`], collecting every syntax error, unknown key and
@@ -335,6 +343,7 @@ pub(crate) fn parse_document(text: &str) -> Result<(RawConfig, Vec<RawError>), V
             "log" => raw.log = ctx.section(table, value).unwrap_or_default(),
             "metrics" => raw.metrics = ctx.section(table, value).unwrap_or_default(),
             "control" => raw.control = ctx.section(table, value).unwrap_or_default(),
+            "state" => raw.state = ctx.section(table, value).unwrap_or_default(),
             "check" => raw.checks = ctx.checks(value),
             _ => raw.peers = ctx.peers(value),
         }

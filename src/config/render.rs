@@ -29,6 +29,7 @@ struct Out {
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics: Option<OutMetrics>,
     control: OutControl,
+    state: OutState,
 }
 
 #[derive(Serialize)]
@@ -137,6 +138,11 @@ struct OutControl {
     socket: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     group: Option<String>,
+}
+
+#[derive(Serialize)]
+struct OutState {
+    dir: String,
 }
 
 #[derive(Serialize)]
@@ -304,6 +310,9 @@ impl Config {
             control: OutControl {
                 socket: path_str(&self.control_socket),
                 group: self.control_group.clone(),
+            },
+            state: OutState {
+                dir: path_str(&self.state_dir),
             },
         };
         // Serializing plain strings, integers, booleans and lists cannot fail; the fallback

@@ -808,6 +808,35 @@ fn control_mistakes_are_rejected() {
     );
 }
 
+// ---------------------------------------------------------------- [state]
+
+#[test]
+fn state_dir_defaults_to_the_units_state_directory() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/var/lib/haagent"));
+    let c = parse(&minimal_plus("[state]\ndir = \"/srv/ha/state\"\n")).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/srv/ha/state"));
+}
+
+#[test]
+fn state_mistakes_are_rejected() {
+    assert_check_error(
+        "[state]\ndir = \"state\"\n",
+        "dir = ",
+        "state dir `state` is not an absolute path (e.g. \"/var/lib/haagent\")",
+    );
+    assert_check_error(
+        "[state]\ndir = \"\"\n",
+        "dir = ",
+        "state dir is an empty path",
+    );
+    assert_check_error(
+        "[state]\nmaintenance = true\n",
+        "maintenance = ",
+        "[state]: unknown field `maintenance`",
+    );
+}
+
 #[test]
 fn socket_flag_overrides_the_file() {
     let o = Overrides {

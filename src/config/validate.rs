@@ -13,8 +13,8 @@ use super::error::ConfigErrors;
 use super::limits::{self, QUORUM_MAJORITY, QUORUM_OFF};
 use super::raw::{Item, Origin, RawConfig, RawWitness};
 use super::values::{
-    bad_argv, bad_group_name, bad_node_ip, bad_socket_path, bad_vip, check_interface, check_name,
-    parse_endpoint, parse_endpoint_with_port,
+    bad_argv, bad_group_name, bad_node_ip, bad_socket_path, bad_state_dir, bad_vip,
+    check_interface, check_name, parse_endpoint, parse_endpoint_with_port,
 };
 use super::{
     Config, ElectionSettings, GarpSettings, GatewaySetting, LogFormat, LogSettings, NodeConfig,
@@ -491,6 +491,17 @@ pub(crate) fn validate(
         it.value.clone()
     });
 
+    // [state]
+    let state_dir = match &raw.state.dir {
+        None => PathBuf::from(super::DEFAULT_STATE_DIR),
+        Some(it) => {
+            if let Some(why) = bad_state_dir(&it.value) {
+                ck.err(&it.origin, why);
+            }
+            it.value.clone()
+        }
+    };
+
     let errors = ck.into_errors();
     if !errors.is_empty() {
         return Err(errors);
@@ -533,6 +544,7 @@ pub(crate) fn validate(
         metrics_listen,
         control_socket,
         control_group,
+        state_dir,
     })
 }
 

@@ -199,3 +199,25 @@ pub(crate) fn bad_group_name(name: &str) -> Option<String> {
 pub(crate) fn path_str(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
+
+/// What is wrong with a state directory, if anything (it need not exist yet).
+pub(super) fn bad_state_dir(path: &Path) -> Option<String> {
+    let shown = path.display();
+    if path.as_os_str().is_empty() {
+        Some("state dir is an empty path".to_string())
+    } else if !path.is_absolute() {
+        Some(format!(
+            "state dir `{shown}` is not an absolute path (e.g. \"{}\")",
+            super::DEFAULT_STATE_DIR
+        ))
+    } else if path
+        .to_str()
+        .is_none_or(|s| s.chars().any(char::is_control))
+    {
+        Some(format!(
+            "state dir `{shown}` has control characters or is not UTF-8"
+        ))
+    } else {
+        None
+    }
+}

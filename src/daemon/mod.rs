@@ -3,7 +3,7 @@
 //! and carries out the actions it returns.
 //!
 //! Split by job, each file one of them. Each imports only files above it in this list,
-//! so no two import each other: `admission` and `solicit` import none, `execute` →
+//! so no two import each other: `admission`, `solicit`, `state` and `supervisor` import none, `execute` →
 //! `admission`, `solicit`; `setup` → `admission`, `execute`; `operator` → `admission`,
 //! `execute`, `setup`; `run` → all.
 //!
@@ -14,6 +14,8 @@
 //! | `execute.rs` | carrying out actions and kernel facts: VIPs and lease, GARP, probe, redial, metrics, hooks |
 //! | `setup.rs` | config into drivers and the election, one function per driver; [`DaemonError`] |
 //! | `operator.rs` | control-socket requests (status, handover, maintenance, reload), the status document; [`RunOptions`] |
+//! | `state.rs` | what survives a restart (`[state] dir`): the maintenance flag, written atomically |
+//! | `supervisor.rs` | systemd notify: `READY=1`, `STATUS=`, `WATCHDOG=1` (pinged by the loop), `RELOADING=1`, `STOPPING=1` |
 //! | `run.rs` | the one event loop (`select!`) and the only `Election::handle` call |
 //!
 //! ```text
@@ -50,6 +52,8 @@ mod operator;
 mod run;
 mod setup;
 mod solicit;
+mod state;
+mod supervisor;
 
 pub use admission::{AdmissionError, AdmissionKind, MAX_EPOCH};
 pub use operator::{RunOptions, SetLogLevel};

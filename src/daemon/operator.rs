@@ -336,13 +336,18 @@ pub(super) fn status_answer(status: Result<Status, String>) -> Response {
     }
 }
 
-/// The answer to `maintenance on|off`, once the election has it.
-pub(super) fn maintenance_answer(on: bool) -> Response {
-    Response::done(if on {
-        "maintenance on: this node gave up the VIPs and will not take them"
+/// The answer to `maintenance on|off`, once the election has it and `saved` says whether
+/// it was persisted for the next start.
+pub(super) fn maintenance_answer(on: bool, saved: Result<(), String>) -> Response {
+    let mut message = if on {
+        "maintenance on: this node gave up the VIPs and will not take them".to_string()
     } else {
-        "maintenance off: this node is eligible again"
-    })
+        "maintenance off: this node is eligible again".to_string()
+    };
+    if let Err(e) = saved {
+        message.push_str(&format!(" (not persisted, a restart forgets it: {e})"));
+    }
+    Response::done(message)
 }
 
 /// The answer to a planned handover: the election picks (or checks) the target and answers

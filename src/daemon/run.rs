@@ -22,6 +22,8 @@ use super::admission::{Intake, Received};
 use super::execute::Executor;
 use super::operator::{self, Operator, RunOptions};
 use super::setup::{self, DaemonError, Inputs};
+use super::state::{self, Persisted};
+use super::supervisor::{self, Supervisor};
 
 /// The daemon's state, by job: the election, the drivers that carry out its actions, the
 /// intake of peer adverts, the operator interface, and the watches that only report.
@@ -33,6 +35,8 @@ struct Daemon {
     watches: Watches,
     /// The verdict channel of health checks restarted by a reload, picked up by the loop.
     pending_verdicts: Option<Receiver<Verdict>>,
+    /// systemd's notify socket: ready, status, watchdog.
+    supervisor: Supervisor,
 }
 
 /// Drivers that only report (through the loop's inputs); kept alive here.
@@ -70,6 +74,7 @@ pub(super) async fn run(
             witness: started.witness,
         },
         pending_verdicts: None,
+        supervisor: Supervisor::from_env(),
     };
     daemon.run_loop(inputs, started.link, shutdown).await;
     Ok(())
@@ -93,9 +98,19 @@ impl Daemon {
         };
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        self.restore_maintenance().await;
         self.hold_until_checks_settle().await;
         self.on_link(link).await;
         self.step(Input::Start).await;
+        // Joined: the transport listens and the election has its first state.
+        self.supervisor.ready(self.status_line());
+        // The watchdog is pinged from this loop only, so a stuck loop is restarted.
+        let mut watchdog = self.supervisor.ping_every().map(|every| {
+            let mut ping = tokio::time::interval(every);
+            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            ping
+        });
+        let stall_at = supervisor::stall_after().map(|after| Instant::now() + after);
         // Set once a shutdown signal has asked the election to stop: a master hands over
         // first, and the election says when it is done (`stopped()`).
         let mut stopping = false;
@@ -115,15 +130,32 @@ impl Daemon {
                     None => std::future::pending().await,
                 }
             };
+            let watchdog_due = async {
+                match watchdog.as_mut() {
+                    Some(ping) => {
+                        ping.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 () = &mut shutdown, if !stopping => {
                     stopping = true;
+                    self.supervisor.stopping();
                     self.step(Input::Stop).await;
+                }
+                // Test-only fault injection (debug builds): the loop stops here for good
+                // while every other task runs (`supervisor::STALL_ENV`).
+                () = sleep_until(stall_at) => {
+                    tracing::warn!("test fault injection: the election loop stalls now");
+                    std::future::pending::<()>().await;
                 }
                 // First after a stall (SIGSTOP, a long pause): find out whether the kernel
                 // dropped our VIPs before acting on anything else.
                 () = lease_check => self.check_lease().await,
+                // Before the inputs that can keep the loop busy: a busy loop is alive.
+                () = watchdog_due => self.supervisor.ping(),
                 event = inputs.transport.recv() => match event {
                     Some(event) => self.on_transport_event(event).await,
                     None => {
@@ -166,6 +198,9 @@ impl Daemon {
             }
             if let Some(verdicts) = self.pending_verdicts.take() {
                 inputs.verdicts = verdicts;
+            }
+            if !stopping {
+                self.supervisor.status(self.status_line());
             }
             if self.election.stopped() {
                 break;
@@ -341,6 +376,24 @@ impl Daemon {
         self.step(Input::Witness { reachable, detail }).await;
     }
 
+    /// Maintenance mode persisted by an earlier run (`[state] dir`) applies before the
+    /// election starts, so the node never claims the VIPs in between.
+    async fn restore_maintenance(&mut self) {
+        let dir = &self.ops.config.state_dir;
+        match state::load_maintenance(dir) {
+            Persisted::Off => return,
+            Persisted::On => {
+                tracing::warn!(state_dir = %dir.display(),
+                    "maintenance mode persisted by an earlier run: staying out of the election (`haagent maintenance off` to rejoin)");
+            }
+            Persisted::Unreadable(why) => {
+                tracing::error!(state_dir = %dir.display(),
+                    "maintenance flag unreadable ({why}): starting in maintenance to be safe; `haagent maintenance off` rewrites it");
+            }
+        }
+        self.step(Input::Maintenance { on: true }).await;
+    }
+
     /// With checks configured, a starting node is not eligible until every check has
     /// given its first result (a node whose Nginx is down must never take the VIP).
     async fn hold_until_checks_settle(&mut self) {
@@ -412,7 +465,15 @@ impl Daemon {
             }
             Request::Maintenance { on } => {
                 self.step(Input::Maintenance { on }).await;
-                operator::maintenance_answer(on)
+                let dir = self.ops.config.state_dir.clone();
+                let saved = state::save_maintenance(dir, on).await;
+                if let Err(e) = &saved {
+                    tracing::error!(
+                        "maintenance {}: not persisted, a restart forgets it: {e}",
+                        if on { "on" } else { "off" }
+                    );
+                }
+                operator::maintenance_answer(on, saved)
             }
             Request::Handover { to } => {
                 let notices = self.step(Input::Handover { to }).await;
@@ -423,9 +484,18 @@ impl Daemon {
         let _ = req.reply.send(answer);
     }
 
-    /// A reload (control request or SIGHUP): the operator side reloads, the loop applies
-    /// what concerns its drivers and the election.
+    /// A reload (control request or SIGHUP), told to systemd (`RELOADING=1`, then
+    /// `READY=1`).
     async fn reload(&mut self) -> Response {
+        self.supervisor.reloading();
+        let answer = self.apply_reload().await;
+        self.supervisor.reloaded();
+        answer
+    }
+
+    /// The operator side reloads, the loop applies what concerns its drivers and the
+    /// election.
+    async fn apply_reload(&mut self) -> Response {
         let reloaded = match self.ops.reload(&self.exec.peers.transport).await {
             Ok(r) => r,
             Err(refused) => return refused,
@@ -447,6 +517,36 @@ impl Daemon {
                 .set_priority(self.election.base_priority(), self.election.priority());
         }
         reloaded.response
+    }
+}
+
+impl Daemon {
+    /// The one-line state for systemd's `STATUS=`.
+    fn status_line(&self) -> String {
+        let now = Instant::now();
+        let alive = self
+            .election
+            .peers()
+            .iter()
+            .filter(|p| p.is_alive(now))
+            .count();
+        let vips = self
+            .exec
+            .vips
+            .manager
+            .vips()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ");
+        supervisor::status_line(
+            self.election.state(),
+            self.election.master(),
+            &vips,
+            alive,
+            self.exec.peers.specs.len(),
+            self.election.maintenance(),
+        )
     }
 }
 

@@ -108,9 +108,12 @@ impl Cluster {
                 peer.name
             ));
         }
+        // Each node its own state dir (the maintenance flag), never the host's
+        // /var/lib/haagent: tests must not see each other's, nor a developer's.
         text.push_str(&format!(
-            "[control]\nsocket = \"{}\"\n\n",
-            self.socket_path(me.name).display()
+            "[control]\nsocket = \"{}\"\n\n[state]\ndir = \"{}\"\n\n",
+            self.socket_path(me.name).display(),
+            self.state_dir(me.name).display()
         ));
         text.push_str(me.extra);
         text.push_str(&self.common);
@@ -122,18 +125,30 @@ impl Cluster {
         self.dir.path().join(format!("{name}.sock"))
     }
 
+    /// `name`'s `[state] dir`.
+    pub fn state_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}-state"))
+    }
+
     pub fn config_path(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("{name}.toml"))
     }
 
     pub fn start(&mut self, name: &str) {
+        self.start_with(name, &haagent_lab::Launch::default());
+    }
+
+    /// Starts `name`'s agent as `launch` says (through a wrapper, with extra environment).
+    pub fn start_with(&mut self, name: &str, launch: &haagent_lab::Launch) {
         let config = self.config_path(name);
         let log = self.dir.path().join(format!(
             "{name}-{}.log",
             self.lab.agents.iter().filter(|a| a.host == name).count()
         ));
         let args = vec!["--config".to_string(), config.display().to_string()];
-        self.lab.start_agent(name, haagent(), &args, &log).unwrap();
+        self.lab
+            .start_agent_with(name, haagent(), &args, &log, launch)
+            .unwrap();
     }
 
     pub fn holders(&self) -> Vec<String> {
@@ -612,4 +627,91 @@ impl Cluster {
         )
         .expect("nginx (Debian package) must be installed")
     }
+}
+
+/// The unprivileged user the least-privilege tests run an agent as.
+pub const NOBODY: u32 = 65534;
+/// Its group, which the control socket is given to (`[control] group`).
+pub const NOGROUP: &str = "nogroup";
+/// That group's id (Debian's).
+pub const NOGROUP_GID: u32 = 65534;
+/// Linux capability numbers (capability.h).
+pub const CAP_NET_ADMIN: u32 = 12;
+/// See [`CAP_NET_ADMIN`].
+pub const CAP_NET_RAW: u32 = 13;
+
+/// `setpriv` as the systemd unit runs the agent: user `nobody`, group `nogroup`, no
+/// supplementary groups, only CAP_NET_ADMIN and CAP_NET_RAW (ambient, so they survive the
+/// exec; bounding set limited to them), no new privileges.
+pub fn setpriv_two_caps() -> Vec<String> {
+    [
+        "setpriv",
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "--inh-caps=+net_admin,+net_raw",
+        "--ambient-caps=+net_admin,+net_raw",
+        "--bounding-set=-all,+net_admin,+net_raw",
+        "--no-new-privs",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+impl Cluster {
+    /// Prepares `name` to run as `nobody` (see [`setpriv_two_caps`]) the way the package
+    /// does for its user: the test dir traversable, the certificates dir readable by the
+    /// group (0750 root:nogroup), the node's key owned by the user (still 0600), a control
+    /// socket dir and a state dir it owns, the socket given to `nogroup`. Returns the
+    /// launch and the control socket's path.
+    pub fn unprivileged(&self, name: &str) -> (haagent_lab::Launch, PathBuf) {
+        use std::os::unix::fs::{chown, PermissionsExt};
+        let gid = Some(NOGROUP_GID);
+        let set_mode = |p: &Path, mode: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        set_mode(self.dir.path(), 0o711);
+        let certs = self.dir.path().join("certs");
+        chown(&certs, None, gid).unwrap();
+        set_mode(&certs, 0o750);
+        chown(certs.join(format!("{name}-key.pem")), Some(NOBODY), gid).unwrap();
+        let run = self.dir.path().join(format!("{name}-run"));
+        let state = self.state_dir(name);
+        for dir in [&run, &state] {
+            std::fs::create_dir_all(dir).unwrap();
+            chown(dir, Some(NOBODY), gid).unwrap();
+        }
+        let socket = run.join("haagent.sock");
+        let config = self.config_path(name);
+        let text = std::fs::read_to_string(&config).unwrap();
+        let old = format!("socket = \"{}\"\n", self.socket_path(name).display());
+        assert!(text.contains(&old), "{name}'s config has no socket line");
+        let new = format!("socket = \"{}\"\ngroup = \"{NOGROUP}\"\n", socket.display());
+        std::fs::write(&config, text.replace(&old, &new)).unwrap();
+        let launch = haagent_lab::Launch {
+            wrapper: setpriv_two_caps(),
+            env: Vec::new(),
+        };
+        (launch, socket)
+    }
+}
+
+/// The real and effective user ids and the effective capability mask of `pid`
+/// (/proc/PID/status: `Uid:` and `CapEff:`).
+pub fn uid_and_caps(pid: u32) -> (Vec<u32>, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+            .trim()
+            .to_string()
+    };
+    let uids = field("Uid:")
+        .split_whitespace()
+        .map(|u| u.parse().unwrap())
+        .collect();
+    let caps = u64::from_str_radix(&field("CapEff:"), 16).unwrap();
+    (uids, caps)
 }

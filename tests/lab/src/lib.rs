@@ -258,6 +258,16 @@ impl Drop for AgentProcess {
     }
 }
 
+/// How [`Lab::start_agent_with`] starts an agent; the default is plainly.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// A command the agent is started through, which must exec its arguments (e.g.
+    /// `["setpriv", "--reuid=nobody", ...]`); empty: none. Its PID is then the agent's.
+    pub wrapper: Vec<String>,
+    /// Extra environment variables (e.g. `NOTIFY_SOCKET`).
+    pub env: Vec<(String, String)>,
+}
+
 /// The lab: a bridge in a switch namespace and hosts plugged into it.
 ///
 /// Field order matters for Drop: agents die first, then hosts, then the switch.
@@ -348,15 +358,36 @@ impl Lab {
         args: &[String],
         log: &Path,
     ) -> Result<&mut AgentProcess, LabError> {
+        self.start_agent_with(name, binary, args, log, &Launch::default())
+    }
+
+    /// Like [`Lab::start_agent`], started as `launch` says: through a wrapper command
+    /// (e.g. `setpriv ...`, which then execs the agent) and with extra environment.
+    pub fn start_agent_with(
+        &mut self,
+        name: &str,
+        binary: &Path,
+        args: &[String],
+        log: &Path,
+        launch: &Launch,
+    ) -> Result<&mut AgentProcess, LabError> {
         let host = self.host(name)?;
         let file = std::fs::File::create(log).map_err(|source| LabError::Spawn {
             command: format!("create {}", log.display()),
             source,
         })?;
-        let mut cmd = host.ns.command(binary);
+        let mut cmd = match launch.wrapper.split_first() {
+            None => host.ns.command(binary),
+            Some((program, rest)) => {
+                let mut cmd = host.ns.command(program);
+                cmd.args(rest).arg(binary);
+                cmd
+            }
+        };
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.args(args)
             .env("RUST_LOG", "haagent=debug,info")
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file);

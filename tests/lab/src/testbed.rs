@@ -342,8 +342,10 @@ impl Testbed {
         // witness that tells an isolated node from a partitioned one.
         let _ = write!(
             text,
-            "[control]\nsocket = \"{}\"\n\n[witness]\ngateway = \"{GATEWAY}\"\n\n",
-            self.node_dir(i).join("haagent.sock").display()
+            "[control]\nsocket = \"{}\"\n\n[state]\ndir = \"{}\"\n\n\
+             [witness]\ngateway = \"{GATEWAY}\"\n\n",
+            self.node_dir(i).join("haagent.sock").display(),
+            self.node_dir(i).join("state").display()
         );
         text.push_str(&haagent_health_check(addr));
         text
