@@ -261,6 +261,10 @@ pub(crate) struct Intake {
     /// (peer, kind) refusals already reported: keyed by kind, never by what the datagram
     /// said, so at most peers × kinds entries.
     refusals_reported: HashSet<(usize, AdmissionKind)>,
+    /// The name each peer (by index) last advertised under: a peer configured by address
+    /// only (quick mode) is known by name from its first admitted advert on. At most one
+    /// entry per configured peer.
+    names: HashMap<usize, String>,
 }
 
 impl Intake {
@@ -279,6 +283,7 @@ impl Intake {
             drift: BTreeMap::new(),
             drift_reported: HashSet::new(),
             refusals_reported: HashSet::new(),
+            names: HashMap::new(),
         }
     }
 
@@ -291,6 +296,9 @@ impl Intake {
     ) -> Received {
         match self.rules.admit(peer, cert_names, payload) {
             Ok(advert) => {
+                if self.names.get(&peer) != Some(&advert.name) {
+                    self.names.insert(peer, advert.name.clone());
+                }
                 self.seqs
                     .entry(advert.name.clone())
                     .or_default()
@@ -333,6 +341,12 @@ impl Intake {
             );
         }
         Drift { settings, new }
+    }
+
+    /// The name peer number `peer` last advertised under, once one of its adverts was
+    /// admitted.
+    pub(crate) fn name_of(&self, peer: usize) -> Option<&str> {
+        self.names.get(&peer).map(String::as_str)
     }
 
     /// The settings peer `name` disagrees on (empty when none, or not heard).
@@ -506,6 +520,20 @@ mod tests {
         let d = drift(intake.receive(0, &["n2".into()], &encoded(&a)));
         assert!(d.settings.iter().all(|(_, differs)| !differs));
         assert!(intake.drift_of("n2").is_empty());
+    }
+
+    #[test]
+    fn a_quick_mode_peer_is_known_by_its_advertised_name_once_admitted() {
+        // Status matches a peer configured by address to its election view by this name;
+        // it used to find none, so quick-mode status showed every peer as not alive.
+        let mut intake = intake();
+        assert_eq!(intake.name_of(1), None);
+        intake.receive(1, &["n4".into()], &encoded(&advert("n4", 7)));
+        assert_eq!(intake.name_of(1), Some("n4"));
+        // A refused advert teaches nothing.
+        intake.receive(1, &["n4".into()], &encoded(&advert("n5", 7)));
+        assert_eq!(intake.name_of(1), Some("n4"));
+        assert_eq!(intake.name_of(0), None);
     }
 
     #[test]

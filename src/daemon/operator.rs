@@ -225,10 +225,8 @@ impl Operator {
             .map(|(i, spec)| {
                 let link = stats.get(i).cloned().unwrap_or_default();
                 // A peer given by address is known by name once its first advert arrives.
-                let view = match &spec.name {
-                    Some(n) => views.iter().find(|v| &v.name == n),
-                    None => None,
-                };
+                let known = spec.name.as_deref().or_else(|| intake.name_of(i));
+                let view = known.and_then(|n| views.iter().find(|v| v.name == n));
                 let name = spec
                     .name
                     .clone()
