@@ -379,6 +379,7 @@ impl Executor {
                 metrics.set_cert_expiry(&format!("peer:{name}"), unix_secs(t));
             }
         }
+        metrics.refresh_cert_days(SystemTime::now());
         for c in checks {
             metrics.check(
                 &c.name,

@@ -52,8 +52,26 @@ pub(super) struct Operator {
     pub(super) verdict: Verdict,
     metrics: Arc<Metrics>,
     metrics_server: Option<MetricsServer>,
-    cert_not_after: SystemTime,
+    cert: OwnCert,
     started: Instant,
+}
+
+/// What the status and the warnings need of this node's certificate.
+pub(super) struct OwnCert {
+    /// When it expires.
+    pub(super) not_after: SystemTime,
+    /// Its serial number (lowercase hex).
+    pub(super) serial: Option<String>,
+}
+
+impl OwnCert {
+    /// The facts of `identity`'s certificate.
+    pub(super) fn of(identity: &certs::NodeIdentity) -> Self {
+        Self {
+            not_after: identity.not_after,
+            serial: certs::serial_of(identity),
+        }
+    }
 }
 
 /// What a reload changed that the loop must apply.
@@ -77,8 +95,9 @@ impl Operator {
         health: HealthMonitor,
         metrics: Arc<Metrics>,
         metrics_server: Option<MetricsServer>,
-        cert_not_after: SystemTime,
+        cert: OwnCert,
     ) -> Self {
+        warn_if_expiring("this node's", cert.not_after);
         Self {
             config,
             options,
@@ -87,7 +106,7 @@ impl Operator {
             verdict: Verdict::default(),
             metrics,
             metrics_server,
-            cert_not_after,
+            cert,
             started: Instant::now(),
         }
     }
@@ -123,13 +142,25 @@ impl Operator {
                 }
             };
         let mut applied = Vec::new();
-        if let Err(e) = transport.reload_identity(&identity) {
-            return Err(Response::refused(format!("certificates rejected: {e}")));
+        let tls = match transport.reload_identity(&identity) {
+            Ok(t) => t,
+            Err(e) => return Err(Response::refused(format!("certificates rejected: {e}"))),
+        };
+        self.cert = OwnCert::of(&identity);
+        if tls.certificate_changed {
+            applied.push(format!(
+                "certificate (serial {}, expires {})",
+                self.cert.serial.as_deref().unwrap_or("?"),
+                certs::rfc3339(identity.not_after)
+            ));
         }
-        if identity.not_after != self.cert_not_after {
-            applied.push("certificate".to_string());
+        if !tls.closed_untrusted.is_empty() {
+            applied.push(format!(
+                "trust (closed the connections of {}: their certificates no longer verify)",
+                tls.closed_untrusted.join(", ")
+            ));
         }
-        self.cert_not_after = identity.not_after;
+        warn_if_expiring("this node's", identity.not_after);
         self.metrics
             .set_cert_expiry("node", unix_secs(identity.not_after));
 
@@ -233,6 +264,7 @@ impl Operator {
                     .name
                     .clone()
                     .unwrap_or_else(|| spec.addr.ip().to_string());
+                let peer_cert = link.cert_not_after;
                 PeerStatus {
                     address: spec.addr.to_string(),
                     connected: link.connected,
@@ -244,12 +276,22 @@ impl Operator {
                         .map(|v| ms_f(now.saturating_duration_since(v.last_heard))),
                     rtt_ms: link.rtt.map(ms_f),
                     loss_percent: view.and_then(|v| intake.loss_percent(&v.name)),
-                    cert_not_after: link.cert_not_after.map(certs::rfc3339),
+                    cert_not_after: peer_cert.map(certs::rfc3339),
+                    cert_serial: link.cert_serial.clone(),
+                    cert_days_left: peer_cert.map(|t| certs::days_left(t, SystemTime::now())),
                     config_drift: intake.drift_of(&name),
                     name,
                 }
             })
-            .collect();
+            .collect::<Vec<PeerStatus>>();
+        let mut warnings = Vec::new();
+        warnings.extend(expiry_warning("this node's", self.cert.not_after));
+        // `peers` is in the order of the specs, as are the link stats.
+        for (p, link) in peers.iter().zip(&stats) {
+            if let Some(t) = link.cert_not_after {
+                warnings.extend(expiry_warning(&format!("peer {}'s", p.name), t));
+            }
+        }
         let checks = self
             .health
             .statuses()
@@ -317,7 +359,11 @@ impl Operator {
                 garps_sent: exec.arp.announcer.sent(),
                 vip_conflicts: counters.vip_conflicts,
             },
-            cert_not_after: Some(certs::rfc3339(self.cert_not_after)),
+            cert_not_after: Some(certs::rfc3339(self.cert.not_after)),
+            cert_serial: self.cert.serial.clone(),
+            cert_days_left: Some(certs::days_left(self.cert.not_after, SystemTime::now())),
+            warnings,
+            pending_restart: Vec::new(),
             uptime_s: self.started.elapsed().as_secs(),
         })
     }
@@ -363,6 +409,28 @@ pub(super) fn handover_answer(
         },
         Some((_, reason)) => Response::refused(reason),
         None => Response::refused("the election did not answer the handover request"),
+    }
+}
+
+/// "this node's certificate expires in 12 days (…): renew it …" when `not_after` is within
+/// [`certs::EXPIRY_WARNING_DAYS`]; `whose` is `"this node's"` or `"peer n2's"`.
+fn expiry_warning(whose: &str, not_after: SystemTime) -> Option<String> {
+    let now = SystemTime::now();
+    let days = certs::days_left(not_after, now);
+    (days < certs::EXPIRY_WARNING_DAYS).then(|| {
+        format!(
+            "{whose} certificate {} ({}): renew it with `{}` and `haagent reload`",
+            certs::expiry_words(not_after, now),
+            certs::rfc3339(not_after),
+            certs::RENEW_COMMAND
+        )
+    })
+}
+
+/// Logs [`expiry_warning`] at WARN, if any.
+fn warn_if_expiring(whose: &str, not_after: SystemTime) {
+    if let Some(w) = expiry_warning(whose, not_after) {
+        tracing::warn!("{w}");
     }
 }
 

@@ -62,7 +62,7 @@ pub(super) async fn run(
             started.health,
             started.metrics,
             started.metrics_server,
-            started.cert_not_after,
+            started.cert,
         ),
         watches: Watches {
             _carrier: started.carrier,

@@ -32,6 +32,7 @@ use crate::witness::{Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent
 
 use super::admission::{Admission, Intake};
 use super::execute::{unix_secs, Arp, Executor, PeerLinks, Record, Vips};
+use super::operator::OwnCert;
 
 /// Why the agent could not start (or had to stop).
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +74,8 @@ pub(super) struct Started {
     pub(super) health: HealthMonitor,
     pub(super) metrics: Arc<Metrics>,
     pub(super) metrics_server: Option<MetricsServer>,
-    pub(super) cert_not_after: SystemTime,
+    /// This node's certificate (expiry and serial).
+    pub(super) cert: OwnCert,
     /// Drivers that only report through [`Inputs`].
     pub(super) carrier: CarrierWatch,
     pub(super) address_watch: AddressWatch,
@@ -103,7 +105,7 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
     let metrics_server = metrics_server(config, &metrics).await?;
     let identity = load_identity(config)?;
     metrics.set_cert_expiry("node", unix_secs(identity.not_after));
-    let cert_not_after = identity.not_after;
+    let cert = OwnCert::of(&identity);
 
     let vips = vip_manager(config).await?;
     let (carrier, link, carrier_rx) = CarrierWatch::spawn(&config.node.interface).await?;
@@ -162,7 +164,7 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
         health,
         metrics,
         metrics_server,
-        cert_not_after,
+        cert,
         carrier,
         address_watch,
         witness,

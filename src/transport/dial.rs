@@ -35,6 +35,8 @@ pub(super) enum Wake {
     Closed,
     /// Fast contact: the peer has been silent too long; dial beside it.
     Silent,
+    /// This node's certificate changed: dial beside it, so the peer sees the new one.
+    Refresh,
 }
 
 /// Dials `peer` for as long as the transport runs; see the module doc for fast contact.
@@ -63,6 +65,9 @@ pub(super) async fn dial_loop(shared: Arc<Shared>, peer: usize) {
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+        // The dial below takes the current certificate: a refresh asked for before now is
+        // done by it (cleared first, so a reload in between asks again).
+        shared.contact[peer].refresh.store(false, Ordering::Relaxed);
         let fast = shared.redial();
         let answered = std::sync::atomic::AtomicBool::new(false);
         let started = std::time::Instant::now();
@@ -140,13 +145,18 @@ pub(super) async fn watch_outbound(
     peer: usize,
     task: &mut tokio::task::JoinHandle<()>,
 ) -> Wake {
+    let refresh = &shared.contact[peer].refresh;
     loop {
         let check = shared.redial().unwrap_or(MIN_REDIAL);
+        if refresh.swap(false, Ordering::Relaxed) {
+            return Wake::Refresh;
+        }
         if shared.redial().is_some() && shared.silent_for(peer) > check * 2 {
             return Wake::Silent;
         }
         tokio::select! {
             _ = &mut *task => return Wake::Closed,
+            () = shared.contact[peer].refresh_kick.notified() => {}
             () = shared.contact[peer].kick.notified(), if shared.redial().is_some() => {
                 if shared.silent_for(peer) > check {
                     return Wake::Silent;

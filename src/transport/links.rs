@@ -66,6 +66,11 @@ pub(super) struct Contact {
     pub(super) heard_ms: AtomicU64,
     /// Set by [`Transport::redial_now`]; the dial loop takes it.
     pub(super) kick: tokio::sync::Notify,
+    /// Set when this node's certificate changed: the dial loop dials beside the live
+    /// outbound connection once, so the peer sees the new certificate.
+    pub(super) refresh: std::sync::atomic::AtomicBool,
+    /// Wakes the dial loop for `refresh`.
+    pub(super) refresh_kick: tokio::sync::Notify,
 }
 
 #[derive(Default)]

@@ -75,7 +75,7 @@ use tracing::{debug, info};
 use crate::certs::{self, NodeIdentity};
 use dial::dial_loop;
 use failure::bind_error;
-use identity::peer_not_after;
+use identity::{peer_chain, peer_summary};
 use inbound::accept_loop;
 use links::{redial_ms, summary_loop, Contact, Handle, Link, Shared};
 use reject_log::RejectLog;
@@ -88,6 +88,9 @@ pub use tls::{client_config, server_config, ALPN};
 pub const CLOSE_UNKNOWN_PEER: u32 = 0x10;
 /// Application close code: replaced by a newer connection from the same peer.
 pub const CLOSE_REPLACED: u32 = 0x11;
+/// Application close code: after a reload, the peer's certificate no longer verifies
+/// against this node's CA (a trust bundle without the peer's CA).
+pub const CLOSE_UNTRUSTED: u32 = 0x12;
 /// Application close code: the node shuts down.
 pub const CLOSE_SHUTDOWN: u32 = 0x0;
 
@@ -183,6 +186,20 @@ pub struct PeerLinkStats {
     pub remote: Option<SocketAddr>,
     /// When the peer's certificate on that connection expires.
     pub cert_not_after: Option<std::time::SystemTime>,
+    /// The serial number of the peer's certificate on that connection (lowercase hex).
+    pub cert_serial: Option<String>,
+}
+
+/// What [`Transport::reload_identity`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityReload {
+    /// This node's certificate differs from the one it used before: every peer is dialled
+    /// anew beside its live connection, so peers see the new certificate without a gap.
+    pub certificate_changed: bool,
+    /// Live connections closed because the peer's certificate no longer verifies against
+    /// the new CA, by peer (their peers redial; a peer with a trusted certificate comes
+    /// back at once).
+    pub closed_untrusted: Vec<String>,
 }
 
 /// Errors starting the transport.
@@ -290,15 +307,58 @@ impl Transport {
         ))
     }
 
-    /// Uses a new certificate and key (and CA) for every connection from now on; live
-    /// connections keep the identity they were authenticated with.
-    pub fn reload_identity(&self, identity: &NodeIdentity) -> Result<(), TransportError> {
-        let tls = TlsContext::new(identity)?;
+    /// Uses a new certificate and key (and CA) for every connection from now on. Live
+    /// connections whose peer certificate no longer verifies against the new CA are closed
+    /// ([`CLOSE_UNTRUSTED`]); the others stay. When this node's own certificate changed,
+    /// every peer is dialled anew beside its live connection (the new connection replaces
+    /// the old one on both sides without a `Down`), so the peers see the new certificate at
+    /// once instead of at the next reconnect.
+    pub fn reload_identity(
+        &self,
+        identity: &NodeIdentity,
+    ) -> Result<IdentityReload, TransportError> {
+        let tls = Arc::new(TlsContext::new(identity)?);
         let (server, _) = tls.server()?;
         let shared = &self.handle.shared;
         shared.endpoint.set_server_config(Some(server));
-        *shared.tls.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(tls);
-        Ok(())
+        let old = std::mem::replace(
+            &mut *shared.tls.lock().unwrap_or_else(|p| p.into_inner()),
+            Arc::clone(&tls),
+        );
+        let certificate_changed = old.own_certificate() != tls.own_certificate();
+        let mut closed_untrusted = Vec::new();
+        {
+            let links = shared.lock_links();
+            for (peer, link) in links.iter().enumerate() {
+                for live in [&link.outbound, &link.inbound].into_iter().flatten() {
+                    let verdict = match peer_chain(&live.conn) {
+                        Some(chain) => tls.still_trusts(&chain),
+                        None => Err(rustls::Error::NoCertificatesPresented),
+                    };
+                    if let Err(e) = verdict {
+                        let who = shared.peers[peer].describe();
+                        tracing::warn!(peer = %who, error = %e, "closing a connection: the peer's certificate no longer verifies against the reloaded CA");
+                        live.conn.close(
+                            quinn::VarInt::from_u32(CLOSE_UNTRUSTED),
+                            b"certificate no longer trusted",
+                        );
+                        if !closed_untrusted.contains(&who) {
+                            closed_untrusted.push(who);
+                        }
+                    }
+                }
+            }
+        }
+        if certificate_changed {
+            for c in &shared.contact {
+                c.refresh.store(true, std::sync::atomic::Ordering::Relaxed);
+                c.refresh_kick.notify_one();
+            }
+        }
+        Ok(IdentityReload {
+            certificate_changed,
+            closed_untrusted,
+        })
     }
 
     /// Proof that the path to `peer` (an index in [`TransportConfig::peers`]) works again,
@@ -341,7 +401,8 @@ impl Transport {
                     connected: true,
                     rtt: Some(live.conn.rtt()),
                     remote: Some(live.conn.remote_address()),
-                    cert_not_after: peer_not_after(&live.conn),
+                    cert_not_after: peer_summary(&live.conn).map(|s| s.not_after),
+                    cert_serial: peer_summary(&live.conn).map(|s| s.serial),
                 },
                 None => PeerLinkStats::default(),
             })

@@ -1,0 +1,194 @@
+//! `haagent reload` on a running cluster, end to end with the real binary in network
+//! namespaces: a renewed certificate and a CA rotation through a trust bundle (the runbook in
+//! docs/certificates.md) are applied without a restart, without a transition, and without
+//! the peers losing each other. Needs root.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::*;
+
+/// How long the holder is watched after a reload.
+const STEADY: Duration = Duration::from_millis(500);
+
+fn started_pair() -> Cluster {
+    let mut c = Cluster::new(&[node("n1", 200), node("n2", 100)]);
+    c.start("n1");
+    c.start("n2");
+    c.wait_sole_holder("n1", CONVERGE);
+    for n in ["n1", "n2"] {
+        c.wait_status(n, CONVERGE, |s| s["peers"][0]["connected"] == true);
+    }
+    c
+}
+
+fn certs_dir(c: &Cluster) -> PathBuf {
+    c.dir.path().join("certs")
+}
+
+fn transitions(c: &Cluster, name: &str) -> usize {
+    c.status(name)["transitions"].as_array().unwrap().len()
+}
+
+/// `haagent reload` on `name`, which must succeed; returns its answer.
+fn reload_ok(c: &Cluster, name: &str) -> String {
+    let out = c.ctl(name, &["reload"]);
+    assert!(
+        out.status.success(),
+        "reload of {name} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits until `peer` sees `name`'s current certificate serial on its link; returns it.
+fn wait_peer_sees_serial(c: &Cluster, name: &str, peer: &str) -> String {
+    let serial = c.status(name)["cert_serial"]
+        .as_str()
+        .expect("own serial")
+        .to_string();
+    c.wait_status(peer, CONVERGE, |s| {
+        s["peers"][0]["cert_serial"] == serial.as_str() && s["peers"][0]["connected"] == true
+    });
+    serial
+}
+
+/// Nothing moved: the same holder, no new transition on either node, both links up.
+fn assert_nothing_moved(c: &Cluster, before: (usize, usize)) {
+    c.assert_holders_stay(&["n1"], STEADY);
+    assert_eq!((transitions(c, "n1"), transitions(c, "n2")), before);
+    for n in ["n1", "n2"] {
+        let st = c.status(n);
+        assert_eq!(st["peers"][0]["connected"], true, "{n}: {st:#}");
+        assert_eq!(st["peers"][0]["alive"], true, "{n}: {st:#}");
+    }
+}
+
+fn install(from: &Path, to: &Path, name: &str) {
+    for f in [format!("{name}.pem"), format!("{name}-key.pem")] {
+        // Beside, then renamed over: the agent never reads half a file.
+        let tmp = to.join(format!(".{f}.new"));
+        std::fs::copy(from.join(&f), &tmp).unwrap();
+        std::fs::rename(&tmp, to.join(&f)).unwrap();
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn a_renewed_certificate_is_used_without_a_transition_and_the_peer_sees_its_serial() {
+    if !require_root(
+        "a_renewed_certificate_is_used_without_a_transition_and_the_peer_sees_its_serial",
+    ) {
+        return;
+    }
+    let c = started_pair();
+    let before = (transitions(&c, "n1"), transitions(&c, "n2"));
+    let old = wait_peer_sees_serial(&c, "n1", "n2");
+    let st = c.status("n1");
+    assert!(st["cert_days_left"].as_i64().unwrap() > 800, "{st:#}");
+    assert_eq!(st["warnings"].as_array().unwrap().len(), 0, "{st:#}");
+
+    let dir = certs_dir(&c);
+    run_ok(&[
+        "certs",
+        "renew",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--name",
+        "n1",
+        "--days",
+        "20",
+    ]);
+    let answer = reload_ok(&c, "n1");
+    assert!(answer.contains("certificate (serial"), "{answer}");
+    let new = wait_peer_sees_serial(&c, "n1", "n2");
+    assert_ne!(new, old);
+    assert_nothing_moved(&c, before);
+
+    // 20 days left: a warning in status (and the log), on both sides.
+    let st = c.status("n1");
+    assert_eq!(st["cert_days_left"], 19, "{st:#}");
+    let warnings = st["warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .starts_with("this node's certificate expires in 19 days")),
+        "{st:#}"
+    );
+    let st = c.status("n2");
+    assert_eq!(st["peers"][0]["cert_days_left"], 19, "{st:#}");
+    assert!(
+        st["warnings"].to_string().contains("peer n1's certificate"),
+        "{st:#}"
+    );
+    let text = String::from_utf8_lossy(&c.ctl("n2", &["status"]).stdout).into_owned();
+    assert!(
+        text.contains("WARNING: peer n1's certificate expires in 19 days"),
+        "{text}"
+    );
+    assert!(c.logs().contains("certificate expires in 19 days"));
+}
+
+/// The CA rotation runbook of docs/certificates.md, step by step: trust both CAs, move every
+/// node to a certificate from the new CA, drop the old CA. No transition at any step.
+#[test]
+fn the_ca_rotation_runbook_keeps_the_cluster_up() {
+    if !require_root("the_ca_rotation_runbook_keeps_the_cluster_up") {
+        return;
+    }
+    let c = started_pair();
+    let before = (transitions(&c, "n1"), transitions(&c, "n2"));
+    let dir = certs_dir(&c);
+    let new_ca = c.dir.path().join("new-ca");
+    let new_ca_s = new_ca.to_str().unwrap();
+
+    // 1. A new CA, beside the old one.
+    run_ok(&["certs", "init", "--dir", new_ca_s, "--cluster", "test"]);
+    // 2. Every node trusts both: ca.pem becomes the bundle old + new; reload each.
+    let old_ca = std::fs::read(dir.join("ca.pem")).unwrap();
+    let mut bundle = old_ca.clone();
+    bundle.extend(std::fs::read(new_ca.join("ca.pem")).unwrap());
+    write_atomically(&dir.join("ca.pem"), &bundle);
+    for n in ["n1", "n2"] {
+        reload_ok(&c, n);
+    }
+    assert_nothing_moved(&c, before);
+    // 3. Every node gets a certificate from the new CA; reload each. The peer sees it.
+    for n in ["n1", "n2"] {
+        let addr = c.lab.host(n).unwrap().addr.to_string();
+        run_ok(&[
+            "certs", "issue", "--dir", new_ca_s, "--name", n, "--ip", &addr,
+        ]);
+        install(&new_ca, &dir, n);
+        let answer = reload_ok(&c, n);
+        assert!(answer.contains("certificate (serial"), "{answer}");
+        let other = if n == "n1" { "n2" } else { "n1" };
+        wait_peer_sees_serial(&c, n, other);
+        assert_nothing_moved(&c, before);
+    }
+    // 4. The old CA goes: ca.pem holds only the new one; reload each. Connections that
+    //    still carried an old-CA certificate are closed and replaced, the links stay up.
+    write_atomically(
+        &dir.join("ca.pem"),
+        &std::fs::read(new_ca.join("ca.pem")).unwrap(),
+    );
+    for n in ["n1", "n2"] {
+        reload_ok(&c, n);
+        assert_nothing_moved(&c, before);
+    }
+    for (n, other) in [("n1", "n2"), ("n2", "n1")] {
+        wait_peer_sees_serial(&c, n, other);
+    }
+    // A node still on the old CA's certificate could no longer join: the old CA is gone.
+    let st = c.status("n1");
+    assert_eq!(st["state"], "master", "{st:#}");
+}
