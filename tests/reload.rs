@@ -1,7 +1,8 @@
 //! `haagent reload` on a running cluster, end to end with the real binary in network
 //! namespaces: a renewed certificate and a CA rotation through a trust bundle (the runbook in
-//! docs/certificates.md) are applied without a restart, without a transition, and without
-//! the peers losing each other. Needs root.
+//! docs/certificates.md), a changed advert interval, peers and VIPs are applied without a
+//! restart, without a transition, and without the peers losing each other; a change that
+//! needs a restart exits non-zero and stays visible as pending. Needs root.
 
 mod support;
 
@@ -191,4 +192,85 @@ fn the_ca_rotation_runbook_keeps_the_cluster_up() {
     // A node still on the old CA's certificate could no longer join: the old CA is gone.
     let st = c.status("n1");
     assert_eq!(st["state"], "master", "{st:#}");
+}
+
+/// Appends `toml` to `name`'s config file (the harness writes no `[election]` table, so
+/// this adds one).
+fn append_config(c: &Cluster, name: &str, toml: &str) {
+    let path = c.config_path(name);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(toml);
+    std::fs::write(&path, text).unwrap();
+}
+
+#[test]
+fn a_changed_advert_interval_is_advertised_at_once_without_a_transition() {
+    if !require_root("a_changed_advert_interval_is_advertised_at_once_without_a_transition") {
+        return;
+    }
+    let c = started_pair();
+    let before = (transitions(&c, "n1"), transitions(&c, "n2"));
+    append_config(&c, "n1", "[election]\nadvert_interval_ms = 80\n");
+    let answer = reload_ok(&c, "n1");
+    assert!(answer.contains("advert_interval_ms 50 → 80"), "{answer}");
+    // n1's adverts carry the new interval (and fingerprint): n2 sees the drift at once.
+    c.wait_status("n2", CONVERGE, |s| {
+        s["peers"][0]["config_drift"]
+            .to_string()
+            .contains("advert_interval_ms")
+    });
+    assert_nothing_moved(&c, before);
+    append_config(&c, "n2", "[election]\nadvert_interval_ms = 80\n");
+    reload_ok(&c, "n2");
+    for n in ["n1", "n2"] {
+        c.wait_status(n, CONVERGE, |s| {
+            s["peers"][0]["config_drift"].as_array().unwrap().is_empty()
+        });
+    }
+    assert_nothing_moved(&c, before);
+}
+
+#[test]
+fn a_change_that_needs_a_restart_exits_non_zero_and_stays_pending() {
+    if !require_root("a_change_that_needs_a_restart_exits_non_zero_and_stays_pending") {
+        return;
+    }
+    let c = started_pair();
+    let before = (transitions(&c, "n1"), transitions(&c, "n2"));
+    let path = c.config_path("n1");
+    let original = std::fs::read_to_string(&path).unwrap();
+    // One change that needs a restart, one that applies live, in the same reload.
+    let edited = original
+        .replace("interface = \"eth0\"", "interface = \"eth9\"")
+        .replace("priority = 200", "priority = 190");
+    std::fs::write(&path, &edited).unwrap();
+    let out = c.ctl("n1", &["reload"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("applied priority 200 → 190"), "{err}");
+    assert!(
+        err.contains("NOT applied, restart the agent to apply: interface eth0 → eth9"),
+        "{err}"
+    );
+    let st = c.status("n1");
+    assert_eq!(st["priority"]["base"], 190, "{st:#}");
+    assert_eq!(
+        st["pending_restart"],
+        serde_json::json!(["interface eth0 → eth9"]),
+        "{st:#}"
+    );
+    let text = String::from_utf8_lossy(&c.ctl("n1", &["status"]).stdout).into_owned();
+    assert!(
+        text.contains("PENDING RESTART: interface eth0 → eth9"),
+        "{text}"
+    );
+    // Another reload of the same file says so again: never "nothing changed".
+    let out = c.ctl("n1", &["reload"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interface eth0 → eth9"));
+    assert_nothing_moved(&c, before);
+    // Back to the running interface: nothing pending any more.
+    std::fs::write(&path, edited.replace("eth9", "eth0")).unwrap();
+    reload_ok(&c, "n1");
+    assert_eq!(c.status("n1")["pending_restart"], serde_json::json!([]));
 }

@@ -946,11 +946,14 @@ fn election_changes_is_empty_for_settings_that_reload_quietly() {
 }
 
 #[test]
-fn only_a_priority_change_applies_without_a_restart() {
+fn priority_and_timers_apply_without_a_restart_and_the_node_s_place_does_not() {
     let old = parse(FULL).unwrap();
     let mut new = old.clone();
     new.node.priority = 120;
     new.election.preempt = !new.election.preempt;
+    new.election.advert_interval = ms(50);
+    new.node.interface = "eth9".into();
+    new.election.quorum = !new.election.quorum;
     let changes = old.election_changes(&new);
     let settings: Vec<_> = changes
         .iter()
@@ -958,8 +961,40 @@ fn only_a_priority_change_applies_without_a_restart() {
         .collect();
     assert_eq!(
         settings,
-        vec![(Setting::Priority, true), (Setting::Preempt, false)]
+        vec![
+            (Setting::Priority, true),
+            (Setting::Interface, false),
+            (Setting::AdvertIntervalMs, true),
+            (Setting::Preempt, true),
+            (Setting::Quorum, false),
+        ]
     );
+    // What a reload applies: the live ones from the file, the others as running.
+    let applied = new.applied_over(&old);
+    let left: Vec<_> = old
+        .election_changes(&applied)
+        .into_iter()
+        .map(|c| c.setting)
+        .collect();
+    assert_eq!(
+        left,
+        vec![
+            Setting::Priority,
+            Setting::AdvertIntervalMs,
+            Setting::Preempt
+        ]
+    );
+    let mut everything = old.clone();
+    everything.cluster = "other".into();
+    everything.node.name = "n9".into();
+    everything.node.listen = sa("192.0.2.99:6000");
+    everything.peers.truncate(1);
+    everything.vips.truncate(1);
+    everything.lease = None;
+    everything.probe.count = 0;
+    everything.witness = None;
+    let applied = everything.applied_over(&old);
+    assert_eq!(old.election_changes(&applied), Vec::new());
 }
 
 #[test]

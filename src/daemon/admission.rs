@@ -282,6 +282,11 @@ impl Intake {
         }
     }
 
+    /// Our settings fingerprint after a reload changed a setting it covers.
+    pub(crate) fn set_fingerprint(&mut self, fingerprint: [u32; 4]) {
+        self.fingerprint = fingerprint;
+    }
+
     /// One datagram from peer number `peer` whose certificate names `cert_names`.
     pub(crate) fn receive(
         &mut self,

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::Receiver;
 
 use crate::certs;
+use crate::config::Setting;
 use crate::config::{self, Config, Overrides};
 use crate::control::{
     CheckView, ClaimBlockedView, ControlServer, Counters as CounterView, PeerStatus, PriorityView,
     QuorumView, Response, Status, VipStatus, WitnessView, STATUS_VERSION,
 };
-use crate::election::{Election, NoticeCause};
+use crate::election::{Election, NoticeCause, Reconfig};
 use crate::health::{HealthMonitor, Verdict};
 use crate::metrics::{Metrics, MetricsServer};
 use crate::net::format_mac;
@@ -53,6 +54,8 @@ pub(super) struct Operator {
     metrics: Arc<Metrics>,
     metrics_server: Option<MetricsServer>,
     cert: OwnCert,
+    /// Changes in the file the last reload did not apply (they need a restart).
+    pending: Vec<String>,
     started: Instant,
 }
 
@@ -84,6 +87,9 @@ pub(super) struct Reloaded {
     pub(super) verdicts: Option<Receiver<Verdict>>,
     /// The configured base priority (the election decides whether it changed).
     pub(super) base_priority: u8,
+    /// New timers, preemption, cluster size or fingerprint for the election (and the
+    /// intake's fingerprint, the transport's redial interval).
+    pub(super) election: Option<Reconfig>,
 }
 
 impl Operator {
@@ -107,6 +113,7 @@ impl Operator {
             metrics,
             metrics_server,
             cert,
+            pending: Vec::new(),
             started: Instant::now(),
         }
     }
@@ -164,13 +171,21 @@ impl Operator {
         self.metrics
             .set_cert_expiry("node", unix_secs(identity.not_after));
 
+        let applied_config = new.applied_over(&self.config);
         let old = &self.config;
-        let (live, restart): (Vec<_>, Vec<_>) = old
+        let live = old.election_changes(&applied_config);
+        let restart: Vec<_> = old
             .election_changes(&new)
             .into_iter()
-            .partition(|c| c.setting.applies_live());
+            .filter(|c| !c.setting.applies_live())
+            .collect();
         applied.extend(live.iter().map(ToString::to_string));
         let mut pending: Vec<String> = restart.iter().map(ToString::to_string).collect();
+        let new = applied_config;
+        let election = live
+            .iter()
+            .any(|c| c.setting != Setting::Priority)
+            .then(|| setup::reconfig(&new));
         if old.log != new.log {
             if let Some(set) = &self.options.set_log_level {
                 match set(&new.log.level) {
@@ -208,15 +223,24 @@ impl Operator {
         };
         if !pending.is_empty() {
             message.push_str(&format!(
-                "; restart the agent to apply: {}",
+                "; NOT applied, restart the agent to apply: {}",
                 pending.join(", ")
             ));
+            tracing::warn!("reload: {message}");
         }
+        self.pending = pending;
+        let response = if self.pending.is_empty() {
+            Response::done(message)
+        } else {
+            // Applied what it could, but the running agent does not match the file.
+            Response::refused(message)
+        };
         Ok(Reloaded {
-            response: Response::done(message),
+            response,
             notifier,
             verdicts,
             base_priority,
+            election,
         })
     }
 
@@ -363,7 +387,7 @@ impl Operator {
             cert_serial: self.cert.serial.clone(),
             cert_days_left: Some(certs::days_left(self.cert.not_after, SystemTime::now())),
             warnings,
-            pending_restart: Vec::new(),
+            pending_restart: self.pending.clone(),
             uptime_s: self.started.elapsed().as_secs(),
         })
     }

@@ -436,6 +436,15 @@ impl Daemon {
         if let Some(verdicts) = reloaded.verdicts {
             self.pending_verdicts = Some(verdicts);
         }
+        if let Some(r) = reloaded.election {
+            self.intake.set_fingerprint(r.fingerprint);
+            // Fast contact follows the advert interval, as at start (setup::transport).
+            self.exec
+                .peers
+                .transport
+                .set_redial_interval(r.advert_interval * 2);
+            self.step(Input::Reconfigure(r)).await;
+        }
         if reloaded.base_priority != self.election.base_priority() {
             self.step(Input::BasePriority {
                 priority: reloaded.base_priority,

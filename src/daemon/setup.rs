@@ -18,7 +18,7 @@ use tokio::sync::mpsc::{self, Receiver};
 use crate::certs::{self, CertError, NodeIdentity};
 use crate::config::{Config, GatewaySetting};
 use crate::control::{ControlError, ControlRequest, ControlServer};
-use crate::election::{Election, ElectionConfig};
+use crate::election::{Election, ElectionConfig, Reconfig};
 use crate::health::{HealthMonitor, Verdict};
 use crate::metrics::{self, Metrics, MetricsError, MetricsServer};
 use crate::net::Ipv4Cidr;
@@ -330,6 +330,19 @@ fn election(config: &Config, mac: [u8; 6], probe: bool) -> Election {
         foreign_holder_timeout: config.probe.foreign_holder_timeout,
     };
     Election::new(settings, Instant::now())
+}
+
+/// What a reload hands the running election: the timers, preemption, cluster size and
+/// fingerprint of `config`.
+pub(super) fn reconfig(config: &Config) -> Reconfig {
+    Reconfig {
+        advert_interval: config.election.advert_interval,
+        down_multiplier: config.election.down_multiplier,
+        preempt: config.election.preempt,
+        preempt_delay: config.election.preempt_delay,
+        cluster_size: config.peers.len() + 1,
+        fingerprint: fingerprint(config).0,
+    }
 }
 
 fn intake(config: &Config) -> Intake {

@@ -361,6 +361,15 @@ impl Transport {
         })
     }
 
+    /// Changes fast contact's redial interval (see [`TransportConfig::redial_interval`]);
+    /// `Duration::ZERO` turns it off. Dial loops use it from their next wait on.
+    pub fn set_redial_interval(&self, interval: Duration) {
+        self.handle
+            .shared
+            .redial_ms
+            .store(redial_ms(interval), std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Proof that the path to `peer` (an index in [`TransportConfig::peers`]) works again,
     /// such as a frame from its MAC: with fast contact on, dial it now if we have not heard
     /// it for a redial interval, abandoning a dial that has had no answer yet. A peer that
