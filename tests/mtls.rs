@@ -1048,6 +1048,39 @@ async fn a_reload_that_no_longer_trusts_the_peers_ca_closes_its_connection() {
     assert!(done.closed_untrusted.is_empty(), "{done:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_peers_keeps_unchanged_peers_and_closes_removed_ones() {
+    let mut p = Pair::start(false).await;
+    let n2_addr = p.n2.local_addr();
+    // A third peer nobody runs: appended, n2 keeps index 0 and its connection.
+    let ghost = SocketAddr::new(LOOPBACK, bind().local_addr().unwrap().port());
+    p.n1.set_peers(vec![named("n2", n2_addr), named("n3", ghost)])
+        .unwrap();
+    assert_eq!(p.n1.stats().len(), 2);
+    deliver(&p.n2, &mut p.n1_events, b"still here").await;
+    assert!(p.n1.stats()[0].connected);
+    assert!(!p
+        .n1_events
+        .seen
+        .iter()
+        .any(|e| matches!(e, TransportEvent::Down { .. })));
+    // n2 removed: its connection closes (Down) and it is not dialled again.
+    p.n1.set_peers(vec![]).unwrap();
+    p.n1_events
+        .expect("n1: Down n2", |e| {
+            matches!(e, TransportEvent::Down { peer: 0, .. })
+        })
+        .await;
+    assert!(p.n1.stats().is_empty());
+    // Back again: dialled and up.
+    p.n1.set_peers(vec![named("n2", n2_addr)]).unwrap();
+    p.n1_events
+        .expect("n1: Up n2 again", |e| {
+            matches!(e, TransportEvent::Up { peer: 0, .. })
+        })
+        .await;
+}
+
 /// Distinct QUIC connections (destination connection IDs of long-header packets) that
 /// reached `sink` within `window`.
 async fn dials_seen(sink: tokio::net::UdpSocket, window: Duration) -> usize {

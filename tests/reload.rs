@@ -274,3 +274,104 @@ fn a_change_that_needs_a_restart_exits_non_zero_and_stays_pending() {
     reload_ok(&c, "n1");
     assert_eq!(c.status("n1")["pending_restart"], serde_json::json!([]));
 }
+
+#[test]
+fn a_third_peer_added_by_reload_joins_without_a_transition() {
+    if !require_root("a_third_peer_added_by_reload_joins_without_a_transition") {
+        return;
+    }
+    let all = [node("n1", 200), node("n2", 100), node("n3", 50)];
+    let mut c = Cluster::new(&all);
+    let certs = certs_dir(&c);
+    // n1 and n2 start as a pair; n3's config already names both.
+    for n in &all[..2] {
+        c.write_config(n, &all[..2], &certs);
+    }
+    c.start("n1");
+    c.start("n2");
+    c.wait_sole_holder("n1", CONVERGE);
+    for n in ["n1", "n2"] {
+        c.wait_status(n, CONVERGE, |s| s["peers"][0]["connected"] == true);
+    }
+    let before = (transitions(&c, "n1"), transitions(&c, "n2"));
+    for n in &all[..2] {
+        c.write_config(n, &all, &certs);
+        let answer = reload_ok(&c, n.name);
+        assert!(answer.contains("peers "), "{answer}");
+    }
+    c.start("n3");
+    for n in ["n1", "n2", "n3"] {
+        c.wait_status(n, CONVERGE, |s| {
+            let peers = s["peers"].as_array().unwrap();
+            peers.len() == 2
+                && peers
+                    .iter()
+                    .all(|p| p["connected"] == true && p["alive"] == true)
+        });
+    }
+    assert_eq!(c.status("n3")["state"], "backup");
+    c.assert_holders_stay(&["n1"], STEADY);
+    assert_eq!((transitions(&c, "n1"), transitions(&c, "n2")), before);
+    let st = c.status("n1");
+    assert_eq!(st["quorum"]["cluster_size"], 3, "{st:#}");
+    assert_eq!(
+        st["peers"][0]["name"], "n2",
+        "the old peer keeps its place: {st:#}"
+    );
+}
+
+#[test]
+fn a_peer_s_new_address_is_dialled_after_reload_without_a_transition() {
+    if !require_root("a_peer_s_new_address_is_dialled_after_reload_without_a_transition") {
+        return;
+    }
+    let mut c = started_pair();
+    let before = transitions(&c, "n1");
+    // n2 moves to another address (a second one on its interface) and restarts there.
+    let old = c.lab.host("n2").unwrap().addr.to_string();
+    let new = "192.0.2.40";
+    c.lab
+        .host("n2")
+        .unwrap()
+        .ns
+        .ip(&["addr", "add", &format!("{new}/24"), "dev", "eth0"])
+        .unwrap();
+    let agent = c.lab.agent("n2").unwrap();
+    agent.signal(libc::SIGTERM).unwrap();
+    agent.wait_exit(Duration::from_secs(5)).expect("n2 stops");
+    let path = c.config_path("n2");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replacen(
+            &format!("listen = \"{old}\""),
+            &format!("listen = \"{new}\""),
+            1,
+        ),
+    )
+    .unwrap();
+    c.start("n2");
+    // n1 learns the new address by reload and dials it.
+    let path = c.config_path("n1");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replacen(
+            &format!("address = \"{old}\""),
+            &format!("address = \"{new}\""),
+            1,
+        ),
+    )
+    .unwrap();
+    let answer = reload_ok(&c, "n1");
+    assert!(answer.contains(&format!("n2 ({new}:5798)")), "{answer}");
+    c.wait_status("n1", CONVERGE, |s| {
+        s["peers"][0]["address"] == format!("{new}:5798").as_str()
+            && s["peers"][0]["connected"] == true
+            && s["peers"][0]["alive"] == true
+    });
+    c.wait_log("n1", &format!("remote={new}:5798 dir=Outbound"), CONVERGE);
+    c.assert_holders_stay(&["n1"], STEADY);
+    assert_eq!(transitions(&c, "n1"), before);
+    assert_eq!(c.status("n1")["state"], "master");
+}

@@ -144,18 +144,20 @@ impl Setting {
 
     /// Whether a running agent applies this change without a restart (and without a
     /// transition where the VIP holder stays): the priority (in the next advert), the
-    /// election timers and preemption (the election is reconfigured), and the certificate
-    /// paths (a reload reads the certificates anyway). The node's identity and place
-    /// (cluster, name, interface, listen), the VIP lease, probing, quorum and the witness
-    /// need a restart.
+    /// peers (the transport's peer table), the election timers, preemption and quorum (the
+    /// election is reconfigured), and the certificate paths (a reload reads the
+    /// certificates anyway). The node's identity and place (cluster, name, interface,
+    /// listen), the VIP lease, probing and the witness need a restart.
     pub const fn applies_live(self) -> bool {
         matches!(
             self,
             Setting::Priority
+                | Setting::Peers
                 | Setting::AdvertIntervalMs
                 | Setting::DownMultiplier
                 | Setting::Preempt
                 | Setting::PreemptDelayMs
+                | Setting::Quorum
                 | Setting::TlsCa
                 | Setting::TlsCert
                 | Setting::TlsKey
@@ -191,11 +193,9 @@ impl Config {
         out.node.name = running.node.name.clone();
         out.node.interface = running.node.interface.clone();
         out.node.listen = running.node.listen;
-        out.peers = running.peers.clone();
         out.vips = running.vips.clone();
         out.lease = running.lease;
         out.probe = running.probe.clone();
-        out.election.quorum = running.election.quorum;
         out.witness = running.witness.clone();
         out
     }

@@ -946,7 +946,7 @@ fn election_changes_is_empty_for_settings_that_reload_quietly() {
 }
 
 #[test]
-fn priority_and_timers_apply_without_a_restart_and_the_node_s_place_does_not() {
+fn priority_peers_timers_and_quorum_apply_without_a_restart_and_the_node_s_place_does_not() {
     let old = parse(FULL).unwrap();
     let mut new = old.clone();
     new.node.priority = 120;
@@ -954,6 +954,8 @@ fn priority_and_timers_apply_without_a_restart_and_the_node_s_place_does_not() {
     new.election.advert_interval = ms(50);
     new.node.interface = "eth9".into();
     new.election.quorum = !new.election.quorum;
+    new.witness = None;
+    new.peers.truncate(1);
     let changes = old.election_changes(&new);
     let settings: Vec<_> = changes
         .iter()
@@ -964,9 +966,11 @@ fn priority_and_timers_apply_without_a_restart_and_the_node_s_place_does_not() {
         vec![
             (Setting::Priority, true),
             (Setting::Interface, false),
+            (Setting::Peers, true),
             (Setting::AdvertIntervalMs, true),
             (Setting::Preempt, true),
-            (Setting::Quorum, false),
+            (Setting::Quorum, true),
+            (Setting::Witness, false),
         ]
     );
     // What a reload applies: the live ones from the file, the others as running.
@@ -980,15 +984,16 @@ fn priority_and_timers_apply_without_a_restart_and_the_node_s_place_does_not() {
         left,
         vec![
             Setting::Priority,
+            Setting::Peers,
             Setting::AdvertIntervalMs,
-            Setting::Preempt
+            Setting::Preempt,
+            Setting::Quorum
         ]
     );
     let mut everything = old.clone();
     everything.cluster = "other".into();
     everything.node.name = "n9".into();
     everything.node.listen = sa("192.0.2.99:6000");
-    everything.peers.truncate(1);
     everything.vips.truncate(1);
     everything.lease = None;
     everything.probe.count = 0;

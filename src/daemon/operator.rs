@@ -21,7 +21,7 @@ use crate::health::{HealthMonitor, Verdict};
 use crate::metrics::{Metrics, MetricsServer};
 use crate::net::format_mac;
 use crate::notify::Notifier;
-use crate::transport::Transport;
+use crate::transport::{PeerSpec, Transport};
 use crate::witness::Witness;
 
 use super::admission::Intake;
@@ -90,6 +90,8 @@ pub(super) struct Reloaded {
     /// New timers, preemption, cluster size or fingerprint for the election (and the
     /// intake's fingerprint, the transport's redial interval).
     pub(super) election: Option<Reconfig>,
+    /// The new peer list, in the transport's index order (see `setup::arrange_peers`).
+    pub(super) peers: Option<Vec<PeerSpec>>,
 }
 
 impl Operator {
@@ -126,7 +128,11 @@ impl Operator {
     /// Re-reads the configuration and the certificates. Settings that do not touch the
     /// election apply at once without any transition; an invalid file changes nothing
     /// (`Err` is the refusal).
-    pub(super) async fn reload(&mut self, transport: &Transport) -> Result<Reloaded, Response> {
+    pub(super) async fn reload(
+        &mut self,
+        transport: &Transport,
+        running_peers: &[PeerSpec],
+    ) -> Result<Reloaded, Response> {
         let new = match config::load(self.options.config_file.as_deref(), &self.options.overrides) {
             Ok(c) => c,
             Err(errors) => {
@@ -182,6 +188,10 @@ impl Operator {
         applied.extend(live.iter().map(ToString::to_string));
         let mut pending: Vec<String> = restart.iter().map(ToString::to_string).collect();
         let new = applied_config;
+        let peers = live
+            .iter()
+            .any(|c| c.setting == Setting::Peers)
+            .then(|| setup::arrange_peers(running_peers, &new));
         let election = live
             .iter()
             .any(|c| c.setting != Setting::Priority)
@@ -241,6 +251,7 @@ impl Operator {
             verdicts,
             base_priority,
             election,
+            peers,
         })
     }
 

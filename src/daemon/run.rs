@@ -426,7 +426,11 @@ impl Daemon {
     /// A reload (control request or SIGHUP): the operator side reloads, the loop applies
     /// what concerns its drivers and the election.
     async fn reload(&mut self) -> Response {
-        let reloaded = match self.ops.reload(&self.exec.peers.transport).await {
+        let reloaded = match self
+            .ops
+            .reload(&self.exec.peers.transport, &self.exec.peers.specs)
+            .await
+        {
             Ok(r) => r,
             Err(refused) => return refused,
         };
@@ -435,6 +439,13 @@ impl Daemon {
         }
         if let Some(verdicts) = reloaded.verdicts {
             self.pending_verdicts = Some(verdicts);
+        }
+        if let Some(specs) = reloaded.peers {
+            if let Err(e) = self.exec.peers.transport.set_peers(specs.clone()) {
+                tracing::error!(error = %e, "reload: the transport refused the new peers");
+            }
+            self.intake.set_peers(specs.clone());
+            self.exec.peers.specs = specs;
         }
         if let Some(r) = reloaded.election {
             self.intake.set_fingerprint(r.fingerprint);

@@ -341,6 +341,7 @@ pub(super) fn reconfig(config: &Config) -> Reconfig {
         preempt: config.election.preempt,
         preempt_delay: config.election.preempt_delay,
         cluster_size: config.peers.len() + 1,
+        quorum: config.election.quorum,
         fingerprint: fingerprint(config).0,
     }
 }
@@ -354,6 +355,27 @@ fn intake(config: &Config) -> Intake {
         peers: peer_specs(config),
     };
     Intake::new(rules, words, names)
+}
+
+/// The peers of `config` for a running transport that has `running`: a peer still
+/// configured (same name, or same address in quick mode) keeps its index, with its new
+/// address; new peers come after them. So a reload that adds or re-addresses a peer leaves
+/// the others' connections alone (a removed one shifts those after it).
+pub(super) fn arrange_peers(running: &[PeerSpec], config: &Config) -> Vec<PeerSpec> {
+    let mut fresh = peer_specs(config);
+    let same = |a: &PeerSpec, b: &PeerSpec| match (&a.name, &b.name) {
+        (Some(x), Some(y)) => x == y,
+        (None, None) => a.addr == b.addr,
+        _ => false,
+    };
+    let mut out = Vec::with_capacity(fresh.len());
+    for old in running {
+        if let Some(i) = fresh.iter().position(|f| same(old, f)) {
+            out.push(fresh.remove(i));
+        }
+    }
+    out.extend(fresh);
+    out
 }
 
 /// The configured peers, indexed like the transport's peer indices.

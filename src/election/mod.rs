@@ -168,6 +168,8 @@ pub struct Reconfig {
     pub preempt_delay: Duration,
     /// [`ElectionConfig::cluster_size`].
     pub cluster_size: usize,
+    /// [`ElectionConfig::quorum`].
+    pub quorum: bool,
     /// [`ElectionConfig::fingerprint`].
     pub fingerprint: [u32; 4],
 }
@@ -305,9 +307,10 @@ pub enum Input {
         to: Option<String>,
     },
     /// A reload changed settings the election can take while it runs (timers, preemption,
-    /// cluster size, fingerprint). Nothing transitions because of it: the next advert
+    /// cluster size, quorum, fingerprint). Nothing transitions at once: the next advert
     /// carries the new interval, the next master-down wait uses the new multiplier, and
-    /// preemption is judged with the new settings at the next advert. Clamped like
+    /// preemption and quorum are judged with the new settings at the next advert or
+    /// deadline. Clamped like
     /// [`ElectionConfig`].
     Reconfigure(Reconfig),
     /// The VIP interface's MAC changed (or the interface was re-created with another one):
@@ -592,6 +595,7 @@ impl Election {
         self.cfg.preempt = r.preempt;
         self.cfg.preempt_delay = r.preempt_delay;
         self.cfg.cluster_size = r.cluster_size.max(1);
+        self.cfg.quorum = r.quorum;
         self.cfg.fingerprint = r.fingerprint;
     }
 

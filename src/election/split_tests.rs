@@ -724,6 +724,7 @@ fn reconfigure_changes_the_timers_without_a_transition() {
             preempt: false,
             preempt_delay: ms(5),
             cluster_size: 3,
+            quorum: false,
             fingerprint: [1, 2, 3, 4],
         }),
     );
@@ -755,6 +756,7 @@ fn reconfigure_changes_the_timers_without_a_transition() {
             preempt: true,
             preempt_delay: Duration::ZERO,
             cluster_size: 0,
+            quorum: false,
             fingerprint: [0; 4],
         }),
     );

@@ -74,7 +74,9 @@ pub(super) async fn handle_inbound(shared: Arc<Shared>, incoming: quinn::Incomin
             return;
         }
     };
-    let Some(peer) = match_peer(&shared.peers, &names, &ips, remote) else {
+    let contacts = shared.contacts();
+    let specs: Vec<_> = contacts.iter().map(|c| c.spec.clone()).collect();
+    let Some(peer) = match_peer(&specs, &names, &ips, remote) else {
         conn.close(
             VarInt::from_u32(CLOSE_UNKNOWN_PEER),
             b"certificate matches no configured peer",
@@ -111,7 +113,9 @@ pub(super) async fn handle_inbound(shared: Arc<Shared>, incoming: quinn::Incomin
             return;
         }
     }
-    let seq = shared.register(peer, Dir::Inbound, &conn);
+    let Some(seq) = shared.register(peer, &contacts[peer], Dir::Inbound, &conn) else {
+        return;
+    };
     let reason = read_loop(&shared, peer, names, &conn).await;
     shared.unregister(peer, Dir::Inbound, seq, &reason);
 }

@@ -69,6 +69,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use quinn::VarInt;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
@@ -84,6 +85,16 @@ use tls::TlsContext;
 pub use reject::RejectKind;
 pub use tls::{client_config, server_config, ALPN};
 
+fn validate_peers(peers: &[PeerSpec]) -> Result<(), TransportError> {
+    for p in peers {
+        if let Some(name) = &p.name {
+            certs::validate_node_name(name)
+                .map_err(|e| TransportError::Config(format!("peer {}: {e}", p.addr)))?;
+        }
+    }
+    Ok(())
+}
+
 /// Application close code: the certificate matches no configured peer.
 pub const CLOSE_UNKNOWN_PEER: u32 = 0x10;
 /// Application close code: replaced by a newer connection from the same peer.
@@ -91,6 +102,8 @@ pub const CLOSE_REPLACED: u32 = 0x11;
 /// Application close code: after a reload, the peer's certificate no longer verifies
 /// against this node's CA (a trust bundle without the peer's CA).
 pub const CLOSE_UNTRUSTED: u32 = 0x12;
+/// Application close code: a reload removed this peer or changed its address.
+pub const CLOSE_RECONFIGURED: u32 = 0x13;
 /// Application close code: the node shuts down.
 pub const CLOSE_SHUTDOWN: u32 = 0x0;
 
@@ -254,12 +267,7 @@ impl Transport {
         cfg: TransportConfig,
         socket: std::net::UdpSocket,
     ) -> Result<(Transport, mpsc::Receiver<TransportEvent>), TransportError> {
-        for p in &cfg.peers {
-            if let Some(name) = &p.name {
-                certs::validate_node_name(name)
-                    .map_err(|e| TransportError::Config(format!("peer {}: {e}", p.addr)))?;
-            }
-        }
+        validate_peers(&cfg.peers)?;
         let tls = TlsContext::new(&cfg.identity)?;
         // The endpoint's own server configuration is never used for a handshake (each
         // inbound connection gets its own, see `handle_inbound`), but without one quinn
@@ -284,8 +292,7 @@ impl Transport {
             endpoint,
             tls: Mutex::new(Arc::new(tls)),
             links: Mutex::new(cfg.peers.iter().map(|_| Link::default()).collect()),
-            contact: cfg.peers.iter().map(|_| Contact::default()).collect(),
-            peers: cfg.peers,
+            contact: Mutex::new(cfg.peers.into_iter().map(Contact::new).collect()),
             events,
             shutdown,
             logged: Mutex::new(RejectLog::new(std::time::Instant::now())),
@@ -295,10 +302,11 @@ impl Transport {
         });
         tokio::spawn(accept_loop(Arc::clone(&shared)));
         tokio::spawn(summary_loop(Arc::clone(&shared)));
-        for peer in 0..shared.peers.len() {
-            tokio::spawn(dial_loop(Arc::clone(&shared), peer));
+        let contacts = shared.contacts();
+        for (peer, contact) in contacts.iter().enumerate() {
+            tokio::spawn(dial_loop(Arc::clone(&shared), peer, Arc::clone(contact)));
         }
-        info!(%local_addr, peers = shared.peers.len(), "transport listening");
+        info!(%local_addr, peers = contacts.len(), "transport listening");
         Ok((
             Transport {
                 handle: Arc::new(Handle { shared, local_addr }),
@@ -336,7 +344,7 @@ impl Transport {
                         None => Err(rustls::Error::NoCertificatesPresented),
                     };
                     if let Err(e) = verdict {
-                        let who = shared.peers[peer].describe();
+                        let who = shared.describe(peer);
                         tracing::warn!(peer = %who, error = %e, "closing a connection: the peer's certificate no longer verifies against the reloaded CA");
                         live.conn.close(
                             quinn::VarInt::from_u32(CLOSE_UNTRUSTED),
@@ -350,7 +358,7 @@ impl Transport {
             }
         }
         if certificate_changed {
-            for c in &shared.contact {
+            for c in shared.contacts() {
                 c.refresh.store(true, std::sync::atomic::Ordering::Relaxed);
                 c.refresh_kick.notify_one();
             }
@@ -359,6 +367,64 @@ impl Transport {
             certificate_changed,
             closed_untrusted,
         })
+    }
+
+    /// Replaces the peer list (a reload): events refer to the new indices from now on.
+    /// Index by index, a peer whose spec is unchanged keeps its connections; a changed one
+    /// (another address or name) has its connections closed ([`CLOSE_RECONFIGURED`], a
+    /// `Down` if it was up) and is dialled at its new spec; peers beyond the new list are
+    /// closed and forgotten, new ones are dialled. Keep unchanged peers at their indices
+    /// (append new ones) so that nothing is dropped that need not be.
+    pub fn set_peers(&self, peers: Vec<PeerSpec>) -> Result<(), TransportError> {
+        validate_peers(&peers)?;
+        let shared = &self.handle.shared;
+        let mut started = Vec::new();
+        {
+            // Lock order: links before contact (see `Shared`).
+            let mut links = shared.lock_links();
+            let mut contact = shared.contact.lock().unwrap_or_else(|p| p.into_inner());
+            for i in 0..contact.len().max(peers.len()) {
+                if contact.get(i).map(|c| &c.spec) == peers.get(i) {
+                    continue;
+                }
+                if let Some(old) = contact.get(i) {
+                    old.retired.send_replace(true);
+                    info!(peer = %old.spec.describe(), "peer removed or changed by a reload");
+                    if let Some(link) = links.get_mut(i) {
+                        let was_up = link.best().is_some();
+                        for live in [link.outbound.take(), link.inbound.take()]
+                            .into_iter()
+                            .flatten()
+                        {
+                            live.conn
+                                .close(VarInt::from_u32(CLOSE_RECONFIGURED), b"peer reconfigured");
+                        }
+                        if was_up {
+                            shared.emit(TransportEvent::Down {
+                                peer: i,
+                                reason: "removed or changed by a reload".to_string(),
+                            });
+                        }
+                    }
+                }
+                if let Some(spec) = peers.get(i) {
+                    let fresh = Contact::new(spec.clone());
+                    if i < contact.len() {
+                        contact[i] = Arc::clone(&fresh);
+                    } else {
+                        contact.push(Arc::clone(&fresh));
+                        links.push(Link::default());
+                    }
+                    started.push((i, fresh));
+                }
+            }
+            contact.truncate(peers.len());
+            links.truncate(peers.len());
+        }
+        for (i, c) in started {
+            tokio::spawn(dial_loop(Arc::clone(shared), i, c));
+        }
+        Ok(())
     }
 
     /// Changes fast contact's redial interval (see [`TransportConfig::redial_interval`]);
@@ -375,7 +441,7 @@ impl Transport {
     /// it for a redial interval, abandoning a dial that has had no answer yet. A peer that
     /// rejected us keeps its backoff. Calls faster than the dial loop can act coalesce.
     pub fn redial_now(&self, peer: usize) {
-        if let Some(c) = self.handle.shared.contact.get(peer) {
+        if let Some(c) = self.handle.shared.contact(peer) {
             c.kick.notify_one();
         }
     }
@@ -393,7 +459,7 @@ impl Transport {
         for (peer, link) in links.iter().enumerate() {
             if let Some(live) = link.best() {
                 if let Err(e) = live.conn.send_datagram(payload.clone()) {
-                    debug!(peer = %shared.peers[peer].describe(), error = %e, "datagram not sent");
+                    debug!(peer = %shared.describe(peer), error = %e, "datagram not sent");
                 }
             }
         }
