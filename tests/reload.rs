@@ -375,3 +375,83 @@ fn a_peer_s_new_address_is_dialled_after_reload_without_a_transition() {
     assert_eq!(transitions(&c, "n1"), before);
     assert_eq!(c.status("n1")["state"], "master");
 }
+
+fn set_vips(c: &Cluster, name: &str, list: &str) {
+    let path = c.config_path(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text.find("addresses = [").unwrap();
+    let end = start + text[start..].find(']').unwrap() + 1;
+    let text = format!("{}addresses = [{list}]{}", &text[..start], &text[end..]);
+    std::fs::write(&path, text).unwrap();
+}
+
+#[test]
+fn vips_added_and_dropped_by_reload_move_on_the_master_without_a_transition() {
+    if !require_root("vips_added_and_dropped_by_reload_move_on_the_master_without_a_transition") {
+        return;
+    }
+    let c = started_pair();
+    let before = (transitions(&c, "n1"), transitions(&c, "n2"));
+    let second = std::net::Ipv4Addr::new(192, 0, 2, 101);
+    let holders_of = |vip| c.lab.holders(vip).unwrap();
+    let wait_holders = |vip, want: &[&str]| {
+        let start = std::time::Instant::now();
+        while holders_of(vip) != want {
+            assert!(start.elapsed() < CONVERGE, "{vip}: {:?}", holders_of(vip));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    for n in ["n1", "n2"] {
+        set_vips(&c, n, &format!("\"{VIP}/24\", \"{second}/24\""));
+        let answer = reload_ok(&c, n);
+        assert!(
+            answer.contains(&format!("vips {VIP}/24 → {VIP}/24, {second}/24")),
+            "{answer}"
+        );
+    }
+    wait_holders(second, &["n1"]);
+    assert_nothing_moved(&c, before);
+    let st = c.status("n1");
+    let held: Vec<_> = st["vips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["address"].as_str().unwrap().to_string(),
+                v["held_here"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        held,
+        vec![(format!("{VIP}/24"), true), (format!("{second}/24"), true)],
+        "{st:#}"
+    );
+    // The master announced it: the client reaches the new VIP.
+    let client = &c.lab.host("client").unwrap().ns;
+    let ping = client
+        .command("ping")
+        .args(["-c", "1", "-W", "2", &second.to_string()])
+        .output()
+        .unwrap();
+    assert!(ping.status.success(), "{ping:?}");
+    // No drift between the nodes once both have the same list.
+    c.wait_status("n2", CONVERGE, |s| {
+        s["peers"][0]["config_drift"].as_array().unwrap().is_empty()
+    });
+
+    // The first VIP dropped: the master deletes it, keeps the other, nobody transitions.
+    for n in ["n1", "n2"] {
+        set_vips(&c, n, &format!("\"{second}/24\""));
+        reload_ok(&c, n);
+    }
+    wait_holders(VIP, &[]);
+    for _ in 0..20 {
+        assert_eq!(holders_of(second), vec!["n1".to_string()]);
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!((transitions(&c, "n1"), transitions(&c, "n2")), before);
+    assert_eq!(c.status("n1")["state"], "master");
+    assert_eq!(c.status("n2")["state"], "backup");
+}

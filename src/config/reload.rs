@@ -144,7 +144,8 @@ impl Setting {
 
     /// Whether a running agent applies this change without a restart (and without a
     /// transition where the VIP holder stays): the priority (in the next advert), the
-    /// peers (the transport's peer table), the election timers, preemption and quorum (the
+    /// peers (the transport's peer table), the VIPs (a master installs the new ones and
+    /// deletes the dropped ones), the election timers, preemption and quorum (the
     /// election is reconfigured), and the certificate paths (a reload reads the
     /// certificates anyway). The node's identity and place (cluster, name, interface,
     /// listen), the VIP lease, probing and the witness need a restart.
@@ -153,6 +154,7 @@ impl Setting {
             self,
             Setting::Priority
                 | Setting::Peers
+                | Setting::Vips
                 | Setting::AdvertIntervalMs
                 | Setting::DownMultiplier
                 | Setting::Preempt
@@ -193,7 +195,6 @@ impl Config {
         out.node.name = running.node.name.clone();
         out.node.interface = running.node.interface.clone();
         out.node.listen = running.node.listen;
-        out.vips = running.vips.clone();
         out.lease = running.lease;
         out.probe = running.probe.clone();
         out.witness = running.witness.clone();

@@ -946,7 +946,7 @@ fn election_changes_is_empty_for_settings_that_reload_quietly() {
 }
 
 #[test]
-fn priority_peers_timers_and_quorum_apply_without_a_restart_and_the_node_s_place_does_not() {
+fn what_a_reload_applies_without_a_restart_and_what_needs_one() {
     let old = parse(FULL).unwrap();
     let mut new = old.clone();
     new.node.priority = 120;
@@ -956,6 +956,7 @@ fn priority_peers_timers_and_quorum_apply_without_a_restart_and_the_node_s_place
     new.election.quorum = !new.election.quorum;
     new.witness = None;
     new.peers.truncate(1);
+    new.vips.truncate(1);
     let changes = old.election_changes(&new);
     let settings: Vec<_> = changes
         .iter()
@@ -967,6 +968,7 @@ fn priority_peers_timers_and_quorum_apply_without_a_restart_and_the_node_s_place
             (Setting::Priority, true),
             (Setting::Interface, false),
             (Setting::Peers, true),
+            (Setting::Vips, true),
             (Setting::AdvertIntervalMs, true),
             (Setting::Preempt, true),
             (Setting::Quorum, true),
@@ -985,6 +987,7 @@ fn priority_peers_timers_and_quorum_apply_without_a_restart_and_the_node_s_place
         vec![
             Setting::Priority,
             Setting::Peers,
+            Setting::Vips,
             Setting::AdvertIntervalMs,
             Setting::Preempt,
             Setting::Quorum
@@ -994,7 +997,6 @@ fn priority_peers_timers_and_quorum_apply_without_a_restart_and_the_node_s_place
     everything.cluster = "other".into();
     everything.node.name = "n9".into();
     everything.node.listen = sa("192.0.2.99:6000");
-    everything.vips.truncate(1);
     everything.lease = None;
     everything.probe.count = 0;
     everything.witness = None;

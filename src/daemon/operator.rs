@@ -19,7 +19,7 @@ use crate::control::{
 use crate::election::{Election, NoticeCause, Reconfig};
 use crate::health::{HealthMonitor, Verdict};
 use crate::metrics::{Metrics, MetricsServer};
-use crate::net::format_mac;
+use crate::net::{format_mac, Ipv4Cidr};
 use crate::notify::Notifier;
 use crate::transport::{PeerSpec, Transport};
 use crate::witness::Witness;
@@ -92,6 +92,8 @@ pub(super) struct Reloaded {
     pub(super) election: Option<Reconfig>,
     /// The new peer list, in the transport's index order (see `setup::arrange_peers`).
     pub(super) peers: Option<Vec<PeerSpec>>,
+    /// The new VIPs.
+    pub(super) vips: Option<Vec<Ipv4Cidr>>,
 }
 
 impl Operator {
@@ -192,6 +194,10 @@ impl Operator {
             .iter()
             .any(|c| c.setting == Setting::Peers)
             .then(|| setup::arrange_peers(running_peers, &new));
+        let vips = live
+            .iter()
+            .any(|c| c.setting == Setting::Vips)
+            .then(|| new.vips.clone());
         let election = live
             .iter()
             .any(|c| c.setting != Setting::Priority)
@@ -205,7 +211,8 @@ impl Operator {
             }
         }
         let mut notifier = None;
-        if old.notify != new.notify {
+        // The hooks are told the VIPs too.
+        if old.notify != new.notify || vips.is_some() {
             notifier = Some(setup::notifier(&new));
             applied.push("notify hooks".into());
         }
@@ -252,6 +259,7 @@ impl Operator {
             base_priority,
             election,
             peers,
+            vips,
         })
     }
 

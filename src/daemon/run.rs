@@ -38,7 +38,8 @@ struct Daemon {
 /// Drivers that only report (through the loop's inputs); kept alive here.
 struct Watches {
     _carrier: CarrierWatch,
-    _address_watch: AddressWatch,
+    /// Also told of new VIPs by a reload.
+    address_watch: AddressWatch,
     /// Also read by `status`.
     witness: Option<Witness>,
 }
@@ -66,7 +67,7 @@ pub(super) async fn run(
         ),
         watches: Watches {
             _carrier: started.carrier,
-            _address_watch: started.address_watch,
+            address_watch: started.address_watch,
             witness: started.witness,
         },
         pending_verdicts: None,
@@ -446,6 +447,13 @@ impl Daemon {
             }
             self.intake.set_peers(specs.clone());
             self.exec.peers.specs = specs;
+        }
+        if let Some(vips) = reloaded.vips {
+            let holding = self.election.state() == State::Master;
+            let watch = &self.watches.address_watch;
+            if let Some(fault) = self.exec.set_vips(vips, watch, holding).await {
+                self.step(fault).await;
+            }
         }
         if let Some(r) = reloaded.election {
             self.intake.set_fingerprint(r.fingerprint);
