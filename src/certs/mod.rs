@@ -37,7 +37,7 @@ pub const ISSUE_COMMAND: &str = "haagent certs issue";
 /// The command that renews a node certificate with the same names (`certs renew`).
 pub const RENEW_COMMAND: &str = "haagent certs renew";
 /// From this many days before a certificate expires, the agent warns (log line at start-up,
-/// on reload and once a day; a line in `status`).
+/// and on reload; a line in `status`).
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
 /// The command that prints a certificate's names and dates (`certs show` in src/cli.rs).
 pub const SHOW_COMMAND: &str = "haagent certs show";
