@@ -170,7 +170,20 @@ enum CertsCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Print a certificate's subject, SANs, issuer and expiry.
+    /// Replace DIR/NAME.pem and DIR/NAME-key.pem with a new key and certificate from the CA
+    /// in DIR, keeping the IP addresses; `haagent reload` then uses it without a restart.
+    Renew {
+        /// Directory holding ca.pem, ca-key.pem and NAME.pem.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Node name of the certificate to renew.
+        #[arg(long)]
+        name: String,
+        /// Validity in days.
+        #[arg(long, default_value_t = DEFAULT_NODE_DAYS)]
+        days: u32,
+    },
+    /// Print a certificate's subject, SANs, serial, issuer and expiry.
     Show {
         /// The PEM file.
         file: PathBuf,
@@ -325,6 +338,13 @@ fn run_certs(cmd: CertsCommand) -> ExitCode {
             force,
         } => certs::issue(&dir, &name, &ips, days, force).map(|w| {
             println!("wrote {} and {}", w.cert.display(), w.key.display());
+        }),
+        CertsCommand::Renew { dir, name, days } => certs::renew(&dir, &name, days).map(|w| {
+            println!(
+                "wrote {} and {}; `haagent reload` puts them to use",
+                w.cert.display(),
+                w.key.display()
+            );
         }),
         CertsCommand::Show { file } => certs::show(&file).map(|text| print!("{text}")),
     };

@@ -962,6 +962,125 @@ async fn reloaded_identity_is_presented_to_new_connections() {
     t.close().await;
 }
 
+/// Polls `t`'s link to peer 0 until `pred` holds (bounded by [`WAIT`]).
+async fn wait_link(
+    t: &Transport,
+    what: &str,
+    pred: impl Fn(&haagent::transport::PeerLinkStats) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let link = t.stats()[0].clone();
+        if pred(&link) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {link:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_reaches_the_live_peer_without_a_down() {
+    let mut p = Pair::start(false).await;
+    let d = p.dir.path().to_path_buf();
+    let old_serial = p.n2.stats()[0]
+        .cert_serial
+        .clone()
+        .expect("n1's serial at n2");
+    let w = certs::renew(&d, "n1", 20).unwrap();
+    let renewed = certs::load_identity(&p.ca(), &w.cert, &w.key, SystemTime::now()).unwrap();
+    let new_serial = certs::serial_of(&renewed).unwrap();
+    assert_ne!(new_serial, old_serial);
+    let done = p.n1.reload_identity(&renewed).unwrap();
+    assert!(done.certificate_changed);
+    assert!(done.closed_untrusted.is_empty());
+    // n1 dials n2 anew beside the live connection: n2 sends on the newest one and sees the
+    // new serial, and neither side ever loses the peer.
+    wait_link(&p.n2, "n2 to see n1's new serial", |l| {
+        l.cert_serial.as_deref() == Some(new_serial.as_str())
+    })
+    .await;
+    deliver(&p.n1, &mut p.n2_events, b"after renewal").await;
+    deliver(&p.n2, &mut p.n1_events, b"after renewal, back").await;
+    let downs = |e: &Events| {
+        e.seen
+            .iter()
+            .filter(|e| matches!(e, TransportEvent::Down { .. }))
+            .count()
+    };
+    assert_eq!(downs(&p.n1_events), 0, "{:#?}", p.n1_events.seen);
+    assert_eq!(downs(&p.n2_events), 0, "{:#?}", p.n2_events.seen);
+    // The same identity again changes nothing.
+    let again = certs::load_identity(&p.ca(), &w.cert, &w.key, SystemTime::now()).unwrap();
+    assert!(!p.n1.reload_identity(&again).unwrap().certificate_changed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_no_longer_trusts_the_peers_ca_closes_its_connection() {
+    let mut p = Pair::start(false).await;
+    // n1 moves to a new CA (and a certificate from it) without the old CA in its bundle:
+    // n2's certificate, from the old CA, no longer verifies.
+    let other = p.dir.path().join("other-ca");
+    certs::init_ca(&other, "test", 30, false).unwrap();
+    let w = certs::issue(&other, "n1", &[LOOPBACK], 10, false).unwrap();
+    let moved =
+        certs::load_identity(&other.join("ca.pem"), &w.cert, &w.key, SystemTime::now()).unwrap();
+    let done = p.n1.reload_identity(&moved).unwrap();
+    assert_eq!(done.closed_untrusted.len(), 1, "{done:?}");
+    assert!(done.closed_untrusted[0].contains("n2"), "{done:?}");
+    p.n1_events
+        .expect("n1: Down n2", |e| {
+            matches!(e, TransportEvent::Down { peer: 0, .. })
+        })
+        .await;
+
+    // With a bundle of both CAs, n1 trusts n2 again and keeps it.
+    let bundle = p.dir.path().join("bundle.pem");
+    let mut both = std::fs::read(p.ca()).unwrap();
+    both.extend(std::fs::read(other.join("ca.pem")).unwrap());
+    std::fs::write(&bundle, both).unwrap();
+    let bundled = certs::load_identity(&bundle, &w.cert, &w.key, SystemTime::now()).unwrap();
+    assert_eq!(bundled.ca.len(), 2);
+    let done = p.n1.reload_identity(&bundled).unwrap();
+    assert!(done.closed_untrusted.is_empty(), "{done:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_peers_keeps_unchanged_peers_and_closes_removed_ones() {
+    let mut p = Pair::start(false).await;
+    let n2_addr = p.n2.local_addr();
+    // A third peer nobody runs: appended, n2 keeps index 0 and its connection.
+    let ghost = SocketAddr::new(LOOPBACK, bind().local_addr().unwrap().port());
+    p.n1.set_peers(vec![named("n2", n2_addr), named("n3", ghost)])
+        .unwrap();
+    assert_eq!(p.n1.stats().len(), 2);
+    deliver(&p.n2, &mut p.n1_events, b"still here").await;
+    assert!(p.n1.stats()[0].connected);
+    assert!(!p
+        .n1_events
+        .seen
+        .iter()
+        .any(|e| matches!(e, TransportEvent::Down { .. })));
+    // n2 removed: its connection closes (Down) and it is not dialled again.
+    p.n1.set_peers(vec![]).unwrap();
+    p.n1_events
+        .expect("n1: Down n2", |e| {
+            matches!(e, TransportEvent::Down { peer: 0, .. })
+        })
+        .await;
+    assert!(p.n1.stats().is_empty());
+    // Back again: dialled and up.
+    p.n1.set_peers(vec![named("n2", n2_addr)]).unwrap();
+    p.n1_events
+        .expect("n1: Up n2 again", |e| {
+            matches!(e, TransportEvent::Up { peer: 0, .. })
+        })
+        .await;
+}
+
 /// Distinct QUIC connections (destination connection IDs of long-header packets) that
 /// reached `sink` within `window`.
 async fn dials_seen(sink: tokio::net::UdpSocket, window: Duration) -> usize {

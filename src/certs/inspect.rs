@@ -35,6 +35,9 @@ pub struct CertSummary {
     pub server_auth: bool,
     /// Whether the certificate allows TLS client authentication (EKU clientAuth or none).
     pub client_auth: bool,
+    /// The serial number in lowercase hex, without separators (what `certs show` prints and
+    /// `status` shows per peer, to tell a renewed certificate from the old one).
+    pub serial: String,
 }
 
 /// Extracts names, addresses, validity and issuer from a DER certificate.
@@ -97,6 +100,11 @@ pub(crate) fn summarize_at(
         is_ca,
         server_auth,
         client_auth,
+        serial: cert
+            .raw_serial()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
     })
 }
 
@@ -135,6 +143,7 @@ pub fn show(file: &Path) -> Result<String, CertError> {
             "IP addresses: {}",
             list(s.ips.iter().map(ToString::to_string).collect())
         );
+        let _ = writeln!(out, "serial:       {}", s.serial);
         let _ = writeln!(out, "issuer:       {}", s.issuer);
         let _ = writeln!(out, "usage:        {}", usages.join(", "));
         let _ = writeln!(out, "not before:   {}", rfc3339(s.not_before));
@@ -162,6 +171,16 @@ pub(crate) fn expiry_words(not_after: SystemTime, now: SystemTime) -> String {
             1 => "expired 1 day ago".to_string(),
             d => format!("expired {d} days ago"),
         },
+    }
+}
+
+/// Whole days from `now` until `not_after`, rounded down; negative once expired (a
+/// certificate that expired 1 hour ago has -1: it is no longer valid today).
+pub fn days_left(not_after: SystemTime, now: SystemTime) -> i64 {
+    const DAY: u64 = 86_400;
+    match not_after.duration_since(now) {
+        Ok(left) => i64::try_from(left.as_secs() / DAY).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs().div_ceil(DAY)).unwrap_or(i64::MAX),
     }
 }
 
@@ -240,6 +259,17 @@ fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_left_rounds_down_and_goes_negative_once_expired() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let day = Duration::from_secs(86_400);
+        assert_eq!(days_left(now + day * 30, now), 30);
+        assert_eq!(days_left(now + day * 30 - Duration::from_secs(1), now), 29);
+        assert_eq!(days_left(now + Duration::from_secs(5), now), 0);
+        assert_eq!(days_left(now - Duration::from_secs(5), now), -1);
+        assert_eq!(days_left(now - day * 2, now), -2);
+    }
 
     #[test]
     fn rfc3339_formats_utc() {

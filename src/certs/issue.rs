@@ -75,6 +75,18 @@ pub fn issue(
     issue_with_validity(dir, name, ips, not_before, not_after, force)
 }
 
+/// Renews `DIR/NAME.pem` (and its key): a new key and a new certificate from the CA in
+/// `DIR`, valid from one hour ago for `days` days, with the same IP addresses as the current
+/// certificate (the DNS name is `NAME`, as with [`issue`]). The old files are replaced
+/// atomically; a running agent picks the new ones up on `haagent reload`.
+pub fn renew(dir: &Path, name: &str, days: u32) -> Result<Written, CertError> {
+    validate_node_name(name)?;
+    let current = dir.join(format!("{name}.pem"));
+    let der = super::inspect::read_certs(&current)?;
+    let summary = super::inspect::summarize_at(&der[0], &current)?;
+    issue(dir, name, &summary.ips, days, true)
+}
+
 /// Like [`issue`], with an explicit validity period (tests use it to make expired or
 /// not-yet-valid certificates; operators normally want [`issue`]).
 pub fn issue_with_validity(
@@ -305,6 +317,30 @@ mod tests {
         assert!((3590..=3610).contains(&before), "not_before {before}s ago");
         let after = s.not_after.duration_since(now).unwrap().as_secs();
         assert!(after.abs_diff(30 * 86_400) < 10, "not_after in {after}s");
+    }
+
+    #[test]
+    fn renew_keeps_the_addresses_and_changes_serial_and_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        init_ca(dir, "c", 30, false).unwrap();
+        let ips: Vec<IpAddr> = vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()];
+        let w = issue(dir, "n1", &ips, 10, false).unwrap();
+        let read = |p: &Path| summarize(&crate::certs::inspect::read_certs(p).unwrap()[0]).unwrap();
+        let old = read(&w.cert);
+        let old_key = std::fs::read(&w.key).unwrap();
+        let renewed = renew(dir, "n1", 20).unwrap();
+        assert_eq!(renewed.cert, w.cert);
+        let new = read(&renewed.cert);
+        assert_eq!(new.ips, old.ips);
+        assert_eq!(new.names, vec!["n1".to_string()]);
+        assert_ne!(new.serial, old.serial);
+        assert!(new.not_after > old.not_after);
+        assert_ne!(std::fs::read(&renewed.key).unwrap(), old_key);
+        assert_eq!(mode(&renewed.key), 0o600);
+        // Nothing to renew: the error names the missing file.
+        let err = renew(dir, "n9", 20).unwrap_err().to_string();
+        assert!(err.contains("n9.pem"), "{err}");
     }
 
     #[test]

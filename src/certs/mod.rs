@@ -25,15 +25,20 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use crate::wire::{self, NameProblem, MAX_NAME_LEN};
 
 pub(crate) use clock::{clock_suspicion, ClockSuspicion};
-pub(crate) use inspect::rfc3339;
-pub use inspect::{show, summarize, CertSummary};
-pub use issue::{init_ca, issue, issue_with_validity};
+pub use inspect::{days_left, show, summarize, CertSummary};
+pub(crate) use inspect::{expiry_words, rfc3339};
+pub use issue::{init_ca, issue, issue_with_validity, renew};
 pub use load::load_identity;
 
 /// The command that creates the cluster CA (`certs init` in src/cli.rs).
 pub const INIT_COMMAND: &str = "haagent certs init";
 /// The command that issues a node certificate (`certs issue` in src/cli.rs).
 pub const ISSUE_COMMAND: &str = "haagent certs issue";
+/// The command that renews a node certificate with the same names (`certs renew`).
+pub const RENEW_COMMAND: &str = "haagent certs renew";
+/// From this many days before a certificate expires, the agent warns (log line at start-up,
+/// and on reload; a line in `status`).
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
 /// The command that prints a certificate's names and dates (`certs show` in src/cli.rs).
 pub const SHOW_COMMAND: &str = "haagent certs show";
 
@@ -89,6 +94,15 @@ pub struct NodeIdentity {
     pub ips: Vec<IpAddr>,
     /// End of the node certificate's validity.
     pub not_after: SystemTime,
+}
+
+/// The serial number of `identity`'s own certificate (lowercase hex).
+pub fn serial_of(identity: &NodeIdentity) -> Option<String> {
+    identity
+        .chain
+        .first()
+        .and_then(|c| summarize(c).ok())
+        .map(|s| s.serial)
 }
 
 impl NodeIdentity {

@@ -142,10 +142,28 @@ impl Setting {
         }
     }
 
-    /// Whether a running agent applies this change without a restart: only the priority,
-    /// which travels in the next advert. Every other listed setting needs a restart.
+    /// Whether a running agent applies this change without a restart (and without a
+    /// transition where the VIP holder stays): the priority (in the next advert), the
+    /// peers (the transport's peer table), the VIPs (a master installs the new ones and
+    /// deletes the dropped ones), the election timers, preemption and quorum (the
+    /// election is reconfigured), and the certificate paths (a reload reads the
+    /// certificates anyway). The node's identity and place (cluster, name, interface,
+    /// listen), the VIP lease, probing and the witness need a restart.
     pub const fn applies_live(self) -> bool {
-        matches!(self, Setting::Priority)
+        matches!(
+            self,
+            Setting::Priority
+                | Setting::Peers
+                | Setting::Vips
+                | Setting::AdvertIntervalMs
+                | Setting::DownMultiplier
+                | Setting::Preempt
+                | Setting::PreemptDelayMs
+                | Setting::Quorum
+                | Setting::TlsCa
+                | Setting::TlsCert
+                | Setting::TlsKey
+        )
     }
 }
 
@@ -168,6 +186,21 @@ impl std::fmt::Display for SettingChange {
 }
 
 impl Config {
+    /// This configuration as a running agent applies it on reload: every setting that
+    /// [`Setting::applies_live`] from `self`, the others from `running` (they wait for a
+    /// restart). `running.election_changes(&result)` holds only live settings.
+    pub fn applied_over(&self, running: &Config) -> Config {
+        let mut out = self.clone();
+        out.cluster = running.cluster.clone();
+        out.node.name = running.node.name.clone();
+        out.node.interface = running.node.interface.clone();
+        out.node.listen = running.node.listen;
+        out.lease = running.lease;
+        out.probe = running.probe.clone();
+        out.witness = running.witness.clone();
+        out
+    }
+
     /// The settings that must be equal on every node of a cluster, as `(key, value)` pairs in
     /// a fixed order: `cluster` (its name), `vips` (sorted by address, comma-separated, e.g.
     /// `192.0.2.100/24,192.0.2.101/32`), `advert_interval_ms` and `quorum` (`majority` or

@@ -975,11 +975,17 @@ fn election_changes_is_empty_for_settings_that_reload_quietly() {
 }
 
 #[test]
-fn only_a_priority_change_applies_without_a_restart() {
+fn what_a_reload_applies_without_a_restart_and_what_needs_one() {
     let old = parse(FULL).unwrap();
     let mut new = old.clone();
     new.node.priority = 120;
     new.election.preempt = !new.election.preempt;
+    new.election.advert_interval = ms(50);
+    new.node.interface = "eth9".into();
+    new.election.quorum = !new.election.quorum;
+    new.witness = None;
+    new.peers.truncate(1);
+    new.vips.truncate(1);
     let changes = old.election_changes(&new);
     let settings: Vec<_> = changes
         .iter()
@@ -987,8 +993,44 @@ fn only_a_priority_change_applies_without_a_restart() {
         .collect();
     assert_eq!(
         settings,
-        vec![(Setting::Priority, true), (Setting::Preempt, false)]
+        vec![
+            (Setting::Priority, true),
+            (Setting::Interface, false),
+            (Setting::Peers, true),
+            (Setting::Vips, true),
+            (Setting::AdvertIntervalMs, true),
+            (Setting::Preempt, true),
+            (Setting::Quorum, true),
+            (Setting::Witness, false),
+        ]
     );
+    // What a reload applies: the live ones from the file, the others as running.
+    let applied = new.applied_over(&old);
+    let left: Vec<_> = old
+        .election_changes(&applied)
+        .into_iter()
+        .map(|c| c.setting)
+        .collect();
+    assert_eq!(
+        left,
+        vec![
+            Setting::Priority,
+            Setting::Peers,
+            Setting::Vips,
+            Setting::AdvertIntervalMs,
+            Setting::Preempt,
+            Setting::Quorum
+        ]
+    );
+    let mut everything = old.clone();
+    everything.cluster = "other".into();
+    everything.node.name = "n9".into();
+    everything.node.listen = sa("192.0.2.99:6000");
+    everything.lease = None;
+    everything.probe.count = 0;
+    everything.witness = None;
+    let applied = everything.applied_over(&old);
+    assert_eq!(old.election_changes(&applied), Vec::new());
 }
 
 #[test]

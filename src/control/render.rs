@@ -72,6 +72,12 @@ pub fn render_status(s: &Status) -> String {
             opt(w.rtt_ms, " ms")
         );
     }
+    for w in &s.warnings {
+        let _ = writeln!(out, "WARNING: {w}");
+    }
+    for p in &s.pending_restart {
+        let _ = writeln!(out, "PENDING RESTART: {p}");
+    }
     let _ = writeln!(out, "\npeers:");
     for p in &s.peers {
         let _ = writeln!(

@@ -48,6 +48,21 @@ pub struct Status {
     pub counters: Counters,
     /// This node's certificate expiry (RFC 3339).
     pub cert_not_after: Option<String>,
+    /// This node's certificate serial number (lowercase hex).
+    #[serde(default)]
+    pub cert_serial: Option<String>,
+    /// Whole days until this node's certificate expires (negative once expired).
+    #[serde(default)]
+    pub cert_days_left: Option<i64>,
+    /// What the operator should act on, one line each: certificates (this node's or a
+    /// peer's) that expire within 30 days.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Changes in the configuration file that the running agent has not applied because
+    /// they need a restart (`"interface eth0 → eth1"`), until it restarts or the file is
+    /// changed back.
+    #[serde(default)]
+    pub pending_restart: Vec<String>,
     /// Seconds since the agent started.
     pub uptime_s: u64,
 }
@@ -110,6 +125,12 @@ pub struct PeerStatus {
     pub loss_percent: Option<f64>,
     /// Its certificate's expiry (RFC 3339).
     pub cert_not_after: Option<String>,
+    /// Its certificate's serial number (lowercase hex), on the connection used for sending.
+    #[serde(default)]
+    pub cert_serial: Option<String>,
+    /// Whole days until its certificate expires (negative once expired).
+    #[serde(default)]
+    pub cert_days_left: Option<i64>,
     /// Settings that differ from ours (config drift), by name.
     pub config_drift: Vec<String>,
 }

@@ -287,6 +287,16 @@ impl Intake {
         }
     }
 
+    /// The peers after a reload, indexed like the transport's new peer indices.
+    pub(crate) fn set_peers(&mut self, peers: Vec<PeerSpec>) {
+        self.rules.peers = peers;
+    }
+
+    /// Our settings fingerprint after a reload changed a setting it covers.
+    pub(crate) fn set_fingerprint(&mut self, fingerprint: [u32; 4]) {
+        self.fingerprint = fingerprint;
+    }
+
     /// One datagram from peer number `peer` whose certificate names `cert_names`.
     pub(crate) fn receive(
         &mut self,

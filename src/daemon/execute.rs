@@ -33,7 +33,9 @@ use crate::metrics::{Metrics, RejectReason};
 use crate::net::{format_mac, Ipv4Cidr};
 use crate::notify::{Notifier, TransitionEvent};
 use crate::transport::{PeerSpec, Transport};
-use crate::vip::{AddressEvent, Announcer, ArpProbe, ArpWatch, LinkState, VipError, VipManager};
+use crate::vip::{
+    AddressEvent, AddressWatch, Announcer, ArpProbe, ArpWatch, LinkState, VipError, VipManager,
+};
 use crate::wire::{self, State};
 
 use super::admission::Drift;
@@ -359,6 +361,47 @@ impl Executor {
         }
     }
 
+    /// A reload changed the VIPs: every driver watches, probes and announces the new list;
+    /// while master (`holding`), the dropped VIPs leave the interface, the new ones are
+    /// installed and everything is announced again. The election is not involved: who
+    /// holds the VIPs does not change. A failure is logged and answered like a failed
+    /// install (the fault it returns goes to the election).
+    pub(super) async fn set_vips(
+        &mut self,
+        vips: Vec<Ipv4Cidr>,
+        address_watch: &AddressWatch,
+        holding: bool,
+    ) -> Option<Input> {
+        let addrs: Vec<Ipv4Addr> = vips.iter().map(|v| v.addr).collect();
+        // The address watch first, so deleting a dropped VIP is not taken for a removal
+        // by someone else.
+        address_watch.set_vips(addrs.clone());
+        if let Err(e) = self
+            .arp
+            .watch
+            .set_vips(addrs.clone(), self.vips.manager.mac())
+        {
+            tracing::warn!(error = %e, "reload: the ARP conflict watch keeps the old VIPs");
+        }
+        self.arp.announcer.set_vips(addrs.clone());
+        self.arp.vip_addrs = addrs;
+        self.vips.held = None;
+        let result = self.vips.manager.set_vips(vips).await;
+        if holding {
+            self.arp.announcer.announce();
+        }
+        match result {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "reload: could not apply the new VIPs");
+                Some(Input::Fault {
+                    cause: FaultCause::VipInstall,
+                    reason: format!("could not install the VIPs after a reload: {e}"),
+                })
+            }
+        }
+    }
+
     /// Brings the per-second metrics up to date: peer links, checks, GARPs, claim block.
     pub(super) fn refresh_metrics(&self, election: &Election, checks: Vec<CheckStatus>) {
         let now = Instant::now();
@@ -379,6 +422,7 @@ impl Executor {
                 metrics.set_cert_expiry(&format!("peer:{name}"), unix_secs(t));
             }
         }
+        metrics.refresh_cert_days(SystemTime::now());
         for c in checks {
             metrics.check(
                 &c.name,

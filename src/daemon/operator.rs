@@ -10,17 +10,18 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::Receiver;
 
 use crate::certs;
+use crate::config::Setting;
 use crate::config::{self, Config, Overrides};
 use crate::control::{
     CheckView, ClaimBlockedView, ControlServer, Counters as CounterView, PeerStatus, PriorityView,
     QuorumView, Response, Status, VipStatus, WitnessView, STATUS_VERSION,
 };
-use crate::election::{Election, NoticeCause};
+use crate::election::{Election, NoticeCause, Reconfig};
 use crate::health::{HealthMonitor, Verdict};
 use crate::metrics::{Metrics, MetricsServer};
-use crate::net::format_mac;
+use crate::net::{format_mac, Ipv4Cidr};
 use crate::notify::Notifier;
-use crate::transport::Transport;
+use crate::transport::{PeerSpec, Transport};
 use crate::witness::Witness;
 
 use super::admission::Intake;
@@ -52,8 +53,28 @@ pub(super) struct Operator {
     pub(super) verdict: Verdict,
     metrics: Arc<Metrics>,
     metrics_server: Option<MetricsServer>,
-    cert_not_after: SystemTime,
+    cert: OwnCert,
+    /// Changes in the file the last reload did not apply (they need a restart).
+    pending: Vec<String>,
     started: Instant,
+}
+
+/// What the status and the warnings need of this node's certificate.
+pub(super) struct OwnCert {
+    /// When it expires.
+    pub(super) not_after: SystemTime,
+    /// Its serial number (lowercase hex).
+    pub(super) serial: Option<String>,
+}
+
+impl OwnCert {
+    /// The facts of `identity`'s certificate.
+    pub(super) fn of(identity: &certs::NodeIdentity) -> Self {
+        Self {
+            not_after: identity.not_after,
+            serial: certs::serial_of(identity),
+        }
+    }
 }
 
 /// What a reload changed that the loop must apply.
@@ -66,6 +87,13 @@ pub(super) struct Reloaded {
     pub(super) verdicts: Option<Receiver<Verdict>>,
     /// The configured base priority (the election decides whether it changed).
     pub(super) base_priority: u8,
+    /// New timers, preemption, cluster size or fingerprint for the election (and the
+    /// intake's fingerprint, the transport's redial interval).
+    pub(super) election: Option<Reconfig>,
+    /// The new peer list, in the transport's index order (see `setup::arrange_peers`).
+    pub(super) peers: Option<Vec<PeerSpec>>,
+    /// The new VIPs.
+    pub(super) vips: Option<Vec<Ipv4Cidr>>,
 }
 
 impl Operator {
@@ -77,8 +105,9 @@ impl Operator {
         health: HealthMonitor,
         metrics: Arc<Metrics>,
         metrics_server: Option<MetricsServer>,
-        cert_not_after: SystemTime,
+        cert: OwnCert,
     ) -> Self {
+        warn_if_expiring("this node's", cert.not_after);
         Self {
             config,
             options,
@@ -87,7 +116,8 @@ impl Operator {
             verdict: Verdict::default(),
             metrics,
             metrics_server,
-            cert_not_after,
+            cert,
+            pending: Vec::new(),
             started: Instant::now(),
         }
     }
@@ -100,7 +130,11 @@ impl Operator {
     /// Re-reads the configuration and the certificates. Settings that do not touch the
     /// election apply at once without any transition; an invalid file changes nothing
     /// (`Err` is the refusal).
-    pub(super) async fn reload(&mut self, transport: &Transport) -> Result<Reloaded, Response> {
+    pub(super) async fn reload(
+        &mut self,
+        transport: &Transport,
+        running_peers: &[PeerSpec],
+    ) -> Result<Reloaded, Response> {
         let new = match config::load(self.options.config_file.as_deref(), &self.options.overrides) {
             Ok(c) => c,
             Err(errors) => {
@@ -123,23 +157,51 @@ impl Operator {
                 }
             };
         let mut applied = Vec::new();
-        if let Err(e) = transport.reload_identity(&identity) {
-            return Err(Response::refused(format!("certificates rejected: {e}")));
+        let tls = match transport.reload_identity(&identity) {
+            Ok(t) => t,
+            Err(e) => return Err(Response::refused(format!("certificates rejected: {e}"))),
+        };
+        self.cert = OwnCert::of(&identity);
+        if tls.certificate_changed {
+            applied.push(format!(
+                "certificate (serial {}, expires {})",
+                self.cert.serial.as_deref().unwrap_or("?"),
+                certs::rfc3339(identity.not_after)
+            ));
         }
-        if identity.not_after != self.cert_not_after {
-            applied.push("certificate".to_string());
+        if !tls.closed_untrusted.is_empty() {
+            applied.push(format!(
+                "trust (closed the connections of {}: their certificates no longer verify)",
+                tls.closed_untrusted.join(", ")
+            ));
         }
-        self.cert_not_after = identity.not_after;
+        warn_if_expiring("this node's", identity.not_after);
         self.metrics
             .set_cert_expiry("node", unix_secs(identity.not_after));
 
+        let applied_config = new.applied_over(&self.config);
         let old = &self.config;
-        let (live, restart): (Vec<_>, Vec<_>) = old
+        let live = old.election_changes(&applied_config);
+        let restart: Vec<_> = old
             .election_changes(&new)
             .into_iter()
-            .partition(|c| c.setting.applies_live());
+            .filter(|c| !c.setting.applies_live())
+            .collect();
         applied.extend(live.iter().map(ToString::to_string));
         let mut pending: Vec<String> = restart.iter().map(ToString::to_string).collect();
+        let new = applied_config;
+        let peers = live
+            .iter()
+            .any(|c| c.setting == Setting::Peers)
+            .then(|| setup::arrange_peers(running_peers, &new));
+        let vips = live
+            .iter()
+            .any(|c| c.setting == Setting::Vips)
+            .then(|| new.vips.clone());
+        let election = live
+            .iter()
+            .any(|c| c.setting != Setting::Priority)
+            .then(|| setup::reconfig(&new));
         if old.log != new.log {
             if let Some(set) = &self.options.set_log_level {
                 match set(&new.log.level) {
@@ -149,7 +211,8 @@ impl Operator {
             }
         }
         let mut notifier = None;
-        if old.notify != new.notify {
+        // The hooks are told the VIPs too.
+        if old.notify != new.notify || vips.is_some() {
             notifier = Some(setup::notifier(&new));
             applied.push("notify hooks".into());
         }
@@ -177,15 +240,26 @@ impl Operator {
         };
         if !pending.is_empty() {
             message.push_str(&format!(
-                "; restart the agent to apply: {}",
+                "; NOT applied, restart the agent to apply: {}",
                 pending.join(", ")
             ));
+            tracing::warn!("reload: {message}");
         }
+        self.pending = pending;
+        let response = if self.pending.is_empty() {
+            Response::done(message)
+        } else {
+            // Applied what it could, but the running agent does not match the file.
+            Response::refused(message)
+        };
         Ok(Reloaded {
-            response: Response::done(message),
+            response,
             notifier,
             verdicts,
             base_priority,
+            election,
+            peers,
+            vips,
         })
     }
 
@@ -231,6 +305,7 @@ impl Operator {
                     .name
                     .clone()
                     .unwrap_or_else(|| spec.addr.ip().to_string());
+                let peer_cert = link.cert_not_after;
                 PeerStatus {
                     address: spec.addr.to_string(),
                     connected: link.connected,
@@ -242,12 +317,22 @@ impl Operator {
                         .map(|v| ms_f(now.saturating_duration_since(v.last_heard))),
                     rtt_ms: link.rtt.map(ms_f),
                     loss_percent: view.and_then(|v| intake.loss_percent(&v.name)),
-                    cert_not_after: link.cert_not_after.map(certs::rfc3339),
+                    cert_not_after: peer_cert.map(certs::rfc3339),
+                    cert_serial: link.cert_serial.clone(),
+                    cert_days_left: peer_cert.map(|t| certs::days_left(t, SystemTime::now())),
                     config_drift: intake.drift_of(&name),
                     name,
                 }
             })
-            .collect();
+            .collect::<Vec<PeerStatus>>();
+        let mut warnings = Vec::new();
+        warnings.extend(expiry_warning("this node's", self.cert.not_after));
+        // `peers` is in the order of the specs, as are the link stats.
+        for (p, link) in peers.iter().zip(&stats) {
+            if let Some(t) = link.cert_not_after {
+                warnings.extend(expiry_warning(&format!("peer {}'s", p.name), t));
+            }
+        }
         let checks = self
             .health
             .statuses()
@@ -315,7 +400,11 @@ impl Operator {
                 garps_sent: exec.arp.announcer.sent(),
                 vip_conflicts: counters.vip_conflicts,
             },
-            cert_not_after: Some(certs::rfc3339(self.cert_not_after)),
+            cert_not_after: Some(certs::rfc3339(self.cert.not_after)),
+            cert_serial: self.cert.serial.clone(),
+            cert_days_left: Some(certs::days_left(self.cert.not_after, SystemTime::now())),
+            warnings,
+            pending_restart: self.pending.clone(),
             uptime_s: self.started.elapsed().as_secs(),
         })
     }
@@ -366,6 +455,28 @@ pub(super) fn handover_answer(
         },
         Some((_, reason)) => Response::refused(reason),
         None => Response::refused("the election did not answer the handover request"),
+    }
+}
+
+/// "this node's certificate expires in 12 days (…): renew it …" when `not_after` is within
+/// [`certs::EXPIRY_WARNING_DAYS`]; `whose` is `"this node's"` or `"peer n2's"`.
+fn expiry_warning(whose: &str, not_after: SystemTime) -> Option<String> {
+    let now = SystemTime::now();
+    let days = certs::days_left(not_after, now);
+    (days < certs::EXPIRY_WARNING_DAYS).then(|| {
+        format!(
+            "{whose} certificate {} ({}): renew it with `{}` and `haagent reload`",
+            certs::expiry_words(not_after, now),
+            certs::rfc3339(not_after),
+            certs::RENEW_COMMAND
+        )
+    })
+}
+
+/// Logs [`expiry_warning`] at WARN, if any.
+fn warn_if_expiring(whose: &str, not_after: SystemTime) {
+    if let Some(w) = expiry_warning(whose, not_after) {
+        tracing::warn!("{w}");
     }
 }
 

@@ -42,7 +42,8 @@ struct Daemon {
 /// Drivers that only report (through the loop's inputs); kept alive here.
 struct Watches {
     _carrier: CarrierWatch,
-    _address_watch: AddressWatch,
+    /// Also told of new VIPs by a reload.
+    address_watch: AddressWatch,
     /// Also read by `status`.
     witness: Option<Witness>,
 }
@@ -66,11 +67,11 @@ pub(super) async fn run(
             started.health,
             started.metrics,
             started.metrics_server,
-            started.cert_not_after,
+            started.cert,
         ),
         watches: Watches {
             _carrier: started.carrier,
-            _address_watch: started.address_watch,
+            address_watch: started.address_watch,
             witness: started.witness,
         },
         pending_verdicts: None,
@@ -496,7 +497,11 @@ impl Daemon {
     /// The operator side reloads, the loop applies what concerns its drivers and the
     /// election.
     async fn apply_reload(&mut self) -> Response {
-        let reloaded = match self.ops.reload(&self.exec.peers.transport).await {
+        let reloaded = match self
+            .ops
+            .reload(&self.exec.peers.transport, &self.exec.peers.specs)
+            .await
+        {
             Ok(r) => r,
             Err(refused) => return refused,
         };
@@ -505,6 +510,29 @@ impl Daemon {
         }
         if let Some(verdicts) = reloaded.verdicts {
             self.pending_verdicts = Some(verdicts);
+        }
+        if let Some(specs) = reloaded.peers {
+            if let Err(e) = self.exec.peers.transport.set_peers(specs.clone()) {
+                tracing::error!(error = %e, "reload: the transport refused the new peers");
+            }
+            self.intake.set_peers(specs.clone());
+            self.exec.peers.specs = specs;
+        }
+        if let Some(vips) = reloaded.vips {
+            let holding = self.election.state() == State::Master;
+            let watch = &self.watches.address_watch;
+            if let Some(fault) = self.exec.set_vips(vips, watch, holding).await {
+                self.step(fault).await;
+            }
+        }
+        if let Some(r) = reloaded.election {
+            self.intake.set_fingerprint(r.fingerprint);
+            // Fast contact follows the advert interval, as at start (setup::transport).
+            self.exec
+                .peers
+                .transport
+                .set_redial_interval(r.advert_interval * 2);
+            self.step(Input::Reconfigure(r)).await;
         }
         if reloaded.base_priority != self.election.base_priority() {
             self.step(Input::BasePriority {

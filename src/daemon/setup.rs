@@ -18,7 +18,7 @@ use tokio::sync::mpsc::{self, Receiver};
 use crate::certs::{self, CertError, NodeIdentity};
 use crate::config::{Config, GatewaySetting};
 use crate::control::{ControlError, ControlRequest, ControlServer};
-use crate::election::{Election, ElectionConfig};
+use crate::election::{Election, ElectionConfig, Reconfig};
 use crate::health::{HealthMonitor, Verdict};
 use crate::metrics::{self, Metrics, MetricsError, MetricsServer};
 use crate::net::Ipv4Cidr;
@@ -32,6 +32,7 @@ use crate::witness::{Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent
 
 use super::admission::{Admission, Intake};
 use super::execute::{unix_secs, Arp, Executor, PeerLinks, Record, Vips};
+use super::operator::OwnCert;
 
 /// Why the agent could not start (or had to stop).
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +74,8 @@ pub(super) struct Started {
     pub(super) health: HealthMonitor,
     pub(super) metrics: Arc<Metrics>,
     pub(super) metrics_server: Option<MetricsServer>,
-    pub(super) cert_not_after: SystemTime,
+    /// This node's certificate (expiry and serial).
+    pub(super) cert: OwnCert,
     /// Drivers that only report through [`Inputs`].
     pub(super) carrier: CarrierWatch,
     pub(super) address_watch: AddressWatch,
@@ -103,7 +105,7 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
     let metrics_server = metrics_server(config, &metrics).await?;
     let identity = load_identity(config)?;
     metrics.set_cert_expiry("node", unix_secs(identity.not_after));
-    let cert_not_after = identity.not_after;
+    let cert = OwnCert::of(&identity);
 
     let vips = vip_manager(config).await?;
     let (carrier, link, carrier_rx) = CarrierWatch::spawn(&config.node.interface).await?;
@@ -162,7 +164,7 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
         health,
         metrics,
         metrics_server,
-        cert_not_after,
+        cert,
         carrier,
         address_watch,
         witness,
@@ -330,6 +332,20 @@ fn election(config: &Config, mac: [u8; 6], probe: bool) -> Election {
     Election::new(settings, Instant::now())
 }
 
+/// What a reload hands the running election: the timers, preemption, cluster size and
+/// fingerprint of `config`.
+pub(super) fn reconfig(config: &Config) -> Reconfig {
+    Reconfig {
+        advert_interval: config.election.advert_interval,
+        down_multiplier: config.election.down_multiplier,
+        preempt: config.election.preempt,
+        preempt_delay: config.election.preempt_delay,
+        cluster_size: config.peers.len() + 1,
+        quorum: config.election.quorum,
+        fingerprint: fingerprint(config).0,
+    }
+}
+
 fn intake(config: &Config) -> Intake {
     let (words, names) = fingerprint(config);
     let rules = Admission {
@@ -339,6 +355,27 @@ fn intake(config: &Config) -> Intake {
         peers: peer_specs(config),
     };
     Intake::new(rules, words, names)
+}
+
+/// The peers of `config` for a running transport that has `running`: a peer still
+/// configured (same name, or same address in quick mode) keeps its index, with its new
+/// address; new peers come after them. So a reload that adds or re-addresses a peer leaves
+/// the others' connections alone (a removed one shifts those after it).
+pub(super) fn arrange_peers(running: &[PeerSpec], config: &Config) -> Vec<PeerSpec> {
+    let mut fresh = peer_specs(config);
+    let same = |a: &PeerSpec, b: &PeerSpec| match (&a.name, &b.name) {
+        (Some(x), Some(y)) => x == y,
+        (None, None) => a.addr == b.addr,
+        _ => false,
+    };
+    let mut out = Vec::with_capacity(fresh.len());
+    for old in running {
+        if let Some(i) = fresh.iter().position(|f| same(old, f)) {
+            out.push(fresh.remove(i));
+        }
+    }
+    out.extend(fresh);
+    out
 }
 
 /// The configured peers, indexed like the transport's peer indices.

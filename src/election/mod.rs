@@ -155,6 +155,34 @@ pub struct ElectionConfig {
     pub foreign_holder_timeout: Option<Duration>,
 }
 
+/// The part of [`ElectionConfig`] a reload may change, see [`Input::Reconfigure`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconfig {
+    /// [`ElectionConfig::advert_interval`].
+    pub advert_interval: Duration,
+    /// [`ElectionConfig::down_multiplier`].
+    pub down_multiplier: u32,
+    /// [`ElectionConfig::preempt`].
+    pub preempt: bool,
+    /// [`ElectionConfig::preempt_delay`].
+    pub preempt_delay: Duration,
+    /// [`ElectionConfig::cluster_size`].
+    pub cluster_size: usize,
+    /// [`ElectionConfig::quorum`].
+    pub quorum: bool,
+    /// [`ElectionConfig::fingerprint`].
+    pub fingerprint: [u32; 4],
+}
+
+/// An advert interval into whole milliseconds within the wire's bounds.
+fn clamp_interval(d: Duration) -> Duration {
+    let ms = d.as_millis().clamp(
+        u128::from(MIN_ADVERT_INTERVAL_MS),
+        u128::from(MAX_ADVERT_INTERVAL_MS),
+    );
+    Duration::from_millis(u64::try_from(ms).unwrap_or(10))
+}
+
 /// A backup's claim held back by an ARP probe answer (status, metrics).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimBlock {
@@ -278,6 +306,13 @@ pub enum Input {
         /// The node to hand over to; `None` = the best live backup.
         to: Option<String>,
     },
+    /// A reload changed settings the election can take while it runs (timers, preemption,
+    /// cluster size, quorum, fingerprint). Nothing transitions at once: the next advert
+    /// carries the new interval, the next master-down wait uses the new multiplier, and
+    /// preemption and quorum are judged with the new settings at the next advert or
+    /// deadline. Clamped like
+    /// [`ElectionConfig`].
+    Reconfigure(Reconfig),
     /// The VIP interface's MAC changed (or the interface was re-created with another one):
     /// adverts carry the new MAC from now on, and it is no longer taken for a stranger's.
     MacChanged {
@@ -471,11 +506,7 @@ impl Election {
     /// Out-of-range config values are clamped (see [`ElectionConfig`]).
     pub fn new(mut cfg: ElectionConfig, now: Instant) -> Self {
         cfg.priority = clamp_priority(i32::from(cfg.priority));
-        let interval_ms = cfg.advert_interval.as_millis().clamp(
-            u128::from(MIN_ADVERT_INTERVAL_MS),
-            u128::from(MAX_ADVERT_INTERVAL_MS),
-        );
-        cfg.advert_interval = Duration::from_millis(u64::try_from(interval_ms).unwrap_or(10));
+        cfg.advert_interval = clamp_interval(cfg.advert_interval);
         cfg.down_multiplier = cfg.down_multiplier.clamp(1, 255);
         let base_priority = cfg.priority;
         Election {
@@ -546,6 +577,7 @@ impl Election {
             Input::Maintenance { on } => self.on_maintenance(now, on, &mut out),
             Input::Handover { to } => self.on_handover(now, to, &mut out),
             Input::MacChanged { mac } => self.cfg.mac = mac,
+            Input::Reconfigure(r) => self.reconfigure(r),
             Input::LeaseLost { detail } => {
                 if self.state == State::Master {
                     let reason = format!("VIP lease lost ({detail}): stepping down");
@@ -555,6 +587,16 @@ impl Election {
         }
         self.finish_stop(now, &mut out);
         out
+    }
+
+    fn reconfigure(&mut self, r: Reconfig) {
+        self.cfg.advert_interval = clamp_interval(r.advert_interval);
+        self.cfg.down_multiplier = r.down_multiplier.clamp(1, 255);
+        self.cfg.preempt = r.preempt;
+        self.cfg.preempt_delay = r.preempt_delay;
+        self.cfg.cluster_size = r.cluster_size.max(1);
+        self.cfg.quorum = r.quorum;
+        self.cfg.fingerprint = r.fingerprint;
     }
 
     /// Our current state.

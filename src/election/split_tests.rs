@@ -712,6 +712,62 @@ fn priority_is_base_plus_delta_clamped_once() {
 }
 
 #[test]
+fn reconfigure_changes_the_timers_without_a_transition() {
+    let (mut e, t0) = lone_master("n1", 200);
+    let t = t0 + ms(400);
+    run_until(&mut e, t);
+    let out = e.handle(
+        t,
+        Input::Reconfigure(Reconfig {
+            advert_interval: ms(200),
+            down_multiplier: 0,
+            preempt: false,
+            preempt_delay: ms(5),
+            cluster_size: 3,
+            quorum: false,
+            fingerprint: [1, 2, 3, 4],
+        }),
+    );
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(e.state(), State::Master);
+    let c = e.config();
+    assert_eq!(c.advert_interval, ms(200));
+    assert_eq!(c.down_multiplier, 1, "clamped like at start");
+    assert!(!c.preempt);
+    assert_eq!((c.preempt_delay, c.cluster_size), (ms(5), 3));
+    // The advert already scheduled goes out; from then on every 200 ms, with the new
+    // interval and fingerprint, and no transition.
+    let acts: Vec<Action> = run_until(&mut e, t + ms(1000))
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    assert!(became(&acts, State::Backup).is_none(), "{acts:?}");
+    let adverts = sent(&acts);
+    assert!((5..=6).contains(&adverts.len()), "{}", adverts.len());
+    let last = adverts.last().unwrap();
+    assert_eq!(last.advert_interval_ms, 200);
+    assert_eq!(last.fingerprint, [1, 2, 3, 4]);
+    // Out-of-range intervals are clamped to the wire's bounds.
+    e.handle(
+        t + ms(1000),
+        Input::Reconfigure(Reconfig {
+            advert_interval: ms(1),
+            down_multiplier: 3,
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            cluster_size: 0,
+            quorum: false,
+            fingerprint: [0; 4],
+        }),
+    );
+    assert_eq!(
+        e.config().advert_interval,
+        ms(u64::from(MIN_ADVERT_INTERVAL_MS))
+    );
+    assert_eq!(e.config().cluster_size, 1);
+}
+
+#[test]
 fn handover_that_nobody_takes_leaves_us_master() {
     let (mut e, t0) = lone_master("n1", 200);
     e.handle(

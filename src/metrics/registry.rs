@@ -48,6 +48,9 @@ pub struct Metrics {
     vip_conflicts: Counter,
     claim_blocked: SecondsGauge,
     cert_expiry: Family<CertLabels, Gauge>,
+    cert_expiry_days: Family<CertLabels, Gauge>,
+    /// Every certificate's notAfter (Unix seconds) by label, to recount the days.
+    cert_not_after: std::sync::Mutex<std::collections::BTreeMap<String, i64>>,
     config_drift: Family<DriftLabels, Gauge>,
 }
 
@@ -214,6 +217,13 @@ impl Metrics {
             Unit::Seconds,
             cert_expiry.clone(),
         );
+        let cert_expiry_days = Family::<CertLabels, Gauge>::default();
+        registry.register(
+            "cert_expiry_days",
+            "Whole days until the certificate expires (negative once expired; the agent warns \
+             from 30)",
+            cert_expiry_days.clone(),
+        );
 
         let config_drift = Family::<DriftLabels, Gauge>::default();
         registry.register(
@@ -243,6 +253,8 @@ impl Metrics {
             vip_conflicts,
             claim_blocked,
             cert_expiry,
+            cert_expiry_days,
+            cert_not_after: std::sync::Mutex::default(),
             config_drift,
         })
     }
@@ -359,11 +371,35 @@ impl Metrics {
 
     /// Sets `haagent_cert_expiry_timestamp_seconds{cert=which}` (`"node"`, `"ca"`,
     /// `"peer:NAME"`) to the certificate's notAfter in Unix seconds.
+    /// Also sets `haagent_cert_expiry_days{cert=which}`, which
+    /// [`Metrics::refresh_cert_days`] keeps counting down.
     pub fn set_cert_expiry(&self, which: &str, not_after_unix: i64) {
         let labels = CertLabels {
             cert: which.to_owned(),
         };
         self.cert_expiry.get_or_create(&labels).set(not_after_unix);
+        self.cert_not_after
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(which.to_owned(), not_after_unix);
+        self.refresh_cert_days(std::time::SystemTime::now());
+    }
+
+    /// Recounts `haagent_cert_expiry_days` for every certificate set so far, at `now`.
+    pub fn refresh_cert_days(&self, now: std::time::SystemTime) {
+        let known = self
+            .cert_not_after
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (which, not_after) in known {
+            let at =
+                std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(not_after).unwrap_or(0));
+            let labels = CertLabels { cert: which };
+            self.cert_expiry_days
+                .get_or_create(&labels)
+                .set(crate::certs::days_left(at, now));
+        }
     }
 
     /// Sets `haagent_config_drift{peer, setting}` to 1 if the peer's value differs, else 0.
@@ -596,6 +632,31 @@ mod tests {
         assert!(has_line(
             &text,
             "# UNIT haagent_cert_expiry_timestamp_seconds seconds"
+        ));
+    }
+
+    #[test]
+    fn certificate_days_count_down() {
+        let m = Metrics::new("n1");
+        let now = std::time::SystemTime::now();
+        let in_days = |d: u64| {
+            i64::try_from(
+                (now + Duration::from_secs(d * 86_400 + 3600))
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs(),
+            )
+            .unwrap()
+        };
+        m.set_cert_expiry("node", in_days(40));
+        assert!(has_line(
+            &m.encode(),
+            "haagent_cert_expiry_days{cert=\"node\"} 40"
+        ));
+        m.refresh_cert_days(now + Duration::from_secs(15 * 86_400));
+        assert!(has_line(
+            &m.encode(),
+            "haagent_cert_expiry_days{cert=\"node\"} 25"
         ));
     }
 

@@ -11,11 +11,11 @@ use tracing::debug;
 use super::failure::{close_words, handshake_rejection, is_certificate_failure};
 use super::identity::{ips_words, peer_names};
 use super::inbound::read_loop;
-use super::links::{stopped, Dir, Shared, MIN_REDIAL};
+use super::links::{ended, Contact, Dir, Shared, MIN_REDIAL};
 use super::verify::Verdict;
 use super::{
-    RejectKind, ACCEPTED, CLOSE_SHUTDOWN, CLOSE_UNKNOWN_PEER, HANDSHAKE_TIMEOUT, MAX_BACKOFF,
-    MIN_BACKOFF,
+    PeerSpec, RejectKind, ACCEPTED, CLOSE_SHUTDOWN, CLOSE_UNKNOWN_PEER, HANDSHAKE_TIMEOUT,
+    MAX_BACKOFF, MIN_BACKOFF,
 };
 
 /// How a dial attempt failed.
@@ -35,6 +35,8 @@ pub(super) enum Wake {
     Closed,
     /// Fast contact: the peer has been silent too long; dial beside it.
     Silent,
+    /// This node's certificate changed: dial beside it, so the peer sees the new one.
+    Refresh,
 }
 
 /// Dials `peer` for as long as the transport runs; see the module doc for fast contact.
@@ -43,34 +45,40 @@ pub(super) enum Wake {
 /// by an accepted connection). With it: a dial with no answer is made again at once (it took
 /// a redial interval), other failures pause at most a redial interval, and only a rejection
 /// keeps the full backoff, so a peer that refuses us sees at most one handshake per 2 s.
-pub(super) async fn dial_loop(shared: Arc<Shared>, peer: usize) {
+///
+/// Peer number `peer` is `contact`; the loop ends when the transport stops or a reload
+/// retires that peer ([`Transport::set_peers`]).
+pub(super) async fn dial_loop(shared: Arc<Shared>, peer: usize, contact: Arc<Contact>) {
     let mut backoff = MIN_BACKOFF;
-    let addr = shared.peers[peer].addr;
-    let kick = &shared.contact[peer].kick;
+    let addr = contact.spec.addr;
+    let kick = &contact.kick;
     // The read task of our most recent accepted outbound connection.
     let mut outbound: Option<tokio::task::JoinHandle<()>> = None;
-    while !shared.stopped() {
+    while !shared.stopped() && !contact.is_retired() {
         if let Some(task) = outbound.as_mut() {
             let wake = tokio::select! {
-                _ = stopped(&shared) => break,
-                w = watch_outbound(&shared, peer, task) => w,
+                () = ended(&shared, &contact) => break,
+                w = watch_outbound(&shared, peer, &contact, task) => w,
             };
             if let Wake::Closed = wake {
                 outbound = None;
-                if !pause(&shared, peer, backoff, true).await {
+                if !pause(&shared, &contact, backoff, true).await {
                     break;
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+        // The dial below takes the current certificate: a refresh asked for before now is
+        // done by it (cleared first, so a reload in between asks again).
+        contact.refresh.store(false, Ordering::Relaxed);
         let fast = shared.redial();
         let answered = std::sync::atomic::AtomicBool::new(false);
         let started = std::time::Instant::now();
-        let attempt = dial_once(&shared, peer, fast, &answered);
+        let attempt = dial_once(&shared, &contact.spec, fast, &answered);
         tokio::pin!(attempt);
         let outcome = loop {
             tokio::select! {
-                _ = stopped(&shared) => break None,
+                () = ended(&shared, &contact) => break None,
                 o = &mut attempt => break Some(o),
                 // Proof the path is back: an attempt that has had no answer yet sent its
                 // Initial into the void; send a fresh one now.
@@ -86,7 +94,9 @@ pub(super) async fn dial_loop(shared: Arc<Shared>, peer: usize) {
         match outcome {
             Ok((conn, names)) => {
                 backoff = MIN_BACKOFF;
-                let seq = shared.register(peer, Dir::Outbound, &conn);
+                let Some(seq) = shared.register(peer, &contact, Dir::Outbound, &conn) else {
+                    break;
+                };
                 let shared = Arc::clone(&shared);
                 // A previous outbound connection, if still open, was just replaced (closed
                 // by `register`); its task ends by itself.
@@ -97,19 +107,19 @@ pub(super) async fn dial_loop(shared: Arc<Shared>, peer: usize) {
                 continue;
             }
             Err(DialError::NoAnswer) => {
-                debug!(peer = %shared.peers[peer].describe(), "no answer to a dial; dialling afresh");
+                debug!(peer = %contact.spec.describe(), "no answer to a dial; dialling afresh");
                 continue;
             }
             Err(DialError::Rejected(kind, reason)) => {
                 shared.reject(addr, kind, reason);
-                if !pause(&shared, peer, backoff, false).await {
+                if !pause(&shared, &contact, backoff, false).await {
                     break;
                 }
             }
             Err(DialError::Other(reason)) => {
-                debug!(peer = %shared.peers[peer].describe(), %reason, "dial failed");
+                debug!(peer = %contact.spec.describe(), %reason, "dial failed");
                 let wait = fast.map_or(backoff, |r| backoff.min(r));
-                if !pause(&shared, peer, wait, true).await {
+                if !pause(&shared, &contact, wait, true).await {
                     break;
                 }
             }
@@ -119,17 +129,22 @@ pub(super) async fn dial_loop(shared: Arc<Shared>, peer: usize) {
     if let Some(task) = outbound {
         let _ = task.await;
     }
-    debug!(peer = %shared.peers[peer].describe(), "dial loop ended");
+    debug!(peer = %contact.spec.describe(), "dial loop ended");
 }
 
 /// Sleeps `wait`, cut short by [`Transport::redial_now`] when `kickable` and fast contact
-/// is on. False when the transport stops meanwhile.
-pub(super) async fn pause(shared: &Shared, peer: usize, wait: Duration, kickable: bool) -> bool {
+/// is on. False when the transport stops or the peer is retired meanwhile.
+pub(super) async fn pause(
+    shared: &Shared,
+    contact: &Contact,
+    wait: Duration,
+    kickable: bool,
+) -> bool {
     let kickable = kickable && shared.redial().is_some();
     tokio::select! {
-        _ = stopped(shared) => false,
+        () = ended(shared, contact) => false,
         _ = tokio::time::sleep(wait) => true,
-        () = shared.contact[peer].kick.notified(), if kickable => true,
+        () = contact.kick.notified(), if kickable => true,
     }
 }
 
@@ -138,16 +153,22 @@ pub(super) async fn pause(shared: &Shared, peer: usize, wait: Duration, kickable
 pub(super) async fn watch_outbound(
     shared: &Shared,
     peer: usize,
+    contact: &Contact,
     task: &mut tokio::task::JoinHandle<()>,
 ) -> Wake {
+    let refresh = &contact.refresh;
     loop {
         let check = shared.redial().unwrap_or(MIN_REDIAL);
+        if refresh.swap(false, Ordering::Relaxed) {
+            return Wake::Refresh;
+        }
         if shared.redial().is_some() && shared.silent_for(peer) > check * 2 {
             return Wake::Silent;
         }
         tokio::select! {
             _ = &mut *task => return Wake::Closed,
-            () = shared.contact[peer].kick.notified(), if shared.redial().is_some() => {
+            () = contact.refresh_kick.notified() => {}
+            () = contact.kick.notified(), if shared.redial().is_some() => {
                 if shared.silent_for(peer) > check {
                     return Wake::Silent;
                 }
@@ -162,11 +183,10 @@ pub(super) async fn watch_outbound(
 /// is set once it has.
 pub(super) async fn dial_once(
     shared: &Shared,
-    peer: usize,
+    spec: &PeerSpec,
     no_answer: Option<Duration>,
     answered: &std::sync::atomic::AtomicBool,
 ) -> Result<(quinn::Connection, Vec<String>), DialError> {
-    let spec = &shared.peers[peer];
     // This dial's own TLS configuration, so its verifier can say why it refused the server.
     let (client, verdict) = shared
         .tls()

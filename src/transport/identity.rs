@@ -87,12 +87,17 @@ pub(super) fn peer_names(
     Ok((summary.names, summary.ips))
 }
 
-pub(super) fn peer_not_after(conn: &quinn::Connection) -> Option<std::time::SystemTime> {
-    let certs = conn
-        .peer_identity()?
+/// The certificate chain the peer presented on `conn`.
+pub(super) fn peer_chain(conn: &quinn::Connection) -> Option<Vec<CertificateDer<'static>>> {
+    conn.peer_identity()?
         .downcast::<Vec<CertificateDer<'static>>>()
-        .ok()?;
-    certs::summarize(certs.first()?).ok().map(|s| s.not_after)
+        .ok()
+        .map(|b| *b)
+}
+
+/// What the peer's certificate on `conn` says about itself.
+pub(super) fn peer_summary(conn: &quinn::Connection) -> Option<certs::CertSummary> {
+    certs::summarize(peer_chain(conn)?.first()?).ok()
 }
 
 pub(super) fn ips_words(ips: &[IpAddr]) -> String {

@@ -74,7 +74,9 @@ pub(super) async fn handle_inbound(shared: Arc<Shared>, incoming: quinn::Incomin
             return;
         }
     };
-    let Some(peer) = match_peer(&shared.peers, &names, &ips, remote) else {
+    let contacts = shared.contacts();
+    let specs: Vec<_> = contacts.iter().map(|c| c.spec.clone()).collect();
+    let Some(peer) = match_peer(&specs, &names, &ips, remote) else {
         conn.close(
             VarInt::from_u32(CLOSE_UNKNOWN_PEER),
             b"certificate matches no configured peer",
@@ -91,7 +93,7 @@ pub(super) async fn handle_inbound(shared: Arc<Shared>, incoming: quinn::Incomin
     };
     // The doctor's probe (its own ALPN): confirmed and closed, never a peer connection.
     if super::probe::is_probe(&conn) {
-        debug!(peer = %shared.peers[peer].describe(), %remote, "doctor probe answered");
+        debug!(peer = %shared.describe(peer), %remote, "doctor probe answered");
         let advert = shared.last_advert.lock().ok().and_then(|a| a.clone());
         super::probe::answer(conn, advert, HANDSHAKE_TIMEOUT).await;
         return;
@@ -118,7 +120,9 @@ pub(super) async fn handle_inbound(shared: Arc<Shared>, incoming: quinn::Incomin
             return;
         }
     }
-    let seq = shared.register(peer, Dir::Inbound, &conn);
+    let Some(seq) = shared.register(peer, &contacts[peer], Dir::Inbound, &conn) else {
+        return;
+    };
     let reason = read_loop(&shared, peer, names, &conn).await;
     shared.unregister(peer, Dir::Inbound, seq, &reason);
 }

@@ -13,7 +13,10 @@ use tracing::{debug, info, warn};
 
 use super::reject_log::{self, LogDecision, RejectLog};
 use super::tls::TlsContext;
-use super::{PeerSpec, RejectKind, TransportEvent, CLOSE_REPLACED, CLOSE_SHUTDOWN, EVENT_RESERVE};
+use super::{
+    PeerSpec, RejectKind, TransportEvent, CLOSE_RECONFIGURED, CLOSE_REPLACED, CLOSE_SHUTDOWN,
+    EVENT_RESERVE,
+};
 
 pub(super) fn redial_ms(interval: Duration) -> u64 {
     if interval.is_zero() {
@@ -45,14 +48,14 @@ pub(super) struct Shared {
     /// What each connection's TLS configuration is built from; replaced when certificates
     /// are reloaded.
     pub(super) tls: Mutex<Arc<TlsContext>>,
-    pub(super) peers: Vec<PeerSpec>,
+    /// Per peer: its spec and what fast contact knows, same order as `links`; replaced
+    /// (index by index) by [`Transport::set_peers`]. Lock order: `links` before `contact`.
+    pub(super) contact: Mutex<Vec<Arc<Contact>>>,
     pub(super) links: Mutex<Vec<Link>>,
     pub(super) events: mpsc::Sender<TransportEvent>,
     pub(super) shutdown: watch::Sender<bool>,
     pub(super) logged: Mutex<RejectLog>,
     pub(super) next_seq: AtomicU64,
-    /// Per peer, same order as `peers`.
-    pub(super) contact: Vec<Contact>,
     /// What `Contact::heard_ms` counts from.
     pub(super) base: std::time::Instant,
     /// Fast contact's redial interval in ms; 0: off (exponential backoff only).
@@ -61,14 +64,49 @@ pub(super) struct Shared {
     pub(super) last_advert: Mutex<Option<Bytes>>,
 }
 
-/// What fast contact knows about one peer.
-#[derive(Default)]
+/// One configured peer: its spec, what fast contact knows about it, and whether a reload
+/// has retired it (its dial loop then ends).
 pub(super) struct Contact {
+    /// Who the peer is and where to dial it.
+    pub(super) spec: PeerSpec,
+    /// Set when a reload removed or changed this peer.
+    pub(super) retired: watch::Sender<bool>,
     /// When a datagram from this peer last arrived (or a connection to it was accepted), in
     /// ms since `Shared::base`.
     pub(super) heard_ms: AtomicU64,
     /// Set by [`Transport::redial_now`]; the dial loop takes it.
     pub(super) kick: tokio::sync::Notify,
+    /// Set when this node's certificate changed: the dial loop dials beside the live
+    /// outbound connection once, so the peer sees the new certificate.
+    pub(super) refresh: std::sync::atomic::AtomicBool,
+    /// Wakes the dial loop for `refresh`.
+    pub(super) refresh_kick: tokio::sync::Notify,
+}
+
+impl Contact {
+    pub(super) fn new(spec: PeerSpec) -> Arc<Contact> {
+        Arc::new(Contact {
+            spec,
+            retired: watch::channel(false).0,
+            heard_ms: AtomicU64::default(),
+            kick: tokio::sync::Notify::new(),
+            refresh: std::sync::atomic::AtomicBool::default(),
+            refresh_kick: tokio::sync::Notify::new(),
+        })
+    }
+
+    pub(super) fn is_retired(&self) -> bool {
+        *self.retired.borrow()
+    }
+}
+
+/// Resolves when the transport stops or a reload retires `contact`.
+pub(super) async fn ended(shared: &Shared, contact: &Contact) {
+    let mut rx = contact.retired.subscribe();
+    tokio::select! {
+        () = stopped(shared) => {}
+        _ = rx.wait_for(|r| *r) => {}
+    }
 }
 
 #[derive(Default)]
@@ -144,8 +182,28 @@ impl Shared {
         u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    fn lock_contact(&self) -> MutexGuard<'_, Vec<Arc<Contact>>> {
+        self.contact.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Peer number `peer` as configured now.
+    pub(super) fn contact(&self, peer: usize) -> Option<Arc<Contact>> {
+        self.lock_contact().get(peer).cloned()
+    }
+
+    /// Every peer as configured now (indices as in events).
+    pub(super) fn contacts(&self) -> Vec<Arc<Contact>> {
+        self.lock_contact().clone()
+    }
+
+    /// The peer's name and address, for log lines.
+    pub(super) fn describe(&self, peer: usize) -> String {
+        self.contact(peer)
+            .map_or_else(|| format!("peer #{peer}"), |c| c.spec.describe())
+    }
+
     pub(super) fn heard(&self, peer: usize) {
-        if let Some(c) = self.contact.get(peer) {
+        if let Some(c) = self.contact(peer) {
             c.heard_ms.store(self.now_ms(), Ordering::Relaxed);
         }
     }
@@ -153,8 +211,7 @@ impl Shared {
     /// How long since a datagram from `peer` arrived.
     pub(super) fn silent_for(&self, peer: usize) -> Duration {
         let heard = self
-            .contact
-            .get(peer)
+            .contact(peer)
             .map_or(0, |c| c.heard_ms.load(Ordering::Relaxed));
         Duration::from_millis(self.now_ms().saturating_sub(heard))
     }
@@ -197,12 +254,22 @@ impl Shared {
         });
     }
 
-    /// Records an accepted connection; emits `Up` if it is the peer's first.
-    pub(super) fn register(&self, peer: usize, dir: Dir, conn: &quinn::Connection) -> u64 {
+    /// Records an accepted connection to `contact`, peer number `peer`; emits `Up` if it
+    /// is the peer's first. `None` (and the connection closed) when a reload has retired
+    /// that peer meanwhile.
+    pub(super) fn register(
+        &self,
+        peer: usize,
+        contact: &Arc<Contact>,
+        dir: Dir,
+        conn: &quinn::Connection,
+    ) -> Option<u64> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let mut links = self.lock_links();
-        let Some(link) = links.get_mut(peer) else {
-            return seq;
+        let current = self.contact(peer).is_some_and(|c| Arc::ptr_eq(&c, contact));
+        let Some(link) = links.get_mut(peer).filter(|_| current) else {
+            conn.close(VarInt::from_u32(CLOSE_RECONFIGURED), b"peer reconfigured");
+            return None;
         };
         let was_up = link.best().is_some();
         self.heard(peer);
@@ -217,14 +284,14 @@ impl Shared {
                 b"replaced by a newer connection",
             );
         }
-        info!(peer = %self.peers[peer].describe(), remote = %conn.remote_address(), ?dir, "connection accepted");
+        info!(peer = %contact.spec.describe(), remote = %conn.remote_address(), ?dir, "connection accepted");
         if !was_up {
             self.emit(TransportEvent::Up {
                 peer,
                 remote: conn.remote_address(),
             });
         }
-        seq
+        Some(seq)
     }
 
     /// Forgets a closed connection; emits `Down` if it was the peer's last.
@@ -236,7 +303,7 @@ impl Shared {
         let slot = link.slot(dir);
         if slot.as_ref().is_some_and(|l| l.seq == seq) {
             *slot = None;
-            info!(peer = %self.peers[peer].describe(), ?dir, %reason, "connection closed");
+            info!(peer = %self.describe(peer), ?dir, %reason, "connection closed");
             if link.best().is_none() {
                 self.emit(TransportEvent::Down {
                     peer,

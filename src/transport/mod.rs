@@ -70,13 +70,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use quinn::VarInt;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
 use crate::certs::{self, NodeIdentity};
 use dial::dial_loop;
 use failure::bind_error;
-use identity::peer_not_after;
+use identity::{peer_chain, peer_summary};
 use inbound::accept_loop;
 use links::{redial_ms, summary_loop, Contact, Handle, Link, Shared};
 use reject_log::RejectLog;
@@ -86,10 +87,25 @@ pub use probe::{probe, ProbeAnswer, ProbeError, DOCTOR_ALPN};
 pub use reject::RejectKind;
 pub use tls::{client_config, server_config, ALPN};
 
+fn validate_peers(peers: &[PeerSpec]) -> Result<(), TransportError> {
+    for p in peers {
+        if let Some(name) = &p.name {
+            certs::validate_node_name(name)
+                .map_err(|e| TransportError::Config(format!("peer {}: {e}", p.addr)))?;
+        }
+    }
+    Ok(())
+}
+
 /// Application close code: the certificate matches no configured peer.
 pub const CLOSE_UNKNOWN_PEER: u32 = 0x10;
 /// Application close code: replaced by a newer connection from the same peer.
 pub const CLOSE_REPLACED: u32 = 0x11;
+/// Application close code: after a reload, the peer's certificate no longer verifies
+/// against this node's CA (a trust bundle without the peer's CA).
+pub const CLOSE_UNTRUSTED: u32 = 0x12;
+/// Application close code: a reload removed this peer or changed its address.
+pub const CLOSE_RECONFIGURED: u32 = 0x13;
 /// Application close code: the node shuts down.
 pub const CLOSE_SHUTDOWN: u32 = 0x0;
 
@@ -185,6 +201,20 @@ pub struct PeerLinkStats {
     pub remote: Option<SocketAddr>,
     /// When the peer's certificate on that connection expires.
     pub cert_not_after: Option<std::time::SystemTime>,
+    /// The serial number of the peer's certificate on that connection (lowercase hex).
+    pub cert_serial: Option<String>,
+}
+
+/// What [`Transport::reload_identity`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityReload {
+    /// This node's certificate differs from the one it used before: every peer is dialled
+    /// anew beside its live connection, so peers see the new certificate without a gap.
+    pub certificate_changed: bool,
+    /// Live connections closed because the peer's certificate no longer verifies against
+    /// the new CA, by peer (their peers redial; a peer with a trusted certificate comes
+    /// back at once).
+    pub closed_untrusted: Vec<String>,
 }
 
 /// Errors starting the transport.
@@ -239,12 +269,7 @@ impl Transport {
         cfg: TransportConfig,
         socket: std::net::UdpSocket,
     ) -> Result<(Transport, mpsc::Receiver<TransportEvent>), TransportError> {
-        for p in &cfg.peers {
-            if let Some(name) = &p.name {
-                certs::validate_node_name(name)
-                    .map_err(|e| TransportError::Config(format!("peer {}: {e}", p.addr)))?;
-            }
-        }
+        validate_peers(&cfg.peers)?;
         let tls = TlsContext::new(&cfg.identity)?;
         // The endpoint's own server configuration is never used for a handshake (each
         // inbound connection gets its own, see `handle_inbound`), but without one quinn
@@ -269,8 +294,7 @@ impl Transport {
             endpoint,
             tls: Mutex::new(Arc::new(tls)),
             links: Mutex::new(cfg.peers.iter().map(|_| Link::default()).collect()),
-            contact: cfg.peers.iter().map(|_| Contact::default()).collect(),
-            peers: cfg.peers,
+            contact: Mutex::new(cfg.peers.into_iter().map(Contact::new).collect()),
             events,
             shutdown,
             logged: Mutex::new(RejectLog::new(std::time::Instant::now())),
@@ -281,10 +305,11 @@ impl Transport {
         });
         tokio::spawn(accept_loop(Arc::clone(&shared)));
         tokio::spawn(summary_loop(Arc::clone(&shared)));
-        for peer in 0..shared.peers.len() {
-            tokio::spawn(dial_loop(Arc::clone(&shared), peer));
+        let contacts = shared.contacts();
+        for (peer, contact) in contacts.iter().enumerate() {
+            tokio::spawn(dial_loop(Arc::clone(&shared), peer, Arc::clone(contact)));
         }
-        info!(%local_addr, peers = shared.peers.len(), "transport listening");
+        info!(%local_addr, peers = contacts.len(), "transport listening");
         Ok((
             Transport {
                 handle: Arc::new(Handle { shared, local_addr }),
@@ -293,15 +318,125 @@ impl Transport {
         ))
     }
 
-    /// Uses a new certificate and key (and CA) for every connection from now on; live
-    /// connections keep the identity they were authenticated with.
-    pub fn reload_identity(&self, identity: &NodeIdentity) -> Result<(), TransportError> {
-        let tls = TlsContext::new(identity)?;
+    /// Uses a new certificate and key (and CA) for every connection from now on. Live
+    /// connections whose peer certificate no longer verifies against the new CA are closed
+    /// ([`CLOSE_UNTRUSTED`]); the others stay. When this node's own certificate changed,
+    /// every peer is dialled anew beside its live connection (the new connection replaces
+    /// the old one on both sides without a `Down`), so the peers see the new certificate at
+    /// once instead of at the next reconnect.
+    pub fn reload_identity(
+        &self,
+        identity: &NodeIdentity,
+    ) -> Result<IdentityReload, TransportError> {
+        let tls = Arc::new(TlsContext::new(identity)?);
         let (server, _) = tls.server()?;
         let shared = &self.handle.shared;
         shared.endpoint.set_server_config(Some(server));
-        *shared.tls.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(tls);
+        let old = std::mem::replace(
+            &mut *shared.tls.lock().unwrap_or_else(|p| p.into_inner()),
+            Arc::clone(&tls),
+        );
+        let certificate_changed = old.own_certificate() != tls.own_certificate();
+        let mut closed_untrusted = Vec::new();
+        {
+            let links = shared.lock_links();
+            for (peer, link) in links.iter().enumerate() {
+                for live in [&link.outbound, &link.inbound].into_iter().flatten() {
+                    let verdict = match peer_chain(&live.conn) {
+                        Some(chain) => tls.still_trusts(&chain),
+                        None => Err(rustls::Error::NoCertificatesPresented),
+                    };
+                    if let Err(e) = verdict {
+                        let who = shared.describe(peer);
+                        tracing::warn!(peer = %who, error = %e, "closing a connection: the peer's certificate no longer verifies against the reloaded CA");
+                        live.conn.close(
+                            quinn::VarInt::from_u32(CLOSE_UNTRUSTED),
+                            b"certificate no longer trusted",
+                        );
+                        if !closed_untrusted.contains(&who) {
+                            closed_untrusted.push(who);
+                        }
+                    }
+                }
+            }
+        }
+        if certificate_changed {
+            for c in shared.contacts() {
+                c.refresh.store(true, std::sync::atomic::Ordering::Relaxed);
+                c.refresh_kick.notify_one();
+            }
+        }
+        Ok(IdentityReload {
+            certificate_changed,
+            closed_untrusted,
+        })
+    }
+
+    /// Replaces the peer list (a reload): events refer to the new indices from now on.
+    /// Index by index, a peer whose spec is unchanged keeps its connections; a changed one
+    /// (another address or name) has its connections closed ([`CLOSE_RECONFIGURED`], a
+    /// `Down` if it was up) and is dialled at its new spec; peers beyond the new list are
+    /// closed and forgotten, new ones are dialled. Keep unchanged peers at their indices
+    /// (append new ones) so that nothing is dropped that need not be.
+    pub fn set_peers(&self, peers: Vec<PeerSpec>) -> Result<(), TransportError> {
+        validate_peers(&peers)?;
+        let shared = &self.handle.shared;
+        let mut started = Vec::new();
+        {
+            // Lock order: links before contact (see `Shared`).
+            let mut links = shared.lock_links();
+            let mut contact = shared.contact.lock().unwrap_or_else(|p| p.into_inner());
+            for i in 0..contact.len().max(peers.len()) {
+                if contact.get(i).map(|c| &c.spec) == peers.get(i) {
+                    continue;
+                }
+                if let Some(old) = contact.get(i) {
+                    old.retired.send_replace(true);
+                    info!(peer = %old.spec.describe(), "peer removed or changed by a reload");
+                    if let Some(link) = links.get_mut(i) {
+                        let was_up = link.best().is_some();
+                        for live in [link.outbound.take(), link.inbound.take()]
+                            .into_iter()
+                            .flatten()
+                        {
+                            live.conn
+                                .close(VarInt::from_u32(CLOSE_RECONFIGURED), b"peer reconfigured");
+                        }
+                        if was_up {
+                            shared.emit(TransportEvent::Down {
+                                peer: i,
+                                reason: "removed or changed by a reload".to_string(),
+                            });
+                        }
+                    }
+                }
+                if let Some(spec) = peers.get(i) {
+                    let fresh = Contact::new(spec.clone());
+                    if i < contact.len() {
+                        contact[i] = Arc::clone(&fresh);
+                    } else {
+                        contact.push(Arc::clone(&fresh));
+                        links.push(Link::default());
+                    }
+                    started.push((i, fresh));
+                }
+            }
+            contact.truncate(peers.len());
+            links.truncate(peers.len());
+        }
+        for (i, c) in started {
+            tokio::spawn(dial_loop(Arc::clone(shared), i, c));
+        }
         Ok(())
+    }
+
+    /// Changes fast contact's redial interval (see [`TransportConfig::redial_interval`]);
+    /// `Duration::ZERO` turns it off. Dial loops use it from their next wait on.
+    pub fn set_redial_interval(&self, interval: Duration) {
+        self.handle
+            .shared
+            .redial_ms
+            .store(redial_ms(interval), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Proof that the path to `peer` (an index in [`TransportConfig::peers`]) works again,
@@ -309,7 +444,7 @@ impl Transport {
     /// it for a redial interval, abandoning a dial that has had no answer yet. A peer that
     /// rejected us keeps its backoff. Calls faster than the dial loop can act coalesce.
     pub fn redial_now(&self, peer: usize) {
-        if let Some(c) = self.handle.shared.contact.get(peer) {
+        if let Some(c) = self.handle.shared.contact(peer) {
             c.kick.notify_one();
         }
     }
@@ -330,7 +465,7 @@ impl Transport {
         for (peer, link) in links.iter().enumerate() {
             if let Some(live) = link.best() {
                 if let Err(e) = live.conn.send_datagram(payload.clone()) {
-                    debug!(peer = %shared.peers[peer].describe(), error = %e, "datagram not sent");
+                    debug!(peer = %shared.describe(peer), error = %e, "datagram not sent");
                 }
             }
         }
@@ -347,7 +482,8 @@ impl Transport {
                     connected: true,
                     rtt: Some(live.conn.rtt()),
                     remote: Some(live.conn.remote_address()),
-                    cert_not_after: peer_not_after(&live.conn),
+                    cert_not_after: peer_summary(&live.conn).map(|s| s.not_after),
+                    cert_serial: peer_summary(&live.conn).map(|s| s.serial),
                 },
                 None => PeerLinkStats::default(),
             })

@@ -113,6 +113,25 @@ impl TlsContext {
         })
     }
 
+    /// Whether a certificate chain a peer presented earlier still verifies against this
+    /// context's CA (a reload with a new trust bundle re-checks live connections with it).
+    pub(crate) fn still_trusts(
+        &self,
+        chain: &[rustls_pki_types::CertificateDer<'static>],
+    ) -> Result<(), rustls::Error> {
+        let (end_entity, intermediates) = chain
+            .split_first()
+            .ok_or(rustls::Error::NoCertificatesPresented)?;
+        self.client_verifier
+            .verify_client_cert(end_entity, intermediates, rustls_pki_types::UnixTime::now())
+            .map(|_| ())
+    }
+
+    /// This node's own certificate (the first of its chain).
+    pub(crate) fn own_certificate(&self) -> Option<&rustls_pki_types::CertificateDer<'static>> {
+        self.key.cert.first()
+    }
+
     fn recorder(&self) -> Recorder {
         Recorder {
             verdict: Arc::new(Verdict::default()),

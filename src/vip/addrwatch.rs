@@ -56,6 +56,8 @@ pub enum AddressEvent {
 pub struct AddressWatch {
     connection: JoinHandle<()>,
     task: JoinHandle<()>,
+    /// The VIPs watched, shared with the task; replaced by [`AddressWatch::set_vips`].
+    vips: std::sync::Arc<std::sync::Mutex<Vec<Ipv4Addr>>>,
 }
 
 impl Drop for AddressWatch {
@@ -91,13 +93,17 @@ impl AddressWatch {
         let connection = tokio::spawn(connection);
         let (tx, rx) = mpsc::channel(CAPACITY);
         let name = interface.to_string();
+        let vips = std::sync::Arc::new(std::sync::Mutex::new(vips));
+        let watched = std::sync::Arc::clone(&vips);
         let task = tokio::spawn(async move {
             while let Some((message, _)) = messages.next().await {
                 let event = match message.payload {
-                    NetlinkPayload::InnerMessage(m) => match classify(&m, &vips) {
-                        Some(event) => event,
-                        None => continue,
-                    },
+                    NetlinkPayload::InnerMessage(m) => {
+                        match classify(&m, &watched.lock().unwrap_or_else(|p| p.into_inner())) {
+                            Some(event) => event,
+                            None => continue,
+                        }
+                    }
                     NetlinkPayload::Overrun(_) => {
                         tracing::warn!(interface = %name,
                             "address notifications were lost (netlink overrun): listing the VIPs again");
@@ -112,7 +118,20 @@ impl AddressWatch {
             tracing::error!(interface = %name,
                 "address notifications stopped: VIPs removed by others are seen only by the lease check");
         });
-        Ok((Self { connection, task }, rx))
+        Ok((
+            Self {
+                connection,
+                task,
+                vips,
+            },
+            rx,
+        ))
+    }
+
+    /// Watches `vips` from now on (a reload changed them): a dropped VIP deleted after
+    /// this call is no event.
+    pub fn set_vips(&self, vips: Vec<Ipv4Addr>) {
+        *self.vips.lock().unwrap_or_else(|p| p.into_inner()) = vips;
     }
 }
 

@@ -73,7 +73,8 @@ pub struct Announcer {
     task: JoinHandle<()>,
     /// Shared with the sending thread, for the first round of each burst.
     sink: Arc<Mutex<dyn ArpSink>>,
-    vips: Vec<Ipv4Addr>,
+    /// Shared with the sending thread; replaced by [`Announcer::set_vips`].
+    vips: Arc<Mutex<Vec<Ipv4Addr>>>,
 }
 
 impl Announcer {
@@ -106,6 +107,7 @@ impl Announcer {
         // Capacity 1: at most one round waits while the thread sends another.
         let (rounds_tx, rounds_rx) = mpsc::sync_channel::<()>(1);
         let sink: Arc<Mutex<dyn ArpSink>> = Arc::new(Mutex::new(sink));
+        let vips = Arc::new(Mutex::new(vips));
         {
             let (sent, failures) = (sent.clone(), failures.clone());
             let (sink, vips) = (sink.clone(), vips.clone());
@@ -113,7 +115,7 @@ impl Announcer {
                 .name("haagent-garp".to_string())
                 .spawn(move || {
                     while rounds_rx.recv().is_ok() {
-                        send_round(&sink, &vips, &sent, &failures);
+                        send_round(&sink, &current(&vips), &sent, &failures);
                     }
                 })
                 .map_err(|e| tracing::error!(error = %e, "cannot start the gratuitous ARP thread"))
@@ -134,7 +136,7 @@ impl Announcer {
     /// burst's first round is on the wire when this returns (a blocking send of two
     /// frames per VIP, bounded by the socket's write timeout).
     pub fn announce(&self) {
-        send_round(&self.sink, &self.vips, &self.sent, &self.failures);
+        send_round(&self.sink, &current(&self.vips), &self.sent, &self.failures);
         self.control.send_modify(|c| {
             c.active = true;
             c.generation = c.generation.wrapping_add(1);
@@ -147,6 +149,12 @@ impl Announcer {
     pub fn reopen(&self) -> Result<Option<[u8; 6]>, VipError> {
         let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
         sink.reopen()
+    }
+
+    /// Announces `vips` from the next round on (a reload changed them); a burst in
+    /// progress goes on with the new list.
+    pub fn set_vips(&self, vips: Vec<Ipv4Addr>) {
+        *self.vips.lock().unwrap_or_else(PoisonError::into_inner) = vips;
     }
 
     /// Stops the burst and the refresh (we are no longer master).
@@ -226,6 +234,11 @@ async fn sleep_until(due: Option<Instant>) {
 }
 
 /// One announcement per VIP.
+/// A copy of the VIP list (the lock is not held while sending).
+fn current(vips: &Mutex<Vec<Ipv4Addr>>) -> Vec<Ipv4Addr> {
+    vips.lock().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
 fn send_round(
     sink: &Mutex<dyn ArpSink>,
     vips: &[Ipv4Addr],
@@ -415,6 +428,24 @@ mod tests {
         a.announce();
         wait_for("second burst", || a.sent() == 24).await;
         assert_eq!(a.failures(), 0);
+    }
+
+    #[tokio::test]
+    async fn set_vips_changes_what_the_next_rounds_announce() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (old, new) = (Ipv4Addr::new(192, 0, 2, 100), Ipv4Addr::new(192, 0, 2, 101));
+        let a = Announcer::spawn_with_sink(
+            Recorder(log.clone()),
+            vec![old],
+            Schedule::new(3, 20 * MS, Duration::ZERO),
+        );
+        a.announce();
+        wait_for("first burst", || a.sent() == 6).await;
+        a.set_vips(vec![new]);
+        log.lock().unwrap().clear();
+        a.announce();
+        wait_for("burst with the new list", || a.sent() == 12).await;
+        assert_eq!(*log.lock().unwrap(), vec![new, new, new]);
     }
 
     #[tokio::test]

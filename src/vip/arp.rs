@@ -195,6 +195,14 @@ impl ArpWatch {
         Ok(())
     }
 
+    /// Watches `vips` from now on (a reload changed them), on a fresh socket like
+    /// [`ArpWatch::reopen`]. On error the old watch keeps running with the old list.
+    pub fn set_vips(&mut self, vips: Vec<Ipv4Addr>, own_mac: [u8; 6]) -> Result<(), VipError> {
+        let fresh = Self::start(&self.interface, own_mac, vips, self.tx.clone())?;
+        *self = fresh;
+        Ok(())
+    }
+
     fn start(
         interface: &str,
         own_mac: [u8; 6],

@@ -257,8 +257,33 @@ impl VipManager {
     pub async fn release(&mut self) -> Result<(), VipError> {
         self.held = false;
         self.lease_until = None;
+        self.delete(&self.vips).await
+    }
+
+    /// Replaces the VIP list (a reload). While the VIPs are held, the dropped ones are
+    /// deleted from the interface and the list is installed again (new ones added, the
+    /// others renewed in place); otherwise nothing changes on the interface. Every VIP is
+    /// attempted; the first failure is returned.
+    pub async fn set_vips(&mut self, vips: Vec<Ipv4Cidr>) -> Result<(), VipError> {
+        let dropped: Vec<Ipv4Cidr> = self
+            .vips
+            .iter()
+            .filter(|v| !vips.contains(v))
+            .copied()
+            .collect();
+        self.vips = vips;
+        if !self.held {
+            return Ok(());
+        }
+        let deleted = self.delete(&dropped).await;
+        let added = self.apply("add").await;
+        deleted.and(added)
+    }
+
+    /// Deletes `vips` from the interface; one already gone (or the interface gone) is fine.
+    async fn delete(&self, vips: &[Ipv4Cidr]) -> Result<(), VipError> {
         let mut first_error = None;
-        for vip in &self.vips {
+        for vip in vips {
             let message = AddressMessageBuilder::<Ipv4Addr>::new()
                 .index(self.ifindex)
                 .address(vip.addr, vip.prefix)
