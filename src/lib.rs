@@ -30,7 +30,8 @@
 //!   election's actions, split by job: `setup` (config into drivers), `admission` (pure:
 //!   which adverts reach the election; loss and drift per peer), `run` (the loop),
 //!   `execute` (carrying out actions), `operator` (control requests, status document),
-//!   `supervisor` (systemd notify: ready, status, watchdog), `state` (what survives a restart).
+//!   `supervisor` (systemd notify: ready, status, watchdog), `state` (what survives a restart),
+//!   `solicit` (one ARP request to a peer whose path is back).
 //! - [`doctor`]: `haagent doctor`, the preflight: config, interface, capabilities, port and
 //!   nftables, certificate, peers (a probe handshake with its own ALPN), gateway, sysctls,
 //!   health check targets; one ✔/✘ line each.

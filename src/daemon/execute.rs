@@ -247,9 +247,9 @@ impl Executor {
     /// - our own release is not a removal (we no longer hold them: [`VipManager::held`]);
     /// - the lease had run out (we stalled and did not renew it): the kernel deleted them
     ///   and another node may hold them by now, so step down as [`Input::LeaseLost`];
-    /// - otherwise someone else removed them (`ip addr del`, a network manager) while we
-    ///   are still the elected master: install them again and re-announce; if that fails,
-    ///   go to fault so that a backup takes over.
+    /// - otherwise someone else removed them (`ip addr del`, a network manager):
+    ///   [`Input::VipsRemoved`]; the election, still master, installs and announces them
+    ///   again (a failed install is a VIP-install fault, so a backup takes over).
     async fn vip_removed(&mut self, missing: Vec<Ipv4Cidr>, state: State) -> Option<Input> {
         if state != State::Master || !self.vips.manager.held() {
             return None;
@@ -269,24 +269,16 @@ impl Executor {
             );
             return Some(Input::LeaseLost { detail });
         }
-        let lease_left_ms = self.vips.manager.lease_left(now).map(|d| d.as_millis());
-        tracing::warn!(vips = %list, %interface, ?lease_left_ms,
-            "{list} removed from {interface} (not by haagent) while we are master: installing and announcing it again");
-        match self.vips.install_again().await {
-            Ok(()) => {
-                self.arp.announcer.announce();
-                None
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not install the VIPs again");
-                Some(Input::Fault {
-                    cause: FaultCause::VipInstall,
-                    reason: format!(
-                        "{list} removed from {interface} (not by haagent) and installing it again failed: {e}"
-                    ),
-                })
-            }
-        }
+        let lease_left = self
+            .vips
+            .manager
+            .lease_left(now)
+            .map_or_else(String::new, |d| {
+                format!(", {} ms of lease left", d.as_millis())
+            });
+        Some(Input::VipsRemoved {
+            detail: format!("{list} removed from {interface} (not by haagent){lease_left}"),
+        })
     }
 
     /// The interface was re-created (new index), changed its MAC or came back up: move

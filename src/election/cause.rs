@@ -171,11 +171,14 @@ pub enum NoticeCause {
     HandoverRefused,
     /// The handover target did not take over within a master-down: we stay master.
     HandoverTimedOut,
+    /// Someone else removed our VIPs while the lease still ran (`ip addr del`, a network
+    /// manager): still the elected master, we install and announce them again.
+    VipsRemoved,
 }
 
 impl NoticeCause {
     /// Every variant, in declaration order.
-    pub const ALL: [NoticeCause; 8] = [
+    pub const ALL: [NoticeCause; 9] = [
         NoticeCause::ClaimBlocked,
         NoticeCause::ClaimStillBlocked,
         NoticeCause::NoQuorum,
@@ -184,6 +187,7 @@ impl NoticeCause {
         NoticeCause::HandoverStarted,
         NoticeCause::HandoverRefused,
         NoticeCause::HandoverTimedOut,
+        NoticeCause::VipsRemoved,
     ];
 
     /// The value of `haagent_notices_total{cause}` and of the `cause=` log field.
@@ -197,6 +201,7 @@ impl NoticeCause {
             NoticeCause::HandoverStarted => "handover_started",
             NoticeCause::HandoverRefused => "handover_refused",
             NoticeCause::HandoverTimedOut => "handover_timed_out",
+            NoticeCause::VipsRemoved => "vips_removed",
         }
     }
 }
@@ -261,7 +266,8 @@ mod tests {
                 | NoticeCause::ConflictWon
                 | NoticeCause::HandoverStarted
                 | NoticeCause::HandoverRefused
-                | NoticeCause::HandoverTimedOut => NoticeCause::ALL.contains(&c),
+                | NoticeCause::HandoverTimedOut
+                | NoticeCause::VipsRemoved => NoticeCause::ALL.contains(&c),
             }
         }
         assert!(NoticeCause::ALL.iter().all(|c| listed(*c)));

@@ -276,6 +276,13 @@ pub enum Input {
         /// Its MAC.
         mac: [u8; 6],
     },
+    /// While master: our VIPs left the interface although their lease still ran: someone
+    /// else removed them. We are still the elected master: install and announce them again
+    /// (a failed install is then a VIP-install fault).
+    VipsRemoved {
+        /// What was found, in words (which VIPs, which interface, the lease left).
+        detail: String,
+    },
     /// While master: the kernel dropped our VIPs because their lease ran out (we stalled).
     LeaseLost {
         /// What was found, in words.
@@ -578,6 +585,18 @@ impl Election {
             Input::Handover { to } => self.on_handover(now, to, &mut out),
             Input::MacChanged { mac } => self.cfg.mac = mac,
             Input::Reconfigure(r) => self.reconfigure(r),
+            Input::VipsRemoved { detail } => {
+                if self.state == State::Master {
+                    out.push(Action::Notice {
+                        cause: NoticeCause::VipsRemoved,
+                        reason: format!(
+                            "{detail} while we are master: installing and announcing it again"
+                        ),
+                    });
+                    out.push(Action::InstallVips);
+                    out.push(Action::Announce);
+                }
+            }
             Input::LeaseLost { detail } => {
                 if self.state == State::Master {
                     let reason = format!("VIP lease lost ({detail}): stepping down");

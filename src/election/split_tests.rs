@@ -1281,3 +1281,30 @@ fn a_clear_probe_gives_a_live_better_backup_one_turn_before_claiming() {
         "{probes:?}"
     );
 }
+
+#[test]
+fn vips_removed_by_someone_else_are_installed_again_by_the_master_only() {
+    // The rule used to live in the daemon; the election now decides it.
+    let (mut e, t0) = lone_master("n2", 100);
+    let detail = "192.0.2.100/24 removed from eth0 (not by haagent), 1500 ms of lease left";
+    let acts = e.handle(
+        t0 + ms(400),
+        Input::VipsRemoved {
+            detail: detail.into(),
+        },
+    );
+    assert_eq!(e.state(), State::Master);
+    assert!(
+        matches!(&acts[..], [Action::Notice { cause: NoticeCause::VipsRemoved, reason }, Action::InstallVips, Action::Announce] if reason.starts_with(detail)),
+        "{acts:?}"
+    );
+    // Not master (it stepped down meanwhile): nothing to put back.
+    let (mut b, t0) = started(cfg("n3", 100, 3, false));
+    let acts = b.handle(
+        t0 + ms(10),
+        Input::VipsRemoved {
+            detail: detail.into(),
+        },
+    );
+    assert!(acts.is_empty(), "{acts:?}");
+}
