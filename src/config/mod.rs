@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors, ErrorPlace, Location};
-pub use reload::{Setting, SettingChange};
+pub use reload::{Fingerprint, Setting, SettingChange};
 
 use crate::net::Ipv4Cidr;
 

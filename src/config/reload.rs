@@ -185,7 +185,44 @@ impl std::fmt::Display for SettingChange {
     }
 }
 
+/// The cluster fingerprint carried in every advert: one word per setting of
+/// [`Config::fingerprint_settings`] (the first 4 bytes of the SHA-256 of its value, big
+/// endian), with the setting's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// The four words, in the order of [`Config::fingerprint_settings`].
+    pub words: [u32; 4],
+    /// The setting each word stands for (`"cluster"`, `"vips"`, ...).
+    pub names: Vec<&'static str>,
+}
+
+impl Fingerprint {
+    /// The settings whose words differ from `theirs` (another node's advert), in order;
+    /// empty when they agree.
+    pub fn differences(&self, theirs: &[u32; 4]) -> Vec<&'static str> {
+        self.names
+            .iter()
+            .zip(self.words.iter().zip(theirs))
+            .filter(|(_, (ours, theirs))| ours != theirs)
+            .map(|(name, _)| *name)
+            .collect()
+    }
+}
+
 impl Config {
+    /// Hashes each setting that must match across the cluster into one word of the
+    /// advert's fingerprint (cluster name, VIPs, advert interval, quorum mode).
+    pub fn fingerprint(&self) -> Fingerprint {
+        let mut words = [0u32; 4];
+        let mut names = Vec::new();
+        for (word, (name, value)) in words.iter_mut().zip(self.fingerprint_settings()) {
+            let digest = ring::digest::digest(&ring::digest::SHA256, value.as_bytes());
+            let b = digest.as_ref();
+            *word = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            names.push(name);
+        }
+        Fingerprint { words, names }
+    }
     /// This configuration as a running agent applies it on reload: every setting that
     /// [`Setting::applies_live`] from `self`, the others from `running` (they wait for a
     /// restart). `running.election_changes(&result)` holds only live settings.

@@ -956,6 +956,24 @@ fn fingerprint_settings_are_fixed_order_with_sorted_vips() {
 }
 
 #[test]
+fn the_fingerprint_names_exactly_the_settings_that_differ() {
+    let a = parse(MINIMAL).unwrap();
+    let b = parse(&MINIMAL.replace(
+        "addresses = [\"192.0.2.100/24\"]",
+        "addresses = [\"192.0.2.101/24\"]",
+    ))
+    .unwrap();
+    let (fa, fb) = (a.fingerprint(), b.fingerprint());
+    assert_eq!(fa.names, ["cluster", "vips", "advert_interval_ms", "quorum"]);
+    assert!(fa.differences(&fa.words).is_empty());
+    assert_eq!(fa.differences(&fb.words), ["vips"]);
+    // Node-local settings leave it alone.
+    let mut c = a.clone();
+    c.node.priority = 20;
+    assert_eq!(c.fingerprint(), fa);
+}
+
+#[test]
 fn election_changes_is_empty_for_settings_that_reload_quietly() {
     let old = parse(FULL).unwrap();
     assert!(old.election_changes(&old).is_empty());

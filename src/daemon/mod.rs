@@ -57,7 +57,6 @@ mod supervisor;
 
 pub use admission::{AdmissionError, AdmissionKind, MAX_EPOCH};
 pub use operator::{RunOptions, SetLogLevel};
-pub(crate) use setup::fingerprint;
 pub use setup::DaemonError;
 
 /// Runs the agent until `shutdown` completes, then hands over gracefully: a master to its

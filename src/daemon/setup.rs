@@ -326,7 +326,7 @@ fn election(config: &Config, mac: [u8; 6], probe: bool) -> Election {
         probe,
         cluster_size: config.peers.len() + 1,
         quorum: config.election.quorum,
-        fingerprint: fingerprint(config).0,
+        fingerprint: config.fingerprint().words,
         foreign_holder_timeout: config.probe.foreign_holder_timeout,
     };
     Election::new(settings, Instant::now())
@@ -342,12 +342,12 @@ pub(super) fn reconfig(config: &Config) -> Reconfig {
         preempt_delay: config.election.preempt_delay,
         cluster_size: config.peers.len() + 1,
         quorum: config.election.quorum,
-        fingerprint: fingerprint(config).0,
+        fingerprint: config.fingerprint().words,
     }
 }
 
 fn intake(config: &Config) -> Intake {
-    let (words, names) = fingerprint(config);
+    let crate::config::Fingerprint { words, names } = config.fingerprint();
     let rules = Admission {
         name: config.node.name.clone(),
         cluster: config.cluster.clone(),
@@ -398,21 +398,6 @@ fn own_ip(config: &Config) -> Option<Ipv4Addr> {
     }
 }
 
-/// Hashes each setting that must match across the cluster into one word of the advert's
-/// fingerprint (cluster name, VIPs, advert interval, quorum mode, in that order).
-pub(crate) fn fingerprint(config: &Config) -> ([u32; 4], Vec<&'static str>) {
-    let settings = config.fingerprint_settings();
-    let mut words = [0u32; 4];
-    let mut names = Vec::new();
-    for (word, (name, value)) in words.iter_mut().zip(settings) {
-        let digest = ring::digest::digest(&ring::digest::SHA256, value.as_bytes());
-        let b = digest.as_ref();
-        *word = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-        names.push(name);
-    }
-    (words, names)
-}
-
 /// The node's own address to send from on the VIP interface: the configured `listen`
 /// address if it is one of the interface's, else the own address on the peers' subnet,
 /// else the first own address; `None` if the interface has only VIPs.
@@ -423,13 +408,28 @@ async fn own_source(config: &Config, vips: &VipManager) -> Result<Option<Ipv4Add
             return Ok(Some(ip));
         }
     }
-    let on_peer_subnet = own.iter().find(|c| {
-        config.peers.iter().any(|p| match p.address.ip() {
-            IpAddr::V4(a) => c.contains(a),
-            IpAddr::V6(_) => false,
+    Ok(own_on_peer_subnet(config, &own)
+        .or(own.first())
+        .map(|c| c.addr))
+}
+
+/// The IPv4 addresses of the configured peers.
+fn peer_ipv4s(config: &Config) -> Vec<Ipv4Addr> {
+    config
+        .peers
+        .iter()
+        .filter_map(|p| match p.address.ip() {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
         })
-    });
-    Ok(on_peer_subnet.or(own.first()).map(|c| c.addr))
+        .collect()
+}
+
+/// The first of `own` (the node's own addresses on the VIP interface) whose subnet holds a
+/// peer: where peer traffic should leave from.
+fn own_on_peer_subnet<'a>(config: &Config, own: &'a [Ipv4Cidr]) -> Option<&'a Ipv4Cidr> {
+    let peers = peer_ipv4s(config);
+    own.iter().find(|c| peers.iter().any(|p| c.contains(*p)))
 }
 
 /// Where the QUIC endpoint binds. A configured address is used as is. The default
@@ -450,16 +450,7 @@ async fn peer_listen_address(
         return Ok(listen);
     }
     let own = vips.own_addresses().await?;
-    let peer_ips: Vec<Ipv4Addr> = config
-        .peers
-        .iter()
-        .filter_map(|p| match p.address.ip() {
-            IpAddr::V4(a) => Some(a),
-            IpAddr::V6(_) => None,
-        })
-        .collect();
-    let on_segment = |c: &Ipv4Cidr| peer_ips.iter().any(|p| c.contains(*p));
-    if let Some(mine) = own.iter().find(|c| on_segment(c)) {
+    if let Some(mine) = own_on_peer_subnet(config, &own) {
         tracing::info!(address = %mine.addr, interface = %config.node.interface,
             "peer traffic leaves from this node's own address, never from a VIP");
         return Ok(SocketAddr::new(mine.addr.into(), listen.port()));
@@ -467,7 +458,7 @@ async fn peer_listen_address(
     if config
         .vips
         .iter()
-        .any(|v| peer_ips.iter().any(|p| v.contains(*p)))
+        .any(|v| peer_ipv4s(config).iter().any(|p| v.contains(*p)))
     {
         return Err(DaemonError::NoOwnAddress {
             interface: config.node.interface.clone(),

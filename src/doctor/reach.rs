@@ -99,13 +99,7 @@ fn same_settings(config: &Config, advert: Option<&[u8]>) -> Result<&'static str,
         Ok(a) => a.fingerprint,
         Err(e) => return Err(format!("advert ({e}) and so its settings")),
     };
-    let (ours, names) = crate::daemon::fingerprint(config);
-    let differ: Vec<&str> = names
-        .iter()
-        .zip(ours.iter().zip(theirs.iter()))
-        .filter(|(_, (a, b))| a != b)
-        .map(|(n, _)| *n)
-        .collect();
+    let differ = config.fingerprint().differences(&theirs);
     if differ.is_empty() {
         Ok("same cluster fingerprint")
     } else {
