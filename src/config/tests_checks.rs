@@ -964,7 +964,10 @@ fn the_fingerprint_names_exactly_the_settings_that_differ() {
     ))
     .unwrap();
     let (fa, fb) = (a.fingerprint(), b.fingerprint());
-    assert_eq!(fa.names, ["cluster", "vips", "advert_interval_ms", "quorum"]);
+    assert_eq!(
+        fa.names,
+        ["cluster", "vips", "advert_interval_ms", "quorum"]
+    );
     assert!(fa.differences(&fa.words).is_empty());
     assert_eq!(fa.differences(&fb.words), ["vips"]);
     // Node-local settings leave it alone.
