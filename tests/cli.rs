@@ -187,8 +187,9 @@ fn check_config_names_the_flag_in_quick_mode() {
     );
 }
 
-#[test]
-fn agent_refuses_to_start_with_a_readable_key_and_says_why() {
+/// A CA and node n1's certificate in a temporary directory, n1's key readable by all
+/// (which the agent refuses at start).
+fn certs_with_a_readable_key() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     assert!(haagent(&["certs", "init", "--dir", d]).status.success());
@@ -206,7 +207,12 @@ fn agent_refuses_to_start_with_a_readable_key_and_says_why() {
     .success());
     let key = dir.path().join("n1-key.pem");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = haagent(&[
+    (dir, key)
+}
+
+/// Quick-mode flags for node n1 with its certificates in `certs`.
+fn quick_mode_args(certs: &str) -> [&str; 10] {
+    [
         "--interface",
         "lo",
         "--vip",
@@ -216,8 +222,15 @@ fn agent_refuses_to_start_with_a_readable_key_and_says_why() {
         "--name",
         "n1",
         "--certs",
-        d,
-    ]);
+        certs,
+    ]
+}
+
+#[test]
+fn agent_refuses_to_start_with_a_readable_key_and_says_why() {
+    let (dir, key) = certs_with_a_readable_key();
+    let d = dir.path().to_str().unwrap();
+    let out = haagent(&quick_mode_args(d));
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
@@ -231,43 +244,17 @@ fn under_systemd_each_log_line_carries_its_syslog_priority() {
     // systemd names the journal stream in JOURNAL_STREAM (device:inode); a line that
     // starts with <3> is an error to `journalctl -p err`. Here the "journal" is a file.
     use std::os::unix::fs::MetadataExt;
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, key) = certs_with_a_readable_key();
     let d = dir.path().to_str().unwrap();
-    assert!(haagent(&["certs", "init", "--dir", d]).status.success());
-    assert!(haagent(&[
-        "certs",
-        "issue",
-        "--dir",
-        d,
-        "--name",
-        "n1",
-        "--ip",
-        "192.0.2.11"
-    ])
-    .status
-    .success());
-    let key = dir.path().join("n1-key.pem");
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let run = |journal: Option<String>| {
         let log = dir.path().join("stderr.log");
         let file = std::fs::File::create(&log).unwrap();
         let meta = file.metadata().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_haagent"));
-        cmd.args([
-            "--interface",
-            "lo",
-            "--vip",
-            "192.0.2.100/32",
-            "--peer",
-            "127.0.0.2",
-            "--name",
-            "n1",
-            "--certs",
-            d,
-        ])
-        .env_remove("RUST_LOG")
-        .env_remove("JOURNAL_STREAM")
-        .stderr(file);
+        cmd.args(quick_mode_args(d))
+            .env_remove("RUST_LOG")
+            .env_remove("JOURNAL_STREAM")
+            .stderr(file);
         if let Some(j) = journal {
             let j = j.replace("DEV", &meta.dev().to_string());
             cmd.env("JOURNAL_STREAM", j.replace("INO", &meta.ino().to_string()));
