@@ -244,7 +244,7 @@ fn under_systemd_each_log_line_carries_its_syslog_priority() {
     // systemd names the journal stream in JOURNAL_STREAM (device:inode); a line that
     // starts with <3> is an error to `journalctl -p err`. Here the "journal" is a file.
     use std::os::unix::fs::MetadataExt;
-    let (dir, key) = certs_with_a_readable_key();
+    let (dir, _key) = certs_with_a_readable_key();
     let d = dir.path().to_str().unwrap();
     let run = |journal: Option<String>| {
         let log = dir.path().join("stderr.log");
