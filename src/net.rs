@@ -120,3 +120,94 @@ mod contains_tests {
         assert!(all.contains(Ipv4Addr::new(203, 0, 113, 9)));
     }
 }
+
+/// The scope of an installed VIP (`ip addr add ... scope SCOPE`; keepalived's `scope`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VipScope {
+    /// `global` (the default): reachable from anywhere.
+    #[default]
+    Global,
+    /// `link`: only on the attached link.
+    Link,
+    /// `host`: only inside this host.
+    Host,
+}
+
+impl VipScope {
+    /// The name used in config files and `ip addr`: `global`, `link` or `host`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            VipScope::Global => "global",
+            VipScope::Link => "link",
+            VipScope::Host => "host",
+        }
+    }
+
+    /// The kernel's `RT_SCOPE_*` value (`<linux/rtnetlink.h>`): 0, 253, 254.
+    pub const fn rt_scope(self) -> u8 {
+        match self {
+            VipScope::Global => 0,
+            VipScope::Link => 253,
+            VipScope::Host => 254,
+        }
+    }
+}
+
+/// One VIP as a group installs it: the address, its interface and its optional attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VipSpec {
+    /// The address and prefix, e.g. `192.0.2.100/24`.
+    pub cidr: Ipv4Cidr,
+    /// The interface it goes on (default: the node's `[node] interface`).
+    pub interface: String,
+    /// `IFA_LABEL` (`ip addr ... label eth0:vip`): at most 15 bytes and starting with the
+    /// interface name, as the kernel requires; `None` = no label.
+    pub label: Option<String>,
+    /// Its scope (default global).
+    pub scope: VipScope,
+}
+
+/// One route that follows a group's VIPs (keepalived's `virtual_routes`): installed after the
+/// group's VIPs are up, removed before they go, with the routing protocol
+/// [`RTPROT_HAAGENT`] so that a restarted agent can find and remove what a killed one left.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RouteSpec {
+    /// Destination (`0.0.0.0/0` for `default`); the address part is the network address.
+    pub to: Ipv4Cidr,
+    /// Gateway, if any (`via`).
+    pub via: Option<Ipv4Addr>,
+    /// Preferred source address (`src`), normally one of the group's VIPs: such a route
+    /// disappears with the VIP when its lease runs out.
+    pub src: Option<Ipv4Addr>,
+    /// Outgoing interface (`dev`); resolved by name whenever the route is installed.
+    pub dev: String,
+    /// Route metric (`metric`, RTA_PRIORITY); `None` = the kernel's default (0).
+    pub metric: Option<u32>,
+    /// Routing table (`table`); `None` = main (254).
+    pub table: Option<u32>,
+}
+
+/// The routing protocol number haagent marks its routes with (`ip route ... proto 98`;
+/// `/etc/iproute2/rt_protos` may name it `haagent`). keepalived uses 18 for the same purpose.
+pub const RTPROT_HAAGENT: u8 = 98;
+
+impl fmt::Display for RouteSpec {
+    /// In `ip route` words: `0.0.0.0/0 via 192.0.2.1 dev eth0 src 192.0.2.100 metric 10`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to)?;
+        if let Some(via) = self.via {
+            write!(f, " via {via}")?;
+        }
+        write!(f, " dev {}", self.dev)?;
+        if let Some(src) = self.src {
+            write!(f, " src {src}")?;
+        }
+        if let Some(m) = self.metric {
+            write!(f, " metric {m}")?;
+        }
+        if let Some(t) = self.table {
+            write!(f, " table {t}")?;
+        }
+        Ok(())
+    }
+}

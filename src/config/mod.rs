@@ -120,6 +120,75 @@ pub struct Config {
     /// Where the agent keeps what must survive a restart (maintenance mode): `[state] dir`,
     /// an absolute path, default [`DEFAULT_STATE_DIR`]. Created when first written.
     pub state_dir: PathBuf,
+    /// The VIP groups, one election each (`[[group]]` tables), in file order; never empty.
+    /// A config without `[[group]]` (and quick mode) has exactly one group,
+    /// [`LEGACY_GROUP`], built from `[node] priority`/`interface`, `[vip] addresses`,
+    /// `[election] preempt`/`preempt_delay_ms`, every `[[check]]` and `[notify]`.
+    pub groups: Vec<GroupConfig>,
+}
+
+/// The name of the one group of a config that has no `[[group]]` tables.
+pub const LEGACY_GROUP: &str = "default";
+
+/// One VIP group: its own election over its own VIPs (keepalived's `vrrp_instance`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// `name`: 1..=32 bytes of `[A-Za-z0-9._-]`, not starting with `-`; unique.
+    pub name: String,
+    /// `id`, 1..=65535, the group's id on the wire (keepalived's `virtual_router_id`); every
+    /// node must use the same id for the same group. Default [`group_id_from_name`].
+    pub id: u16,
+    /// The group's VIPs, at least one; no VIP belongs to two groups.
+    pub vips: Vec<crate::net::VipSpec>,
+    /// This node's priority in this group, 1..=254 (default `[node] priority`).
+    pub priority: u8,
+    /// Default `[election] preempt` (`nopreempt = true` is accepted too).
+    pub preempt: bool,
+    /// Default `[election] preempt_delay_ms`.
+    pub preempt_delay: Duration,
+    /// The checks this group follows, by name, each with the weight it has here. Default:
+    /// every `[[check]]` with its own weight.
+    pub track: Vec<TrackCheck>,
+    /// Hooks run on this group's transitions (`[group.notify]`, same keys as `[notify]`);
+    /// default: the node's `[notify]`.
+    pub notify: NotifySettings,
+    /// Routes installed while this group is master (`[[group.route]]`).
+    pub routes: Vec<crate::net::RouteSpec>,
+}
+
+impl GroupConfig {
+    /// The interfaces this group's VIPs use, in the order they first appear.
+    pub fn interfaces(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for v in &self.vips {
+            if !out.contains(&v.interface) {
+                out.push(v.interface.clone());
+            }
+        }
+        out
+    }
+
+    /// The VIP addresses with prefixes, in config order.
+    pub fn cidrs(&self) -> Vec<Ipv4Cidr> {
+        self.vips.iter().map(|v| v.cidr).collect()
+    }
+}
+
+/// A check a group follows (`track = ["nginx", { check = "disk", weight = -20 }]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackCheck {
+    /// The `[[check]]` name.
+    pub check: String,
+    /// What its failing does in this group (default: the check's own `weight`).
+    pub weight: crate::health::Weight,
+}
+
+/// The default wire id of a group: the first two bytes of the SHA-256 of its name, big
+/// endian, with 0 mapped to 1 (0 is never a group id).
+pub fn group_id_from_name(name: &str) -> u16 {
+    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
+    let b = digest.as_ref();
+    u16::from_be_bytes([b[0], b[1]]).max(1)
 }
 
 /// This node's identity and network settings.

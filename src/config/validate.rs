@@ -17,11 +17,11 @@ use super::values::{
     check_interface, check_name, parse_endpoint, parse_endpoint_with_port,
 };
 use super::{
-    Config, ElectionSettings, GarpSettings, GatewaySetting, LogFormat, LogSettings, NodeConfig,
-    NotifySettings, PeerConfig, ProbeSettings, TlsPaths, WitnessSettings, DEFAULT_CERTS_DIR,
-    DEFAULT_CLUSTER, DEFAULT_PORT,
+    group_id_from_name, Config, ElectionSettings, GarpSettings, GatewaySetting, GroupConfig,
+    LogFormat, LogSettings, NodeConfig, NotifySettings, PeerConfig, ProbeSettings, TlsPaths,
+    TrackCheck, WitnessSettings, DEFAULT_CERTS_DIR, DEFAULT_CLUSTER, DEFAULT_PORT, LEGACY_GROUP,
 };
-use crate::net::Ipv4Cidr;
+use crate::net::{Ipv4Cidr, VipScope, VipSpec};
 
 /// Validates everything; `host_name` is the default node name.
 pub(crate) fn validate(
@@ -506,6 +506,31 @@ pub(crate) fn validate(
     if !errors.is_empty() {
         return Err(errors);
     }
+    let legacy_group = GroupConfig {
+        name: LEGACY_GROUP.to_string(),
+        id: group_id_from_name(LEGACY_GROUP),
+        vips: vips
+            .iter()
+            .map(|cidr| VipSpec {
+                cidr: *cidr,
+                interface: interface.clone(),
+                label: None,
+                scope: VipScope::Global,
+            })
+            .collect(),
+        priority: u8::try_from(priority).unwrap_or(100),
+        preempt,
+        preempt_delay,
+        track: checks
+            .iter()
+            .map(|c| TrackCheck {
+                check: c.name.clone(),
+                weight: c.weight,
+            })
+            .collect(),
+        notify: notify.clone(),
+        routes: Vec::new(),
+    };
     Ok(Config {
         source: source.to_string(),
         cluster,
@@ -545,6 +570,7 @@ pub(crate) fn validate(
         control_socket,
         control_group,
         state_dir,
+        groups: vec![legacy_group],
     })
 }
 
