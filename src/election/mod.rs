@@ -320,6 +320,12 @@ pub enum Input {
     /// deadline. Clamped like
     /// [`ElectionConfig`].
     Reconfigure(Reconfig),
+    /// Another group's advert is going out now (the daemon sends one datagram per peer per
+    /// interval with every group's advert, docs/wire-format.md): send ours with it, now,
+    /// and restart our advert timer from here, so that the groups' timers stay aligned.
+    /// Ignored before [`Input::Start`] and once the advert timer is stopped (after
+    /// shutdown).
+    AdvertDue,
     /// The VIP interface's MAC changed (or the interface was re-created with another one):
     /// adverts carry the new MAC from now on, and it is no longer taken for a stranger's.
     MacChanged {
@@ -584,6 +590,11 @@ impl Election {
             Input::Maintenance { on } => self.on_maintenance(now, on, &mut out),
             Input::Handover { to } => self.on_handover(now, to, &mut out),
             Input::MacChanged { mac } => self.cfg.mac = mac,
+            Input::AdvertDue => {
+                if self.state != State::Init && self.timers.get(Timer::Advert).is_some() {
+                    self.send(now, &mut out);
+                }
+            }
             Input::Reconfigure(r) => self.reconfigure(r),
             Input::VipsRemoved { detail } => {
                 if self.state == State::Master {

@@ -727,3 +727,36 @@ fn mac_changed_is_carried_in_adverts() {
     // Our own MAC on the wire is no conflict: nothing happens.
     assert!(e.handle(t, Input::Conflict { mac: new_mac }).is_empty());
 }
+
+/// Two groups on one node send one datagram per interval: when another group's advert goes
+/// out, ours goes with it and our advert timer restarts from then, so the next periodic
+/// advert comes a full interval later. Before start and after shutdown nothing is sent.
+#[test]
+fn advert_due_sends_now_and_realigns_the_timer() {
+    let c = cfg("n1", 100);
+    let t0 = Instant::now();
+    let mut e = Election::new(c, t0);
+    assert!(e.handle(t0, Input::AdvertDue).is_empty(), "not started yet");
+    e.handle(t0, Input::Start);
+    let t = t0 + ms(20);
+    let sent: Vec<_> = e
+        .handle(t, Input::AdvertDue)
+        .into_iter()
+        .filter(|a| matches!(a, Action::Send(_)))
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    // No advert is due again before a whole interval from the coalesced one.
+    let mut at = t;
+    loop {
+        let next = e.next_deadline().expect("a started election has a deadline");
+        assert!(next > at);
+        at = next;
+        let actions = e.handle(at, Input::Timeout);
+        if actions.iter().any(|a| matches!(a, Action::Send(_))) {
+            assert!(at >= t + ms(50), "advert at {:?} after the coalesced one", at - t);
+            break;
+        }
+    }
+    e.handle(at, Input::Shutdown);
+    assert!(e.handle(at + ms(1), Input::AdvertDue).is_empty(), "stopped");
+}
