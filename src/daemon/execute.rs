@@ -3,12 +3,14 @@
 //! what they act on. Nothing here feeds the election: a method whose outcome the election
 //! must hear returns the [`Input`], and the loop steps it.
 //!
-//! - [`PeerLinks`]: the QUIC transport and the peer list; redials and ARP-solicits a peer
-//!   whose path works again (see `solicit.rs`).
-//! - [`Vips`]: the VIP manager and its lease: install, release, renew, repair.
-//! - [`Arp`]: the gratuitous ARP announcer, the ARP watch and the ARP probe.
-//! - [`Record`]: what happened, told to the operator: counters, the transition history,
-//!   metrics, notify hooks.
+//! - [`Node`]: what every group shares: [`PeerLinks`] (the QUIC transport and the peer
+//!   list; redials and ARP-solicits a peer whose path works again, see `solicit.rs`), the
+//!   metrics and the counters.
+//! - [`GroupExec`]: one VIP group's drivers, one [`Side`] per interface its VIPs use, and
+//!   its [`Record`] (transition history, notify hooks).
+//! - [`Side`]: on one interface, [`Vips`] (the VIP manager and its lease: install, release,
+//!   renew, repair) and [`Arp`] (the gratuitous ARP announcer, the ARP watch, the ARP
+//!   probe), and the watches that report for that interface.
 //!
 //! The VIP lease: while master, the loop re-checks every quarter lease that the kernel still
 //! has the VIPs and renews their lifetime. If it finds them gone (we were frozen longer than
@@ -30,13 +32,15 @@ use crate::control::TransitionRecord;
 use crate::election::{Action, Cause, Election, FaultCause, Input, NoticeCause};
 use crate::health::CheckStatus;
 use crate::metrics::{Metrics, RejectReason};
+use crate::net::VipSpec;
 use crate::net::{format_mac, Ipv4Cidr};
 use crate::notify::{Notifier, TransitionEvent};
 use crate::transport::{PeerSpec, Transport};
 use crate::vip::{
-    AddressEvent, AddressWatch, Announcer, ArpProbe, ArpWatch, LinkState, VipError, VipManager,
+    AddressEvent, AddressWatch, Announcer, ArpProbe, ArpWatch, CarrierWatch, LinkState, VipError,
+    VipManager,
 };
-use crate::wire::{self, State};
+use crate::wire::State;
 
 use super::admission::Drift;
 use super::solicit;
@@ -49,12 +53,39 @@ const TRANSITIONS_KEPT: usize = 20;
 /// the VIPs are installed or released, so a status right after a transition is exact.
 const HELD_FRESH: Duration = Duration::from_millis(100);
 
-/// Every driver that carries out actions, by what it acts on.
-pub(super) struct Executor {
+/// What every group shares: the peers, the metrics and the counters.
+pub(super) struct Node {
     pub(super) peers: PeerLinks,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) counters: Counters,
+}
+
+/// One VIP group's drivers: one [`Side`] per interface its VIPs use, in config order (the
+/// first is the group's primary interface: its MAC is the one the group's election knows).
+pub(super) struct GroupExec {
+    /// The group's name, as in logs and status.
+    pub(super) name: String,
+    /// The group's index in the config (and in the daemon's group list).
+    pub(super) index: usize,
+    pub(super) sides: Vec<Side>,
+    /// Probes per VIP and their window (`[vip] probe_*`).
+    pub(super) probe_count: u32,
+    pub(super) probe_window: Duration,
+    /// Where probe answers go (the loop's probe-result input), tagged with the group index.
+    pub(super) probe_results: Sender<(usize, Option<[u8; 6]>)>,
+    pub(super) record: Record,
+}
+
+/// One interface of a group: its VIPs, their ARP drivers and the watches reporting on it.
+pub(super) struct Side {
     pub(super) vips: Vips,
     pub(super) arp: Arp,
-    pub(super) record: Record,
+    /// Also told of new VIPs by a reload.
+    pub(super) address_watch: AddressWatch,
+    /// Kept alive here; reports through the loop.
+    pub(super) _carrier: CarrierWatch,
+    /// The link as last reported: `None` = usable, `Some(detail)` = down.
+    pub(super) link_down: Option<String>,
 }
 
 /// The QUIC transport and the peers it dials.
@@ -66,9 +97,12 @@ pub(super) struct PeerLinks {
     pub(super) own_ip: Option<Ipv4Addr>,
     /// When peers were last redialled on evidence that their path works again.
     pub(super) redial_kicked: Option<Instant>,
+    /// The node interface's index and MAC, for ARP solicitations (followed by the link
+    /// watch of a group side on that interface; `None` when no group uses it).
+    pub(super) solicit_link: Option<(u32, [u8; 6])>,
 }
 
-/// The VIPs on the interface and their kernel lease.
+/// The VIPs on one interface and their kernel lease.
 pub(super) struct Vips {
     pub(super) manager: VipManager,
     /// Kernel lifetime of the installed VIPs, if any.
@@ -81,24 +115,19 @@ pub(super) struct Vips {
     pub(super) held: Option<(Instant, Vec<Ipv4Cidr>)>,
 }
 
-/// The ARP drivers on the VIP interface.
+/// The ARP drivers on one interface.
 pub(super) struct Arp {
     pub(super) announcer: Announcer,
     pub(super) watch: ArpWatch,
     /// `None` when probing is off (`[probe] count = 0`).
     pub(super) prober: Option<Arc<Mutex<ArpProbe>>>,
-    pub(super) probe_count: u32,
-    pub(super) probe_window: Duration,
     /// The VIP addresses probed.
     pub(super) vip_addrs: Vec<Ipv4Addr>,
-    /// Where probe answers go (the loop's probe-result input).
-    pub(super) probe_results: Sender<Option<[u8; 6]>>,
 }
 
-/// What happened, told to the operator: counters, transitions, metrics and hooks.
+/// What happened in one group, told to the operator: transitions, metrics and hooks.
 pub(super) struct Record {
     pub(super) metrics: Arc<Metrics>,
-    pub(super) counters: Counters,
     /// The last [`TRANSITIONS_KEPT`] transitions, oldest first.
     pub(super) transitions: VecDeque<TransitionRecord>,
     pub(super) notifier: Notifier,
@@ -115,20 +144,21 @@ pub(super) struct Counters {
     pub(super) vip_conflicts: u64,
 }
 
-impl Executor {
-    /// Carries out one action. `election` is the one that returned it (read only).
-    pub(super) async fn execute(&mut self, action: Action, election: &Election) -> Option<Input> {
+impl GroupExec {
+    /// Carries out one action of this group's election (`election`, read only), except
+    /// [`Action::Send`], which the loop coalesces with the other groups' adverts.
+    pub(super) async fn execute(
+        &mut self,
+        action: Action,
+        election: &Election,
+        node: &mut Node,
+    ) -> Option<Input> {
         match action {
-            Action::Send(advert) => {
-                self.record.counters.adverts_sent += 1;
-                self.record.metrics.advert_sent();
-                self.peers.transport.broadcast(wire::encode(&advert).into());
-                None
-            }
-            Action::InstallVips => match self.vips.install().await {
+            Action::Send(_) => None,
+            Action::InstallVips => match self.install().await {
                 Ok(()) => None,
                 Err(e) => {
-                    tracing::error!(error = %e, "could not install the VIPs");
+                    tracing::error!(group = %self.name, error = %e, "could not install the VIPs");
                     Some(Input::Fault {
                         cause: FaultCause::VipInstall,
                         reason: format!("VIP install failed: {e}"),
@@ -136,16 +166,18 @@ impl Executor {
                 }
             },
             Action::Announce => {
-                self.arp.announcer.announce();
+                for side in &self.sides {
+                    side.arp.announcer.announce();
+                }
                 None
             }
             Action::Probe => {
-                self.arp.start_probe();
+                self.start_probe();
                 None
             }
             Action::Notice { cause, reason } => {
-                tracing::warn!(cause = cause.label(), "{reason}");
-                self.record.metrics.notice(cause);
+                tracing::warn!(group = %self.name, cause = cause.label(), "{reason}");
+                node.metrics.notice(cause);
                 if cause == NoticeCause::ClaimBlocked {
                     if let Some(block) = election.claim_blocked() {
                         let tasks = self.record.notifier.fire_claim_blocked(block, &reason);
@@ -155,10 +187,7 @@ impl Executor {
                 None
             }
             Action::ReleaseVips => {
-                self.arp.announcer.stop();
-                if let Err(e) = self.vips.release().await {
-                    tracing::error!(error = %e, "could not remove the VIPs");
-                }
+                self.release().await;
                 None
             }
             Action::Transition {
@@ -168,74 +197,127 @@ impl Executor {
                 cause,
                 reason,
             } => {
-                self.record.transition(from, to, epoch, cause, &reason);
+                let first = self.index == 0;
+                self.record
+                    .transition(&self.name, first, from, to, epoch, cause, &reason);
                 None
             }
         }
+    }
+
+    /// Installs the VIPs on every interface of the group; on a failure, removes what this
+    /// call installed (no half state) and returns the error.
+    async fn install(&mut self) -> Result<(), VipError> {
+        for i in 0..self.sides.len() {
+            if let Err(e) = self.sides[i].vips.install().await {
+                for side in &mut self.sides[..i] {
+                    if let Err(undo) = side.vips.release().await {
+                        tracing::error!(group = %self.name, error = %undo,
+                            "could not remove the VIPs after a failed install");
+                    }
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops announcing and removes the VIPs from every interface of the group.
+    async fn release(&mut self) {
+        for side in &mut self.sides {
+            side.arp.announcer.stop();
+            if let Err(e) = side.vips.release().await {
+                tracing::error!(group = %self.name, interface = %side.vips.manager.interface(),
+                    error = %e, "could not remove the VIPs");
+            }
+        }
+    }
+
+    /// When the loop's lease timer must next run for this group (the earliest side).
+    pub(super) fn check_at(&self) -> Option<Instant> {
+        self.sides.iter().filter_map(|s| s.vips.check_at).min()
     }
 
     /// While master: are the VIPs still there? Renew their lease if so; if not, handle it
-    /// as a removal ([`Executor::vip_removed`]: a lease that ran out steps down, a foreign
-    /// removal is repaired).
-    pub(super) async fn check_lease(&mut self, state: State) -> Option<Input> {
-        let Some(lease) = self.vips.lease else {
-            self.vips.check_at = None;
+    /// as a removal ([`GroupExec::vip_removed`]: a lease that ran out steps down, a foreign
+    /// removal is repaired). Checks every side whose timer is due at `now` (all when
+    /// `all`).
+    pub(super) async fn check_lease(&mut self, state: State, all: bool) -> Option<Input> {
+        let now = Instant::now();
+        for i in 0..self.sides.len() {
+            let due = self.sides[i].vips.check_at.is_some_and(|t| t <= now);
+            if !(due || all) {
+                continue;
+            }
+            if let Some(input) = self.check_side_lease(i, state).await {
+                return Some(input);
+            }
+        }
+        None
+    }
+
+    async fn check_side_lease(&mut self, i: usize, state: State) -> Option<Input> {
+        let vips = &mut self.sides[i].vips;
+        let Some(lease) = vips.lease else {
+            vips.check_at = None;
             return None;
         };
-        match self.vips.manager.installed().await {
-            Ok(present) if present.len() < self.vips.manager.vips().len() => {
+        match vips.manager.installed().await {
+            Ok(present) if present.len() < vips.manager.vips().len() => {
                 // A backstop for a lost RTM_DELADDR: the same rule as the address watch.
-                let missing = self.vips.manager.missing(&present);
+                let missing = vips.manager.missing(&present);
                 // Checked again in a quarter lease unless the handler decides otherwise.
-                self.vips.check_at = Some(Instant::now() + lease / 4);
-                self.vip_removed(missing, state).await
+                vips.check_at = Some(Instant::now() + lease / 4);
+                self.vip_removed(i, missing, state).await
             }
             Ok(_) => {
-                if let Err(e) = self.vips.manager.refresh().await {
-                    tracing::error!(error = %e, "could not renew the VIP lease");
+                if let Err(e) = vips.manager.refresh().await {
+                    tracing::error!(group = %self.name, error = %e, "could not renew the VIP lease");
                 }
-                self.vips.check_at = Some(Instant::now() + lease / 4);
+                vips.check_at = Some(Instant::now() + lease / 4);
                 None
             }
             Err(e) => {
-                tracing::error!(error = %e, "could not list the VIPs to renew their lease");
-                self.vips.check_at = Some(Instant::now() + lease / 4);
+                tracing::error!(group = %self.name, error = %e, "could not list the VIPs to renew their lease");
+                vips.check_at = Some(Instant::now() + lease / 4);
                 None
             }
         }
     }
 
-    /// An address notification: a VIP that left the interface is handled as a removal; lost
-    /// notifications make the VIPs be read again.
+    /// An address notification on side `i`: a VIP that left the interface is handled as a
+    /// removal; lost notifications make the VIPs be read again.
     pub(super) async fn address_event(
         &mut self,
+        i: usize,
         event: AddressEvent,
         state: State,
     ) -> Option<Input> {
+        let side = self.sides.get(i)?;
         match event {
             AddressEvent::Removed { ifindex, cidr } => {
-                let ours = ifindex == self.vips.manager.ifindex()
-                    && self.vips.manager.vips().contains(&cidr);
+                let ours = ifindex == side.vips.manager.ifindex()
+                    && side.vips.manager.vips().contains(&cidr);
                 if !ours {
                     return None;
                 }
-                self.vip_removed(vec![cidr], state).await
+                self.vip_removed(i, vec![cidr], state).await
             }
             AddressEvent::Added { .. } => None,
             AddressEvent::Resync => {
-                if state != State::Master || !self.vips.manager.held() {
+                if state != State::Master || !side.vips.manager.held() {
                     return None;
                 }
-                match self.vips.manager.installed().await {
+                match side.vips.manager.installed().await {
                     Ok(present) => {
-                        let missing = self.vips.manager.missing(&present);
+                        let missing = side.vips.manager.missing(&present);
                         if missing.is_empty() {
                             return None;
                         }
-                        self.vip_removed(missing, state).await
+                        self.vip_removed(i, missing, state).await
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "could not list the VIPs after lost notifications");
+                        tracing::error!(group = %self.name, error = %e, "could not list the VIPs after lost notifications");
                         None
                     }
                 }
@@ -243,15 +325,22 @@ impl Executor {
         }
     }
 
-    /// `missing` VIPs left the interface while we hold them. The rule (docs/election.md):
+    /// `missing` VIPs left side `i`'s interface while we hold them. The rule
+    /// (docs/election.md):
     /// - our own release is not a removal (we no longer hold them: [`VipManager::held`]);
     /// - the lease had run out (we stalled and did not renew it): the kernel deleted them
     ///   and another node may hold them by now, so step down as [`Input::LeaseLost`];
     /// - otherwise someone else removed them (`ip addr del`, a network manager):
     ///   [`Input::VipsRemoved`]; the election, still master, installs and announces them
     ///   again (a failed install is a VIP-install fault, so a backup takes over).
-    async fn vip_removed(&mut self, missing: Vec<Ipv4Cidr>, state: State) -> Option<Input> {
-        if state != State::Master || !self.vips.manager.held() {
+    async fn vip_removed(
+        &mut self,
+        i: usize,
+        missing: Vec<Ipv4Cidr>,
+        state: State,
+    ) -> Option<Input> {
+        let vips = &mut self.sides.get_mut(i)?.vips;
+        if state != State::Master || !vips.manager.held() {
             return None;
         }
         let now = Instant::now();
@@ -260,50 +349,164 @@ impl Executor {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ");
-        let interface = self.vips.manager.interface().to_string();
-        if self.vips.manager.lease_expired(now) {
-            self.vips.check_at = None;
-            let lease = self.vips.lease.map_or(0, |l| l.as_millis());
+        let interface = vips.manager.interface().to_string();
+        if vips.manager.lease_expired(now) {
+            vips.check_at = None;
+            let lease = vips.lease.map_or(0, |l| l.as_millis());
             let detail = format!(
                 "{list} no longer on {interface}: the {lease} ms lease ran out while we were not running"
             );
             return Some(Input::LeaseLost { detail });
         }
-        let lease_left = self
-            .vips
-            .manager
-            .lease_left(now)
-            .map_or_else(String::new, |d| {
-                format!(", {} ms of lease left", d.as_millis())
-            });
+        let lease_left = vips.manager.lease_left(now).map_or_else(String::new, |d| {
+            format!(", {} ms of lease left", d.as_millis())
+        });
         Some(Input::VipsRemoved {
             detail: format!("{list} removed from {interface} (not by haagent){lease_left}"),
         })
     }
 
-    /// The interface was re-created (new index), changed its MAC or came back up: move
-    /// everything that holds its index or MAC to what the kernel says now. Packet sockets
-    /// are reopened in every case, since one that lived through a down/up flap hands its
-    /// next send a stale `ENETDOWN`. Returns the new MAC for the election, if it changed.
-    pub(super) fn follow_interface(&mut self, link: &LinkState) -> Option<Input> {
-        let manager = &mut self.vips.manager;
+    /// Side `i`'s interface was re-created (new index), changed its MAC or came back up:
+    /// move everything that holds its index or MAC to what the kernel says now. Packet
+    /// sockets are reopened in every case, since one that lived through a down/up flap
+    /// hands its next send a stale `ENETDOWN`. Returns the new MAC for the election if the
+    /// primary interface's MAC changed.
+    pub(super) fn follow_interface(&mut self, i: usize, link: &LinkState) -> Option<Input> {
+        let side = self.sides.get_mut(i)?;
+        let manager = &mut side.vips.manager;
         let interface = manager.interface().to_string();
         let (Some(ifindex), Some(mac)) = (link.ifindex, link.mac) else {
-            tracing::warn!(%interface, "the interface has no Ethernet MAC: gratuitous ARP cannot announce the VIPs");
+            tracing::warn!(group = %self.name, %interface, "the interface has no Ethernet MAC: gratuitous ARP cannot announce the VIPs");
             return None;
         };
         let (old_index, old_mac) = (manager.ifindex(), manager.mac());
         if (ifindex, mac) != (old_index, old_mac) {
-            tracing::warn!(%interface, ifindex, mac = %format_mac(&mac), old_ifindex = old_index,
+            tracing::warn!(group = %self.name, %interface, ifindex, mac = %format_mac(&mac), old_ifindex = old_index,
                 old_mac = %format_mac(&old_mac), "the interface changed: following it");
             manager.set_link(ifindex, mac);
         }
-        self.arp.reopen(&interface, mac);
-        (mac != old_mac).then_some(Input::MacChanged { mac })
+        side.arp.reopen(&interface, mac);
+        (i == 0 && mac != old_mac).then_some(Input::MacChanged { mac })
     }
 
-    /// A frame from the MAC of a member we cannot hear proves the path to it is back (after
-    /// a partition heals, both sides are master and claim the VIP): reach it now.
+    /// A reload changed the group's VIPs (on the same interfaces): every driver watches,
+    /// probes and announces the new list; while master (`holding`), the dropped VIPs leave
+    /// their interface, the new ones are installed and everything is announced again. The
+    /// election is not involved: who holds the VIPs does not change. A failure is logged
+    /// and answered like a failed install (the fault it returns goes to the election).
+    pub(super) async fn set_vips(&mut self, vips: &[VipSpec], holding: bool) -> Option<Input> {
+        let mut failed = None;
+        for side in &mut self.sides {
+            let interface = side.vips.manager.interface().to_string();
+            let mine: Vec<&VipSpec> = vips.iter().filter(|v| v.interface == interface).collect();
+            let cidrs: Vec<Ipv4Cidr> = mine.iter().map(|v| v.cidr).collect();
+            let addrs: Vec<Ipv4Addr> = cidrs.iter().map(|v| v.addr).collect();
+            // The address watch first, so deleting a dropped VIP is not taken for a
+            // removal by someone else.
+            side.address_watch.set_vips(addrs.clone());
+            if let Err(e) = side
+                .arp
+                .watch
+                .set_vips(addrs.clone(), side.vips.manager.mac())
+            {
+                tracing::warn!(group = %self.name, error = %e, "reload: the ARP conflict watch keeps the old VIPs");
+            }
+            side.arp.announcer.set_vips(addrs.clone());
+            side.arp.vip_addrs = addrs;
+            side.vips.held = None;
+            // MERGE(routes): side.vips.manager.set_attributes(&mine) once VipManager has it.
+            let result = side.vips.manager.set_vips(cidrs).await;
+            if holding {
+                side.arp.announcer.announce();
+            }
+            if let Err(e) = result {
+                tracing::error!(group = %self.name, error = %e, "reload: could not apply the new VIPs");
+                failed.get_or_insert(Input::Fault {
+                    cause: FaultCause::VipInstall,
+                    reason: format!("could not install the VIPs after a reload: {e}"),
+                });
+            }
+        }
+        failed
+    }
+
+    /// Probes every VIP of every side on the blocking pool; the first answer (or none)
+    /// comes back through the loop, tagged with this group's index.
+    fn start_probe(&self) {
+        let index = self.index;
+        let rounds: Vec<(Arc<Mutex<ArpProbe>>, Vec<Ipv4Addr>)> = self
+            .sides
+            .iter()
+            .filter_map(|s| s.arp.prober.clone().map(|p| (p, s.arp.vip_addrs.clone())))
+            .collect();
+        if rounds.is_empty() {
+            // Without a prober the election is configured not to ask; answer "nobody".
+            let _ = self.probe_results.try_send((index, None));
+            return;
+        }
+        let (count, window) = (self.probe_count, self.probe_window);
+        let results = self.probe_results.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut answer = None;
+            'sides: for (prober, vips) in rounds {
+                let mut prober = match prober.lock() {
+                    Ok(p) => p,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                for vip in vips {
+                    match prober.probe(vip, count, window) {
+                        Ok(Some(mac)) => {
+                            answer = Some(mac);
+                            break 'sides;
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::error!(%vip, error = %e, "ARP probe failed"),
+                    }
+                }
+            }
+            let _ = results.blocking_send((index, answer));
+        });
+    }
+
+    /// The interfaces whose link is down, with the watch's words; empty when all are up.
+    pub(super) fn links_down(&self) -> Vec<&str> {
+        self.sides
+            .iter()
+            .filter_map(|s| s.link_down.as_deref())
+            .collect()
+    }
+
+    /// The group's VIPs as `a/p a/p`, for logs and hooks.
+    pub(super) fn vip_list(&self) -> String {
+        self.sides
+            .iter()
+            .flat_map(|s| s.vips.manager.vips().iter().map(ToString::to_string))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The MAC of each interface of the group, with its name, in side order.
+    pub(super) fn macs(&self) -> impl Iterator<Item = (&str, [u8; 6])> {
+        self.sides
+            .iter()
+            .map(|s| (s.vips.manager.interface(), s.vips.manager.mac()))
+    }
+
+    /// After the last step: stop announcing and make sure the VIPs are gone even if we
+    /// were not master by the election's account (e.g. an install that half-failed), then
+    /// wait for the hooks (each ends by itself at its own timeout).
+    pub(super) async fn stop(&mut self) {
+        self.release().await;
+        for task in self.record.hook_tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Node {
+    /// A frame from the MAC of a member we cannot hear (by `election`'s peers) proves the
+    /// path to it is back (after a partition heals, both sides are master and claim the
+    /// VIP): reach it now.
     pub(super) fn redial_if_unheard(&mut self, mac: [u8; 6], election: &Election) {
         let now = Instant::now();
         let interval = election.config().advert_interval;
@@ -338,11 +541,11 @@ impl Executor {
         }
         self.peers.redial_kicked = Some(now);
         for &i in targets {
-            if let (Some(ours), Some(IpAddr::V4(peer))) = (
+            if let (Some(ours), Some(IpAddr::V4(peer)), Some((ifindex, mac))) = (
                 self.peers.own_ip,
                 self.peers.specs.get(i).map(|p| p.addr.ip()),
+                self.peers.solicit_link,
             ) {
-                let (ifindex, mac) = (self.vips.manager.ifindex(), self.vips.manager.mac());
                 tokio::task::spawn_blocking(move || {
                     if let Err(e) = solicit::send_request(ifindex, mac, ours, peer) {
                         tracing::debug!(%peer, error = %e, "could not send an ARP request");
@@ -353,51 +556,16 @@ impl Executor {
         }
     }
 
-    /// A reload changed the VIPs: every driver watches, probes and announces the new list;
-    /// while master (`holding`), the dropped VIPs leave the interface, the new ones are
-    /// installed and everything is announced again. The election is not involved: who
-    /// holds the VIPs does not change. A failure is logged and answered like a failed
-    /// install (the fault it returns goes to the election).
-    pub(super) async fn set_vips(
-        &mut self,
-        vips: Vec<Ipv4Cidr>,
-        address_watch: &AddressWatch,
-        holding: bool,
-    ) -> Option<Input> {
-        let addrs: Vec<Ipv4Addr> = vips.iter().map(|v| v.addr).collect();
-        // The address watch first, so deleting a dropped VIP is not taken for a removal
-        // by someone else.
-        address_watch.set_vips(addrs.clone());
-        if let Err(e) = self
-            .arp
-            .watch
-            .set_vips(addrs.clone(), self.vips.manager.mac())
-        {
-            tracing::warn!(error = %e, "reload: the ARP conflict watch keeps the old VIPs");
-        }
-        self.arp.announcer.set_vips(addrs.clone());
-        self.arp.vip_addrs = addrs;
-        self.vips.held = None;
-        let result = self.vips.manager.set_vips(vips).await;
-        if holding {
-            self.arp.announcer.announce();
-        }
-        match result {
-            Ok(()) => None,
-            Err(e) => {
-                tracing::error!(error = %e, "reload: could not apply the new VIPs");
-                Some(Input::Fault {
-                    cause: FaultCause::VipInstall,
-                    reason: format!("could not install the VIPs after a reload: {e}"),
-                })
-            }
-        }
-    }
-
-    /// Brings the per-second metrics up to date: peer links, checks, GARPs, claim block.
-    pub(super) fn refresh_metrics(&self, election: &Election, checks: Vec<CheckStatus>) {
+    /// Brings the per-second metrics up to date: peer links (as `election`, the first
+    /// group's, hears them), checks, GARPs, claim block.
+    pub(super) fn refresh_metrics(
+        &self,
+        election: &Election,
+        group: &GroupExec,
+        checks: Vec<CheckStatus>,
+    ) {
         let now = Instant::now();
-        let metrics = &self.record.metrics;
+        let metrics = &self.metrics;
         let stats = self.peers.transport.stats();
         let views = election.peers();
         for (i, spec) in self.peers.specs.iter().enumerate() {
@@ -422,7 +590,7 @@ impl Executor {
                 c.latency_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
             );
         }
-        metrics.set_garps_sent(self.arp.announcer.sent());
+        metrics.set_garps_sent(group.sides.iter().map(|s| s.arp.announcer.sent()).sum());
         metrics.set_claim_blocked(
             election
                 .claim_blocked()
@@ -430,18 +598,27 @@ impl Executor {
         );
     }
 
-    /// After the last step: stop announcing, make sure the VIPs are gone even if we were
-    /// not master by the election's account (e.g. an install that half-failed), close the
-    /// transport and wait for the hooks (each ends by itself at its own timeout).
-    pub(super) async fn stop(&mut self) {
-        self.arp.announcer.stop();
-        if let Err(e) = self.vips.release().await {
-            tracing::error!(error = %e, "could not remove the VIPs while stopping");
+    /// An admitted advert: counted, and its fingerprint comparison in the drift gauges.
+    pub(super) fn advert_received(&mut self, peer: &str, drift: &Drift) {
+        self.counters.adverts_received += 1;
+        self.metrics.advert_received(peer);
+        for (setting, differs) in &drift.settings {
+            self.metrics.config_drift(peer, setting, *differs);
         }
-        self.peers.transport.close().await;
-        for task in self.record.hook_tasks.drain(..) {
-            let _ = task.await;
-        }
+    }
+
+    /// A datagram or connection refused.
+    pub(super) fn rejected(&mut self, reason: RejectReason) {
+        *self.counters.rejected.entry(reason.label()).or_default() += 1;
+        self.metrics.advert_rejected(reason);
+    }
+
+    /// A frame claiming a VIP we hold. Every frame is counted, none logged here: the
+    /// election says what it does about them, rate-limited (a forger can send thousands
+    /// of frames a second).
+    pub(super) fn vip_conflict(&mut self) {
+        self.counters.vip_conflicts += 1;
+        self.metrics.vip_conflict();
     }
 }
 
@@ -511,36 +688,6 @@ impl Vips {
 }
 
 impl Arp {
-    /// Probes every VIP on the blocking pool; the answer comes back through the loop.
-    fn start_probe(&self) {
-        let Some(prober) = self.prober.clone() else {
-            // Without a prober the election is configured not to ask; answer "nobody".
-            let _ = self.probe_results.try_send(None);
-            return;
-        };
-        let vips = self.vip_addrs.clone();
-        let (count, window) = (self.probe_count, self.probe_window);
-        let results = self.probe_results.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut answer = None;
-            let mut prober = match prober.lock() {
-                Ok(p) => p,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            for vip in vips {
-                match prober.probe(vip, count, window) {
-                    Ok(Some(mac)) => {
-                        answer = Some(mac);
-                        break;
-                    }
-                    Ok(None) => {}
-                    Err(e) => tracing::error!(%vip, error = %e, "ARP probe failed"),
-                }
-            }
-            let _ = results.blocking_send(answer);
-        });
-    }
-
     /// Reopens every packet socket on `interface`, whose MAC is now `mac`.
     fn reopen(&mut self, interface: &str, mac: [u8; 6]) {
         if let Err(e) = self.announcer.reopen() {
@@ -566,44 +713,31 @@ impl Record {
     pub(super) fn new(metrics: Arc<Metrics>, notifier: Notifier) -> Self {
         Self {
             metrics,
-            counters: Counters::default(),
             transitions: VecDeque::new(),
             notifier,
             hook_tasks: Vec::new(),
         }
     }
 
-    /// An admitted advert: counted, and its fingerprint comparison in the drift gauges.
-    pub(super) fn advert_received(&mut self, peer: &str, drift: &Drift) {
-        self.counters.adverts_received += 1;
-        self.metrics.advert_received(peer);
-        for (setting, differs) in &drift.settings {
-            self.metrics.config_drift(peer, setting, *differs);
-        }
-    }
-
-    /// A datagram or connection refused.
-    pub(super) fn rejected(&mut self, reason: RejectReason) {
-        *self.counters.rejected.entry(reason.label()).or_default() += 1;
-        self.metrics.advert_rejected(reason);
-    }
-
-    /// A frame claiming a VIP we hold. Every frame is counted, none logged here: the
-    /// election says what it does about them, rate-limited (a forger can send thousands
-    /// of frames a second).
-    pub(super) fn vip_conflict(&mut self) {
-        self.counters.vip_conflicts += 1;
-        self.metrics.vip_conflict();
-    }
-
-    /// A transition: logged, kept for `status`, in the metrics, and told to the hooks.
-    fn transition(&mut self, from: State, to: State, epoch: u64, cause: Cause, reason: &str) {
+    /// A transition of group `group`: logged, kept for `status`, in the metrics (the
+    /// node-level series follow the `first` group), and told to the hooks.
+    #[allow(clippy::too_many_arguments)]
+    fn transition(
+        &mut self,
+        group: &str,
+        first: bool,
+        from: State,
+        to: State,
+        epoch: u64,
+        cause: Cause,
+        reason: &str,
+    ) {
         let label = cause.label();
         let stopping = cause == Cause::Shutdown;
         if to == State::Master || from == State::Master || to == State::Fault {
-            tracing::warn!(from = %from, to = %to, epoch, cause = label, "{reason}");
+            tracing::warn!(%group, from = %from, to = %to, epoch, cause = label, "{reason}");
         } else {
-            tracing::info!(from = %from, to = %to, epoch, cause = label, "{reason}");
+            tracing::info!(%group, from = %from, to = %to, epoch, cause = label, "{reason}");
         }
         let tasks = self.notifier.fire(&TransitionEvent {
             from,
@@ -624,9 +758,11 @@ impl Record {
             cause: label.to_string(),
             reason: reason.to_string(),
         });
-        self.metrics.set_state(to);
-        self.metrics.set_epoch(epoch);
-        self.metrics.transition(to, cause);
+        if first {
+            self.metrics.set_state(to);
+            self.metrics.set_epoch(epoch);
+            self.metrics.transition(to, cause);
+        }
         self.hooks_started(tasks);
     }
 

@@ -19,13 +19,13 @@ use crate::control::{
 use crate::election::{Election, NoticeCause, Reconfig};
 use crate::health::{HealthMonitor, Verdict};
 use crate::metrics::{Metrics, MetricsServer};
-use crate::net::{format_mac, Ipv4Cidr};
+use crate::net::{format_mac, VipSpec};
 use crate::notify::Notifier;
 use crate::transport::{PeerSpec, Transport};
 use crate::witness::Witness;
 
 use super::admission::Intake;
-use super::execute::{unix_secs, Executor};
+use super::execute::{unix_secs, GroupExec, Node};
 use super::setup;
 
 /// Changes the log level of the running agent (a filter such as `info` or `debug`).
@@ -81,19 +81,19 @@ impl OwnCert {
 pub(super) struct Reloaded {
     /// The answer to the operator.
     pub(super) response: Response,
-    /// New notify hooks.
-    pub(super) notifier: Option<Notifier>,
+    /// New notify hooks, one per group.
+    pub(super) notifiers: Option<Vec<Notifier>>,
     /// The verdicts of restarted health checks.
     pub(super) verdicts: Option<Receiver<Verdict>>,
-    /// The configured base priority (the election decides whether it changed).
-    pub(super) base_priority: u8,
-    /// New timers, preemption, cluster size or fingerprint for the election (and the
-    /// intake's fingerprint, the transport's redial interval).
-    pub(super) election: Option<Reconfig>,
+    /// Each group's configured base priority (its election decides whether it changed).
+    pub(super) base_priorities: Vec<u8>,
+    /// New timers, preemption, cluster size or fingerprint for each group's election (and
+    /// the intake's fingerprint, the transport's redial interval).
+    pub(super) election: Option<Vec<Reconfig>>,
     /// The new peer list, in the transport's index order (see `setup::arrange_peers`).
     pub(super) peers: Option<Vec<PeerSpec>>,
-    /// The new VIPs.
-    pub(super) vips: Option<Vec<Ipv4Cidr>>,
+    /// Each group's new VIPs.
+    pub(super) vips: Option<Vec<Vec<VipSpec>>>,
 }
 
 impl Operator {
@@ -189,19 +189,40 @@ impl Operator {
             .collect();
         applied.extend(live.iter().map(ToString::to_string));
         let mut pending: Vec<String> = restart.iter().map(ToString::to_string).collect();
-        let new = applied_config;
+        let mut new = applied_config;
+        // The group set (names, ids, interfaces) is fixed until a restart: the running
+        // elections and drivers stay as they are, and the settings say what waits.
+        let same_groups =
+            old.groups.len() == new.groups.len()
+                && old.groups.iter().zip(&new.groups).all(|(a, b)| {
+                    a.name == b.name && a.id == b.id && a.interfaces() == b.interfaces()
+                });
+        if !same_groups {
+            new.groups = old.groups.clone();
+            new.vips = old.vips.clone();
+        }
         let peers = live
             .iter()
             .any(|c| c.setting == Setting::Peers)
             .then(|| setup::arrange_peers(running_peers, &new));
-        let vips = live
+        let vips_changed = old
+            .groups
             .iter()
-            .any(|c| c.setting == Setting::Vips)
-            .then(|| new.vips.clone());
-        let election = live
-            .iter()
-            .any(|c| c.setting != Setting::Priority)
-            .then(|| setup::reconfig(&new));
+            .zip(&new.groups)
+            .any(|(a, b)| a.vips != b.vips);
+        let vips = vips_changed.then(|| new.groups.iter().map(|g| g.vips.clone()).collect());
+        let election = (live.iter().any(|c| c.setting != Setting::Priority)
+            || old
+                .groups
+                .iter()
+                .zip(&new.groups)
+                .any(|(a, b)| (a.preempt, a.preempt_delay) != (b.preempt, b.preempt_delay)))
+        .then(|| {
+            new.groups
+                .iter()
+                .map(|g| setup::reconfig(&new, g))
+                .collect()
+        });
         if old.log != new.log {
             if let Some(set) = &self.options.set_log_level {
                 match set(&new.log.level) {
@@ -210,10 +231,20 @@ impl Operator {
                 }
             }
         }
-        let mut notifier = None;
+        let mut notifiers = None;
         // The hooks are told the VIPs too.
-        if old.notify != new.notify || vips.is_some() {
-            notifier = Some(setup::notifier(&new));
+        let hooks_changed = old
+            .groups
+            .iter()
+            .zip(&new.groups)
+            .any(|(a, b)| a.notify != b.notify);
+        if hooks_changed || vips.is_some() {
+            notifiers = Some(
+                new.groups
+                    .iter()
+                    .map(|g| setup::notifier(&new, g))
+                    .collect(),
+            );
             applied.push("notify hooks".into());
         }
         let mut verdicts = None;
@@ -231,7 +262,7 @@ impl Operator {
             }
             applied.push("metrics endpoint".into());
         }
-        let base_priority = new.node.priority;
+        let base_priorities = new.groups.iter().map(|g| g.priority).collect();
         self.config = new;
         let mut message = if applied.is_empty() {
             "configuration reloaded: nothing that matters at run time changed".to_string()
@@ -254,9 +285,9 @@ impl Operator {
         };
         Ok(Reloaded {
             response,
-            notifier,
+            notifiers,
             verdicts,
-            base_priority,
+            base_priorities,
             election,
             peers,
             vips,
@@ -266,32 +297,36 @@ impl Operator {
     /// The status document (`haagent status`, schema [`STATUS_VERSION`]).
     pub(super) async fn status(
         &self,
-        election: &Election,
-        exec: &mut Executor,
+        groups: &mut [(&Election, &mut GroupExec)],
+        node: &Node,
         intake: &Intake,
         witness: Option<&Witness>,
     ) -> Result<Status, String> {
         let now = Instant::now();
-        let held = exec
-            .vips
-            .installed_recently(now)
-            .await
-            .map_err(|e| format!("cannot read the VIPs: {e}"))?;
+        let mut vips = Vec::new();
+        for (election, exec) in groups.iter_mut() {
+            let master = election.master().map(str::to_string);
+            for side in &mut exec.sides {
+                let held = side
+                    .vips
+                    .installed_recently(now)
+                    .await
+                    .map_err(|e| format!("cannot read the VIPs: {e}"))?;
+                vips.extend(side.vips.manager.vips().iter().map(|v| VipStatus {
+                    address: v.to_string(),
+                    held_here: held.contains(v),
+                    holder: master.clone(),
+                }));
+            }
+        }
+        // The node-level fields describe the first group (docs/status.md).
+        let Some((election, exec)) = groups.first().map(|(e, x)| (*e, &**x)) else {
+            return Err("no VIP group".into());
+        };
         let master = election.master().map(str::to_string);
-        let vips = exec
-            .vips
-            .manager
-            .vips()
-            .iter()
-            .map(|v| VipStatus {
-                address: v.to_string(),
-                held_here: held.contains(v),
-                holder: master.clone(),
-            })
-            .collect();
-        let stats = exec.peers.transport.stats();
+        let stats = node.peers.transport.stats();
         let views = election.peers();
-        let peers = exec
+        let peers = node
             .peers
             .specs
             .iter()
@@ -351,7 +386,7 @@ impl Operator {
             rtt_ms: w.last_rtt().map(ms_f),
         });
         let (heard, needed, enabled) = election.quorum_view(now);
-        let counters = &exec.record.counters;
+        let counters = &node.counters;
         let mut rejected: BTreeMap<String, u64> = counters
             .rejected
             .iter()
@@ -384,7 +419,7 @@ impl Operator {
                 enabled,
                 heard,
                 needed,
-                cluster_size: exec.peers.specs.len() + 1,
+                cluster_size: node.peers.specs.len() + 1,
             },
             claim_blocked: election.claim_blocked().map(|b| ClaimBlockedView {
                 mac: format_mac(&b.mac),
@@ -397,7 +432,11 @@ impl Operator {
                 adverts_sent: counters.adverts_sent,
                 adverts_received: counters.adverts_received,
                 rejected,
-                garps_sent: exec.arp.announcer.sent(),
+                garps_sent: groups
+                    .iter()
+                    .flat_map(|(_, g)| &g.sides)
+                    .map(|s| s.arp.announcer.sent())
+                    .sum(),
                 vip_conflicts: counters.vip_conflicts,
             },
             cert_not_after: Some(certs::rfc3339(self.cert.not_after)),

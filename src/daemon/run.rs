@@ -1,6 +1,8 @@
 //! The one event loop: it owns the clock and every input channel, turns each event into an
-//! election [`Input`], steps the election ([`Daemon::step`], the only caller of
-//! [`Election::handle`]) and hands the actions to the [`Executor`].
+//! election [`Input`] for the group it concerns (or for every group, for node-wide facts),
+//! steps that group's election ([`Daemon::step`], the only caller of [`Election::handle`])
+//! and hands the actions to the group's [`GroupExec`]. The adverts of every group leave in
+//! one datagram per peer ([`Daemon::broadcast`]).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -14,38 +16,41 @@ use crate::election::{Action, Election, FaultCause, Input, NoticeCause};
 use crate::health::Verdict;
 use crate::metrics::RejectReason;
 use crate::transport::TransportEvent;
-use crate::vip::{AddressWatch, ArpConflict, CarrierWatch, LinkState};
-use crate::wire::State;
+use crate::vip::{ArpConflict, LinkState};
+use crate::wire::{self, Advert, State};
 use crate::witness::{Witness, WitnessEvent};
 
 use super::admission::{Intake, Received};
-use super::execute::Executor;
+use super::execute::{GroupExec, Node};
 use super::operator::{self, Operator, RunOptions};
-use super::setup::{self, DaemonError, Inputs};
+use super::setup::{self, DaemonError, Inputs, SideKey};
 use super::state::{self, Persisted};
 use super::supervisor::{self, Supervisor};
 
-/// The daemon's state, by job: the election, the drivers that carry out its actions, the
-/// intake of peer adverts, the operator interface, and the watches that only report.
-struct Daemon {
+/// One VIP group: its election, its drivers, and the advert it last sent (what the next
+/// datagram carries for it).
+struct Group {
     election: Election,
-    exec: Executor,
+    exec: GroupExec,
+    last_advert: Option<Advert>,
+}
+
+/// The daemon's state, by job: one election and its drivers per group, what the groups
+/// share (peers, metrics), the intake of peer adverts, the operator interface, and the
+/// watches that only report.
+struct Daemon {
+    groups: Vec<Group>,
+    node: Node,
     intake: Intake,
     ops: Operator,
-    watches: Watches,
+    /// The gateway witness (reports through the loop; also read by `status`).
+    witness: Option<Witness>,
     /// The verdict channel of health checks restarted by a reload, picked up by the loop.
     pending_verdicts: Option<Receiver<Verdict>>,
     /// systemd's notify socket: ready, status, watchdog.
     supervisor: Supervisor,
-}
-
-/// Drivers that only report (through the loop's inputs); kept alive here.
-struct Watches {
-    _carrier: CarrierWatch,
-    /// Also told of new VIPs by a reload.
-    address_watch: AddressWatch,
-    /// Also read by `status`.
-    witness: Option<Witness>,
+    /// The datagram counter (the wire's `seq`), +1 per datagram.
+    seq: u64,
 }
 
 /// Runs the agent until `shutdown` completes, then hands over gracefully: a master to its
@@ -57,8 +62,16 @@ pub(super) async fn run(
 ) -> Result<(), DaemonError> {
     let (started, inputs) = setup::start(&config).await?;
     let mut daemon = Daemon {
-        election: started.election,
-        exec: started.exec,
+        groups: started
+            .groups
+            .into_iter()
+            .map(|(election, exec)| Group {
+                election,
+                exec,
+                last_advert: None,
+            })
+            .collect(),
+        node: started.node,
         intake: started.intake,
         ops: Operator::new(
             config,
@@ -69,15 +82,12 @@ pub(super) async fn run(
             started.metrics_server,
             started.cert,
         ),
-        watches: Watches {
-            _carrier: started.carrier,
-            address_watch: started.address_watch,
-            witness: started.witness,
-        },
+        witness: started.witness,
         pending_verdicts: None,
         supervisor: Supervisor::from_env(),
+        seq: 0,
     };
-    daemon.run_loop(inputs, started.link, shutdown).await;
+    daemon.run_loop(inputs, started.links, shutdown).await;
     Ok(())
 }
 
@@ -85,7 +95,7 @@ impl Daemon {
     async fn run_loop(
         &mut self,
         mut inputs: Inputs,
-        link: LinkState,
+        links: Vec<(SideKey, LinkState)>,
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
@@ -101,9 +111,13 @@ impl Daemon {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         self.restore_maintenance().await;
         self.hold_until_checks_settle().await;
-        self.on_link(link).await;
-        self.step(Input::Start).await;
-        // Joined: the transport listens and the election has its first state.
+        for (key, link) in links {
+            self.on_link(key, link).await;
+        }
+        for g in 0..self.groups.len() {
+            self.step(g, Input::Start).await;
+        }
+        // Joined: the transport listens and the elections have their first state.
         self.supervisor.ready(self.status_line());
         // The watchdog is pinged from this loop only, so a stuck loop is restarted.
         let mut watchdog = self.supervisor.ping_every().map(|every| {
@@ -112,8 +126,8 @@ impl Daemon {
             ping
         });
         let stall_at = supervisor::stall_after().map(|after| Instant::now() + after);
-        // Set once a shutdown signal has asked the election to stop: a master hands over
-        // first, and the election says when it is done (`stopped()`).
+        // Set once a shutdown signal has asked the elections to stop: a master hands over
+        // first, and each election says when it is done (`stopped()`).
         let mut stopping = false;
         loop {
             let hup = async {
@@ -122,9 +136,10 @@ impl Daemon {
                     None => std::future::pending().await,
                 }
             };
-            let deadline = self.election.next_deadline();
+            let (next_group, deadline) = self.next_deadline();
             let sleep = sleep_until(deadline);
-            let lease_check = sleep_until(self.exec.vips.check_at);
+            let lease_check =
+                sleep_until(self.groups.iter().filter_map(|g| g.exec.check_at()).min());
             let witness = async {
                 match inputs.witness.as_mut() {
                     Some(rx) => rx.recv().await,
@@ -144,7 +159,7 @@ impl Daemon {
                 () = &mut shutdown, if !stopping => {
                     stopping = true;
                     self.supervisor.stopping();
-                    self.step(Input::Stop).await;
+                    self.step_all(Input::Stop).await;
                 }
                 // Test-only fault injection (debug builds): the loop stops here for good
                 // while every other task runs (`supervisor::STALL_ENV`).
@@ -154,7 +169,7 @@ impl Daemon {
                 }
                 // First after a stall (SIGSTOP, a long pause): find out whether the kernel
                 // dropped our VIPs before acting on anything else.
-                () = lease_check => self.check_lease().await,
+                () = lease_check => self.check_leases(false).await,
                 // Before the inputs that can keep the loop busy: a busy loop is alive.
                 () = watchdog_due => self.supervisor.ping(),
                 event = inputs.transport.recv() => match event {
@@ -164,24 +179,28 @@ impl Daemon {
                         break;
                     }
                 },
-                Some(answer) = inputs.probes.recv() => {
-                    self.step(Input::ProbeResult { answered_by: answer }).await;
+                Some((g, answer)) = inputs.probes.recv() => {
+                    self.step(g, Input::ProbeResult { answered_by: answer }).await;
                 }
-                // The election's timer before every other input (issue 9, fault 6): it used
-                // to come after the control socket, so a storm of `status` clients kept the
-                // control arm always ready and the master's adverts gapped up to 436 ms
-                // against a 171 ms master-down. Peer adverts (above) still come first, so a
-                // backup never times out a master whose advert is already queued.
+                // The elections' timers before every other input (issue 9, fault 6): it
+                // used to come after the control socket, so a storm of `status` clients
+                // kept the control arm always ready and the master's adverts gapped up to
+                // 436 ms against a 171 ms master-down. Peer adverts (above) still come
+                // first, so a backup never times out a master whose advert is queued.
                 () = sleep => {
-                    self.step(Input::Timeout).await;
+                    if let Some(g) = next_group {
+                        self.step(g, Input::Timeout).await;
+                    }
                 }
-                Some(conflict) = inputs.conflicts.recv() => self.on_conflict(conflict).await,
+                Some((key, conflict)) = inputs.conflicts.recv() => self.on_conflict(key, conflict).await,
                 Some(event) = witness => self.on_witness(event).await,
-                Some(link) = inputs.carrier.recv() => self.on_link(link).await,
-                Some(event) = inputs.addresses.recv() => {
-                    let state = self.election.state();
-                    if let Some(input) = self.exec.address_event(event, state).await {
-                        self.step(input).await;
+                Some((key, link)) = inputs.carrier.recv() => self.on_link(key, link).await,
+                Some(((g, s), event)) = inputs.addresses.recv() => {
+                    if let Some(group) = self.groups.get_mut(g) {
+                        let state = group.election.state();
+                        if let Some(input) = group.exec.address_event(s, event, state).await {
+                            self.step(g, input).await;
+                        }
                     }
                 }
                 Some(verdict) = inputs.verdicts.recv() => self.on_verdict(verdict).await,
@@ -191,10 +210,12 @@ impl Daemon {
                     tracing::info!(ok = answer.ok, "{}", answer.message.unwrap_or_default());
                 }
                 _ = tick.tick() => {
-                    self.exec.refresh_metrics(&self.election, self.ops.health().statuses());
+                    if let Some(first) = self.groups.first() {
+                        self.node.refresh_metrics(&first.election, &first.exec, self.ops.health().statuses());
+                    }
                 }
                 // Last, and one request per iteration: operators are served with what the
-                // election leaves (the control server also caps its clients at 16).
+                // elections leave (the control server also caps its clients at 16).
                 Some(req) = inputs.control.recv() => self.on_control(req).await,
             }
             if let Some(verdicts) = self.pending_verdicts.take() {
@@ -203,13 +224,16 @@ impl Daemon {
             if !stopping {
                 self.supervisor.status(self.status_line());
             }
-            if self.election.stopped() {
+            if self.groups.iter().all(|g| g.election.stopped()) {
                 break;
             }
         }
-        self.step(Input::Shutdown).await;
-        self.exec.stop().await;
-        let counters = &self.exec.record.counters;
+        self.step_all(Input::Shutdown).await;
+        for group in &mut self.groups {
+            group.exec.stop().await;
+        }
+        self.node.peers.transport.close().await;
+        let counters = &self.node.counters;
         tracing::info!(
             adverts_sent = counters.adverts_sent,
             adverts_received = counters.adverts_received,
@@ -218,19 +242,50 @@ impl Daemon {
         );
     }
 
-    /// Feeds one input to the election and carries out every action, including the inputs
-    /// that carrying them out produces (a failed VIP install becomes a Fault). Returns the
-    /// notices, for a caller that answers an operator with them.
-    async fn step(&mut self, input: Input) -> Vec<(NoticeCause, String)> {
+    /// The earliest deadline of any group's election, and that group.
+    fn next_deadline(&self) -> (Option<usize>, Option<Instant>) {
+        self.groups
+            .iter()
+            .enumerate()
+            .filter_map(|(g, group)| group.election.next_deadline().map(|at| (g, at)))
+            .min_by_key(|(_, at)| *at)
+            .map_or((None, None), |(g, at)| (Some(g), Some(at)))
+    }
+
+    /// Feeds one input to every group's election, in group order.
+    async fn step_all(&mut self, input: Input) {
+        for g in 0..self.groups.len() {
+            self.step(g, input.clone()).await;
+        }
+    }
+
+    /// Feeds one input to group `g`'s election and carries out every action, including
+    /// the inputs that carrying them out produces (a failed VIP install becomes a Fault).
+    /// An advert goes out at once, with every other group's (see [`Daemon::broadcast`]).
+    /// Returns the notices, for a caller that answers an operator with them.
+    async fn step(&mut self, g: usize, input: Input) -> Vec<(NoticeCause, String)> {
         let mut notices = Vec::new();
         let mut inputs = VecDeque::from([input]);
         while let Some(input) = inputs.pop_front() {
-            let actions = self.election.handle(Instant::now(), input);
+            let Some(group) = self.groups.get_mut(g) else {
+                break;
+            };
+            let actions = group.election.handle(Instant::now(), input);
             for action in actions {
                 if let Action::Notice { cause, reason } = &action {
                     notices.push((*cause, reason.clone()));
                 }
-                if let Some(follow_up) = self.exec.execute(action, &self.election).await {
+                if let Action::Send(advert) = action {
+                    self.groups[g].last_advert = Some(advert);
+                    self.broadcast(g).await;
+                    continue;
+                }
+                let group = &mut self.groups[g];
+                if let Some(follow_up) = group
+                    .exec
+                    .execute(action, &group.election, &mut self.node)
+                    .await
+                {
                     inputs.push_back(follow_up);
                 }
             }
@@ -238,14 +293,54 @@ impl Daemon {
         notices
     }
 
-    async fn check_lease(&mut self) {
-        if let Some(input) = self.exec.check_lease(self.election.state()).await {
-            self.step(input).await;
+    /// Group `origin` has a new advert: every other group's election adds its current one
+    /// ([`Input::AdvertDue`], which also realigns its advert timer), and one datagram with
+    /// all of them goes to each peer.
+    async fn broadcast(&mut self, origin: usize) {
+        let now = Instant::now();
+        for h in 0..self.groups.len() {
+            if h == origin {
+                continue;
+            }
+            let actions = self.groups[h].election.handle(now, Input::AdvertDue);
+            for action in actions {
+                if let Action::Send(advert) = action {
+                    self.groups[h].last_advert = Some(advert);
+                }
+            }
+        }
+        self.seq = self.seq.wrapping_add(1);
+        let Some(first) = self.groups.first().and_then(|g| g.last_advert.as_ref()) else {
+            return;
+        };
+        let mut v1 = first.clone();
+        v1.seq = self.seq;
+        self.node.counters.adverts_sent += 1;
+        self.node.metrics.advert_sent();
+        // MERGE(wire): v2 datagram with every group's advert, v1 (first group) for v1 peers.
+        self.node
+            .peers
+            .transport
+            .broadcast(wire::encode(&v1).into());
+    }
+
+    /// Every group's lease check (the ones due, or all).
+    async fn check_leases(&mut self, all: bool) {
+        for g in 0..self.groups.len() {
+            self.check_lease(g, all).await;
+        }
+    }
+
+    async fn check_lease(&mut self, g: usize, all: bool) {
+        let group = &mut self.groups[g];
+        let state = group.election.state();
+        if let Some(input) = group.exec.check_lease(state, all).await {
+            self.step(g, input).await;
         }
     }
 
     /// One transport event. A datagram passes the intake (admission, loss, drift) once and
-    /// reaches the election as an advert, or is counted as refused.
+    /// reaches each group's election as that group's advert, or is counted as refused.
     async fn on_transport_event(&mut self, event: TransportEvent) {
         match event {
             TransportEvent::Datagram {
@@ -257,38 +352,26 @@ impl Daemon {
                     // Heard again after silence: the peer may not hear us yet (our neighbour
                     // entry for it can still be failed), so reach it too.
                     let now = Instant::now();
-                    let was_silent = self
-                        .election
-                        .peers()
-                        .iter()
-                        .any(|v| v.name == advert.name && !v.is_alive(now));
+                    let was_silent = self.groups.iter().any(|g| {
+                        g.election
+                            .peers()
+                            .iter()
+                            .any(|v| v.name == advert.name && !v.is_alive(now))
+                    });
                     if was_silent {
-                        let interval = self.election.config().advert_interval;
-                        self.exec.reach(&[peer], interval);
+                        let interval = self.ops.config.election.advert_interval;
+                        self.node.reach(&[peer], interval);
                     }
-                    self.exec.record.advert_received(&advert.name, &drift);
-                    for setting in &drift.new {
-                        // The advert carries its interval, so that one difference can be shown.
-                        let values = if *setting == "advert_interval_ms" {
-                            format!(
-                                " ({} ms there, {} ms here)",
-                                advert.advert_interval_ms,
-                                self.ops.config.election.advert_interval.as_millis()
-                            )
-                        } else {
-                            String::new()
-                        };
-                        tracing::warn!(peer = %advert.name, %setting,
-                            "CONFIG DRIFT: {} has a different `{setting}` than this node{values}; every node must use the same value",
-                            advert.name);
-                    }
-                    self.step(Input::Advert(advert)).await;
+                    self.node.advert_received(&advert.name, &drift);
+                    self.log_drift(&advert, &drift.new);
+                    // MERGE(wire): one advert per group the datagram carries.
+                    self.step(0, Input::Advert(advert)).await;
                 }
                 Received::Refused { error, first } => {
                     let kind = error.kind();
-                    self.exec.record.rejected(RejectReason::Admission(kind));
+                    self.node.rejected(RejectReason::Admission(kind));
                     if first {
-                        tracing::warn!(peer = %self.exec.peers.label(peer), reason = kind.label(),
+                        tracing::warn!(peer = %self.node.peers.label(peer), reason = kind.label(),
                             problem = %error, "ignoring advert (logged once per peer and kind)");
                     }
                 }
@@ -300,60 +383,114 @@ impl Daemon {
             } => {
                 // The transport logs each source and kind once (bounded); here it is only
                 // counted.
-                self.exec.record.rejected(RejectReason::Connection(kind));
+                self.node.rejected(RejectReason::Connection(kind));
                 tracing::debug!(%source, reason = kind.label(), %reason, "connection rejected");
             }
             TransportEvent::Up { peer, remote } => {
-                tracing::info!(peer = %self.exec.peers.label(peer), %remote, "peer connected");
+                tracing::info!(peer = %self.node.peers.label(peer), %remote, "peer connected");
             }
             TransportEvent::Down { peer, reason } => {
-                tracing::info!(peer = %self.exec.peers.label(peer), %reason, "peer connection closed");
+                tracing::info!(peer = %self.node.peers.label(peer), %reason, "peer connection closed");
             }
         }
     }
 
-    async fn on_conflict(&mut self, conflict: ArpConflict) {
-        self.exec.redial_if_unheard(conflict.mac, &self.election);
-        if self.election.state() != State::Master {
+    /// The first time a peer's settings differ from ours: one warning per setting.
+    fn log_drift(&self, advert: &Advert, new: &[&'static str]) {
+        for setting in new {
+            // The advert carries its interval, so that one difference can be shown.
+            let values = if *setting == "advert_interval_ms" {
+                format!(
+                    " ({} ms there, {} ms here)",
+                    advert.advert_interval_ms,
+                    self.ops.config.election.advert_interval.as_millis()
+                )
+            } else {
+                String::new()
+            };
+            tracing::warn!(peer = %advert.name, %setting,
+                "CONFIG DRIFT: {} has a different `{setting}` than this node{values}; every node must use the same value",
+                advert.name);
+        }
+    }
+
+    async fn on_conflict(&mut self, (g, s): SideKey, conflict: ArpConflict) {
+        let Some(group) = self.groups.get_mut(g) else {
+            return;
+        };
+        self.node.redial_if_unheard(conflict.mac, &group.election);
+        if group.election.state() != State::Master {
             return;
         }
-        self.exec.record.vip_conflict();
+        self.node.vip_conflict();
         // If the kernel already dropped the VIP (lease ran out) the conflict is not ours to
         // win: the lease check steps us down.
-        let interval = self.election.config().advert_interval;
-        if self.exec.vips.conflict_check_due(Instant::now(), interval) {
-            self.check_lease().await;
-            if self.election.state() != State::Master {
+        let interval = self.ops.config.election.advert_interval;
+        let due = group
+            .exec
+            .sides
+            .get_mut(s)
+            .is_some_and(|side| side.vips.conflict_check_due(Instant::now(), interval));
+        if due {
+            self.check_lease(g, true).await;
+            if self.groups[g].election.state() != State::Master {
                 return;
             }
         }
-        self.step(Input::Conflict { mac: conflict.mac }).await;
+        self.step(g, Input::Conflict { mac: conflict.mac }).await;
     }
 
-    async fn on_link(&mut self, link: LinkState) {
-        let vips = &self.exec.vips.manager;
+    /// A link report for one side of a group: the side follows the interface (index, MAC,
+    /// sockets); the group is in a link fault while any of its interfaces is down, and
+    /// only that group (issue 11: a link loss faults the groups that use the interface).
+    async fn on_link(&mut self, (g, s): SideKey, link: LinkState) {
+        let Some(group) = self.groups.get_mut(g) else {
+            return;
+        };
+        let Some(side) = group.exec.sides.get_mut(s) else {
+            return;
+        };
+        let vips = &side.vips.manager;
         let moved = link.ifindex.is_some_and(|i| i != vips.ifindex())
             || link.mac.is_some_and(|m| m != vips.mac());
-        let came_back = link.usable && self.election.faults().contains_key(&FaultCause::Link);
+        let came_back = link.usable && side.link_down.is_some();
+        let on_node_interface = vips.interface() == self.ops.config.node.interface;
+        side.link_down = (!link.usable).then(|| link.detail.clone());
         if link.usable && (moved || came_back) {
-            if let Some(input) = self.exec.follow_interface(&link) {
-                self.step(input).await;
+            let follow = group.exec.follow_interface(s, &link);
+            if on_node_interface {
+                if let (Some(i), Some(m)) = (link.ifindex, link.mac) {
+                    self.node.peers.solicit_link = Some((i, m));
+                }
+            }
+            if let Some(input) = follow {
+                self.step(g, input).await;
             }
         }
-        if link.usable {
-            if self.election.faults().contains_key(&FaultCause::Link) {
-                tracing::info!("{}", link.detail);
-                self.step(Input::FaultCleared {
-                    cause: FaultCause::Link,
-                })
+        let group = &self.groups[g];
+        let down = group.exec.links_down();
+        let faulted = group.election.faults().contains_key(&FaultCause::Link);
+        if down.is_empty() {
+            if faulted {
+                tracing::info!(group = %group.exec.name, "{}", link.detail);
+                self.step(
+                    g,
+                    Input::FaultCleared {
+                        cause: FaultCause::Link,
+                    },
+                )
                 .await;
             }
         } else {
-            tracing::warn!("{}", link.detail);
-            self.step(Input::Fault {
-                cause: FaultCause::Link,
-                reason: link.detail,
-            })
+            let reason = down.join("; ");
+            tracing::warn!(group = %group.exec.name, "{}", link.detail);
+            self.step(
+                g,
+                Input::Fault {
+                    cause: FaultCause::Link,
+                    reason,
+                },
+            )
             .await;
         }
     }
@@ -374,11 +511,11 @@ impl Daemon {
         } else {
             tracing::warn!("{detail}");
         }
-        self.step(Input::Witness { reachable, detail }).await;
+        self.step_all(Input::Witness { reachable, detail }).await;
     }
 
     /// Maintenance mode persisted by an earlier run (`[state] dir`) applies before the
-    /// election starts, so the node never claims the VIPs in between.
+    /// elections start, so the node never claims the VIPs in between.
     async fn restore_maintenance(&mut self) {
         let dir = &self.ops.config.state_dir;
         match state::load_maintenance(dir) {
@@ -392,80 +529,102 @@ impl Daemon {
                     "maintenance flag unreadable ({why}): starting in maintenance to be safe; `haagent maintenance off` rewrites it");
             }
         }
-        self.step(Input::Maintenance { on: true }).await;
+        self.step_all(Input::Maintenance { on: true }).await;
     }
 
-    /// With checks configured, a starting node is not eligible until every check has
-    /// given its first result (a node whose Nginx is down must never take the VIP).
+    /// With checks configured, a starting group that tracks any is not eligible until
+    /// every check has given its first result (a node whose Nginx is down must never take
+    /// the VIP).
     async fn hold_until_checks_settle(&mut self) {
-        if self.ops.config.checks.is_empty() {
-            return;
+        for (g, group) in self.ops.config.groups.clone().iter().enumerate() {
+            if group.track.is_empty() {
+                continue;
+            }
+            self.step(
+                g,
+                Input::Fault {
+                    cause: FaultCause::ChecksPending,
+                    reason: "waiting for the first health check results".into(),
+                },
+            )
+            .await;
         }
-        self.step(Input::Fault {
-            cause: FaultCause::ChecksPending,
-            reason: "waiting for the first health check results".into(),
-        })
-        .await;
     }
 
-    /// Feeds the checks' verdict to the election: the priority adjustment, and whether a
-    /// check holds the node in fault. The election decides what that means (one rule for
-    /// all faults); inputs that change nothing produce no action.
+    /// Feeds the checks' verdict to every group's election: the priority adjustment, and
+    /// whether a check holds the group in fault. The election decides what that means
+    /// (one rule for all faults); inputs that change nothing produce no action.
     async fn on_verdict(&mut self, verdict: Verdict) {
         self.ops.verdict = verdict.clone();
         if !verdict.settled {
             return;
         }
-        self.step(Input::FaultCleared {
-            cause: FaultCause::ChecksPending,
-        })
+        for g in 0..self.groups.len() {
+            // MERGE(routes): each group's own verdict from its tracked checks.
+            self.apply_verdict(g, &verdict).await;
+        }
+    }
+
+    async fn apply_verdict(&mut self, g: usize, verdict: &Verdict) {
+        self.step(
+            g,
+            Input::FaultCleared {
+                cause: FaultCause::ChecksPending,
+            },
+        )
         .await;
-        let before = self.election.priority();
-        self.step(Input::PriorityDelta {
-            delta: verdict.priority_delta,
-        })
+        let before = self.groups[g].election.priority();
+        self.step(
+            g,
+            Input::PriorityDelta {
+                delta: verdict.priority_delta,
+            },
+        )
         .await;
-        let effective = self.election.priority();
+        let election = &self.groups[g].election;
+        let effective = election.priority();
         if effective != before {
             tracing::warn!(
-                base = self.election.base_priority(),
+                group = %self.groups[g].exec.name,
+                base = election.base_priority(),
                 effective,
                 reasons = ?verdict.reasons,
                 "effective priority changed by health checks"
             );
         }
-        self.exec
-            .record
-            .metrics
-            .set_priority(self.election.base_priority(), effective);
-        let input = match verdict.fault {
+        if g == 0 {
+            self.node
+                .metrics
+                .set_priority(election.base_priority(), effective);
+        }
+        let input = match &verdict.fault {
             Some(reason) => Input::Fault {
                 cause: FaultCause::HealthCheck,
-                reason,
+                reason: reason.clone(),
             },
             None => Input::FaultCleared {
                 cause: FaultCause::HealthCheck,
             },
         };
-        self.step(input).await;
+        self.step(g, input).await;
     }
 
     async fn on_control(&mut self, req: ControlRequest) {
         let answer = match req.request {
             Request::Status {} => {
+                let mut pairs: Vec<(&Election, &mut GroupExec)> = self
+                    .groups
+                    .iter_mut()
+                    .map(|g| (&g.election, &mut g.exec))
+                    .collect();
                 let status = self
                     .ops
-                    .status(
-                        &self.election,
-                        &mut self.exec,
-                        &self.intake,
-                        self.watches.witness.as_ref(),
-                    )
+                    .status(&mut pairs, &self.node, &self.intake, self.witness.as_ref())
                     .await;
                 operator::status_answer(status)
             }
             Request::Maintenance { on } => {
-                self.step(Input::Maintenance { on }).await;
+                self.step_all(Input::Maintenance { on }).await;
                 let dir = self.ops.config.state_dir.clone();
                 let saved = state::save_maintenance(dir, on).await;
                 if let Err(e) = &saved {
@@ -477,8 +636,8 @@ impl Daemon {
                 operator::maintenance_answer(on, saved)
             }
             Request::Handover { to } => {
-                let notices = self.step(Input::Handover { to }).await;
-                operator::handover_answer(notices, self.election.handover_target())
+                let notices = self.step(0, Input::Handover { to }).await;
+                operator::handover_answer(notices, self.groups[0].election.handover_target())
             }
             Request::Reload {} => self.reload().await,
         };
@@ -495,85 +654,106 @@ impl Daemon {
     }
 
     /// The operator side reloads, the loop applies what concerns its drivers and the
-    /// election.
+    /// elections.
     async fn apply_reload(&mut self) -> Response {
         let reloaded = match self
             .ops
-            .reload(&self.exec.peers.transport, &self.exec.peers.specs)
+            .reload(&self.node.peers.transport, &self.node.peers.specs)
             .await
         {
             Ok(r) => r,
             Err(refused) => return refused,
         };
-        if let Some(notifier) = reloaded.notifier {
-            self.exec.record.notifier = notifier;
+        if let Some(notifiers) = reloaded.notifiers {
+            for (group, notifier) in self.groups.iter_mut().zip(notifiers) {
+                group.exec.record.notifier = notifier;
+            }
         }
         if let Some(verdicts) = reloaded.verdicts {
             self.pending_verdicts = Some(verdicts);
         }
         if let Some(specs) = reloaded.peers {
-            if let Err(e) = self.exec.peers.transport.set_peers(specs.clone()) {
+            if let Err(e) = self.node.peers.transport.set_peers(specs.clone()) {
                 tracing::error!(error = %e, "reload: the transport refused the new peers");
             }
             self.intake.set_peers(specs.clone());
-            self.exec.peers.specs = specs;
+            self.node.peers.specs = specs;
         }
         if let Some(vips) = reloaded.vips {
-            let holding = self.election.state() == State::Master;
-            let watch = &self.watches.address_watch;
-            if let Some(fault) = self.exec.set_vips(vips, watch, holding).await {
-                self.step(fault).await;
+            for (g, group_vips) in vips.iter().enumerate() {
+                let Some(group) = self.groups.get_mut(g) else {
+                    break;
+                };
+                let holding = group.election.state() == State::Master;
+                if let Some(fault) = group.exec.set_vips(group_vips, holding).await {
+                    self.step(g, fault).await;
+                }
             }
         }
-        if let Some(r) = reloaded.election {
-            self.intake.set_fingerprint(r.fingerprint);
-            // Fast contact follows the advert interval, as at start (setup::transport).
-            self.exec
-                .peers
-                .transport
-                .set_redial_interval(r.advert_interval * 2);
-            self.step(Input::Reconfigure(r)).await;
+        if let Some(reconfigs) = reloaded.election {
+            if let Some(first) = reconfigs.first() {
+                self.intake.set_fingerprint(first.fingerprint);
+                // Fast contact follows the advert interval, as at start
+                // (setup::transport).
+                self.node
+                    .peers
+                    .transport
+                    .set_redial_interval(first.advert_interval * 2);
+            }
+            for (g, r) in reconfigs.into_iter().enumerate() {
+                if g < self.groups.len() {
+                    self.step(g, Input::Reconfigure(r)).await;
+                }
+            }
         }
-        if reloaded.base_priority != self.election.base_priority() {
-            self.step(Input::BasePriority {
-                priority: reloaded.base_priority,
-            })
-            .await;
-            self.exec
-                .record
-                .metrics
-                .set_priority(self.election.base_priority(), self.election.priority());
+        for (g, priority) in reloaded.base_priorities.into_iter().enumerate() {
+            let Some(group) = self.groups.get(g) else {
+                break;
+            };
+            if priority != group.election.base_priority() {
+                self.step(g, Input::BasePriority { priority }).await;
+                if g == 0 {
+                    let e = &self.groups[0].election;
+                    self.node
+                        .metrics
+                        .set_priority(e.base_priority(), e.priority());
+                }
+            }
         }
         reloaded.response
     }
 }
 
 impl Daemon {
-    /// The one-line state for systemd's `STATUS=`.
+    /// The one-line state for systemd's `STATUS=`: the first group's view, and with
+    /// several groups each group's state.
     fn status_line(&self) -> String {
         let now = Instant::now();
-        let alive = self
+        let Some(first) = self.groups.first() else {
+            return String::new();
+        };
+        let alive = first
             .election
             .peers()
             .iter()
             .filter(|p| p.is_alive(now))
             .count();
-        let vips = self
-            .exec
-            .vips
-            .manager
-            .vips()
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(" ");
+        let vips = if self.groups.len() == 1 {
+            first.exec.vip_list()
+        } else {
+            self.groups
+                .iter()
+                .map(|g| format!("{}={}", g.exec.name, g.election.state()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         supervisor::status_line(
-            self.election.state(),
-            self.election.master(),
+            first.election.state(),
+            first.election.master(),
             &vips,
             alive,
-            self.exec.peers.specs.len(),
-            self.election.maintenance(),
+            self.node.peers.specs.len(),
+            first.election.maintenance(),
         )
     }
 }

@@ -16,12 +16,12 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc::{self, Receiver};
 
 use crate::certs::{self, CertError, NodeIdentity};
-use crate::config::{Config, GatewaySetting};
+use crate::config::{Config, GatewaySetting, GroupConfig};
 use crate::control::{ControlError, ControlRequest, ControlServer};
 use crate::election::{Election, ElectionConfig, Reconfig};
 use crate::health::{HealthMonitor, Verdict};
 use crate::metrics::{self, Metrics, MetricsError, MetricsServer};
-use crate::net::Ipv4Cidr;
+use crate::net::{Ipv4Cidr, VipSpec};
 use crate::notify::{Hooks, Notifier};
 use crate::transport::{PeerSpec, Transport, TransportConfig, TransportError, TransportEvent};
 use crate::vip::{
@@ -31,7 +31,7 @@ use crate::vip::{
 use crate::witness::{Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent};
 
 use super::admission::{Admission, Intake};
-use super::execute::{unix_secs, Arp, Executor, PeerLinks, Record, Vips};
+use super::execute::{unix_secs, Arp, Counters, GroupExec, Node, PeerLinks, Record, Side, Vips};
 use super::operator::OwnCert;
 
 /// Why the agent could not start (or had to stop).
@@ -64,10 +64,11 @@ pub enum DaemonError {
     },
 }
 
-/// What `start` hands the loop: the election and every driver, grouped as they are owned.
+/// What `start` hands the loop: one election and its drivers per group, what the groups
+/// share, and the operator side's drivers.
 pub(super) struct Started {
-    pub(super) election: Election,
-    pub(super) exec: Executor,
+    pub(super) groups: Vec<(Election, GroupExec)>,
+    pub(super) node: Node,
     pub(super) intake: Intake,
     /// The operator side's drivers (see `operator::Operator::new`).
     pub(super) control: ControlServer,
@@ -76,29 +77,52 @@ pub(super) struct Started {
     pub(super) metrics_server: Option<MetricsServer>,
     /// This node's certificate (expiry and serial).
     pub(super) cert: OwnCert,
-    /// Drivers that only report through [`Inputs`].
-    pub(super) carrier: CarrierWatch,
-    pub(super) address_watch: AddressWatch,
     pub(super) witness: Option<Witness>,
-    /// The link as it was when the watch started; the loop applies it first.
-    pub(super) link: LinkState,
+    /// Each side's link as it was when its watch started; the loop applies them first.
+    pub(super) links: Vec<(SideKey, LinkState)>,
 }
 
-/// Everything the loop listens to besides timers and signals, one receiver per driver.
+/// A group's side: (group index, side index).
+pub(super) type SideKey = (usize, usize);
+
+/// Everything the loop listens to besides timers and signals. The drivers of every group
+/// side report into one channel per kind, tagged with their group (and side).
 pub(super) struct Inputs {
     pub(super) transport: Receiver<TransportEvent>,
-    pub(super) probes: Receiver<Option<[u8; 6]>>,
-    pub(super) conflicts: Receiver<ArpConflict>,
+    pub(super) probes: Receiver<(usize, Option<[u8; 6]>)>,
+    pub(super) conflicts: Receiver<(SideKey, ArpConflict)>,
     pub(super) witness: Option<Receiver<WitnessEvent>>,
     pub(super) control: Receiver<ControlRequest>,
     pub(super) verdicts: Receiver<Verdict>,
-    pub(super) carrier: Receiver<LinkState>,
-    pub(super) addresses: Receiver<AddressEvent>,
+    pub(super) carrier: Receiver<(SideKey, LinkState)>,
+    pub(super) addresses: Receiver<(SideKey, AddressEvent)>,
+}
+
+/// Capacity of the channels that merge the sides' reports (each side's own channel stays
+/// bounded as before; a full merged channel makes the forwarder wait, not grow).
+const MERGED_CHANNEL: usize = 64;
+
+/// The senders of the merged channels, handed to each side's forwarders.
+struct Merge {
+    conflicts: mpsc::Sender<(SideKey, ArpConflict)>,
+    carrier: mpsc::Sender<(SideKey, LinkState)>,
+    addresses: mpsc::Sender<(SideKey, AddressEvent)>,
+}
+
+/// Forwards everything `rx` receives into `tx`, tagged with `key`, until either closes.
+fn forward<T: Send + 'static>(mut rx: Receiver<T>, key: SideKey, tx: mpsc::Sender<(SideKey, T)>) {
+    tokio::spawn(async move {
+        while let Some(item) = rx.recv().await {
+            if tx.send((key, item)).await.is_err() {
+                break;
+            }
+        }
+    });
 }
 
 /// Starts every driver from `config`, in dependency order: control socket and metrics
-/// first (so a failing start-up is visible there), then certificates, the interface's
-/// drivers, the transport and the checks.
+/// first (so a failing start-up is visible there), then certificates, each group's
+/// interface drivers, the transport and the checks.
 pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonError> {
     let (control, control_rx) = control(config)?;
     let metrics = Metrics::new(&config.node.name);
@@ -107,17 +131,42 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
     metrics.set_cert_expiry("node", unix_secs(identity.not_after));
     let cert = OwnCert::of(&identity);
 
-    let vips = vip_manager(config).await?;
-    let (carrier, link, carrier_rx) = CarrierWatch::spawn(&config.node.interface).await?;
-    let (address_watch, address_rx) = address_watch(config)?;
-    let announcer = announcer(config)?;
-    let (arp_watch, conflicts) = arp_watch(config, vips.mac())?;
-    let prober = prober(config)?;
-    let (witness, witness_rx) = match witness(config, &vips).await? {
+    // The node's own interface: its own addresses decide where peer traffic and witness
+    // echoes leave from (never a VIP).
+    let node_link = VipManager::open(&config.node.interface, Vec::new(), None).await?;
+    let (conflicts_tx, conflicts) = mpsc::channel(MERGED_CHANNEL);
+    let (carrier_tx, carrier_rx) = mpsc::channel(MERGED_CHANNEL);
+    let (addresses_tx, address_rx) = mpsc::channel(MERGED_CHANNEL);
+    let merge = Merge {
+        conflicts: conflicts_tx,
+        carrier: carrier_tx,
+        addresses: addresses_tx,
+    };
+    let (probe_results, probes) = mpsc::channel(4 * config.groups.len().max(1));
+    let mut built = Vec::with_capacity(config.groups.len());
+    let mut links = Vec::new();
+    for (g, group) in config.groups.iter().enumerate() {
+        let mut sides = Vec::new();
+        for (s, interface) in group.interfaces().iter().enumerate() {
+            let (side, link) = side(config, group, interface, (g, s), &merge).await?;
+            links.push(((g, s), link));
+            sides.push(side);
+        }
+        built.push(GroupExec {
+            name: group.name.clone(),
+            index: g,
+            sides,
+            probe_count: config.probe.count,
+            probe_window: config.probe.window,
+            probe_results: probe_results.clone(),
+            record: Record::new(Arc::clone(&metrics), notifier(config, group)),
+        });
+    }
+    let (witness, witness_rx) = match witness(config, &node_link).await? {
         Some((witness, rx)) => (Some(witness), Some(rx)),
         None => (None, None),
     };
-    let (transport, transport_rx) = transport(config, &vips, identity).await?;
+    let (transport, transport_rx) = transport(config, &node_link, identity).await?;
     let (health, verdicts) = health(config);
     tracing::info!(
         node = %config.node.name,
@@ -125,50 +174,47 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
         listen = %transport.local_addr(),
         interface = %config.node.interface,
         vips = %vip_list(config),
+        groups = %config.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(" "),
         peers = config.peers.len(),
         "haagent started"
     );
-    metrics.set_priority(config.node.priority, config.node.priority);
-    let election = election(config, vips.mac(), prober.is_some());
-    let (probe_results, probes) = mpsc::channel(4);
-    let exec = Executor {
+    metrics.set_priority(config.groups[0].priority, config.groups[0].priority);
+    let solicit_link = Some((node_link.ifindex(), node_link.mac()));
+    let groups = config
+        .groups
+        .iter()
+        .zip(built)
+        .map(|(group, exec)| {
+            let mac = exec
+                .sides
+                .first()
+                .map_or(node_link.mac(), |s| s.vips.manager.mac());
+            let probe = exec.sides.iter().any(|s| s.arp.prober.is_some());
+            (election(config, group, mac, probe), exec)
+        })
+        .collect();
+    let node = Node {
         peers: PeerLinks {
             transport,
             specs: peer_specs(config),
             own_ip: own_ip(config),
             redial_kicked: None,
+            solicit_link,
         },
-        vips: Vips {
-            manager: vips,
-            lease: config.lease,
-            check_at: None,
-            conflict_check: None,
-            held: None,
-        },
-        arp: Arp {
-            announcer,
-            watch: arp_watch,
-            prober,
-            probe_count: config.probe.count,
-            probe_window: config.probe.window,
-            vip_addrs: vip_addrs(config),
-            probe_results,
-        },
-        record: Record::new(Arc::clone(&metrics), notifier(config)),
+        metrics: Arc::clone(&metrics),
+        counters: Counters::default(),
     };
     let started = Started {
-        election,
-        exec,
+        groups,
+        node,
         intake: intake(config),
         control,
         health,
         metrics,
         metrics_server,
         cert,
-        carrier,
-        address_watch,
         witness,
-        link,
+        links,
     };
     let inputs = Inputs {
         transport: transport_rx,
@@ -181,6 +227,70 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
         addresses: address_rx,
     };
     Ok((started, inputs))
+}
+
+/// One interface of a group: its VIP manager (after removing VIPs an earlier run left
+/// there), link and address watches, ARP announcer, watch and probe; their reports go into
+/// the merged channels tagged with `key`.
+async fn side(
+    config: &Config,
+    group: &GroupConfig,
+    interface: &str,
+    key: SideKey,
+    merge: &Merge,
+) -> Result<(Side, LinkState), DaemonError> {
+    let specs: Vec<VipSpec> = group
+        .vips
+        .iter()
+        .filter(|v| v.interface == interface)
+        .cloned()
+        .collect();
+    let cidrs: Vec<Ipv4Cidr> = specs.iter().map(|v| v.cidr).collect();
+    let addrs: Vec<Ipv4Addr> = cidrs.iter().map(|v| v.addr).collect();
+    let manager = VipManager::open(interface, cidrs, config.lease).await?;
+    // MERGE(routes): manager.set_attributes(&specs) once VipManager has it.
+    for stale in manager.remove_stale().await? {
+        tracing::warn!(group = %group.name, vip = %stale, %interface,
+            "removed VIP left on the interface (stale from an earlier crash) before joining");
+    }
+    let (carrier, link, carrier_rx) = CarrierWatch::spawn(interface).await?;
+    forward(carrier_rx, key, merge.carrier.clone());
+    let (address_watch, address_rx) = AddressWatch::spawn(interface, addrs.clone())?;
+    forward(address_rx, key, merge.addresses.clone());
+    let garp = GarpSender::open(interface)?;
+    let announcer = Announcer::spawn(
+        garp,
+        addrs.clone(),
+        config.garp.count,
+        config.garp.spread,
+        config.garp.refresh,
+    );
+    let (watch, conflicts) = ArpWatch::spawn(interface, manager.mac(), addrs.clone())?;
+    forward(conflicts, key, merge.conflicts.clone());
+    let prober = if config.probe.count == 0 {
+        None
+    } else {
+        Some(Arc::new(Mutex::new(ArpProbe::open(interface)?)))
+    };
+    let side = Side {
+        vips: Vips {
+            manager,
+            lease: config.lease,
+            check_at: None,
+            conflict_check: None,
+            held: None,
+        },
+        arp: Arp {
+            announcer,
+            watch,
+            prober,
+            vip_addrs: addrs,
+        },
+        address_watch,
+        _carrier: carrier,
+        link_down: None,
+    };
+    Ok((side, link))
 }
 
 fn control(config: &Config) -> Result<(ControlServer, Receiver<ControlRequest>), ControlError> {
@@ -220,56 +330,20 @@ pub(super) async fn metrics_server(
     Ok(Some(server))
 }
 
-/// The notify hooks (built again by a reload that changes them).
-pub(super) fn notifier(config: &Config) -> Notifier {
-    Notifier::new(
-        Hooks::from(&config.notify),
-        config.node.name.clone(),
-        vip_list(config),
-    )
+/// A group's notify hooks (built again by a reload that changes them).
+pub(super) fn notifier(config: &Config, group: &GroupConfig) -> Notifier {
+    let vips = group
+        .vips
+        .iter()
+        .map(|v| v.cidr.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Notifier::new(Hooks::from(&group.notify), config.node.name.clone(), vips)
 }
 
 /// The health checks and their verdicts (started again by a reload that changes them).
 pub(super) fn health(config: &Config) -> (HealthMonitor, Receiver<Verdict>) {
     HealthMonitor::spawn(config.checks.clone())
-}
-
-/// The VIP manager on the interface, after removing VIPs an earlier run left behind.
-async fn vip_manager(config: &Config) -> Result<VipManager, VipError> {
-    let vips = VipManager::open(&config.node.interface, config.vips.clone(), config.lease).await?;
-    for stale in vips.remove_stale().await? {
-        tracing::warn!(vip = %stale, interface = %config.node.interface,
-            "removed VIP left on the interface (stale from an earlier crash) before joining");
-    }
-    Ok(vips)
-}
-
-fn address_watch(config: &Config) -> Result<(AddressWatch, Receiver<AddressEvent>), VipError> {
-    AddressWatch::spawn(&config.node.interface, vip_addrs(config))
-}
-
-fn arp_watch(config: &Config, mac: [u8; 6]) -> Result<(ArpWatch, Receiver<ArpConflict>), VipError> {
-    ArpWatch::spawn(&config.node.interface, mac, vip_addrs(config))
-}
-
-/// The ARP probe, unless probing is off (`[probe] count = 0`).
-fn prober(config: &Config) -> Result<Option<Arc<Mutex<ArpProbe>>>, VipError> {
-    if config.probe.count == 0 {
-        return Ok(None);
-    }
-    let probe = ArpProbe::open(&config.node.interface)?;
-    Ok(Some(Arc::new(Mutex::new(probe))))
-}
-
-fn announcer(config: &Config) -> Result<Announcer, VipError> {
-    let garp = GarpSender::open(&config.node.interface)?;
-    Ok(Announcer::spawn(
-        garp,
-        vip_addrs(config),
-        config.garp.count,
-        config.garp.spread,
-        config.garp.refresh,
-    ))
 }
 
 /// The gateway witness, if `[witness]` is set; it sends from the node's own address.
@@ -314,14 +388,16 @@ async fn transport(
     Ok(Transport::start(settings).await?)
 }
 
-fn election(config: &Config, mac: [u8; 6], probe: bool) -> Election {
+/// A group's election: the node-wide timing, cluster and quorum, the group's priority and
+/// preemption, `mac` = the node's MAC on the group's primary interface.
+fn election(config: &Config, group: &GroupConfig, mac: [u8; 6], probe: bool) -> Election {
     let settings = ElectionConfig {
         name: config.node.name.clone(),
-        priority: config.node.priority,
+        priority: group.priority,
         advert_interval: config.election.advert_interval,
         down_multiplier: config.election.down_multiplier,
-        preempt: config.election.preempt,
-        preempt_delay: config.election.preempt_delay,
+        preempt: group.preempt,
+        preempt_delay: group.preempt_delay,
         mac,
         probe,
         cluster_size: config.peers.len() + 1,
@@ -332,14 +408,14 @@ fn election(config: &Config, mac: [u8; 6], probe: bool) -> Election {
     Election::new(settings, Instant::now())
 }
 
-/// What a reload hands the running election: the timers, preemption, cluster size and
-/// fingerprint of `config`.
-pub(super) fn reconfig(config: &Config) -> Reconfig {
+/// What a reload hands a group's running election: the timers, cluster size and
+/// fingerprint of `config`, the group's preemption.
+pub(super) fn reconfig(config: &Config, group: &GroupConfig) -> Reconfig {
     Reconfig {
         advert_interval: config.election.advert_interval,
         down_multiplier: config.election.down_multiplier,
-        preempt: config.election.preempt,
-        preempt_delay: config.election.preempt_delay,
+        preempt: group.preempt,
+        preempt_delay: group.preempt_delay,
         cluster_size: config.peers.len() + 1,
         quorum: config.election.quorum,
         fingerprint: config.fingerprint().words,
@@ -465,10 +541,6 @@ async fn peer_listen_address(
         });
     }
     Ok(listen)
-}
-
-fn vip_addrs(config: &Config) -> Vec<Ipv4Addr> {
-    config.vips.iter().map(|v| v.addr).collect()
 }
 
 fn vip_list(config: &Config) -> String {

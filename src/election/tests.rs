@@ -748,12 +748,18 @@ fn advert_due_sends_now_and_realigns_the_timer() {
     // No advert is due again before a whole interval from the coalesced one.
     let mut at = t;
     loop {
-        let next = e.next_deadline().expect("a started election has a deadline");
+        let next = e
+            .next_deadline()
+            .expect("a started election has a deadline");
         assert!(next > at);
         at = next;
         let actions = e.handle(at, Input::Timeout);
         if actions.iter().any(|a| matches!(a, Action::Send(_))) {
-            assert!(at >= t + ms(50), "advert at {:?} after the coalesced one", at - t);
+            assert!(
+                at >= t + ms(50),
+                "advert at {:?} after the coalesced one",
+                at - t
+            );
             break;
         }
     }
