@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub use haagent_lab::require_root;
 use haagent_lab::Lab;
 
+pub mod groups;
 pub mod veth;
 
 pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
