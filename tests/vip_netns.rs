@@ -474,3 +474,46 @@ fn address_watch_and_lease_deadline_tell_a_foreign_removal_from_an_expiry() {
         assert!(!vm.held(), "after our own release the VIP is not ours to miss");
     });
 }
+
+/// `set_attributes` gives each VIP its label and scope, as `ip addr show` prints them; a
+/// VIP without a spec keeps the defaults; a renewal keeps what the address was created with.
+#[test]
+fn vips_carry_their_label_and_scope() {
+    use haagent::net::{VipScope, VipSpec};
+    if !require_root("vips_carry_their_label_and_scope") {
+        return;
+    }
+    let lab = new_lab();
+    // Linux gives a second address in a subnet the scope of the first (EINVAL "Invalid scope
+    // value" otherwise): the link-scope VIP gets a subnet of its own.
+    let (labelled, plain) = (cidr("198.51.100.100/24"), cidr("192.0.2.101/24"));
+    lab.run_in_a(move || async move {
+        let mut vm = VipManager::open(IF_A, vec![labelled, plain], Some(Duration::from_secs(30)))
+            .await
+            .unwrap();
+        vm.set_attributes(&[VipSpec {
+            cidr: labelled,
+            interface: IF_A.to_string(),
+            label: Some("veth0:vip".to_string()),
+            scope: VipScope::Link,
+        }]);
+        vm.install().await.unwrap();
+        vm.refresh().await.unwrap();
+    });
+    let entry = lab
+        .addr_a("198.51.100.100/24")
+        .unwrap_or_else(|| panic!("labelled VIP installed: {:?}", lab.addrs_a()));
+    assert_eq!(entry["label"], "veth0:vip", "{entry}");
+    assert_eq!(entry["scope"], "link", "{entry}");
+    let entry = lab.addr_a("192.0.2.101/24").expect("plain VIP installed");
+    assert_eq!(entry["label"], IF_A, "{entry}");
+    assert_eq!(entry["scope"], "global", "{entry}");
+
+    let text = ip(&["-n", lab.a.name(), "addr", "show", "dev", IF_A]);
+    assert!(
+        text.lines().any(|l| l.contains("inet 198.51.100.100/24")
+            && l.contains("scope link")
+            && l.ends_with("veth0:vip")),
+        "{text}"
+    );
+}

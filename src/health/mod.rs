@@ -6,7 +6,10 @@
 //! at its timeout and never stalls the election loop. Results go to one aggregator task
 //! that applies the fall/rise hysteresis (module `state`), keeps the per-check status for
 //! `haagent status`, and sends a [`Verdict`] to the daemon whenever the verdict's effect
-//! (fault, priority adjustment) changes.
+//! (fault, priority adjustment) changes. With [`HealthMonitor::spawn_groups`] it makes one
+//! verdict per VIP group instead, each from the checks that group tracks
+//! (`[[group]] track`) with the group's weights, and sends them together as
+//! [`GroupVerdicts`].
 //!
 //! Rules, in short:
 //! - A check's first result decides at once (a fresh agent does not wait for `rise`);
@@ -32,6 +35,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::config::TrackCheck;
 use runner::CheckError;
 use state::{Health, Hysteresis};
 
@@ -73,6 +77,12 @@ pub struct Verdict {
     pub settled: bool,
 }
 
+/// The verdict of every group, in group order: `0[i]` is the verdict of the `i`-th group
+/// given to [`HealthMonitor::spawn_groups`], made from the checks that group tracks, each
+/// with the weight the group gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupVerdicts(pub Vec<Verdict>);
+
 /// The state of one check, for `haagent status` and metrics.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CheckStatus {
@@ -111,40 +121,53 @@ impl HealthMonitor {
     /// Starts one tokio task per check; every check runs once immediately, then every
     /// interval. Must be called from within a tokio runtime.
     ///
-    /// The receiver gets a [`Verdict`] whenever its `fault` or `priority_delta` changes and
-    /// once when it first becomes `settled` (at once when `specs` is empty).
+    /// The receiver gets a [`Verdict`] over every check with its own weight whenever its
+    /// `fault` or `priority_delta` changes and once when it first becomes `settled` (at
+    /// once when `specs` is empty). Same as [`HealthMonitor::spawn_groups`] with one group
+    /// that tracks every check with its own weight.
     pub fn spawn(specs: Vec<CheckSpec>) -> (HealthMonitor, mpsc::Receiver<Verdict>) {
-        let (out_tx, out_rx) = mpsc::channel(VERDICT_CHANNEL);
-        let (res_tx, res_rx) = mpsc::unbounded_channel();
-        let mut shared = Shared {
-            entries: specs.iter().cloned().map(Entry::new).collect(),
-            verdict: Verdict::default(),
-        };
-        shared.verdict = shared.compute();
-        if shared.verdict.settled {
-            // No checks: settled from the start. The channel is empty, so this cannot fail.
-            let _ = out_tx.try_send(shared.verdict.clone());
-        }
-        let announced = Announced::of(&shared.verdict);
-        let shared = Arc::new(Mutex::new(shared));
-        let mut tasks: Vec<JoinHandle<()>> = specs
-            .into_iter()
-            .enumerate()
-            .map(|(index, spec)| tokio::spawn(check_task(index, spec, res_tx.clone())))
-            .collect();
-        drop(res_tx);
-        tasks.push(tokio::spawn(aggregate(
-            shared.clone(),
-            res_rx,
-            out_tx,
-            announced,
-        )));
-        (HealthMonitor { shared, tasks }, out_rx)
+        let everything = all_tracks(&specs);
+        start(specs, vec![everything], |verdicts| {
+            verdicts.first().cloned().unwrap_or_default()
+        })
     }
 
-    /// The current verdict (also sent on the channel whenever it changes).
+    /// Like [`HealthMonitor::spawn`], with one verdict per group: group `i` follows the
+    /// checks named in `groups[i]` (`[[group]] track`), each with the weight its
+    /// [`TrackCheck`] gives it; fault, adjust and `file` semantics are those of the module
+    /// documentation. Every check in `specs` runs and shows in
+    /// [`HealthMonitor::statuses`], tracked by a group or not. A `TrackCheck` naming no
+    /// check in `specs` is ignored with a warning (the config rejects such a name).
+    ///
+    /// Every verdict is `settled` once every check in `specs` (not only the tracked ones)
+    /// has reported. The receiver gets the [`GroupVerdicts`] whenever any group's `fault`
+    /// or `priority_delta` changes, and once when they become settled (at once when
+    /// `specs` is empty). When the daemon falls behind, pending updates are coalesced into
+    /// the newest. Must be called from within a tokio runtime.
+    pub fn spawn_groups(
+        specs: Vec<CheckSpec>,
+        groups: Vec<Vec<TrackCheck>>,
+    ) -> (HealthMonitor, mpsc::Receiver<GroupVerdicts>) {
+        let groups = groups
+            .iter()
+            .map(|tracked| resolve_tracks(&specs, tracked))
+            .collect();
+        start(specs, groups, |verdicts| GroupVerdicts(verdicts.to_vec()))
+    }
+
+    /// The current verdict over every check with its own weight (what
+    /// [`HealthMonitor::spawn`] sends; with [`HealthMonitor::spawn_groups`], the node-wide
+    /// view regardless of the groups).
     pub fn verdict(&self) -> Verdict {
-        lock(&self.shared).verdict.clone()
+        let shared = lock(&self.shared);
+        let everything = all_tracks_of(&shared.entries);
+        shared.compute(&everything)
+    }
+
+    /// The current verdict of every group, in group order (one element with
+    /// [`HealthMonitor::spawn`]).
+    pub fn verdicts(&self) -> Vec<Verdict> {
+        lock(&self.shared).verdicts.clone()
     }
 
     /// Per-check status for `haagent status` and metrics, in configuration order.
@@ -163,6 +186,86 @@ impl Drop for HealthMonitor {
             task.abort();
         }
     }
+}
+
+/// Starts the check tasks and the aggregator; `project` turns the groups' verdicts into
+/// what the receiver gets.
+fn start<T: Send + 'static>(
+    specs: Vec<CheckSpec>,
+    groups: Vec<Vec<Track>>,
+    project: fn(&[Verdict]) -> T,
+) -> (HealthMonitor, mpsc::Receiver<T>) {
+    let (out_tx, out_rx) = mpsc::channel(VERDICT_CHANNEL);
+    let (res_tx, res_rx) = mpsc::unbounded_channel();
+    let shared = Shared::new(specs.clone(), groups);
+    if shared.settled() {
+        // No checks: settled from the start. The channel is empty, so this cannot fail.
+        let _ = out_tx.try_send(project(&shared.verdicts));
+    }
+    let announced = Announced::of_all(&shared.verdicts);
+    let shared = Arc::new(Mutex::new(shared));
+    let mut tasks: Vec<JoinHandle<()>> = specs
+        .into_iter()
+        .enumerate()
+        .map(|(index, spec)| tokio::spawn(check_task(index, spec, res_tx.clone())))
+        .collect();
+    drop(res_tx);
+    tasks.push(tokio::spawn(aggregate(
+        shared.clone(),
+        res_rx,
+        out_tx,
+        announced,
+        project,
+    )));
+    (HealthMonitor { shared, tasks }, out_rx)
+}
+
+/// One check a group follows: its index in the specs and its weight in the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Track {
+    index: usize,
+    weight: Weight,
+}
+
+/// Every check with its own weight.
+fn all_tracks(specs: &[CheckSpec]) -> Vec<Track> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(index, s)| Track {
+            index,
+            weight: s.weight,
+        })
+        .collect()
+}
+
+/// Every entry with its check's own weight.
+fn all_tracks_of(entries: &[Entry]) -> Vec<Track> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(index, e)| Track {
+            index,
+            weight: e.spec.weight,
+        })
+        .collect()
+}
+
+/// A group's `track` list as indices into `specs`; unknown names are skipped.
+fn resolve_tracks(specs: &[CheckSpec], tracked: &[TrackCheck]) -> Vec<Track> {
+    tracked
+        .iter()
+        .filter_map(|t| match specs.iter().position(|s| s.name == t.check) {
+            Some(index) => Some(Track {
+                index,
+                weight: t.weight,
+            }),
+            None => {
+                tracing::warn!(check = %t.check, "tracked check {} is not configured; ignored", t.check);
+                None
+            }
+        })
+        .collect()
 }
 
 /// Locks the shared state; a poisoned lock (a panic elsewhere) still yields the data.
@@ -219,17 +322,22 @@ impl Announced {
             settled: v.settled,
         }
     }
+
+    fn of_all(verdicts: &[Verdict]) -> Vec<Self> {
+        verdicts.iter().map(Announced::of).collect()
+    }
 }
 
 /// Applies results to the shared state and sends verdicts. While the daemon is not
 /// reading, results keep being applied and only the newest verdict waits to be sent.
-async fn aggregate(
+async fn aggregate<T>(
     shared: Arc<Mutex<Shared>>,
     mut results: mpsc::UnboundedReceiver<RunResult>,
-    out: mpsc::Sender<Verdict>,
-    mut announced: Announced,
+    out: mpsc::Sender<T>,
+    mut announced: Vec<Announced>,
+    project: fn(&[Verdict]) -> T,
 ) {
-    let mut pending: Option<Verdict> = None;
+    let mut pending: Option<T> = None;
     let mut out_open = true;
     loop {
         tokio::select! {
@@ -248,26 +356,28 @@ async fn aggregate(
             },
             result = results.recv() => {
                 let Some(result) = result else { return };
-                let verdict = {
+                let (now, update) = {
                     let mut shared = lock(&shared);
                     shared.apply(result);
-                    shared.verdict.clone()
+                    (Announced::of_all(&shared.verdicts), project(&shared.verdicts))
                 };
-                let now = Announced::of(&verdict);
                 if now != announced && out_open {
                     announced = now;
-                    pending = Some(verdict);
+                    pending = Some(update);
                 }
             }
         }
     }
 }
 
-/// The monitor's state: one entry per check and the verdict they make.
+/// The monitor's state: one entry per check, what each group tracks and the verdicts
+/// they make.
 #[derive(Debug)]
 struct Shared {
     entries: Vec<Entry>,
-    verdict: Verdict,
+    groups: Vec<Vec<Track>>,
+    /// One per group, in group order.
+    verdicts: Vec<Verdict>,
 }
 
 /// Everything known about one check.
@@ -377,19 +487,42 @@ impl Entry {
 }
 
 impl Shared {
+    fn new(specs: Vec<CheckSpec>, groups: Vec<Vec<Track>>) -> Self {
+        let mut s = Shared {
+            entries: specs.into_iter().map(Entry::new).collect(),
+            groups,
+            verdicts: Vec::new(),
+        };
+        s.recompute();
+        s
+    }
+
     fn apply(&mut self, result: RunResult) {
         if let Some(entry) = self.entries.get_mut(result.index) {
             entry.record(result.outcome, result.latency);
         }
-        self.verdict = self.compute();
+        self.recompute();
     }
 
-    /// The verdict the entries make now.
-    fn compute(&self) -> Verdict {
+    fn recompute(&mut self) {
+        self.verdicts = self.groups.iter().map(|g| self.compute(g)).collect();
+    }
+
+    /// Every check has reported at least once.
+    fn settled(&self) -> bool {
+        self.entries.iter().all(|e| e.runs > 0)
+    }
+
+    /// The verdict the `tracked` entries make now, each with its weight there.
+    fn compute(&self, tracked: &[Track]) -> Verdict {
         let mut faults = Vec::new();
         let mut delta: i64 = 0;
         let mut reasons = Vec::new();
-        for e in &self.entries {
+        for track in tracked {
+            let Some(e) = self.entries.get(track.index) else {
+                continue;
+            };
+            let weight = track.weight;
             let name = &e.spec.name;
             if e.runs == 0 {
                 continue;
@@ -400,7 +533,7 @@ impl Shared {
                     continue;
                 }
                 let path = path.display();
-                match e.spec.weight {
+                match weight {
                     Weight::Fault => {
                         let r = format!(
                             "check {name}: file {path} holds {value} (nonzero means fault)"
@@ -423,7 +556,7 @@ impl Shared {
             if e.hysteresis.health() != Health::Failing {
                 continue;
             }
-            match e.spec.weight {
+            match weight {
                 Weight::Fault => {
                     faults.push(e.fault_reason.clone());
                     reasons.push(format!("check {name} failing: {} (fault)", e.last_failure));
@@ -442,7 +575,7 @@ impl Shared {
             fault: (!faults.is_empty()).then(|| faults.join("; ")),
             priority_delta: delta.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
             reasons,
-            settled: self.entries.iter().all(|e| e.runs > 0),
+            settled: self.settled(),
         }
     }
 }
@@ -476,13 +609,10 @@ mod tests {
         }
     }
 
+    /// One group tracking every check with its own weight (what `spawn` builds).
     fn shared(specs: Vec<CheckSpec>) -> Shared {
-        let mut s = Shared {
-            entries: specs.into_iter().map(Entry::new).collect(),
-            verdict: Verdict::default(),
-        };
-        s.verdict = s.compute();
-        s
+        let everything = all_tracks(&specs);
+        Shared::new(specs, vec![everything])
     }
 
     fn pass(index: usize) -> RunResult {
@@ -521,18 +651,18 @@ mod tests {
             spec("a", tcp(), Weight::Fault, 2, 2),
             spec("b", tcp(), Weight::Fault, 2, 2),
         ]);
-        assert!(!s.verdict.settled);
+        assert!(!s.verdicts[0].settled);
         s.apply(pass(0));
-        assert!(!s.verdict.settled);
+        assert!(!s.verdicts[0].settled);
         s.apply(pass(1));
         assert_eq!(
-            s.verdict,
+            s.verdicts[0],
             Verdict {
                 settled: true,
                 ..Verdict::default()
             }
         );
-        assert!(shared(vec![]).verdict.settled);
+        assert!(shared(vec![]).verdicts[0].settled);
     }
 
     #[test]
@@ -540,19 +670,19 @@ mod tests {
         let mut s = shared(vec![spec("nginx", tcp(), Weight::Fault, 2, 1)]);
         s.apply(pass(0));
         s.apply(fail(0, "connection refused"));
-        assert_eq!(s.verdict.fault, None);
+        assert_eq!(s.verdicts[0].fault, None);
         s.apply(fail(0, "connection refused"));
-        let fault = s.verdict.fault.clone().unwrap();
+        let fault = s.verdicts[0].fault.clone().unwrap();
         assert_eq!(fault, "check nginx failed 2×: connection refused");
         s.apply(fail(0, "something else"));
-        assert_eq!(s.verdict.fault.as_deref(), Some(fault.as_str()));
+        assert_eq!(s.verdicts[0].fault.as_deref(), Some(fault.as_str()));
         assert_eq!(
-            s.verdict.reasons,
+            s.verdicts[0].reasons,
             ["check nginx failing: something else (fault)"]
         );
         s.apply(pass(0));
-        assert_eq!(s.verdict.fault, None);
-        assert!(s.verdict.reasons.is_empty());
+        assert_eq!(s.verdicts[0].fault, None);
+        assert!(s.verdicts[0].reasons.is_empty());
     }
 
     #[test]
@@ -567,13 +697,16 @@ mod tests {
         for i in 0..5 {
             s.apply(fail(i, "down"));
         }
-        assert_eq!(s.verdict.priority_delta, -25);
+        assert_eq!(s.verdicts[0].priority_delta, -25);
         assert_eq!(
-            s.verdict.fault.as_deref(),
+            s.verdicts[0].fault.as_deref(),
             Some("check c failed 1×: down; check d failed 1×: down")
         );
-        assert_eq!(s.verdict.reasons.len(), 4);
-        assert_eq!(s.verdict.reasons[0], "check a failing: down (weight -20)");
+        assert_eq!(s.verdicts[0].reasons.len(), 4);
+        assert_eq!(
+            s.verdicts[0].reasons[0],
+            "check a failing: down (weight -20)"
+        );
     }
 
     #[test]
@@ -584,16 +717,16 @@ mod tests {
         ]);
         s.apply(value(0, 5));
         s.apply(value(1, 0));
-        assert_eq!(s.verdict.priority_delta, -50);
-        assert_eq!(s.verdict.fault, None);
+        assert_eq!(s.verdicts[0].priority_delta, -50);
+        assert_eq!(s.verdicts[0].fault, None);
         assert_eq!(
-            s.verdict.reasons,
+            s.verdicts[0].reasons,
             ["check prio: file /run/prio holds 5 (weight -10 → -50)"]
         );
         s.apply(value(0, -2));
-        assert_eq!(s.verdict.priority_delta, 20);
+        assert_eq!(s.verdicts[0].priority_delta, 20);
         s.apply(value(1, 1));
-        assert!(s.verdict.fault.as_deref().unwrap().contains("holds 1"));
+        assert!(s.verdicts[0].fault.as_deref().unwrap().contains("holds 1"));
         s.apply(RunResult {
             index: 0,
             outcome: Err(CheckError::File {
@@ -602,7 +735,7 @@ mod tests {
             }),
             latency: Duration::ZERO,
         });
-        assert_eq!(s.verdict.priority_delta, 0);
+        assert_eq!(s.verdicts[0].priority_delta, 0);
         let st = s.entries[0].status();
         assert_eq!(st.file_value, None);
         assert!(!st.healthy);
@@ -621,7 +754,7 @@ mod tests {
         ]);
         s.apply(value(0, i64::MAX));
         s.apply(value(1, i64::MAX));
-        assert_eq!(s.verdict.priority_delta, i32::MIN);
+        assert_eq!(s.verdicts[0].priority_delta, i32::MIN);
     }
 
     #[test]
@@ -638,5 +771,191 @@ mod tests {
         assert_eq!(st.kind, "tcp");
         assert_eq!(st.last_result, "no");
         s.apply(pass(7)); // an unknown index is ignored
+    }
+
+    fn track(check: &str, weight: Weight) -> TrackCheck {
+        TrackCheck {
+            check: check.into(),
+            weight,
+        }
+    }
+
+    /// The groups `spawn_groups` builds from `tracks` over `specs`.
+    fn grouped(specs: Vec<CheckSpec>, tracks: &[Vec<TrackCheck>]) -> Shared {
+        let groups = tracks.iter().map(|t| resolve_tracks(&specs, t)).collect();
+        Shared::new(specs, groups)
+    }
+
+    #[test]
+    fn groups_follow_their_own_checks_with_their_own_weights() {
+        let mut s = grouped(
+            vec![
+                spec("nginx", tcp(), Weight::Fault, 1, 1),
+                spec("disk", tcp(), Weight::Adjust(-5), 1, 1),
+                spec("db", tcp(), Weight::Fault, 1, 1),
+            ],
+            &[
+                // web-a: nginx at its own weight (fault), disk at -20.
+                vec![
+                    track("nginx", Weight::Fault),
+                    track("disk", Weight::Adjust(-20)),
+                ],
+                // web-b: disk at -30 only; db's fault weight turned into -7.
+                vec![
+                    track("disk", Weight::Adjust(-30)),
+                    track("db", Weight::Adjust(-7)),
+                ],
+            ],
+        );
+        assert_eq!(s.verdicts.len(), 2);
+        s.apply(pass(0));
+        s.apply(fail(1, "disk full"));
+        assert!(!s.verdicts[0].settled && !s.verdicts[1].settled);
+        s.apply(pass(2));
+        let [a, b] = [&s.verdicts[0], &s.verdicts[1]];
+        assert!(a.settled && b.settled);
+        assert_eq!((a.fault.as_deref(), a.priority_delta), (None, -20));
+        assert_eq!(a.reasons, ["check disk failing: disk full (weight -20)"]);
+        assert_eq!((b.fault.as_deref(), b.priority_delta), (None, -30));
+
+        s.apply(fail(0, "connection refused"));
+        s.apply(fail(2, "down"));
+        let [a, b] = [&s.verdicts[0], &s.verdicts[1]];
+        assert_eq!(
+            a.fault.as_deref(),
+            Some("check nginx failed 1×: connection refused")
+        );
+        assert_eq!(a.priority_delta, -20);
+        assert_eq!(b.fault, None, "web-b does not track nginx and weighs db -7");
+        assert_eq!(b.priority_delta, -37);
+        assert_eq!(
+            b.reasons,
+            [
+                "check disk failing: disk full (weight -30)",
+                "check db failing: down (weight -7)"
+            ]
+        );
+    }
+
+    #[test]
+    fn file_values_use_the_group_weight() {
+        let mut s = grouped(
+            vec![spec("prio", file(), Weight::Adjust(-10), 3, 3)],
+            &[
+                vec![track("prio", Weight::Adjust(-1))],
+                vec![track("prio", Weight::Fault)],
+                vec![],
+            ],
+        );
+        s.apply(value(0, 4));
+        assert_eq!(s.verdicts[0].priority_delta, -4);
+        assert_eq!(s.verdicts[0].fault, None);
+        assert!(s.verdicts[1].fault.as_deref().unwrap().contains("holds 4"));
+        assert_eq!(
+            s.verdicts[2],
+            Verdict {
+                settled: true,
+                ..Verdict::default()
+            },
+            "a group tracking nothing is never hurt"
+        );
+    }
+
+    #[test]
+    fn unknown_tracked_names_are_ignored() {
+        let s = grouped(
+            vec![spec("a", tcp(), Weight::Fault, 1, 1)],
+            &[vec![
+                track("nope", Weight::Fault),
+                track("a", Weight::Adjust(-3)),
+            ]],
+        );
+        assert_eq!(
+            s.groups,
+            vec![vec![Track {
+                index: 0,
+                weight: Weight::Adjust(-3)
+            }]]
+        );
+    }
+
+    /// Real check tasks: two file checks, one tracked by no group. Both run and show in
+    /// the statuses; the untracked one changes no group's verdict but counts for `settled`.
+    #[tokio::test]
+    async fn spawn_groups_runs_untracked_checks_and_sends_group_verdicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tracked, untracked) = (dir.path().join("tracked"), dir.path().join("untracked"));
+        std::fs::write(&tracked, "2\n").unwrap();
+        std::fs::write(&untracked, "9\n").unwrap();
+        let file_spec = |name: &str, path: &std::path::Path| CheckSpec {
+            interval: Duration::from_millis(20),
+            ..spec(
+                name,
+                CheckKind::File {
+                    path: path.to_path_buf(),
+                },
+                Weight::Fault,
+                1,
+                1,
+            )
+        };
+        let (monitor, mut rx) = HealthMonitor::spawn_groups(
+            vec![
+                file_spec("tracked", &tracked),
+                file_spec("untracked", &untracked),
+            ],
+            vec![
+                vec![track("tracked", Weight::Adjust(-5))],
+                vec![track("tracked", Weight::Adjust(3))],
+            ],
+        );
+        // Updates before every check reported are unsettled; wait for the settled one.
+        async fn next_where(
+            rx: &mut mpsc::Receiver<GroupVerdicts>,
+            want: fn(&GroupVerdicts) -> bool,
+        ) -> Result<GroupVerdicts, tokio::time::error::Elapsed> {
+            let wait = async {
+                loop {
+                    let update = rx.recv().await.expect("channel open");
+                    if want(&update) {
+                        return update;
+                    }
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(5), wait).await
+        }
+        let first = next_where(&mut rx, |u| u.0.iter().all(|v| v.settled))
+            .await
+            .expect("a settled update within 5 s");
+        assert_eq!(first.0.len(), 2);
+        assert!(first.0.iter().all(|v| v.settled));
+        assert_eq!(first.0[0].priority_delta, -10);
+        assert_eq!(first.0[1].priority_delta, 6);
+        assert!(first.0.iter().all(|v| v.fault.is_none()), "{first:?}");
+        assert_eq!(monitor.verdicts(), first.0);
+
+        let statuses = monitor.statuses();
+        let names: Vec<&str> = statuses.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["tracked", "untracked"]);
+        assert!(statuses[1].runs >= 1);
+        assert_eq!(statuses[1].file_value, Some(9));
+        // The node-wide view weighs every check by its own weight: both files are faults.
+        assert!(monitor.verdict().fault.is_some());
+
+        // A change of the tracked file is sent for both groups.
+        std::fs::write(&tracked, "0\n").unwrap();
+        let next = next_where(&mut rx, |u| u.0.iter().all(|v| v.priority_delta == 0))
+            .await
+            .expect("the change of the tracked file is sent within 5 s");
+        assert!(next.0.iter().all(|v| v.settled && v.fault.is_none()));
+    }
+
+    #[tokio::test]
+    async fn spawn_without_checks_is_settled_at_once() {
+        let (_m, mut rx) = HealthMonitor::spawn(Vec::new());
+        assert!(rx.recv().await.unwrap().settled);
+        let (m, mut rx) = HealthMonitor::spawn_groups(Vec::new(), vec![vec![], vec![]]);
+        assert_eq!(rx.recv().await.unwrap().0.len(), 2);
+        assert_eq!(m.verdicts().len(), 2);
     }
 }

@@ -9,6 +9,8 @@
 //! - [`AddressWatch`] reports the VIPs' addresses appearing and vanishing, whoever did it.
 //! - [`Announcer`] repeats them in a burst after a takeover and as a slow refresh
 //!   while master.
+//! - [`RouteManager`] adds and removes the routes that follow a group's VIPs (protocol 98);
+//!   [`remove_stale_routes`] clears what a killed run left.
 //!
 //! The daemon owns one of each and drives them from its event loop; nothing here
 //! decides *when* to hold the VIP — that is the election's job.
@@ -22,6 +24,7 @@ mod frame;
 mod garp;
 mod netlink;
 mod packet;
+mod routes;
 
 pub use addrwatch::{AddressEvent, AddressWatch};
 pub use announce::Announcer;
@@ -30,6 +33,7 @@ pub use carrier::{CarrierWatch, LinkState};
 pub use error::VipError;
 pub use garp::GarpSender;
 pub use netlink::VipManager;
+pub use routes::{remove_stale_routes, RouteError, RouteManager};
 
 /// Fuzzing hook (not API): the ARP parser the probe and the watch apply to every frame
 /// from the segment. Returns the sender MAC and IPv4 address of an IPv4-over-Ethernet ARP

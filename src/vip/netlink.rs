@@ -19,14 +19,14 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::TryStreamExt;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, CacheInfo};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, AddressScope, CacheInfo};
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{AddressMessageBuilder, Handle};
 use tokio::task::JoinHandle;
 
 use super::VipError;
-use crate::net::Ipv4Cidr;
+use crate::net::{Ipv4Cidr, VipScope, VipSpec};
 
 /// How long one netlink request may take before it counts as failed.
 /// Address changes take ~0.2 ms; two seconds means the kernel side is stuck.
@@ -47,6 +47,9 @@ pub struct VipManager {
     ifname: String,
     mac: [u8; 6],
     vips: Vec<Ipv4Cidr>,
+    /// Label and scope per VIP (from [`VipManager::set_attributes`]); a VIP not listed is
+    /// installed without a label, scope global.
+    attributes: Vec<(Ipv4Cidr, Option<String>, VipScope)>,
     lifetime: Option<Duration>,
     /// Between a successful [`VipManager::install`] and the next [`VipManager::release`].
     held: bool,
@@ -119,6 +122,7 @@ impl VipManager {
             ifname: interface.to_string(),
             mac,
             vips,
+            attributes: Vec::new(),
             lifetime,
             held: false,
             lease_until: None,
@@ -131,6 +135,38 @@ impl VipManager {
     pub fn set_link(&mut self, ifindex: u32, mac: [u8; 6]) {
         self.ifindex = ifindex;
         self.mac = mac;
+    }
+
+    /// Sets the label (`IFA_LABEL`, `ip addr … label eth0:vip`) and scope (`ip addr … scope
+    /// link`) that [`VipManager::install`], [`VipManager::refresh`] and
+    /// [`VipManager::set_vips`] send with each VIP, matched by `cidr` (address and prefix);
+    /// specs for addresses this manager does not manage are ignored, and a VIP without a
+    /// spec gets no label and scope global (what [`VipManager::open`] alone gives). The
+    /// lifetime logic is unchanged. Nothing is sent to the kernel here.
+    ///
+    /// Linux applies label and scope when it creates an address: replacing an address that
+    /// is already present (a renewal) updates only its lifetime, so a changed label or
+    /// scope shows on the next creation (after a release or an expiry). Linux also requires
+    /// an address in the subnet of one already on the interface to have that one's scope:
+    /// a `link` VIP inside the node's own global `/24` fails to install with EINVAL
+    /// (`ipv4: Invalid scope value`). The label is not
+    /// checked here (the config checks it: at most 15 bytes, starting with the interface
+    /// name); the kernel truncates a longer one.
+    pub fn set_attributes(&mut self, specs: &[VipSpec]) {
+        self.attributes = specs
+            .iter()
+            .map(|s| (s.cidr, s.label.clone(), s.scope))
+            .collect();
+    }
+
+    /// The label and scope [`VipManager::install`] gives `vip`.
+    fn attributes_of(&self, vip: &Ipv4Cidr) -> (Option<&str>, VipScope) {
+        self.attributes
+            .iter()
+            .find(|(c, _, _)| c == vip)
+            .map_or((None, VipScope::Global), |(_, label, scope)| {
+                (label.as_deref(), *scope)
+            })
     }
 
     /// Whether we installed the VIPs and have not released them since: a removal seen
@@ -226,7 +262,8 @@ impl VipManager {
         }
     }
 
-    /// Adds every VIP to the interface. Idempotent: a VIP already present is
+    /// Adds every VIP to the interface, with the label and scope given to
+    /// [`VipManager::set_attributes`]. Idempotent: a VIP already present is
     /// replaced in place (its lifetime renewed), not an error.
     ///
     /// Every VIP is attempted even if one fails; the first failure is returned.
@@ -329,6 +366,14 @@ impl VipManager {
                 .address()
                 .add(self.ifindex, IpAddr::V4(vip.addr), vip.prefix)
                 .replace();
+            let (label, scope) = self.attributes_of(vip);
+            let message = request.message_mut();
+            message.header.scope = AddressScope::from(scope.rt_scope());
+            if let Some(label) = label {
+                message
+                    .attributes
+                    .push(AddressAttribute::Label(label.to_string()));
+            }
             if let Some(lifetime) = self.lifetime {
                 request
                     .message_mut()
@@ -539,6 +584,24 @@ mod tests {
                 192, 0, 2, 100,
             ))));
         assert_eq!(local_ipv4(&m), Some(Ipv4Addr::new(192, 0, 2, 100)));
+    }
+
+    #[tokio::test]
+    async fn attributes_are_matched_by_address_and_prefix() {
+        let vip: Ipv4Cidr = "192.0.2.100/24".parse().unwrap();
+        let other: Ipv4Cidr = "192.0.2.100/32".parse().unwrap();
+        let Ok(mut m) = VipManager::open("lo", vec![vip, other], None).await else {
+            return; // no netlink here: nothing to check
+        };
+        assert_eq!(m.attributes_of(&vip), (None, VipScope::Global));
+        m.set_attributes(&[VipSpec {
+            cidr: vip,
+            interface: "lo".into(),
+            label: Some("lo:vip".into()),
+            scope: VipScope::Link,
+        }]);
+        assert_eq!(m.attributes_of(&vip), (Some("lo:vip"), VipScope::Link));
+        assert_eq!(m.attributes_of(&other), (None, VipScope::Global));
     }
 
     fn assert_send<T: Send>(_: &T) {}
