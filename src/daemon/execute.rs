@@ -37,8 +37,8 @@ use crate::net::{format_mac, Ipv4Cidr};
 use crate::notify::{Notifier, TransitionEvent};
 use crate::transport::{PeerSpec, Transport};
 use crate::vip::{
-    AddressEvent, AddressWatch, Announcer, ArpProbe, ArpWatch, CarrierWatch, LinkState, VipError,
-    VipManager,
+    AddressEvent, AddressWatch, Announcer, ArpProbe, ArpWatch, CarrierWatch, LinkState,
+    RouteManager, VipError, VipManager,
 };
 use crate::wire::State;
 
@@ -74,7 +74,23 @@ pub(super) struct GroupExec {
     /// Where probe answers go (the loop's probe-result input), tagged with the group index.
     pub(super) probe_results: Sender<(usize, Option<[u8; 6]>)>,
     pub(super) record: Record,
+    /// The group's routes (`[[group.route]]`), installed after its VIPs and removed
+    /// before them; `None` when it has none.
+    pub(super) routes: Option<Routes>,
 }
+
+/// A group's routes and what became of the last attempt to install them.
+pub(super) struct Routes {
+    pub(super) manager: RouteManager,
+    /// The last install failure, in words (status); `None` after a success.
+    pub(super) error: Option<String>,
+    /// While master with routes missing: when the lease check may try again.
+    pub(super) retry_at: Option<Instant>,
+}
+
+/// How often a master retries routes that failed to install (the VIPs stay: a route is
+/// not worth a failover, and the other node would most likely fail the same way).
+pub(super) const ROUTE_RETRY: Duration = Duration::from_secs(5);
 
 /// One interface of a group: its VIPs, their ARP drivers and the watches reporting on it.
 pub(super) struct Side {
@@ -219,11 +235,70 @@ impl GroupExec {
                 return Err(e);
             }
         }
+        self.install_routes().await;
         Ok(())
     }
 
-    /// Stops announcing and removes the VIPs from every interface of the group.
+    /// Installs the group's routes (all or nothing, see [`RouteManager::install`]). A
+    /// failure is logged, shown in status and metrics, and retried by the lease check every
+    /// [`ROUTE_RETRY`] while master; the VIPs stay.
+    async fn install_routes(&mut self) {
+        let Some(routes) = &mut self.routes else {
+            return;
+        };
+        match routes.manager.install().await {
+            Ok(()) => {
+                if routes.error.take().is_some() {
+                    tracing::info!(group = %self.name, "routes installed after an earlier failure");
+                }
+                routes.retry_at = None;
+            }
+            Err(e) => {
+                tracing::error!(group = %self.name, error = %e,
+                    "could not install the group's routes (none of them is installed); retrying every {} s while master",
+                    ROUTE_RETRY.as_secs());
+                // MERGE(ops): self.record.metrics.route_failed(self.index);
+                routes.error = Some(e.to_string());
+                routes.retry_at = Some(Instant::now() + ROUTE_RETRY);
+            }
+        }
+        // MERGE(ops): set_route_installed(self.index, routes.manager.installed())
+    }
+
+    /// While master: routes someone deleted (or the kernel dropped with a VIP) are
+    /// installed again; a failed install is retried once [`ROUTE_RETRY`] has passed.
+    async fn repair_routes(&mut self) {
+        let Some(routes) = &self.routes else {
+            return;
+        };
+        if routes.retry_at.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        let missing = match routes.manager.present().await {
+            Ok(present) => present.len() < routes.manager.routes().len(),
+            Err(e) => {
+                tracing::error!(group = %self.name, error = %e, "could not list the group's routes");
+                false
+            }
+        };
+        if missing || !routes.manager.installed() {
+            if routes.error.is_none() {
+                tracing::warn!(group = %self.name, "a route of the group is missing: installing the routes again");
+            }
+            self.install_routes().await;
+        }
+    }
+
+    /// Stops announcing and removes the routes, then the VIPs from every interface of the
+    /// group.
     async fn release(&mut self) {
+        if let Some(routes) = &mut self.routes {
+            routes.retry_at = None;
+            if let Err(e) = routes.manager.remove().await {
+                tracing::error!(group = %self.name, error = %e, "could not remove the group's routes");
+            }
+            // MERGE(ops): set_route_installed(self.index, false)
+        }
         for side in &mut self.sides {
             side.arp.announcer.stop();
             if let Err(e) = side.vips.release().await {
@@ -252,6 +327,9 @@ impl GroupExec {
             if let Some(input) = self.check_side_lease(i, state).await {
                 return Some(input);
             }
+        }
+        if state == State::Master && self.sides.iter().all(|s| s.vips.manager.held()) {
+            self.repair_routes().await;
         }
         None
     }
@@ -414,7 +492,9 @@ impl GroupExec {
             side.arp.announcer.set_vips(addrs.clone());
             side.arp.vip_addrs = addrs;
             side.vips.held = None;
-            // MERGE(routes): side.vips.manager.set_attributes(&mine) once VipManager has it.
+            side.vips
+                .manager
+                .set_attributes(&mine.iter().map(|v| (*v).clone()).collect::<Vec<_>>());
             let result = side.vips.manager.set_vips(cidrs).await;
             if holding {
                 side.arp.announcer.announce();

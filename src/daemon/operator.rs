@@ -17,7 +17,7 @@ use crate::control::{
     QuorumView, Response, Status, VipStatus, WitnessView, STATUS_VERSION,
 };
 use crate::election::{Election, NoticeCause, Reconfig};
-use crate::health::{HealthMonitor, Verdict};
+use crate::health::{GroupVerdicts, HealthMonitor, Verdict};
 use crate::metrics::{Metrics, MetricsServer};
 use crate::net::{format_mac, VipSpec};
 use crate::notify::Notifier;
@@ -49,8 +49,8 @@ pub(super) struct Operator {
     options: RunOptions,
     _control: ControlServer,
     health: HealthMonitor,
-    /// The checks' last verdict, for `status`.
-    pub(super) verdict: Verdict,
+    /// The checks' last verdict per group, for `status`.
+    pub(super) verdicts: Vec<Verdict>,
     metrics: Arc<Metrics>,
     metrics_server: Option<MetricsServer>,
     cert: OwnCert,
@@ -84,7 +84,7 @@ pub(super) struct Reloaded {
     /// New notify hooks, one per group.
     pub(super) notifiers: Option<Vec<Notifier>>,
     /// The verdicts of restarted health checks.
-    pub(super) verdicts: Option<Receiver<Verdict>>,
+    pub(super) verdicts: Option<Receiver<GroupVerdicts>>,
     /// Each group's configured base priority (its election decides whether it changed).
     pub(super) base_priorities: Vec<u8>,
     /// New timers, preemption, cluster size or fingerprint for each group's election (and
@@ -113,7 +113,7 @@ impl Operator {
             options,
             _control: control,
             health,
-            verdict: Verdict::default(),
+            verdicts: Vec::new(),
             metrics,
             metrics_server,
             cert,
@@ -248,7 +248,12 @@ impl Operator {
             applied.push("notify hooks".into());
         }
         let mut verdicts = None;
-        if old.checks != new.checks {
+        let tracks_changed = old
+            .groups
+            .iter()
+            .zip(&new.groups)
+            .any(|(a, b)| a.track != b.track);
+        if old.checks != new.checks || tracks_changed {
             let (health, rx) = setup::health(&new);
             self.health = health;
             verdicts = Some(rx);
@@ -407,7 +412,11 @@ impl Operator {
             priority: PriorityView {
                 base: election.base_priority(),
                 effective: election.priority(),
-                reasons: self.verdict.reasons.clone(),
+                reasons: self
+                    .verdicts
+                    .first()
+                    .map(|v| v.reasons.clone())
+                    .unwrap_or_default(),
             },
             maintenance: election.maintenance(),
             master,

@@ -13,7 +13,7 @@ use tokio::sync::mpsc::Receiver;
 use crate::config::Config;
 use crate::control::{ControlRequest, Request, Response};
 use crate::election::{Action, Election, FaultCause, Input, NoticeCause};
-use crate::health::Verdict;
+use crate::health::{GroupVerdicts, Verdict};
 use crate::metrics::RejectReason;
 use crate::transport::TransportEvent;
 use crate::vip::{ArpConflict, LinkState};
@@ -46,7 +46,7 @@ struct Daemon {
     /// The gateway witness (reports through the loop; also read by `status`).
     witness: Option<Witness>,
     /// The verdict channel of health checks restarted by a reload, picked up by the loop.
-    pending_verdicts: Option<Receiver<Verdict>>,
+    pending_verdicts: Option<Receiver<GroupVerdicts>>,
     /// systemd's notify socket: ready, status, watchdog.
     supervisor: Supervisor,
     /// The datagram counter (the wire's `seq`), +1 per datagram.
@@ -551,17 +551,16 @@ impl Daemon {
         }
     }
 
-    /// Feeds the checks' verdict to every group's election: the priority adjustment, and
-    /// whether a check holds the group in fault. The election decides what that means
-    /// (one rule for all faults); inputs that change nothing produce no action.
-    async fn on_verdict(&mut self, verdict: Verdict) {
-        self.ops.verdict = verdict.clone();
-        if !verdict.settled {
-            return;
-        }
-        for g in 0..self.groups.len() {
-            // MERGE(routes): each group's own verdict from its tracked checks.
-            self.apply_verdict(g, &verdict).await;
+    /// Feeds each group's verdict (from the checks it tracks, with its weights) to that
+    /// group's election: the priority adjustment, and whether a check holds the group in
+    /// fault. The election decides what that means (one rule for all faults); inputs that
+    /// change nothing produce no action.
+    async fn on_verdict(&mut self, verdicts: GroupVerdicts) {
+        self.ops.verdicts = verdicts.0.clone();
+        for (g, verdict) in verdicts.0.iter().enumerate().take(self.groups.len()) {
+            if verdict.settled {
+                self.apply_verdict(g, verdict).await;
+            }
         }
     }
 

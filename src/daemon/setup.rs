@@ -19,19 +19,21 @@ use crate::certs::{self, CertError, NodeIdentity};
 use crate::config::{Config, GatewaySetting, GroupConfig};
 use crate::control::{ControlError, ControlRequest, ControlServer};
 use crate::election::{Election, ElectionConfig, Reconfig};
-use crate::health::{HealthMonitor, Verdict};
+use crate::health::{GroupVerdicts, HealthMonitor};
 use crate::metrics::{self, Metrics, MetricsError, MetricsServer};
 use crate::net::{Ipv4Cidr, VipSpec};
 use crate::notify::{Hooks, Notifier};
 use crate::transport::{PeerSpec, Transport, TransportConfig, TransportError, TransportEvent};
 use crate::vip::{
-    AddressEvent, AddressWatch, Announcer, ArpConflict, ArpProbe, ArpWatch, CarrierWatch,
-    GarpSender, LinkState, VipError, VipManager,
+    remove_stale_routes, AddressEvent, AddressWatch, Announcer, ArpConflict, ArpProbe, ArpWatch,
+    CarrierWatch, GarpSender, LinkState, RouteManager, VipError, VipManager,
 };
 use crate::witness::{Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent};
 
 use super::admission::{Admission, Intake};
-use super::execute::{unix_secs, Arp, Counters, GroupExec, Node, PeerLinks, Record, Side, Vips};
+use super::execute::{
+    unix_secs, Arp, Counters, GroupExec, Node, PeerLinks, Record, Routes, Side, Vips,
+};
 use super::operator::OwnCert;
 
 /// Why the agent could not start (or had to stop).
@@ -93,7 +95,7 @@ pub(super) struct Inputs {
     pub(super) conflicts: Receiver<(SideKey, ArpConflict)>,
     pub(super) witness: Option<Receiver<WitnessEvent>>,
     pub(super) control: Receiver<ControlRequest>,
-    pub(super) verdicts: Receiver<Verdict>,
+    pub(super) verdicts: Receiver<GroupVerdicts>,
     pub(super) carrier: Receiver<(SideKey, LinkState)>,
     pub(super) addresses: Receiver<(SideKey, AddressEvent)>,
 }
@@ -152,7 +154,17 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
             links.push(((g, s), link));
             sides.push(side);
         }
+        let routes = if group.routes.is_empty() {
+            None
+        } else {
+            Some(Routes {
+                manager: RouteManager::open(group.routes.clone()).await?,
+                error: None,
+                retry_at: None,
+            })
+        };
         built.push(GroupExec {
+            routes,
             name: group.name.clone(),
             index: g,
             sides,
@@ -162,6 +174,7 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
             record: Record::new(Arc::clone(&metrics), notifier(config, group)),
         });
     }
+    remove_stale_routes_at_start(config).await;
     let (witness, witness_rx) = match witness(config, &node_link).await? {
         Some((witness, rx)) => (Some(witness), Some(rx)),
         None => (None, None),
@@ -229,6 +242,27 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
     Ok((started, inputs))
 }
 
+/// Routes an earlier run left (a killed agent's routes without `src`; those with a VIP as
+/// `src` went with the VIP's lease): every route with haagent's protocol in the main table
+/// and the tables the groups use. A failure is logged, not fatal.
+async fn remove_stale_routes_at_start(config: &Config) {
+    let mut tables: Vec<u32> = config
+        .groups
+        .iter()
+        .flat_map(|g| g.routes.iter().filter_map(|r| r.table))
+        .collect();
+    tables.sort_unstable();
+    tables.dedup();
+    match remove_stale_routes(&tables).await {
+        Ok(removed) => {
+            for route in removed {
+                tracing::warn!(%route, "removed a route left by an earlier run (stale from a crash) before joining");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "could not look for routes an earlier run left"),
+    }
+}
+
 /// One interface of a group: its VIP manager (after removing VIPs an earlier run left
 /// there), link and address watches, ARP announcer, watch and probe; their reports go into
 /// the merged channels tagged with `key`.
@@ -248,7 +282,8 @@ async fn side(
     let cidrs: Vec<Ipv4Cidr> = specs.iter().map(|v| v.cidr).collect();
     let addrs: Vec<Ipv4Addr> = cidrs.iter().map(|v| v.addr).collect();
     let manager = VipManager::open(interface, cidrs, config.lease).await?;
-    // MERGE(routes): manager.set_attributes(&specs) once VipManager has it.
+    let mut manager = manager;
+    manager.set_attributes(&specs);
     for stale in manager.remove_stale().await? {
         tracing::warn!(group = %group.name, vip = %stale, %interface,
             "removed VIP left on the interface (stale from an earlier crash) before joining");
@@ -342,8 +377,9 @@ pub(super) fn notifier(config: &Config, group: &GroupConfig) -> Notifier {
 }
 
 /// The health checks and their verdicts (started again by a reload that changes them).
-pub(super) fn health(config: &Config) -> (HealthMonitor, Receiver<Verdict>) {
-    HealthMonitor::spawn(config.checks.clone())
+pub(super) fn health(config: &Config) -> (HealthMonitor, Receiver<GroupVerdicts>) {
+    let tracks = config.groups.iter().map(|g| g.track.clone()).collect();
+    HealthMonitor::spawn_groups(config.checks.clone(), tracks)
 }
 
 /// The gateway witness, if `[witness]` is set; it sends from the node's own address.
