@@ -192,15 +192,25 @@ impl Operator {
         let mut new = applied_config;
         // The group set (names, ids, interfaces) is fixed until a restart: the running
         // elections and drivers stay as they are, and the settings say what waits.
-        let same_groups =
-            old.groups.len() == new.groups.len()
-                && old.groups.iter().zip(&new.groups).all(|(a, b)| {
-                    a.name == b.name && a.id == b.id && a.interfaces() == b.interfaces()
-                });
-        if !same_groups {
+        // A group whose interfaces changed keeps its running VIPs and routes (the rest of
+        // its settings apply).
+        let same_groups = old.groups.len() == new.groups.len()
+            && old
+                .groups
+                .iter()
+                .zip(&new.groups)
+                .all(|(a, b)| a.name == b.name && a.id == b.id);
+        if same_groups {
+            for (running, fresh) in old.groups.iter().zip(new.groups.iter_mut()) {
+                if running.interfaces() != fresh.interfaces() {
+                    fresh.vips = running.vips.clone();
+                    fresh.routes = running.routes.clone();
+                }
+            }
+        } else {
             new.groups = old.groups.clone();
-            new.vips = old.vips.clone();
         }
+        new.vips = new.groups.iter().flat_map(|g| g.cidrs()).collect();
         let peers = live
             .iter()
             .any(|c| c.setting == Setting::Peers)
