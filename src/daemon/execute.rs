@@ -148,7 +148,11 @@ impl Executor {
                 self.record.metrics.notice(cause);
                 if cause == NoticeCause::ClaimBlocked {
                     if let Some(block) = election.claim_blocked() {
-                        let tasks = self.record.notifier.fire_claim_blocked(block, &reason);
+                        let tasks = self.record.notifier.fire_claim_blocked(
+                            crate::config::LEGACY_GROUP,
+                            block,
+                            &reason,
+                        );
                         self.record.hooks_started(tasks);
                     }
                 }
@@ -612,12 +616,14 @@ impl Record {
             cause,
             reason,
             stopping,
+            group: crate::config::LEGACY_GROUP.to_string(),
         });
         if self.transitions.len() == TRANSITIONS_KEPT {
             self.transitions.pop_front();
         }
         self.transitions.push_back(TransitionRecord {
             at: certs::rfc3339(SystemTime::now()),
+            group: Some(crate::config::LEGACY_GROUP.to_string()),
             from,
             to,
             epoch,

@@ -392,6 +392,7 @@ impl Operator {
                 for_ms: u64::try_from(now.saturating_duration_since(b.since).as_millis())
                     .unwrap_or(u64::MAX),
             }),
+            faults: crate::control::FaultView::list(election.faults()),
             transitions: exec.record.transitions.iter().cloned().collect(),
             counters: CounterView {
                 adverts_sent: counters.adverts_sent,
@@ -406,6 +407,7 @@ impl Operator {
             warnings,
             pending_restart: self.pending.clone(),
             uptime_s: self.started.elapsed().as_secs(),
+            groups: Vec::new(),
         })
     }
 }
@@ -418,6 +420,7 @@ pub(super) fn status_answer(status: Result<Status, String>) -> Response {
             message: None,
             status: Some(Box::new(status)),
             handover_to: None,
+            handovers: Vec::new(),
         },
         Err(e) => Response::refused(e),
     }

@@ -464,7 +464,7 @@ impl Daemon {
                     .await;
                 operator::status_answer(status)
             }
-            Request::Maintenance { on } => {
+            Request::Maintenance { on, .. } => {
                 self.step(Input::Maintenance { on }).await;
                 let dir = self.ops.config.state_dir.clone();
                 let saved = state::save_maintenance(dir, on).await;
@@ -476,7 +476,7 @@ impl Daemon {
                 }
                 operator::maintenance_answer(on, saved)
             }
-            Request::Handover { to } => {
+            Request::Handover { to, .. } => {
                 let notices = self.step(Input::Handover { to }).await;
                 operator::handover_answer(notices, self.election.handover_target())
             }
