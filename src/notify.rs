@@ -380,6 +380,35 @@ mod tests {
         assert_eq!(n.hooks.timeout, Duration::from_secs(1));
     }
 
+    /// docs/configuration.md lists every variable a hook can receive.
+    #[test]
+    fn every_hook_variable_is_documented() {
+        let doc = include_str!("../docs/configuration.md");
+        for name in [
+            ENV_STATE,
+            ENV_OLD_STATE,
+            ENV_REASON,
+            ENV_CAUSE,
+            ENV_VIPS,
+            ENV_GROUP,
+            ENV_NODE,
+            ENV_EPOCH,
+            ENV_BLOCKED_BY,
+            ENV_BLOCKED_BY_MEMBER,
+        ] {
+            assert!(doc.contains(&format!("| `{name}` |")), "{name} missing");
+        }
+        // And the list above has every variable this file defines.
+        let defined = include_str!("notify.rs")
+            .lines()
+            .filter(|l| l.starts_with("pub const ENV_"))
+            .count();
+        assert_eq!(
+            defined, 10,
+            "a new ENV_ constant: add it to the list and the docs"
+        );
+    }
+
     #[tokio::test]
     async fn only_matching_state_hooks_run() {
         let dir = tempfile::tempdir().unwrap();
