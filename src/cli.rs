@@ -59,18 +59,29 @@ enum Command {
         socket: SocketArg,
     },
     /// Planned switchover: the target takes the VIPs before this master lets them go.
+    ///
+    /// Without --group, every group this node is master of is handed over.
     Handover {
         /// The node to hand over to [default: the best live backup].
         #[arg(long)]
         to: Option<String>,
+        /// Hand over only this VIP group (`[[group]] name`) [default: every group this node
+        /// is master of].
+        #[arg(long, value_name = "GROUP")]
+        group: Option<String>,
         #[command(flatten)]
         socket: SocketArg,
     },
     /// Maintenance mode: give up the VIPs and do not take them while on.
+    ///
+    /// Without --group, node-wide: every group.
     Maintenance {
         /// `on` or `off`.
         #[arg(value_parser = ["on", "off"])]
         mode: String,
+        /// Only this VIP group (`[[group]] name`) [default: node-wide, every group].
+        #[arg(long, value_name = "GROUP")]
+        group: Option<String>,
         #[command(flatten)]
         socket: SocketArg,
     },
@@ -284,9 +295,21 @@ pub fn main() -> ExitCode {
         Some(Command::CheckConfig(args)) => check_config(&args),
         Some(Command::Certs(cmd)) => run_certs(cmd),
         Some(Command::Status { json, socket }) => with_socket(&socket, |s| status(s, json)),
-        Some(Command::Handover { to, socket }) => with_socket(&socket, |s| handover(s, to)),
-        Some(Command::Maintenance { mode, socket }) => with_socket(&socket, |s| {
-            ask(s, &Request::Maintenance { on: mode == "on" })
+        Some(Command::Handover { to, group, socket }) => {
+            with_socket(&socket, |s| handover(s, to, group))
+        }
+        Some(Command::Maintenance {
+            mode,
+            group,
+            socket,
+        }) => with_socket(&socket, |s| {
+            ask(
+                s,
+                &Request::Maintenance {
+                    on: mode == "on",
+                    group,
+                },
+            )
         }),
         Some(Command::Reload { socket }) => with_socket(&socket, |s| ask(s, &Request::Reload {})),
         Some(Command::Doctor { args, json }) => doctor(&args, json),
@@ -482,46 +505,100 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), ExitCode> {
     Ok(())
 }
 
-/// Asks for the handover, then follows the status until the target is master.
-fn handover(socket: &std::path::Path, to: Option<String>) -> ExitCode {
+/// How long `haagent handover` follows the status before it gives up (exit 1).
+const HANDOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Asks for the handover, then follows the status until every target is master of its
+/// group.
+fn handover(socket: &std::path::Path, to: Option<String>, group: Option<String>) -> ExitCode {
     let started = std::time::Instant::now();
-    let target = match control::request(socket, &Request::Handover { to }) {
-        Ok(Response {
-            ok: true,
-            message,
-            handover_to: Some(target),
-            ..
-        }) => {
-            println!("{}", message.unwrap_or_default());
-            target
-        }
-        Ok(Response { message, .. }) => {
-            eprintln!("haagent: {}", message.unwrap_or_else(|| "refused".into()));
-            return ExitCode::FAILURE;
-        }
+    let answer = control::request(
+        socket,
+        &Request::Handover {
+            to,
+            group: group.clone(),
+        },
+    );
+    let answer = match answer {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("haagent: {e}");
             return ExitCode::FAILURE;
         }
     };
-    while started.elapsed() < std::time::Duration::from_secs(5) {
+    let mut pending = handover_targets(&answer, group.as_deref());
+    let message = answer.message.unwrap_or_default();
+    if !answer.ok || pending.is_empty() {
+        let why = if message.is_empty() {
+            "refused"
+        } else {
+            &message
+        };
+        eprintln!("haagent: {why}");
+        return ExitCode::FAILURE;
+    }
+    println!("{message}");
+    while started.elapsed() < HANDOVER_WAIT {
         if let Ok(Response {
             status: Some(s), ..
         }) = control::request(socket, &Request::Status {})
         {
-            if s.state != crate::wire::State::Master && s.master.as_deref() == Some(&target) {
-                println!(
-                    "{target} is master (epoch {}), after {} ms",
-                    s.epoch,
-                    started.elapsed().as_millis()
-                );
+            pending.retain(
+                |(group, target)| match handed_over(&s, group.as_deref(), target) {
+                    Some(epoch) => {
+                        let of = group
+                            .as_deref()
+                            .filter(|_| s.groups.len() > 1)
+                            .map(|g| format!(" of {g}"))
+                            .unwrap_or_default();
+                        println!(
+                            "{target} is master{of} (epoch {epoch}), after {} ms",
+                            started.elapsed().as_millis()
+                        );
+                        false
+                    }
+                    None => true,
+                },
+            );
+            if pending.is_empty() {
                 return ExitCode::SUCCESS;
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    eprintln!("haagent: {target} did not take over within 5 s; see `haagent status`");
+    for (group, target) in pending {
+        let of = group.map(|g| format!(" {g}")).unwrap_or_default();
+        eprintln!("haagent: {target} did not take over{of} within 5 s; see `haagent status`");
+    }
     ExitCode::FAILURE
+}
+
+/// The (group, target) pairs a handover answer started: its `handovers`, else (an agent
+/// older than groups) its `handover_to` for the group asked for, or none named.
+fn handover_targets(r: &Response, group: Option<&str>) -> Vec<(Option<String>, String)> {
+    if r.handovers.is_empty() {
+        r.handover_to
+            .iter()
+            .map(|t| (group.map(str::to_owned), t.clone()))
+            .collect()
+    } else {
+        r.handovers
+            .iter()
+            .map(|h| (Some(h.group.clone()), h.to.clone()))
+            .collect()
+    }
+}
+
+/// The epoch at which `target` is master of `group` and this node is not, or `None` while
+/// it is not (yet). A group the status does not list (an agent older than groups), or no
+/// group, is judged by the top-level fields.
+fn handed_over(s: &control::Status, group: Option<&str>, target: &str) -> Option<u64> {
+    use crate::wire::State;
+    let (state, master, epoch) = match group.and_then(|g| s.groups.iter().find(|x| x.name == g)) {
+        Some(g) => (g.state, g.master.as_deref(), g.epoch),
+        None => (s.state, s.master.as_deref(), s.epoch),
+    };
+    (state != State::Master && master == Some(target)).then_some(epoch)
 }
 
 /// Completes on SIGTERM or SIGINT.
@@ -569,5 +646,88 @@ mod tests {
         }
         // And the old spelling really was wrong.
         assert!(Cli::try_parse_from(["haagent", "cert", "issue"]).is_err());
+    }
+
+    #[test]
+    fn handover_and_maintenance_take_a_group() {
+        let cli =
+            Cli::try_parse_from(["haagent", "handover", "--group", "web-a", "--to", "n2"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Handover { to: Some(ref t), group: Some(ref g), .. })
+                if t == "n2" && g == "web-a"
+        ));
+        let cli = Cli::try_parse_from(["haagent", "handover"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Handover {
+                to: None,
+                group: None,
+                ..
+            })
+        ));
+        let cli =
+            Cli::try_parse_from(["haagent", "maintenance", "on", "--group", "web-b"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Maintenance { ref mode, group: Some(ref g), .. })
+                if mode == "on" && g == "web-b"
+        ));
+        assert!(Cli::try_parse_from(["haagent", "maintenance", "on", "--group"]).is_err());
+    }
+
+    #[test]
+    fn a_handover_answer_names_what_to_follow() {
+        let old_agent = Response {
+            handover_to: Some("n2".into()),
+            ..Response::done("handing over")
+        };
+        assert_eq!(
+            handover_targets(&old_agent, Some("web-a")),
+            [(Some("web-a".to_string()), "n2".to_string())]
+        );
+        assert_eq!(
+            handover_targets(&old_agent, None),
+            [(None, "n2".to_string())]
+        );
+        let new_agent = Response {
+            handovers: vec![
+                control::GroupHandover {
+                    group: "web-a".into(),
+                    to: "n2".into(),
+                },
+                control::GroupHandover {
+                    group: "web-c".into(),
+                    to: "n3".into(),
+                },
+            ],
+            ..old_agent
+        };
+        assert_eq!(
+            handover_targets(&new_agent, None),
+            [
+                (Some("web-a".to_string()), "n2".to_string()),
+                (Some("web-c".to_string()), "n3".to_string())
+            ]
+        );
+        assert!(handover_targets(&Response::done("nothing"), None).is_empty());
+    }
+
+    /// A handover is done when the target is master of the group and this node is not.
+    #[test]
+    fn a_handover_is_judged_by_its_group() {
+        // n1: master of web-a, backup of web-b under n2.
+        let s = control::documented_example();
+        assert_eq!(handed_over(&s, Some("web-b"), "n2"), Some(2));
+        assert_eq!(handed_over(&s, Some("web-a"), "n2"), None);
+        assert_eq!(handed_over(&s, Some("web-b"), "n3"), None);
+        // No group, or one the status does not list: the top level (web-a here).
+        assert_eq!(handed_over(&s, None, "n2"), None);
+        let mut moved = s.clone();
+        moved.state = crate::wire::State::Backup;
+        moved.master = Some("n2".into());
+        moved.epoch = 4;
+        assert_eq!(handed_over(&moved, None, "n2"), Some(4));
+        assert_eq!(handed_over(&moved, Some("web-z"), "n2"), Some(4));
     }
 }

@@ -22,9 +22,13 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 pub use status::{
-    CheckView, ClaimBlockedView, Counters, PeerStatus, PriorityView, QuorumView, Status,
-    TransitionRecord, VipStatus, WitnessView, STATUS_VERSION,
+    CheckView, ClaimBlockedView, Counters, FaultView, GroupStatus, GroupVipStatus, PeerStatus,
+    PriorityView, QuorumView, RouteStatus, Status, TransitionRecord, VipStatus, WitnessView,
+    STATUS_VERSION,
 };
+
+#[cfg(test)]
+pub(crate) use status::{documented_block, documented_example};
 
 /// Longest request line accepted.
 const MAX_REQUEST: usize = 64 * 1024;
@@ -48,14 +52,27 @@ pub enum Request {
     /// The full status.
     Status {},
     /// Planned switchover to `to`, or to the best live backup.
+    ///
+    /// With `group`, only that group is handed over; without it (and from a CLI older than
+    /// groups, which never sends the key), every group this node is master of is.
     Handover {
         /// Target node name.
         to: Option<String>,
+        /// The group to hand over (`[[group]] name`); `None`: every group this node is
+        /// master of (with one group: that group).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<String>,
     },
     /// Maintenance mode on or off.
+    ///
+    /// With `group`, only that group gives up (or may take again) its VIPs; without it (and
+    /// from a CLI older than groups), the node-wide maintenance mode, which holds every group.
     Maintenance {
         /// On or off.
         on: bool,
+        /// The group (`[[group]] name`); `None`: node-wide.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<String>,
     },
     /// Re-read the configuration and the certificates.
     Reload {},
@@ -72,9 +89,24 @@ pub struct Response {
     /// The status, for [`Request::Status`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Box<Status>>,
-    /// The node a started handover goes to, for [`Request::Handover`].
+    /// The node a started handover goes to, for [`Request::Handover`] (with several
+    /// groups: the first one's in [`Response::handovers`], for a CLI older than groups).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handover_to: Option<String>,
+    /// Every group handover started by a [`Request::Handover`], in group order. Empty from
+    /// agents older than groups (the CLI then follows `handover_to` on the top-level
+    /// status).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handovers: Vec<GroupHandover>,
+}
+
+/// One group's handover, started: the group's new master is to be `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupHandover {
+    /// The group's name.
+    pub group: String,
+    /// The node that is to take the group over.
+    pub to: String,
 }
 
 impl Response {
@@ -85,6 +117,7 @@ impl Response {
             message: Some(message.into()),
             status: None,
             handover_to: None,
+            handovers: Vec::new(),
         }
     }
 
@@ -95,6 +128,7 @@ impl Response {
             message: Some(message.into()),
             status: None,
             handover_to: None,
+            handovers: Vec::new(),
         }
     }
 }
@@ -332,12 +366,30 @@ mod tests {
             (
                 Request::Handover {
                     to: Some("n2".into()),
+                    group: None,
                 },
                 r#"{"cmd":"handover","to":"n2"}"#,
             ),
             (
-                Request::Maintenance { on: true },
+                Request::Handover {
+                    to: None,
+                    group: Some("web-a".into()),
+                },
+                r#"{"cmd":"handover","to":null,"group":"web-a"}"#,
+            ),
+            (
+                Request::Maintenance {
+                    on: true,
+                    group: None,
+                },
                 r#"{"cmd":"maintenance","on":true}"#,
+            ),
+            (
+                Request::Maintenance {
+                    on: false,
+                    group: Some("web-b".into()),
+                },
+                r#"{"cmd":"maintenance","on":false,"group":"web-b"}"#,
             ),
             (Request::Reload {}, r#"{"cmd":"reload"}"#),
         ];
@@ -346,6 +398,61 @@ mod tests {
             assert_eq!(serde_json::from_str::<Request>(json).unwrap(), req);
         }
         assert!(serde_json::from_str::<Request>(r#"{"cmd":"reboot"}"#).is_err());
+    }
+
+    /// A CLI older than groups sends no `group`: it still parses, as the node-wide
+    /// maintenance and the handover of every group this node is master of.
+    #[test]
+    fn requests_without_a_group_still_parse() {
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"cmd":"maintenance","on":true}"#).ok(),
+            Some(Request::Maintenance {
+                on: true,
+                group: None
+            })
+        );
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"cmd":"handover"}"#).ok(),
+            Some(Request::Handover {
+                to: None,
+                group: None
+            })
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"handover","group":7}"#).is_err());
+    }
+
+    /// An agent older than groups answers a handover without `handovers`; a new agent's
+    /// answer keeps `handover_to` for an older CLI.
+    #[test]
+    fn handover_answers_carry_every_group_and_the_first_target() {
+        let old: Response =
+            serde_json::from_str(r#"{"ok":true,"message":"m","handover_to":"n2"}"#).unwrap();
+        assert!(old.handovers.is_empty());
+        assert_eq!(old.handover_to.as_deref(), Some("n2"));
+        let new = Response {
+            handover_to: Some("n2".into()),
+            handovers: vec![
+                GroupHandover {
+                    group: "web-a".into(),
+                    to: "n2".into(),
+                },
+                GroupHandover {
+                    group: "web-b".into(),
+                    to: "n3".into(),
+                },
+            ],
+            ..Response::done("handing over")
+        };
+        let json = serde_json::to_string(&new).unwrap();
+        assert_eq!(
+            json,
+            r#"{"ok":true,"message":"handing over","handover_to":"n2","handovers":[{"group":"web-a","to":"n2"},{"group":"web-b","to":"n3"}]}"#
+        );
+        assert_eq!(serde_json::from_str::<Response>(&json).unwrap(), new);
+        // Without handovers the key is left out, as older agents sent it.
+        assert!(!serde_json::to_string(&Response::done("x"))
+            .unwrap()
+            .contains("handovers"));
     }
 
     #[tokio::test]
@@ -362,15 +469,28 @@ mod tests {
         ));
         let loop_side = tokio::spawn(async move {
             let req = rx.recv().await.unwrap();
-            assert_eq!(req.request, Request::Maintenance { on: true });
+            assert_eq!(
+                req.request,
+                Request::Maintenance {
+                    on: true,
+                    group: None
+                }
+            );
             req.reply.send(Response::done("maintenance on")).unwrap();
         });
         let p = path.clone();
-        let answer =
-            tokio::task::spawn_blocking(move || request(&p, &Request::Maintenance { on: true }))
-                .await
-                .unwrap()
-                .unwrap();
+        let answer = tokio::task::spawn_blocking(move || {
+            request(
+                &p,
+                &Request::Maintenance {
+                    on: true,
+                    group: None,
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
         assert_eq!(answer, Response::done("maintenance on"));
         loop_side.await.unwrap();
         drop(server);
@@ -463,6 +583,7 @@ mod request_strictness {
             r#"{"cmd":"reload","junk":1}"#,
             r#"{"cmd":"handover","to":"n2","junk":1}"#,
             r#"{"cmd":"maintenance","on":true,"junk":1}"#,
+            r#"{"cmd":"maintenance","on":true,"group":"g","junk":1}"#,
         ] {
             assert!(
                 serde_json::from_str::<Request>(line).is_err(),

@@ -9,7 +9,23 @@ fn opt<T: std::fmt::Display>(v: Option<T>, unit: &str) -> String {
 }
 
 /// Renders a status for a terminal: a summary, then peers, checks and transitions.
+///
+/// With two or more groups, the summary is a table of the groups (GROUP STATE PRIO EPOCH
+/// MASTER VIPS ROUTES) and a line for each group's maintenance, faults, blocked claim,
+/// handover and failed routes; with one group (or an agent older than groups) it is the
+/// single-group summary, followed by that group's routes if it has any.
 pub fn render_status(s: &Status) -> String {
+    let mut out = if s.groups.len() > 1 {
+        render_groups(s)
+    } else {
+        render_single(s)
+    };
+    render_node(s, &mut out);
+    out
+}
+
+/// The summary of a node with one group: its state, priority, master and VIPs.
+fn render_single(s: &Status) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -43,12 +59,13 @@ pub fn render_status(s: &Status) -> String {
             if v.held_here { "held here" } else { "not here" }
         );
     }
-    if s.quorum.enabled {
-        let _ = writeln!(
-            out,
-            "quorum: hear {} of {} nodes, need {}",
-            s.quorum.heard, s.quorum.cluster_size, s.quorum.needed
-        );
+    for g in &s.groups {
+        for r in &g.routes {
+            let _ = writeln!(out, "route {}: {}", r.route, route_words(r));
+        }
+    }
+    for f in &s.faults {
+        let _ = writeln!(out, "FAULT ({}): {}", f.cause, f.reason);
     }
     if let Some(b) = &s.claim_blocked {
         let _ = writeln!(
@@ -57,6 +74,145 @@ pub fn render_status(s: &Status) -> String {
             b.mac,
             b.member.as_deref().unwrap_or("not a cluster member"),
             b.for_ms as f64 / 1000.0
+        );
+    }
+    out
+}
+
+/// `installed`, `not installed`, or `NOT INSTALLED: why`.
+fn route_words(r: &super::RouteStatus) -> String {
+    match (&r.error, r.installed) {
+        (_, true) => "installed".into(),
+        (Some(e), false) => format!("NOT INSTALLED: {e}"),
+        (None, false) => "not installed".into(),
+    }
+}
+
+/// The summary of a node with several groups: a line for the node, the table of groups,
+/// then what needs attention in each group.
+fn render_groups(s: &Status) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} ({}): {} groups, up {} s{}",
+        s.node,
+        s.cluster,
+        s.groups.len(),
+        s.uptime_s,
+        if s.groups.iter().all(|g| g.maintenance) {
+            ", MAINTENANCE"
+        } else {
+            ""
+        }
+    );
+    let mut rows = vec![[
+        "GROUP", "STATE", "PRIO", "EPOCH", "MASTER", "VIPS", "ROUTES",
+    ]
+    .map(String::from)];
+    for g in &s.groups {
+        let prio = if g.priority == g.base_priority {
+            g.priority.to_string()
+        } else {
+            format!("{} (base {})", g.priority, g.base_priority)
+        };
+        let vips = g
+            .vips
+            .iter()
+            .map(|v| {
+                if v.installed {
+                    format!("{}*", v.address)
+                } else {
+                    v.address.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let routes = if g.routes.is_empty() {
+            "-".to_string()
+        } else {
+            let up = g.routes.iter().filter(|r| r.installed).count();
+            let failed = g.routes.iter().filter(|r| r.error.is_some()).count();
+            let mut cell = format!("{up}/{}", g.routes.len());
+            if failed > 0 {
+                let _ = write!(cell, " ({failed} FAILED)");
+            }
+            cell
+        };
+        rows.push([
+            g.name.clone(),
+            g.state.to_string(),
+            prio,
+            g.epoch.to_string(),
+            g.master.clone().unwrap_or_else(|| "-".into()),
+            vips,
+            routes,
+        ]);
+    }
+    write_table(&mut out, &rows);
+    let _ = writeln!(out, "(* = VIP on this node's interface)");
+    for g in &s.groups {
+        let name = &g.name;
+        if g.maintenance {
+            let _ = writeln!(out, "{name}: MAINTENANCE");
+        }
+        for r in &g.priority_reasons {
+            let _ = writeln!(out, "{name}: priority: {r}");
+        }
+        for f in &g.faults {
+            let _ = writeln!(out, "{name}: FAULT ({}): {}", f.cause, f.reason);
+        }
+        if let Some(b) = &g.claim_blocked {
+            let _ = writeln!(
+                out,
+                "{name}: NOT CLAIMING THE VIPS: {} ({}) answers for them, for {:.1} s",
+                b.mac,
+                b.member.as_deref().unwrap_or("not a cluster member"),
+                b.for_ms as f64 / 1000.0
+            );
+        }
+        if let Some(t) = &g.handover_target {
+            let _ = writeln!(out, "{name}: handing over to {t}");
+        }
+        for r in g
+            .routes
+            .iter()
+            .filter(|r| !r.installed && r.error.is_some())
+        {
+            let _ = writeln!(out, "{name}: route {}: {}", r.route, route_words(r));
+        }
+    }
+    out
+}
+
+/// Writes `rows` as columns two spaces apart, each as wide as its widest cell (the last
+/// column unpadded).
+fn write_table<const N: usize>(out: &mut String, rows: &[[String; N]]) {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in rows {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<w$}  ");
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+/// The per-node parts: quorum, witness, warnings, peers, checks, transitions.
+fn render_node(s: &Status, out: &mut String) {
+    if s.quorum.enabled {
+        let _ = writeln!(
+            out,
+            "quorum: hear {} of {} nodes, need {}",
+            s.quorum.heard, s.quorum.cluster_size, s.quorum.needed
         );
     }
     if let Some(w) = &s.witness {
@@ -115,12 +271,127 @@ pub fn render_status(s: &Status) -> String {
     if !s.transitions.is_empty() {
         let _ = writeln!(out, "\nrecent transitions:");
         for t in s.transitions.iter().rev().take(10) {
+            let group = match &t.group {
+                Some(g) if s.groups.len() > 1 => format!("{g} "),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "  {} {} -> {} (epoch {}): {}",
+                "  {} {group}{} -> {} (epoch {}): {}",
                 t.at, t.from, t.to, t.epoch, t.reason
             );
         }
     }
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::{documented_block, documented_example, FaultView, RouteStatus};
+    use crate::wire::State;
+
+    /// The table in docs/status.md is what `haagent status` prints for the documented
+    /// example, and the node's parts follow it.
+    #[test]
+    fn several_groups_print_the_documented_table_then_the_node() {
+        let text = render_status(&documented_example());
+        let table = documented_block("```\n");
+        assert!(
+            text.starts_with(&table),
+            "got:\n{text}\nwanted first:\n{table}"
+        );
+        let peers = text.find("\npeers:").expect("peers section");
+        assert!(text[peers..].contains("n2 "), "{text}");
+        assert!(
+            text.contains("  2026-11-22T05:51:59Z web-a backup -> master (epoch 3)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_columns_line_up_whatever_the_cell_widths() {
+        let mut s = documented_example();
+        s.groups[1].name = "a-much-longer-name".into();
+        s.groups[1].priority = 90;
+        s.groups[1].master = None;
+        let text = render_status(&s);
+        let lines: Vec<&str> = text.lines().skip(1).take(3).collect();
+        assert!(lines[0].starts_with("GROUP"), "{text}");
+        assert!(lines[2].contains("90 (base 100)"), "{text}");
+        for column in ["STATE", "PRIO", "EPOCH", "MASTER", "VIPS", "ROUTES"] {
+            let at = lines[0].find(column).unwrap();
+            for row in &lines[1..] {
+                let before = &row[..at];
+                assert!(
+                    before.ends_with("  ") && !row[at..].starts_with(' '),
+                    "{column} misaligned:\n{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn what_needs_attention_in_a_group_is_named_with_the_group() {
+        let mut s = documented_example();
+        let b = &mut s.groups[1];
+        b.state = State::Fault;
+        b.maintenance = true;
+        b.faults = vec![FaultView {
+            cause: "link".into(),
+            reason: "eth1 lost carrier".into(),
+        }];
+        let a = &mut s.groups[0];
+        a.handover_target = Some("n2".into());
+        a.routes.push(RouteStatus {
+            route: "0.0.0.0/0 via 198.51.100.1 dev eth1".into(),
+            installed: false,
+            error: Some("Network is unreachable (os error 101)".into()),
+        });
+        let text = render_status(&s);
+        for line in [
+            "web-b: MAINTENANCE",
+            "web-b: FAULT (link): eth1 lost carrier",
+            "web-a: handing over to n2",
+            "web-a: route 0.0.0.0/0 via 198.51.100.1 dev eth1: NOT INSTALLED: Network is unreachable (os error 101)",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} missing:\n{text}");
+        }
+        let row = text.lines().find(|l| l.starts_with("web-a ")).unwrap();
+        assert!(row.ends_with("1/2 (1 FAILED)"), "{row}");
+        let row = text.lines().find(|l| l.starts_with("web-b ")).unwrap();
+        assert!(row.contains(" fault "), "{row}");
+    }
+
+    /// One group (or an agent older than groups): the summary it always was, with the
+    /// group's routes and faults; no table.
+    #[test]
+    fn one_group_prints_the_single_summary_with_its_routes() {
+        let mut s = documented_example();
+        s.groups.truncate(1);
+        s.faults = vec![FaultView {
+            cause: "health_check".into(),
+            reason: "nginx: 502".into(),
+        }];
+        let text = render_status(&s);
+        assert!(
+            text.starts_with("n1 (web): master for 5.3 s, epoch 3\n"),
+            "{text}"
+        );
+        assert!(!text.contains("GROUP"), "{text}");
+        for line in [
+            "vip 192.0.2.100/24: held here",
+            "route 203.0.113.0/24 via 192.0.2.1 dev eth0 src 192.0.2.100: installed",
+            "FAULT (health_check): nginx: 502",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} missing:\n{text}");
+        }
+        assert!(
+            text.contains("  2026-11-22T05:51:59Z backup -> master"),
+            "{text}"
+        );
+        s.groups.clear();
+        let old = render_status(&s);
+        assert!(old.starts_with("n1 (web): master for 5.3 s"), "{old}");
+        assert!(!old.contains("route "), "{old}");
+    }
 }

@@ -1,8 +1,11 @@
 //! The status document: what `haagent status --json` prints. Its shape is documented in
 //! `docs/status.md` and versioned by [`STATUS_VERSION`]; fields are only ever added.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
+use crate::election::FaultCause;
 use crate::wire::State;
 
 /// Bumped only for incompatible changes (a field removed or its meaning changed).
@@ -42,6 +45,10 @@ pub struct Status {
     /// While a backup's claim is held back by an ARP probe answer: by whom, for how long.
     #[serde(default)]
     pub claim_blocked: Option<ClaimBlockedView>,
+    /// The kinds of fault that hold now (of the first group), with their reasons; empty when
+    /// none does. Older agents did not send it.
+    #[serde(default)]
+    pub faults: Vec<FaultView>,
     /// The latest transitions, oldest first (at most 20).
     pub transitions: Vec<TransitionRecord>,
     /// Event counters since start.
@@ -65,6 +72,116 @@ pub struct Status {
     pub pending_restart: Vec<String>,
     /// Seconds since the agent started.
     pub uptime_s: u64,
+    /// Every VIP group, in configuration order (`[[group]]`; one group `default` for a
+    /// config without groups). The top-level `state`, `epoch`, `priority`, `master`,
+    /// `vips`, `claim_blocked` and `faults` describe the first of them. Older agents did
+    /// not send it (empty).
+    #[serde(default)]
+    pub groups: Vec<GroupStatus>,
+}
+
+/// One VIP group as this node sees it: one element of [`Status::groups`].
+///
+/// Plain data: the daemon fills it from the group's election, VIP manager and route table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    /// The group's name (`[[group]] name`, 1..=32 bytes of `[A-Za-z0-9._-]`).
+    pub name: String,
+    /// The group's id on the wire, 1..=65535.
+    pub id: u16,
+    /// The group's election state.
+    pub state: State,
+    /// How long the group has been in that state, ms (like [`Status::state_age_ms`]).
+    pub state_age_ms: u64,
+    /// The priority this node advertises in the group now, 0..=255 (base adjusted by the
+    /// checks it tracks).
+    pub priority: u8,
+    /// This node's configured priority in the group, 1..=254.
+    pub base_priority: u8,
+    /// Why `priority` differs from `base_priority`, one line per reason.
+    #[serde(default)]
+    pub priority_reasons: Vec<String>,
+    /// The group's epoch.
+    pub epoch: u64,
+    /// The group's master as this node sees it (itself when master), by node name.
+    pub master: Option<String>,
+    /// The group's VIPs, in configuration order.
+    pub vips: Vec<GroupVipStatus>,
+    /// The group's routes (`[[group.route]]`), in configuration order.
+    #[serde(default)]
+    pub routes: Vec<RouteStatus>,
+    /// The kinds of fault that hold the group now, with their reasons.
+    #[serde(default)]
+    pub faults: Vec<FaultView>,
+    /// Maintenance holds this group (node-wide maintenance, or this group's).
+    pub maintenance: bool,
+    /// While this group's claim is held back by an ARP probe answer: by whom, how long.
+    #[serde(default)]
+    pub claim_blocked: Option<ClaimBlockedView>,
+    /// The node a handover started by this master goes to, while it is under way.
+    #[serde(default)]
+    pub handover_target: Option<String>,
+}
+
+/// One VIP of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupVipStatus {
+    /// `address/prefix`.
+    pub address: String,
+    /// The interface it goes on.
+    pub interface: String,
+    /// Its address label (`eth0:vip`), if configured.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// On the interface right now (read from the kernel).
+    pub installed: bool,
+}
+
+/// One route of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteStatus {
+    /// The route in `ip route` words (`0.0.0.0/0 via 198.51.100.1 dev eth1 src
+    /// 198.51.100.100`): [`RouteSpec`](crate::net::RouteSpec)'s `Display`.
+    pub route: String,
+    /// In the kernel's table right now.
+    pub installed: bool,
+    /// Why the last attempt to install it failed (the netlink error, in words), until an
+    /// install succeeds or the group stops being master.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// One kind of fault that holds a group in the fault state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultView {
+    /// The kind, as a stable word: `link`, `health_check`, `checks_pending`, `vip_install`
+    /// ([`FaultCause`]'s serde name). A string, not the enum, so that a CLI older than
+    /// the agent still reads a kind it does not know.
+    pub cause: String,
+    /// Why, in words.
+    pub reason: String,
+}
+
+impl FaultView {
+    /// The views of an election's faults ([`Election::faults`](crate::election::Election::faults)),
+    /// in the map's order.
+    pub fn list(faults: &BTreeMap<FaultCause, String>) -> Vec<FaultView> {
+        faults
+            .iter()
+            .map(|(cause, reason)| FaultView {
+                cause: fault_word(*cause),
+                reason: reason.clone(),
+            })
+            .collect()
+    }
+}
+
+/// [`FaultCause`]'s serde word (`health_check`).
+fn fault_word(cause: FaultCause) -> String {
+    match serde_json::to_value(cause) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => format!("{cause:?}").to_lowercase(),
+    }
 }
 
 /// A claim held back by an ARP probe answer (issue: it must never be silent).
@@ -179,6 +296,10 @@ pub struct QuorumView {
 pub struct TransitionRecord {
     /// When (RFC 3339, UTC).
     pub at: String,
+    /// The group that changed state (`[[group]] name`). Agents older than groups did not
+    /// send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// From.
     pub from: State,
     /// To.
@@ -206,4 +327,114 @@ pub struct Counters {
     pub garps_sent: u64,
     /// VIP conflicts seen on the wire.
     pub vip_conflicts: u64,
+}
+
+/// The example status of docs/status.md (node n1 of an active-active pair: master of
+/// `web-a`, backup of `web-b`), parsed: the fixture of the status and rendering tests.
+#[cfg(test)]
+pub(crate) fn documented_example() -> Status {
+    serde_json::from_str(&documented_block("```json\n")).expect("the docs example parses")
+}
+
+/// The first fenced block of docs/status.md that opens with `fence`, without its fences.
+#[cfg(test)]
+pub(crate) fn documented_block(fence: &str) -> String {
+    let doc = include_str!("../../docs/status.md");
+    let start = doc.find(fence).expect("fence in docs/status.md") + fence.len();
+    let len = doc[start..].find("```").expect("closing fence");
+    doc[start..start + len].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_has_every_group_and_round_trips() {
+        let s = documented_example();
+        let names: Vec<&str> = s.groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["web-a", "web-b"]);
+        // The top level describes the first group.
+        assert_eq!(s.state, s.groups[0].state);
+        assert_eq!(s.epoch, s.groups[0].epoch);
+        assert_eq!(s.master, s.groups[0].master);
+        let web_a = &s.groups[0];
+        assert_eq!(web_a.vips[0].interface, "eth0");
+        assert!(web_a.vips[0].installed);
+        assert!(web_a.routes[0].installed);
+        assert_eq!(web_a.routes[0].error, None);
+        assert_eq!(s.groups[1].master.as_deref(), Some("n2"));
+        assert_eq!(s.transitions[0].group.as_deref(), Some("web-a"));
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), s);
+    }
+
+    /// A CLI reading an agent older than groups: no `groups`, `faults` or
+    /// `transitions[].group`, and a group element without its optional keys.
+    #[test]
+    fn a_status_without_the_group_fields_still_parses() {
+        let mut v = serde_json::to_value(documented_example()).unwrap();
+        let top = v.as_object_mut().unwrap();
+        top.remove("faults");
+        let groups = top.remove("groups").unwrap();
+        top["transitions"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("group");
+        let old: Status = serde_json::from_value(v).unwrap();
+        assert!(old.groups.is_empty() && old.faults.is_empty());
+        assert_eq!(old.transitions[0].group, None);
+
+        let mut g = groups[1].clone();
+        let obj = g.as_object_mut().unwrap();
+        for key in [
+            "priority_reasons",
+            "routes",
+            "faults",
+            "claim_blocked",
+            "handover_target",
+        ] {
+            obj.remove(key);
+        }
+        let g: GroupStatus = serde_json::from_value(g).unwrap();
+        assert!(g.routes.is_empty() && g.faults.is_empty() && g.handover_target.is_none());
+    }
+
+    /// docs/status.md names every key of a group element.
+    #[test]
+    fn every_group_field_is_documented() {
+        let doc = include_str!("../../docs/status.md");
+        let v = serde_json::to_value(&documented_example().groups[0]).unwrap();
+        for key in v.as_object().unwrap().keys() {
+            assert!(
+                doc.contains(&format!("| `{key}`")) || doc.contains(&format!("| `{key}[]`")),
+                "{key} is not documented"
+            );
+        }
+    }
+
+    #[test]
+    fn fault_views_use_the_stable_words() {
+        let mut faults = BTreeMap::new();
+        faults.insert(FaultCause::HealthCheck, "nginx: 502".to_string());
+        faults.insert(FaultCause::Link, "eth1 lost carrier".to_string());
+        let words: Vec<(String, String)> = FaultView::list(&faults)
+            .into_iter()
+            .map(|f| (f.cause, f.reason))
+            .collect();
+        assert_eq!(
+            words,
+            [
+                ("link".to_string(), "eth1 lost carrier".to_string()),
+                ("health_check".to_string(), "nginx: 502".to_string())
+            ]
+        );
+        for cause in FaultCause::ALL {
+            let word = fault_word(cause);
+            assert!(
+                include_str!("../../docs/status.md").contains(&format!("`{word}`")),
+                "{word} is not documented"
+            );
+        }
+    }
 }

@@ -196,7 +196,10 @@ impl GroupExec {
                 node.metrics.notice(cause);
                 if cause == NoticeCause::ClaimBlocked {
                     if let Some(block) = election.claim_blocked() {
-                        let tasks = self.record.notifier.fire_claim_blocked(block, &reason);
+                        let tasks = self
+                            .record
+                            .notifier
+                            .fire_claim_blocked(&self.name, block, &reason);
                         self.record.hooks_started(tasks);
                     }
                 }
@@ -213,9 +216,8 @@ impl GroupExec {
                 cause,
                 reason,
             } => {
-                let first = self.index == 0;
                 self.record
-                    .transition(&self.name, first, from, to, epoch, cause, &reason);
+                    .transition(&self.name, self.index, from, to, epoch, cause, &reason);
                 None
             }
         }
@@ -257,12 +259,14 @@ impl GroupExec {
                 tracing::error!(group = %self.name, error = %e,
                     "could not install the group's routes (none of them is installed); retrying every {} s while master",
                     ROUTE_RETRY.as_secs());
-                // MERGE(ops): self.record.metrics.route_failed(self.index);
+                self.record.metrics.route_failure(self.index);
                 routes.error = Some(e.to_string());
                 routes.retry_at = Some(Instant::now() + ROUTE_RETRY);
             }
         }
-        // MERGE(ops): set_route_installed(self.index, routes.manager.installed())
+        self.record
+            .metrics
+            .set_routes_installed(self.index, routes.manager.installed());
     }
 
     /// While master: routes someone deleted (or the kernel dropped with a VIP) are
@@ -297,7 +301,9 @@ impl GroupExec {
             if let Err(e) = routes.manager.remove().await {
                 tracing::error!(group = %self.name, error = %e, "could not remove the group's routes");
             }
-            // MERGE(ops): set_route_installed(self.index, false)
+            self.record
+                .metrics
+                .set_routes_installed(self.index, routes.manager.installed());
         }
         for side in &mut self.sides {
             side.arp.announcer.stop();
@@ -799,13 +805,13 @@ impl Record {
         }
     }
 
-    /// A transition of group `group`: logged, kept for `status`, in the metrics (the
-    /// node-level series follow the `first` group), and told to the hooks.
+    /// A transition of group `group` (index `index`): logged, kept for `status`, in the
+    /// metrics (the node-level series follow the first group), and told to the hooks.
     #[allow(clippy::too_many_arguments)]
     fn transition(
         &mut self,
         group: &str,
-        first: bool,
+        index: usize,
         from: State,
         to: State,
         epoch: u64,
@@ -826,19 +832,24 @@ impl Record {
             cause,
             reason,
             stopping,
+            group: group.to_string(),
         });
         if self.transitions.len() == TRANSITIONS_KEPT {
             self.transitions.pop_front();
         }
         self.transitions.push_back(TransitionRecord {
             at: certs::rfc3339(SystemTime::now()),
+            group: Some(group.to_string()),
             from,
             to,
             epoch,
             cause: label.to_string(),
             reason: reason.to_string(),
         });
-        if first {
+        self.metrics.set_group_state(index, to);
+        self.metrics.set_group_epoch(index, epoch);
+        self.metrics.group_transition(index);
+        if index == 0 {
             self.metrics.set_state(to);
             self.metrics.set_epoch(epoch);
             self.metrics.transition(to, cause);

@@ -13,8 +13,9 @@ use crate::certs;
 use crate::config::Setting;
 use crate::config::{self, Config, Overrides};
 use crate::control::{
-    CheckView, ClaimBlockedView, ControlServer, Counters as CounterView, PeerStatus, PriorityView,
-    QuorumView, Response, Status, VipStatus, WitnessView, STATUS_VERSION,
+    CheckView, ClaimBlockedView, ControlServer, Counters as CounterView, FaultView, GroupHandover,
+    GroupStatus, GroupVipStatus, PeerStatus, PriorityView, QuorumView, Response, RouteStatus,
+    Status, VipStatus, WitnessView, STATUS_VERSION,
 };
 use crate::election::{Election, NoticeCause, Reconfig};
 use crate::health::{GroupVerdicts, HealthMonitor, Verdict};
@@ -319,20 +320,61 @@ impl Operator {
     ) -> Result<Status, String> {
         let now = Instant::now();
         let mut vips = Vec::new();
-        for (election, exec) in groups.iter_mut() {
+        let mut group_views = Vec::with_capacity(groups.len());
+        for (g, (election, exec)) in groups.iter_mut().enumerate() {
             let master = election.master().map(str::to_string);
+            let mut held = Vec::new();
             for side in &mut exec.sides {
-                let held = side
+                let here = side
                     .vips
                     .installed_recently(now)
                     .await
                     .map_err(|e| format!("cannot read the VIPs: {e}"))?;
                 vips.extend(side.vips.manager.vips().iter().map(|v| VipStatus {
                     address: v.to_string(),
-                    held_here: held.contains(v),
+                    held_here: here.contains(v),
                     holder: master.clone(),
                 }));
+                held.extend(here);
             }
+            let routes = group_routes(exec).await;
+            let Some(config) = self.config.groups.get(g) else {
+                continue;
+            };
+            group_views.push(GroupStatus {
+                name: config.name.clone(),
+                id: config.id,
+                state: election.state(),
+                state_age_ms: age_ms(now, election.state_since()),
+                priority: election.priority(),
+                base_priority: election.base_priority(),
+                priority_reasons: self
+                    .verdicts
+                    .get(g)
+                    .map(|v| v.reasons.clone())
+                    .unwrap_or_default(),
+                epoch: election.epoch(),
+                master,
+                vips: config
+                    .vips
+                    .iter()
+                    .map(|v| GroupVipStatus {
+                        address: v.cidr.to_string(),
+                        interface: v.interface.clone(),
+                        label: v.label.clone(),
+                        installed: held.contains(&v.cidr),
+                    })
+                    .collect(),
+                routes,
+                faults: FaultView::list(election.faults()),
+                maintenance: election.maintenance(),
+                claim_blocked: election.claim_blocked().map(|b| ClaimBlockedView {
+                    mac: format_mac(&b.mac),
+                    member: b.member.clone(),
+                    for_ms: age_ms(now, b.since),
+                }),
+                handover_target: election.handover_target().map(str::to_string),
+            });
         }
         // The node-level fields describe the first group (docs/status.md).
         let Some((election, exec)) = groups.first().map(|(e, x)| (*e, &**x)) else {
@@ -446,6 +488,7 @@ impl Operator {
                 for_ms: u64::try_from(now.saturating_duration_since(b.since).as_millis())
                     .unwrap_or(u64::MAX),
             }),
+            faults: FaultView::list(election.faults()),
             transitions: exec.record.transitions.iter().cloned().collect(),
             counters: CounterView {
                 adverts_sent: counters.adverts_sent,
@@ -464,8 +507,36 @@ impl Operator {
             warnings,
             pending_restart: self.pending.clone(),
             uptime_s: self.started.elapsed().as_secs(),
+            groups: group_views,
         })
     }
+}
+
+/// A group's routes as the kernel has them now (each configured route, installed or not,
+/// with the last install error).
+async fn group_routes(exec: &GroupExec) -> Vec<RouteStatus> {
+    let Some(routes) = &exec.routes else {
+        return Vec::new();
+    };
+    let (present, read_error) = match routes.manager.present().await {
+        Ok(p) => (p, None),
+        Err(e) => (Vec::new(), Some(format!("cannot read the routes: {e}"))),
+    };
+    routes
+        .manager
+        .routes()
+        .iter()
+        .map(|r| RouteStatus {
+            route: r.to_string(),
+            installed: present.contains(r),
+            error: routes.error.clone().or_else(|| read_error.clone()),
+        })
+        .collect()
+}
+
+/// Milliseconds from `since` to `now` (0 if `since` is later).
+fn age_ms(now: Instant, since: Instant) -> u64 {
+    u64::try_from(now.saturating_duration_since(since).as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The answer to `status`.
@@ -476,6 +547,7 @@ pub(super) fn status_answer(status: Result<Status, String>) -> Response {
             message: None,
             status: Some(Box::new(status)),
             handover_to: None,
+            handovers: Vec::new(),
         },
         Err(e) => Response::refused(e),
     }
@@ -493,6 +565,56 @@ pub(super) fn maintenance_answer(on: bool, saved: Result<(), String>) -> Respons
         message.push_str(&format!(" (not persisted, a restart forgets it: {e})"));
     }
     Response::done(message)
+}
+
+/// The answer to `maintenance on|off --group G`. A group's maintenance lasts until it is
+/// turned off or the agent restarts (only node-wide maintenance is persisted).
+pub(super) fn group_maintenance_answer(group: &str, on: bool) -> Response {
+    Response::done(if on {
+        format!(
+            "maintenance on for group {group}: this node gave up its VIPs and will not take them (until `maintenance off --group {group}` or a restart)"
+        )
+    } else {
+        format!("maintenance off for group {group}: this node is eligible again")
+    })
+}
+
+/// One answer for the handovers of several groups (`answers`: group name and its own
+/// answer, in group order): done when any started, with every group's words; the started
+/// ones in [`Response::handovers`], the first target also in `handover_to`.
+pub(super) fn handovers_answer(answers: Vec<(String, Response)>) -> Response {
+    if answers.len() == 1 {
+        if let Some((group, mut answer)) = answers.into_iter().next() {
+            if let Some(to) = &answer.handover_to {
+                answer.handovers = vec![GroupHandover {
+                    group,
+                    to: to.clone(),
+                }];
+            }
+            return answer;
+        }
+        return Response::refused("no group to hand over");
+    }
+    let mut handovers = Vec::new();
+    let mut words = Vec::new();
+    for (group, answer) in answers {
+        if let Some(to) = &answer.handover_to {
+            handovers.push(GroupHandover {
+                group: group.clone(),
+                to: to.clone(),
+            });
+        }
+        words.push(format!("{group}: {}", answer.message.unwrap_or_default()));
+    }
+    let message = words.join("; ");
+    match handovers.first() {
+        Some(first) => Response {
+            handover_to: Some(first.to.clone()),
+            handovers,
+            ..Response::done(message)
+        },
+        None => Response::refused(message),
+    }
 }
 
 /// The answer to a planned handover: the election picks (or checks) the target and answers

@@ -591,6 +591,9 @@ impl Daemon {
                 "effective priority changed by health checks"
             );
         }
+        self.node
+            .metrics
+            .set_group_priority(g, election.base_priority(), effective);
         if g == 0 {
             self.node
                 .metrics
@@ -622,7 +625,7 @@ impl Daemon {
                     .await;
                 operator::status_answer(status)
             }
-            Request::Maintenance { on } => {
+            Request::Maintenance { on, group: None } => {
                 self.step_all(Input::Maintenance { on }).await;
                 let dir = self.ops.config.state_dir.clone();
                 let saved = state::save_maintenance(dir, on).await;
@@ -634,13 +637,68 @@ impl Daemon {
                 }
                 operator::maintenance_answer(on, saved)
             }
-            Request::Handover { to } => {
-                let notices = self.step(0, Input::Handover { to }).await;
-                operator::handover_answer(notices, self.groups[0].election.handover_target())
-            }
+            Request::Maintenance {
+                on,
+                group: Some(name),
+            } => match self.group_index(&name) {
+                Ok(g) => {
+                    self.step(g, Input::Maintenance { on }).await;
+                    operator::group_maintenance_answer(&name, on)
+                }
+                Err(refused) => refused,
+            },
+            Request::Handover { to, group } => self.handover(to, group).await,
             Request::Reload {} => self.reload().await,
         };
         let _ = req.reply.send(answer);
+    }
+
+    /// The group called `name`, or the refusal that lists the groups there are.
+    fn group_index(&self, name: &str) -> Result<usize, Response> {
+        self.groups
+            .iter()
+            .position(|g| g.exec.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.groups.iter().map(|g| g.exec.name.as_str()).collect();
+                Response::refused(format!(
+                    "no group named {name:?} on this node (groups: {})",
+                    names.join(", ")
+                ))
+            })
+    }
+
+    /// `haagent handover [--group G] [--to NODE]`: that group, or every group this node is
+    /// master of (with one group: that one, which answers for itself when it is not
+    /// master).
+    async fn handover(&mut self, to: Option<String>, group: Option<String>) -> Response {
+        let targets: Vec<usize> = match group {
+            Some(name) => match self.group_index(&name) {
+                Ok(g) => vec![g],
+                Err(refused) => return refused,
+            },
+            None if self.groups.len() == 1 => vec![0],
+            None => {
+                let masters: Vec<usize> = (0..self.groups.len())
+                    .filter(|&g| self.groups[g].election.state() == State::Master)
+                    .collect();
+                if masters.is_empty() {
+                    return Response::refused(
+                        "this node is master of no group: nothing to hand over",
+                    );
+                }
+                masters
+            }
+        };
+        let mut answers = Vec::new();
+        for g in targets {
+            let notices = self.step(g, Input::Handover { to: to.clone() }).await;
+            let group = &self.groups[g];
+            answers.push((
+                group.exec.name.clone(),
+                operator::handover_answer(notices, group.election.handover_target()),
+            ));
+        }
+        operator::handovers_answer(answers)
     }
 
     /// A reload (control request or SIGHUP), told to systemd (`RELOADING=1`, then
@@ -711,6 +769,10 @@ impl Daemon {
             };
             if priority != group.election.base_priority() {
                 self.step(g, Input::BasePriority { priority }).await;
+                let e = &self.groups[g].election;
+                self.node
+                    .metrics
+                    .set_group_priority(g, e.base_priority(), e.priority());
                 if g == 0 {
                     let e = &self.groups[0].election;
                     self.node

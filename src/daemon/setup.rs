@@ -22,7 +22,7 @@ use crate::election::{Election, ElectionConfig, Reconfig};
 use crate::health::{GroupVerdicts, HealthMonitor};
 use crate::metrics::{self, Metrics, MetricsError, MetricsServer};
 use crate::net::{Ipv4Cidr, VipSpec};
-use crate::notify::{Hooks, Notifier};
+use crate::notify::Notifier;
 use crate::transport::{PeerSpec, Transport, TransportConfig, TransportError, TransportEvent};
 use crate::vip::{
     remove_stale_routes, AddressEvent, AddressWatch, Announcer, ArpConflict, ArpProbe, ArpWatch,
@@ -127,7 +127,8 @@ fn forward<T: Send + 'static>(mut rx: Receiver<T>, key: SideKey, tx: mpsc::Sende
 /// interface drivers, the transport and the checks.
 pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonError> {
     let (control, control_rx) = control(config)?;
-    let metrics = Metrics::new(&config.node.name);
+    let names: Vec<String> = config.groups.iter().map(|g| g.name.clone()).collect();
+    let metrics = Metrics::with_groups(&config.node.name, &names);
     let metrics_server = metrics_server(config, &metrics).await?;
     let identity = load_identity(config)?;
     metrics.set_cert_expiry("node", unix_secs(identity.not_after));
@@ -192,6 +193,9 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
         "haagent started"
     );
     metrics.set_priority(config.groups[0].priority, config.groups[0].priority);
+    for (g, group) in config.groups.iter().enumerate() {
+        metrics.set_group_priority(g, group.priority, group.priority);
+    }
     let solicit_link = Some((node_link.ifindex(), node_link.mac()));
     let groups = config
         .groups
@@ -367,13 +371,7 @@ pub(super) async fn metrics_server(
 
 /// A group's notify hooks (built again by a reload that changes them).
 pub(super) fn notifier(config: &Config, group: &GroupConfig) -> Notifier {
-    let vips = group
-        .vips
-        .iter()
-        .map(|v| v.cidr.to_string())
-        .collect::<Vec<_>>()
-        .join(" ");
-    Notifier::new(Hooks::from(&group.notify), config.node.name.clone(), vips)
+    Notifier::for_group(group, &config.node.name)
 }
 
 /// The health checks and their verdicts (started again by a reload that changes them).

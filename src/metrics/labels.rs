@@ -86,3 +86,22 @@ pub(super) struct InfoLabels {
     pub(super) node: String,
     pub(super) version: &'static str,
 }
+
+/// A VIP group, by its configured name (bounded: at most
+/// [`MAX_GROUPS`](super::registry::MAX_GROUPS) groups get series).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct GroupLabels {
+    pub(super) group: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct GroupStateLabels {
+    pub(super) group: String,
+    pub(super) state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct GroupKindLabels {
+    pub(super) group: String,
+    pub(super) kind: &'static str,
+}

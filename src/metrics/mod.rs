@@ -14,8 +14,11 @@
 //!   from the `label()` of their enums ([`State`](crate::wire::State),
 //!   [`Cause`](crate::election::Cause), [`NoticeCause`](crate::election::NoticeCause),
 //!   [`RejectReason`]): the label sets are the enums, so a metric cannot disagree with the
-//!   code that decides, and nothing from the network becomes a label value. Peer, check and
-//!   certificate names are bounded by the configuration.
+//!   code that decides, and nothing from the network becomes a label value. Peer, check,
+//!   certificate and VIP group names are bounded by the configuration (groups also by
+//!   [`MAX_GROUPS`]).
+//! - Per VIP group: [`Metrics::with_groups`] creates every group's series at start-up, and
+//!   its setters take the group's index in the configuration (atomics, no lookup by name).
 //! - [`serve`] is a deliberately tiny HTTP/1.1 server (no hyper): one request per connection,
 //!   request head capped at 8 KiB and 2 s, `Connection: close`.
 //!
@@ -28,5 +31,5 @@ mod registry;
 mod server;
 
 pub use labels::RejectReason;
-pub use registry::Metrics;
+pub use registry::{Metrics, MAX_GROUPS};
 pub use server::{serve, MetricsError, MetricsServer};

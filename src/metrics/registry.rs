@@ -13,14 +13,32 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::labels::{
-    CauseLabels, CertLabels, CheckLabels, DriftLabels, InfoLabels, KindLabels, PeerLabels,
-    ReasonLabels, RejectReason, StateLabels, TransitionLabels,
+    CauseLabels, CertLabels, CheckLabels, DriftLabels, GroupKindLabels, GroupLabels,
+    GroupStateLabels, InfoLabels, KindLabels, PeerLabels, ReasonLabels, RejectReason, StateLabels,
+    TransitionLabels,
 };
 use crate::election::{Cause, NoticeCause};
 use crate::wire::State;
 
 /// A gauge holding seconds as a float.
 type SecondsGauge = Gauge<f64, AtomicU64>;
+
+/// Most VIP groups that get `haagent_group_*` and `haagent_route_*` series: the label
+/// values stay bounded whatever the configuration holds. Groups beyond it (by index) are
+/// logged once at construction and their setters do nothing.
+pub const MAX_GROUPS: usize = 64;
+
+/// The series of one VIP group, created once in [`Metrics::with_groups`].
+struct GroupSeries {
+    /// One gauge per entry of [`State::ALL`], same order.
+    state: [Gauge; 4],
+    priority_base: Gauge,
+    priority_effective: Gauge,
+    epoch: Gauge<u64, AtomicU64>,
+    transitions: Counter,
+    routes_installed: Gauge,
+    route_failures: Counter,
+}
 
 /// Every metric the agent exports. Create once with [`Metrics::new`], share as `Arc<Metrics>`.
 ///
@@ -52,6 +70,8 @@ pub struct Metrics {
     /// Every certificate's notAfter (Unix seconds) by label, to recount the days.
     cert_not_after: std::sync::Mutex<std::collections::BTreeMap<String, i64>>,
     config_drift: Family<DriftLabels, Gauge>,
+    /// Per VIP group, by the group's index in the configuration (at most [`MAX_GROUPS`]).
+    groups: Vec<GroupSeries>,
 }
 
 impl fmt::Debug for Metrics {
@@ -63,7 +83,21 @@ impl fmt::Debug for Metrics {
 impl Metrics {
     /// Creates the registry for node `node`: `haagent_info{node, version} 1`, every state
     /// gauge at 0, and every bounded rejection reason at 0 (so `rate()` works from the start).
+    /// No VIP group has series of its own: see [`Metrics::with_groups`].
     pub fn new(node: &str) -> Arc<Metrics> {
+        Self::with_groups(node, &[])
+    }
+
+    /// Like [`Metrics::new`], plus the series of each VIP group in `groups` (their
+    /// configured names, in configuration order; the index in this slice is the `group`
+    /// argument of the per-group setters): `haagent_group_state{group,state}` (all 0),
+    /// `haagent_group_priority{group,kind}`, `haagent_group_epoch{group}`,
+    /// `haagent_group_transitions_total{group}`, `haagent_route_installed{group}` and
+    /// `haagent_route_failures_total{group}`, all starting at 0. Only the first
+    /// [`MAX_GROUPS`] groups get series (the rest is logged as a warning). The node-level
+    /// series (`haagent_state`, `haagent_epoch`, …) are unchanged; the daemon feeds them
+    /// from the first group.
+    pub fn with_groups(node: &str, groups: &[String]) -> Arc<Metrics> {
         let mut root = Registry::default();
 
         // `Info` encodes as `haagent_info{..} 1` with `# TYPE haagent info`; Prometheus ingests
@@ -232,6 +266,15 @@ impl Metrics {
             config_drift.clone(),
         );
 
+        if groups.len() > MAX_GROUPS {
+            tracing::warn!(
+                groups = groups.len(),
+                max = MAX_GROUPS,
+                "too many VIP groups for per-group metrics: only the first {MAX_GROUPS} get series"
+            );
+        }
+        let groups = group_series(registry, &groups[..groups.len().min(MAX_GROUPS)]);
+
         Arc::new(Metrics {
             registry: root,
             state,
@@ -256,7 +299,64 @@ impl Metrics {
             cert_expiry_days,
             cert_not_after: std::sync::Mutex::default(),
             config_drift,
+            groups,
         })
+    }
+
+    /// How many VIP groups have series (at most [`MAX_GROUPS`]).
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Sets `haagent_group_state{group,state}` of group index `group`: 1 for `state`, 0 for
+    /// the other three. An index without series (≥ [`Metrics::group_count`]) does nothing,
+    /// as in every per-group setter.
+    pub fn set_group_state(&self, group: usize, state: State) {
+        if let Some(g) = self.groups.get(group) {
+            for (s, gauge) in State::ALL.iter().zip(&g.state) {
+                gauge.set(i64::from(*s == state));
+            }
+        }
+    }
+
+    /// Sets `haagent_group_priority{group,kind="base"}` (this node's configured priority in
+    /// the group, 1..=254) and `{kind="effective"}` (advertised, 0..=255).
+    pub fn set_group_priority(&self, group: usize, base: u8, effective: u8) {
+        if let Some(g) = self.groups.get(group) {
+            g.priority_base.set(i64::from(base));
+            g.priority_effective.set(i64::from(effective));
+        }
+    }
+
+    /// Sets `haagent_group_epoch{group}`.
+    pub fn set_group_epoch(&self, group: usize, epoch: u64) {
+        if let Some(g) = self.groups.get(group) {
+            g.epoch.set(epoch);
+        }
+    }
+
+    /// Counts a state transition of the group in `haagent_group_transitions_total{group}`
+    /// (the node-level `haagent_transitions_total{to,reason}` keeps the causes).
+    pub fn group_transition(&self, group: usize) {
+        if let Some(g) = self.groups.get(group) {
+            g.transitions.inc();
+        }
+    }
+
+    /// Sets `haagent_route_installed{group}`: 1 while every route of the group is in the
+    /// kernel's table, else 0 (also 0 for a group without routes or that is not master).
+    pub fn set_routes_installed(&self, group: usize, installed: bool) {
+        if let Some(g) = self.groups.get(group) {
+            g.routes_installed.set(i64::from(installed));
+        }
+    }
+
+    /// Counts a route of the group that failed to install
+    /// (`haagent_route_failures_total{group}`), one per failed netlink request.
+    pub fn route_failure(&self, group: usize) {
+        if let Some(g) = self.groups.get(group) {
+            g.route_failures.inc();
+        }
     }
 
     /// Sets `haagent_state{state}`: 1 for `state`, 0 for the other three of
@@ -426,6 +526,70 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Registers the per-group families in `registry` and creates the series of `names`.
+fn group_series(registry: &mut Registry, names: &[String]) -> Vec<GroupSeries> {
+    let state = Family::<GroupStateLabels, Gauge>::default();
+    let priority = Family::<GroupKindLabels, Gauge>::default();
+    let epoch = Family::<GroupLabels, Gauge<u64, AtomicU64>>::default();
+    let transitions = Family::<GroupLabels, Counter>::default();
+    let routes_installed = Family::<GroupLabels, Gauge>::default();
+    let route_failures = Family::<GroupLabels, Counter>::default();
+    let series = names
+        .iter()
+        .map(|name| {
+            let group = || GroupLabels {
+                group: name.clone(),
+            };
+            let kind = |kind| GroupKindLabels {
+                group: name.clone(),
+                kind,
+            };
+            GroupSeries {
+                state: State::ALL.map(|s| {
+                    state.get_or_create_owned(&GroupStateLabels {
+                        group: name.clone(),
+                        state: s.label(),
+                    })
+                }),
+                priority_base: priority.get_or_create_owned(&kind("base")),
+                priority_effective: priority.get_or_create_owned(&kind("effective")),
+                epoch: epoch.get_or_create_owned(&group()),
+                transitions: transitions.get_or_create_owned(&group()),
+                routes_installed: routes_installed.get_or_create_owned(&group()),
+                route_failures: route_failures.get_or_create_owned(&group()),
+            }
+        })
+        .collect();
+    registry.register(
+        "group_state",
+        "Election state of each VIP group: 1 for the current one, 0 for the others",
+        state,
+    );
+    registry.register(
+        "group_priority",
+        "This node's priority in each VIP group: configured base and effective (after the \
+         penalties of the checks the group tracks)",
+        priority,
+    );
+    registry.register("group_epoch", "Election epoch of each VIP group", epoch);
+    registry.register(
+        "group_transitions",
+        "State transitions of each VIP group",
+        transitions,
+    );
+    registry.register(
+        "route_installed",
+        "1 while every route of the VIP group is in the kernel's table, else 0",
+        routes_installed,
+    );
+    registry.register(
+        "route_failures",
+        "Routes of the VIP group that failed to install",
+        route_failures,
+    );
+    series
 }
 
 fn peer_labels(peer: &str) -> PeerLabels {
@@ -702,6 +866,157 @@ mod tests {
         }
     }
 
+    fn two_groups() -> Arc<Metrics> {
+        Metrics::with_groups("n1", &["web-a".to_string(), "web-b".to_string()])
+    }
+
+    #[test]
+    fn every_group_starts_with_its_series_at_zero() {
+        let text = two_groups().encode();
+        for g in ["web-a", "web-b"] {
+            for s in State::ALL {
+                let line = format!("haagent_group_state{{group=\"{g}\",state=\"{s}\"}} 0");
+                assert!(has_line(&text, &line), "{line} missing:\n{text}");
+            }
+            for line in [
+                format!("haagent_group_priority{{group=\"{g}\",kind=\"base\"}} 0"),
+                format!("haagent_group_priority{{group=\"{g}\",kind=\"effective\"}} 0"),
+                format!("haagent_group_epoch{{group=\"{g}\"}} 0"),
+                format!("haagent_group_transitions_total{{group=\"{g}\"}} 0"),
+                format!("haagent_route_installed{{group=\"{g}\"}} 0"),
+                format!("haagent_route_failures_total{{group=\"{g}\"}} 0"),
+            ] {
+                assert!(has_line(&text, &line), "{line} missing:\n{text}");
+            }
+        }
+        for (name, kind) in [
+            ("haagent_group_state", "gauge"),
+            ("haagent_group_priority", "gauge"),
+            ("haagent_group_epoch", "gauge"),
+            ("haagent_group_transitions", "counter"),
+            ("haagent_route_installed", "gauge"),
+            ("haagent_route_failures", "counter"),
+        ] {
+            assert!(
+                has_line(&text, &format!("# TYPE {name} {kind}")),
+                "{name} {kind}:\n{text}"
+            );
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(&format!("# HELP {name} "))),
+                "{name} has no help:\n{text}"
+            );
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    /// The setters of one group move that group's series only, and the node-level
+    /// series stay as they were.
+    #[test]
+    fn group_setters_touch_their_group_only() {
+        let m = two_groups();
+        m.set_state(State::Backup);
+        m.set_group_state(1, State::Master);
+        m.set_group_priority(1, 150, 130);
+        m.set_group_epoch(1, 9);
+        m.group_transition(1);
+        m.group_transition(1);
+        m.set_routes_installed(1, true);
+        m.route_failure(1);
+        let text = m.encode();
+        for line in [
+            "haagent_group_state{group=\"web-b\",state=\"master\"} 1",
+            "haagent_group_state{group=\"web-b\",state=\"backup\"} 0",
+            "haagent_group_state{group=\"web-a\",state=\"master\"} 0",
+            "haagent_group_priority{group=\"web-b\",kind=\"base\"} 150",
+            "haagent_group_priority{group=\"web-b\",kind=\"effective\"} 130",
+            "haagent_group_priority{group=\"web-a\",kind=\"base\"} 0",
+            "haagent_group_epoch{group=\"web-b\"} 9",
+            "haagent_group_epoch{group=\"web-a\"} 0",
+            "haagent_group_transitions_total{group=\"web-b\"} 2",
+            "haagent_group_transitions_total{group=\"web-a\"} 0",
+            "haagent_route_installed{group=\"web-b\"} 1",
+            "haagent_route_installed{group=\"web-a\"} 0",
+            "haagent_route_failures_total{group=\"web-b\"} 1",
+            "haagent_route_failures_total{group=\"web-a\"} 0",
+            // Node level: unchanged by the group setters.
+            "haagent_state{state=\"backup\"} 1",
+            "haagent_state{state=\"master\"} 0",
+            "haagent_epoch 0",
+        ] {
+            assert!(has_line(&text, line), "{line:?} missing:\n{text}");
+        }
+        // One-hot per group, whatever the sequence.
+        for state in State::ALL {
+            m.set_group_state(0, state);
+            let text = m.encode();
+            let on: Vec<_> = samples(&text)
+                .into_iter()
+                .filter(|l| {
+                    l.starts_with("haagent_group_state{group=\"web-a\"") && l.ends_with(" 1")
+                })
+                .collect();
+            assert_eq!(
+                on,
+                vec![format!(
+                    "haagent_group_state{{group=\"web-a\",state=\"{state}\"}} 1"
+                )]
+            );
+        }
+        m.set_routes_installed(1, false);
+        assert!(has_line(
+            &m.encode(),
+            "haagent_route_installed{group=\"web-b\"} 0"
+        ));
+    }
+
+    /// docs/metrics.md has a row for every family, group families included.
+    #[test]
+    fn the_metrics_doc_lists_every_family() {
+        let doc = include_str!("../../docs/metrics.md");
+        let text = two_groups().encode();
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let mut words = line.split(' ').skip(2);
+            let (Some(name), Some(kind)) = (words.next(), words.next()) else {
+                panic!("bad TYPE line {line:?}");
+            };
+            let shown = match kind {
+                "counter" => format!("| `{name}_total` |"),
+                "info" => format!("| `{name}_info` |"),
+                _ => format!("| `{name}` |"),
+            };
+            assert!(doc.contains(&shown), "{shown} missing from docs/metrics.md");
+        }
+    }
+
+    /// At most MAX_GROUPS groups get series; setters for any other index do nothing.
+    #[test]
+    fn groups_are_bounded_and_unknown_indexes_are_ignored() {
+        let names: Vec<String> = (0..MAX_GROUPS + 6).map(|i| format!("g{i}")).collect();
+        let m = Metrics::with_groups("n1", &names);
+        assert_eq!(m.group_count(), MAX_GROUPS);
+        let before = m.encode();
+        for index in [MAX_GROUPS, MAX_GROUPS + 5, usize::MAX] {
+            m.set_group_state(index, State::Master);
+            m.set_group_epoch(index, 3);
+            m.group_transition(index);
+            m.route_failure(index);
+        }
+        assert_eq!(m.encode(), before);
+        let epochs = samples(&before)
+            .into_iter()
+            .filter(|l| l.starts_with("haagent_group_epoch{"))
+            .count();
+        assert_eq!(epochs, MAX_GROUPS);
+        assert!(!before.contains(&format!("group=\"g{MAX_GROUPS}\"")));
+        // Without groups there are no group series at all.
+        let none = Metrics::new("n1").encode();
+        assert!(
+            !samples(&none).iter().any(|l| l.contains("group=")),
+            "{none}"
+        );
+    }
+
     #[test]
     fn label_values_are_escaped() {
         let m = Metrics::new("n1");
@@ -714,6 +1029,13 @@ mod tests {
         ));
         assert!(
             has_line(&text, "haagent_check_up{check=\"say \\\"hi\\\"\"} 1"),
+            "{text}"
+        );
+        let m = Metrics::with_groups("n1", &["a\"b\\c".to_string()]);
+        m.set_group_epoch(0, 1);
+        let text = m.encode();
+        assert!(
+            has_line(&text, "haagent_group_epoch{group=\"a\\\"b\\\\c\"} 1"),
             "{text}"
         );
     }
