@@ -31,6 +31,7 @@
 mod checker;
 mod checks;
 mod error;
+mod groups;
 mod limits;
 mod raw;
 mod reload;
@@ -42,6 +43,8 @@ mod values;
 mod tests;
 #[cfg(test)]
 mod tests_checks;
+#[cfg(test)]
+mod tests_groups;
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -6,10 +6,12 @@
 use serde::Serialize;
 
 use super::checks::WEIGHT_FAULT;
+use super::groups::route_to_words;
 use super::limits::{QUORUM_MAJORITY, QUORUM_OFF};
 use super::values::path_str;
-use super::Config;
+use super::{Config, GroupConfig, NotifySettings};
 use crate::health::{CheckKind, CheckSpec, Weight};
+use crate::net::{VipScope, VipSpec};
 
 #[derive(Serialize)]
 struct Out {
@@ -22,6 +24,8 @@ struct Out {
     witness: Option<OutWitness>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     check: Vec<OutCheck>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    group: Vec<OutGroup>,
     garp: OutGarp,
     tls: OutTls,
     notify: OutNotify,
@@ -77,10 +81,7 @@ impl OutCheck {
             timeout_ms: ms(c.timeout),
             fall: c.fall,
             rise: c.rise,
-            weight: match c.weight {
-                Weight::Fault => OutWeight::Word(WEIGHT_FAULT),
-                Weight::Adjust(n) => OutWeight::Adjust(n),
-            },
+            weight: out_weight(c.weight),
             url: None,
             expect_status: None,
             body_contains: None,
@@ -165,9 +166,130 @@ struct OutPeer {
     address: String,
 }
 
+/// A `vips` entry: the plain string when the VIP is on the node's interface with no label
+/// and scope global, the table otherwise.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutVipEntry {
+    Plain(String),
+    Table {
+        address: String,
+        interface: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
+        scope: &'static str,
+    },
+}
+
+impl OutVipEntry {
+    fn new(v: &VipSpec, node_interface: &str) -> Self {
+        if v.interface == node_interface && v.label.is_none() && v.scope == VipScope::Global {
+            return OutVipEntry::Plain(v.cidr.to_string());
+        }
+        OutVipEntry::Table {
+            address: v.cidr.to_string(),
+            interface: v.interface.clone(),
+            label: v.label.clone(),
+            scope: v.scope.as_str(),
+        }
+    }
+}
+
+/// A `track` entry: the check's name when it keeps its own weight, the table otherwise.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutTrack {
+    Plain(String),
+    Table { check: String, weight: OutWeight },
+}
+
+#[derive(Serialize)]
+struct OutRoute {
+    to: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src: Option<String>,
+    dev: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metric: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    table: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct OutGroup {
+    name: String,
+    id: u16,
+    vips: Vec<OutVipEntry>,
+    priority: u8,
+    preempt: bool,
+    preempt_delay_ms: u64,
+    track: Vec<OutTrack>,
+    notify: OutNotify,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    route: Vec<OutRoute>,
+}
+
+impl OutGroup {
+    fn new(g: &GroupConfig, node_interface: &str, checks: &[CheckSpec]) -> Self {
+        OutGroup {
+            name: g.name.clone(),
+            id: g.id,
+            vips: g
+                .vips
+                .iter()
+                .map(|v| OutVipEntry::new(v, node_interface))
+                .collect(),
+            priority: g.priority,
+            preempt: g.preempt,
+            preempt_delay_ms: ms(g.preempt_delay),
+            track: g
+                .track
+                .iter()
+                .map(|t| {
+                    if checks
+                        .iter()
+                        .any(|c| c.name == t.check && c.weight == t.weight)
+                    {
+                        OutTrack::Plain(t.check.clone())
+                    } else {
+                        OutTrack::Table {
+                            check: t.check.clone(),
+                            weight: out_weight(t.weight),
+                        }
+                    }
+                })
+                .collect(),
+            notify: OutNotify::new(&g.notify),
+            route: g
+                .routes
+                .iter()
+                .map(|r| OutRoute {
+                    to: route_to_words(&r.to),
+                    via: r.via.map(|a| a.to_string()),
+                    src: r.src.map(|a| a.to_string()),
+                    dev: r.dev.clone(),
+                    metric: r.metric,
+                    table: r.table,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn out_weight(w: Weight) -> OutWeight {
+    match w {
+        Weight::Fault => OutWeight::Word(WEIGHT_FAULT),
+        Weight::Adjust(n) => OutWeight::Adjust(n),
+    }
+}
+
 #[derive(Serialize)]
 struct OutVip {
-    addresses: Vec<String>,
+    /// Absent with `[[group]]` tables (the VIPs are in the groups).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    addresses: Option<Vec<String>>,
     lease_ms: u64,
     probe_count: u32,
     probe_window_ms: u64,
@@ -223,6 +345,20 @@ struct OutNotify {
     timeout_ms: u64,
 }
 
+impl OutNotify {
+    fn new(n: &NotifySettings) -> Self {
+        OutNotify {
+            command: n.command.clone(),
+            master: n.master.clone(),
+            backup: n.backup.clone(),
+            fault: n.fault.clone(),
+            stop: n.stop.clone(),
+            claim_blocked: n.claim_blocked.clone(),
+            timeout_ms: ms(n.timeout),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct OutLog {
     format: &'static str,
@@ -236,7 +372,12 @@ fn ms(d: std::time::Duration) -> u64 {
 impl Config {
     /// The resolved configuration as TOML, every default written out, with a header comment
     /// naming its source. Loading the output gives back an equal `Config` (except `source`).
+    ///
+    /// A config with `[[group]]` tables prints each group with every value resolved (its
+    /// `id`, priority, preemption, `track`, `[group.notify]`, each route's `dev`), and no
+    /// `[vip] addresses`; a config with the implicit group prints as it did before groups.
     pub fn to_toml_string(&self) -> String {
+        let implicit = self.has_implicit_group();
         let out = Out {
             cluster: OutCluster {
                 name: self.cluster.clone(),
@@ -256,7 +397,7 @@ impl Config {
                 })
                 .collect(),
             vip: OutVip {
-                addresses: self.vips.iter().map(|v| v.to_string()).collect(),
+                addresses: implicit.then(|| self.vips.iter().map(|v| v.to_string()).collect()),
                 lease_ms: self.lease.map_or(0, ms),
                 probe_count: self.probe.count,
                 probe_window_ms: ms(self.probe.window),
@@ -290,20 +431,20 @@ impl Config {
                 cert: path_str(&self.tls.cert),
                 key: path_str(&self.tls.key),
             },
-            notify: OutNotify {
-                command: self.notify.command.clone(),
-                master: self.notify.master.clone(),
-                backup: self.notify.backup.clone(),
-                fault: self.notify.fault.clone(),
-                stop: self.notify.stop.clone(),
-                claim_blocked: self.notify.claim_blocked.clone(),
-                timeout_ms: ms(self.notify.timeout),
-            },
+            notify: OutNotify::new(&self.notify),
             log: OutLog {
                 format: self.log.format.as_str(),
                 level: self.log.level.clone(),
             },
             check: self.checks.iter().map(OutCheck::new).collect(),
+            group: if implicit {
+                Vec::new()
+            } else {
+                self.groups
+                    .iter()
+                    .map(|g| OutGroup::new(g, &self.node.interface, &self.checks))
+                    .collect()
+            },
             metrics: self.metrics_listen.map(|a| OutMetrics {
                 listen: a.to_string(),
             }),
