@@ -9,7 +9,7 @@ use super::checks::WEIGHT_FAULT;
 use super::groups::route_to_words;
 use super::limits::{QUORUM_MAJORITY, QUORUM_OFF};
 use super::values::path_str;
-use super::{Config, GroupConfig, NotifySettings};
+use super::{Config, GroupConfig, NotifySettings, TrackCheck};
 use crate::health::{CheckKind, CheckSpec, Weight};
 use crate::net::{VipScope, VipSpec};
 
@@ -24,8 +24,6 @@ struct Out {
     witness: Option<OutWitness>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     check: Vec<OutCheck>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    group: Vec<OutGroup>,
     garp: OutGarp,
     tls: OutTls,
     notify: OutNotify,
@@ -167,40 +165,67 @@ struct OutPeer {
 }
 
 /// A `vips` entry: the plain string when the VIP is on the node's interface with no label
-/// and scope global, the table otherwise.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum OutVipEntry {
-    Plain(String),
-    Table {
-        address: String,
-        interface: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        label: Option<String>,
-        scope: &'static str,
-    },
-}
-
-impl OutVipEntry {
-    fn new(v: &VipSpec, node_interface: &str) -> Self {
-        if v.interface == node_interface && v.label.is_none() && v.scope == VipScope::Global {
-            return OutVipEntry::Plain(v.cidr.to_string());
-        }
-        OutVipEntry::Table {
-            address: v.cidr.to_string(),
-            interface: v.interface.clone(),
-            label: v.label.clone(),
-            scope: v.scope.as_str(),
-        }
+/// and scope global, the inline table otherwise.
+fn vip_value(v: &VipSpec, node_interface: &str) -> toml::Value {
+    if v.interface == node_interface && v.label.is_none() && v.scope == VipScope::Global {
+        return toml::Value::String(v.cidr.to_string());
     }
+    let mut t = toml::Table::new();
+    t.insert("address".into(), toml::Value::String(v.cidr.to_string()));
+    t.insert("interface".into(), toml::Value::String(v.interface.clone()));
+    if let Some(l) = &v.label {
+        t.insert("label".into(), toml::Value::String(l.clone()));
+    }
+    t.insert("scope".into(), toml::Value::String(v.scope.as_str().into()));
+    toml::Value::Table(t)
 }
 
 /// A `track` entry: the check's name when it keeps its own weight, the table otherwise.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum OutTrack {
-    Plain(String),
-    Table { check: String, weight: OutWeight },
+fn track_value(t: &TrackCheck, checks: &[CheckSpec]) -> toml::Value {
+    if checks
+        .iter()
+        .any(|c| c.name == t.check && c.weight == t.weight)
+    {
+        return toml::Value::String(t.check.clone());
+    }
+    let mut table = toml::Table::new();
+    table.insert("check".into(), toml::Value::String(t.check.clone()));
+    let weight = match t.weight {
+        Weight::Fault => toml::Value::String(WEIGHT_FAULT.into()),
+        Weight::Adjust(n) => toml::Value::Integer(i64::from(n)),
+    };
+    table.insert("weight".into(), weight);
+    toml::Value::Table(table)
+}
+
+/// One `[[group]]` as text. `vips` and `track` are written as one-line arrays (the
+/// serializer would turn a list of tables into `[[group.vips]]` tables).
+fn group_text(g: &GroupConfig, node_interface: &str, checks: &[CheckSpec]) -> String {
+    #[derive(Serialize)]
+    struct Doc {
+        group: [OutGroup; 1],
+    }
+    let doc = Doc {
+        group: [OutGroup::new(g)],
+    };
+    let text = toml::to_string(&doc).unwrap_or_else(|e| format!("# cannot render group: {e}\n"));
+    let vips = toml::Value::Array(
+        g.vips
+            .iter()
+            .map(|v| vip_value(v, node_interface))
+            .collect(),
+    );
+    let track = toml::Value::Array(g.track.iter().map(|t| track_value(t, checks)).collect());
+    let mut out = String::with_capacity(text.len() + 128);
+    for line in text.split_inclusive('\n') {
+        out.push_str(line);
+        if line.starts_with("id = ") {
+            out.push_str(&format!("vips = {vips}\n"));
+        } else if line.starts_with("preempt_delay_ms = ") {
+            out.push_str(&format!("track = {track}\n"));
+        }
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -217,50 +242,27 @@ struct OutRoute {
     table: Option<u32>,
 }
 
+/// A `[[group]]` without `vips` and `track` (see [`group_text`]).
 #[derive(Serialize)]
 struct OutGroup {
     name: String,
     id: u16,
-    vips: Vec<OutVipEntry>,
     priority: u8,
     preempt: bool,
     preempt_delay_ms: u64,
-    track: Vec<OutTrack>,
     notify: OutNotify,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     route: Vec<OutRoute>,
 }
 
 impl OutGroup {
-    fn new(g: &GroupConfig, node_interface: &str, checks: &[CheckSpec]) -> Self {
+    fn new(g: &GroupConfig) -> Self {
         OutGroup {
             name: g.name.clone(),
             id: g.id,
-            vips: g
-                .vips
-                .iter()
-                .map(|v| OutVipEntry::new(v, node_interface))
-                .collect(),
             priority: g.priority,
             preempt: g.preempt,
             preempt_delay_ms: ms(g.preempt_delay),
-            track: g
-                .track
-                .iter()
-                .map(|t| {
-                    if checks
-                        .iter()
-                        .any(|c| c.name == t.check && c.weight == t.weight)
-                    {
-                        OutTrack::Plain(t.check.clone())
-                    } else {
-                        OutTrack::Table {
-                            check: t.check.clone(),
-                            weight: out_weight(t.weight),
-                        }
-                    }
-                })
-                .collect(),
             notify: OutNotify::new(&g.notify),
             route: g
                 .routes
@@ -437,14 +439,6 @@ impl Config {
                 level: self.log.level.clone(),
             },
             check: self.checks.iter().map(OutCheck::new).collect(),
-            group: if implicit {
-                Vec::new()
-            } else {
-                self.groups
-                    .iter()
-                    .map(|g| OutGroup::new(g, &self.node.interface, &self.checks))
-                    .collect()
-            },
             metrics: self.metrics_listen.map(|a| OutMetrics {
                 listen: a.to_string(),
             }),
@@ -458,8 +452,18 @@ impl Config {
         };
         // Serializing plain strings, integers, booleans and lists cannot fail; the fallback
         // still yields a comment rather than a panic.
-        let body = toml::to_string(&out)
+        let mut body = toml::to_string(&out)
             .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"));
+        if !implicit {
+            // After the checks they track, before [garp].
+            let groups: String = self
+                .groups
+                .iter()
+                .map(|g| group_text(g, &self.node.interface, &self.checks) + "\n")
+                .collect();
+            let at = body.find("\n[garp]\n").map_or(body.len(), |i| i + 1);
+            body.insert_str(at, &groups);
+        }
         let source = self.source.replace(['\n', '\r'], " ");
         format!("# haagent configuration resolved from {source}\n\n{body}")
     }

@@ -998,6 +998,25 @@ fn groups_print_as_group_tables_and_load_back_the_same() {
             ..c
         }
     );
+    // Tables only in `vips`, an empty `track`, scopes and labels print inline and load back.
+    let c = parse(&with_groups(
+        "[[group]]\nname = \"g\"\nvips = [{ address = \"192.0.2.100/24\", label = \"eth0:a\" }, \
+         { address = \"192.0.2.101/32\", interface = \"eth1\", scope = \"host\" }]\ntrack = []\n",
+    ))
+    .unwrap();
+    let text = c.to_toml_string();
+    assert!(
+        text.contains(
+            "vips = [{ address = \"192.0.2.100/24\", interface = \"eth0\", label = \"eth0:a\", \
+             scope = \"global\" }, { address = \"192.0.2.101/32\", interface = \"eth1\", scope = \
+             \"host\" }]\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("track = []\n"), "{text}");
+    let back = super::from_toml_with_host(&text, "t.toml", &Overrides::default(), None)
+        .unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
+    assert_eq!(back, c);
     // Without groups: no [[group]] table, as before.
     let c = parse(super::tests::FULL).unwrap();
     assert!(!c.to_toml_string().contains("[[group]]"));
