@@ -383,44 +383,10 @@ pub(crate) fn validate_checks(raw: &RawConfig, ck: &mut Checker<'_>) -> Vec<Chec
         let rise = ck.int(&c.rise, "check rise", limits::RISE);
 
         // Weight.
-        let (wlo, whi) = limits::WEIGHT;
         let weight = match &c.weight {
             None if kind == Some("file") => Weight::Adjust(1),
             None => Weight::Fault,
-            Some(Item {
-                value: RawWeight::Int(0),
-                ..
-            }) => Weight::Fault,
-            Some(Item {
-                value: RawWeight::Int(n),
-                origin,
-            }) => match i32::try_from(*n) {
-                Ok(w) if (wlo..=whi).contains(n) => Weight::Adjust(w),
-                _ => {
-                    ck.err(
-                        origin,
-                        format!(
-                            "check weight must be {wlo}..={whi} or \"{WEIGHT_FAULT}\", not {n}"
-                        ),
-                    );
-                    Weight::Fault
-                }
-            },
-            Some(Item {
-                value: RawWeight::Word(w),
-                origin,
-            }) => {
-                if w != WEIGHT_FAULT {
-                    ck.err(
-                        origin,
-                        format!(
-                            "check weight must be an integer {wlo}..={whi} or \
-                             \"{WEIGHT_FAULT}\", not \"{w}\""
-                        ),
-                    );
-                }
-                Weight::Fault
-            }
+            Some(it) => weight_of(ck, it, "check weight"),
         };
 
         let spec_kind = match kind {
@@ -441,6 +407,36 @@ pub(crate) fn validate_checks(raw: &RawConfig, ck: &mut Checker<'_>) -> Vec<Chec
         }
     }
     specs
+}
+
+/// A `weight` value (`"fault"`, 0 = fault, or -254..=254); `what` names it in the error
+/// (`"check weight"`, `"track weight"`). A bad value is reported and reads as fault.
+pub(crate) fn weight_of(ck: &mut Checker<'_>, it: &Item<RawWeight>, what: &str) -> Weight {
+    let (wlo, whi) = limits::WEIGHT;
+    match &it.value {
+        RawWeight::Int(0) => Weight::Fault,
+        RawWeight::Int(n) => match i32::try_from(*n) {
+            Ok(w) if (wlo..=whi).contains(n) => Weight::Adjust(w),
+            _ => {
+                ck.err(
+                    &it.origin,
+                    format!("{what} must be {wlo}..={whi} or \"{WEIGHT_FAULT}\", not {n}"),
+                );
+                Weight::Fault
+            }
+        },
+        RawWeight::Word(w) => {
+            if w != WEIGHT_FAULT {
+                ck.err(
+                    &it.origin,
+                    format!(
+                        "{what} must be an integer {wlo}..={whi} or \"{WEIGHT_FAULT}\", not \"{w}\""
+                    ),
+                );
+            }
+            Weight::Fault
+        }
+    }
 }
 
 /// The kind-specific keys of one check of kind `kind`.

@@ -44,3 +44,21 @@ pub(crate) const QUORUM_DEFAULT_NODES: usize = 3;
 pub(crate) const QUORUM_MAJORITY: &str = "majority";
 /// `election.quorum` value meaning "no quorum".
 pub(crate) const QUORUM_OFF: &str = "off";
+
+/// `group.id`: the wire's group id is 16 bits and 0 means "no group".
+pub(crate) const GROUP_ID: (i64, i64) = (1, 65_535);
+/// At most this many `[[group]]` tables (one election each; every advert carries one entry
+/// per group, and 64 entries keep the v2 datagram well inside the ~1200 bytes a QUIC
+/// datagram carries).
+pub(crate) const MAX_GROUPS: usize = 64;
+/// At most this many distinct VIP interfaces per node: the v2 advert carries one MAC per
+/// interface, at most 8 ([`crate::wire`]).
+pub(crate) const MAX_INTERFACES: usize = 8;
+/// Longest group name, in bytes.
+pub(crate) const GROUP_NAME_MAX: usize = 32;
+/// Longest VIP label: `IFNAMSIZ` (16) minus the NUL, as the kernel stores `IFA_LABEL`.
+pub(crate) const LABEL_MAX: usize = 15;
+/// `group.route.table`: 0 is `RT_TABLE_UNSPEC`; the rest of the 32-bit range is valid.
+pub(crate) const ROUTE_TABLE: (i64, i64) = (1, u32::MAX as i64);
+/// `group.route.metric`: any 32-bit value (`RTA_PRIORITY`).
+pub(crate) const ROUTE_METRIC: (i64, i64) = (0, u32::MAX as i64);

@@ -14,15 +14,17 @@
 //!   (or `--flag VALUE: message` for a flag).
 //! * Quick mode: with no config file, the flags alone describe the node
 //!   (`haagent --interface eth0 --vip 10.0.0.100/24 --peer 10.0.0.12`).
-//! * [`Config::fingerprint_settings`] and [`Config::election_changes`] tell the daemon which
-//!   settings peers must share and which changes a reload cannot apply quietly.
+//! * [`Config::fingerprint_settings`] (v1), [`Config::fingerprint_v2_settings`] with
+//!   [`GroupConfig::vips_fingerprint`] (v2) and [`Config::election_changes`] tell the daemon
+//!   which settings peers must share and which changes a reload cannot apply quietly.
 //! * [`Config::to_toml_string`] prints the resolved settings as a config file
 //!   (`haagent check-config`); that output loads again to the same `Config`.
 //!
 //! # Files
 //!
 //! `raw.rs` (serde shapes with origins), `validate.rs` (the main tables → `Config`),
-//! `checks.rs` (`[[check]]` tables), `checker.rs` (collects located errors; checks one
+//! `checks.rs` (`[[check]]` tables), `groups.rs` (`[[group]]` tables, and the one implicit
+//! group of a file without them), `checker.rs` (collects located errors; checks one
 //! integer or duration), `values.rs` (rules for single values: names, endpoints, VIPs, …),
 //! `limits.rs` (ranges and defaults), `error.rs`, `reload.rs`, `render.rs`.
 //!
@@ -31,6 +33,7 @@
 mod checker;
 mod checks;
 mod error;
+mod groups;
 mod limits;
 mod raw;
 mod reload;
@@ -42,6 +45,8 @@ mod values;
 mod tests;
 #[cfg(test)]
 mod tests_checks;
+#[cfg(test)]
+mod tests_groups;
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -84,7 +89,8 @@ pub struct Config {
     pub node: NodeConfig,
     /// The other nodes (at least one; never this node).
     pub peers: Vec<PeerConfig>,
-    /// The floating addresses, at least one, no duplicates.
+    /// The floating addresses, at least one, no duplicates: every group's VIPs, in group
+    /// order (for a config without `[[group]]`, `[vip] addresses`).
     pub vips: Vec<Ipv4Cidr>,
     /// Kernel lifetime of each installed VIP (`[vip] lease_ms`, default 2 s, a whole number of
     /// seconds); the master keeps refreshing it, so the kernel removes the VIP by itself when
@@ -133,7 +139,8 @@ pub const LEGACY_GROUP: &str = "default";
 /// One VIP group: its own election over its own VIPs (keepalived's `vrrp_instance`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupConfig {
-    /// `name`: 1..=32 bytes of `[A-Za-z0-9._-]`, not starting with `-`; unique.
+    /// `name`: 1..=32 bytes of `[A-Za-z0-9._-]`, not starting with `-`; unique; a
+    /// `[[group]]` cannot be named [`LEGACY_GROUP`].
     pub name: String,
     /// `id`, 1..=65535, the group's id on the wire (keepalived's `virtual_router_id`); every
     /// node must use the same id for the same group. Default [`group_id_from_name`].
@@ -366,7 +373,8 @@ pub struct Overrides {
     pub interface: Option<String>,
     /// `--listen ADDR[:PORT]`
     pub listen: Option<String>,
-    /// `--vip ADDR/PREFIX`, repeatable; non-empty replaces the file's VIPs.
+    /// `--vip ADDR/PREFIX`, repeatable; non-empty replaces the file's VIPs (an error when
+    /// the file has `[[group]]` tables).
     pub vips: Vec<String>,
     /// `--peer ADDR[:PORT]`, repeatable; non-empty replaces the file's peers (peers by address,
     /// without names).

@@ -257,6 +257,141 @@ pub(crate) struct RawState {
     pub(crate) dir: Option<Item<PathBuf>>,
 }
 
+/// One entry of a group's `vips`: `"192.0.2.100/24"` or
+/// `{ address = "192.0.2.100/24", interface = "eth1", label = "eth1:vip", scope = "global" }`.
+#[derive(Debug)]
+pub(crate) enum RawVipEntry {
+    /// `"ADDR/PREFIX"`: the node's interface, no label, scope global.
+    Plain(String),
+    /// The table form.
+    Table(RawVipTable),
+}
+
+/// The table form of a `vips` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVipTable {
+    pub(crate) address: Option<Item<String>>,
+    pub(crate) interface: Option<Item<String>>,
+    pub(crate) label: Option<Item<String>>,
+    pub(crate) scope: Option<Item<String>>,
+}
+
+/// One entry of a group's `track`: `"nginx"` or `{ check = "disk", weight = -20 }`.
+#[derive(Debug)]
+pub(crate) enum RawTrack {
+    /// `"NAME"`: the check with its own weight.
+    Plain(String),
+    /// The table form.
+    Table(RawTrackTable),
+}
+
+/// The table form of a `track` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTrackTable {
+    pub(crate) check: Option<Item<String>>,
+    pub(crate) weight: Option<Item<RawWeight>>,
+}
+
+/// A string, or a table deserialized as `T` (the two forms of a `vips` or `track` entry).
+fn string_or_table<'de, D, T, R>(
+    deserializer: D,
+    what: &'static str,
+    plain: fn(String) -> R,
+    table: fn(T) -> R,
+) -> Result<R, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<T, R> {
+        what: &'static str,
+        plain: fn(String) -> R,
+        table: fn(T) -> R,
+    }
+    impl<'de, T: Deserialize<'de>, R> serde::de::Visitor<'de> for V<T, R> {
+        type Value = R;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.what)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<R, E> {
+            Ok((self.plain)(v.to_string()))
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<R, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(self.table)
+        }
+    }
+    deserializer.deserialize_any(V { what, plain, table })
+}
+
+impl<'de> Deserialize<'de> for RawVipEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        string_or_table(
+            deserializer,
+            "\"ADDR/PREFIX\" or a table { address, interface, label, scope }",
+            RawVipEntry::Plain,
+            RawVipEntry::Table,
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for RawTrack {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        string_or_table(
+            deserializer,
+            "a check name or a table { check, weight }",
+            RawTrack::Plain,
+            RawTrack::Table,
+        )
+    }
+}
+
+/// One `[[group.route]]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub(crate) to: Option<Item<String>>,
+    pub(crate) via: Option<Item<String>>,
+    pub(crate) src: Option<Item<String>>,
+    pub(crate) dev: Option<Item<String>>,
+    pub(crate) metric: Option<Item<i64>>,
+    pub(crate) table: Option<Item<i64>>,
+    /// Where the whole route was given (its `[[group.route]]` table).
+    #[serde(skip, default = "no_origin")]
+    pub(crate) origin: Origin,
+    /// Keys of this route (`group.route.to`, ...) already reported as malformed.
+    #[serde(skip)]
+    pub(crate) broken: BTreeSet<String>,
+}
+
+/// One `[[group]]` table. `[group.notify]` and `[[group.route]]` are read on their own (so
+/// that their errors name them), into `notify` and `routes`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGroup {
+    pub(crate) name: Option<Item<String>>,
+    pub(crate) id: Option<Item<i64>>,
+    pub(crate) vips: Option<Item<Vec<Item<RawVipEntry>>>>,
+    pub(crate) priority: Option<Item<i64>>,
+    pub(crate) preempt: Option<Item<bool>>,
+    pub(crate) nopreempt: Option<Item<bool>>,
+    pub(crate) preempt_delay_ms: Option<Item<i64>>,
+    pub(crate) track: Option<Item<Vec<Item<RawTrack>>>>,
+    /// `[group.notify]`, when present.
+    #[serde(skip)]
+    pub(crate) notify: Option<RawNotify>,
+    /// `[[group.route]]` tables, in file order.
+    #[serde(skip)]
+    pub(crate) routes: Vec<RawRoute>,
+    /// Where the whole group was given (its `[[group]]` table).
+    #[serde(skip, default = "no_origin")]
+    pub(crate) origin: Origin,
+    /// Keys of this group (`group.vips`, `group.notify`, ...) already reported as malformed.
+    #[serde(skip)]
+    pub(crate) broken: BTreeSet<String>,
+}
+
 /// Everything the file and the flags said, before validation.
 #[derive(Debug, Default)]
 pub(crate) struct RawConfig {
@@ -274,6 +409,8 @@ pub(crate) struct RawConfig {
     pub(crate) notify: RawNotify,
     pub(crate) log: RawLog,
     pub(crate) checks: Vec<RawCheck>,
+    /// `[[group]]` tables, in file order (empty: one implicit group).
+    pub(crate) groups: Vec<RawGroup>,
     pub(crate) metrics: RawMetrics,
     pub(crate) control: RawControl,
     pub(crate) state: RawState,
@@ -293,9 +430,9 @@ pub(crate) struct RawError {
 }
 
 /// The top-level tables, in the order they are documented.
-pub(crate) const TABLES: [&str; 14] = [
-    "cluster", "node", "peer", "vip", "election", "witness", "check", "garp", "tls", "notify",
-    "log", "metrics", "control", "state",
+pub(crate) const TABLES: [&str; 15] = [
+    "cluster", "node", "peer", "vip", "election", "witness", "check", "group", "garp", "tls",
+    "notify", "log", "metrics", "control", "state",
 ];
 
 /// Parses a TOML document into a [`RawConfig`], collecting every syntax error, unknown key and
@@ -345,6 +482,7 @@ pub(crate) fn parse_document(text: &str) -> Result<(RawConfig, Vec<RawError>), V
             "control" => raw.control = ctx.section(table, value).unwrap_or_default(),
             "state" => raw.state = ctx.section(table, value).unwrap_or_default(),
             "check" => raw.checks = ctx.checks(value),
+            "group" => raw.groups = ctx.groups(value),
             _ => raw.peers = ctx.peers(value),
         }
     }
@@ -479,6 +617,98 @@ impl SectionCtx<'_> {
     }
 }
 
+impl SectionCtx<'_> {
+    /// Deserializes the `[[group]]` array, each group on its own with its own record of
+    /// broken keys; `[group.notify]` and each `[[group.route]]` are read as tables of their
+    /// own, so that their errors say `[group.notify]` / `[[group.route]]`.
+    fn groups(&mut self, value: Spanned<DeValue<'_>>) -> Vec<RawGroup> {
+        let span = value.span();
+        let DeValue::Array(items) = value.into_inner() else {
+            self.errors.push(RawError {
+                span: Some(span),
+                message: "`group` must be an array of tables: write [[group]] for each group"
+                    .to_string(),
+            });
+            self.broken.insert("group".to_string());
+            return Vec::new();
+        };
+        let mut groups = Vec::new();
+        for item in items.iter() {
+            let item_span = item.span();
+            let DeValue::Table(entries) = item.get_ref() else {
+                self.errors.push(RawError {
+                    span: Some(item_span),
+                    message: "each group must be a table: write [[group]] for each group"
+                        .to_string(),
+                });
+                continue;
+            };
+            let mut entries = entries.clone();
+            let notify = entries.remove("notify");
+            let route = entries.remove("route");
+            let mut broken = BTreeSet::new();
+            let mut inner = SectionCtx {
+                errors: &mut *self.errors,
+                broken: &mut broken,
+            };
+            let parsed = inner.section::<RawGroup>(
+                "group",
+                Spanned::new(item_span.clone(), DeValue::Table(entries)),
+            );
+            let notify = notify.and_then(|v| inner.section::<RawNotify>("group.notify", v));
+            let routes = route.map(|v| inner.routes(v)).unwrap_or_default();
+            let Some(mut group) = parsed else {
+                continue;
+            };
+            group.notify = notify;
+            group.routes = routes;
+            group.origin = Origin::Span(item_span);
+            group.broken = broken;
+            groups.push(group);
+        }
+        groups
+    }
+
+    /// Deserializes a group's `[[group.route]]` array.
+    fn routes(&mut self, value: Spanned<DeValue<'_>>) -> Vec<RawRoute> {
+        let span = value.span();
+        let DeValue::Array(items) = value.into_inner() else {
+            self.errors.push(RawError {
+                span: Some(span),
+                message: "`route` must be an array of tables: write [[group.route]] for each \
+                          route"
+                    .to_string(),
+            });
+            self.broken.insert("group.route".to_string());
+            return Vec::new();
+        };
+        let mut routes = Vec::new();
+        for item in items.iter() {
+            let item_span = item.span();
+            if !item.get_ref().is_table() {
+                self.errors.push(RawError {
+                    span: Some(item_span),
+                    message: "each route must be a table: write [[group.route]] for each route"
+                        .to_string(),
+                });
+                continue;
+            }
+            let mut broken = BTreeSet::new();
+            let parsed = SectionCtx {
+                errors: &mut *self.errors,
+                broken: &mut broken,
+            }
+            .section::<RawRoute>("group.route", item.clone());
+            if let Some(mut route) = parsed {
+                route.origin = Origin::Span(item_span);
+                route.broken = broken;
+                routes.push(route);
+            }
+        }
+        routes
+    }
+}
+
 fn overlaps(a: &Range<usize>, b: &Range<usize>) -> bool {
     if b.is_empty() {
         a.start <= b.start && b.start <= a.end
@@ -494,14 +724,22 @@ fn describe_de_error(table: &str, key: Option<&str>, message: &str) -> String {
         .replace("expected i64", "expected an integer")
         .replace("expected a sequence", "expected a list")
         .replace("expected struct RawPeer", "expected a table")
-        .replace("expected struct RawCheck", "expected a table");
-    let header = if table == "peer" || table == "check" {
+        .replace("expected struct RawCheck", "expected a table")
+        .replace("expected struct RawGroup", "expected a table")
+        .replace("expected struct RawRoute", "expected a table")
+        .replace("expected struct RawNotify", "expected a table");
+    let header = if matches!(table, "peer" | "check" | "group" | "group.route") {
         format!("[[{table}]]")
     } else {
         format!("[{table}]")
     };
-    if message.starts_with("unknown field") {
-        return format!("{header}: {message}");
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        // An unknown key inside a key's value (a `vips` entry's table) names that key too.
+        let unknown = rest.split('`').next().unwrap_or_default();
+        return match key {
+            Some(key) if key != unknown => format!("{header} {key}: {message}"),
+            _ => format!("{header}: {message}"),
+        };
     }
     match key {
         Some(key) => format!("{header} {key}: {message}"),

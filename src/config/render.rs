@@ -6,10 +6,12 @@
 use serde::Serialize;
 
 use super::checks::WEIGHT_FAULT;
+use super::groups::route_to_words;
 use super::limits::{QUORUM_MAJORITY, QUORUM_OFF};
 use super::values::path_str;
-use super::Config;
+use super::{Config, GroupConfig, NotifySettings, TrackCheck};
 use crate::health::{CheckKind, CheckSpec, Weight};
+use crate::net::{VipScope, VipSpec};
 
 #[derive(Serialize)]
 struct Out {
@@ -77,10 +79,7 @@ impl OutCheck {
             timeout_ms: ms(c.timeout),
             fall: c.fall,
             rise: c.rise,
-            weight: match c.weight {
-                Weight::Fault => OutWeight::Word(WEIGHT_FAULT),
-                Weight::Adjust(n) => OutWeight::Adjust(n),
-            },
+            weight: out_weight(c.weight),
             url: None,
             expect_status: None,
             body_contains: None,
@@ -165,9 +164,134 @@ struct OutPeer {
     address: String,
 }
 
+/// A `vips` entry: the plain string when the VIP is on the node's interface with no label
+/// and scope global, the inline table otherwise.
+fn vip_value(v: &VipSpec, node_interface: &str) -> toml::Value {
+    if v.interface == node_interface && v.label.is_none() && v.scope == VipScope::Global {
+        return toml::Value::String(v.cidr.to_string());
+    }
+    let mut t = toml::Table::new();
+    t.insert("address".into(), toml::Value::String(v.cidr.to_string()));
+    t.insert("interface".into(), toml::Value::String(v.interface.clone()));
+    if let Some(l) = &v.label {
+        t.insert("label".into(), toml::Value::String(l.clone()));
+    }
+    t.insert("scope".into(), toml::Value::String(v.scope.as_str().into()));
+    toml::Value::Table(t)
+}
+
+/// A `track` entry: the check's name when it keeps its own weight, the table otherwise.
+fn track_value(t: &TrackCheck, checks: &[CheckSpec]) -> toml::Value {
+    if checks
+        .iter()
+        .any(|c| c.name == t.check && c.weight == t.weight)
+    {
+        return toml::Value::String(t.check.clone());
+    }
+    let mut table = toml::Table::new();
+    table.insert("check".into(), toml::Value::String(t.check.clone()));
+    let weight = match t.weight {
+        Weight::Fault => toml::Value::String(WEIGHT_FAULT.into()),
+        Weight::Adjust(n) => toml::Value::Integer(i64::from(n)),
+    };
+    table.insert("weight".into(), weight);
+    toml::Value::Table(table)
+}
+
+/// One `[[group]]` as text. `vips` and `track` are written as one-line arrays (the
+/// serializer would turn a list of tables into `[[group.vips]]` tables).
+fn group_text(g: &GroupConfig, node_interface: &str, checks: &[CheckSpec]) -> String {
+    #[derive(Serialize)]
+    struct Doc {
+        group: [OutGroup; 1],
+    }
+    let doc = Doc {
+        group: [OutGroup::new(g)],
+    };
+    let text = toml::to_string(&doc).unwrap_or_else(|e| format!("# cannot render group: {e}\n"));
+    let vips = toml::Value::Array(
+        g.vips
+            .iter()
+            .map(|v| vip_value(v, node_interface))
+            .collect(),
+    );
+    let track = toml::Value::Array(g.track.iter().map(|t| track_value(t, checks)).collect());
+    let mut out = String::with_capacity(text.len() + 128);
+    for line in text.split_inclusive('\n') {
+        out.push_str(line);
+        if line.starts_with("id = ") {
+            out.push_str(&format!("vips = {vips}\n"));
+        } else if line.starts_with("preempt_delay_ms = ") {
+            out.push_str(&format!("track = {track}\n"));
+        }
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct OutRoute {
+    to: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src: Option<String>,
+    dev: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metric: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    table: Option<u32>,
+}
+
+/// A `[[group]]` without `vips` and `track` (see [`group_text`]).
+#[derive(Serialize)]
+struct OutGroup {
+    name: String,
+    id: u16,
+    priority: u8,
+    preempt: bool,
+    preempt_delay_ms: u64,
+    notify: OutNotify,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    route: Vec<OutRoute>,
+}
+
+impl OutGroup {
+    fn new(g: &GroupConfig) -> Self {
+        OutGroup {
+            name: g.name.clone(),
+            id: g.id,
+            priority: g.priority,
+            preempt: g.preempt,
+            preempt_delay_ms: ms(g.preempt_delay),
+            notify: OutNotify::new(&g.notify),
+            route: g
+                .routes
+                .iter()
+                .map(|r| OutRoute {
+                    to: route_to_words(&r.to),
+                    via: r.via.map(|a| a.to_string()),
+                    src: r.src.map(|a| a.to_string()),
+                    dev: r.dev.clone(),
+                    metric: r.metric,
+                    table: r.table,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn out_weight(w: Weight) -> OutWeight {
+    match w {
+        Weight::Fault => OutWeight::Word(WEIGHT_FAULT),
+        Weight::Adjust(n) => OutWeight::Adjust(n),
+    }
+}
+
 #[derive(Serialize)]
 struct OutVip {
-    addresses: Vec<String>,
+    /// Absent with `[[group]]` tables (the VIPs are in the groups).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    addresses: Option<Vec<String>>,
     lease_ms: u64,
     probe_count: u32,
     probe_window_ms: u64,
@@ -223,6 +347,20 @@ struct OutNotify {
     timeout_ms: u64,
 }
 
+impl OutNotify {
+    fn new(n: &NotifySettings) -> Self {
+        OutNotify {
+            command: n.command.clone(),
+            master: n.master.clone(),
+            backup: n.backup.clone(),
+            fault: n.fault.clone(),
+            stop: n.stop.clone(),
+            claim_blocked: n.claim_blocked.clone(),
+            timeout_ms: ms(n.timeout),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct OutLog {
     format: &'static str,
@@ -236,7 +374,12 @@ fn ms(d: std::time::Duration) -> u64 {
 impl Config {
     /// The resolved configuration as TOML, every default written out, with a header comment
     /// naming its source. Loading the output gives back an equal `Config` (except `source`).
+    ///
+    /// A config with `[[group]]` tables prints each group with every value resolved (its
+    /// `id`, priority, preemption, `track`, `[group.notify]`, each route's `dev`), and no
+    /// `[vip] addresses`; a config with the implicit group prints as it did before groups.
     pub fn to_toml_string(&self) -> String {
+        let implicit = self.has_implicit_group();
         let out = Out {
             cluster: OutCluster {
                 name: self.cluster.clone(),
@@ -256,7 +399,7 @@ impl Config {
                 })
                 .collect(),
             vip: OutVip {
-                addresses: self.vips.iter().map(|v| v.to_string()).collect(),
+                addresses: implicit.then(|| self.vips.iter().map(|v| v.to_string()).collect()),
                 lease_ms: self.lease.map_or(0, ms),
                 probe_count: self.probe.count,
                 probe_window_ms: ms(self.probe.window),
@@ -290,15 +433,7 @@ impl Config {
                 cert: path_str(&self.tls.cert),
                 key: path_str(&self.tls.key),
             },
-            notify: OutNotify {
-                command: self.notify.command.clone(),
-                master: self.notify.master.clone(),
-                backup: self.notify.backup.clone(),
-                fault: self.notify.fault.clone(),
-                stop: self.notify.stop.clone(),
-                claim_blocked: self.notify.claim_blocked.clone(),
-                timeout_ms: ms(self.notify.timeout),
-            },
+            notify: OutNotify::new(&self.notify),
             log: OutLog {
                 format: self.log.format.as_str(),
                 level: self.log.level.clone(),
@@ -317,8 +452,18 @@ impl Config {
         };
         // Serializing plain strings, integers, booleans and lists cannot fail; the fallback
         // still yields a comment rather than a panic.
-        let body = toml::to_string(&out)
+        let mut body = toml::to_string(&out)
             .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"));
+        if !implicit {
+            // After the checks they track, before [garp].
+            let groups: String = self
+                .groups
+                .iter()
+                .map(|g| group_text(g, &self.node.interface, &self.checks) + "\n")
+                .collect();
+            let at = body.find("\n[garp]\n").map_or(body.len(), |i| i + 1);
+            body.insert_str(at, &groups);
+        }
         let source = self.source.replace(['\n', '\r'], " ");
         format!("# haagent configuration resolved from {source}\n\n{body}")
     }

@@ -10,18 +10,19 @@ use std::time::Duration;
 
 use super::checker::Checker;
 use super::error::ConfigErrors;
+use super::groups::{implicit_group, preempt_of, validate_groups, GroupDefaults};
 use super::limits::{self, QUORUM_MAJORITY, QUORUM_OFF};
-use super::raw::{Item, Origin, RawConfig, RawWitness};
+use super::raw::{Item, Origin, RawConfig, RawNotify, RawWitness};
 use super::values::{
     bad_argv, bad_group_name, bad_node_ip, bad_socket_path, bad_state_dir, bad_vip,
     check_interface, check_name, parse_endpoint, parse_endpoint_with_port,
 };
 use super::{
-    group_id_from_name, Config, ElectionSettings, GarpSettings, GatewaySetting, GroupConfig,
-    LogFormat, LogSettings, NodeConfig, NotifySettings, PeerConfig, ProbeSettings, TlsPaths,
-    TrackCheck, WitnessSettings, DEFAULT_CERTS_DIR, DEFAULT_CLUSTER, DEFAULT_PORT, LEGACY_GROUP,
+    Config, ElectionSettings, GarpSettings, GatewaySetting, GroupConfig, LogFormat, LogSettings,
+    NodeConfig, NotifySettings, PeerConfig, ProbeSettings, TlsPaths, WitnessSettings,
+    DEFAULT_CERTS_DIR, DEFAULT_CLUSTER, DEFAULT_PORT,
 };
-use crate::net::{Ipv4Cidr, VipScope, VipSpec};
+use crate::net::Ipv4Cidr;
 
 /// Validates everything; `host_name` is the default node name.
 pub(crate) fn validate(
@@ -192,9 +193,25 @@ pub(crate) fn validate(
     }
 
     // [vip]
+    // With [[group]] tables, the VIPs are the groups' (checked with them below).
+    let grouped = !raw.groups.is_empty() || raw.broken.contains("group");
     let mut vips: Vec<Ipv4Cidr> = Vec::new();
     let mut seen_vips: HashMap<Ipv4Addr, Origin> = HashMap::new();
     match &raw.vip.addresses {
+        Some(list) if grouped => match &list.origin {
+            Origin::Flag(_) => ck.err(
+                &list.origin,
+                "--vip cannot be used with [[group]] tables in the config file: add the \
+                 address to a [[group]]'s `vips` instead",
+            ),
+            Origin::Span(_) => ck.err(
+                &list.origin,
+                "`addresses` cannot be used together with [[group]] tables: move \
+                 `addresses` into a [[group]]'s `vips` (vips = [...]); [vip] keeps lease_ms \
+                 and the probe_* keys for every group",
+            ),
+        },
+        None if grouped => {}
         None => ck.missing(raw, "vip", "addresses", "--vip ADDR/PREFIX"),
         Some(list) if list.value.is_empty() => ck.err(
             &list.origin,
@@ -307,23 +324,7 @@ pub(crate) fn validate(
         "down_multiplier",
         limits::DOWN_MULTIPLIER,
     );
-    let preempt = match (&e.preempt, &e.nopreempt) {
-        (Some(p), Some(np)) if p.value == np.value => {
-            ck.err(
-                &np.origin,
-                format!(
-                    "`nopreempt = {}` contradicts `preempt = {}` ({}); keep one of them",
-                    np.value,
-                    p.value,
-                    ck.refer(&p.origin)
-                ),
-            );
-            p.value
-        }
-        (Some(p), _) => p.value,
-        (None, Some(np)) => !np.value,
-        (None, None) => true,
-    };
+    let preempt = preempt_of(&mut ck, &e.preempt, &e.nopreempt, true);
     let preempt_delay = ck.millis(
         &e.preempt_delay_ms,
         "preempt_delay_ms",
@@ -344,12 +345,6 @@ pub(crate) fn validate(
             false
         }
     };
-
-    // [witness]
-    let witness = raw
-        .witness
-        .as_ref()
-        .map(|w| validate_witness(w, &mut ck, &vips));
 
     // [garp]
     let g = &raw.garp;
@@ -391,27 +386,11 @@ pub(crate) fn validate(
     };
 
     // [notify]
-    let n = &raw.notify;
-    let mut argv = |item: &Option<Item<Vec<String>>>, key: &str| -> Option<Vec<String>> {
-        let it = item.as_ref()?;
-        if let Some(why) = bad_argv(&it.value) {
-            ck.err(&it.origin, format!("notify {key} {why}"));
-        }
-        Some(it.value.clone())
-    };
-    let notify = NotifySettings {
-        command: argv(&n.command, "command"),
-        master: argv(&n.master, "master"),
-        backup: argv(&n.backup, "backup"),
-        fault: argv(&n.fault, "fault"),
-        stop: argv(&n.stop, "stop"),
-        claim_blocked: argv(&n.claim_blocked, "claim_blocked"),
-        timeout: ck.millis(
-            &n.timeout_ms,
-            "notify timeout_ms",
-            limits::NOTIFY_TIMEOUT_MS,
-        ),
-    };
+    let notify = validate_notify(
+        &mut ck,
+        &raw.notify,
+        Duration::from_millis(limits::NOTIFY_TIMEOUT_MS.2.unsigned_abs()),
+    );
 
     // [log]
     let format = match &raw.log.format {
@@ -447,6 +426,28 @@ pub(crate) fn validate(
 
     // [[check]]
     let checks = super::checks::validate_checks(raw, &mut ck);
+
+    // [[group]]
+    let defaults = GroupDefaults {
+        interface: &interface,
+        priority,
+        preempt,
+        preempt_delay,
+        checks: &checks,
+        notify: &notify,
+        listen,
+        peers: &peers,
+    };
+    let groups = grouped.then(|| validate_groups(raw, &mut ck, &defaults));
+    if let Some(groups) = &groups {
+        vips = groups.iter().flat_map(GroupConfig::cidrs).collect();
+    }
+
+    // [witness]
+    let witness = raw
+        .witness
+        .as_ref()
+        .map(|w| validate_witness(w, &mut ck, &vips));
 
     // [metrics]
     let metrics_listen =
@@ -506,31 +507,13 @@ pub(crate) fn validate(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let legacy_group = GroupConfig {
-        name: LEGACY_GROUP.to_string(),
-        id: group_id_from_name(LEGACY_GROUP),
-        vips: vips
-            .iter()
-            .map(|cidr| VipSpec {
-                cidr: *cidr,
-                interface: interface.clone(),
-                label: None,
-                scope: VipScope::Global,
-            })
-            .collect(),
-        priority: u8::try_from(priority).unwrap_or(100),
-        preempt,
-        preempt_delay,
-        track: checks
-            .iter()
-            .map(|c| TrackCheck {
-                check: c.name.clone(),
-                weight: c.weight,
-            })
-            .collect(),
-        notify: notify.clone(),
-        routes: Vec::new(),
-    };
+    let groups = groups.unwrap_or_else(|| {
+        vec![implicit_group(
+            &defaults,
+            &vips,
+            u8::try_from(priority).unwrap_or(100),
+        )]
+    });
     Ok(Config {
         source: source.to_string(),
         cluster,
@@ -570,8 +553,41 @@ pub(crate) fn validate(
         control_socket,
         control_group,
         state_dir,
-        groups: vec![legacy_group],
+        groups,
     })
+}
+
+/// Validates a `[notify]` (or `[group.notify]`) table; `default_timeout` applies when it has
+/// no `timeout_ms`.
+pub(super) fn validate_notify(
+    ck: &mut Checker<'_>,
+    n: &RawNotify,
+    default_timeout: Duration,
+) -> NotifySettings {
+    let mut argv = |item: &Option<Item<Vec<String>>>, key: &str| -> Option<Vec<String>> {
+        let it = item.as_ref()?;
+        if let Some(why) = bad_argv(&it.value) {
+            ck.err(&it.origin, format!("notify {key} {why}"));
+        }
+        Some(it.value.clone())
+    };
+    let command = argv(&n.command, "command");
+    let master = argv(&n.master, "master");
+    let backup = argv(&n.backup, "backup");
+    let fault = argv(&n.fault, "fault");
+    let stop = argv(&n.stop, "stop");
+    let claim_blocked = argv(&n.claim_blocked, "claim_blocked");
+    let (lo, hi, _) = limits::NOTIFY_TIMEOUT_MS;
+    let default_ms = i64::try_from(default_timeout.as_millis()).unwrap_or(hi);
+    NotifySettings {
+        command,
+        master,
+        backup,
+        fault,
+        stop,
+        claim_blocked,
+        timeout: ck.millis(&n.timeout_ms, "notify timeout_ms", (lo, hi, default_ms)),
+    }
 }
 
 /// Validates the `[witness]` table (and `--gateway`); `vips` are the valid VIPs.

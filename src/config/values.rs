@@ -221,3 +221,56 @@ pub(super) fn bad_state_dir(path: &Path) -> Option<String> {
         None
     }
 }
+
+/// What is wrong with a `[[group]]` name, if anything: 1..=32 bytes of `[A-Za-z0-9._-]`, not
+/// starting with `-` (it appears in logs, metrics labels, hook arguments and `--group`).
+pub(crate) fn bad_vip_group_name(name: &str) -> Option<String> {
+    let max = super::limits::GROUP_NAME_MAX;
+    if name.is_empty() {
+        return Some("group name is empty".to_string());
+    }
+    if name.len() > max {
+        return Some(format!("group name `{name}` is longer than {max} bytes"));
+    }
+    if name.starts_with('-') {
+        return Some(format!("group name `{name}` starts with `-`"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Some(format!(
+            "group name `{name}` contains {c:?}; use only letters A-Z a-z, digits, `.`, `_`, `-`"
+        ));
+    }
+    None
+}
+
+/// What is wrong with the label of a VIP on `interface`, if anything. The kernel keeps at
+/// most 15 bytes (`IFNAMSIZ` - 1) of `IFA_LABEL`, and iproute2 (`ip addr add ... label`,
+/// `is_valid_label` in ip/ipaddress.c) requires the label to be the interface name or the
+/// interface name, `:`, and more: `eth0:vip`.
+pub(crate) fn bad_label(label: &str, interface: &str) -> Option<String> {
+    let max = super::limits::LABEL_MAX;
+    if label.len() > max {
+        return Some(format!(
+            "label `{label}` is longer than {max} bytes (the kernel's limit)"
+        ));
+    }
+    if let Some(c) = label
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || *c == '/')
+    {
+        return Some(format!("label `{label}` contains {c:?}"));
+    }
+    let ok = label
+        .strip_prefix(interface)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'));
+    if !ok {
+        return Some(format!(
+            "label `{label}` does not start with its interface name and a colon, as the \
+             kernel tools require: write e.g. \"{interface}:vip\""
+        ));
+    }
+    None
+}
