@@ -474,12 +474,12 @@ fn straddlers<'a>(
 /// segments back to the old holder would. A request takes under 1 ms and one starts every
 /// 10 ms, so a few moves in a hundred catch one (here 6 in 40 runs, 5 on the handover and
 /// 1 on the preemption, at load 5–10; `handover_loses_no_request` in tests/operator.rs
-/// failed the same way in 1 of 75 runs). Such a request fails the same way with
-/// keepalived. So a failure counts
-/// as straddling, and is allowed, only if it is a connection reset
-/// ([`ProbeFailure::Reset`]) that started within [`STRADDLE_WINDOW`] of the move, at most
-/// [`MAX_STRADDLERS_PER_MOVE`] per move; every other failure (a timeout, a refused connect,
-/// a reset elsewhere) fails the test, and the summary line prints both counts.
+/// failed the same way in 1 of 75 runs); any failover that moves an address by gratuitous
+/// ARP without syncing connections has it. So a failure counts as straddling, and is
+/// allowed, only if it is a connection reset ([`ProbeFailure::Reset`]) that started within
+/// [`STRADDLE_WINDOW`] of the move, at most [`MAX_STRADDLERS_PER_MOVE`] per move; every
+/// other failure (a timeout, a refused connect, a reset elsewhere) fails the test, and the
+/// summary line prints both counts.
 #[test]
 fn rolling_upgrade_from_the_previous_release_loses_no_request() {
     if !require_root("rolling_upgrade_from_the_previous_release_loses_no_request") {
