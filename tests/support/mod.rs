@@ -141,6 +141,12 @@ impl Cluster {
 
     /// Starts `name`'s agent as `launch` says (through a wrapper, with extra environment).
     pub fn start_with(&mut self, name: &str, launch: &haagent_lab::Launch) {
+        self.start_binary(name, haagent(), launch);
+    }
+
+    /// Starts `name`'s agent from `binary` (another build of haagent, e.g. the previous
+    /// release in tests/upgrade.rs) as `launch` says.
+    pub fn start_binary(&mut self, name: &str, binary: &Path, launch: &haagent_lab::Launch) {
         let config = self.config_path(name);
         let log = self.dir.path().join(format!(
             "{name}-{}.log",
@@ -148,7 +154,7 @@ impl Cluster {
         ));
         let args = vec!["--config".to_string(), config.display().to_string()];
         self.lab
-            .start_agent_with(name, haagent(), &args, &log, launch)
+            .start_agent_with(name, binary, &args, &log, launch)
             .unwrap();
     }
 
@@ -571,8 +577,13 @@ pub fn transitions_in_log(cluster: &mut Cluster, name: &str) -> usize {
 impl Cluster {
     /// Runs `haagent ARGS --socket <name's socket>` (a control command) and returns it.
     pub fn ctl(&self, name: &str, args: &[&str]) -> std::process::Output {
+        self.ctl_binary(haagent(), name, args)
+    }
+
+    /// Like [`Cluster::ctl`], with the CLI of `binary` (another build of haagent).
+    pub fn ctl_binary(&self, binary: &Path, name: &str, args: &[&str]) -> std::process::Output {
         let socket = self.socket_path(name);
-        Command::new(haagent())
+        Command::new(binary)
             .args(args)
             .arg("--socket")
             .arg(&socket)

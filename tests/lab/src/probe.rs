@@ -56,6 +56,33 @@ pub struct ProbeSample {
     pub ok: bool,
     /// The first word of the body: the name of the node that answered.
     pub server: Option<String>,
+    /// Why the request failed (`None` when `ok`).
+    pub failure: Option<ProbeFailure>,
+}
+
+/// Why a request of the [`HttpProbe`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeFailure {
+    /// No connection: no SYN-ACK within [`CONNECT_TIMEOUT`], or a RST to the SYN.
+    Connect,
+    /// The established connection was reset (a RST, e.g. from a node that took the VIP
+    /// over and knows nothing of a connection the old holder had accepted).
+    Reset,
+    /// No complete answer within [`ANSWER_TIMEOUT`].
+    Timeout,
+    /// An answer other than `200`.
+    BadAnswer,
+}
+
+impl ProbeFailure {
+    /// The failure of a read or write on an established connection.
+    fn of_stream(e: &std::io::Error) -> Self {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+        match e.kind() {
+            ConnectionReset | ConnectionAborted | BrokenPipe => Self::Reset,
+            _ => Self::Timeout,
+        }
+    }
 }
 
 /// The client's HTTP probe against the VIP; stops (and joins its threads) when dropped.
@@ -167,37 +194,43 @@ fn probe_loop(
             continue;
         }
         let start = Instant::now();
-        let server = get(target);
+        let answer = get(target);
         if let Ok(mut s) = samples.lock() {
             s.push(ProbeSample {
                 at: start,
-                ok: server.is_some(),
-                server: server.filter(|s| !s.is_empty()),
+                ok: answer.is_ok(),
+                failure: answer.as_ref().err().copied(),
+                server: answer.ok().filter(|s| !s.is_empty()),
             });
         }
         slot += PROBE_THREADS;
     }
 }
 
-/// One `GET /`: the answering node's name on a `200`, `None` on any failure.
-fn get(target: SocketAddr) -> Option<String> {
-    let mut stream = TcpStream::connect_timeout(&target, CONNECT_TIMEOUT).ok()?;
+/// One `GET /`: the answering node's name on a `200`, why not otherwise.
+fn get(target: SocketAddr) -> Result<String, ProbeFailure> {
+    let mut stream =
+        TcpStream::connect_timeout(&target, CONNECT_TIMEOUT).map_err(|_| ProbeFailure::Connect)?;
     let deadline = Instant::now() + ANSWER_TIMEOUT;
-    stream.set_nodelay(true).ok()?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| ProbeFailure::of_stream(&e))?;
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: vip\r\nConnection: close\r\n\r\n")
-        .ok()?;
+        .map_err(|e| ProbeFailure::of_stream(&e))?;
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 512];
     loop {
-        let left = deadline.checked_duration_since(Instant::now())?;
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .ok_or(ProbeFailure::Timeout)?;
         stream
             .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .ok()?;
+            .map_err(|e| ProbeFailure::of_stream(&e))?;
         match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(_) => return None,
+            Err(e) => return Err(ProbeFailure::of_stream(&e)),
         }
         if buf.len() > 64 * 1024 {
             break;
@@ -205,10 +238,10 @@ fn get(target: SocketAddr) -> Option<String> {
     }
     let text = String::from_utf8_lossy(&buf);
     if !(text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200")) {
-        return None;
+        return Err(ProbeFailure::BadAnswer);
     }
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    Some(body.split_whitespace().next().unwrap_or("").to_string())
+    Ok(body.split_whitespace().next().unwrap_or("").to_string())
 }
 
 /// One sample of who holds the VIP: bit `i` set when node `i` has it.
