@@ -386,6 +386,7 @@ mod tests {
             mac: [2, 0, 0, 0, 0, 2],
             fingerprint: [cluster_word, 2, 3, 4],
             handover_to: None,
+            extra_macs: Vec::new(),
         }
     }
 

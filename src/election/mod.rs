@@ -709,6 +709,7 @@ impl Election {
                 (Some((to, _)), State::Master) => Some(to.clone()),
                 _ => None,
             },
+            extra_macs: Vec::new(),
         }
     }
 

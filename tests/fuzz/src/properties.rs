@@ -129,6 +129,7 @@ pub fn wire(data: &[u8]) {
         fingerprint: [0; 4].map(|_: u32| u32::from_be_bytes(c.array())),
         name: name(&mut c),
         handover_to: (flags & 4 != 0).then(|| name(&mut c)),
+        extra_macs: Vec::new(),
     };
     let back = wire::decode(&wire::encode(&advert));
     match advert.validate() {
