@@ -253,7 +253,13 @@ impl Daemon {
                 names,
                 payload,
             } => match self.intake.receive(peer, &names, &payload) {
-                Received::Advert { advert, drift } => {
+                Received::Adverts {
+                    node,
+                    advert_interval_ms,
+                    adverts,
+                    drift,
+                    group_drift,
+                } => {
                     // Heard again after silence: the peer may not hear us yet (our neighbour
                     // entry for it can still be failed), so reach it too.
                     let now = Instant::now();
@@ -261,28 +267,37 @@ impl Daemon {
                         .election
                         .peers()
                         .iter()
-                        .any(|v| v.name == advert.name && !v.is_alive(now));
+                        .any(|v| v.name == node && !v.is_alive(now));
                     if was_silent {
                         let interval = self.election.config().advert_interval;
                         self.exec.reach(&[peer], interval);
                     }
-                    self.exec.record.advert_received(&advert.name, &drift);
+                    self.exec.record.advert_received(&node, &drift);
                     for setting in &drift.new {
                         // The advert carries its interval, so that one difference can be shown.
                         let values = if *setting == "advert_interval_ms" {
                             format!(
                                 " ({} ms there, {} ms here)",
-                                advert.advert_interval_ms,
+                                advert_interval_ms,
                                 self.ops.config.election.advert_interval.as_millis()
                             )
                         } else {
                             String::new()
                         };
-                        tracing::warn!(peer = %advert.name, %setting,
+                        tracing::warn!(peer = %node, %setting,
                             "CONFIG DRIFT: {} has a different `{setting}` than this node{values}; every node must use the same value",
-                            advert.name);
+                            node);
                     }
-                    self.step(Input::Advert(advert)).await;
+                    for d in &group_drift {
+                        tracing::warn!(peer = %node, group = %d.group_words(), drift = d.kind.label(),
+                            "GROUP DRIFT: {d}");
+                    }
+                    // One election (one group) until the daemon runs one per group.
+                    for (group, advert) in adverts {
+                        if group == 0 {
+                            self.step(Input::Advert(advert)).await;
+                        }
+                    }
                 }
                 Received::Refused { error, first } => {
                     let kind = error.kind();
