@@ -756,11 +756,11 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The version byte of a datagram after its `HA` prefix (magic, version, type).
+/// The version byte of a datagram after its `HA` magic.
 fn prefix(buf: &[u8]) -> Result<u8, WireError> {
-    let p = buf.get(..4).ok_or(WireError::Truncated {
+    let p = buf.get(..3).ok_or(WireError::Truncated {
         what: "prefix",
-        need: 4,
+        need: 3,
         got: buf.len(),
     })?;
     if p[..2] != MAGIC {
@@ -1392,8 +1392,16 @@ mod tests {
             decode_v2(b"HA"),
             Err(E::Truncated {
                 what: "prefix",
-                need: 4,
+                need: 3,
                 got: 2
+            })
+        );
+        assert_eq!(
+            decode_v2(b"HA\x02"),
+            Err(E::Truncated {
+                what: "message type",
+                need: 4,
+                got: 3
             })
         );
     }
