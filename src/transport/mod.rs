@@ -32,6 +32,10 @@
 //! `verify.rs`), and is logged at WARN once per source and kind within a bounded table; a
 //! flood from many sources is summarised (`reject_log.rs`).
 //!
+//! Each connection negotiates the wire version by ALPN ([`ALPNS`]: `haagent/2`, then
+//! `haagent/1` for a peer of a release before VIP groups); [`Transport::broadcast_versioned`]
+//! sends each peer the datagram of its connection's version (docs/wire-format.md).
+//!
 //! Datagrams are read only from accepted connections. Sending uses one connection per peer:
 //! the most recently accepted one. Normally that is whichever of the two came up last; after a
 //! peer restarts, it is the new connection, not the old one that looks alive until the idle
