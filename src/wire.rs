@@ -27,11 +27,81 @@
 //! `target_len` (1 byte, 1..=64) and the target node's name, with the same rules.
 //!
 //! The datagram is exactly as long as its fields; trailing bytes are an error.
+//!
+//! # Layout (version 2, all integers big-endian)
+//!
+//! One datagram per peer per interval carries the node's header and one entry per VIP group
+//! ([`NodeAdvert`], [`encode_v2`], [`decode_v2`]). A connection negotiates the version by ALPN
+//! (`haagent/2`, then `haagent/1`; `src/transport/tls.rs`); a peer that only speaks v1 gets
+//! exact v1 datagrams for the first group (docs/wire-format.md, "Rolling upgrade").
+//!
+//! | offset | size | field                | rule                                                        |
+//! |-------:|-----:|----------------------|-------------------------------------------------------------|
+//! | 0      | 2    | magic                | `b"HA"` (the prefix every version shares)                   |
+//! | 2      | 1    | version              | [`WIRE_VERSION_2`] (2)                                      |
+//! | 3      | 1    | message type         | 1 = node advert                                             |
+//! | 4      | 2    | advert_interval_ms   | >= [`MIN_ADVERT_INTERVAL_MS`] (10)                          |
+//! | 6      | 8    | seq                  | any                                                         |
+//! | 14     | 16   | fingerprint          | 4 × u32 (any value)                                         |
+//! | 30     | 1    | name_len             | 1..=[`MAX_NAME_LEN`] (64)                                   |
+//! | 31     | n    | name                 | the node-name rule ([`valid_node_name`])                    |
+//! | 31+n   | 1    | mac_count            | 1..=[`MAX_MACS`] (8)                                        |
+//! | 32+n   | 6·m  | macs                 | the first: the MAC on the first group's VIP interface       |
+//! | ..     | 1    | group_count          | 1..=[`MAX_GROUPS`] (64)                                     |
+//! | ..     | ..   | group entries        | `group_count` times, see below                              |
+//! | ..     | ..   | extensions           | TLVs up to the end of the datagram, see below               |
+//!
+//! A group entry:
+//!
+//! | offset | size | field                | rule                                                        |
+//! |-------:|-----:|----------------------|-------------------------------------------------------------|
+//! | 0      | 1    | entry_len            | bytes of the entry after this one: >= its known fields      |
+//! | 1      | 2    | id                   | 1..=65535, unique in the datagram                           |
+//! | 3      | 1    | state                | 0 init, 1 backup, 2 master, 3 fault                         |
+//! | 4      | 1    | priority             | 0 = leaving, 1..=254, 255 invalid                           |
+//! | 5      | 8    | epoch                | any (admission bounds it)                                   |
+//! | 13     | 4    | vips_fingerprint     | hash of the group's VIPs (any value)                        |
+//! | 17     | 1    | flags                | bit 0: a handover target follows; bits 1..=7 must be 0      |
+//! | 18     | 1    | target_len           | only with flag bit 0: 1..=64                                |
+//! | 19     | t    | target               | only with flag bit 0: the node-name rule                    |
+//! | ..     | ..   | (later fields)       | up to `entry_len`: skipped by a v2 decoder                  |
+//!
+//! An extension: type u8 (0 is reserved and rejected), length u16, then `length` bytes of
+//! value. Version 2 defines no type: every type 1..=255 is skipped. A later version that
+//! defines one decodes it strictly (exact length and values, at most once) and still skips
+//! those it does not know. The datagram must end exactly at the end of an extension (or of
+//! the last entry): a partial extension is an error.
+//!
+//! So a v2 decoder accepts: everything above; more bytes in an entry than it knows (skipped);
+//! extensions of types 1..=255 (skipped). It rejects: any field outside its rule, a count of
+//! 0 or above the maximum, a group id of 0 or twice, flag bits 1..=7, an entry shorter than
+//! its known fields, extension type 0, and any length that runs past the datagram.
+//! [`encode_v2`] writes no entry tail and no extension, so what it writes is canonical.
+//!
+//! Sizes: 33 + name + 6 per MAC, plus 18 per group (+ 1 + target for a handover). A 16-byte
+//! name with 2 MACs and 16 groups is 349 bytes; 64 groups with 8 MACs and a 64-byte name
+//! are 1297 bytes, more than a QUIC datagram holds on a 1280-byte-MTU path (quinn's
+//! `Connection::max_datagram_size`; the transport then drops it, logged at debug).
 
 use std::fmt;
 
-/// The wire format version this build writes and accepts.
+/// Wire format version 1: one advert per datagram, one VIP group (the only one before VIP
+/// groups; [`encode`] / [`decode`]).
 pub const WIRE_VERSION: u8 = 1;
+
+/// Wire format version 2: one datagram per node carrying every group ([`encode_v2`] /
+/// [`decode_v2`]).
+pub const WIRE_VERSION_2: u8 = 2;
+
+/// Most MACs a v2 node header carries (one per interface a VIP lives on).
+pub const MAX_MACS: usize = 8;
+
+/// Most group entries a v2 datagram carries.
+pub const MAX_GROUPS: usize = 64;
+
+/// Bytes of a v2 group entry's known fields after its length byte (id, state, priority,
+/// epoch, vips_fingerprint, flags), without a handover target.
+pub const GROUP_ENTRY_LEN: usize = 17;
 
 /// Length of the fixed part of an advert, before the name.
 pub const HEADER_LEN: usize = 49;
@@ -60,6 +130,9 @@ pub const MAX_PRIORITY: u8 = 254;
 const MAGIC: [u8; 2] = *b"HA";
 const TYPE_ADVERT: u8 = 1;
 const TYPE_HANDOVER: u8 = 2;
+const TYPE_NODE_ADVERT: u8 = 1;
+const FLAG_HANDOVER: u8 = 1;
+const EXTENSION_RESERVED: u8 = 0;
 
 /// A node's election state, as advertised and as reported by the status command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -139,6 +212,11 @@ pub struct Advert {
     pub fingerprint: [u32; 4],
     /// A planned handover: the master asks this node to take the VIPs now.
     pub handover_to: Option<String>,
+    /// The sender's MACs on its other interfaces (a v2 node header's MACs after the first),
+    /// so that an ARP answer from any of them is traced to this peer. v1 never carries it:
+    /// empty for a v1 advert, and [`encode`] ignores it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_macs: Vec<[u8; 6]>,
 }
 
 /// Why a datagram is not a valid advert.
@@ -154,8 +232,17 @@ pub enum WireError {
     #[error("bad magic {0:02x?}: not a haagent advert")]
     BadMagic([u8; 2]),
     /// A wire version this build does not speak.
-    #[error("unsupported wire version {0} (this build speaks version {WIRE_VERSION})")]
+    #[error("unsupported wire version {0} (this build speaks versions {WIRE_VERSION} and {WIRE_VERSION_2})")]
     UnsupportedVersion(u8),
+    /// A version this build speaks, handed to the decoder of the other one (use
+    /// [`decode_any`]).
+    #[error("wire version {got} where version {expected} was expected")]
+    WrongVersion {
+        /// The version the decoder reads.
+        expected: u8,
+        /// The version byte of the datagram.
+        got: u8,
+    },
     /// A message type other than advert.
     #[error("unknown message type {0} (1 = advert)")]
     UnknownType(u8),
@@ -185,6 +272,47 @@ pub enum WireError {
         /// Length of the datagram received.
         got: usize,
     },
+    /// A v2 datagram ends inside a field.
+    #[error("advert truncated in its {what}: needs {need} bytes, has {got}")]
+    Truncated {
+        /// The field that runs past the end.
+        what: &'static str,
+        /// Bytes the datagram needs up to the end of that field.
+        need: usize,
+        /// Length of the datagram received.
+        got: usize,
+    },
+    /// A v2 MAC count of 0 or above 8.
+    #[error("bad MAC count {0} (1..={MAX_MACS})")]
+    BadMacCount(usize),
+    /// A v2 group count of 0 or above 64.
+    #[error("bad group count {0} (1..={MAX_GROUPS})")]
+    BadGroupCount(usize),
+    /// A v2 group entry with id 0.
+    #[error("group id 0 (ids are 1..=65535)")]
+    ZeroGroupId,
+    /// A v2 group id that appears twice in one datagram.
+    #[error("group id {0} appears twice")]
+    DuplicateGroupId(u16),
+    /// A v2 group entry's length byte is shorter than the fields it must hold.
+    #[error("group entry length {len} is shorter than its fields ({needed} bytes)")]
+    BadEntryLength {
+        /// The entry's length byte.
+        len: usize,
+        /// Bytes its fields need.
+        needed: usize,
+    },
+    /// A v2 group entry with flag bits other than bit 0 set.
+    #[error("group {id} has reserved flag bits set ({flags:#04x}; only bit 0 is defined)")]
+    ReservedFlags {
+        /// The group id.
+        id: u16,
+        /// The flags byte.
+        flags: u8,
+    },
+    /// A v2 extension of type 0 (reserved, so that zero padding is not taken for one).
+    #[error("extension type 0 is reserved")]
+    ReservedExtension,
 }
 
 /// What breaks the node-name rule (see [`node_name_problem`]).
@@ -303,8 +431,15 @@ pub fn decode(buf: &[u8]) -> Result<Advert, WireError> {
     if magic != MAGIC {
         return Err(WireError::BadMagic(magic));
     }
-    if header[2] != WIRE_VERSION {
-        return Err(WireError::UnsupportedVersion(header[2]));
+    match header[2] {
+        WIRE_VERSION => {}
+        WIRE_VERSION_2 => {
+            return Err(WireError::WrongVersion {
+                expected: WIRE_VERSION,
+                got: WIRE_VERSION_2,
+            })
+        }
+        other => return Err(WireError::UnsupportedVersion(other)),
     }
     let handover = match header[3] {
         TYPE_ADVERT => false,
@@ -373,6 +508,7 @@ pub fn decode(buf: &[u8]) -> Result<Advert, WireError> {
         mac,
         fingerprint,
         handover_to,
+        extra_macs: Vec::new(),
     })
 }
 
@@ -380,6 +516,400 @@ fn name_at(bytes: &[u8]) -> Result<String, WireError> {
     match std::str::from_utf8(bytes) {
         Ok(s) if valid_node_name(s) => Ok(s.to_string()),
         _ => Err(WireError::BadName(String::from_utf8_lossy(bytes).into())),
+    }
+}
+
+/// One node's v2 advert: the node header and one entry per VIP group (layout in the module
+/// doc). The election's per-group view of it is [`NodeAdvert::advert`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeAdvert {
+    /// The sender's node name ([`valid_node_name`]).
+    pub name: String,
+    /// How often the sender advertises, in milliseconds (>= 10).
+    pub advert_interval_ms: u16,
+    /// The sender's datagram counter, +1 per datagram (one for all groups).
+    pub seq: u64,
+    /// Hashes of the node-wide settings every node must share (cluster name first).
+    pub fingerprint: [u32; 4],
+    /// The sender's MACs, 1..=[`MAX_MACS`]: the first on its first group's VIP interface,
+    /// then those of its other VIP interfaces.
+    pub macs: Vec<[u8; 6]>,
+    /// One entry per group, 1..=[`MAX_GROUPS`], ids unique (the sender's config order).
+    pub groups: Vec<GroupEntry>,
+}
+
+/// One group's entry in a [`NodeAdvert`]: what [`Advert`] says per group.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GroupEntry {
+    /// The group's wire id, 1..=65535 (`GroupConfig::id`, the same on every node).
+    pub id: u16,
+    /// The sender's election state in this group.
+    pub state: State,
+    /// The sender's priority in this group: 1..=254, or 0 when it is leaving.
+    pub priority: u8,
+    /// The sender's epoch in this group.
+    pub epoch: u64,
+    /// Hash of the group's VIPs, compared by the receiver to report drift (any value).
+    pub vips_fingerprint: u32,
+    /// A planned handover of this group: the master asks this node to take its VIPs now.
+    pub handover_to: Option<String>,
+}
+
+/// A datagram of either version, as [`decode_any`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    /// Version 1: one advert, one group.
+    V1(Advert),
+    /// Version 2: the node header and every group.
+    V2(NodeAdvert),
+}
+
+impl NodeAdvert {
+    /// Checks every field against the v2 wire rules: `Ok` means [`decode_v2`] gives
+    /// [`encode_v2`]'s output back unchanged.
+    pub fn validate(&self) -> Result<(), WireError> {
+        if self.advert_interval_ms < MIN_ADVERT_INTERVAL_MS {
+            return Err(WireError::IntervalTooSmall(self.advert_interval_ms));
+        }
+        check_name(&self.name)?;
+        if !(1..=MAX_MACS).contains(&self.macs.len()) {
+            return Err(WireError::BadMacCount(self.macs.len()));
+        }
+        if !(1..=MAX_GROUPS).contains(&self.groups.len()) {
+            return Err(WireError::BadGroupCount(self.groups.len()));
+        }
+        for (i, g) in self.groups.iter().enumerate() {
+            if g.id == 0 {
+                return Err(WireError::ZeroGroupId);
+            }
+            if self.groups[..i].iter().any(|earlier| earlier.id == g.id) {
+                return Err(WireError::DuplicateGroupId(g.id));
+            }
+            if g.priority > MAX_PRIORITY {
+                return Err(WireError::BadPriority(g.priority));
+            }
+            if let Some(target) = &g.handover_to {
+                check_name(target)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The election's view of one of this node's groups: name, interval, seq and
+    /// fingerprint from the node header; state, priority, epoch and handover target from
+    /// `entry`; `mac` = the first MAC (zero if there is none), `extra_macs` = the others.
+    pub fn advert(&self, entry: &GroupEntry) -> Advert {
+        Advert {
+            name: self.name.clone(),
+            state: entry.state,
+            priority: entry.priority,
+            epoch: entry.epoch,
+            advert_interval_ms: self.advert_interval_ms,
+            seq: self.seq,
+            mac: self.macs.first().copied().unwrap_or_default(),
+            fingerprint: self.fingerprint,
+            handover_to: entry.handover_to.clone(),
+            extra_macs: self.macs.get(1..).unwrap_or_default().to_vec(),
+        }
+    }
+}
+
+/// Builds the v2 datagram's content from the per-group adverts of the elections.
+///
+/// The node header comes from the arguments, never from the adverts: `name`,
+/// `advert_interval_ms` (ms), `seq` (the node's datagram counter), `fingerprint` (node-wide
+/// settings), `macs` (first = the first group's VIP interface). Each `(id, vips_fingerprint,
+/// advert)` of `groups`, in order (config order), becomes one entry with the group's wire
+/// id and VIP hash and the advert's state, priority, epoch and handover target; the
+/// advert's name, interval, seq, MACs and fingerprint are ignored. Nothing is checked here:
+/// [`NodeAdvert::validate`] tells whether the result is valid (1..=8 MACs, 1..=64 groups,
+/// ids nonzero and unique, ...).
+pub fn node_advert(
+    name: &str,
+    advert_interval_ms: u16,
+    seq: u64,
+    fingerprint: [u32; 4],
+    macs: &[[u8; 6]],
+    groups: &[(u16, u32, &Advert)],
+) -> NodeAdvert {
+    NodeAdvert {
+        name: name.to_string(),
+        advert_interval_ms,
+        seq,
+        fingerprint,
+        macs: macs.to_vec(),
+        groups: groups
+            .iter()
+            .map(|(id, vips_fingerprint, a)| GroupEntry {
+                id: *id,
+                state: a.state,
+                priority: a.priority,
+                epoch: a.epoch,
+                vips_fingerprint: *vips_fingerprint,
+                handover_to: a.handover_to.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn check_name(name: &str) -> Result<(), WireError> {
+    if !(1..=MAX_NAME_LEN).contains(&name.len()) {
+        return Err(WireError::BadNameLength(name.len()));
+    }
+    if !valid_node_name(name) {
+        return Err(WireError::BadName(name.to_string()));
+    }
+    Ok(())
+}
+
+/// A length as its one wire byte; an over-long value saturates, so the decoder rejects it.
+fn len_byte(len: usize) -> u8 {
+    u8::try_from(len).unwrap_or(u8::MAX)
+}
+
+/// Encodes a v2 datagram (canonical: no entry tail, no extension). Never fails; a node
+/// advert that breaks the wire rules (see [`NodeAdvert::validate`]) encodes to bytes that
+/// [`decode_v2`] rejects.
+pub fn encode_v2(a: &NodeAdvert) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        33 + a.name.len() + 6 * a.macs.len() + (1 + GROUP_ENTRY_LEN) * a.groups.len(),
+    );
+    out.extend_from_slice(&MAGIC);
+    out.push(WIRE_VERSION_2);
+    out.push(TYPE_NODE_ADVERT);
+    out.extend_from_slice(&a.advert_interval_ms.to_be_bytes());
+    out.extend_from_slice(&a.seq.to_be_bytes());
+    for word in a.fingerprint {
+        out.extend_from_slice(&word.to_be_bytes());
+    }
+    out.push(len_byte(a.name.len()));
+    out.extend_from_slice(a.name.as_bytes());
+    out.push(len_byte(a.macs.len()));
+    for mac in &a.macs {
+        out.extend_from_slice(mac);
+    }
+    out.push(len_byte(a.groups.len()));
+    for g in &a.groups {
+        let target = g.handover_to.as_deref().map(str::as_bytes);
+        out.push(len_byte(
+            GROUP_ENTRY_LEN + target.map_or(0, |t| 1 + t.len()),
+        ));
+        out.extend_from_slice(&g.id.to_be_bytes());
+        out.push(g.state.to_byte());
+        out.push(g.priority);
+        out.extend_from_slice(&g.epoch.to_be_bytes());
+        out.extend_from_slice(&g.vips_fingerprint.to_be_bytes());
+        match target {
+            Some(t) => {
+                out.push(FLAG_HANDOVER);
+                out.push(len_byte(t.len()));
+                out.extend_from_slice(t);
+            }
+            None => out.push(0),
+        }
+    }
+    out
+}
+
+/// Reads fields off a byte slice; every read is bounds-checked.
+struct Reader<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
+        let need = self.at.saturating_add(n);
+        let bytes = self.buf.get(self.at..need).ok_or(WireError::Truncated {
+            what,
+            need,
+            got: self.buf.len(),
+        })?;
+        self.at = need;
+        Ok(bytes)
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], WireError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N, what)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
+        Ok(self.array::<1>(what)?[0])
+    }
+
+    fn u16(&mut self, what: &'static str) -> Result<u16, WireError> {
+        Ok(u16::from_be_bytes(self.array(what)?))
+    }
+
+    fn u32(&mut self, what: &'static str) -> Result<u32, WireError> {
+        Ok(u32::from_be_bytes(self.array(what)?))
+    }
+
+    fn u64(&mut self, what: &'static str) -> Result<u64, WireError> {
+        Ok(u64::from_be_bytes(self.array(what)?))
+    }
+
+    fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.at)
+    }
+}
+
+/// The version byte of a datagram after its `HA` magic.
+fn prefix(buf: &[u8]) -> Result<u8, WireError> {
+    let p = buf.get(..3).ok_or(WireError::Truncated {
+        what: "prefix",
+        need: 3,
+        got: buf.len(),
+    })?;
+    if p[..2] != MAGIC {
+        return Err(WireError::BadMagic([p[0], p[1]]));
+    }
+    Ok(p[2])
+}
+
+/// Decodes one v2 datagram strictly, in layout order (what it accepts and rejects: the
+/// module doc). Skipped entry tails and extensions leave no trace in the result.
+pub fn decode_v2(buf: &[u8]) -> Result<NodeAdvert, WireError> {
+    match prefix(buf)? {
+        WIRE_VERSION_2 => {}
+        WIRE_VERSION => {
+            return Err(WireError::WrongVersion {
+                expected: WIRE_VERSION_2,
+                got: WIRE_VERSION,
+            })
+        }
+        other => return Err(WireError::UnsupportedVersion(other)),
+    }
+    let mut r = Reader { buf, at: 3 };
+    let kind = r.u8("message type")?;
+    if kind != TYPE_NODE_ADVERT {
+        return Err(WireError::UnknownType(kind));
+    }
+    let advert_interval_ms = r.u16("advert interval")?;
+    if advert_interval_ms < MIN_ADVERT_INTERVAL_MS {
+        return Err(WireError::IntervalTooSmall(advert_interval_ms));
+    }
+    let seq = r.u64("seq")?;
+    let mut fingerprint = [0u32; 4];
+    for word in &mut fingerprint {
+        *word = r.u32("fingerprint")?;
+    }
+    let name = read_name(&mut r, "name")?;
+    let mac_count = usize::from(r.u8("MAC count")?);
+    if !(1..=MAX_MACS).contains(&mac_count) {
+        return Err(WireError::BadMacCount(mac_count));
+    }
+    let mut macs = Vec::with_capacity(mac_count);
+    for _ in 0..mac_count {
+        macs.push(r.array("MACs")?);
+    }
+    let group_count = usize::from(r.u8("group count")?);
+    if !(1..=MAX_GROUPS).contains(&group_count) {
+        return Err(WireError::BadGroupCount(group_count));
+    }
+    let mut groups: Vec<GroupEntry> = Vec::with_capacity(group_count);
+    for _ in 0..group_count {
+        let len = usize::from(r.u8("group entry length")?);
+        if len < GROUP_ENTRY_LEN {
+            return Err(WireError::BadEntryLength {
+                len,
+                needed: GROUP_ENTRY_LEN,
+            });
+        }
+        let body = r.take(len, "group entry")?;
+        let entry = read_entry(body)?;
+        if groups.iter().any(|g| g.id == entry.id) {
+            return Err(WireError::DuplicateGroupId(entry.id));
+        }
+        groups.push(entry);
+    }
+    while r.remaining() > 0 {
+        let kind = r.u8("extension type")?;
+        let len = usize::from(r.u16("extension length")?);
+        r.take(len, "extension value")?;
+        if kind == EXTENSION_RESERVED {
+            return Err(WireError::ReservedExtension);
+        }
+        // Version 2 defines no extension: every other type is skipped (module doc).
+    }
+    Ok(NodeAdvert {
+        name,
+        advert_interval_ms,
+        seq,
+        fingerprint,
+        macs,
+        groups,
+    })
+}
+
+/// A length byte then a node name.
+fn read_name(r: &mut Reader<'_>, what: &'static str) -> Result<String, WireError> {
+    let len = usize::from(r.u8(what)?);
+    if !(1..=MAX_NAME_LEN).contains(&len) {
+        return Err(WireError::BadNameLength(len));
+    }
+    name_at(r.take(len, what)?)
+}
+
+/// One group entry's bytes after its length byte (at least [`GROUP_ENTRY_LEN`]).
+fn read_entry(body: &[u8]) -> Result<GroupEntry, WireError> {
+    let len = body.len();
+    // The length was checked against the known fields, so these reads cannot fail; the
+    // handover target's are checked against the entry length below.
+    let mut e = Reader { buf: body, at: 0 };
+    let id = e.u16("group id")?;
+    if id == 0 {
+        return Err(WireError::ZeroGroupId);
+    }
+    let state_byte = e.u8("group state")?;
+    let state = State::from_byte(state_byte).ok_or(WireError::BadState(state_byte))?;
+    let priority = e.u8("group priority")?;
+    if priority > MAX_PRIORITY {
+        return Err(WireError::BadPriority(priority));
+    }
+    let epoch = e.u64("group epoch")?;
+    let vips_fingerprint = e.u32("group VIPs fingerprint")?;
+    let flags = e.u8("group flags")?;
+    if flags & !FLAG_HANDOVER != 0 {
+        return Err(WireError::ReservedFlags { id, flags });
+    }
+    let handover_to = if flags & FLAG_HANDOVER != 0 {
+        let short = |needed| WireError::BadEntryLength { len, needed };
+        let target_len = usize::from(
+            *body
+                .get(GROUP_ENTRY_LEN)
+                .ok_or(short(GROUP_ENTRY_LEN + 1))?,
+        );
+        if !(1..=MAX_NAME_LEN).contains(&target_len) {
+            return Err(WireError::BadNameLength(target_len));
+        }
+        let end = GROUP_ENTRY_LEN + 1 + target_len;
+        let target = body.get(GROUP_ENTRY_LEN + 1..end).ok_or(short(end))?;
+        Some(name_at(target)?)
+    } else {
+        None
+    };
+    // Bytes after the known fields: a later version's fields, skipped.
+    Ok(GroupEntry {
+        id,
+        state,
+        priority,
+        epoch,
+        vips_fingerprint,
+        handover_to,
+    })
+}
+
+/// Decodes a datagram of either version: dispatches on the version byte after the `HA`
+/// prefix to [`decode`] (1) or [`decode_v2`] (2); any other version is
+/// [`WireError::UnsupportedVersion`].
+pub fn decode_any(buf: &[u8]) -> Result<Decoded, WireError> {
+    match prefix(buf)? {
+        WIRE_VERSION => decode(buf).map(Decoded::V1),
+        WIRE_VERSION_2 => decode_v2(buf).map(Decoded::V2),
+        other => Err(WireError::UnsupportedVersion(other)),
     }
 }
 
@@ -399,6 +929,7 @@ mod tests {
             mac: [0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee],
             fingerprint: [1, 2, 3, 0xffff_ffff],
             handover_to: None,
+            extra_macs: Vec::new(),
         }
     }
 
@@ -460,7 +991,14 @@ mod tests {
             })
         );
         assert_eq!(tweaked(|b| b[1] = b'X'), Err(WireError::BadMagic(*b"HX")));
-        assert_eq!(tweaked(|b| b[2] = 2), Err(WireError::UnsupportedVersion(2)));
+        assert_eq!(
+            tweaked(|b| b[2] = 2),
+            Err(WireError::WrongVersion {
+                expected: 1,
+                got: 2
+            })
+        );
+        assert_eq!(tweaked(|b| b[2] = 3), Err(WireError::UnsupportedVersion(3)));
         assert_eq!(tweaked(|b| b[3] = 7), Err(WireError::UnknownType(7)));
         assert_eq!(tweaked(|b| b[4] = 4), Err(WireError::BadState(4)));
         assert_eq!(tweaked(|b| b[5] = 255), Err(WireError::BadPriority(255)));
@@ -616,5 +1154,442 @@ mod tests {
             accepted > 0,
             "the mutated inputs should sometimes stay valid"
         );
+    }
+
+    // ---- Version 2 ----
+
+    fn entry(id: u16) -> GroupEntry {
+        GroupEntry {
+            id,
+            state: State::Backup,
+            priority: 100,
+            epoch: 7,
+            vips_fingerprint: 0xdead_beef,
+            handover_to: None,
+        }
+    }
+
+    fn sample_v2() -> NodeAdvert {
+        NodeAdvert {
+            name: "n1".into(),
+            advert_interval_ms: 50,
+            seq: 9,
+            fingerprint: [1, 2, 3, 4],
+            macs: vec![[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]],
+            groups: vec![
+                entry(51),
+                GroupEntry {
+                    id: 52,
+                    state: State::Master,
+                    priority: 254,
+                    epoch: u64::MAX,
+                    vips_fingerprint: 0,
+                    handover_to: Some("n2".into()),
+                },
+            ],
+        }
+    }
+
+    /// Offset of group entry `n` (its length byte) in `encode_v2(&sample_v2())`.
+    const V2_GROUPS_AT: usize = 33 + 2 + 12;
+
+    fn tweaked_v2(f: impl FnOnce(&mut Vec<u8>)) -> Result<NodeAdvert, WireError> {
+        let mut b = encode_v2(&sample_v2());
+        f(&mut b);
+        decode_v2(&b)
+    }
+
+    #[test]
+    fn v2_layout_matches_the_documented_table() {
+        let b = encode_v2(&sample_v2());
+        assert_eq!(b.len(), V2_GROUPS_AT + 18 + 18 + 3);
+        assert_eq!(b[0..4], [b'H', b'A', 2, 1]);
+        assert_eq!(b[4..6], [0, 50]);
+        assert_eq!(b[6..14], [0, 0, 0, 0, 0, 0, 0, 9]);
+        assert_eq!(b[14..30], [0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4]);
+        assert_eq!(b[30], 2);
+        assert_eq!(&b[31..33], b"n1");
+        assert_eq!(b[33], 2, "MAC count");
+        assert_eq!(b[34..46], [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
+        assert_eq!(b[46], 2, "group count");
+        let g = &b[V2_GROUPS_AT..];
+        assert_eq!(g[0], 17, "entry length without a target");
+        assert_eq!(g[1..3], [0, 51]);
+        assert_eq!(g[3..5], [1, 100]);
+        assert_eq!(g[5..13], [0, 0, 0, 0, 0, 0, 0, 7]);
+        assert_eq!(g[13..17], [0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(g[17], 0, "flags");
+        let h = &g[18..];
+        assert_eq!(h[0], 17 + 1 + 2, "entry length with a 2-byte target");
+        assert_eq!(h[1..5], [0, 52, 2, 254]);
+        assert_eq!(h[17], 1, "flag bit 0: target follows");
+        assert_eq!(h[18], 2);
+        assert_eq!(&h[19..], b"n2");
+    }
+
+    #[test]
+    fn v2_round_trips_at_its_bounds() {
+        let a = sample_v2();
+        assert_eq!(a.validate(), Ok(()));
+        assert_eq!(decode_v2(&encode_v2(&a)), Ok(a.clone()));
+        assert_eq!(decode_any(&encode_v2(&a)), Ok(Decoded::V2(a)));
+        let big = NodeAdvert {
+            name: "a".repeat(MAX_NAME_LEN),
+            advert_interval_ms: u16::MAX,
+            seq: u64::MAX,
+            fingerprint: [u32::MAX; 4],
+            macs: vec![[0xff; 6]; MAX_MACS],
+            groups: (1..=MAX_GROUPS as u16)
+                .map(|id| GroupEntry {
+                    id: id * 1000,
+                    state: State::ALL[usize::from(id % 4)],
+                    priority: (id % 2) as u8 * 254,
+                    handover_to: (id == 64).then(|| "b".repeat(MAX_NAME_LEN)),
+                    ..entry(id)
+                })
+                .collect(),
+        };
+        assert_eq!(big.validate(), Ok(()));
+        let bytes = encode_v2(&big);
+        assert_eq!(bytes.len(), 33 + 64 + 48 + 64 * 18 + 65);
+        assert_eq!(decode_v2(&bytes), Ok(big));
+    }
+
+    #[test]
+    fn v2_rejects_each_bad_field() {
+        use WireError as E;
+        let g = V2_GROUPS_AT;
+        let h = g + 18;
+        let cases: Vec<(&str, Result<NodeAdvert, WireError>, WireError)> = vec![
+            ("magic", tweaked_v2(|b| b[0] = b'X'), E::BadMagic(*b"XA")),
+            (
+                "v1 byte",
+                tweaked_v2(|b| b[2] = 1),
+                E::WrongVersion {
+                    expected: 2,
+                    got: 1,
+                },
+            ),
+            (
+                "version 3",
+                tweaked_v2(|b| b[2] = 3),
+                E::UnsupportedVersion(3),
+            ),
+            ("type", tweaked_v2(|b| b[3] = 2), E::UnknownType(2)),
+            ("interval", tweaked_v2(|b| b[5] = 9), E::IntervalTooSmall(9)),
+            ("name len 0", tweaked_v2(|b| b[30] = 0), E::BadNameLength(0)),
+            (
+                "name len 65",
+                tweaked_v2(|b| b[30] = 65),
+                E::BadNameLength(65),
+            ),
+            (
+                "name",
+                tweaked_v2(|b| b[31] = b'-'),
+                E::BadName("-1".into()),
+            ),
+            ("no MAC", tweaked_v2(|b| b[33] = 0), E::BadMacCount(0)),
+            ("9 MACs", tweaked_v2(|b| b[33] = 9), E::BadMacCount(9)),
+            ("no group", tweaked_v2(|b| b[46] = 0), E::BadGroupCount(0)),
+            (
+                "65 groups",
+                tweaked_v2(|b| b[46] = 65),
+                E::BadGroupCount(65),
+            ),
+            (
+                "short entry",
+                tweaked_v2(|b| b[g] = 16),
+                E::BadEntryLength {
+                    len: 16,
+                    needed: 17,
+                },
+            ),
+            ("id 0", tweaked_v2(|b| b[g + 2] = 0), E::ZeroGroupId),
+            (
+                "twice",
+                tweaked_v2(|b| b[h + 2] = 51),
+                E::DuplicateGroupId(51),
+            ),
+            ("state", tweaked_v2(|b| b[g + 3] = 4), E::BadState(4)),
+            (
+                "priority",
+                tweaked_v2(|b| b[g + 4] = 255),
+                E::BadPriority(255),
+            ),
+            (
+                "flags",
+                tweaked_v2(|b| b[g + 17] = 2),
+                E::ReservedFlags { id: 51, flags: 2 },
+            ),
+            (
+                "flag without room for a target",
+                tweaked_v2(|b| b[g + 17] = 1),
+                E::BadEntryLength {
+                    len: 17,
+                    needed: 18,
+                },
+            ),
+            (
+                "target len 0",
+                tweaked_v2(|b| b[h + 18] = 0),
+                E::BadNameLength(0),
+            ),
+            (
+                "target len 65",
+                tweaked_v2(|b| b[h + 18] = 65),
+                E::BadNameLength(65),
+            ),
+            (
+                "target past its entry",
+                tweaked_v2(|b| b[h + 18] = 3),
+                E::BadEntryLength {
+                    len: 20,
+                    needed: 21,
+                },
+            ),
+            (
+                "target",
+                tweaked_v2(|b| b[h + 20] = b' '),
+                E::BadName("n ".into()),
+            ),
+            (
+                "entry past the end",
+                tweaked_v2(|b| b[h] = 30),
+                E::Truncated {
+                    what: "group entry",
+                    need: h + 31,
+                    got: h + 21,
+                },
+            ),
+            (
+                "extension type 0",
+                tweaked_v2(|b| b.extend_from_slice(&[0, 0, 0])),
+                E::ReservedExtension,
+            ),
+            (
+                "half an extension header",
+                tweaked_v2(|b| b.extend_from_slice(&[7, 0])),
+                E::Truncated {
+                    what: "extension length",
+                    need: h + 24,
+                    got: h + 23,
+                },
+            ),
+            (
+                "extension value past the end",
+                tweaked_v2(|b| b.extend_from_slice(&[7, 0, 5, 1])),
+                E::Truncated {
+                    what: "extension value",
+                    need: h + 29,
+                    got: h + 25,
+                },
+            ),
+        ];
+        for (what, got, want) in cases {
+            assert_eq!(got, Err(want), "{what}");
+        }
+        assert_eq!(
+            decode_v2(b"HA"),
+            Err(E::Truncated {
+                what: "prefix",
+                need: 3,
+                got: 2
+            })
+        );
+        assert_eq!(
+            decode_v2(b"HA\x02"),
+            Err(E::Truncated {
+                what: "message type",
+                need: 4,
+                got: 3
+            })
+        );
+    }
+
+    #[test]
+    fn v2_skips_entry_tails_and_unknown_extensions() {
+        let a = sample_v2();
+        let mut b = encode_v2(&a);
+        // A later version appends 3 bytes to the first entry and adds two extensions.
+        b[V2_GROUPS_AT] += 3;
+        let tail_at = V2_GROUPS_AT + 18;
+        b.splice(tail_at..tail_at, [0xaa, 0xbb, 0xcc]);
+        b.extend_from_slice(&[1, 0, 0]);
+        b.extend_from_slice(&[255, 0, 2, 0, 0]);
+        assert_eq!(decode_v2(&b), Ok(a.clone()));
+        // The same for the handover entry: the tail follows the target.
+        let mut b = encode_v2(&a);
+        let h = V2_GROUPS_AT + 18;
+        b[h] += 1;
+        b.push(0x55);
+        assert_eq!(decode_v2(&b), Ok(a));
+    }
+
+    #[test]
+    fn v2_truncations_are_errors() {
+        let good = encode_v2(&sample_v2());
+        for n in 0..good.len() {
+            assert!(decode_v2(&good[..n]).is_err(), "truncated to {n} accepted");
+            assert!(decode_any(&good[..n]).is_err(), "truncated to {n} accepted");
+        }
+    }
+
+    #[test]
+    fn v2_validate_and_encode_agree_on_bad_adverts() {
+        let with = |f: fn(&mut NodeAdvert)| {
+            let mut a = sample_v2();
+            f(&mut a);
+            a
+        };
+        let bad = [
+            with(|a| a.advert_interval_ms = 9),
+            with(|a| a.name = String::new()),
+            with(|a| a.name = "x".repeat(300)),
+            with(|a| a.name = "a b".into()),
+            with(|a| a.macs.clear()),
+            with(|a| a.macs = vec![[0; 6]; 9]),
+            with(|a| a.macs = vec![[0; 6]; 300]),
+            with(|a| a.groups.clear()),
+            with(|a| a.groups = (1..=65).map(entry).collect()),
+            with(|a| a.groups = (1..=300).map(entry).collect()),
+            with(|a| a.groups[0].id = 0),
+            with(|a| a.groups[1].id = 51),
+            with(|a| a.groups[0].priority = 255),
+            with(|a| a.groups[1].handover_to = Some(String::new())),
+            with(|a| a.groups[1].handover_to = Some("x".repeat(65))),
+            with(|a| a.groups[1].handover_to = Some("x".repeat(300))),
+            with(|a| a.groups[1].handover_to = Some("-x".into())),
+        ];
+        for a in bad {
+            assert!(a.validate().is_err(), "{a:?}");
+            assert!(decode_v2(&encode_v2(&a)).is_err(), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn decode_any_dispatches_on_the_version_byte() {
+        let v1 = sample();
+        assert_eq!(decode_any(&encode(&v1)), Ok(Decoded::V1(v1.clone())));
+        let mut v3 = encode(&v1);
+        v3[2] = 3;
+        assert_eq!(decode_any(&v3), Err(WireError::UnsupportedVersion(3)));
+        assert_eq!(decode_any(b"XX\x01\x01"), Err(WireError::BadMagic(*b"XX")));
+        assert_eq!(
+            decode(&encode_v2(&NodeAdvert {
+                name: "n".repeat(20),
+                ..sample_v2()
+            })),
+            Err(WireError::WrongVersion {
+                expected: 1,
+                got: 2
+            })
+        );
+    }
+
+    /// The bytes an earlier release sent for `sample()`, kept as a literal: v1 must not
+    /// change, since a v1-only peer reads it.
+    #[test]
+    fn v1_is_byte_for_byte_what_it_was() {
+        let golden: &[u8] = b"HA\x01\x01\x02\xc8\x00\x00\x00\x32\
+            \x01\x02\x03\x04\x05\x06\x07\x08\xff\xff\xff\xff\xff\xff\xff\xff\
+            \x02\xaa\xbb\xcc\xdd\xee\x00\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00\x03\
+            \xff\xff\xff\xff\x0bnode-1.dc_a";
+        assert_eq!(encode(&sample()), golden);
+        assert_eq!(decode(golden), Ok(sample()));
+        assert_eq!(decode_any(golden), Ok(Decoded::V1(sample())));
+        // extra_macs never travels in v1.
+        let with_macs = Advert {
+            extra_macs: vec![[9; 6]],
+            ..sample()
+        };
+        assert_eq!(encode(&with_macs), golden);
+    }
+
+    #[test]
+    fn node_advert_takes_the_header_from_its_arguments_and_the_rest_per_group() {
+        let a1 = Advert {
+            handover_to: Some("n3".into()),
+            ..sample()
+        };
+        let a2 = Advert {
+            name: "ignored".into(),
+            state: State::Fault,
+            priority: 5,
+            epoch: 3,
+            seq: 1234,
+            ..sample()
+        };
+        let macs = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
+        let n = node_advert(
+            "n1",
+            40,
+            77,
+            [5, 6, 7, 8],
+            &macs,
+            &[(51, 0xa, &a1), (9, 0xb, &a2)],
+        );
+        assert_eq!(n.validate(), Ok(()));
+        assert_eq!(
+            (n.name.as_str(), n.advert_interval_ms, n.seq),
+            ("n1", 40, 77)
+        );
+        assert_eq!(n.fingerprint, [5, 6, 7, 8]);
+        assert_eq!(n.macs, macs.to_vec());
+        assert_eq!(n.groups.iter().map(|g| g.id).collect::<Vec<_>>(), [51, 9]);
+        assert_eq!(n.groups[0].vips_fingerprint, 0xa);
+        assert_eq!(n.groups[0].handover_to.as_deref(), Some("n3"));
+        assert_eq!(
+            (n.groups[1].state, n.groups[1].priority, n.groups[1].epoch),
+            (State::Fault, 5, 3)
+        );
+        // Back to the election's view: header fields from the node, MACs split.
+        let back = n.advert(&n.groups[1]);
+        assert_eq!(back.name, "n1");
+        assert_eq!((back.advert_interval_ms, back.seq), (40, 77));
+        assert_eq!(back.fingerprint, [5, 6, 7, 8]);
+        assert_eq!(
+            (back.state, back.priority, back.epoch),
+            (State::Fault, 5, 3)
+        );
+        assert_eq!(back.mac, macs[0]);
+        assert_eq!(back.extra_macs, vec![macs[1]]);
+        assert_eq!(back.handover_to, None);
+        // What a v1 peer gets: the first group's advert in v1, without the other MACs.
+        let v1 = decode(&encode(&n.advert(&n.groups[0]))).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v1.handover_to.as_deref(), Some("n3"));
+        assert!(v1.extra_macs.is_empty());
+    }
+
+    #[test]
+    fn v2_random_and_mutated_bytes_never_panic_and_accepted_ones_are_canonical_or_longer() {
+        let good = encode_v2(&sample_v2());
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(0x4842);
+        let mut accepted = 0;
+        for i in 0..20_000 {
+            let mut buf: Vec<u8> = (0..rng.random_range(0..120))
+                .map(|_| rng.random())
+                .collect();
+            if i % 2 == 0 {
+                buf = good.clone();
+                for _ in 0..rng.random_range(1..4) {
+                    let at = rng.random_range(0..buf.len());
+                    buf[at] = rng.random();
+                }
+            }
+            if let Ok(a) = decode_v2(&buf) {
+                accepted += 1;
+                assert_eq!(a.validate(), Ok(()));
+                let again = encode_v2(&a);
+                assert!(again.len() <= buf.len());
+                if again.len() == buf.len() {
+                    assert_eq!(
+                        again, buf,
+                        "accepted canonical bytes must re-encode identically"
+                    );
+                }
+                assert_eq!(decode_v2(&again), Ok(a));
+            }
+        }
+        assert!(accepted > 0);
     }
 }

@@ -164,6 +164,11 @@ fn wire_properties_hold() {
 }
 
 #[test]
+fn wire_v2_properties_hold() {
+    run("wire_v2", 10_000);
+}
+
+#[test]
 fn icmp_reply_properties_hold() {
     run("icmp_reply", 10_000);
 }
@@ -222,6 +227,14 @@ fn every_target_has_seeds_and_every_seed_dir_a_target() {
 fn the_valid_seeds_are_accepted() {
     for (name, bytes) in seeds("wire") {
         assert!(haagent::wire::decode(&bytes).is_ok(), "{name}");
+    }
+    // wire_v2: every seed decodes (v2 ones with decode_v2, the v1 one with decode_any).
+    for (name, bytes) in seeds("wire_v2") {
+        let decoded = haagent::wire::decode_any(&bytes);
+        assert!(decoded.is_ok(), "{name}: {decoded:?}");
+        if !name.contains("v1") {
+            assert!(haagent::wire::decode_v2(&bytes).is_ok(), "{name}");
+        }
     }
     for (name, bytes) in seeds("http_head") {
         assert!(haagent::health::fuzz_parse_head(&bytes).is_ok(), "{name}");

@@ -1150,3 +1150,238 @@ async fn fast_contact_redials_a_silent_peer_often_and_a_rejecting_one_rarely() {
         "{rejected} rejected dials in {window:?}: the backoff (100 ms doubling to 2 s) allows 6"
     );
 }
+
+// ---- Wire version negotiation (ALPN haagent/2, haagent/1) ----
+
+/// A CA, and identities for n1 and n2 (checked like the agent loads them).
+fn cluster_ids() -> (tempfile::TempDir, NodeIdentity, NodeIdentity) {
+    let dir = tempfile::tempdir().unwrap();
+    certs::init_ca(dir.path(), "test", 30, false).unwrap();
+    let ca = dir.path().join("ca.pem");
+    let mut ids = ["n1", "n2"].map(|name| {
+        let w = certs::issue(dir.path(), name, &[LOOPBACK], 10, false).unwrap();
+        Some(certs::load_identity(&ca, &w.cert, &w.key, SystemTime::now()).unwrap())
+    });
+    let (n1, n2) = (ids[0].take().unwrap(), ids[1].take().unwrap());
+    (dir, n1, n2)
+}
+
+fn roots_of(id: &NodeIdentity) -> Arc<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in &id.ca {
+        roots.add(ca.clone()).unwrap();
+    }
+    Arc::new(roots)
+}
+
+fn ring() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A QUIC client of a release before wire v2: mutual TLS with `id`, offering only
+/// `haagent/1`.
+fn v1_only_client(id: &NodeIdentity) -> quinn::ClientConfig {
+    let mut tls = rustls::ClientConfig::builder_with_provider(ring())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots_of(id))
+        .with_client_auth_cert(id.chain.clone(), id.clone_key())
+        .unwrap();
+    tls.alpn_protocols = vec![b"haagent/1".to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    quinn::ClientConfig::new(Arc::new(quic))
+}
+
+/// A QUIC server of a release before wire v2: client certificate required, accepting only
+/// `haagent/1` (and its doctor's ALPN).
+fn v1_only_server(id: &NodeIdentity) -> quinn::ServerConfig {
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots_of(id), ring())
+            .build()
+            .unwrap();
+    let mut tls = rustls::ServerConfig::builder_with_provider(ring())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(id.chain.clone(), id.clone_key())
+        .unwrap();
+    tls.alpn_protocols = vec![b"haagent/1".to_vec(), b"haagent-doctor/1".to_vec()];
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
+    quinn::ServerConfig::with_crypto(Arc::new(quic))
+}
+
+fn alpn_of(conn: &quinn::Connection) -> Option<Vec<u8>> {
+    conn.handshake_data()
+        .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|h| h.protocol)
+}
+
+/// What the transport sends a dialler it accepts (transport/mod.rs `ACCEPTED`), as a v1
+/// release sends it too.
+const CONFIRMATION: &[u8] = b"haagent accepted";
+
+/// Calls `send` until `conn` receives a datagram (bounded); returns it.
+async fn first_datagram(conn: &quinn::Connection, send: impl Fn()) -> Bytes {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        send();
+        if let Ok(got) =
+            tokio::time::timeout(Duration::from_millis(200), conn.read_datagram()).await
+        {
+            return got.unwrap();
+        }
+    }
+    panic!("no datagram arrived within {WAIT:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_new_nodes_speak_wire_v2_and_get_the_v2_datagram() {
+    let mut p = Pair::start(false).await;
+    assert_eq!(p.n1.stats()[0].wire_version, Some(2));
+    assert_eq!(p.n2.stats()[0].wire_version, Some(2));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        p.n1.broadcast_versioned(Bytes::from_static(b"v2"), Some(Bytes::from_static(b"v1")));
+        let got = p
+            .n2_events
+            .wait_for("datagram", Duration::from_millis(200), |e| {
+                matches!(e, TransportEvent::Datagram { .. })
+            })
+            .await;
+        if let Some(TransportEvent::Datagram { payload, .. }) = got {
+            assert_eq!(payload.as_ref(), b"v2");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nothing arrived");
+    }
+    // The plain broadcast still reaches a v2 peer.
+    deliver(&p.n1, &mut p.n2_events, b"plain").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v1_only_client_still_connects_and_gets_exact_v1() {
+    let (_dir, n1_id, n2_id) = cluster_ids();
+    // n1 knows n2 at an address where nothing answers: only n2's own dial connects them.
+    let silent = bind();
+    let (n1, rx) = Transport::start(TransportConfig {
+        listen: SocketAddr::new(LOOPBACK, 0),
+        peers: vec![named("n2", silent.local_addr().unwrap())],
+        identity: Arc::new(n1_id),
+        redial_interval: Duration::ZERO,
+    })
+    .await
+    .unwrap();
+    let mut events = Events::new(rx);
+    let endpoint = quinn::Endpoint::client(SocketAddr::new(LOOPBACK, 0)).unwrap();
+    let conn = endpoint
+        .connect_with(v1_only_client(&n2_id), n1.local_addr(), "n1")
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(alpn_of(&conn).as_deref(), Some(&b"haagent/1"[..]));
+    let mut confirmation = conn.accept_uni().await.unwrap();
+    assert_eq!(
+        confirmation.read_to_end(64).await.unwrap(),
+        CONFIRMATION,
+        "n1 did not accept the v1 client"
+    );
+    events
+        .expect("n1: Up n2", |e| {
+            matches!(e, TransportEvent::Up { peer: 0, .. })
+        })
+        .await;
+    assert_eq!(n1.stats()[0].wire_version, Some(1));
+    // Without a v1 copy a v1 peer gets nothing; with one, exactly that copy (datagrams on
+    // one loopback connection arrive in order, so the first one proves the first sends
+    // carried nothing).
+    for _ in 0..3 {
+        n1.broadcast_versioned(Bytes::from_static(b"v2 only"), None);
+    }
+    let got = first_datagram(&conn, || {
+        n1.broadcast_versioned(Bytes::from_static(b"v2"), Some(Bytes::from_static(b"v1")));
+    })
+    .await;
+    assert_eq!(got.as_ref(), b"v1");
+    // And what the v1 client sends reaches n1.
+    conn.send_datagram(Bytes::from_static(b"from v1")).unwrap();
+    events
+        .expect("n1: the v1 client's datagram", |e| {
+            matches!(e, TransportEvent::Datagram { payload, .. } if payload.as_ref() == b"from v1")
+        })
+        .await;
+    conn.close(0u32.into(), b"");
+    endpoint.close(0u32.into(), b"");
+    n1.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_new_client_speaks_v1_to_a_v1_only_server() {
+    let (_dir, n1_id, n2_id) = cluster_ids();
+    let server =
+        quinn::Endpoint::server(v1_only_server(&n2_id), SocketAddr::new(LOOPBACK, 0)).unwrap();
+    let (n1, rx) = Transport::start(TransportConfig {
+        listen: SocketAddr::new(LOOPBACK, 0),
+        peers: vec![named("n2", server.local_addr().unwrap())],
+        identity: Arc::new(n1_id),
+        redial_interval: Duration::ZERO,
+    })
+    .await
+    .unwrap();
+    let mut events = Events::new(rx);
+    let incoming = tokio::time::timeout(WAIT, server.accept())
+        .await
+        .expect("n1 never dialled")
+        .unwrap();
+    let conn = incoming.await.unwrap();
+    assert_eq!(alpn_of(&conn).as_deref(), Some(&b"haagent/1"[..]));
+    let mut stream = conn.open_uni().await.unwrap();
+    stream.write_all(CONFIRMATION).await.unwrap();
+    stream.finish().unwrap();
+    events
+        .expect("n1: Up n2", |e| {
+            matches!(e, TransportEvent::Up { peer: 0, .. })
+        })
+        .await;
+    assert_eq!(n1.stats()[0].wire_version, Some(1));
+    let got = first_datagram(&conn, || {
+        n1.broadcast_versioned(Bytes::from_static(b"v2"), Some(Bytes::from_static(b"v1")));
+    })
+    .await;
+    assert_eq!(got.as_ref(), b"v1");
+    n1.close().await;
+    server.close(0u32.into(), b"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_probe_still_works_and_gets_the_v1_copy() {
+    let p = Pair::start(false).await;
+    let dir = p.dir.path();
+    let n2_id = certs::load_identity(
+        &p.ca(),
+        &dir.join("n2.pem"),
+        &dir.join("n2-key.pem"),
+        SystemTime::now(),
+    )
+    .unwrap();
+    p.n1.broadcast_versioned(Bytes::from_static(b"v2"), Some(Bytes::from_static(b"v1")));
+    let answer = haagent::transport::probe(
+        &n2_id,
+        SocketAddr::new(LOOPBACK, 0),
+        &named("n1", p.n1_addr),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.names, vec!["n1".to_string()]);
+    assert_eq!(answer.advert.as_deref(), Some(&b"v1"[..]));
+    p.n1.broadcast_versioned(Bytes::from_static(b"v2"), None);
+    let answer = haagent::transport::probe(
+        &n2_id,
+        SocketAddr::new(LOOPBACK, 0),
+        &named("n1", p.n1_addr),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.advert.as_deref(), Some(&b"v2"[..]));
+}

@@ -601,7 +601,7 @@ impl Node {
             return;
         }
         let views = election.peers();
-        let Some(view) = views.iter().find(|v| v.mac == mac && !v.is_alive(now)) else {
+        let Some(view) = views.iter().find(|v| v.has_mac(mac) && !v.is_alive(now)) else {
             return;
         };
         match self

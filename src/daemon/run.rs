@@ -20,7 +20,7 @@ use crate::vip::{ArpConflict, LinkState};
 use crate::wire::{self, Advert, State};
 use crate::witness::{Witness, WitnessEvent};
 
-use super::admission::{Intake, Received};
+use super::admission::{GroupKey, Intake, Received};
 use super::execute::{GroupExec, Node};
 use super::operator::{self, Operator, RunOptions};
 use super::setup::{self, DaemonError, Inputs, SideKey};
@@ -33,6 +33,10 @@ struct Group {
     election: Election,
     exec: GroupExec,
     last_advert: Option<Advert>,
+    /// The group's wire id (`[[group]] id`).
+    id: u16,
+    /// The hash of its VIPs, carried in its datagram entry (drift per group).
+    vips_fingerprint: u32,
 }
 
 /// The daemon's state, by job: one election and its drivers per group, what the groups
@@ -51,6 +55,8 @@ struct Daemon {
     supervisor: Supervisor,
     /// The datagram counter (the wire's `seq`), +1 per datagram.
     seq: u64,
+    /// The v2 header's fingerprint ([`Config::fingerprint_v2`]).
+    fingerprint_v2: [u32; 4],
 }
 
 /// Runs the agent until `shutdown` completes, then hands over gracefully: a master to its
@@ -61,16 +67,21 @@ pub(super) async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let (started, inputs) = setup::start(&config).await?;
+    let fingerprint_v2 = config.fingerprint_v2().words;
     let mut daemon = Daemon {
         groups: started
             .groups
             .into_iter()
-            .map(|(election, exec)| Group {
+            .zip(&config.groups)
+            .map(|((election, exec), group)| Group {
                 election,
                 exec,
                 last_advert: None,
+                id: group.id,
+                vips_fingerprint: group.vips_fingerprint(),
             })
             .collect(),
+        fingerprint_v2,
         node: started.node,
         intake: started.intake,
         ops: Operator::new(
@@ -310,18 +321,64 @@ impl Daemon {
             }
         }
         self.seq = self.seq.wrapping_add(1);
+        let config = &self.ops.config;
+        let entries: Vec<(u16, u32, &Advert)> = self
+            .groups
+            .iter()
+            .filter_map(|g| {
+                g.last_advert
+                    .as_ref()
+                    .map(|a| (g.id, g.vips_fingerprint, a))
+            })
+            .collect();
         let Some(first) = self.groups.first().and_then(|g| g.last_advert.as_ref()) else {
             return;
         };
+        let macs = self.node_macs();
+        let interval_ms = u16::try_from(config.election.advert_interval.as_millis())
+            .unwrap_or(wire::MAX_ADVERT_INTERVAL_MS);
+        let datagram = wire::node_advert(
+            &config.node.name,
+            interval_ms,
+            self.seq,
+            self.fingerprint_v2,
+            &macs,
+            &entries,
+        );
         let mut v1 = first.clone();
         v1.seq = self.seq;
+        let v1 = wire::encode(&v1);
+        // Validated by the config (≤ 64 groups, ≤ 8 interfaces, names by the wire rule);
+        // should it ever fail, the v1 peers still get theirs and the error is logged.
+        let v2 = match datagram.validate() {
+            Ok(()) => wire::encode_v2(&datagram),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode the advert datagram (wire v2)");
+                Vec::new()
+            }
+        };
         self.node.counters.adverts_sent += 1;
         self.node.metrics.advert_sent();
-        // MERGE(wire): v2 datagram with every group's advert, v1 (first group) for v1 peers.
         self.node
             .peers
             .transport
-            .broadcast(wire::encode(&v1).into());
+            .broadcast_versioned(v2.into(), Some(v1.into()));
+    }
+
+    /// This node's MACs for the datagram: the node interface's first, then each other
+    /// interface a group uses, once each, at most [`wire::MAX_MACS`].
+    fn node_macs(&self) -> Vec<[u8; 6]> {
+        let node_if = &self.ops.config.node.interface;
+        let mut seen: Vec<(&str, [u8; 6])> = Vec::new();
+        if let Some((_, mac)) = self.node.peers.solicit_link {
+            seen.push((node_if.as_str(), mac));
+        }
+        for (interface, mac) in self.groups.iter().flat_map(|g| g.exec.macs()) {
+            if seen.len() < wire::MAX_MACS && !seen.iter().any(|(i, _)| *i == interface) {
+                seen.push((interface, mac));
+            }
+        }
+        seen.into_iter().map(|(_, mac)| mac).collect()
     }
 
     /// Every group's lease check (the ones due, or all).
@@ -348,7 +405,13 @@ impl Daemon {
                 names,
                 payload,
             } => match self.intake.receive(peer, &names, &payload) {
-                Received::Advert { advert, drift } => {
+                Received::Adverts {
+                    node,
+                    advert_interval_ms,
+                    adverts,
+                    drift,
+                    group_drift,
+                } => {
                     // Heard again after silence: the peer may not hear us yet (our neighbour
                     // entry for it can still be failed), so reach it too.
                     let now = Instant::now();
@@ -356,16 +419,21 @@ impl Daemon {
                         g.election
                             .peers()
                             .iter()
-                            .any(|v| v.name == advert.name && !v.is_alive(now))
+                            .any(|v| v.name == node && !v.is_alive(now))
                     });
                     if was_silent {
                         let interval = self.ops.config.election.advert_interval;
                         self.node.reach(&[peer], interval);
                     }
-                    self.node.advert_received(&advert.name, &drift);
-                    self.log_drift(&advert, &drift.new);
-                    // MERGE(wire): one advert per group the datagram carries.
-                    self.step(0, Input::Advert(advert)).await;
+                    self.node.advert_received(&node, &drift);
+                    self.log_drift(&node, advert_interval_ms, &drift.new);
+                    for d in &group_drift {
+                        tracing::warn!(peer = %node, group = %d.group_words(), drift = d.kind.label(),
+                            "GROUP DRIFT: {d}");
+                    }
+                    for (group, advert) in adverts {
+                        self.step(group, Input::Advert(advert)).await;
+                    }
                 }
                 Received::Refused { error, first } => {
                     let kind = error.kind();
@@ -396,21 +464,20 @@ impl Daemon {
     }
 
     /// The first time a peer's settings differ from ours: one warning per setting.
-    fn log_drift(&self, advert: &Advert, new: &[&'static str]) {
+    fn log_drift(&self, node: &str, advert_interval_ms: u16, new: &[&'static str]) {
         for setting in new {
             // The advert carries its interval, so that one difference can be shown.
             let values = if *setting == "advert_interval_ms" {
                 format!(
                     " ({} ms there, {} ms here)",
-                    advert.advert_interval_ms,
+                    advert_interval_ms,
                     self.ops.config.election.advert_interval.as_millis()
                 )
             } else {
                 String::new()
             };
-            tracing::warn!(peer = %advert.name, %setting,
-                "CONFIG DRIFT: {} has a different `{setting}` than this node{values}; every node must use the same value",
-                advert.name);
+            tracing::warn!(peer = %node, %setting,
+                "CONFIG DRIFT: {node} has a different `{setting}` than this node{values}; every node must use the same value");
         }
     }
 
@@ -746,6 +813,24 @@ impl Daemon {
                     self.step(g, fault).await;
                 }
             }
+        }
+        // The datagram's header and entries carry what the reload changed.
+        let config = &self.ops.config;
+        let fingerprint_v2 = config.fingerprint_v2();
+        if fingerprint_v2.words != self.fingerprint_v2 {
+            self.fingerprint_v2 = fingerprint_v2.words;
+            self.intake.set_fingerprint_v2(fingerprint_v2);
+        }
+        let keys: Vec<GroupKey> = config.groups.iter().map(GroupKey::of).collect();
+        let mut entries_changed = false;
+        for (group, key) in self.groups.iter_mut().zip(&keys) {
+            if group.vips_fingerprint != key.vips_fingerprint {
+                group.vips_fingerprint = key.vips_fingerprint;
+                entries_changed = true;
+            }
+        }
+        if entries_changed {
+            self.intake.set_groups(keys);
         }
         if let Some(reconfigs) = reloaded.election {
             if let Some(first) = reconfigs.first() {

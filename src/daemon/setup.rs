@@ -30,7 +30,7 @@ use crate::vip::{
 };
 use crate::witness::{Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent};
 
-use super::admission::{Admission, Intake};
+use super::admission::{Admission, GroupKey, Intake};
 use super::execute::{
     unix_secs, Arp, Counters, GroupExec, Node, PeerLinks, Record, Routes, Side, Vips,
 };
@@ -464,7 +464,10 @@ fn intake(config: &Config) -> Intake {
         cluster_word: words[0],
         peers: peer_specs(config),
     };
-    Intake::new(rules, words, names)
+    let mut intake = Intake::new(rules, words, names);
+    intake.set_groups(config.groups.iter().map(GroupKey::of).collect());
+    intake.set_fingerprint_v2(config.fingerprint_v2());
+    intake
 }
 
 /// The peers of `config` for a running transport that has `running`: a peer still

@@ -95,8 +95,9 @@ fn same_settings(config: &Config, advert: Option<&[u8]>) -> Result<&'static str,
     let Some(advert) = advert else {
         return Ok("no advert from it yet (settings not compared)");
     };
-    let theirs = match crate::wire::decode(advert) {
-        Ok(a) => a.fingerprint,
+    let theirs = match crate::wire::decode_any(advert) {
+        Ok(crate::wire::Decoded::V1(a)) => a.fingerprint,
+        Ok(crate::wire::Decoded::V2(a)) => a.fingerprint,
         Err(e) => return Err(format!("advert ({e}) and so its settings")),
     };
     let differ = config.fingerprint().differences(&theirs);

@@ -391,11 +391,18 @@ pub struct PeerView {
     pub advert_interval: Duration,
     /// Its MAC on the VIP interface.
     pub mac: [u8; 6],
+    /// Its MACs on its other interfaces (wire v2).
+    pub extra_macs: Vec<[u8; 6]>,
     /// It counts as alive until then: last heard + master-down for its interval.
     pub alive_until: Instant,
 }
 
 impl PeerView {
+    /// Whether `mac` is one of its MACs (on any interface).
+    pub fn has_mac(&self, mac: [u8; 6]) -> bool {
+        self.mac == mac || self.extra_macs.contains(&mac)
+    }
+
     /// Heard within master-down of its own interval, and not leaving.
     pub fn is_alive(&self, now: Instant) -> bool {
         self.priority != 0 && now < self.alive_until
@@ -435,6 +442,8 @@ struct Peer {
     contact_since: Instant,
     interval: Duration,
     mac: [u8; 6],
+    /// Its MACs on its other interfaces (wire v2; empty from a v1 peer).
+    extra_macs: Vec<[u8; 6]>,
 }
 
 /// The master whose adverts we last heard (kept after it leaves, to explain the takeover).
@@ -720,6 +729,7 @@ impl Election {
                 (Some((to, _)), State::Master) => Some(to.clone()),
                 _ => None,
             },
+            extra_macs: Vec::new(),
         }
     }
 
@@ -855,6 +865,7 @@ impl Election {
             contact_since,
             interval,
             mac: a.mac,
+            extra_macs: a.extra_macs.clone(),
         };
         match self.peers.get_mut(&a.name) {
             Some(p) => *p = peer,

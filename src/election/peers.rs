@@ -16,6 +16,7 @@ impl Election {
                 last_heard: p.last_heard,
                 advert_interval: p.interval,
                 mac: p.mac,
+                extra_macs: p.extra_macs.clone(),
                 alive_until: after(p.last_heard, self.master_down_for(p.interval)),
             })
             .collect()
@@ -74,7 +75,9 @@ impl Election {
     }
 
     pub(super) fn peer_with_mac(&self, mac: [u8; 6]) -> Option<(&String, &Peer)> {
-        self.peers.iter().find(|(_, p)| p.mac == mac)
+        self.peers
+            .iter()
+            .find(|(_, p)| p.mac == mac || p.extra_macs.contains(&mac))
     }
 
     /// `mac` in words: whose it is by the adverts, and whether we hear that peer.

@@ -38,6 +38,7 @@ fn adv(name: &str, state: State, priority: u8, epoch: u64, mac: [u8; 6]) -> Adve
         mac,
         fingerprint: [0; 4],
         handover_to: None,
+        extra_macs: Vec::new(),
     }
 }
 

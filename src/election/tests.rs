@@ -35,6 +35,7 @@ fn adv(name: &str, state: State, priority: u8, epoch: u64) -> Advert {
         mac: [2, 0, 0, 0, 0, 1],
         fingerprint: [0; 4],
         handover_to: None,
+        extra_macs: Vec::new(),
     }
 }
 
@@ -617,6 +618,7 @@ fn random_inputs_never_panic_and_epochs_saturate() {
                     mac: rng.random(),
                     fingerprint: rng.random(),
                     handover_to: None,
+                    extra_macs: Vec::new(),
                 }),
             };
             for a in e.handle(now, input) {

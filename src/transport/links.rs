@@ -60,7 +60,8 @@ pub(super) struct Shared {
     pub(super) base: std::time::Instant,
     /// Fast contact's redial interval in ms; 0: off (exponential backoff only).
     pub(super) redial_ms: AtomicU64,
-    /// The last advert broadcast: a doctor probe gets a copy (to compare fingerprints).
+    /// The last advert broadcast (its v1 copy when it had one, else the v2 datagram): a
+    /// doctor probe gets a copy (to compare fingerprints).
     pub(super) last_advert: Mutex<Option<Bytes>>,
 }
 
@@ -138,6 +139,8 @@ pub(super) struct Live {
     pub(super) seq: u64,
     /// Datagram send-buffer space of the idle connection, to tell when it has drained.
     pub(super) idle_space: usize,
+    /// The wire version negotiated by ALPN (1 or 2, [`super::tls::negotiated_version`]).
+    pub(super) version: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,10 +276,12 @@ impl Shared {
         };
         let was_up = link.best().is_some();
         self.heard(peer);
+        let version = super::tls::negotiated_version(conn);
         let live = Live {
             conn: conn.clone(),
             seq,
             idle_space: conn.datagram_send_buffer_space(),
+            version,
         };
         if let Some(old) = link.slot(dir).replace(live) {
             old.conn.close(
@@ -284,7 +289,7 @@ impl Shared {
                 b"replaced by a newer connection",
             );
         }
-        info!(peer = %contact.spec.describe(), remote = %conn.remote_address(), ?dir, "connection accepted");
+        info!(peer = %contact.spec.describe(), remote = %conn.remote_address(), ?dir, wire_version = version, "connection accepted");
         if !was_up {
             self.emit(TransportEvent::Up {
                 peer,

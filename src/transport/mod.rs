@@ -32,6 +32,10 @@
 //! `verify.rs`), and is logged at WARN once per source and kind within a bounded table; a
 //! flood from many sources is summarised (`reject_log.rs`).
 //!
+//! Each connection negotiates the wire version by ALPN ([`ALPNS`]: `haagent/2`, then
+//! `haagent/1` for a peer of a release before VIP groups); [`Transport::broadcast_versioned`]
+//! sends each peer the datagram of its connection's version (docs/wire-format.md).
+//!
 //! Datagrams are read only from accepted connections. Sending uses one connection per peer:
 //! the most recently accepted one. Normally that is whichever of the two came up last; after a
 //! peer restarts, it is the new connection, not the old one that looks alive until the idle
@@ -85,7 +89,7 @@ use tls::TlsContext;
 
 pub use probe::{probe, ProbeAnswer, ProbeError, DOCTOR_ALPN};
 pub use reject::RejectKind;
-pub use tls::{client_config, server_config, ALPN};
+pub use tls::{client_config, server_config, ALPN, ALPNS, ALPN_V1, ALPN_V2};
 
 fn validate_peers(peers: &[PeerSpec]) -> Result<(), TransportError> {
     for p in peers {
@@ -203,6 +207,10 @@ pub struct PeerLinkStats {
     pub cert_not_after: Option<std::time::SystemTime>,
     /// The serial number of the peer's certificate on that connection (lowercase hex).
     pub cert_serial: Option<String>,
+    /// The wire version that connection negotiated by ALPN: 2 (`haagent/2`) or 1
+    /// (`haagent/1`, a peer of a release before VIP groups), see
+    /// [`Transport::broadcast_versioned`].
+    pub wire_version: Option<u8>,
 }
 
 /// What [`Transport::reload_identity`] did.
@@ -454,19 +462,45 @@ impl Transport {
         self.handle.local_addr
     }
 
-    /// Sends `payload` as an unreliable datagram to every peer with an accepted connection.
-    /// Never blocks; failures are logged at debug level (the next advert follows anyway).
+    /// Sends `payload` as an unreliable datagram to every peer with an accepted connection,
+    /// whatever wire version it negotiated. Never blocks; failures are logged at debug level
+    /// (the next advert follows anyway).
     pub fn broadcast(&self, payload: Bytes) {
+        self.send_each(payload, |_, p| Some(p.clone()));
+    }
+
+    /// Sends each peer the datagram for the wire version its connection negotiated by ALPN
+    /// ([`PeerLinkStats::wire_version`]): `v1` (if `Some`, else nothing) to a connection that
+    /// negotiated `haagent/1`, `v2` to every other. The daemon passes the v2 datagram of
+    /// every group and, for a v1-only peer of a rolling upgrade, the v1 advert of its first
+    /// group (docs/wire-format.md). A doctor probe gets `v1` if `Some`, else `v2` (so that
+    /// doctors of every release can read it). Never blocks; failures (such as a datagram
+    /// above the connection's `max_datagram_size`) are logged at debug level.
+    pub fn broadcast_versioned(&self, v2: Bytes, v1: Option<Bytes>) {
+        let for_doctor = v1.clone().unwrap_or_else(|| v2.clone());
+        self.send_each(for_doctor, |version, _| {
+            if version == crate::wire::WIRE_VERSION {
+                v1.clone()
+            } else {
+                Some(v2.clone())
+            }
+        });
+    }
+
+    /// Remembers `for_doctor` and sends each peer what `pick(version, for_doctor)` gives.
+    fn send_each(&self, for_doctor: Bytes, pick: impl Fn(u8, &Bytes) -> Option<Bytes>) {
         let shared = &self.handle.shared;
         if let Ok(mut last) = shared.last_advert.lock() {
-            *last = Some(payload.clone());
+            *last = Some(for_doctor.clone());
         }
         let links = shared.lock_links();
         for (peer, link) in links.iter().enumerate() {
-            if let Some(live) = link.best() {
-                if let Err(e) = live.conn.send_datagram(payload.clone()) {
-                    debug!(peer = %shared.describe(peer), error = %e, "datagram not sent");
-                }
+            let Some(live) = link.best() else { continue };
+            let Some(payload) = pick(live.version, &for_doctor) else {
+                continue;
+            };
+            if let Err(e) = live.conn.send_datagram(payload) {
+                debug!(peer = %shared.describe(peer), error = %e, "datagram not sent");
             }
         }
     }
@@ -484,6 +518,7 @@ impl Transport {
                     remote: Some(live.conn.remote_address()),
                     cert_not_after: peer_summary(&live.conn).map(|s| s.not_after),
                     cert_serial: peer_summary(&live.conn).map(|s| s.serial),
+                    wire_version: Some(live.version),
                 },
                 None => PeerLinkStats::default(),
             })

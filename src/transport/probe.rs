@@ -13,7 +13,7 @@ use super::tls::TlsContext;
 use super::{PeerSpec, ACCEPTED, CLOSE_SHUTDOWN};
 use crate::certs::NodeIdentity;
 
-/// The ALPN of the doctor's probe. An agent offers it beside [`super::ALPN`]; a connection
+/// The ALPN of the doctor's probe. An agent offers it beside [`super::ALPNS`]; a connection
 /// that negotiated it is confirmed and closed, never registered as a peer.
 pub const DOCTOR_ALPN: &[u8] = b"haagent-doctor/1";
 
@@ -24,7 +24,9 @@ pub struct ProbeAnswer {
     pub names: Vec<String>,
     /// IP addresses of its certificate.
     pub ips: Vec<IpAddr>,
-    /// The last advert the peer's agent sent (wire format), if it has sent one yet.
+    /// The last advert the peer's agent sent (wire format, v1 or v2: decode it with
+    /// [`crate::wire::decode_any`]), if it has sent one yet. An agent that sends both
+    /// versions answers with the v1 copy, which doctors of every release can read.
     pub advert: Option<Vec<u8>>,
 }
 
@@ -55,7 +57,7 @@ pub async fn probe(
     let refused = |e: String| ProbeError::Refused(e);
     let tls = TlsContext::new(identity).map_err(|e| refused(e.to_string()))?;
     let (client, verdict) = tls
-        .client_with_alpn(DOCTOR_ALPN)
+        .client_with_alpns(&[DOCTOR_ALPN])
         .map_err(|e| refused(e.to_string()))?;
     let endpoint =
         quinn::Endpoint::client(bind).map_err(|e| refused(format!("cannot bind {bind}: {e}")))?;
@@ -133,7 +135,12 @@ pub(super) async fn answer(conn: quinn::Connection, advert: Option<bytes::Bytes>
     conn.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"doctor probe answered");
 }
 
-/// The server's ALPN list: the peer protocol, then the probe's.
+/// The server's ALPN list: the peer protocols (v2 preferred, [`super::tls::ALPNS`]), then
+/// the probe's.
 pub(super) fn server_alpns() -> Vec<Vec<u8>> {
-    vec![super::ALPN.to_vec(), DOCTOR_ALPN.to_vec()]
+    super::tls::ALPNS
+        .iter()
+        .chain([&DOCTOR_ALPN])
+        .map(|a| a.to_vec())
+        .collect()
 }

@@ -5,7 +5,7 @@
 //! client checks the server's certificate against the CA and against the name (or IP address)
 //! configured for that peer. TLS 1.3 only, *ring* only, no session resumption (every
 //! connection checks the certificates again, so an expired or replaced certificate is noticed
-//! at the next reconnect), ALPN [`ALPN`].
+//! at the next reconnect), ALPN [`ALPNS`] (`haagent/2`, then `haagent/1`).
 //!
 //! QUIC timers: keep-alive 1 s and idle timeout 10 s only keep NAT/conntrack state warm and
 //! eventually clean up dead connections. They are deliberately NOT the failure detector: QUIC
@@ -34,8 +34,34 @@ use super::verify::{Recorder, RecordingClientVerifier, RecordingServerVerifier, 
 use super::TransportError;
 use crate::certs::{self, NodeIdentity};
 
-/// The ALPN protocol both sides must offer.
-pub const ALPN: &[u8] = b"haagent/1";
+/// The ALPN protocol of wire version 2 (one datagram per node, every VIP group).
+pub const ALPN_V2: &[u8] = b"haagent/2";
+
+/// The ALPN protocol of wire version 1 (one advert, one group), what every release before
+/// VIP groups offers and the only one it accepts.
+pub const ALPN_V1: &[u8] = b"haagent/1";
+
+/// The peer protocols this build offers as a client and accepts as a server, preferred
+/// first: a server picks the first of its list the client also offers, so two new nodes
+/// speak v2 and a new node and a v1-only one speak v1 (docs/wire-format.md).
+pub const ALPNS: [&[u8]; 2] = [ALPN_V2, ALPN_V1];
+
+/// [`ALPN_V1`], under its name from before wire version 2.
+pub const ALPN: &[u8] = ALPN_V1;
+
+/// The wire version a connection negotiated by ALPN: 2 for [`ALPN_V2`], else 1 (also for a
+/// connection without ALPN, which only a v1-era peer could have made).
+pub(crate) fn negotiated_version(conn: &quinn::Connection) -> u8 {
+    let protocol = conn
+        .handshake_data()
+        .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|h| h.protocol);
+    if protocol.as_deref() == Some(ALPN_V2) {
+        crate::wire::WIRE_VERSION_2
+    } else {
+        crate::wire::WIRE_VERSION
+    }
+}
 
 /// QUIC keep-alive interval.
 pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(1);
@@ -152,14 +178,15 @@ impl TlsContext {
 
     /// Client side for one dial: TLS 1.3, the server verified against the CA and the dialled
     /// name, our certificate presented; the verdict tells why the server was refused.
+    /// It offers [`ALPNS`].
     pub(crate) fn client(&self) -> Result<(quinn::ClientConfig, Arc<Verdict>), TransportError> {
-        self.client_with_alpn(ALPN)
+        self.client_with_alpns(&ALPNS)
     }
 
-    /// [`TlsContext::client`] offering `alpn` instead (the doctor's probe).
-    pub(crate) fn client_with_alpn(
+    /// [`TlsContext::client`] offering `alpns` instead, preferred first (the doctor's probe).
+    pub(crate) fn client_with_alpns(
         &self,
-        alpn: &[u8],
+        alpns: &[&[u8]],
     ) -> Result<(quinn::ClientConfig, Arc<Verdict>), TransportError> {
         let recorder = self.recorder();
         let verdict = Arc::clone(&recorder.verdict);
@@ -173,7 +200,7 @@ impl TlsContext {
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_client_cert_resolver(Arc::new(OneCert(Arc::clone(&self.key))));
-        tls.alpn_protocols = vec![alpn.to_vec()];
+        tls.alpn_protocols = alpns.iter().map(|a| a.to_vec()).collect();
         tls.resumption = rustls::client::Resumption::disabled();
         let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(|e| TransportError::Config(format!("QUIC client: {e}")))?;

@@ -9,14 +9,15 @@ use std::net::Ipv4Addr;
 
 use haagent::config::{self, ErrorPlace, Overrides};
 use haagent::control::{Request, Response};
-use haagent::wire::{self, Advert, State};
+use haagent::wire::{self, Advert, Decoded, GroupEntry, NodeAdvert, State};
 
 /// A property: panics when `input` breaks it.
 pub type Property = fn(&[u8]);
 
 /// The fuzz targets, by name (the directory names under `tests/fuzz/corpus/`).
-pub const TARGETS: [(&str, Property); 7] = [
+pub const TARGETS: [(&str, Property); 8] = [
     ("wire", wire),
+    ("wire_v2", wire_v2),
     ("arp_frame", arp_frame),
     ("icmp_reply", icmp_reply),
     ("http_head", http_head),
@@ -129,6 +130,7 @@ pub fn wire(data: &[u8]) {
         fingerprint: [0; 4].map(|_: u32| u32::from_be_bytes(c.array())),
         name: name(&mut c),
         handover_to: (flags & 4 != 0).then(|| name(&mut c)),
+        extra_macs: Vec::new(),
     };
     let back = wire::decode(&wire::encode(&advert));
     match advert.validate() {
@@ -136,6 +138,93 @@ pub fn wire(data: &[u8]) {
         Err(why) => assert!(
             back.is_err(),
             "validate refuses ({why}) an advert that decodes: {advert:?}"
+        ),
+    }
+}
+
+/// The v2 datagram (`wire::decode_v2`, one per node with every group) and the dispatch on
+/// the version byte (`wire::decode_any`).
+///
+/// - Bytes that decode are a valid node advert (`NodeAdvert::validate`); re-encoded they
+///   decode to the same advert and are never longer (a v2 decoder skips entry tails and
+///   extensions, which `encode_v2` does not write); when as long, they are the same bytes.
+/// - `decode_any` gives exactly what `decode` (version byte 1) or `decode_v2` (2) gives,
+///   and an error for any other version.
+/// - Read as the fields of a node advert (any counts, ids, values, names of any length):
+///   `validate` is `Ok` exactly when `decode_v2(encode_v2(advert))` gives it back.
+pub fn wire_v2(data: &[u8]) {
+    if let Ok(a) = wire::decode_v2(data) {
+        assert_eq!(
+            a.validate(),
+            Ok(()),
+            "decoded node advert breaks the wire rules"
+        );
+        let bytes = wire::encode_v2(&a);
+        assert!(bytes.len() <= data.len(), "re-encoded bytes are longer");
+        if bytes.len() == data.len() {
+            assert_eq!(
+                bytes, data,
+                "accepted canonical bytes do not re-encode identically"
+            );
+        }
+        assert_eq!(wire::decode_v2(&bytes).as_ref(), Ok(&a));
+    }
+    let any = wire::decode_any(data);
+    match data.get(2) {
+        Some(1) if data.starts_with(b"HA") => {
+            assert_eq!(
+                any,
+                wire::decode(data).map(Decoded::V1),
+                "decode_any and decode disagree"
+            );
+        }
+        Some(2) if data.starts_with(b"HA") => {
+            assert_eq!(
+                any,
+                wire::decode_v2(data).map(Decoded::V2),
+                "decode_any and decode_v2 disagree"
+            );
+        }
+        _ => assert!(any.is_err(), "decode_any accepted {data:02x?}"),
+    }
+
+    let mut c = Cursor(data);
+    let name = |c: &mut Cursor| {
+        let len = usize::from(c.byte());
+        String::from_utf8_lossy(c.take(len)).into_owned()
+    };
+    let advert_interval_ms = u16::from_be_bytes(c.array());
+    let seq = u64::from_be_bytes(c.array());
+    let fingerprint = [0; 4].map(|_: u32| u32::from_be_bytes(c.array()));
+    let node_name = name(&mut c);
+    let macs = (0..c.byte() % 11).map(|_| c.array()).collect();
+    let groups = (0..c.byte() % 70)
+        .map(|_| {
+            let flags = c.byte();
+            GroupEntry {
+                id: u16::from_be_bytes(c.array()) % 128,
+                state: State::ALL[usize::from(flags & 3)],
+                priority: c.byte(),
+                epoch: u64::from_be_bytes(c.array()),
+                vips_fingerprint: u32::from_be_bytes(c.array()),
+                handover_to: (flags & 4 != 0).then(|| name(&mut c)),
+            }
+        })
+        .collect();
+    let advert = NodeAdvert {
+        name: node_name,
+        advert_interval_ms,
+        seq,
+        fingerprint,
+        macs,
+        groups,
+    };
+    let back = wire::decode_v2(&wire::encode_v2(&advert));
+    match advert.validate() {
+        Ok(()) => assert_eq!(back, Ok(advert), "a valid node advert does not round-trip"),
+        Err(why) => assert!(
+            back.is_err(),
+            "validate refuses ({why}) a node advert that decodes: {advert:?}"
         ),
     }
 }
