@@ -389,7 +389,9 @@ fn router_pair() {
         cleaned.as_millis()
     );
 
-    // A planned move back: the routes go with the VIPs, and n2 removes its own.
+    // A planned move back: the routes go with the VIPs, and n2 removes its own. n1 hears
+    // n2 already; the handover needs n2 to hear n1 too (a live backup).
+    g.c.wait_status("n2", GROUP_CONVERGE, |s| s["peers"][0]["alive"] == true);
     let said = g.ctl_ok("n2", &["handover", "--group", "edge"]);
     eprintln!("{}", said.trim());
     let moved = wait_edge_on(&g, "n1", TAKEOVER);
