@@ -1,9 +1,10 @@
 //! Deterministic simulation: whole clusters of [`Election`]s on a virtual clock.
 //!
-//! A [`Cluster`] owns N elections and a message queue. Every `Send` goes to every other node
-//! after a delay drawn from a seeded PRNG (`0..=max_delay`, FIFO per link, as datagrams on one
-//! QUIC path), may be lost with probability `loss`, and is dropped when the two nodes are in
-//! different partition groups (checked at send and at delivery). Nodes can be killed (silently),
+//! A [`Cluster`] owns N nodes of G elections each (one per VIP group, see below) and a
+//! message queue. Every `Send` goes to every other node after a delay drawn from a seeded
+//! PRNG (`0..=max_delay`, FIFO per link, as datagrams on one QUIC path), may be lost with
+//! probability `loss`, and is dropped when the two nodes are on different sides of a
+//! partition (checked at send and at delivery). Nodes can be killed (silently),
 //! restarted, shut down gracefully, faulted and cleared. [`Cluster::step`] advances to the
 //! earliest delivery or deadline, feeds it in, applies the actions (tracking who holds the
 //! VIPs) and then runs [`Cluster::check`], which records every invariant violation.
@@ -58,6 +59,40 @@
 //!    master-down + `fall + 1` intervals + `max_delay`.
 //! 8. **A forged frame never moves the VIPs away from a live, heard master** when it
 //!    carries an unknown MAC or the MAC of a live member that advertises backup.
+//!
+//! # Several VIP groups per node
+//!
+//! About half the seeds run G = 2..=4 groups per node (issue 11): per node one [`Election`]
+//! per group, each with its own priority (drawn independently per group; in 30 % of these
+//! seeds one node is the best in every group) and its own VIPs, on interface 0 or, in half
+//! of these seeds, on interface 0 or 1 per group. Node-wide facts are shared as the daemon
+//! shares them: a kill or graceful shutdown ends every group (a graceful stop hands each
+//! mastered group over), a restart starts every group, the witness verdict goes to every
+//! group, a link loss faults exactly the groups on that interface (also after a restart),
+//! partitions and blocked adverts cut the node's traffic as a whole. The adverts one node
+//! emits while one event is processed travel in **one datagram** per peer (wire v2): one
+//! loss draw, one delay, one side check for all of them; a second advert of a group
+//! already in it starts a new datagram. A probe, an announcement and a forged frame
+//! concern one group's VIPs, a handover, a maintenance toggle or a health fault one group
+//! or all of them. The node runs one timer: when any group's deadline comes, every group
+//! gets [`Input::Timeout`]. Everything about groups comes from a second PRNG, so a seed
+//! with one group runs exactly the scenario it ran before groups existed (checked: same
+//! steps, transitions and log for all of them).
+//!
+//! Every invariant above is checked per group (holders, pairs, failover and handover
+//! deadlines, gaps, isolation, forged frames, the quiet window with each group's own
+//! top-ranked node), and one more holds:
+//!
+//! 9. **Groups do not disturb each other.** An election never acts (no transition, no
+//!    advert, no VIP change) on an input that does not concern its group: a timeout that
+//!    came for another group's deadline, or (with the `CrossTalk` break) another group's
+//!    advert. And when one node is the top-ranked in every group and everyone preempts,
+//!    that node holds every group after the quiet window.
+//!
+//! A group's checks are skipped after a step that changed nothing they read (no holder,
+//! state or election change in that group, no topology or loss change) unless one of its
+//! episodes is open: that changes no verdict (checked: identical statistics over the 1200
+//! seeds) and keeps the sweep as fast as before.
 
 use super::*;
 use rand::rngs::SmallRng;
@@ -1638,7 +1673,8 @@ fn sweep(seeds: std::ops::Range<u64>) -> Stats {
     total
 }
 
-// The 1200 seeds are split in four tests so the harness runs them in parallel.
+// The 1200 seeds are split in four tests so the harness runs them in parallel. About half
+// of them run 2..=4 groups per node.
 
 #[test]
 fn random_scenarios_hold_every_invariant_0() {
@@ -1686,13 +1722,40 @@ fn random_scenarios_hold_every_invariant_3() {
         s.handovers > 20 && s.maintenance > 20 && s.graceful_stops > 20,
         "{s:?}"
     );
+    // Several groups per node, sharing datagrams, timers and node-wide facts.
+    assert!(
+        s.multi_group_seeds > 100 && s.shared_datagrams > 10_000,
+        "{s:?}"
+    );
+    assert!(s.foreign_timeouts > 10_000 && s.link_faults > 20, "{s:?}");
+    assert!(s.group_ops > 100 && s.top_everywhere > 10, "{s:?}");
 }
 
-/// A longer soak for when the election changes: `cargo test soak -- --ignored`.
+/// A longer soak for when the election changes: `cargo test soak -- --ignored`
+/// (`HAAGENT_SOAK_SEEDS=2000` for fewer seeds than the default 10 000).
 #[test]
-#[ignore = "soak: 10 000 more seeds, about a minute"]
+#[ignore = "soak: 10 000 more seeds, a few minutes"]
 fn soak_random_scenarios() {
-    sweep(1200..11_200);
+    let seeds = std::env::var("HAAGENT_SOAK_SEEDS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(10_000);
+    let mut total = Stats::default();
+    let mut failed = Vec::new();
+    for seed in 1200..1200 + seeds {
+        match run_seed(seed) {
+            Ok(s) => total += s,
+            Err(report) => failed.push((seed, report)),
+        }
+    }
+    eprintln!("soak, {seeds} seeds: {total:#?}");
+    if let Some((_, first)) = failed.first() {
+        let seeds: Vec<u64> = failed.iter().map(|f| f.0).collect();
+        panic!(
+            "{} seeds failed: {seeds:?}\nthe first: {first}",
+            seeds.len()
+        );
+    }
 }
 
 // ----- scripted scenarios -----
@@ -1970,4 +2033,246 @@ fn checker_catches_flapping() {
         "{:?}",
         c.violations
     );
+}
+
+// ----- several groups per node -----
+
+/// `priorities[g][i]`, group g on interface `iface[g]`, every node started at once.
+fn groups(priorities: &[Vec<u8>], iface: &[u8]) -> Cluster {
+    let mut c = Cluster::with_groups(7, priorities, iface, ms_(50), ms_(5));
+    for i in 0..priorities[0].len() {
+        c.start(i);
+    }
+    c.run_for(ms_(1000));
+    c
+}
+
+/// How often node `i`'s election of group `g` changed state so far.
+fn transitions_of(c: &Cluster, i: usize, g: usize) -> usize {
+    let who = format!(" {} ", c.tag(i, g));
+    c.log
+        .iter()
+        .filter(|l| l.contains(&who) && l.contains("->"))
+        .count()
+}
+
+#[test]
+fn active_active_each_group_on_its_best_node_and_a_crash_moves_only_the_crashed_ones() {
+    let mut c = groups(&[vec![200, 100], vec![100, 200]], &[0, 0]);
+    assert_eq!((c.holders(0), c.holders(1)), (vec![0], vec![1]));
+    let n1_g1 = transitions_of(&c, 1, 1);
+    c.kill(0);
+    c.run_for(ms_(1000));
+    assert_eq!((c.holders(0), c.holders(1)), (vec![1], vec![1]));
+    c.start(0);
+    c.run_for(ms_(3000));
+    // g0 returns to n0 (preempt); g1 never moved.
+    assert_eq!((c.holders(0), c.holders(1)), (vec![0], vec![1]));
+    assert_eq!(transitions_of(&c, 1, 1), n1_g1, "{:?}", c.log);
+    c.check_quiet(ms_(5000), true);
+    assert_eq!(c.violations, Vec::<String>::new());
+    assert_eq!(c.stats.failovers_checked, 1);
+    assert!(c.stats.shared_datagrams > 10, "{:?}", c.stats);
+}
+
+#[test]
+fn link_loss_faults_only_the_groups_on_that_interface() {
+    // n0 is the best everywhere; g0 and g2 on interface 0, g1 on interface 1.
+    let mut c = groups(
+        &[vec![200, 100], vec![200, 100], vec![200, 100]],
+        &[0, 1, 0],
+    );
+    assert_eq!(c.stats.top_everywhere, 0);
+    c.link(0, 1, true);
+    c.run_for(ms_(1000));
+    assert_eq!(c.state(0, 1), Some(State::Fault));
+    assert_eq!(
+        (c.holders(0), c.holders(1), c.holders(2)),
+        (vec![0], vec![1], vec![0])
+    );
+    assert_eq!((transitions_of(&c, 0, 0), transitions_of(&c, 0, 2)), (2, 2));
+    c.link(0, 1, false);
+    c.run_for(ms_(3000));
+    assert_eq!(
+        (c.holders(0), c.holders(1), c.holders(2)),
+        (vec![0], vec![0], vec![0])
+    );
+    // Interface 0 carries two groups: both go.
+    c.link(0, 0, true);
+    c.run_for(ms_(1000));
+    assert_eq!(
+        (c.holders(0), c.holders(1), c.holders(2)),
+        (vec![1], vec![0], vec![1])
+    );
+    // A restarted node still has its link down.
+    c.kill(0);
+    c.start(0);
+    c.run_for(ms_(3000));
+    assert_eq!(
+        (c.state(0, 0), c.state(0, 2)),
+        (Some(State::Fault), Some(State::Fault))
+    );
+    assert_eq!(c.holders(1), vec![0]);
+    c.link(0, 0, false);
+    c.run_for(ms_(3000));
+    c.check_quiet(ms_(5000), true);
+    assert_eq!(c.violations, Vec::<String>::new());
+    assert_eq!(c.stats.top_everywhere, 1);
+}
+
+#[test]
+fn a_group_specific_input_moves_nothing_in_the_other_groups() {
+    let all = Layers {
+        probe: true,
+        quorum: false,
+        witness: false,
+        conflicts: true,
+    };
+    let mut c = Cluster::with_groups(
+        3,
+        &[vec![200, 100], vec![200, 100]],
+        &[0, 0],
+        ms_(50),
+        ms_(5),
+    );
+    c.set_layers(all);
+    c.start(0);
+    c.start(1);
+    c.run_for(ms_(1000));
+    assert_eq!((c.holders(0), c.holders(1)), (vec![0], vec![0]));
+    let g0 = transitions_of(&c, 0, 0) + transitions_of(&c, 1, 0);
+    // Forged claims for g1's VIPs (a stranger's MAC, the backup's) and maintenance, a health
+    // fault and a handover of g1 only.
+    c.forge(1, [6, 0xfe, 0, 0, 0, 1]);
+    c.forge(1, mac_of(1, 0));
+    c.inputs(0, vec![(1, Input::Maintenance { on: true })]);
+    c.run_for(ms_(1000));
+    assert_eq!((c.holders(0), c.holders(1)), (vec![0], vec![1]));
+    c.inputs(0, vec![(1, Input::Maintenance { on: false })]);
+    let fault = Input::Fault {
+        cause: FaultCause::HealthCheck,
+        reason: "g1's check failed".into(),
+    };
+    c.inputs(1, vec![(1, fault)]);
+    c.run_for(ms_(1000));
+    assert_eq!((c.holders(0), c.holders(1)), (vec![0], vec![0]));
+    let cause = FaultCause::HealthCheck;
+    c.inputs(1, vec![(1, Input::FaultCleared { cause })]);
+    c.run_for(ms_(200));
+    c.inputs(0, vec![(1, Input::Handover { to: None })]);
+    c.run_for(ms_(1000));
+    assert_eq!((c.holders(0), c.holders(1)), (vec![0], vec![1]));
+    assert_eq!(
+        transitions_of(&c, 0, 0) + transitions_of(&c, 1, 0),
+        g0,
+        "{:?}",
+        c.log
+    );
+    assert_eq!(c.violations, Vec::<String>::new());
+    assert!(c.stats.foreign_timeouts > 10, "{:?}", c.stats);
+}
+
+#[test]
+fn the_node_top_ranked_everywhere_ends_up_holding_every_group() {
+    // n2 starts last and is the best in all three groups; the others differ per group.
+    let p = [
+        vec![150, 100, 254],
+        vec![100, 150, 254],
+        vec![120, 120, 254],
+    ];
+    let mut c = Cluster::with_groups(5, &p, &[0, 0, 0], ms_(50), ms_(5));
+    c.start(0);
+    c.start(1);
+    c.run_for(ms_(1000));
+    assert_eq!(
+        (c.holders(0), c.holders(1), c.holders(2)),
+        (vec![0], vec![1], vec![0])
+    );
+    c.start(2);
+    c.run_for(ms_(3000));
+    c.check_quiet(ms_(5000), true);
+    assert_eq!(
+        (c.holders(0), c.holders(1), c.holders(2)),
+        (vec![2], vec![2], vec![2])
+    );
+    assert_eq!((c.violations.len(), c.stats.top_everywhere), (0, 1));
+}
+
+#[test]
+fn checker_catches_groups_mixed_up() {
+    let mut c = Cluster::with_groups(
+        1,
+        &[vec![200, 100], vec![100, 200]],
+        &[0, 0],
+        ms_(50),
+        ms_(5),
+    );
+    c.nodes[1].broken = Broken::CrossTalk; // feeds n0's g0 adverts to its g1 and back
+    c.start(0);
+    c.start(1);
+    c.run_for(ms_(3000));
+    assert!(
+        c.violations
+            .iter()
+            .any(|v| v.contains("acted on an input for another group")),
+        "{:?}",
+        c.violations
+    );
+}
+
+#[test]
+fn checker_catches_a_master_off_the_node_top_ranked_everywhere() {
+    let mut c = groups(&[vec![200, 100], vec![200, 100]], &[0, 0]);
+    c.inputs(0, vec![(1, Input::Handover { to: None })]);
+    c.run_for(ms_(1000));
+    // n0 handed g1 over on purpose and does not take it back.
+    c.check_quiet_groups(ms_(1000), &[true, true]);
+    assert!(
+        c.violations
+            .iter()
+            .any(|v| v.contains("top-ranked in every group but g1")),
+        "{:?}",
+        c.violations
+    );
+}
+
+/// Found by the multi-group soak (seed 1908), reproduced with one group: a node restarted
+/// while peer adverts are blocked has never heard the others, so it takes a member's MAC
+/// for a stranger's; that member knows it only from its goodbye (priority 0) advert, so
+/// it ranks it below itself. Each re-announces against the other until the adverts flow.
+#[test]
+#[ignore = "election bug: two holders on one L2 after a restart behind blocked adverts"]
+fn restart_behind_blocked_adverts_then_master_leaves_keeps_one_holder_on_l2() {
+    let all = Layers {
+        probe: true,
+        quorum: false,
+        witness: false,
+        conflicts: true,
+    };
+    let mut failing = Vec::new();
+    // The master leaves at every point of the restarted node's probe cycle.
+    for offset in 0..50 {
+        let mut c = layered(&[250, 100, 200], all);
+        for i in 0..3 {
+            c.start(i);
+        }
+        c.run_for(ms_(1000));
+        c.shutdown(0); // n2 takes over; n1 now follows n2
+        c.run_for(ms_(1000));
+        c.block_adverts(&[0, 1, 1]);
+        c.start(0); // never hears n1 or n2; its probes are answered by n2
+        c.run_for(ms_(1000 + offset));
+        assert_eq!(c.holders(0), vec![2]);
+        // n1 takes over on n2's goodbye, n0 when its probe finds the VIPs free.
+        c.shutdown(2);
+        c.run_for(ms_(1000));
+        if !c.violations.is_empty() {
+            failing.push((offset, c.violations.clone(), c.log.clone()));
+        }
+    }
+    if let Some((_, v, log)) = failing.first() {
+        let log = &log[log.len().saturating_sub(30)..];
+        let offsets: Vec<u64> = failing.iter().map(|f| f.0).collect();
+        panic!("master left at +{offsets:?} ms: {v:?}\n{}", log.join("\n"));
+    }
 }
