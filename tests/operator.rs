@@ -193,14 +193,25 @@ fn sigterm_on_the_master_loses_no_request() {
 }
 
 /// Waits until n2 alone holds the VIP and serves every request, then asserts that no
-/// request since `t0` failed.
+/// request since `t0` failed, except at most the ones the move itself cannot save: a
+/// connection open at the instant of the gratuitous ARP
+/// ([`haagent_lab::probe::unexplained_failures`]).
 fn assert_no_request_lost_moving_to_n2(c: &Cluster, p: &HttpProbe, t0: Instant, what: &str) {
     c.wait_sole_holder("n2", TAKEOVER);
+    let moved = Instant::now();
     wait_all_ok(p, "n2", Duration::from_secs(5));
     let samples = p.between(t0, Instant::now());
-    let failed = samples.iter().filter(|s| !s.ok).count();
-    eprintln!("{what}: {failed} failed of {} requests", samples.len());
-    assert_eq!(failed, 0, "{what}: requests failed\n{}", c.logs());
+    let (straddled, failed) = haagent_lab::probe::unexplained_failures(&samples, t0, moved);
+    eprintln!(
+        "{what}: {} failed of {} requests ({straddled} straddled the move)",
+        failed.len() + straddled,
+        samples.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{what}: requests failed: {failed:?}\n{}",
+        c.logs()
+    );
 }
 
 #[test]

@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use haagent_lab::probe::{HolderSample, HolderSampler, HttpProbe, ProbeFailure, ProbeSample};
+use haagent_lab::probe::{
+    HolderSample, HolderSampler, HttpProbe, ProbeFailure, ProbeSample, MAX_STRADDLERS_PER_MOVE,
+    STRADDLE_WINDOW,
+};
 use haagent_lab::Launch;
 use support::{haagent, require_root, Cluster, Node, CONVERGE, TAKEOVER, VIP};
 
@@ -405,16 +408,6 @@ struct Move {
     /// Samples with none.
     none: usize,
 }
-
-/// A failed request counts as *straddling* a planned move when its connection was reset
-/// and it started within this long of the move's first changed holder sample (the
-/// sampler's 10 ms, plus the probe's own connect and answer timeouts).
-const STRADDLE_WINDOW: Duration = Duration::from_millis(100);
-
-/// Most requests per planned move that may straddle it: one is the expected case (a
-/// request takes under 1 ms and one starts every 10 ms), two leave room for a loaded host
-/// where requests run longer.
-const MAX_STRADDLERS_PER_MOVE: usize = 2;
 
 /// Splits the failed requests into those that straddled one of `moves` (see
 /// [`STRADDLE_WINDOW`]), counted per move, and all others.
