@@ -72,7 +72,9 @@ impl Election {
     /// - A member we cannot hear (it may have taken over on the other side of a partition),
     ///   or one whose adverts say master, is judged by `(epoch, rank)` from its last
     ///   advert: the lower releases. Forging that takes silencing the member too.
-    /// - An unknown MAC is answered with a re-announcement.
+    /// - An unknown MAC is answered with a re-announcement; but while some configured peer
+    ///   has never been heard since we started, it may be that peer's, and if it keeps
+    ///   answering after the re-announcement we release ([`Self::contest_unknown`]).
     ///
     /// Re-assertion is RFC 5227 §2.4 (b) defence, at most once per advert interval, so a
     /// flood of forged claims costs a bounded number of announcements.
@@ -134,8 +136,54 @@ impl Election {
                 }
                 self.defend(now, mac, out);
             }
+            None if self.never_heard_a_peer() => self.contest_unknown(now, mac, out),
             None => self.defend(now, mac, out),
         }
+    }
+
+    /// Whether some configured peer has sent us no advert since we started: then we do not
+    /// know all members' MACs, and a MAC we cannot attribute may be that member's.
+    fn never_heard_a_peer(&self) -> bool {
+        self.peers.len() + 1 < self.cfg.cluster_size
+    }
+
+    /// A MAC we cannot attribute answers for our VIPs while some configured peer has never
+    /// been heard since we started (we restarted behind blocked adverts, say). It may be
+    /// that member, master on its side, which knows us from our last advert (perhaps our
+    /// goodbye, priority 0) and so wins in its own view: if both sides kept the VIPs, they
+    /// would re-announce against each other until the adverts flow (seen in the
+    /// simulation). The side that knows less yields: we re-announce once, and if it still
+    /// answers an advert interval later ([`Self::recheck_contest`]), we release. A forger
+    /// can so make a node that hears none of some peer release the VIPs (a node that hears
+    /// every peer is not affected): the safe side, where the alternative is two holders.
+    fn contest_unknown(&mut self, now: Instant, mac: [u8; 6], out: &mut Vec<Action>) {
+        match &mut self.contested {
+            Some(c) if c.mac == mac => {
+                c.answered |= now > c.since;
+                if c.answered && now >= after(c.since, self.cfg.advert_interval) {
+                    let heard = self.peers.len();
+                    let reason = format!(
+                        "VIP conflict: {} still answers for the VIPs after our re-announcement, \
+                         and we have heard only {heard} of our {} peers since starting: it may \
+                         be a member we cannot hear; releasing",
+                        self.describe_mac(now, mac),
+                        self.cfg.cluster_size.saturating_sub(1)
+                    );
+                    self.step_down(now, Cause::Conflict, reason, out);
+                    self.send(now, out);
+                    return;
+                }
+            }
+            _ => {
+                self.contested = Some(Contest {
+                    mac,
+                    since: now,
+                    answered: false,
+                    rechecked: false,
+                })
+            }
+        }
+        self.defend(now, mac, out);
     }
 
     /// The epoch a member that answers for our VIPs holds them with, as far as we can tell.
@@ -184,9 +232,11 @@ impl Election {
         if self.state != State::Master {
             return;
         }
-        let live = self
-            .peer_with_mac(c.mac)
-            .is_none_or(|(_, p)| self.peer_is_live(now, p));
+        let live = match self.peer_with_mac(c.mac) {
+            Some((_, p)) => self.peer_is_live(now, p),
+            // An unattributed MAC is contested only while a peer was never heard.
+            None => !self.never_heard_a_peer(),
+        };
         if live {
             return; // its adverts flow again: the advert rules settle it
         }

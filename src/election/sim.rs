@@ -2241,7 +2241,6 @@ fn checker_catches_a_master_off_the_node_top_ranked_everywhere() {
 /// for a stranger's; that member knows it only from its goodbye (priority 0) advert, so
 /// it ranks it below itself. Each re-announces against the other until the adverts flow.
 #[test]
-#[ignore = "election bug: two holders on one L2 after a restart behind blocked adverts"]
 fn restart_behind_blocked_adverts_then_master_leaves_keeps_one_holder_on_l2() {
     let all = Layers {
         probe: true,

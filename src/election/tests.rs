@@ -768,3 +768,50 @@ fn advert_due_sends_now_and_realigns_the_timer() {
     e.handle(at, Input::Shutdown);
     assert!(e.handle(at + ms(1), Input::AdvertDue).is_empty(), "stopped");
 }
+
+/// Master without ever having heard its peer (restarted behind blocked adverts): a MAC it
+/// cannot attribute may be that peer's. It re-announces once; if the MAC still answers an
+/// advert interval later, it releases. Once it has heard every peer, an unknown MAC is a
+/// stranger and is only answered with re-announcements.
+#[test]
+fn an_unknown_mac_outlasting_our_reannouncement_wins_only_while_a_peer_was_never_heard() {
+    let stranger = [2, 0x66, 0, 0, 0, 9];
+    let master_at = |e: &mut Election, t0: Instant| {
+        let mut t = t0;
+        while e.state() != State::Master {
+            t = e
+                .next_deadline()
+                .expect("a started election has a deadline");
+            e.handle(t, Input::Timeout);
+            assert!(t < t0 + ms(2000), "never became master");
+        }
+        t
+    };
+    // Never heard n2: the second answer, an interval after the first, makes us release.
+    let (mut e, t0) = started(cfg("n1", 200));
+    let t = master_at(&mut e, t0);
+    let first = e.handle(t, Input::Conflict { mac: stranger });
+    assert!(first.contains(&Action::Announce), "{first:?}");
+    assert_eq!(e.state(), State::Master);
+    let again = e.handle(t + ms(60), Input::Conflict { mac: stranger });
+    assert!(
+        transitions(&again)
+            .iter()
+            .any(|(from, to, why)| *from == State::Master
+                && *to == State::Backup
+                && why.contains("heard only 0 of our 1 peers")),
+        "{again:?}"
+    );
+    assert!(again.contains(&Action::ReleaseVips), "{again:?}");
+
+    // Heard n2 (a backup) once: the same frames are a stranger's; we keep the VIPs.
+    let (mut e, t0) = started(cfg("n1", 200));
+    e.handle(t0, Input::Advert(adv("n2", State::Backup, 100, 0)));
+    let t = master_at(&mut e, t0);
+    e.handle(t, Input::Advert(adv("n2", State::Backup, 100, 0)));
+    for i in 0..5 {
+        let out = e.handle(t + ms(60 * i), Input::Conflict { mac: stranger });
+        assert!(!out.contains(&Action::ReleaseVips), "{out:?}");
+    }
+    assert_eq!(e.state(), State::Master);
+}
