@@ -46,7 +46,7 @@
 //! | 30     | 1    | name_len             | 1..=[`MAX_NAME_LEN`] (64)                                   |
 //! | 31     | n    | name                 | the node-name rule ([`valid_node_name`])                    |
 //! | 31+n   | 1    | mac_count            | 1..=[`MAX_MACS`] (8)                                        |
-//! | 32+n   | 6·m  | macs                 | the first: the MAC on the first group's VIP interface       |
+//! | 32+n   | 6·m  | macs                 | the first: the MAC on the node's `[node] interface`        |
 //! | ..     | 1    | group_count          | 1..=[`MAX_GROUPS`] (64)                                     |
 //! | ..     | ..   | group entries        | `group_count` times, see below                              |
 //! | ..     | ..   | extensions           | TLVs up to the end of the datagram, see below               |

@@ -498,3 +498,103 @@ fn second_interface_link_loss() {
         (Instant::now() - t0).as_millis()
     );
 }
+
+/// The agent CPU time (user + system) of `pid` so far, from `/proc/PID/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split(' ').collect())
+        .unwrap_or_default();
+    // Fields 14 and 15 of proc(5), counted from the state (field 3) here.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    // SAFETY: sysconf only reads a constant of the running system.
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100);
+    Duration::from_micros(ticks * 1_000_000 / hz.max(1))
+}
+
+/// Benchmark (ignored; `cargo nextest run --test groups_netns --run-ignored only`): two
+/// nodes with 1, 2 and 4 groups (n1 first in every group, default timers), per node the
+/// idle CPU over 20 s after convergence, then n1's link down with a client probing every
+/// group's VIP: the outage per group. Prints one line per group count.
+#[test]
+#[ignore = "benchmark: prints idle CPU and link-down outage per group count"]
+fn bench_idle_cpu_and_link_down_outage_by_group_count() {
+    if !require_root("bench_idle_cpu_and_link_down_outage_by_group_count") {
+        return;
+    }
+    const IDLE: Duration = Duration::from_secs(20);
+    for count in [1u8, 2, 4] {
+        let mut g = GroupLab::new(&["n1", "n2"]);
+        let vips: Vec<Ipv4Addr> = (0..count)
+            .map(|i| Ipv4Addr::new(192, 0, 2, 100 + i))
+            .collect();
+        let groups = |prio: u8| {
+            vips.iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    format!(
+                        "[[group]]\nname = \"g{i}\"\nvips = [\"{v}/24\"]\npriority = {prio}\n\n"
+                    )
+                })
+                .collect::<String>()
+        };
+        g.write_config("n1", &groups(150));
+        g.write_config("n2", &groups(100));
+        let _web = [g.c.start_nginx("n1"), g.c.start_nginx("n2")];
+        g.start("n1");
+        g.start("n2");
+        for v in &vips {
+            g.wait_holders(*v, "eth0", &["n1"], GROUP_CONVERGE);
+        }
+        let probes: Vec<_> = vips.iter().map(|v| g.probe(*v)).collect();
+        for (i, p) in probes.iter().enumerate() {
+            wait_served_by(p, &format!("g{i}"), "n1", GROUP_CONVERGE);
+        }
+        let pids: Vec<(String, u32)> = ["n1", "n2"]
+            .iter()
+            .filter_map(|n| {
+                g.c.lab
+                    .agents
+                    .iter()
+                    .rev()
+                    .find(|a| a.host == *n)
+                    .map(|a| (n.to_string(), a.pid()))
+            })
+            .collect();
+        let before: Vec<Duration> = pids.iter().map(|(_, p)| cpu_time(*p)).collect();
+        let t = Instant::now();
+        std::thread::sleep(IDLE);
+        let wall = t.elapsed();
+        let cpu: Vec<String> = pids
+            .iter()
+            .zip(&before)
+            .map(|((n, p), b)| {
+                let used = cpu_time(*p).saturating_sub(*b);
+                format!(
+                    "{n} {:.2} %",
+                    used.as_secs_f64() * 100.0 / wall.as_secs_f64()
+                )
+            })
+            .collect();
+        let t0 = Instant::now();
+        ip_ns(g.ns("n1"), &["link", "set", "eth0", "down"]);
+        for (i, p) in probes.iter().enumerate() {
+            wait_served_by(p, &format!("g{i}"), "n2", LINK_TAKEOVER);
+        }
+        let end = Instant::now();
+        let outages: Vec<String> = probes
+            .iter()
+            .map(|p| format!("{} ms", outage(&settled(p, t0, end)).as_millis()))
+            .collect();
+        eprintln!(
+            "BENCH groups={count}: idle CPU over {} s: {}; link down on n1, outage per group: {}",
+            IDLE.as_secs(),
+            cpu.join(", "),
+            outages.join(", ")
+        );
+    }
+}

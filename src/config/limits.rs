@@ -47,10 +47,12 @@ pub(crate) const QUORUM_OFF: &str = "off";
 
 /// `group.id`: the wire's group id is 16 bits and 0 means "no group".
 pub(crate) const GROUP_ID: (i64, i64) = (1, 65_535);
-/// At most this many `[[group]]` tables (one election each; every advert carries one entry
-/// per group, and 64 entries keep the v2 datagram well inside the ~1200 bytes a QUIC
-/// datagram carries).
-pub(crate) const MAX_GROUPS: usize = 64;
+/// At most this many `[[group]]` tables (one election each). Every datagram carries one
+/// 18-byte entry per group: with the longest node name (64 bytes) and 8 MACs, 48 groups make
+/// 1009 bytes (docs/wire-format.md), inside what a QUIC datagram carries on the smallest
+/// path QUIC allows (1200-byte packets, less its own headers). 64 (the wire's bound) would
+/// make 1297: too big, and such adverts would never leave.
+pub(crate) const MAX_GROUPS: usize = 48;
 /// At most this many distinct VIP interfaces per node: the v2 advert carries one MAC per
 /// interface, at most 8 ([`crate::wire`]).
 pub(crate) const MAX_INTERFACES: usize = 8;

@@ -440,14 +440,19 @@ impl Config {
     }
 
     /// The settings that must be equal on every node of a cluster, as `(key, value)` pairs in
-    /// a fixed order: `cluster` (its name), `vips` (sorted by address, comma-separated, e.g.
+    /// a fixed order: `cluster` (its name), `vips` (the first group's, which is the one a
+    /// wire-v1 peer takes part in; sorted by address, comma-separated, e.g.
     /// `192.0.2.100/24,192.0.2.101/32`), `advert_interval_ms` and `quorum` (`majority` or
     /// `off`). Two nodes whose lists differ are configured inconsistently; the daemon hashes
     /// and compares them.
     pub fn fingerprint_settings(&self) -> Vec<(&'static str, String)> {
         vec![
             ("cluster", self.cluster.clone()),
-            ("vips", vips_word(&self.vips)),
+            // A v1 peer takes part in the first group only (docs/wire-format.md).
+            (
+                "vips",
+                vips_word(&self.groups.first().map(|g| g.cidrs()).unwrap_or_default()),
+            ),
             (
                 "advert_interval_ms",
                 ms(self.election.advert_interval).to_string(),

@@ -46,7 +46,7 @@ use super::admission::Drift;
 use super::solicit;
 
 /// How many transitions `status` shows.
-const TRANSITIONS_KEPT: usize = 20;
+pub(super) const TRANSITIONS_KEPT: usize = 20;
 /// How long `status` reuses its last netlink read of the installed VIPs. The read is the one
 /// part of a status that leaves the process; a storm of clients (issue 9, fault 6) then costs
 /// the loop at most one netlink round trip per this period. The cache is forgotten whenever

@@ -15,7 +15,7 @@ use crate::config::{self, Config, Overrides};
 use crate::control::{
     CheckView, ClaimBlockedView, ControlServer, Counters as CounterView, FaultView, GroupHandover,
     GroupStatus, GroupVipStatus, PeerStatus, PriorityView, QuorumView, Response, RouteStatus,
-    Status, VipStatus, WitnessView, STATUS_VERSION,
+    Status, TransitionRecord, VipStatus, WitnessView, STATUS_VERSION,
 };
 use crate::election::{Election, NoticeCause, Reconfig};
 use crate::health::{GroupVerdicts, HealthMonitor, Verdict};
@@ -377,7 +377,7 @@ impl Operator {
             });
         }
         // The node-level fields describe the first group (docs/status.md).
-        let Some((election, exec)) = groups.first().map(|(e, x)| (*e, &**x)) else {
+        let Some(election) = groups.first().map(|(e, _)| *e) else {
             return Err("no VIP group".into());
         };
         let master = election.master().map(str::to_string);
@@ -489,7 +489,7 @@ impl Operator {
                     .unwrap_or(u64::MAX),
             }),
             faults: FaultView::list(election.faults()),
-            transitions: exec.record.transitions.iter().cloned().collect(),
+            transitions: merged_transitions(groups),
             counters: CounterView {
                 adverts_sent: counters.adverts_sent,
                 adverts_received: counters.adverts_received,
@@ -532,6 +532,19 @@ async fn group_routes(exec: &GroupExec) -> Vec<RouteStatus> {
             error: routes.error.clone().or_else(|| read_error.clone()),
         })
         .collect()
+}
+
+/// Every group's recent transitions, oldest first, at most as many as one group keeps.
+fn merged_transitions(groups: &[(&Election, &mut GroupExec)]) -> Vec<TransitionRecord> {
+    let mut all: Vec<TransitionRecord> = groups
+        .iter()
+        .flat_map(|(_, exec)| exec.record.transitions.iter().cloned())
+        .collect();
+    // RFC 3339 in UTC, whole seconds: the text sorts by time. Stable: within one second
+    // the groups' transitions come in group order, each group's in its own order.
+    all.sort_by(|a, b| a.at.cmp(&b.at));
+    let keep = super::execute::TRANSITIONS_KEPT;
+    all.split_off(all.len().saturating_sub(keep))
 }
 
 /// Milliseconds from `since` to `now` (0 if `since` is later).
@@ -582,8 +595,9 @@ pub(super) fn group_maintenance_answer(group: &str, on: bool) -> Response {
 /// One answer for the handovers of several groups (`answers`: group name and its own
 /// answer, in group order): done when any started, with every group's words; the started
 /// ones in [`Response::handovers`], the first target also in `handover_to`.
-pub(super) fn handovers_answer(answers: Vec<(String, Response)>) -> Response {
-    if answers.len() == 1 {
+/// With `named` (the node has several groups), every answer says which group it is about.
+pub(super) fn handovers_answer(answers: Vec<(String, Response)>, named: bool) -> Response {
+    if answers.len() == 1 && !named {
         if let Some((group, mut answer)) = answers.into_iter().next() {
             if let Some(to) = &answer.handover_to {
                 answer.handovers = vec![GroupHandover {

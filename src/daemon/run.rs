@@ -765,7 +765,7 @@ impl Daemon {
                 operator::handover_answer(notices, group.election.handover_target()),
             ));
         }
-        operator::handovers_answer(answers)
+        operator::handovers_answer(answers, self.groups.len() > 1)
     }
 
     /// A reload (control request or SIGHUP), told to systemd (`RELOADING=1`, then

@@ -184,11 +184,15 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
     let (health, verdicts) = health(config);
     tracing::info!(
         node = %config.node.name,
-        priority = config.node.priority,
         listen = %transport.local_addr(),
         interface = %config.node.interface,
         vips = %vip_list(config),
-        groups = %config.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(" "),
+        groups = %config
+            .groups
+            .iter()
+            .map(|g| format!("{}(priority {})", g.name, g.priority))
+            .collect::<Vec<_>>()
+            .join(" "),
         peers = config.peers.len(),
         "haagent started"
     );
