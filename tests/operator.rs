@@ -54,21 +54,11 @@ fn outage(samples: &[ProbeSample]) -> Duration {
 }
 
 fn wait_all_ok(p: &HttpProbe, server: &str, timeout: Duration) {
-    let start = Instant::now();
-    loop {
-        let recent = p.recent(Duration::from_millis(200));
-        if recent.len() > 5
-            && recent
-                .iter()
-                .all(|s| s.ok && s.server.as_deref() == Some(server))
-        {
-            return;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "client never got steady answers from {server}"
+    if let Err(recent) = p.wait_steady_from(server, timeout) {
+        panic!(
+            "client never got steady answers from {server}: {:?}",
+            recent.last()
         );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

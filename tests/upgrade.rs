@@ -108,23 +108,12 @@ fn nodes() -> [Node; 2] {
 
 /// Waits until the last 200 ms of settled requests all succeeded, answered by `server`.
 fn wait_all_ok(c: &Cluster, p: &HttpProbe, server: &str, timeout: Duration) {
-    let start = Instant::now();
-    loop {
-        let recent = p.recent(Duration::from_millis(200));
-        if recent.len() > 5
-            && recent
-                .iter()
-                .all(|s| s.ok && s.server.as_deref() == Some(server))
-        {
-            return;
-        }
-        assert!(
-            start.elapsed() < timeout,
+    if let Err(recent) = p.wait_steady_from(server, timeout) {
+        panic!(
             "client never got steady answers from {server}: {:?}\n{}",
             recent.last(),
             c.logs()
         );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

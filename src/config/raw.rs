@@ -545,29 +545,46 @@ impl SectionCtx<'_> {
         }
     }
 
-    /// Deserializes the `[[peer]]` array, each peer on its own.
-    fn peers(&mut self, value: Spanned<DeValue<'_>>) -> Vec<RawPeer> {
+    /// The tables of an array of tables (`[[peer]]`, `[[group.route]]`, …) under `key`
+    /// (its `header`, e.g. `[[group.route]]`; `noun` for one item): a value that is no array
+    /// is reported and marks `broken_key` broken; an item that is no table is reported and
+    /// skipped.
+    fn array_tables<'de>(
+        &mut self,
+        value: Spanned<DeValue<'de>>,
+        (key, header, noun, broken_key): (&str, &str, &str, &str),
+    ) -> Vec<Spanned<DeValue<'de>>> {
         let span = value.span();
         let DeValue::Array(items) = value.into_inner() else {
             self.errors.push(RawError {
                 span: Some(span),
-                message: "`peer` must be an array of tables: write [[peer]] for each peer"
-                    .to_string(),
+                message: format!(
+                    "`{key}` must be an array of tables: write {header} for each {noun}"
+                ),
             });
-            self.broken.insert("peer".to_string());
+            self.broken.insert(broken_key.to_string());
             return Vec::new();
         };
-        let mut peers = Vec::new();
+        let mut tables = Vec::new();
         for item in items.iter() {
-            let item_span = item.span();
-            if !item.get_ref().is_table() {
+            if item.get_ref().is_table() {
+                tables.push(item.clone());
+            } else {
                 self.errors.push(RawError {
-                    span: Some(item_span),
-                    message: "each peer must be a table: write [[peer]] for each peer".to_string(),
+                    span: Some(item.span()),
+                    message: format!("each {noun} must be a table: write {header} for each {noun}"),
                 });
-                continue;
             }
-            let Some(mut peer) = self.section::<RawPeer>("peer", item.clone()) else {
+        }
+        tables
+    }
+
+    /// Deserializes the `[[peer]]` array, each peer on its own.
+    fn peers(&mut self, value: Spanned<DeValue<'_>>) -> Vec<RawPeer> {
+        let mut peers = Vec::new();
+        for item in self.array_tables(value, ("peer", "[[peer]]", "peer", "peer")) {
+            let item_span = item.span();
+            let Some(mut peer) = self.section::<RawPeer>("peer", item) else {
                 continue;
             };
             peer.origin = Origin::Span(item_span);
@@ -579,33 +596,15 @@ impl SectionCtx<'_> {
     /// Deserializes the `[[check]]` array, each check on its own, each with its own record of
     /// broken keys (so that a bad `url` in one check does not hide a missing one in another).
     fn checks(&mut self, value: Spanned<DeValue<'_>>) -> Vec<RawCheck> {
-        let span = value.span();
-        let DeValue::Array(items) = value.into_inner() else {
-            self.errors.push(RawError {
-                span: Some(span),
-                message: "`check` must be an array of tables: write [[check]] for each check"
-                    .to_string(),
-            });
-            self.broken.insert("check".to_string());
-            return Vec::new();
-        };
         let mut checks = Vec::new();
-        for item in items.iter() {
+        for item in self.array_tables(value, ("check", "[[check]]", "check", "check")) {
             let item_span = item.span();
-            if !item.get_ref().is_table() {
-                self.errors.push(RawError {
-                    span: Some(item_span),
-                    message: "each check must be a table: write [[check]] for each check"
-                        .to_string(),
-                });
-                continue;
-            }
             let mut broken = BTreeSet::new();
             let parsed = SectionCtx {
                 errors: &mut *self.errors,
                 broken: &mut broken,
             }
-            .section::<RawCheck>("check", item.clone());
+            .section::<RawCheck>("check", item);
             let Some(mut check) = parsed else {
                 continue;
             };
@@ -622,25 +621,10 @@ impl SectionCtx<'_> {
     /// broken keys; `[group.notify]` and each `[[group.route]]` are read as tables of their
     /// own, so that their errors say `[group.notify]` / `[[group.route]]`.
     fn groups(&mut self, value: Spanned<DeValue<'_>>) -> Vec<RawGroup> {
-        let span = value.span();
-        let DeValue::Array(items) = value.into_inner() else {
-            self.errors.push(RawError {
-                span: Some(span),
-                message: "`group` must be an array of tables: write [[group]] for each group"
-                    .to_string(),
-            });
-            self.broken.insert("group".to_string());
-            return Vec::new();
-        };
         let mut groups = Vec::new();
-        for item in items.iter() {
+        for item in self.array_tables(value, ("group", "[[group]]", "group", "group")) {
             let item_span = item.span();
             let DeValue::Table(entries) = item.get_ref() else {
-                self.errors.push(RawError {
-                    span: Some(item_span),
-                    message: "each group must be a table: write [[group]] for each group"
-                        .to_string(),
-                });
                 continue;
             };
             let mut entries = entries.clone();
@@ -671,34 +655,16 @@ impl SectionCtx<'_> {
 
     /// Deserializes a group's `[[group.route]]` array.
     fn routes(&mut self, value: Spanned<DeValue<'_>>) -> Vec<RawRoute> {
-        let span = value.span();
-        let DeValue::Array(items) = value.into_inner() else {
-            self.errors.push(RawError {
-                span: Some(span),
-                message: "`route` must be an array of tables: write [[group.route]] for each \
-                          route"
-                    .to_string(),
-            });
-            self.broken.insert("group.route".to_string());
-            return Vec::new();
-        };
         let mut routes = Vec::new();
-        for item in items.iter() {
+        let what = ("route", "[[group.route]]", "route", "group.route");
+        for item in self.array_tables(value, what) {
             let item_span = item.span();
-            if !item.get_ref().is_table() {
-                self.errors.push(RawError {
-                    span: Some(item_span),
-                    message: "each route must be a table: write [[group.route]] for each route"
-                        .to_string(),
-                });
-                continue;
-            }
             let mut broken = BTreeSet::new();
             let parsed = SectionCtx {
                 errors: &mut *self.errors,
                 broken: &mut broken,
             }
-            .section::<RawRoute>("group.route", item.clone());
+            .section::<RawRoute>("group.route", item);
             if let Some(mut route) = parsed {
                 route.origin = Origin::Span(item_span);
                 route.broken = broken;

@@ -122,17 +122,7 @@ impl Election {
             }
             Some((_, p)) => {
                 if !self.peer_is_live(now, &p) {
-                    match &mut self.contested {
-                        Some(c) if c.mac == mac => c.answered |= now > c.since,
-                        _ => {
-                            self.contested = Some(Contest {
-                                mac,
-                                since: now,
-                                answered: false,
-                                rechecked: false,
-                            })
-                        }
-                    }
+                    self.note_contest(now, mac);
                 }
                 self.defend(now, mac, out);
             }
@@ -157,33 +147,42 @@ impl Election {
     /// can so make a node that hears none of some peer release the VIPs (a node that hears
     /// every peer is not affected): the safe side, where the alternative is two holders.
     fn contest_unknown(&mut self, now: Instant, mac: [u8; 6], out: &mut Vec<Action>) {
+        let c = self.note_contest(now, mac);
+        if c.answered && now >= after(c.since, self.cfg.advert_interval) {
+            let heard = self.peers.len();
+            let reason = format!(
+                "VIP conflict: {} still answers for the VIPs after our re-announcement, \
+                 and we have heard only {heard} of our {} peers since starting: it may \
+                 be a member we cannot hear; releasing",
+                self.describe_mac(now, mac),
+                self.cfg.cluster_size.saturating_sub(1)
+            );
+            self.step_down(now, Cause::Conflict, reason, out);
+            self.send(now, out);
+            return;
+        }
+        self.defend(now, mac, out);
+    }
+
+    /// `mac` answers for our VIPs while we contest it ([`Contest`]): the first time, the
+    /// contest starts now; later, it has answered again. Returns the contest as it is now.
+    fn note_contest(&mut self, now: Instant, mac: [u8; 6]) -> Contest {
         match &mut self.contested {
             Some(c) if c.mac == mac => {
                 c.answered |= now > c.since;
-                if c.answered && now >= after(c.since, self.cfg.advert_interval) {
-                    let heard = self.peers.len();
-                    let reason = format!(
-                        "VIP conflict: {} still answers for the VIPs after our re-announcement, \
-                         and we have heard only {heard} of our {} peers since starting: it may \
-                         be a member we cannot hear; releasing",
-                        self.describe_mac(now, mac),
-                        self.cfg.cluster_size.saturating_sub(1)
-                    );
-                    self.step_down(now, Cause::Conflict, reason, out);
-                    self.send(now, out);
-                    return;
-                }
+                *c
             }
             _ => {
-                self.contested = Some(Contest {
+                let c = Contest {
                     mac,
                     since: now,
                     answered: false,
                     rechecked: false,
-                })
+                };
+                self.contested = Some(c);
+                c
             }
         }
-        self.defend(now, mac, out);
     }
 
     /// The epoch a member that answers for our VIPs holds them with, as far as we can tell.

@@ -556,22 +556,11 @@ pub fn summary(samples: &[ProbeSample]) -> String {
 /// Waits until the last 200 ms of `p`'s settled requests are more than 5 and all answered
 /// by `server`; panics after `timeout`.
 pub fn wait_served_by(p: &HttpProbe, what: &str, server: &str, timeout: Duration) {
-    let start = Instant::now();
-    loop {
-        let recent = p.recent(Duration::from_millis(200));
-        if recent.len() > 5
-            && recent
-                .iter()
-                .all(|s| s.ok && s.server.as_deref() == Some(server))
-        {
-            return;
-        }
-        assert!(
-            start.elapsed() < timeout,
+    if let Err(recent) = p.wait_steady_from(server, timeout) {
+        panic!(
             "the client never got steady answers from {server} for {what} within {timeout:?}; last: {}",
             summary(&recent)
         );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

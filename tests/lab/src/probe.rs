@@ -157,6 +157,31 @@ impl HttpProbe {
         let from = settled.checked_sub(window).unwrap_or(settled);
         self.between(from, settled)
     }
+
+    /// Waits until the requests of the last 200 ms that have settled are more than 5 and
+    /// all answered by `server` (the first word of the body). On `timeout`, the last of
+    /// those requests, for the caller's message.
+    pub fn wait_steady_from(
+        &self,
+        server: &str,
+        timeout: Duration,
+    ) -> Result<(), Vec<ProbeSample>> {
+        let start = Instant::now();
+        loop {
+            let recent = self.recent(Duration::from_millis(200));
+            if recent.len() > 5
+                && recent
+                    .iter()
+                    .all(|s| s.ok && s.server.as_deref() == Some(server))
+            {
+                return Ok(());
+            }
+            if start.elapsed() >= timeout {
+                return Err(recent);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for HttpProbe {
