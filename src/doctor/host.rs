@@ -17,18 +17,45 @@ fn sys(path: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// The interface exists, is up, has carrier and an address in each VIP's subnet; returns
-/// its own (non-VIP) addresses.
+/// The node's interface and every other interface a group's VIPs use: each exists, is up,
+/// has carrier and an address in the subnet of each VIP on it; returns the node
+/// interface's own (non-VIP) addresses.
 pub(super) async fn interface(config: &Config, checks: &mut Vec<Check>) -> Vec<Ipv4Cidr> {
-    let name = &config.node.interface;
+    let mut interfaces = vec![config.node.interface.clone()];
+    for group in &config.groups {
+        for name in group.interfaces() {
+            if !interfaces.contains(&name) {
+                interfaces.push(name);
+            }
+        }
+    }
+    let mut node_own = Vec::new();
+    for (i, name) in interfaces.iter().enumerate() {
+        let vips: Vec<Ipv4Cidr> = config
+            .groups
+            .iter()
+            .flat_map(|g| g.vips.iter())
+            .filter(|v| &v.interface == name)
+            .map(|v| v.cidr)
+            .collect();
+        let own = one_interface(name, &vips, checks).await;
+        if i == 0 {
+            node_own = own;
+        }
+    }
+    node_own
+}
+
+/// One interface with the VIPs on it (see [`interface`]).
+async fn one_interface(name: &str, vips: &[Ipv4Cidr], checks: &mut Vec<Check>) -> Vec<Ipv4Cidr> {
     let check = format!("interface {name}");
-    let manager = match VipManager::open(name, config.vips.clone(), None).await {
+    let manager = match VipManager::open(name, vips.to_vec(), None).await {
         Ok(m) => m,
         Err(e) => {
             checks.push(Check::fail(
                 check,
                 e.to_string(),
-                "set [node] interface to an existing interface (`ip -br link` lists them)",
+                "set [node] interface (or the VIP's `interface`) to an existing interface (`ip -br link` lists them)",
             ));
             return Vec::new();
         }
@@ -60,8 +87,7 @@ pub(super) async fn interface(config: &Config, checks: &mut Vec<Check>) -> Vec<I
             return Vec::new();
         }
     };
-    let outside: Vec<String> = config
-        .vips
+    let outside: Vec<String> = vips
         .iter()
         .filter(|vip| {
             !own.iter()
@@ -79,9 +105,7 @@ pub(super) async fn interface(config: &Config, checks: &mut Vec<Check>) -> Vec<I
         checks.push(Check::fail(
             check,
             format!("no own address in the subnet of {}", outside.join(", ")),
-            format!(
-                "give {name} an address in that subnet, or fix the VIP's prefix in [vip] addresses"
-            ),
+            format!("give {name} an address in that subnet, or fix the VIP's prefix in the config"),
         ));
     }
     own
