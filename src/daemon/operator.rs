@@ -580,16 +580,24 @@ pub(super) fn maintenance_answer(on: bool, saved: Result<(), String>) -> Respons
     Response::done(message)
 }
 
-/// The answer to `maintenance on|off --group G`. A group's maintenance lasts until it is
-/// turned off or the agent restarts (only node-wide maintenance is persisted).
-pub(super) fn group_maintenance_answer(group: &str, on: bool) -> Response {
-    Response::done(if on {
+/// The answer to `maintenance on|off --group G`, once the group's election has it and
+/// `saved` says whether it was persisted (`maintenance.group.G` in `[state] dir`).
+pub(super) fn group_maintenance_answer(
+    group: &str,
+    on: bool,
+    saved: Result<(), String>,
+) -> Response {
+    let mut message = if on {
         format!(
-            "maintenance on for group {group}: this node gave up its VIPs and will not take them (until `maintenance off --group {group}` or a restart)"
+            "maintenance on for group {group}: this node gave up its VIPs and will not take them"
         )
     } else {
         format!("maintenance off for group {group}: this node is eligible again")
-    })
+    };
+    if let Err(e) = saved {
+        message.push_str(&format!(" (not persisted, a restart forgets it: {e})"));
+    }
+    Response::done(message)
 }
 
 /// One answer for the handovers of several groups (`answers`: group name and its own

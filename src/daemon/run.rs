@@ -581,22 +581,26 @@ impl Daemon {
         self.step_all(Input::Witness { reachable, detail }).await;
     }
 
-    /// Maintenance mode persisted by an earlier run (`[state] dir`) applies before the
-    /// elections start, so the node never claims the VIPs in between.
+    /// Maintenance mode persisted by an earlier run (`[state] dir`: the node's flag, or a
+    /// group's own) applies before the elections start, so the node never claims the VIPs in
+    /// between.
     async fn restore_maintenance(&mut self) {
-        let dir = &self.ops.config.state_dir;
-        match state::load_maintenance(dir) {
-            Persisted::Off => return,
-            Persisted::On => {
-                tracing::warn!(state_dir = %dir.display(),
-                    "maintenance mode persisted by an earlier run: staying out of the election (`haagent maintenance off` to rejoin)");
+        let dir = self.ops.config.state_dir.clone();
+        for g in 0..self.groups.len() {
+            let name = self.groups[g].exec.name.clone();
+            match state::load_group_maintenance(&dir, &name) {
+                Persisted::Off => continue,
+                Persisted::On => {
+                    tracing::warn!(group = %name, state_dir = %dir.display(),
+                        "maintenance mode persisted by an earlier run: staying out of the election (`haagent maintenance off` to rejoin)");
+                }
+                Persisted::Unreadable(why) => {
+                    tracing::error!(group = %name, state_dir = %dir.display(),
+                        "maintenance flag unreadable ({why}): starting in maintenance to be safe; `haagent maintenance off` rewrites it");
+                }
             }
-            Persisted::Unreadable(why) => {
-                tracing::error!(state_dir = %dir.display(),
-                    "maintenance flag unreadable ({why}): starting in maintenance to be safe; `haagent maintenance off` rewrites it");
-            }
+            self.step(g, Input::Maintenance { on: true }).await;
         }
-        self.step_all(Input::Maintenance { on: true }).await;
     }
 
     /// With checks configured, a starting group that tracks any is not eligible until
@@ -695,7 +699,8 @@ impl Daemon {
             Request::Maintenance { on, group: None } => {
                 self.step_all(Input::Maintenance { on }).await;
                 let dir = self.ops.config.state_dir.clone();
-                let saved = state::save_maintenance(dir, on).await;
+                let names = self.groups.iter().map(|g| g.exec.name.clone()).collect();
+                let saved = state::save_maintenance(dir, on, names).await;
                 if let Err(e) = &saved {
                     tracing::error!(
                         "maintenance {}: not persisted, a restart forgets it: {e}",
@@ -710,7 +715,12 @@ impl Daemon {
             } => match self.group_index(&name) {
                 Ok(g) => {
                     self.step(g, Input::Maintenance { on }).await;
-                    operator::group_maintenance_answer(&name, on)
+                    let dir = self.ops.config.state_dir.clone();
+                    let saved = state::save_group_maintenance(dir, &name, on).await;
+                    if let Err(e) = &saved {
+                        tracing::error!(group = %name, "maintenance: not persisted, a restart forgets it: {e}");
+                    }
+                    operator::group_maintenance_answer(&name, on, saved)
                 }
                 Err(refused) => refused,
             },

@@ -1,5 +1,8 @@
-//! What survives a restart, in `[state] dir` (the unit's `StateDirectory`): today only the
-//! maintenance flag, the file `maintenance` holding `on` or `off`. Written atomically
+//! What survives a restart, in `[state] dir` (the unit's `StateDirectory`): the maintenance
+//! flags. The file `maintenance` holds `on` or `off` for the node (`haagent maintenance
+//! on|off`); `maintenance.group.NAME` the same for one group (`--group NAME`), and wins over
+//! the node's flag for that group. Node-wide maintenance removes the group flags (it applies
+//! to every group). Written atomically
 //! (a temporary file in the same directory, synced, then renamed over the old one), so a
 //! crash leaves the old flag or the new one, never half a file.
 
@@ -21,10 +24,25 @@ pub(super) enum Persisted {
     Unreadable(String),
 }
 
-/// Reads the persisted maintenance flag from `dir`.
+/// The file of group `name`'s maintenance flag (group names are `[A-Za-z0-9._-]`).
+pub(super) fn group_file(name: &str) -> String {
+    format!("{MAINTENANCE_FILE}.group.{name}")
+}
+
+/// Reads the persisted maintenance flag of the node from `dir`.
 pub(super) fn load_maintenance(dir: &Path) -> Persisted {
-    let path = dir.join(MAINTENANCE_FILE);
-    match std::fs::read_to_string(&path) {
+    load_flag(dir, MAINTENANCE_FILE).unwrap_or(Persisted::Off)
+}
+
+/// What applies to group `name` at start: its own flag if one was written, else the node's.
+pub(super) fn load_group_maintenance(dir: &Path, name: &str) -> Persisted {
+    load_flag(dir, &group_file(name)).unwrap_or_else(|| load_maintenance(dir))
+}
+
+/// Reads `dir/file`; `None` when it does not exist.
+fn load_flag(dir: &Path, file: &str) -> Option<Persisted> {
+    let path = dir.join(file);
+    Some(match std::fs::read_to_string(&path) {
         Ok(text) => match text.trim() {
             "on" => Persisted::On,
             "off" => Persisted::Off,
@@ -33,17 +51,47 @@ pub(super) fn load_maintenance(dir: &Path) -> Persisted {
                 path.display()
             )),
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Persisted::Off,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => Persisted::Unreadable(format!("cannot read {}: {e}", path.display())),
-    }
+    })
 }
 
-/// Persists the maintenance flag in `dir` (created if missing), off the loop's thread.
-pub(super) async fn save_maintenance(dir: PathBuf, on: bool) -> Result<(), String> {
-    let path = dir.join(MAINTENANCE_FILE);
-    let shown = path.display().to_string();
+/// Persists the node's maintenance flag in `dir` (created if missing) and removes every
+/// group's flag (`groups`: the group names), off the loop's thread.
+pub(super) async fn save_maintenance(
+    dir: PathBuf,
+    on: bool,
+    groups: Vec<String>,
+) -> Result<(), String> {
+    save_flag(dir.clone(), MAINTENANCE_FILE.to_string(), on).await?;
+    let path = dir.clone();
+    tokio::task::spawn_blocking(move || {
+        for name in groups {
+            match std::fs::remove_file(path.join(group_file(&name))) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("cannot remove {}: {e}", group_file(&name))),
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| format!("cannot remove the group flags: {e}"))?
+}
+
+/// Persists group `name`'s maintenance flag in `dir`, off the loop's thread.
+pub(super) async fn save_group_maintenance(
+    dir: PathBuf,
+    name: &str,
+    on: bool,
+) -> Result<(), String> {
+    save_flag(dir, group_file(name), on).await
+}
+
+async fn save_flag(dir: PathBuf, file: String, on: bool) -> Result<(), String> {
+    let shown = dir.join(&file).display().to_string();
     let contents = if on { "on\n" } else { "off\n" };
-    tokio::task::spawn_blocking(move || write_atomically(&dir, MAINTENANCE_FILE, contents))
+    tokio::task::spawn_blocking(move || write_atomically(&dir, &file, contents))
         .await
         .map_err(|e| format!("cannot write {shown}: {e}"))?
         .map_err(|e| format!("cannot write {shown}: {e}"))
@@ -76,9 +124,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         assert_eq!(load_maintenance(&state), Persisted::Off);
-        save_maintenance(state.clone(), true).await.unwrap();
+        save_maintenance(state.clone(), true, vec![]).await.unwrap();
         assert_eq!(load_maintenance(&state), Persisted::On);
-        save_maintenance(state.clone(), false).await.unwrap();
+        save_maintenance(state.clone(), false, vec![])
+            .await
+            .unwrap();
         assert_eq!(load_maintenance(&state), Persisted::Off);
         // Nothing but the flag is left behind (no temporary file).
         let names: Vec<_> = std::fs::read_dir(&state)
@@ -103,9 +153,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("not-a-dir");
         std::fs::write(&file, "").unwrap();
-        let err = save_maintenance(file.join("state"), true)
+        let err = save_maintenance(file.join("state"), true, vec![])
             .await
             .unwrap_err();
         assert!(err.contains("not-a-dir/state/maintenance"), "{err}");
+    }
+
+    /// A group's own flag wins over the node's for that group; node-wide maintenance
+    /// removes the group flags.
+    #[tokio::test]
+    async fn a_group_flag_wins_until_node_wide_maintenance_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        save_maintenance(state.clone(), true, vec![]).await.unwrap();
+        save_group_maintenance(state.clone(), "web-a", false)
+            .await
+            .unwrap();
+        assert_eq!(load_group_maintenance(&state, "web-a"), Persisted::Off);
+        assert_eq!(load_group_maintenance(&state, "web-b"), Persisted::On);
+        save_maintenance(state.clone(), true, vec!["web-a".into(), "web-b".into()])
+            .await
+            .unwrap();
+        assert_eq!(load_group_maintenance(&state, "web-a"), Persisted::On);
+        assert!(!state.join(group_file("web-a")).exists());
     }
 }
