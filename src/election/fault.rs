@@ -87,17 +87,71 @@ impl Election {
     }
 
     pub(super) fn on_maintenance(&mut self, now: Instant, on: bool, out: &mut Vec<Action>) {
-        if on == self.maintenance {
-            return;
-        }
-        self.maintenance = on;
+        let pending = self.timers.get(Timer::MaintenanceBy).is_some();
         if on {
+            if self.maintenance || pending {
+                return;
+            }
+            // A master with a live backup hands the VIPs over first, make-before-break, as
+            // a graceful stop does; maintenance begins once the successor has them.
+            let successor = (self.state == State::Master)
+                .then(|| self.best_live_backup(now).map(str::to_string))
+                .flatten();
+            if let Some(to) = successor {
+                let wait = self
+                    .master_down_interval()
+                    .saturating_mul(STOP_HANDOVER_MASTER_DOWNS);
+                self.timers.set(Timer::MaintenanceBy, after(now, wait));
+                self.start_handover(now, to, out);
+                return;
+            }
+            self.maintenance = true;
             let reason = "maintenance mode on: giving up the VIPs".into();
             self.enter_fault(now, Cause::MaintenanceOn, reason, out);
         } else {
+            if pending {
+                // Off before it began: the handover under way completes, and then the node
+                // is an ordinary backup again (it may preempt: it did not hand over for
+                // good, as an operator's `handover` does).
+                self.timers.stop(Timer::MaintenanceBy);
+                self.yielded = false;
+                return;
+            }
+            if !self.maintenance {
+                return;
+            }
+            self.maintenance = false;
             let why = "maintenance mode off".to_string();
             self.leave_fault_if_clear(now, Cause::MaintenanceOff, why, out);
         }
+    }
+
+    /// Begins maintenance once the handover it started is done (we are no longer master),
+    /// or at its deadline (then the VIPs are given up anyway, with a notice).
+    pub(super) fn finish_maintenance(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Some(deadline) = self.timers.get(Timer::MaintenanceBy) else {
+            return;
+        };
+        if self.state == State::Master && now < deadline {
+            return;
+        }
+        self.timers.stop(Timer::MaintenanceBy);
+        let reason = if self.state == State::Master {
+            out.push(Action::Notice {
+                cause: NoticeCause::HandoverTimedOut,
+                reason: "the successor did not take over in time: giving up the VIPs for \
+                         maintenance anyway"
+                    .into(),
+            });
+            "maintenance mode on: giving up the VIPs".to_string()
+        } else {
+            "maintenance mode on, the VIPs handed over".to_string()
+        };
+        self.maintenance = true;
+        // The handover was the way into maintenance, not an operator's: once maintenance is
+        // off, the node rejoins like any other (it may preempt again).
+        self.yielded = false;
+        self.enter_fault(now, Cause::MaintenanceOn, reason, out);
     }
 
     /// Whether maintenance mode is on.

@@ -300,7 +300,9 @@ pub enum Input {
         priority: u8,
     },
     /// The operator turned maintenance mode on or off: while on, the node gives up the VIPs
-    /// and does not take them.
+    /// and does not take them. A master with a live backup hands them over first,
+    /// make-before-break (like [`Input::Stop`]), and enters maintenance once the successor
+    /// has them or [`STOP_HANDOVER_MASTER_DOWNS`] master-down intervals have passed.
     Maintenance {
         /// On or off.
         on: bool,
@@ -625,6 +627,9 @@ impl Election {
             }
         }
         self.finish_stop(now, &mut out);
+        if !self.stopped {
+            self.finish_maintenance(now, &mut out);
+        }
         out
     }
 

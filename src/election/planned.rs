@@ -23,6 +23,7 @@ impl Election {
         self.timers.stop(Timer::Advert);
         self.timers.stop(Timer::MasterDown);
         self.timers.stop(Timer::StopBy);
+        self.timers.stop(Timer::MaintenanceBy);
         self.timers.stop(Timer::VipRetry);
         self.conflict_grace = None;
         self.handing_over = None;

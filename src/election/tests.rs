@@ -815,3 +815,64 @@ fn an_unknown_mac_outlasting_our_reannouncement_wins_only_while_a_peer_was_never
     }
     assert_eq!(e.state(), State::Master);
 }
+
+/// Maintenance on a master with a live backup hands the VIPs over make-before-break: no
+/// release until the successor's takeover advert, then Fault (maintenance). Without a
+/// successor in time, it gives them up at the deadline, with a notice.
+#[test]
+fn maintenance_on_a_master_hands_over_first() {
+    let become_master = || {
+        let (mut e, t0) = started(cfg("n1", 200));
+        let mut t = t0;
+        while e.state() != State::Master {
+            e.handle(t, Input::Advert(adv("n2", State::Backup, 100, 0)));
+            t = e
+                .next_deadline()
+                .expect("a started election has a deadline");
+            e.handle(t, Input::Timeout);
+            assert!(t < t0 + ms(2000), "never became master");
+        }
+        e.handle(t, Input::Advert(adv("n2", State::Backup, 100, 0)));
+        (e, t)
+    };
+    let (mut e, t) = become_master();
+    let out = e.handle(t, Input::Maintenance { on: true });
+    assert!(!out.contains(&Action::ReleaseVips), "{out:?}");
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::Send(ad) if ad.handover_to.as_deref() == Some("n2"))),
+        "{out:?}"
+    );
+    assert_eq!(e.state(), State::Master);
+    let taken = adv("n2", State::Master, 100, e.epoch() + 1);
+    let out = e.handle(t + ms(5), Input::Advert(taken));
+    assert!(out.contains(&Action::ReleaseVips), "{out:?}");
+    assert_eq!(e.state(), State::Fault);
+    assert!(e.maintenance());
+    assert!(transitions(&out)
+        .iter()
+        .any(|(_, to, why)| *to == State::Fault && why.contains("handed over")));
+
+    // Nobody takes over: at the deadline the VIPs go anyway.
+    let (mut e, t) = become_master();
+    e.handle(t, Input::Maintenance { on: true });
+    let mut at = t;
+    let mut released = Vec::new();
+    while e.state() == State::Master {
+        at = e.next_deadline().expect("a deadline while handing over");
+        assert!(at < t + ms(2000), "maintenance never began");
+        released = e.handle(at, Input::Timeout);
+    }
+    assert!(released.contains(&Action::ReleaseVips), "{released:?}");
+    assert!(
+        released.iter().any(|a| matches!(
+            a,
+            Action::Notice {
+                cause: NoticeCause::HandoverTimedOut,
+                ..
+            }
+        )),
+        "{released:?}"
+    );
+    assert_eq!(e.state(), State::Fault);
+}

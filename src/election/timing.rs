@@ -16,10 +16,13 @@ pub(super) enum Timer {
     VipRetry = 2,
     /// A graceful stop is under way: shut down once not master, or at this deadline.
     StopBy = 3,
+    /// Maintenance was turned on while master: the VIPs are being handed over
+    /// make-before-break; enter maintenance once not master, or at this deadline.
+    MaintenanceBy = 4,
 }
 
 impl Timer {
-    const COUNT: usize = 4;
+    const COUNT: usize = 5;
 }
 
 /// The armed deadlines, one slot per [`Timer`].
