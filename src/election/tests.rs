@@ -856,10 +856,9 @@ fn maintenance_on_a_master_hands_over_first() {
     // Nobody takes over: at the deadline the VIPs go anyway.
     let (mut e, t) = become_master();
     e.handle(t, Input::Maintenance { on: true });
-    let mut at = t;
     let mut released = Vec::new();
     while e.state() == State::Master {
-        at = e.next_deadline().expect("a deadline while handing over");
+        let at = e.next_deadline().expect("a deadline while handing over");
         assert!(at < t + ms(2000), "maintenance never began");
         released = e.handle(at, Input::Timeout);
     }
