@@ -310,23 +310,73 @@ pub struct TlsPaths {
     pub key: PathBuf,
 }
 
-/// Commands run on transitions, as argv lists (no shell). Each present list is non-empty.
+/// One notify hook: the program and its own arguments (no shell), and which extra arguments
+/// haagent appends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    /// The program and the operator's own arguments; never empty, the program never blank.
+    pub argv: Vec<String>,
+    /// What haagent appends after `argv` (`args`, default [`HookArgs::None`]).
+    pub args: HookArgs,
+}
+
+impl Hook {
+    /// A hook given as a plain argv list (`master = ["/usr/local/bin/x", "arg"]`): nothing
+    /// appended.
+    pub fn plain(argv: Vec<String>) -> Self {
+        Self {
+            argv,
+            args: HookArgs::None,
+        }
+    }
+}
+
+/// The `args` of a hook table (`{ command = [...], args = "keepalived" }`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HookArgs {
+    /// `"none"`: the argv as configured, nothing appended (the default, and what a plain
+    /// list means).
+    #[default]
+    None,
+    /// `"keepalived"`: keepalived's positional arguments. For `command` (keepalived's
+    /// `notify`): `INSTANCE <group> <MASTER|BACKUP|FAULT|STOP> <priority>`; keepalived
+    /// appends nothing to `notify_master`/`_backup`/`_fault`/`_stop`, so neither do we for
+    /// the other hooks (keepalived.conf(5), `notify`).
+    Keepalived,
+}
+
+impl HookArgs {
+    /// The config word: `none` or `keepalived`.
+    pub fn word(self) -> &'static str {
+        match self {
+            HookArgs::None => "none",
+            HookArgs::Keepalived => "keepalived",
+        }
+    }
+}
+
+/// Commands run on transitions, as argv lists (no shell), one queue per group (see
+/// [`crate::notify`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifySettings {
-    /// Run on every transition (with the new state as an argument/environment, see docs).
-    pub command: Option<Vec<String>>,
+    /// Run on every transition (keepalived's `notify`; the new state in the environment, and
+    /// as arguments with `args = "keepalived"`).
+    pub command: Option<Hook>,
     /// Run on becoming master.
-    pub master: Option<Vec<String>>,
+    pub master: Option<Hook>,
     /// Run on becoming backup.
-    pub backup: Option<Vec<String>>,
+    pub backup: Option<Hook>,
     /// Run on entering fault.
-    pub fault: Option<Vec<String>>,
+    pub fault: Option<Hook>,
     /// Run when the agent stops.
-    pub stop: Option<Vec<String>>,
+    pub stop: Option<Hook>,
     /// Run when an ARP probe answer first keeps a backup from claiming the VIPs after
     /// master-down (and again after each change of the answering MAC).
-    pub claim_blocked: Option<Vec<String>>,
-    /// A command still running after this long is killed (default 5 s).
+    pub claim_blocked: Option<Hook>,
+    /// Run when a master wins a VIP conflict and re-announces (keepalived's
+    /// `notify_master_rx_lower_pri`); at most once per conflict notice interval.
+    pub conflict_won: Option<Hook>,
+    /// A command still running after this long is killed with its process group (default 5 s).
     pub timeout: Duration,
 }
 

@@ -149,13 +149,56 @@ pub(crate) struct RawTls {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawNotify {
-    pub(crate) command: Option<Item<Vec<String>>>,
-    pub(crate) master: Option<Item<Vec<String>>>,
-    pub(crate) backup: Option<Item<Vec<String>>>,
-    pub(crate) fault: Option<Item<Vec<String>>>,
-    pub(crate) stop: Option<Item<Vec<String>>>,
-    pub(crate) claim_blocked: Option<Item<Vec<String>>>,
+    pub(crate) command: Option<Item<RawHook>>,
+    pub(crate) master: Option<Item<RawHook>>,
+    pub(crate) backup: Option<Item<RawHook>>,
+    pub(crate) fault: Option<Item<RawHook>>,
+    pub(crate) stop: Option<Item<RawHook>>,
+    pub(crate) claim_blocked: Option<Item<RawHook>>,
+    pub(crate) conflict_won: Option<Item<RawHook>>,
     pub(crate) timeout_ms: Option<Item<i64>>,
+}
+
+/// One hook key of `[notify]`: an argv list, or a table `{ command = [...], args = "..." }`
+/// (`validate` checks `command` is there and `args` is a known word).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RawHook {
+    /// `master = ["/usr/local/bin/x", "arg"]`
+    List(Vec<String>),
+    /// `master = { command = [...], args = "keepalived" }`
+    Table(RawHookTable),
+}
+
+/// The table form of a hook.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHookTable {
+    pub(crate) command: Option<Item<Vec<String>>>,
+    pub(crate) args: Option<Item<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawHook {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawHook;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a list (the program and its arguments) or a table \
+                     { command = [...], args = \"keepalived\" | \"none\" }",
+                )
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<RawHook, A::Error> {
+                Vec::<String>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(RawHook::List)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawHook, A::Error> {
+                RawHookTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawHook::Table)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 /// `[log]`

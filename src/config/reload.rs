@@ -160,10 +160,16 @@ fn notify_words(n: &NotifySettings) -> String {
         ("fault", &n.fault),
         ("stop", &n.stop),
         ("claim_blocked", &n.claim_blocked),
+        ("conflict_won", &n.conflict_won),
     ];
     let mut parts: Vec<String> = hooks
         .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|argv| format!("{k} {}", argv.join(" "))))
+        .filter_map(|(k, v)| {
+            v.as_ref().map(|h| match h.args {
+                super::HookArgs::None => format!("{k} {}", h.argv.join(" ")),
+                args => format!("{k} {} (args {})", h.argv.join(" "), args.word()),
+            })
+        })
         .collect();
     parts.push(format!("timeout_ms {}", ms(n.timeout)));
     parts.join(", ")

@@ -9,7 +9,7 @@ use super::checks::WEIGHT_FAULT;
 use super::groups::route_to_words;
 use super::limits::{QUORUM_MAJORITY, QUORUM_OFF};
 use super::values::path_str;
-use super::{Config, GroupConfig, NotifySettings, TrackCheck};
+use super::{Config, GroupConfig, Hook, HookArgs, NotifySettings, TrackCheck};
 use crate::health::{CheckKind, CheckSpec, Weight};
 use crate::net::{VipScope, VipSpec};
 
@@ -333,29 +333,56 @@ struct OutTls {
 #[derive(Serialize)]
 struct OutNotify {
     #[serde(skip_serializing_if = "Option::is_none")]
-    command: Option<Vec<String>>,
+    command: Option<OutHook>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    master: Option<Vec<String>>,
+    master: Option<OutHook>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    backup: Option<Vec<String>>,
+    backup: Option<OutHook>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    fault: Option<Vec<String>>,
+    fault: Option<OutHook>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    stop: Option<Vec<String>>,
+    stop: Option<OutHook>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    claim_blocked: Option<Vec<String>>,
+    claim_blocked: Option<OutHook>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conflict_won: Option<OutHook>,
     timeout_ms: u64,
+}
+
+/// A hook as written: the plain list when nothing is appended, else the table form.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutHook {
+    List(Vec<String>),
+    Table {
+        command: Vec<String>,
+        args: &'static str,
+    },
+}
+
+impl OutHook {
+    fn new(h: &Option<Hook>) -> Option<Self> {
+        let h = h.as_ref()?;
+        Some(match h.args {
+            HookArgs::None => OutHook::List(h.argv.clone()),
+            args => OutHook::Table {
+                command: h.argv.clone(),
+                args: args.word(),
+            },
+        })
+    }
 }
 
 impl OutNotify {
     fn new(n: &NotifySettings) -> Self {
         OutNotify {
-            command: n.command.clone(),
-            master: n.master.clone(),
-            backup: n.backup.clone(),
-            fault: n.fault.clone(),
-            stop: n.stop.clone(),
-            claim_blocked: n.claim_blocked.clone(),
+            command: OutHook::new(&n.command),
+            master: OutHook::new(&n.master),
+            backup: OutHook::new(&n.backup),
+            fault: OutHook::new(&n.fault),
+            stop: OutHook::new(&n.stop),
+            claim_blocked: OutHook::new(&n.claim_blocked),
+            conflict_won: OutHook::new(&n.conflict_won),
             timeout_ms: ms(n.timeout),
         }
     }

@@ -213,14 +213,16 @@ fn full_file_gives_every_value() {
     );
     assert_eq!(
         c.notify.command,
-        Some(vec![
+        Some(Hook::plain(vec![
             "/usr/local/bin/on-transition".to_string(),
             "--verbose".to_string()
-        ])
+        ]))
     );
     assert_eq!(
         c.notify.master,
-        Some(vec!["/usr/local/bin/became-master".to_string()])
+        Some(Hook::plain(
+            vec!["/usr/local/bin/became-master".to_string()]
+        ))
     );
     assert_eq!(c.notify.backup, None);
     assert_eq!(c.notify.timeout, Duration::from_millis(2500));
@@ -723,7 +725,10 @@ fn foreign_holder_timeout_and_the_claim_blocked_hook_are_read_and_checked() {
     .unwrap();
     assert_eq!(
         c.notify.claim_blocked,
-        Some(vec!["/usr/local/bin/page-oncall".into(), "blocked".into()])
+        Some(Hook::plain(vec![
+            "/usr/local/bin/page-oncall".into(),
+            "blocked".into()
+        ]))
     );
 }
 
@@ -1321,5 +1326,81 @@ fn an_error_quoting_a_multi_line_value_stays_on_one_line() {
     assert!(
         errors.iter().any(|e| e.to_string().contains("\\n")),
         "{errors}"
+    );
+}
+
+// ---------------------------------------------------------------- notify hooks
+
+#[test]
+fn a_hook_is_a_list_or_a_table_with_args() {
+    let c = parse(&minimal_plus(
+        "[notify]\n\
+         command = { command = [\"/etc/keepalived/notify.sh\"], args = \"keepalived\" }\n\
+         master = { command = [\"/usr/local/bin/m\", \"x\"], args = \"none\" }\n\
+         backup = { command = [\"/usr/local/bin/b\"] }\n\
+         conflict_won = [\"/usr/local/bin/page\", \"won\"]\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.notify.command,
+        Some(Hook {
+            argv: vec!["/etc/keepalived/notify.sh".into()],
+            args: HookArgs::Keepalived
+        })
+    );
+    assert_eq!(
+        c.notify.master,
+        Some(Hook::plain(vec!["/usr/local/bin/m".into(), "x".into()]))
+    );
+    assert_eq!(
+        c.notify.backup,
+        Some(Hook::plain(vec!["/usr/local/bin/b".into()]))
+    );
+    assert_eq!(
+        c.notify.conflict_won,
+        Some(Hook::plain(vec![
+            "/usr/local/bin/page".into(),
+            "won".into()
+        ]))
+    );
+    // Printed and read again: the same hooks.
+    let text = c.to_toml_string();
+    assert!(
+        text.contains(
+            "[notify.command]\ncommand = [\"/etc/keepalived/notify.sh\"]\nargs = \"keepalived\"\n"
+        ),
+        "{text}"
+    );
+    let back = from_toml_with_host(&text, "printed", &Overrides::default(), None)
+        .unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
+    assert_eq!(back.notify, c.notify);
+}
+
+#[test]
+fn a_bad_hook_table_is_reported_where_it_is() {
+    let one = |line: &str, fragment: &str| {
+        let text = minimal_plus(&format!("[notify]\n{line}\n"));
+        assert_only_error_at(&text, line_of(&text, line), fragment);
+    };
+    one(
+        "master = { command = [\"/bin/m\"], args = \"keepalive\" }",
+        "notify master args must be \"keepalived\" or \"none\", not \"keepalive\"",
+    );
+    one(
+        "command = { args = \"keepalived\" }",
+        "notify command has no command; give the program and its arguments",
+    );
+    one("stop = { command = [] }", "notify stop is an empty list");
+    one(
+        "fault = { command = [\"/bin/f\"], argz = \"none\" }",
+        "[notify] fault: unknown field `argz`, expected `command` or `args`",
+    );
+    one(
+        "backup = \"/bin/b\"",
+        "[notify] backup: invalid type: string \"/bin/b\", expected a list (the program and its arguments) or a table",
+    );
+    one(
+        "conflict_won = { command = \"/bin/c\" }",
+        "[notify] conflict_won: invalid type: string \"/bin/c\", expected a list",
     );
 }

@@ -154,11 +154,12 @@ fn groups_load_with_every_key_and_the_node_defaults() {
             ],
             notify: NotifySettings {
                 command: None,
-                master: Some(vec!["/usr/local/bin/web-a-master".into()]),
+                master: Some(Hook::plain(vec!["/usr/local/bin/web-a-master".into()])),
                 backup: None,
                 fault: None,
                 stop: None,
                 claim_blocked: None,
+                conflict_won: None,
                 // Not given in [group.notify]: the node's [notify] timeout_ms.
                 timeout: Duration::from_millis(3000),
             },
@@ -590,7 +591,7 @@ fn group_notify_has_the_rules_of_notify() {
     only_error(
         &g("mastr = [\"/bin/true\"]"),
         "mastr",
-        "[group.notify]: unknown field `mastr`, expected one of `command`, `master`, `backup`, `fault`, `stop`, `claim_blocked`, `timeout_ms`",
+        "[group.notify]: unknown field `mastr`, expected one of `command`, `master`, `backup`, `fault`, `stop`, `claim_blocked`, `conflict_won`, `timeout_ms`",
     );
     only_error(
         &g("timeout_ms = 0"),
@@ -1050,4 +1051,37 @@ fn the_largest_advert_the_limits_allow_fits_in_one_quic_datagram() {
     assert!(advert.validate().is_ok());
     let len = wire::encode_v2(&advert).len();
     assert!(len <= 1100, "{len} bytes");
+}
+
+/// `[group.notify]` takes the table form of a hook too, and prints it so that it loads back.
+#[test]
+fn group_hook_tables_load_back_the_same() {
+    let text = GROUPS.replace(
+        "[group.notify]\nmaster = [\"/usr/local/bin/web-a-master\"]\n",
+        "[group.notify]\nmaster = [\"/usr/local/bin/web-a-master\"]\n\
+         command = { command = [\"/etc/keepalived/notify.sh\", \"-v\"], args = \"keepalived\" }\n\
+         conflict_won = { command = [\"/usr/local/bin/won\"], args = \"keepalived\" }\n",
+    );
+    assert_ne!(text, GROUPS);
+    let c = parse(&text).unwrap();
+    assert_eq!(
+        c.groups[0].notify.command,
+        Some(Hook {
+            argv: vec!["/etc/keepalived/notify.sh".into(), "-v".into()],
+            args: HookArgs::Keepalived
+        })
+    );
+    assert_eq!(
+        c.groups[0].notify.conflict_won.as_ref().map(|h| h.args),
+        Some(HookArgs::Keepalived)
+    );
+    let printed = c.to_toml_string();
+    let back = super::from_toml_with_host(&printed, "printed", &Overrides::default(), None)
+        .unwrap_or_else(|e| panic!("{e}\n---\n{printed}"));
+    assert_eq!(back.groups, c.groups, "{printed}");
+    only_error(
+        &text.replace("args = \"keepalived\" }\nconflict", "args = 1 }\nconflict"),
+        "1 }",
+        "[group.notify] command: invalid type: integer `1`, expected a string",
+    );
 }

@@ -12,14 +12,14 @@ use super::checker::Checker;
 use super::error::ConfigErrors;
 use super::groups::{implicit_group, preempt_of, validate_groups, GroupDefaults};
 use super::limits::{self, QUORUM_MAJORITY, QUORUM_OFF};
-use super::raw::{Item, Origin, RawConfig, RawNotify, RawWitness};
+use super::raw::{Item, Origin, RawConfig, RawHook, RawNotify, RawWitness};
 use super::values::{
     bad_argv, bad_group_name, bad_node_ip, bad_socket_path, bad_state_dir, bad_vip,
     check_interface, check_name, parse_endpoint, parse_endpoint_with_port,
 };
 use super::{
-    Config, ElectionSettings, GarpSettings, GatewaySetting, GroupConfig, LogFormat, LogSettings,
-    NodeConfig, NotifySettings, PeerConfig, ProbeSettings, TlsPaths, WitnessSettings,
+    Config, ElectionSettings, GarpSettings, GatewaySetting, GroupConfig, Hook, HookArgs, LogFormat,
+    LogSettings, NodeConfig, NotifySettings, PeerConfig, ProbeSettings, TlsPaths, WitnessSettings,
     DEFAULT_CERTS_DIR, DEFAULT_CLUSTER, DEFAULT_PORT,
 };
 use crate::net::Ipv4Cidr;
@@ -564,19 +564,56 @@ pub(super) fn validate_notify(
     n: &RawNotify,
     default_timeout: Duration,
 ) -> NotifySettings {
-    let mut argv = |item: &Option<Item<Vec<String>>>, key: &str| -> Option<Vec<String>> {
+    let mut hook = |item: &Option<Item<RawHook>>, key: &str| -> Option<Hook> {
         let it = item.as_ref()?;
-        if let Some(why) = bad_argv(&it.value) {
-            ck.err(&it.origin, format!("notify {key} {why}"));
+        let (argv, origin, args) = match &it.value {
+            RawHook::List(argv) => (argv.clone(), &it.origin, HookArgs::None),
+            RawHook::Table(t) => {
+                let args = match &t.args {
+                    None => HookArgs::None,
+                    Some(a) => match a.value.as_str() {
+                        "none" => HookArgs::None,
+                        "keepalived" => HookArgs::Keepalived,
+                        other => {
+                            ck.err(
+                                &a.origin,
+                                format!(
+                                    "notify {key} args must be \"keepalived\" or \"none\", \
+                                     not \"{other}\""
+                                ),
+                            );
+                            HookArgs::None
+                        }
+                    },
+                };
+                match &t.command {
+                    Some(c) => (c.value.clone(), &c.origin, args),
+                    None => {
+                        ck.err(
+                            &it.origin,
+                            format!(
+                                "notify {key} has no command; give the program and its \
+                                 arguments, e.g. {{ command = [\"/etc/keepalived/notify.sh\"], \
+                                 args = \"keepalived\" }}"
+                            ),
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        if let Some(why) = bad_argv(&argv) {
+            ck.err(origin, format!("notify {key} {why}"));
         }
-        Some(it.value.clone())
+        Some(Hook { argv, args })
     };
-    let command = argv(&n.command, "command");
-    let master = argv(&n.master, "master");
-    let backup = argv(&n.backup, "backup");
-    let fault = argv(&n.fault, "fault");
-    let stop = argv(&n.stop, "stop");
-    let claim_blocked = argv(&n.claim_blocked, "claim_blocked");
+    let command = hook(&n.command, "command");
+    let master = hook(&n.master, "master");
+    let backup = hook(&n.backup, "backup");
+    let fault = hook(&n.fault, "fault");
+    let stop = hook(&n.stop, "stop");
+    let claim_blocked = hook(&n.claim_blocked, "claim_blocked");
+    let conflict_won = hook(&n.conflict_won, "conflict_won");
     let (lo, hi, _) = limits::NOTIFY_TIMEOUT_MS;
     let default_ms = i64::try_from(default_timeout.as_millis()).unwrap_or(hi);
     NotifySettings {
@@ -586,6 +623,7 @@ pub(super) fn validate_notify(
         fault,
         stop,
         claim_blocked,
+        conflict_won,
         timeout: ck.millis(&n.timeout_ms, "notify timeout_ms", (lo, hi, default_ms)),
     }
 }

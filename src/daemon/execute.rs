@@ -25,7 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc::Sender;
-use tokio::task::JoinHandle;
 
 use crate::certs;
 use crate::control::TransitionRecord;
@@ -34,7 +33,7 @@ use crate::health::CheckStatus;
 use crate::metrics::{Metrics, RejectReason};
 use crate::net::VipSpec;
 use crate::net::{format_mac, Ipv4Cidr};
-use crate::notify::{Notifier, TransitionEvent};
+use crate::notify::{ConflictWon, Notifier, TransitionEvent};
 use crate::transport::{PeerSpec, Transport};
 use crate::vip::{
     AddressEvent, AddressWatch, Announcer, ArpProbe, ArpWatch, CarrierWatch, LinkState,
@@ -147,7 +146,6 @@ pub(super) struct Record {
     /// The last [`TRANSITIONS_KEPT`] transitions, oldest first.
     pub(super) transitions: VecDeque<TransitionRecord>,
     pub(super) notifier: Notifier,
-    hook_tasks: Vec<JoinHandle<()>>,
 }
 
 /// Counts of events that are logged once but must not be lost.
@@ -196,11 +194,20 @@ impl GroupExec {
                 node.metrics.notice(cause);
                 if cause == NoticeCause::ClaimBlocked {
                     if let Some(block) = election.claim_blocked() {
-                        let tasks = self
-                            .record
+                        self.record
                             .notifier
                             .fire_claim_blocked(&self.name, block, &reason);
-                        self.record.hooks_started(tasks);
+                    }
+                }
+                if cause == NoticeCause::ConflictWon {
+                    if let Some((mac, member)) = election.conflict_won_against() {
+                        let won = ConflictWon {
+                            mac,
+                            member: member.map(str::to_owned),
+                        };
+                        self.record
+                            .notifier
+                            .fire_conflict_won(&self.name, &won, &reason);
                     }
                 }
                 None
@@ -216,8 +223,9 @@ impl GroupExec {
                 cause,
                 reason,
             } => {
+                let at = (self.index, election.priority());
                 self.record
-                    .transition(&self.name, self.index, from, to, epoch, cause, &reason);
+                    .transition(&self.name, at, from, to, epoch, cause, &reason);
                 None
             }
         }
@@ -580,12 +588,10 @@ impl GroupExec {
 
     /// After the last step: stop announcing and make sure the VIPs are gone even if we
     /// were not master by the election's account (e.g. an install that half-failed), then
-    /// wait for the hooks (each ends by itself at its own timeout).
+    /// wait for the queued hooks (each ends by itself at its own timeout).
     pub(super) async fn stop(&mut self) {
         self.release().await;
-        for task in self.record.hook_tasks.drain(..) {
-            let _ = task.await;
-        }
+        self.record.notifier.drained().await;
     }
 }
 
@@ -801,17 +807,17 @@ impl Record {
             metrics,
             transitions: VecDeque::new(),
             notifier,
-            hook_tasks: Vec::new(),
         }
     }
 
-    /// A transition of group `group` (index `index`): logged, kept for `status`, in the
-    /// metrics (the node-level series follow the first group), and told to the hooks.
+    /// A transition of group `group` (`(index, priority after)`): logged, kept for
+    /// `status`, in the metrics (the node-level series follow the first group), and told to
+    /// the hooks.
     #[allow(clippy::too_many_arguments)]
     fn transition(
         &mut self,
         group: &str,
-        index: usize,
+        (index, priority): (usize, u8),
         from: State,
         to: State,
         epoch: u64,
@@ -825,10 +831,11 @@ impl Record {
         } else {
             tracing::info!(%group, from = %from, to = %to, epoch, cause = label, "{reason}");
         }
-        let tasks = self.notifier.fire(&TransitionEvent {
+        self.notifier.fire(&TransitionEvent {
             from,
             to,
             epoch,
+            priority,
             cause,
             reason,
             stopping,
@@ -854,12 +861,6 @@ impl Record {
             self.metrics.set_epoch(epoch);
             self.metrics.transition(to, cause);
         }
-        self.hooks_started(tasks);
-    }
-
-    fn hooks_started(&mut self, tasks: Vec<JoinHandle<()>>) {
-        self.hook_tasks.retain(|t| !t.is_finished());
-        self.hook_tasks.extend(tasks);
     }
 }
 

@@ -800,7 +800,7 @@ impl Daemon {
         };
         if let Some(notifiers) = reloaded.notifiers {
             for (group, notifier) in self.groups.iter_mut().zip(notifiers) {
-                group.exec.record.notifier = notifier;
+                group.exec.record.notifier.reconfigure(notifier);
             }
         }
         if let Some(verdicts) = reloaded.verdicts {

@@ -258,6 +258,7 @@ impl Election {
             return;
         }
         self.last_defence = Some(now);
+        self.last_defended = Some(mac);
         let reason = format!(
             "VIP conflict: {} also answers for the VIPs; we are the elected master: re-announcing",
             self.describe_mac(now, mac)

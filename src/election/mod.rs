@@ -503,6 +503,8 @@ pub struct Election {
     contested: Option<Contest>,
     /// When we last re-announced because of a conflict (the defence is rate-limited).
     last_defence: Option<Instant>,
+    /// The MAC we last re-announced against ([`Election::conflict_won_against`]).
+    last_defended: Option<[u8; 6]>,
     /// When we last said something about a conflict, and how many came since.
     last_conflict_notice: Option<Instant>,
     conflicts_unreported: u64,
@@ -561,6 +563,7 @@ impl Election {
             conflict_grace: None,
             contested: None,
             last_defence: None,
+            last_defended: None,
             last_conflict_notice: None,
             conflicts_unreported: 0,
             yielded: false,
@@ -693,6 +696,13 @@ impl Election {
             State::Backup => self.claim_block.as_ref().map(|(b, _)| b),
             _ => None,
         }
+    }
+
+    /// The MAC we last won a VIP conflict against (re-announced, [`NoticeCause::ConflictWon`]),
+    /// and the member it belongs to by the adverts, if any (the `conflict_won` hook).
+    pub fn conflict_won_against(&self) -> Option<([u8; 6], Option<&str>)> {
+        let mac = self.last_defended?;
+        Some((mac, self.peer_with_mac(mac).map(|(name, _)| name.as_str())))
     }
 
     /// The node a planned handover is under way to, if one is.
