@@ -332,6 +332,9 @@ fn with_socket(arg: &SocketArg, run: impl FnOnce(&std::path::Path) -> ExitCode) 
 fn check_config(args: &AgentArgs) -> ExitCode {
     match args.load() {
         Ok(config) => {
+            for note in &config.notes {
+                eprintln!("{note}");
+            }
             println!("# resolved from {}", config.source);
             print!("{}", config.to_toml_string());
             ExitCode::SUCCESS

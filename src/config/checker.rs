@@ -14,6 +14,8 @@ pub(crate) struct Checker<'a> {
     /// The file's text, to turn byte offsets into lines.
     text: &'a str,
     errors: Vec<ConfigError>,
+    /// Located notes that do not make the config invalid (`FILE:LINE:COL: note: ...`).
+    pub(crate) notes: Vec<String>,
 }
 
 impl<'a> Checker<'a> {
@@ -23,6 +25,7 @@ impl<'a> Checker<'a> {
             file,
             text,
             errors: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -63,6 +66,21 @@ impl<'a> Checker<'a> {
             ErrorPlace::File(f) => f,
             ErrorPlace::CommandLine => "the command line".to_string(),
         }
+    }
+
+    /// Records a located note: something worth telling that does not make the config
+    /// invalid (`haagent check-config` prints it on stderr).
+    pub(crate) fn note(&mut self, origin: &Origin, message: impl Into<String>) {
+        let message = message.into();
+        let line = match self.place(origin) {
+            ErrorPlace::At(loc) => {
+                format!("{}:{}:{}: note: {message}", loc.file, loc.line, loc.column)
+            }
+            ErrorPlace::Flag(flag) => format!("{flag}: note: {message}"),
+            ErrorPlace::File(f) => format!("{f}: note: {message}"),
+            ErrorPlace::CommandLine => format!("command line: note: {message}"),
+        };
+        self.notes.push(line);
     }
 
     pub(crate) fn err(&mut self, origin: &Origin, message: impl Into<String>) {

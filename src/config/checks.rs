@@ -386,7 +386,7 @@ pub(crate) fn validate_checks(raw: &RawConfig, ck: &mut Checker<'_>) -> Vec<Chec
         let weight = match &c.weight {
             None if kind == Some("file") => Weight::Adjust(1),
             None => Weight::Fault,
-            Some(it) => weight_of(ck, it, "check weight"),
+            Some(it) => weight_of(ck, it, "check weight", kind != Some("file")),
         };
 
         let spec_kind = match kind {
@@ -411,12 +411,32 @@ pub(crate) fn validate_checks(raw: &RawConfig, ck: &mut Checker<'_>) -> Vec<Chec
 
 /// A `weight` value (`"fault"`, 0 = fault, or -254..=254); `what` names it in the error
 /// (`"check weight"`, `"track weight"`). A bad value is reported and reads as fault.
-pub(crate) fn weight_of(ck: &mut Checker<'_>, it: &Item<RawWeight>, what: &str) -> Weight {
+///
+/// With `note_positive`, a positive weight gets a located note that its meaning changed
+/// (keepalived's: added while the check succeeds); `file` checks pass `false`, their
+/// "value × weight" did not change.
+pub(crate) fn weight_of(
+    ck: &mut Checker<'_>,
+    it: &Item<RawWeight>,
+    what: &str,
+    note_positive: bool,
+) -> Weight {
     let (wlo, whi) = limits::WEIGHT;
     match &it.value {
         RawWeight::Int(0) => Weight::Fault,
         RawWeight::Int(n) => match i32::try_from(*n) {
-            Ok(w) if (wlo..=whi).contains(n) => Weight::Adjust(w),
+            Ok(w) if (wlo..=whi).contains(n) => {
+                if w > 0 && note_positive {
+                    ck.note(
+                        &it.origin,
+                        format!(
+                            "{what} {w} is added while the check succeeds (keepalived's \
+                             meaning); before this release it was added while failing"
+                        ),
+                    );
+                }
+                Weight::Adjust(w)
+            }
             _ => {
                 ck.err(
                     &it.origin,

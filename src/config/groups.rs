@@ -535,7 +535,10 @@ fn group_track(
                 None,
             ),
             RawTrack::Table(t) => {
-                let weight = t.weight.as_ref().map(|w| weight_of(ck, w, "track weight"));
+                let weight = t
+                    .weight
+                    .as_ref()
+                    .map(|w| weight_of(ck, w, "track weight", true));
                 match &t.check {
                     Some(c) => (c.clone(), weight),
                     None => {

@@ -81,6 +81,10 @@ pub const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// Located notes that do not make the config invalid, one line each
+    /// (`FILE:LINE:COL: note: ...`), e.g. that a positive weight now means keepalived's
+    /// "added while the check succeeds"; `haagent check-config` prints them on stderr.
+    pub notes: Vec<String>,
     /// The config file path, or `"command line"` in quick mode.
     pub source: String,
     /// Cluster name (default `"haagent"`).

@@ -1118,3 +1118,23 @@ fn election_changes_lists_each_change_in_words() {
         ]
     );
 }
+
+/// Every positive weight (not of a file check) gets one located note; negative, fault and
+/// file weights get none, and the config stays valid.
+#[test]
+fn positive_weights_get_a_located_note() {
+    let extra = "[[check]]\nname = \"up\"\nkind = \"tcp\"\naddress = \"127.0.0.1:80\"\nweight = 20\n\
+                 [[check]]\nname = \"down\"\nkind = \"tcp\"\naddress = \"127.0.0.1:81\"\nweight = -20\n\
+                 [[check]]\nname = \"f\"\nkind = \"file\"\npath = \"/run/x\"\nweight = 3\n";
+    let text = minimal_plus(extra);
+    let config = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let line = MINIMAL.lines().count() + line_of(extra, "weight = 20");
+    assert_eq!(
+        config.notes,
+        [format!(
+            "t.toml:{line}:10: note: check weight 20 is added while the check succeeds \
+             (keepalived's meaning); before this release it was added while failing"
+        )]
+    );
+    assert_eq!(config.checks[0].weight, Weight::Adjust(20));
+}

@@ -503,6 +503,7 @@ pub(crate) fn validate(
         }
     };
 
+    let notes = std::mem::take(&mut ck.notes);
     let errors = ck.into_errors();
     if !errors.is_empty() {
         return Err(errors);
@@ -515,6 +516,7 @@ pub(crate) fn validate(
         )]
     });
     Ok(Config {
+        notes,
         source: source.to_string(),
         cluster,
         node: NodeConfig {

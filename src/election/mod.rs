@@ -291,7 +291,8 @@ pub enum Input {
     /// The health checks' priority adjustment changed: the advertised (effective) priority
     /// is `base + delta`, clamped to 1..=254 (keepalived's `weight`).
     PriorityDelta {
-        /// Sum of the weights of the failing checks (negative lowers the priority).
+        /// Sum of the weights that apply: positive ones of passing checks, negative ones of
+        /// failing checks, `file` values × weight (keepalived's meaning).
         delta: i32,
     },
     /// The configured (base) priority changed on reload; clamped to 1..=254.

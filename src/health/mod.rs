@@ -15,8 +15,12 @@
 //! - A check's first result decides at once (a fresh agent does not wait for `rise`);
 //!   after that `fall` failures in a row make it failing and `rise` successes in a row
 //!   healthy again.
-//! - A failing check with [`Weight::Fault`] puts the node in fault; with
-//!   [`Weight::Adjust`] its number is added to the priority.
+//! - Weights mean what keepalived's `weight` means (`track_script`, `track_interface`): a
+//!   check with a positive [`Weight::Adjust`] adds its number to the priority while it
+//!   succeeds, one with a negative number adds it (lowers the priority) while it fails, and
+//!   a failing check with [`Weight::Fault`] puts the node in fault. Before its first
+//!   result a check counts for nothing, whatever its weight (so a positive weight is not
+//!   added until the check has passed once).
 //! - `file` checks (keepalived's `track_file`) skip the hysteresis: the latest value read,
 //!   times the weight, is added to the priority (with `Weight::Fault`, any nonzero value is
 //!   a fault). Like keepalived, a missing, unreadable or non-integer file counts as the
@@ -66,11 +70,11 @@ pub struct Verdict {
     /// refused`); several are joined with `; `. It is fixed when the check turns failing,
     /// so it does not change with every further failed run.
     pub fault: Option<String>,
-    /// Sum of the weights of failing [`Weight::Adjust`] checks and of `file` check
-    /// values × weight (the latter may be positive).
+    /// Sum of the positive [`Weight::Adjust`] weights of passing checks, the negative ones
+    /// of failing checks, and of `file` check values × weight (keepalived's meaning).
     pub priority_delta: i32,
-    /// One line per check that currently changes anything
-    /// (`check nginx failing: ... (weight -20)`).
+    /// One line per check that currently changes anything (`check nginx passing (weight
+    /// +20)`, `check nginx failing: connection refused (weight -20)`).
     pub reasons: Vec<String>,
     /// Every check has reported at least one result. Before that, checks without a result
     /// count for nothing.
@@ -553,22 +557,25 @@ impl Shared {
                 }
                 continue;
             }
-            if e.hysteresis.health() != Health::Failing {
-                continue;
-            }
-            match weight {
-                Weight::Fault => {
+            // keepalived's meaning: a positive weight counts while the check succeeds, a
+            // negative one while it fails, a fault weight is a fault while failing.
+            match (weight, e.hysteresis.health()) {
+                (Weight::Fault, Health::Failing) => {
                     faults.push(e.fault_reason.clone());
                     reasons.push(format!("check {name} failing: {} (fault)", e.last_failure));
                 }
-                Weight::Adjust(0) => {}
-                Weight::Adjust(w) => {
+                (Weight::Adjust(w), Health::Healthy) if w > 0 => {
+                    delta = delta.saturating_add(i64::from(w));
+                    reasons.push(format!("check {name} passing (weight {w:+})"));
+                }
+                (Weight::Adjust(w), Health::Failing) if w < 0 => {
                     delta = delta.saturating_add(i64::from(w));
                     reasons.push(format!(
-                        "check {name} failing: {} (weight {w})",
+                        "check {name} failing: {} (weight {w:+})",
                         e.last_failure
                     ));
                 }
+                _ => {}
             }
         }
         Verdict {
@@ -707,6 +714,32 @@ mod tests {
             s.verdicts[0].reasons[0],
             "check a failing: down (weight -20)"
         );
+    }
+
+    #[test]
+    fn positive_weights_count_while_passing_negative_while_failing() {
+        let mut s = shared(vec![
+            spec("nginx", tcp(), Weight::Adjust(20), 1, 1),
+            spec("disk", tcp(), Weight::Adjust(-5), 1, 1),
+        ]);
+        // Before the first result a positive weight counts for nothing.
+        assert_eq!(s.verdicts[0].priority_delta, 0);
+        s.apply(pass(0));
+        assert_eq!(
+            s.verdicts[0].priority_delta, 20,
+            "not settled yet, but +20 counts"
+        );
+        s.apply(pass(1));
+        assert_eq!(s.verdicts[0].priority_delta, 20);
+        assert_eq!(s.verdicts[0].reasons, ["check nginx passing (weight +20)"]);
+        s.apply(fail(0, "connection refused"));
+        s.apply(fail(1, "disk full"));
+        assert_eq!(s.verdicts[0].priority_delta, -5);
+        assert_eq!(
+            s.verdicts[0].reasons,
+            ["check disk failing: disk full (weight -5)"]
+        );
+        assert_eq!(s.verdicts[0].fault, None);
     }
 
     #[test]

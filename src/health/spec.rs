@@ -20,7 +20,7 @@ pub struct CheckSpec {
     pub fall: u32,
     /// Consecutive successes that make a failing check healthy again.
     pub rise: u32,
-    /// What a failing check does to the node.
+    /// What the check does to the priority (keepalived's meaning, see [`Weight`]).
     pub weight: Weight,
 }
 
@@ -69,12 +69,15 @@ pub enum CheckKind {
     },
 }
 
-/// What a failing check does.
+/// What a check does to the priority, with keepalived's meaning of `weight`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Weight {
-    /// Puts the node in Fault (it releases the VIPs). Config: `weight = 0` or `"fault"`.
+    /// A failing check puts the node in Fault (it releases the VIPs). Config: `weight = 0`
+    /// or `"fault"`.
     Fault,
-    /// Adds this (normally negative) number to the priority while failing; for `File`
-    /// checks, multiplies the file's value instead.
+    /// A positive number (1..=254) is added to the priority while the check succeeds; a
+    /// negative one (-254..=-1) is added, i.e. subtracted, while it fails (keepalived's
+    /// `weight`). Before the check's first result it counts for nothing. For `File` checks
+    /// the file's value is multiplied by it instead, whatever the sign.
     Adjust(i32),
 }

@@ -7,9 +7,9 @@
 pub(crate) enum Health {
     /// No result yet.
     Unknown,
-    /// Passing (counts for nothing).
+    /// Passing (a positive weight applies).
     Healthy,
-    /// Failing (its weight applies).
+    /// Failing (a negative or fault weight applies).
     Failing,
 }
 
