@@ -40,6 +40,8 @@ struct Mapper<'a> {
     garp_seen: BTreeMap<&'static str, (i64, String)>,
     auth_seen: bool,
     first_auth: Option<Place>,
+    /// The reader's problems; `true` once reported with the statement they spoil.
+    problems: Vec<(super::parse::Problem, bool)>,
     /// The `unicast_peer` block whose addresses are the peers.
     peer_block: Option<Place>,
     /// Routes of the group being built, reported once its VIPs are known.
@@ -76,20 +78,21 @@ pub(crate) fn map(parsed: &Parsed, source: &str, opts: &Options) -> (Model, Repo
         garp_seen: BTreeMap::new(),
         auth_seen: false,
         first_auth: None,
+        problems: Vec::new(),
         peer_block: None,
         pending_routes: Vec::new(),
     };
-    for p in &parsed.problems {
-        m.push(
-            Some(&p.place),
-            &p.keyword,
-            Outcome::NotSupported {
-                why: p.message.clone(),
-                instead: Some("fix the keepalived config, then import again".into()),
-            },
-        );
-    }
+    m.problems = parsed.problems.iter().map(|p| (p.clone(), false)).collect();
     m.run(&parsed.nodes);
+    for (p, used) in std::mem::take(&mut m.problems) {
+        if !used {
+            m.push(
+                Some(&p.place),
+                &p.keyword,
+                unsupported(p.message, "fix the keepalived config, then import again"),
+            );
+        }
+    }
     let mut report = Report { lines: m.lines };
     report.lines.sort_by_key(|l| l.order);
     (m.model, report)
@@ -412,10 +415,20 @@ impl<'a> Mapper<'a> {
     /// Reports a tainted node (the parser already said why) and says whether it was.
     fn tainted(&mut self, n: &Node) -> bool {
         if n.tainted {
+            let mut why: Vec<String> = Vec::new();
+            for (p, used) in self.problems.iter_mut() {
+                if !*used && p.place == n.place {
+                    *used = true;
+                    why.push(p.message.clone());
+                }
+            }
+            if why.is_empty() {
+                why.push("not read: an undefined macro or a placeholder is in it".into());
+            }
             self.say(
                 n,
                 unsupported(
-                    "not read: an undefined macro or a placeholder is in it (see above)",
+                    why.join("; "),
                     "define the macro or fill in the template, then import again",
                 ),
             );
@@ -1243,7 +1256,7 @@ impl<'a> Mapper<'a> {
                     self,
                     unsupported(
                         format!("label {l}: a label is at most 15 bytes and starts with `{dev}:`"),
-                        "a label such as {dev}:vip",
+                        format!("a label such as {dev}:vip"),
                     ),
                 );
             }
@@ -1340,12 +1353,14 @@ impl<'a> Mapper<'a> {
                     Some("main") | Some("254") => {}
                     Some(t) => match t.parse::<u32>() {
                         Ok(n) if n >= 1 => route.table = Some(i64::from(n)),
-                        _ => return fail(
-                            self,
-                            format!(
+                        _ => {
+                            return fail(
+                                self,
+                                format!(
                                 "table {t}: haagent takes a table number 1..=4294967295 (or main)"
                             ),
-                        ),
+                            )
+                        }
                     },
                     None => return fail(self, "table without a value".into()),
                 },
