@@ -1,4 +1,5 @@
-//! Command line: the agent itself (`haagent [flags]`), `check-config`, and `certs`.
+//! Command line: the agent itself (`haagent [flags]`), `check-config`, `certs`, `import`
+//! and the control commands.
 //!
 //! Flags are only another source of configuration: they are mapped onto
 //! [`config::Overrides`] and validated by the same code as the file.
@@ -100,6 +101,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Translate another tool's configuration into a haagent config.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Write the man pages and shell completions into OUT (used to build the package).
     #[command(hide = true)]
     Generate {
@@ -144,6 +148,36 @@ impl SocketArg {
                 )
             })
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Translate a keepalived.conf: the haagent config on stdout (or --out), and on stderr
+    /// (or --report) one line per keepalived keyword: mapped, approximated or not supported.
+    ///
+    /// Exit status with --check: 1 when anything could not be mapped or the peers are
+    /// unknown (a multicast-only config without --peer); without --check: 0 once the file
+    /// was read. The keyword table: docs/keepalived.md.
+    Keepalived {
+        /// The keepalived config [default: /etc/keepalived/keepalived.conf].
+        file: Option<PathBuf>,
+        /// A peer's address, ADDR[:PORT] (repeatable; replaces the `unicast_peer`s).
+        /// Required for a multicast-only config.
+        #[arg(long = "peer", value_name = "ADDR")]
+        peers: Vec<String>,
+        /// This node's name [default: `router_id`, else the host name].
+        #[arg(long)]
+        name: Option<String>,
+        /// Write the config to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Write the report to FILE instead of stderr.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Exit 1 when anything could not be mapped (or the peers are missing).
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -313,6 +347,7 @@ pub fn main() -> ExitCode {
         }),
         Some(Command::Reload { socket }) => with_socket(&socket, |s| ask(s, &Request::Reload {})),
         Some(Command::Doctor { args, json }) => doctor(&args, json),
+        Some(Command::Import(cmd)) => run_import(cmd),
         Some(Command::Generate { out }) => generate::write_all(&out),
         None => run_agent(&cli.agent),
     }
@@ -380,6 +415,57 @@ fn run_certs(cmd: CertsCommand) -> ExitCode {
             eprintln!("haagent: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn run_import(cmd: ImportCommand) -> ExitCode {
+    let ImportCommand::Keepalived {
+        file,
+        peers,
+        name,
+        out,
+        report,
+        check,
+    } = cmd;
+    let file = file.unwrap_or_else(|| PathBuf::from(crate::import::DEFAULT_KEEPALIVED_CONF));
+    let opts = crate::import::Options { peers, name };
+    let import = match crate::import::keepalived_file(&file, &opts) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("haagent: cannot read the keepalived config: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let write = |target: &Option<PathBuf>, text: &str, stdout: bool| -> Result<(), String> {
+        match target {
+            Some(path) => {
+                std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+            }
+            None if stdout => {
+                print!("{text}");
+                Ok(())
+            }
+            None => {
+                eprint!("{text}");
+                Ok(())
+            }
+        }
+    };
+    let mut summary = import.report.to_string();
+    let unsupported = import.report.unsupported();
+    summary.push_str(&if unsupported == 0 {
+        "import: complete: every keyword mapped or approximated\n".to_string()
+    } else {
+        format!("import: {unsupported} line(s) not supported: the config lacks them\n")
+    });
+    if let Err(e) = write(&out, &import.toml, true).and_then(|()| write(&report, &summary, false)) {
+        eprintln!("haagent: {e}");
+        return ExitCode::FAILURE;
+    }
+    if check && !import.complete() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

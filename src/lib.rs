@@ -21,6 +21,8 @@
 //!   and token) with fall/rise hysteresis.
 //! - [`health`]: the health checks (http, tcp, exec, process, interface, file) and their
 //!   verdict: a priority adjustment or a fault.
+//! - [`import`]: `haagent import keepalived`, a keepalived.conf translated into a haagent
+//!   config and a report of what each keyword became.
 //! - [`notify`]: operator hooks on transitions, run without a shell, under a timeout.
 //! - [`control`]: the local control socket (`haagent status|handover|maintenance|reload`)
 //!   and the status document.
@@ -66,6 +68,7 @@ pub mod daemon;
 pub mod doctor;
 pub mod election;
 pub mod health;
+pub mod import;
 pub mod logging;
 pub mod metrics;
 pub mod net;
