@@ -74,10 +74,6 @@ fn golden(name: &str, got: &str) -> Option<String> {
     })
 }
 
-/// Until the hooks change lands, `[group.notify] command` in the table form does not parse
-/// yet: the one error tolerated (with-include.conf and all-keywords.conf use `notify`).
-const HOOK_TABLE_NOT_YET: &str = "[group.notify] command: invalid type: map, expected a list";
-
 #[test]
 fn every_input_imports_as_its_golden_and_loads() {
     let mut failures = Vec::new();
@@ -104,7 +100,6 @@ fn every_input_imports_as_its_golden_and_loads() {
                 let real: Vec<String> = errors
                     .iter()
                     .map(|e| e.to_string())
-                    .filter(|e| !e.ends_with(HOOK_TABLE_NOT_YET))
                     .filter(|e| !(e.contains("no peers") && case.ends_with("no-peer")))
                     .collect();
                 assert!(
