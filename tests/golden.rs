@@ -97,6 +97,8 @@ fn run(dir: &Path) -> String {
                     preempt_delay: Duration::from_millis(node.preempt_delay_ms),
                     mac: [2, 0, 0, 0, 0, 0x01],
                     probe: node.probe,
+                    // The daemon's default window: the advert interval, at most 30 ms.
+                    probe_window: Duration::from_millis(node.interval_ms.min(30)),
                     cluster_size: node.cluster_size,
                     quorum: node.quorum,
                     fingerprint: [0; 4],

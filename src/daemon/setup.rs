@@ -442,6 +442,7 @@ fn election(config: &Config, group: &GroupConfig, mac: [u8; 6], probe: bool) -> 
         quorum: config.election.quorum,
         fingerprint: config.fingerprint().words,
         foreign_holder_timeout: config.probe.foreign_holder_timeout,
+        probe_window: config.probe.window,
     };
     Election::new(settings, Instant::now())
 }

@@ -20,6 +20,12 @@
 //! - **Epoch.** A node remembers the highest epoch it has seen in any advert. Taking over sets
 //!   `epoch = highest seen + 1`. A master advertises the epoch of its takeover, the others the
 //!   highest epoch they have seen.
+//! - **Better backup first.** A backup whose master-down runs out while it hears a live
+//!   backup that outranks it gives that one its turn, once per stay in backup: until it
+//!   should have claimed (`Election::better_backup_due`: its own master-down from when we
+//!   first heard it, a probe window, an interval), at least [`DEFER_TO_BETTER_BACKUP`]
+//!   intervals. So nodes started together make one transition to master, the top-ranked
+//!   node's, instead of a lower one claiming and being preempted a second later.
 //! - **Backup.** A master advert resets the master-down timer if that master ranks higher than
 //!   us, or if we may not preempt (`preempt` off, still within `preempt_delay` of start
 //!   or of our last forced step-down, or we have heard that master for less than
@@ -36,11 +42,14 @@
 //!
 //! # Split-brain rules
 //!
-//! - **Probe before claiming.** When the master-down timer runs out because the master went
-//!   silent (not because it left with priority 0, reported a fault, or is a lower-ranked
-//!   master we still hear and preempt), we first ask for an ARP probe of the VIPs
-//!   ([`Action::Probe`]). If some host answers ([`Input::ProbeResult`] with its MAC) we do not
-//!   claim: we say who holds the VIPs and probe again every advert interval. Lost adverts
+//! - **Probe before claiming.** When the master-down timer is about to run out because the
+//!   master went silent (not because it left with priority 0, reported a fault, or is a
+//!   lower-ranked master we still hear and preempt), we ask for an ARP probe of the VIPs
+//!   ([`Action::Probe`]) `probe_window` before it does, so that the probe's wait overlaps
+//!   the master-down wait: a clear answer claims at master-down itself, and an advert from a
+//!   master before then cancels the claim. If some host answers ([`Input::ProbeResult`]
+//!   with its MAC) we do not claim: we say who holds the VIPs and probe again every advert
+//!   interval. Lost adverts
 //!   alone can therefore never move the VIPs away from a live master. Opt-in exception:
 //!   with `foreign_holder_timeout` set, answers from non-members only stop blocking after
 //!   that long (with quorum, not isolated).
@@ -143,6 +152,10 @@ pub struct ElectionConfig {
     pub mac: [u8; 6],
     /// ARP-probe the VIPs before claiming them after losing contact with the master.
     pub probe: bool,
+    /// How long one ARP probe of the VIPs takes (the daemon's probe window, 5 ms..=2 s): the
+    /// probe starts this long before the master-down timer runs out, so that its answer is
+    /// in when it does (RFC 5227 §2.1.1's wait, overlapped with RFC 9568's master-down).
+    pub probe_window: Duration,
     /// Nodes in the cluster, this one included.
     pub cluster_size: usize,
     /// Hold the VIPs only while hearing a majority of `cluster_size` (ourselves included).
@@ -479,6 +492,12 @@ pub struct Election {
     /// This stay in backup already gave a live higher-ranked backup its turn to claim
     /// ([`DEFER_TO_BETTER_BACKUP`] advert intervals).
     deferred: bool,
+    /// A probe started ahead of master-down came back clear: claim when the timer runs out,
+    /// unless a master is heard first.
+    probe_clear: bool,
+    /// The master-down deadline the early probe was decided for (started or not), so that
+    /// it is decided once per deadline.
+    early_probe_for: Option<Instant>,
     /// Whether "not taking over: no quorum" was said in this episode.
     quorum_notice: bool,
     /// The gateway witness's verdict and words; `None` = no witness or no verdict yet.
@@ -491,8 +510,10 @@ pub struct Election {
     base_priority: u8,
     /// The health checks' adjustment.
     priority_delta: i32,
-    /// The `now` of the latest input.
-    last_input: Option<Instant>,
+    /// The `now` of the latest isolation and quorum check (`reevaluate`): a peer expiring
+    /// after it is a deadline ([`Election::next_deadline`]). Not simply the latest input:
+    /// inputs that do not re-check (a probe result, a conflict) must not hide an expiry.
+    last_recheck: Option<Instant>,
     /// While handing over: to whom, and until when we wait for it.
     handing_over: Option<(String, Instant)>,
     /// A live peer whose MAC answered for our VIPs while its adverts still said it was not
@@ -550,6 +571,8 @@ impl Election {
             probing: false,
             claim_block: None,
             deferred: false,
+            probe_clear: false,
+            early_probe_for: None,
             quorum_notice: false,
             gateway: None,
             isolated: false,
@@ -557,7 +580,7 @@ impl Election {
             base_priority,
             priority_delta: 0,
             timers: TimerTable::default(),
-            last_input: None,
+            last_recheck: None,
             last_stepdown: None,
             last_fault_exit: None,
             handing_over: None,
@@ -578,7 +601,6 @@ impl Election {
         if self.stopped {
             return out;
         }
-        self.last_input = Some(now);
         match input {
             Input::Start => self.on_start(now, &mut out),
             Input::Advert(a) => self.on_advert(now, a, &mut out),
@@ -773,6 +795,7 @@ impl Election {
         // A block and a deferral belong to one stay in backup: a later one starts afresh.
         self.claim_block = None;
         self.deferred = false;
+        self.probe_clear = false;
         self.contested = None;
         if to != State::Backup {
             self.timers.stop(Timer::MasterDown);
@@ -835,6 +858,7 @@ impl Election {
             }
         }
         self.reevaluate(now, out);
+        self.maybe_probe_early(now, out);
         if self.state == State::Backup
             && self.timers.get(Timer::MasterDown).is_some_and(|t| t <= now)
         {
@@ -933,6 +957,7 @@ impl Election {
                         .set(Timer::MasterDown, after(now, self.master_down_interval()));
                     // We hear a master again: an outstanding probe no longer matters.
                     self.probing = false;
+                    self.probe_clear = false;
                     self.claim_block = None;
                     self.deferred = false;
                     self.quorum_notice = false;
@@ -951,6 +976,7 @@ impl Election {
         if self.started_at.is_none() {
             return;
         }
+        self.last_recheck = Some(now);
         let isolated = self.is_isolated(now);
         if isolated && !self.isolated {
             self.isolated = true;

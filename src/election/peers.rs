@@ -104,6 +104,34 @@ impl Election {
         })
     }
 
+    /// By when every live backup that outranks us should have claimed, if it can: its own
+    /// master-down (our multiplier, its interval, the skew of its priority; RFC 9568 §6.1)
+    /// counted from when we first heard it in this contact (it started no later), plus a
+    /// probe window for its ARP probe and one of its intervals for its master advert to
+    /// reach us. `None` when no live backup outranks us.
+    pub(super) fn better_backup_due(&self, now: Instant) -> Option<Instant> {
+        let ours = self.rank();
+        self.live_peers(now)
+            .filter(|(name, p)| {
+                p.state == State::Backup
+                    && Rank {
+                        priority: p.priority,
+                        name,
+                    } > ours
+            })
+            .map(|(_, p)| {
+                let master_down = p
+                    .interval
+                    .saturating_mul(self.cfg.down_multiplier)
+                    .saturating_add(skew_for(p.priority, p.interval));
+                after(
+                    p.contact_since,
+                    master_down + self.cfg.probe_window + p.interval,
+                )
+            })
+            .max()
+    }
+
     /// The best live backup by [`Rank`], to hand over to.
     pub(super) fn best_live_backup(&self, now: Instant) -> Option<&str> {
         self.live_peers(now)

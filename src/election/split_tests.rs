@@ -24,6 +24,7 @@ fn cfg(name: &str, priority: u8, cluster_size: usize, quorum: bool) -> ElectionC
         quorum,
         fingerprint: [0; 4],
         foreign_holder_timeout: None,
+        probe_window: ms(30),
     }
 }
 
@@ -1208,10 +1209,10 @@ fn after_a_blocked_claim_clears_the_best_live_backup_claims_first() {
 }
 
 #[test]
-fn a_clear_probe_gives_a_live_better_backup_one_turn_before_claiming() {
-    // The master dies; n2 (150) and n3 (100) both reach master-down a few milliseconds
-    // apart and probe. n3's probe comes back clear while n2 still advertises backup (its
-    // own probe is still running, or it was slowed down): n3 waits instead of claiming.
+fn a_live_better_backup_gets_its_turn_before_we_probe_or_claim() {
+    // The master dies; n2 (150) and n3 (100) reach master-down a few milliseconds apart.
+    // n3 hears n2 advertise backup: it neither probes nor claims at its master-down, but
+    // gives n2 its turn (at a cold start, too: no claim that n2 preempts a second later).
     let (mut e, t0) = started(ElectionConfig {
         name: "n3".into(),
         ..cfg("n3", 100, 3, false)
@@ -1220,35 +1221,32 @@ fn a_clear_probe_gives_a_live_better_backup_one_turn_before_claiming() {
         t0 + ms(10),
         Input::Advert(adv("n1", State::Master, 200, 1, N1_MAC)),
     );
+    let master_down = t0 + ms(10) + e.master_down_interval();
     let n2 = adv("n2", State::Backup, 150, 1, [2, 0, 0, 0, 0, 0x22]);
     let mut t = t0 + ms(10);
-    let mut acts = Vec::new();
-    let mut probed_at = None;
-    while probed_at.is_none() && t < t0 + ms(2000) {
+    let mut due = Vec::new();
+    while t < master_down + ms(20) {
         t += ms(10);
-        let due = run_until(&mut e, t);
+        due.extend(run_until(&mut e, t));
         e.handle(t, Input::Advert(n2.clone()));
-        if has_probe(&due) {
-            probed_at = Some(t);
-            acts.extend(e.handle(t, Input::ProbeResult { answered_by: None }));
-        }
     }
-    assert!(probed_at.is_some(), "n3 probes after master-down");
-    assert_eq!(
-        e.state(),
-        State::Backup,
-        "clear probe, live better backup: {acts:?}"
+    assert_eq!(e.state(), State::Backup);
+    assert!(
+        !has_probe(&due),
+        "no probe while the better backup has its turn: {due:?}"
     );
-    assert!(!acts.contains(&Action::InstallVips));
 
-    // n2 claims: n3 follows it and never installs.
+    // n2 claims (at its master-down and probe, before n3's turn ends): n3 follows it and
+    // never probes or installs.
     let n2_master = adv("n2", State::Master, 150, 2, [2, 0, 0, 0, 0, 0x22]);
-    let later = hear_until(&mut e, &n2_master, t, t + ms(1000));
+    let mut later = e.handle(t, Input::Advert(n2_master.clone()));
+    later.extend(hear_until(&mut e, &n2_master, t, t + ms(1000)));
     assert_eq!(e.state(), State::Backup, "{later:?}");
     assert!(!later.contains(&Action::InstallVips), "{later:?}");
+    assert!(!later.contains(&Action::Probe), "{later:?}");
 
-    // Same start, but n2 died with the master (its adverts stop): n3 probes again after
-    // its turn and claims, once, within two advert intervals of the first clear probe.
+    // Same start, but n2 died with the master (its adverts stop): after n2's turn n3
+    // claims, once, with one probe that ran during the wait, a probe window before it.
     let (mut e, t0) = started(ElectionConfig {
         name: "n3".into(),
         ..cfg("n3", 100, 3, false)
@@ -1257,30 +1255,30 @@ fn a_clear_probe_gives_a_live_better_backup_one_turn_before_claiming() {
         t0 + ms(10),
         Input::Advert(adv("n1", State::Master, 200, 1, N1_MAC)),
     );
+    let master_down = t0 + ms(10) + e.master_down_interval();
     // n2's last advert came a little after the master's: still live at n3's master-down.
     e.handle(t0 + ms(30), Input::Advert(n2.clone()));
     let mut t = t0 + ms(30);
     let mut probes = Vec::new();
     while e.state() == State::Backup && t < t0 + ms(3000) {
         t += ms(1);
-        let due = run_until(&mut e, t);
-        if has_probe(&due) {
-            probes.push(t);
-            e.handle(t, Input::ProbeResult { answered_by: None });
+        for (at, a) in run_until(&mut e, t) {
+            if a == Action::Probe {
+                probes.push(at);
+                e.handle(at, Input::ProbeResult { answered_by: None });
+            }
         }
     }
     assert_eq!(e.state(), State::Master, "claims once n2 did not");
-    assert_eq!(
-        probes.len(),
-        2,
-        "one turn for n2, then a second probe: {probes:?}"
-    );
+    assert_eq!(probes.len(), 1, "one probe: {probes:?}");
     let interval = e.config().advert_interval;
+    let window = e.config().probe_window;
+    let claimed = e.state_since();
     assert!(
-        probes[1] - probes[0] >= interval * DEFER_TO_BETTER_BACKUP
-            && probes[1] - probes[0] <= interval * DEFER_TO_BETTER_BACKUP + ms(2),
-        "{probes:?}"
+        claimed >= master_down + interval * DEFER_TO_BETTER_BACKUP,
+        "n2's turn first"
     );
+    assert_eq!(claimed - probes[0], window, "the probe overlapped the wait");
 }
 
 #[test]
@@ -1308,4 +1306,89 @@ fn vips_removed_by_someone_else_are_installed_again_by_the_master_only() {
         },
     );
     assert!(acts.is_empty(), "{acts:?}");
+}
+
+/// n2 (100) follows master n1 (200), heard once at `t0 + 10 ms`; returns the election, the
+/// master-down deadline, and the actions up to a probe window before it.
+fn silent_master() -> (Election, Instant, Vec<(Instant, Action)>) {
+    let (mut e, t0) = started(cfg("n2", 100, 2, false));
+    let last = t0 + ms(10);
+    e.handle(
+        last,
+        Input::Advert(adv("n1", State::Master, 200, 1, N1_MAC)),
+    );
+    let deadline = last + e.master_down_interval();
+    let window = e.config().probe_window;
+    let before = run_until(&mut e, deadline - window - ms(1));
+    (e, deadline, before)
+}
+
+#[test]
+fn the_probe_overlaps_the_master_down_wait() {
+    // The master goes silent. The ARP probe starts a probe window before master-down runs
+    // out, comes back clear, and the claim comes exactly at master-down: no probe window
+    // after it.
+    let (mut e, deadline, before) = silent_master();
+    assert!(!has_probe(&before), "{before:?}");
+    let window = e.config().probe_window;
+    let due = run_until(&mut e, deadline - window);
+    assert!(
+        due.iter()
+            .any(|(t, a)| *a == Action::Probe && *t == deadline - window),
+        "{due:?}"
+    );
+    let acts = e.handle(deadline - ms(1), Input::ProbeResult { answered_by: None });
+    assert_eq!(e.state(), State::Backup, "not before master-down: {acts:?}");
+    let acts: Vec<Action> = run_until(&mut e, deadline)
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    assert_eq!(e.state(), State::Master, "{acts:?}");
+    assert_eq!(e.state_since(), deadline);
+    assert!(acts.contains(&Action::InstallVips) && !acts.contains(&Action::Probe));
+}
+
+#[test]
+fn an_advert_during_the_early_probe_cancels_the_claim() {
+    // The master's adverts were only late: one arrives while the probe runs. Its clear
+    // result (the master's ARP answer was lost too, say) must not make us claim.
+    let (mut e, deadline, _) = silent_master();
+    let window = e.config().probe_window;
+    assert!(has_probe(&run_until(&mut e, deadline - window)));
+    e.handle(
+        deadline - ms(20),
+        Input::Advert(adv("n1", State::Master, 200, 1, N1_MAC)),
+    );
+    let mut acts = e.handle(deadline - ms(5), Input::ProbeResult { answered_by: None });
+    acts.extend(
+        run_until(&mut e, deadline + ms(100))
+            .into_iter()
+            .map(|(_, a)| a),
+    );
+    assert_eq!(e.state(), State::Backup, "{acts:?}");
+    assert!(!acts.contains(&Action::InstallVips), "{acts:?}");
+}
+
+#[test]
+fn the_old_master_answering_the_early_probe_blocks_the_claim() {
+    // Its adverts are lost but the master is alive and answers for the VIPs: no claim at
+    // master-down; the block names it.
+    let (mut e, deadline, _) = silent_master();
+    let window = e.config().probe_window;
+    assert!(has_probe(&run_until(&mut e, deadline - window)));
+    let mut acts = e.handle(
+        deadline - ms(2),
+        Input::ProbeResult {
+            answered_by: Some(N1_MAC),
+        },
+    );
+    acts.extend(
+        run_until(&mut e, deadline + ms(1))
+            .into_iter()
+            .map(|(_, a)| a),
+    );
+    assert_eq!(e.state(), State::Backup, "{acts:?}");
+    assert!(!acts.contains(&Action::InstallVips));
+    let block = e.claim_blocked().expect("blocked");
+    assert_eq!(block.member.as_deref(), Some("n1"));
 }

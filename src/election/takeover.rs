@@ -23,7 +23,23 @@ impl Election {
                 .set(Timer::MasterDown, after(now, self.master_down_interval()));
             return;
         }
+        // No start-up flap: a live backup that outranks us is about to claim (its own
+        // master-down, shorter by the skew, runs out first; RFC 9568 §6.1 orders backups by
+        // skew alone, which is less than a probe window apart). We give it its turn once per
+        // stay in backup instead of claiming and being preempted by it a second later.
+        // While a claim is blocked, the re-probes run every interval and the turn comes when
+        // one comes back clear (below, in `on_probe_result`).
+        if !self.deferred && self.claim_block.is_none() && self.outranked_by_live_backup(now) {
+            self.defer_to_better_backup(now);
+            return;
+        }
         if self.cfg.probe && !self.handover_is_coordinated(now) {
+            if std::mem::take(&mut self.probe_clear) {
+                // The probe started ahead of this deadline came back clear and no master
+                // has been heard since: nobody holds the VIPs.
+                self.take_over(now, out);
+                return;
+            }
             if !self.probing {
                 self.probing = true;
                 out.push(Action::Probe);
@@ -35,16 +51,83 @@ impl Election {
         self.take_over(now, out);
     }
 
+    /// Gives the live backups that outrank us their turn to claim, once per stay in backup:
+    /// the master-down timer is re-armed for when the last of them should have claimed and
+    /// its master advert reached us ([`Election::better_backup_due`]), at least
+    /// [`DEFER_TO_BETTER_BACKUP`] advert intervals from now. If one claims, we follow it;
+    /// if none does (it cannot: no quorum, a blocked claim), we claim then.
+    pub(super) fn defer_to_better_backup(&mut self, now: Instant) {
+        self.deferred = true;
+        self.probe_clear = false;
+        let least = after(now, self.cfg.advert_interval * DEFER_TO_BETTER_BACKUP);
+        let until = self
+            .better_backup_due(now)
+            .map_or(least, |due| due.max(least));
+        self.timers.set(Timer::MasterDown, until);
+    }
+
+    /// When the ARP probe for the current master-down deadline starts: `probe_window`
+    /// before it, so the answer (or its absence) is in when the timer runs out. `None` when
+    /// no probe would be needed or one was already decided for this deadline, and while a
+    /// claim is blocked (its re-probes run at the deadline, as before).
+    pub(super) fn early_probe_at(&self) -> Option<Instant> {
+        if self.state != State::Backup
+            || !self.cfg.probe
+            || self.probing
+            || self.probe_clear
+            || self.claim_block.is_some()
+        {
+            return None;
+        }
+        let deadline = self.timers.get(Timer::MasterDown)?;
+        if self.early_probe_for == Some(deadline) {
+            return None;
+        }
+        deadline.checked_sub(self.cfg.probe_window)
+    }
+
+    /// Starts the probe ahead of master-down when its time has come and the takeover would
+    /// need one (not a coordinated handover, quorum held, no better backup to wait for).
+    pub(super) fn maybe_probe_early(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Some(at) = self.early_probe_at() else {
+            return;
+        };
+        let Some(deadline) = self.timers.get(Timer::MasterDown) else {
+            return;
+        };
+        if now < at || now >= deadline {
+            return;
+        }
+        self.early_probe_for = Some(deadline);
+        // A master heard within the last two intervals is one we preempt (its adverts do
+        // not reset our timer), not a silent one: that takeover needs no probe. The master
+        // that went silent still counts as live until master-down itself.
+        let recent = self.cfg.advert_interval.saturating_mul(2);
+        let preempting = self
+            .live_peers(now)
+            .any(|(_, p)| p.state == State::Master && now < after(p.last_heard, recent));
+        let defer = !self.deferred && self.outranked_by_live_backup(now);
+        if defer || preempting || self.followed_left() || !self.quorum(now).0 {
+            return;
+        }
+        self.probing = true;
+        out.push(Action::Probe);
+    }
+
     /// A takeover the old master agreed to by message (it left with priority 0 or reported a
     /// fault) or one we do while hearing it (preemption): no ARP probe needed.
     pub(super) fn handover_is_coordinated(&self, now: Instant) -> bool {
-        let followed_left = self.followed.as_ref().is_some_and(|f| {
+        let hear_a_master = self.live_peers(now).any(|(_, p)| p.state == State::Master);
+        self.followed_left() || hear_a_master
+    }
+
+    /// The master we follow left with priority 0 or reported a fault.
+    fn followed_left(&self) -> bool {
+        self.followed.as_ref().is_some_and(|f| {
             self.peers
                 .get(&f.name)
                 .is_some_and(|p| p.priority == 0 || p.state == State::Fault)
-        });
-        let hear_a_master = self.live_peers(now).any(|(_, p)| p.state == State::Master);
-        followed_left || hear_a_master
+        })
     }
 
     pub(super) fn on_probe_result(
@@ -124,6 +207,9 @@ impl Election {
                     Some((_, said)) if !first && !remind => *said,
                     _ => now,
                 };
+                // Once this block clears, a better live backup gets its turn again (it was
+                // blocked too, and its re-probe may come a little after ours).
+                self.deferred = false;
                 let block = ClaimBlock {
                     mac,
                     member,
@@ -136,6 +222,12 @@ impl Election {
             }
             None => {
                 self.claim_block = None;
+                if self.timers.get(Timer::MasterDown).is_some_and(|t| t > now) {
+                    // Started ahead of master-down: claim when it runs out (an advert from
+                    // a master before then cancels this).
+                    self.probe_clear = true;
+                    return;
+                }
                 // The skew orders the backups' master-down expiries by a few milliseconds
                 // only (priority 150 vs 100 at 50 ms adverts: 10 ms), less than the probe
                 // window that follows each, and after a blocked claim clears each backup
@@ -144,9 +236,7 @@ impl Election {
                 // outranks us gets one turn to claim first; we follow its adverts, or we
                 // probe again and claim.
                 if !self.deferred && self.outranked_by_live_backup(now) {
-                    self.deferred = true;
-                    let wait = self.cfg.advert_interval * DEFER_TO_BETTER_BACKUP;
-                    self.timers.set(Timer::MasterDown, after(now, wait));
+                    self.defer_to_better_backup(now);
                     return;
                 }
                 let (ok, _, _) = self.quorum(now);

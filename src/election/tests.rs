@@ -21,6 +21,7 @@ fn cfg(name: &str, priority: u8) -> ElectionConfig {
         quorum: false,
         fingerprint: [0; 4],
         foreign_holder_timeout: None,
+        probe_window: ms(30),
     }
 }
 

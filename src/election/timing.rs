@@ -111,7 +111,7 @@ impl Election {
                 .values()
                 .filter(|p| p.priority != 0)
                 .map(|p| after(p.last_heard, self.master_down_for(p.interval)))
-                .filter(|t| Some(*t) > self.last_input)
+                .filter(|t| Some(*t) > self.last_recheck)
                 .min()
         };
         let handover = self.handing_over.as_ref().map(|(_, until)| *until);
@@ -122,10 +122,18 @@ impl Election {
             .map(|c| after(c.since, self.cfg.advert_interval));
         // The deadlines that carry data (whom we hand over to, whose conflict we wait
         // for, which contest to recheck) live with that data.
-        [self.timers.next(), expiry, handover, grace, recheck]
-            .into_iter()
-            .flatten()
-            .min()
+        let early_probe = self.early_probe_at();
+        [
+            self.timers.next(),
+            expiry,
+            handover,
+            grace,
+            recheck,
+            early_probe,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether we have heard `name` without a gap for [`PREEMPT_SETTLE`].
