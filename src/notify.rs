@@ -692,26 +692,46 @@ mod tests {
                 "sleep 30 & echo $! > {}; sleep 30",
                 pidfile.display()
             )),
-            timeout: Duration::from_millis(300),
+            timeout: Duration::from_millis(1000),
             ..Hooks::default()
         };
         let n = Notifier::new(hooks, "n1".into(), String::new());
         let started = std::time::Instant::now();
         assert_eq!(n.fire(&event(State::Fault)), 1);
-        n.drained().await;
+        // `R`, `S`, …, or `Z` for a zombie; `None` once it is gone.
+        let state_of = |pid: &str| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            stat.rsplit(") ").next().and_then(|r| r.chars().next())
+        };
+        // While the hook runs, its grandchild does (else "gone" below proves nothing).
+        let pid = loop {
+            let pid = std::fs::read_to_string(&pidfile).unwrap_or_default();
+            if pid.ends_with('\n') {
+                break pid.trim().to_string();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "no grandchild pid"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let running = state_of(&pid);
         assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "killed at its timeout"
+            !matches!(running, None | Some('Z')),
+            "the grandchild {pid} runs before the timeout: {running:?} after {:?}",
+            started.elapsed()
         );
-        let pid = std::fs::read_to_string(&pidfile).unwrap();
-        let pid = pid.trim();
-        assert!(!pid.is_empty());
-        // Gone, or at most a zombie waiting for init to reap it.
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat.rsplit(") ").next().and_then(|r| r.chars().next());
+        n.drained().await;
+        let took = started.elapsed();
         assert!(
-            stat.is_empty() || state == Some('Z'),
-            "grandchild {pid} still runs: {stat}"
+            took >= Duration::from_millis(1000) && took < Duration::from_secs(5),
+            "killed at its timeout, not before: {took:?}"
+        );
+        // Gone, or at most a zombie waiting for init to reap it.
+        let state = state_of(&pid);
+        assert!(
+            matches!(state, None | Some('Z')),
+            "grandchild {pid} still runs: {state:?}"
         );
     }
 

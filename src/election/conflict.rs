@@ -268,8 +268,10 @@ impl Election {
         self.send(now, out);
     }
 
-    /// A conflict notice, rate-limited: one per [`CONFLICT_NOTICE_INTERVAL`], carrying the
-    /// number of conflicts since the last one.
+    /// A conflict notice, rate-limited: one per [`CONFLICT_NOTICE_INTERVAL`] and kind
+    /// (pending, won: the won notice, which runs the `conflict_won` hook, comes a
+    /// master-down after the pending one), carrying the number of conflicts since the last
+    /// notice.
     pub(super) fn conflict_notice(
         &mut self,
         now: Instant,
@@ -277,13 +279,11 @@ impl Election {
         reason: String,
         out: &mut Vec<Action>,
     ) {
-        if self
-            .last_conflict_notice
-            .is_some_and(|t| now < after(t, CONFLICT_NOTICE_INTERVAL))
-        {
+        let last = &mut self.last_conflict_notice[usize::from(cause == NoticeCause::ConflictWon)];
+        if last.is_some_and(|t| now < after(t, CONFLICT_NOTICE_INTERVAL)) {
             return;
         }
-        self.last_conflict_notice = Some(now);
+        *last = Some(now);
         let n = std::mem::take(&mut self.conflicts_unreported);
         let reason = if n > 1 {
             format!("{reason} ({n} conflicting frames since the last notice)")

@@ -127,9 +127,9 @@ pub const STOP_HANDOVER_MASTER_DOWNS: u32 = 2;
 /// becomes backup and takes over again if it is still the best candidate).
 pub const VIP_INSTALL_RETRY: Duration = Duration::from_secs(5);
 
-/// At most one log notice about VIP conflicts per this interval; the next one says how many
-/// conflicting frames came in between. A forger on the segment can send thousands of frames a
-/// second; each costs a counter increment, not a log line.
+/// At most one log notice about VIP conflicts per this interval and kind (pending, won); the
+/// next one says how many conflicting frames came in between. A forger on the segment can
+/// send thousands of frames a second; each costs a counter increment, not a log line.
 pub const CONFLICT_NOTICE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the election needs to know about this node (validated by the config module).
@@ -527,8 +527,10 @@ pub struct Election {
     last_defence: Option<Instant>,
     /// The MAC we last re-announced against ([`Election::conflict_won_against`]).
     last_defended: Option<[u8; 6]>,
-    /// When we last said something about a conflict, and how many came since.
-    last_conflict_notice: Option<Instant>,
+    /// When we last said something about a conflict, per kind (`[pending, won]`: the
+    /// outcome of a pending conflict is never swallowed by the notice that it was
+    /// pending), and how many came since.
+    last_conflict_notice: [Option<Instant>; 2],
     conflicts_unreported: u64,
     /// We handed the VIPs over on purpose: do not preempt them back until we are master again.
     yielded: bool,
@@ -588,7 +590,7 @@ impl Election {
             contested: None,
             last_defence: None,
             last_defended: None,
-            last_conflict_notice: None,
+            last_conflict_notice: [None; 2],
             conflicts_unreported: 0,
             yielded: false,
             maintenance: false,

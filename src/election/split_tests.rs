@@ -1392,3 +1392,38 @@ fn the_old_master_answering_the_early_probe_blocks_the_claim() {
     let block = e.claim_blocked().expect("blocked");
     assert_eq!(block.member.as_deref(), Some("n1"));
 }
+
+#[test]
+fn a_conflict_won_after_its_grace_is_noticed_with_the_mac() {
+    // Issue 14: a forged claim with a live backup's MAC says "waiting for its advert"
+    // (conflict_pending); when the grace runs out and the master re-announces, that is a
+    // conflict won, and the daemon runs the `conflict_won` hook on its notice. The two
+    // notices used to share one rate limit: the won one, a master-down after the pending
+    // one, was always swallowed, and the hook never ran.
+    let (mut e, t0) = lone_master("n2", 100);
+    let n1 = adv("n1", State::Backup, 200, 1, N1_MAC);
+    e.handle(t0 + ms(310), Input::Advert(n1.clone()));
+    let acts = e.handle(t0 + ms(320), Input::Conflict { mac: N1_MAC });
+    let causes = |acts: &[Action]| -> Vec<NoticeCause> {
+        acts.iter()
+            .filter_map(|a| match a {
+                Action::Notice { cause, .. } => Some(*cause),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(causes(&acts), [NoticeCause::ConflictPending], "{acts:?}");
+    let mut all = Vec::new();
+    let mut t = t0 + ms(320);
+    for _ in 0..10 {
+        t += ms(50);
+        all.extend(run_until(&mut e, t).into_iter().map(|(_, a)| a));
+        all.extend(e.handle(t, Input::Advert(n1.clone())));
+    }
+    assert_eq!(announces(&all), 1, "{all:?}");
+    assert_eq!(causes(&all), [NoticeCause::ConflictWon], "{all:?}");
+    assert_eq!(e.conflict_won_against(), Some((N1_MAC, Some("n1"))));
+    // Each kind stays rate-limited: a second frame within the interval says nothing.
+    let acts = e.handle(t + ms(10), Input::Conflict { mac: N1_MAC });
+    assert_eq!(causes(&acts), [], "{acts:?}");
+}

@@ -991,4 +991,101 @@ mod tests {
         assert_eq!(rx.recv().await.unwrap().0.len(), 2);
         assert_eq!(m.verdicts().len(), 2);
     }
+
+    /// Two nodes' elections on a virtual clock, adverts delivered at once, probes
+    /// unanswered; node `i` has base priority `priorities[i]` and gets the priority delta
+    /// of `verdicts[i]` (its checks' verdict). Returns the nodes that are master after 5 s.
+    fn masters_after(priorities: [u8; 2], verdicts: [&Verdict; 2]) -> Vec<usize> {
+        use crate::election::{Action, Election, ElectionConfig, Input, DEFAULT_DOWN_MULTIPLIER};
+        use crate::wire::State;
+        let t0 = std::time::Instant::now();
+        let mut nodes: Vec<Election> = (0..2)
+            .map(|i| {
+                let cfg = ElectionConfig {
+                    name: format!("n{}", i + 1),
+                    priority: priorities[i],
+                    advert_interval: Duration::from_millis(50),
+                    down_multiplier: DEFAULT_DOWN_MULTIPLIER,
+                    preempt: true,
+                    preempt_delay: Duration::ZERO,
+                    mac: [2, 0, 0, 0, 0, 0x11 + i as u8],
+                    probe: true,
+                    cluster_size: 2,
+                    quorum: false,
+                    fingerprint: [0; 4],
+                    foreign_holder_timeout: None,
+                    probe_window: Duration::from_millis(30),
+                };
+                Election::new(cfg, t0)
+            })
+            .collect();
+        let mut inbox: Vec<(usize, Input)> = Vec::new();
+        for (i, v) in verdicts.iter().enumerate() {
+            inbox.push((i, Input::Start));
+            inbox.push((
+                i,
+                Input::PriorityDelta {
+                    delta: v.priority_delta,
+                },
+            ));
+        }
+        let mut now = t0;
+        while now < t0 + Duration::from_secs(5) {
+            while !inbox.is_empty() {
+                for (i, input) in std::mem::take(&mut inbox) {
+                    for action in nodes[i].handle(now, input) {
+                        match action {
+                            Action::Send(advert) => inbox.push((1 - i, Input::Advert(advert))),
+                            Action::Probe => {
+                                inbox.push((i, Input::ProbeResult { answered_by: None }))
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            now = nodes
+                .iter()
+                .filter_map(Election::next_deadline)
+                .min()
+                .unwrap_or(now + Duration::from_millis(50))
+                .max(now + Duration::from_millis(1));
+            inbox = vec![(0, Input::Timeout), (1, Input::Timeout)];
+        }
+        (0..2)
+            .filter(|i| nodes[*i].state() == State::Master)
+            .collect()
+    }
+
+    /// Issue 14's proof, from check results to the election: with a positive weight the
+    /// node whose check succeeds wins; with a negative weight the node whose check fails
+    /// loses (keepalived's `weight`), whichever node would win without the checks.
+    #[test]
+    fn the_check_weight_decides_which_node_wins() {
+        let verdict = |weight: i32, passes: bool| {
+            let mut s = shared(vec![spec("nginx", tcp(), Weight::Adjust(weight), 1, 1)]);
+            s.apply(if passes { pass(0) } else { fail(0, "refused") });
+            s.verdicts[0].clone()
+        };
+        let (up20, down20) = (verdict(20, true), verdict(20, false));
+        assert_eq!((up20.priority_delta, down20.priority_delta), (20, 0));
+        // Equal priorities: without checks n1 wins (the name breaks the tie).
+        assert_eq!(masters_after([100, 100], [&down20, &down20]), [0]);
+        // +20: the node whose check succeeds wins, either one.
+        assert_eq!(masters_after([100, 100], [&down20, &up20]), [1]);
+        assert_eq!(masters_after([100, 100], [&up20, &down20]), [0]);
+        // Both succeed: both +20, the tie is broken as without checks.
+        assert_eq!(masters_after([100, 100], [&up20, &up20]), [0]);
+
+        let (up60, down60) = (verdict(-60, true), verdict(-60, false));
+        assert_eq!((up60.priority_delta, down60.priority_delta), (0, -60));
+        // -60: the preferred node (150) loses when its check fails (90 < 100) ...
+        assert_eq!(masters_after([150, 100], [&up60, &up60]), [0]);
+        assert_eq!(masters_after([150, 100], [&down60, &up60]), [1]);
+        // ... and a failing check on the other node changes nothing (40 < 150).
+        assert_eq!(masters_after([150, 100], [&up60, &down60]), [0]);
+        // A weight too small to cross the gap loses nothing: 150 - 40 = 110 > 100.
+        let down40 = verdict(-40, false);
+        assert_eq!(masters_after([150, 100], [&down40, &up60]), [0]);
+    }
 }
