@@ -1,6 +1,8 @@
 //! Runs one check once and says whether it passed, with a line a human can read. The
 //! monitor wraps every run in the spec's timeout, so nothing here needs its own deadline;
-//! everything here only talks to what the config names.
+//! everything here only talks to what the config names. The monitor runs `process` checks
+//! in `follow` instead (event-driven, with a pidfd); `run` looks such a process up once
+//! (`haagent doctor`).
 
 use std::io;
 use std::path::{Path, PathBuf};
