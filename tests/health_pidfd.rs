@@ -258,31 +258,39 @@ async fn a_process_by_name_is_followed_too() {
     assert_eq!(st.exit_events, 1);
 }
 
-/// Kill to verdict, 10 times: `cargo test --test health_pidfd -- --ignored --nocapture`.
+/// Kill to verdict, 10 times each by pidfile and by name:
+/// `cargo test --test health_pidfd -- --ignored --nocapture`.
 #[tokio::test]
-#[ignore = "a measurement; prints the median"]
+#[ignore = "a measurement; prints the medians"]
 async fn measure_kill_to_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("svc.pid");
-    let mut samples = Vec::new();
-    for _ in 0..10 {
-        let child = sleeper(&sleep_bin());
-        std::fs::write(&path, child.id().to_string()).unwrap();
-        let (monitor, mut rx) = following(check(pidfile(&path), LONG, 3, 2), child.id()).await;
-        let mut child = child;
-        let killed = Instant::now();
-        child.kill().unwrap();
-        wait_for(&mut rx, "a fault", |v| v.fault.is_some()).await;
-        samples.push(killed.elapsed());
-        assert_eq!(monitor.statuses()[0].exit_events, 1);
-        child.wait().unwrap();
+    let name = format!("hapm{}", std::process::id() % 10_000_000);
+    let program = dir.path().join(&name);
+    std::fs::copy(sleep_bin(), &program).unwrap();
+    let by_name = CheckKind::Process {
+        pidfile: None,
+        name: Some(name),
+    };
+    for (what, kind) in [("pidfile", pidfile(&path)), ("name", by_name)] {
+        let mut us = Vec::new();
+        for _ in 0..10 {
+            let mut child = sleeper(&program);
+            std::fs::write(&path, child.id().to_string()).unwrap();
+            let (monitor, mut rx) = following(check(kind.clone(), LONG, 3, 2), child.id()).await;
+            let killed = Instant::now();
+            child.kill().unwrap();
+            wait_for(&mut rx, "a fault", |v| v.fault.is_some()).await;
+            us.push(killed.elapsed().as_micros());
+            assert_eq!(monitor.statuses()[0].exit_events, 1);
+            child.wait().unwrap();
+        }
+        us.sort_unstable();
+        println!(
+            "kill to verdict by {what}: median {} µs (min {}, max {}), all: {us:?}",
+            (us[4] + us[5]) / 2,
+            us[0],
+            us[9]
+        );
     }
-    samples.sort();
-    let us: Vec<u128> = samples.iter().map(|d| d.as_micros()).collect();
-    println!(
-        "kill to verdict: median {} µs (min {}, max {}), all: {us:?}",
-        (us[4] + us[5]) / 2,
-        us[0],
-        us[9]
-    );
 }
