@@ -265,6 +265,10 @@ pub struct CheckView {
     pub last_result: String,
     /// Latency of the last run, ms.
     pub latency_ms: Option<f64>,
+    /// `process` checks: exits of the followed process seen on its pidfd (each failed the
+    /// check at once); 0 for the other kinds.
+    #[serde(default)]
+    pub exit_events: u64,
 }
 
 /// The gateway witness.

@@ -435,6 +435,7 @@ impl Operator {
                 healthy: c.healthy,
                 last_result: c.last_result,
                 latency_ms: c.latency_ms,
+                exit_events: c.exit_events,
             })
             .collect();
         let witness = witness.map(|w| WitnessView {

@@ -25,8 +25,16 @@
 //!   times the weight, is added to the priority (with `Weight::Fault`, any nonzero value is
 //!   a fault). Like keepalived, a missing, unreadable or non-integer file counts as the
 //!   value 0; the check then shows as unhealthy and its `last_result` says so.
+//! - `process` checks are event-driven (module `follow`): the found process is followed
+//!   with a pidfd, and its exit makes the check failing at once, whatever `fall` (a dead
+//!   main process is certain, not a flaky answer); the PID is still looked up again every
+//!   interval (a pidfile that names a new PID is followed), and recovery takes `rise` good
+//!   runs as usual. Without pidfds (old kernel, seccomp) the check polls as the others do.
 
+mod follow;
 mod http;
+mod pidfd;
+mod process;
 pub(crate) mod runner;
 mod spec;
 mod state;
@@ -111,6 +119,12 @@ pub struct CheckStatus {
     pub failures: u64,
     /// For `file` checks: the value last read (None when unreadable; it then counts as 0).
     pub file_value: Option<i64>,
+    /// For `process` checks: the PID followed with a pidfd now (None while nothing is
+    /// found, and always when pidfds are unavailable and the check polls).
+    pub following: Option<u32>,
+    /// For `process` checks: exits of a followed process seen on its pidfd, each of which
+    /// made the check failing at once (failures found by a run are in `failures` only).
+    pub exit_events: u64,
 }
 
 /// Runs the configured checks; dropping it stops them all (a running `exec` check's child
@@ -283,10 +297,28 @@ struct RunResult {
     index: usize,
     outcome: Result<runner::Passed, CheckError>,
     latency: Duration,
+    /// A run's result, or the followed process's exit.
+    cause: Cause,
+    /// For process checks: the PID followed with a pidfd after this result.
+    following: Option<u32>,
+}
+
+/// What produced a [`RunResult`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// A run (at start, then every interval).
+    Run,
+    /// The pidfd of the followed process said it exited: a certain failure, not subject
+    /// to `fall`.
+    Exit,
 }
 
 /// Runs one check forever: immediately, then every interval, each run under the timeout.
+/// Process checks follow their process between runs (`follow::task`).
 async fn check_task(index: usize, spec: CheckSpec, results: mpsc::UnboundedSender<RunResult>) {
+    if matches!(spec.kind, CheckKind::Process { .. }) {
+        return follow::task(index, spec, results, pidfd::open).await;
+    }
     let mut ticker = tokio::time::interval(spec.interval.max(Duration::from_millis(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -303,6 +335,8 @@ async fn check_task(index: usize, spec: CheckSpec, results: mpsc::UnboundedSende
             index,
             outcome,
             latency: start.elapsed(),
+            cause: Cause::Run,
+            following: None,
         };
         if results.send(result).is_err() {
             return;
@@ -398,6 +432,8 @@ struct Entry {
     runs: u64,
     failures: u64,
     file_value: Option<i64>,
+    following: Option<u32>,
+    exit_events: u64,
 }
 
 impl Entry {
@@ -412,6 +448,8 @@ impl Entry {
             runs: 0,
             failures: 0,
             file_value: None,
+            following: None,
+            exit_events: 0,
         }
     }
 
@@ -419,9 +457,17 @@ impl Entry {
         matches!(self.spec.kind, CheckKind::File { .. })
     }
 
-    /// Records one run and logs a change of health (or of a file's value).
-    fn record(&mut self, outcome: Result<runner::Passed, CheckError>, latency: Duration) {
+    /// Records one run (or exit) and logs a change of health (or of a file's value).
+    fn record(&mut self, result: RunResult) {
+        let RunResult {
+            outcome,
+            latency,
+            cause,
+            following,
+            ..
+        } = result;
         let name = &self.spec.name;
+        self.following = following;
         let latency_ms = latency.as_secs_f64() * 1000.0;
         self.runs = self.runs.saturating_add(1);
         self.latency_ms = Some(latency_ms);
@@ -440,13 +486,21 @@ impl Entry {
                 tracing::debug!(check = %name, result = %self.last_result, "check run failed");
             }
         }
-        let changed = self.hysteresis.record(ok);
+        let changed = if cause == Cause::Exit {
+            self.exit_events = self.exit_events.saturating_add(1);
+            self.hysteresis.fail_now()
+        } else {
+            self.hysteresis.record(ok)
+        };
         if changed == Some(Health::Failing) {
-            self.fault_reason = format!(
-                "check {name} failed {}×: {}",
-                self.hysteresis.consecutive_fail(),
-                self.last_failure
-            );
+            self.fault_reason = match cause {
+                Cause::Exit => format!("check {name} failed: {}", self.last_failure),
+                Cause::Run => format!(
+                    "check {name} failed {}×: {}",
+                    self.hysteresis.consecutive_fail(),
+                    self.last_failure
+                ),
+            };
         }
         if self.is_file() {
             if changed.is_some() || old_value != self.file_value || self.runs == 1 {
@@ -464,7 +518,11 @@ impl Entry {
                 tracing::info!(check = %name, result = %self.last_result, "check {name} healthy")
             }
             Some(Health::Failing) => {
-                tracing::warn!(check = %name, reason = %self.last_failure, "check {name} failing")
+                let cause = match cause {
+                    Cause::Exit => "exit",
+                    Cause::Run => "run",
+                };
+                tracing::warn!(check = %name, cause, reason = %self.last_failure, "check {name} failing")
             }
             _ => {}
         }
@@ -486,6 +544,8 @@ impl Entry {
             runs: self.runs,
             failures: self.failures,
             file_value: self.file_value,
+            following: self.following,
+            exit_events: self.exit_events,
         }
     }
 }
@@ -503,7 +563,7 @@ impl Shared {
 
     fn apply(&mut self, result: RunResult) {
         if let Some(entry) = self.entries.get_mut(result.index) {
-            entry.record(result.outcome, result.latency);
+            entry.record(result);
         }
         self.recompute();
     }
@@ -630,6 +690,8 @@ mod tests {
                 file_value: None,
             }),
             latency: Duration::from_millis(1),
+            cause: Cause::Run,
+            following: None,
         }
     }
 
@@ -638,6 +700,8 @@ mod tests {
             index,
             outcome: Err(CheckError::Process(why.into())),
             latency: Duration::from_millis(1),
+            cause: Cause::Run,
+            following: None,
         }
     }
 
@@ -649,6 +713,8 @@ mod tests {
                 file_value: Some(v),
             }),
             latency: Duration::from_millis(1),
+            cause: Cause::Run,
+            following: None,
         }
     }
 
@@ -690,6 +756,30 @@ mod tests {
         s.apply(pass(0));
         assert_eq!(s.verdicts[0].fault, None);
         assert!(s.verdicts[0].reasons.is_empty());
+    }
+
+    #[test]
+    fn an_exit_fails_at_once_whatever_fall_and_recovery_takes_rise() {
+        let process = CheckKind::Process {
+            pidfile: Some("/run/nginx.pid".into()),
+            name: None,
+        };
+        let mut s = shared(vec![spec("nginx", process, Weight::Fault, 3, 2)]);
+        s.apply(pass(0));
+        s.apply(RunResult {
+            cause: Cause::Exit,
+            ..fail(0, "nginx (pid 7, from /run/nginx.pid) exited")
+        });
+        assert_eq!(
+            s.verdicts[0].fault.as_deref(),
+            Some("check nginx failed: nginx (pid 7, from /run/nginx.pid) exited")
+        );
+        let st = s.entries[0].status();
+        assert_eq!((st.exit_events, st.failures, st.healthy), (1, 1, false));
+        s.apply(pass(0));
+        assert!(s.verdicts[0].fault.is_some(), "rise 2 needs two good runs");
+        s.apply(pass(0));
+        assert_eq!(s.verdicts[0].fault, None);
     }
 
     #[test]
@@ -767,6 +857,8 @@ mod tests {
                 reason: "not found".into(),
             }),
             latency: Duration::ZERO,
+            cause: Cause::Run,
+            following: None,
         });
         assert_eq!(s.verdicts[0].priority_delta, 0);
         let st = s.entries[0].status();

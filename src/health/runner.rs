@@ -1,12 +1,15 @@
 //! Runs one check once and says whether it passed, with a line a human can read. The
 //! monitor wraps every run in the spec's timeout, so nothing here needs its own deadline;
-//! everything here only talks to what the config names.
+//! everything here only talks to what the config names. The monitor runs `process` checks
+//! in `follow` instead (event-driven, with a pidfd); `run` looks such a process up once
+//! (`haagent doctor`).
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use super::http;
+use super::process::{self, FoundBy};
 use super::spec::CheckKind;
 
 /// Why a check run failed. The text ends up in logs, `haagent status` and the fault reason.
@@ -39,6 +42,17 @@ pub(crate) enum CheckError {
     /// A process check found no live process.
     #[error("{0}")]
     Process(String),
+    /// The process a `process` check followed with a pidfd exited (and nothing took its
+    /// place): `nginx (pid 1234, from /run/nginx.pid) exited`.
+    #[error("{comm} (pid {pid}, {by}) exited")]
+    Exited {
+        /// Its name (`/proc/PID/comm`) when it was found.
+        comm: String,
+        /// Its PID.
+        pid: u32,
+        /// Where the PID came from.
+        by: FoundBy,
+    },
     /// An interface is missing, down or without carrier.
     #[error("interface {name}: {reason}")]
     Interface {
@@ -135,10 +149,9 @@ pub(crate) async fn run(kind: &CheckKind) -> Result<Passed, CheckError> {
         CheckKind::Exec { argv } => exec(argv).await,
         CheckKind::Process { pidfile, name } => {
             let (pidfile, name) = (pidfile.clone(), name.clone());
-            match tokio::task::spawn_blocking(move || process(pidfile.as_deref(), name.as_deref()))
-                .await
-            {
-                Ok(r) => r,
+            let find = move || process::find(pidfile.as_deref(), name.as_deref(), None);
+            match tokio::task::spawn_blocking(find).await {
+                Ok(r) => r.map(|found| Passed::new(found.detail)),
                 Err(e) => Err(CheckError::Process(format!("process check aborted: {e}"))),
             }
         }
@@ -180,71 +193,6 @@ async fn exec(argv: &[String]) -> Result<Passed, CheckError> {
         Some(line) => format!("{}: {line}", output.status),
         None => output.status.to_string(),
     }))
-}
-
-/// The state letter of `/proc/PID/stat` (`R`, `S`, `Z`, ...): the first field after the
-/// command name, which is in parentheses and may itself contain `)` and spaces.
-pub(crate) fn stat_state(stat: &str) -> Option<char> {
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.trim_start().chars().next()
-}
-
-/// Whether a PID is alive and not a zombie; Err says why not.
-fn pid_alive(pid: u32) -> Result<(), String> {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) if stat_state(&stat) == Some('Z') => Err(format!("PID {pid} is a zombie")),
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(format!("PID {pid} is not running")),
-        Err(e) => Err(format!("cannot read /proc/{pid}/stat: {}", io_reason(&e))),
-    }
-}
-
-/// Whether a `/proc/*/comm` value names the process: exact match, or the first 15 bytes
-/// of a longer name (the kernel truncates `comm` to 15 bytes).
-fn comm_matches(comm: &str, name: &str) -> bool {
-    comm == name || (name.len() > 15 && comm.as_bytes() == &name.as_bytes()[..15])
-}
-
-fn process(pidfile: Option<&Path>, name: Option<&str>) -> Result<Passed, CheckError> {
-    let mut seen = Vec::new();
-    if let Some(path) = pidfile {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            CheckError::Process(format!("pidfile {}: {}", path.display(), io_reason(&e)))
-        })?;
-        let pid = match text.trim().parse::<u32>() {
-            Ok(p) if p > 0 => p,
-            _ => {
-                return Err(CheckError::Process(format!(
-                    "pidfile {}: {:?} is not a PID",
-                    path.display(),
-                    text.trim().chars().take(40).collect::<String>()
-                )))
-            }
-        };
-        pid_alive(pid)
-            .map_err(|why| CheckError::Process(format!("pidfile {}: {why}", path.display())))?;
-        seen.push(format!("PID {pid} running"));
-    }
-    if let Some(name) = name {
-        let dir = std::fs::read_dir("/proc")
-            .map_err(|e| CheckError::Process(format!("cannot list /proc: {}", io_reason(&e))))?;
-        let found = dir.flatten().find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-            (comm_matches(comm.trim_end_matches('\n'), name) && pid_alive(pid).is_ok())
-                .then_some(pid)
-        });
-        match found {
-            Some(pid) => seen.push(format!("process {name} running as PID {pid}")),
-            None => return Err(CheckError::Process(format!("no process named {name}"))),
-        }
-    }
-    if seen.is_empty() {
-        return Err(CheckError::Process(
-            "neither a pidfile nor a name to check".into(),
-        ));
-    }
-    Ok(Passed::new(seen.join(", ")))
 }
 
 async fn interface(name: &str) -> Result<Passed, CheckError> {
@@ -326,24 +274,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_state_from_proc_stat() {
-        assert_eq!(stat_state("42 (nginx) S 1 42 42 0"), Some('S'));
-        assert_eq!(stat_state("42 (a) b) Z 1"), Some('Z'));
-        assert_eq!(stat_state("42 (x y) R"), Some('R'));
-        assert_eq!(stat_state("garbage"), None);
-        assert_eq!(stat_state("42 (x)"), None);
-    }
-
-    #[test]
-    fn matches_truncated_comm() {
-        assert!(comm_matches("nginx", "nginx"));
-        assert!(!comm_matches("nginx", "ngin"));
-        assert!(!comm_matches("nginx: worker", "nginx"));
-        assert!(comm_matches("a-very-long-pro", "a-very-long-process-name"));
-        assert!(!comm_matches("a-very-long-pro", "a-very-long-pr"));
-    }
-
-    #[test]
     fn parses_file_values() {
         assert_eq!(parse_file_value(" 5\n"), Ok(5));
         assert_eq!(parse_file_value("-3"), Ok(-3));
@@ -360,12 +290,6 @@ mod tests {
         assert_eq!(io_reason(&e), "connection refused");
         let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
         assert!(!io_reason(&e).contains("os error"), "{}", io_reason(&e));
-    }
-
-    #[tokio::test]
-    async fn process_check_needs_something_to_check() {
-        let err = process(None, None).unwrap_err();
-        assert!(err.to_string().contains("neither"));
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The fall/rise hysteresis of one check, as a pure struct: no clock, no I/O, so the exact
-//! rules (first result decides, then `fall` failures / `rise` successes in a row) are unit
-//! tested here and the monitor only feeds it results.
+//! rules (first result decides, then `fall` failures / `rise` successes in a row; a certain
+//! failure, a followed process's exit, fails at once) are unit tested here and the monitor
+//! only feeds it results.
 
 /// What the monitor currently believes about one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +61,20 @@ impl Hysteresis {
         } else {
             self.health = next;
             Some(next)
+        }
+    }
+
+    /// Records a failure that is certain, not a flaky answer (the followed process exited):
+    /// failing at once, whatever `fall`. Returns the new health if it changed. Recovery
+    /// still takes `rise` successes.
+    pub(crate) fn fail_now(&mut self) -> Option<Health> {
+        self.consecutive_fail = self.consecutive_fail.saturating_add(1);
+        self.consecutive_ok = 0;
+        if self.health == Health::Failing {
+            None
+        } else {
+            self.health = Health::Failing;
+            Some(Health::Failing)
         }
     }
 
@@ -136,6 +151,19 @@ mod tests {
         h.record(true);
         assert_eq!(h.record(false), Some(Health::Failing));
         assert_eq!(h.record(true), Some(Health::Healthy));
+    }
+
+    #[test]
+    fn a_certain_failure_skips_fall_but_not_rise() {
+        let mut h = Hysteresis::new(3, 2);
+        h.record(true);
+        assert_eq!(h.fail_now(), Some(Health::Failing));
+        assert_eq!(h.consecutive_fail(), 1);
+        assert_eq!(h.fail_now(), None);
+        assert_eq!(h.record(true), None);
+        assert_eq!(h.record(true), Some(Health::Healthy));
+        let mut fresh = Hysteresis::new(3, 2);
+        assert_eq!(fresh.fail_now(), Some(Health::Failing));
     }
 
     #[test]
