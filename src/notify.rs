@@ -745,6 +745,7 @@ mod tests {
                 timeout: Duration::from_secs(1),
             },
             routes: Vec::new(),
+            mover: None,
         };
         let n = Notifier::for_group(&group, "n1");
         assert_eq!(n.vips(), "192.0.2.101/24 198.51.100.101/24");
