@@ -71,6 +71,7 @@ pub mod health;
 pub mod import;
 pub mod logging;
 pub mod metrics;
+pub mod mover;
 pub mod net;
 pub mod notify;
 pub mod transport;
