@@ -20,6 +20,13 @@ pub fn render_status(s: &Status) -> String {
     } else {
         render_single(s)
     };
+    if s.counters.arp_ignored > 0 {
+        let _ = writeln!(
+            out,
+            "ARP frames ignored ([vip] ignore_arp_from): {}",
+            s.counters.arp_ignored
+        );
+    }
     render_node(s, &mut out);
     out
 }
@@ -75,6 +82,43 @@ fn render_single(s: &Status) -> String {
             b.member.as_deref().unwrap_or("not a cluster member"),
             b.for_ms as f64 / 1000.0
         );
+    }
+    for m in s.groups.iter().filter_map(|g| g.mover.as_ref()) {
+        let _ = writeln!(out, "mover: {}", mover_words(m));
+    }
+    out
+}
+
+/// A group's cloud mover in words: `claim ok (1 attempt, 812 ms)`, `claim running (attempt
+/// 2), the claim waits for it`, `claim FAILED after 3 attempts: why`.
+fn mover_words(m: &crate::mover::MoverView) -> String {
+    use crate::mover::MoverState;
+    let action = m.action.map_or("no run yet", |a| a.label());
+    let attempts = |n: u32| format!("{n} attempt{}", if n == 1 { "" } else { "s" });
+    let mut out = match m.state {
+        MoverState::Idle => "idle (no run yet)".to_string(),
+        MoverState::Running => format!("{action} running (attempt {})", m.attempts),
+        MoverState::Ok => format!(
+            "{action} ok ({}, {} ms)",
+            attempts(m.attempts),
+            m.last_duration_ms.unwrap_or(0)
+        ),
+        MoverState::Failed => format!(
+            "{action} FAILED after {}: {}",
+            attempts(m.attempts),
+            m.last_error.as_deref().unwrap_or("unknown error")
+        ),
+    };
+    if m.state == MoverState::Running {
+        if let Some(e) = &m.last_error {
+            let _ = write!(out, ", last error: {e}");
+        }
+    }
+    if m.claim_waiting {
+        out.push_str(", the claim waits for it (wait = true): not master yet");
+    }
+    if m.queued > 0 {
+        let _ = write!(out, ", {} queued", m.queued);
     }
     out
 }
@@ -172,6 +216,9 @@ fn render_groups(s: &Status) -> String {
         }
         if let Some(t) = &g.handover_target {
             let _ = writeln!(out, "{name}: handing over to {t}");
+        }
+        if let Some(m) = &g.mover {
+            let _ = writeln!(out, "{name}: mover: {}", mover_words(m));
         }
         for r in g
             .routes

@@ -492,11 +492,11 @@ impl Metrics {
             .set(blocked_for.map_or(0.0, |d| d.as_secs_f64()));
     }
 
-    /// Counts an ARP frame from a MAC in `[vip] ignore_arp_from` that was not taken as
+    /// Counts `frames` ARP frames from a MAC in `[vip] ignore_arp_from` that was not taken as
     /// evidence of a holder (`haagent_arp_ignored_total{kind}`): `conflict` for a frame
     /// seen while master, else `probe_answer`.
-    pub fn arp_ignored(&self, conflict: bool) {
-        self.arp_ignored[usize::from(conflict)].inc();
+    pub fn arp_ignored(&self, conflict: bool, frames: u64) {
+        self.arp_ignored[usize::from(conflict)].inc_by(frames);
     }
 
     /// Counts a finished mover run of group `group` (`haagent_mover_runs_total{group,
