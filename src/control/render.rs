@@ -82,6 +82,9 @@ fn render_single(s: &Status) -> String {
             b.member.as_deref().unwrap_or("not a cluster member"),
             b.for_ms as f64 / 1000.0
         );
+        if let Some(p) = &b.policy {
+            let _ = writeln!(out, "  policy: {p}");
+        }
     }
     for m in s.groups.iter().filter_map(|g| g.mover.as_ref()) {
         let _ = writeln!(out, "mover: {}", mover_words(m));
@@ -213,6 +216,9 @@ fn render_groups(s: &Status) -> String {
                 b.member.as_deref().unwrap_or("not a cluster member"),
                 b.for_ms as f64 / 1000.0
             );
+            if let Some(p) = &b.policy {
+                let _ = writeln!(out, "{name}:   policy: {p}");
+            }
         }
         if let Some(t) = &g.handover_target {
             let _ = writeln!(out, "{name}: handing over to {t}");

@@ -197,6 +197,10 @@ pub struct ClaimBlockedView {
     pub member: Option<String>,
     /// How long its answers have blocked the claim, ms.
     pub for_ms: u64,
+    /// The rule that keeps the claim blocked, in words (a member's answer always blocks;
+    /// a non-member's by `foreign_holder_timeout_ms`). Older agents did not send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// Priorities.

@@ -79,6 +79,9 @@ pub(super) struct GroupExec {
     pub(super) routes: Option<Routes>,
     /// `[vip] ignore_arp_from`: probe answers from these MACs are no answers.
     pub(super) ignore_arp_from: Arc<[[u8; 6]]>,
+    /// `[vip] foreign_holder_timeout_ms` (`None` = 0: never claim over a non-member), for
+    /// the policy words of a blocked claim ([`claim_policy`]).
+    pub(super) foreign_holder_timeout: Option<Duration>,
     /// The group's cloud mover and where its claim is.
     pub(super) cloud: Cloud,
 }
@@ -251,7 +254,18 @@ impl GroupExec {
                 None
             }
             Action::Notice { cause, reason } => {
-                tracing::warn!(group = %self.name, cause = cause.label(), "{reason}");
+                let policy = matches!(
+                    cause,
+                    NoticeCause::ClaimBlocked | NoticeCause::ClaimStillBlocked
+                )
+                .then(|| election.claim_blocked())
+                .flatten()
+                .map(|b| claim_policy(b.member.is_some(), self.foreign_holder_timeout));
+                match &policy {
+                    Some(policy) => tracing::warn!(group = %self.name, cause = cause.label(),
+                        %policy, "{reason}"),
+                    None => tracing::warn!(group = %self.name, cause = cause.label(), "{reason}"),
+                }
                 node.metrics.notice(cause);
                 if cause == NoticeCause::ClaimBlocked {
                     if let Some(block) = election.claim_blocked() {
@@ -1034,6 +1048,28 @@ impl Record {
             self.metrics.set_epoch(epoch);
             self.metrics.transition(to, cause);
         }
+    }
+}
+
+/// The rule that keeps a claim blocked by an ARP probe answer, in words (log and status):
+/// `member` = the answering MAC belongs to a cluster member; `foreign_holder_timeout` =
+/// `[vip] foreign_holder_timeout_ms` (`None` = 0).
+pub(super) fn claim_policy(member: bool, foreign_holder_timeout: Option<Duration>) -> String {
+    if member {
+        return "an answer from a cluster member always blocks the claim (split-brain \
+                protection)"
+            .to_string();
+    }
+    match foreign_holder_timeout {
+        None => "foreign_holder_timeout_ms = 0 (the default): never claim while a host that \
+                 is not a member answers; if it is the network's own ARP responder (a cloud \
+                 fabric, the gateway), list its MAC in [vip] ignore_arp_from (docs/cloud.md)"
+            .to_string(),
+        Some(limit) => format!(
+            "foreign_holder_timeout_ms = {}: claiming anyway once only non-members have \
+             answered for that long",
+            limit.as_millis()
+        ),
     }
 }
 

@@ -26,7 +26,7 @@ use crate::transport::{PeerSpec, Transport};
 use crate::witness::Witness;
 
 use super::admission::Intake;
-use super::execute::{unix_secs, GroupExec, Node};
+use super::execute::{claim_policy, unix_secs, GroupExec, Node};
 use super::setup;
 
 /// Changes the log level of the running agent (a filter such as `info` or `debug`).
@@ -379,6 +379,10 @@ impl Operator {
                     mac: format_mac(&b.mac),
                     member: b.member.clone(),
                     for_ms: age_ms(now, b.since),
+                    policy: Some(claim_policy(
+                        b.member.is_some(),
+                        exec.foreign_holder_timeout,
+                    )),
                 }),
                 handover_target: election.handover_target().map(str::to_string),
                 mover: exec.cloud.view(),
@@ -495,6 +499,10 @@ impl Operator {
                 member: b.member.clone(),
                 for_ms: u64::try_from(now.saturating_duration_since(b.since).as_millis())
                     .unwrap_or(u64::MAX),
+                policy: Some(claim_policy(
+                    b.member.is_some(),
+                    self.config.probe.foreign_holder_timeout,
+                )),
             }),
             faults: FaultView::list(election.faults()),
             transitions: merged_transitions(groups),

@@ -179,6 +179,7 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
             probe_results: probe_results.clone(),
             record: Record::new(Arc::clone(&metrics), notifier(config, group)),
             ignore_arp_from: Arc::clone(&ignore_arp_from),
+            foreign_holder_timeout: config.probe.foreign_holder_timeout,
             cloud: Cloud::new(Mover::for_group(
                 group,
                 g,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub use haagent_lab::require_root;
 use haagent_lab::Lab;
 
+pub mod arp_responder;
 pub mod groups;
 pub mod veth;
 
