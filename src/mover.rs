@@ -143,8 +143,6 @@ pub struct Mover {
     group: String,
     index: usize,
     node: String,
-    vips: String,
-    interfaces: String,
     metrics: Option<Arc<Metrics>>,
     done: Option<UnboundedSender<Outcome>>,
     shared: Arc<Mutex<Shared>>,
@@ -152,6 +150,9 @@ pub struct Mover {
 
 #[derive(Debug)]
 struct Shared {
+    /// `HAAGENT_VIPS` and `HAAGENT_INTERFACES` (a reload may change the VIPs).
+    vips: String,
+    interfaces: String,
     pending: VecDeque<Job>,
     running: bool,
     worker: Option<JoinHandle<()>>,
@@ -178,22 +179,17 @@ impl Mover {
         done: Option<UnboundedSender<Outcome>>,
     ) -> Option<Self> {
         let settings = group.mover.clone()?;
-        let vips = group
-            .cidrs()
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(" ");
+        let (vips, interfaces) = vips_words(&group.vips);
         Some(Self {
             settings,
             group: group.name.clone(),
             index,
             node: node.to_owned(),
-            vips,
-            interfaces: group.interfaces().join(" "),
             metrics,
             done,
             shared: Arc::new(Mutex::new(Shared {
+                vips,
+                interfaces,
                 pending: VecDeque::new(),
                 running: false,
                 worker: None,
@@ -209,6 +205,13 @@ impl Mover {
                 next_id: 1,
             })),
         })
+    }
+
+    /// The group's VIPs changed (a reload): runs that start from now on get them.
+    pub fn set_vips(&self, vips: &[crate::net::VipSpec]) {
+        if let Ok(mut s) = self.shared.lock() {
+            (s.vips, s.interfaces) = vips_words(vips);
+        }
     }
 
     /// `wait = true`: a claim counts only once its mover run succeeded.
@@ -372,13 +375,17 @@ impl Mover {
         let Some((program, args)) = self.settings.command.split_first() else {
             return Err("no command".to_string());
         };
+        let (vips, interfaces) = match self.shared.lock() {
+            Ok(s) => (s.vips.clone(), s.interfaces.clone()),
+            Err(_) => return Err("mover state unusable".to_string()),
+        };
         let mut cmd = Command::new(program);
         cmd.args(args)
             .env(ENV_ACTION, job.action.label())
             .env(ENV_GROUP, &self.group)
             .env(ENV_NODE, &self.node)
-            .env(ENV_VIPS, &self.vips)
-            .env(ENV_INTERFACES, &self.interfaces)
+            .env(ENV_VIPS, vips)
+            .env(ENV_INTERFACES, interfaces)
             .env(ENV_OLD_HOLDER, &job.old_holder)
             .env(ENV_ATTEMPT, attempt.to_string())
             .stdin(Stdio::null())
@@ -437,6 +444,23 @@ impl Mover {
             }
         }
     }
+}
+
+/// `HAAGENT_VIPS` and `HAAGENT_INTERFACES` of `vips`: `address/prefix` space separated, and
+/// their interfaces in the order they first appear.
+fn vips_words(vips: &[crate::net::VipSpec]) -> (String, String) {
+    let mut interfaces: Vec<&str> = Vec::new();
+    for v in vips {
+        if !interfaces.contains(&v.interface.as_str()) {
+            interfaces.push(&v.interface);
+        }
+    }
+    let addrs = vips
+        .iter()
+        .map(|v| v.cidr.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (addrs, interfaces.join(" "))
 }
 
 fn ms(d: Duration) -> u64 {
@@ -636,6 +660,30 @@ mod tests {
         assert!(
             stat.is_empty() || state == Some('Z'),
             "grandchild {pid} still runs: {stat}"
+        );
+    }
+
+    /// A reload's new VIPs reach the runs that start after it.
+    #[tokio::test]
+    async fn runs_after_a_reload_get_the_new_vips() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let script = format!(
+            "echo \"$HAAGENT_VIPS|$HAAGENT_INTERFACES\" >> {}",
+            log.display()
+        );
+        let (m, _rx, _) = mover(settings(script, 5000, 0));
+        m.set_vips(&[crate::net::VipSpec {
+            cidr: "203.0.113.9/32".parse().unwrap(),
+            interface: "eth2".into(),
+            label: None,
+            scope: crate::net::VipScope::Global,
+        }]);
+        m.run(MoverAction::Claim, None);
+        m.drained().await;
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "203.0.113.9/32|eth2\n"
         );
     }
 

@@ -650,6 +650,9 @@ impl GroupExec {
     /// election is not involved: who holds the VIPs does not change. A failure is logged
     /// and answered like a failed install (the fault it returns goes to the election).
     pub(super) async fn set_vips(&mut self, vips: &[VipSpec], holding: bool) -> Option<Input> {
+        if let Some(mover) = &self.cloud.mover {
+            mover.set_vips(vips);
+        }
         let mut failed = None;
         for side in &mut self.sides {
             let interface = side.vips.manager.interface().to_string();
