@@ -448,3 +448,60 @@ mod tests {
         assert!(!old.contains("route "), "{old}");
     }
 }
+
+#[cfg(test)]
+mod mover_tests {
+    use super::*;
+    use crate::control::documented_example;
+    use crate::mover::{MoverAction, MoverState, MoverView};
+
+    fn view(state: MoverState) -> MoverView {
+        MoverView {
+            action: Some(MoverAction::Claim),
+            state,
+            attempts: 3,
+            last_error: Some("/usr/local/bin/m exit status: 1: quota".into()),
+            last_duration_ms: Some(2100),
+            queued: 0,
+            claim_waiting: false,
+        }
+    }
+
+    /// Each group's mover gets a line naming the group; a waiting claim says so.
+    #[test]
+    fn a_groups_mover_is_shown_with_its_outcome() {
+        let mut s = documented_example();
+        s.groups[0].mover = Some(view(MoverState::Failed));
+        s.groups[1].mover = Some(MoverView {
+            claim_waiting: true,
+            attempts: 2,
+            queued: 1,
+            ..view(MoverState::Running)
+        });
+        let text = render_status(&s);
+        assert!(
+            text.contains(
+                "web-a: mover: claim FAILED after 3 attempts: /usr/local/bin/m exit status: 1: quota\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "web-b: mover: claim running (attempt 2), last error: /usr/local/bin/m exit \
+                 status: 1: quota, the claim waits for it (wait = true): not master yet, 1 queued\n"
+            ),
+            "{text}"
+        );
+        s.groups.truncate(1);
+        s.groups[0].mover = Some(MoverView {
+            attempts: 1,
+            last_error: None,
+            ..view(MoverState::Ok)
+        });
+        let text = render_status(&s);
+        assert!(
+            text.contains("\nmover: claim ok (1 attempt, 2100 ms)\n"),
+            "{text}"
+        );
+    }
+}
