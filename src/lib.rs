@@ -24,6 +24,7 @@
 //! - [`import`]: `haagent import keepalived`, a keepalived.conf translated into a haagent
 //!   config and a report of what each keyword became.
 //! - [`notify`]: operator hooks on transitions, run without a shell, under a timeout.
+//! - [`mover`]: the per-group cloud mover run on claim and release (docs/cloud.md).
 //! - [`control`]: the local control socket (`haagent status|handover|maintenance|reload`)
 //!   and the status document.
 //! - [`metrics`]: the Prometheus metrics and their tiny HTTP endpoint.
@@ -71,6 +72,7 @@ pub mod health;
 pub mod import;
 pub mod logging;
 pub mod metrics;
+pub mod mover;
 pub mod net;
 pub mod notify;
 pub mod transport;

@@ -459,7 +459,7 @@ async fn run_hook(job: Job) {
 /// Ends a timed-out hook and everything in its process group: SIGTERM, then SIGKILL after
 /// [`KILL_GRACE`]. The hook itself is reaped last, so its pid (the group's id) cannot be
 /// reused by another process while we signal the group.
-async fn kill_group(child: &mut tokio::process::Child) -> Option<ExitStatus> {
+pub(crate) async fn kill_group(child: &mut tokio::process::Child) -> Option<ExitStatus> {
     let Some(pid) = child.id().and_then(|p| libc::pid_t::try_from(p).ok()) else {
         return child.wait().await.ok();
     };
@@ -765,6 +765,7 @@ mod tests {
                 timeout: Duration::from_secs(1),
             },
             routes: Vec::new(),
+            mover: None,
         };
         let n = Notifier::for_group(&group, "n1");
         assert_eq!(n.vips(), "192.0.2.101/24 198.51.100.101/24");

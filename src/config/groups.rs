@@ -27,7 +27,8 @@ use super::raw::{Item, Origin, RawConfig, RawGroup, RawRoute, RawTrack, RawVipEn
 use super::validate::validate_notify;
 use super::values::{bad_label, bad_vip, bad_vip_group_name, check_interface};
 use super::{
-    group_id_from_name, GroupConfig, NotifySettings, PeerConfig, TrackCheck, LEGACY_GROUP,
+    group_id_from_name, GroupConfig, MoverSettings, NotifySettings, PeerConfig, TrackCheck,
+    LEGACY_GROUP,
 };
 use crate::health::CheckSpec;
 use crate::net::{Ipv4Cidr, RouteSpec, VipScope, VipSpec};
@@ -46,6 +47,8 @@ pub(super) struct GroupDefaults<'a> {
     pub(super) checks: &'a [CheckSpec],
     /// `[notify]`.
     pub(super) notify: &'a NotifySettings,
+    /// `[mover]`.
+    pub(super) mover: Option<&'a MoverSettings>,
     /// `[node] listen` (a VIP must not be it).
     pub(super) listen: SocketAddr,
     /// The peers (a VIP must not be one of their addresses).
@@ -77,6 +80,7 @@ pub(super) fn implicit_group(
         track: default_track(d.checks),
         notify: d.notify.clone(),
         routes: Vec::new(),
+        mover: d.mover.cloned(),
     }
 }
 
@@ -90,6 +94,7 @@ pub(super) fn implicit_group_of(config: &super::Config) -> GroupConfig {
         preempt_delay: config.election.preempt_delay,
         checks: &config.checks,
         notify: &config.notify,
+        mover: config.mover.as_ref(),
         listen: config.node.listen,
         peers: &config.peers,
     };
@@ -320,6 +325,17 @@ fn validate_group(
         Some(n) => validate_notify(ck, n, d.notify.timeout),
     };
 
+    // [group.mover]
+    let mover = match &g.mover {
+        None => d.mover.cloned(),
+        Some(m) => super::mover::validate_mover(
+            ck,
+            m,
+            "group.mover",
+            g.broken.contains("group.mover.command"),
+        ),
+    };
+
     // [[group.route]]
     let mut routes = Vec::new();
     for r in &g.routes {
@@ -339,6 +355,7 @@ fn validate_group(
         track,
         notify,
         routes,
+        mover,
     })
 }
 

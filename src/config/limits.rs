@@ -21,6 +21,14 @@ pub(crate) const GARP_SPREAD_MS: (i64, i64, i64) = (0, 60_000, 500);
 pub(crate) const GARP_REFRESH_MS: (i64, i64, i64) = (1_000, 86_400_000, 30_000);
 /// `notify.timeout_ms`
 pub(crate) const NOTIFY_TIMEOUT_MS: (i64, i64, i64) = (1, 600_000, 5_000);
+/// `mover.timeout_ms`
+pub(crate) const MOVER_TIMEOUT_MS: (i64, i64, i64) = (100, 600_000, 10_000);
+/// `mover.retries`
+pub(crate) const MOVER_RETRIES: (i64, i64, i64) = (0, 10, 2);
+/// `mover.retry_delay_ms`
+pub(crate) const MOVER_RETRY_DELAY_MS: (i64, i64, i64) = (0, 60_000, 1_000);
+/// `vip.ignore_arp_from`: at most this many MACs.
+pub(crate) const IGNORE_ARP_FROM_MAX: usize = 16;
 /// `vip.lease_ms` (0 = off, otherwise within the range and a whole number of seconds)
 pub(crate) const LEASE_MS: (i64, i64, i64) = (1_000, 3_600_000, 2_000);
 /// `vip.probe_count` (0 = off)

@@ -35,6 +35,7 @@ mod checks;
 mod error;
 mod groups;
 mod limits;
+mod mover;
 mod raw;
 mod reload;
 mod render;
@@ -47,6 +48,8 @@ mod tests;
 mod tests_checks;
 #[cfg(test)]
 mod tests_groups;
+#[cfg(test)]
+mod tests_mover;
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -112,6 +115,9 @@ pub struct Config {
     pub tls: TlsPaths,
     /// Commands run on state transitions.
     pub notify: NotifySettings,
+    /// The node's cloud mover (`[mover]`): the mover of the implicit group, and of every
+    /// `[[group]]` without a `[group.mover]`. `None`: no mover.
+    pub mover: Option<MoverSettings>,
     /// Logging.
     pub log: LogSettings,
     /// Health checks (`[[check]]` tables, or `--check-http` flags which replace them), in
@@ -165,6 +171,9 @@ pub struct GroupConfig {
     pub notify: NotifySettings,
     /// Routes installed while this group is master (`[[group.route]]`).
     pub routes: Vec<crate::net::RouteSpec>,
+    /// The command that moves this group's addresses through a cloud provider's API on
+    /// claim and release (`[group.mover]`; default the node's `[mover]`); `None`: no mover.
+    pub mover: Option<MoverSettings>,
 }
 
 impl GroupConfig {
@@ -255,6 +264,11 @@ pub struct ProbeSettings {
     /// members answer its probes, before it claims anyway; `None` (the default,
     /// `foreign_holder_timeout_ms = 0`) = never. An answer from a member always blocks.
     pub foreign_holder_timeout: Option<Duration>,
+    /// `[vip] ignore_arp_from` (at most 16 unicast MACs, default none): ARP frames sent by
+    /// these MACs are no evidence of a holder, neither as probe answers nor as conflict or
+    /// defence frames: for clouds whose virtual network answers ARP for every address itself
+    /// (docs/cloud.md). They are counted, never acted on.
+    pub ignore_arp_from: Vec<[u8; 6]>,
 }
 
 /// Which address the gateway witness watches.
@@ -382,6 +396,26 @@ pub struct NotifySettings {
     pub conflict_won: Option<Hook>,
     /// A command still running after this long is killed with its process group (default 5 s).
     pub timeout: Duration,
+}
+
+/// A cloud mover (`[mover]`, `[group.mover]`): a command run after a claim installed the
+/// group's VIPs and after a release removed them, for networks where gratuitous ARP moves
+/// nothing and only the provider's API does (docs/cloud.md; [`crate::mover`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoverSettings {
+    /// `command`: the program (an absolute path) and its arguments, no shell.
+    pub command: Vec<String>,
+    /// `timeout_ms` (100..=600000, default 10000): one attempt still running after this long
+    /// is killed with its process group.
+    pub timeout: Duration,
+    /// `retries` (0..=10, default 2): attempts after a failed one.
+    pub retries: u32,
+    /// `retry_delay_ms` (0..=60000, default 1000): the pause before each retry.
+    pub retry_delay: Duration,
+    /// `wait` (default false): the claim counts as done (status, `master` hook, metrics)
+    /// only once the claim mover succeeded; a claim whose every attempt failed puts the
+    /// group in fault for a hold-down, so that another node takes over.
+    pub wait: bool,
 }
 
 /// Log output format.

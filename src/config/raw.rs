@@ -101,6 +101,7 @@ pub(crate) struct RawVip {
     pub(crate) probe_count: Option<Item<i64>>,
     pub(crate) probe_window_ms: Option<Item<i64>>,
     pub(crate) foreign_holder_timeout_ms: Option<Item<i64>>,
+    pub(crate) ignore_arp_from: Option<Item<Vec<Item<String>>>>,
 }
 
 /// `[election]`
@@ -157,6 +158,20 @@ pub(crate) struct RawNotify {
     pub(crate) claim_blocked: Option<Item<RawHook>>,
     pub(crate) conflict_won: Option<Item<RawHook>>,
     pub(crate) timeout_ms: Option<Item<i64>>,
+}
+
+/// `[mover]` / `[group.mover]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMover {
+    pub(crate) command: Option<Item<Vec<String>>>,
+    pub(crate) timeout_ms: Option<Item<i64>>,
+    pub(crate) retries: Option<Item<i64>>,
+    pub(crate) retry_delay_ms: Option<Item<i64>>,
+    pub(crate) wait: Option<Item<bool>>,
+    /// Where the whole table was given (its header), for a missing `command`.
+    #[serde(skip, default = "no_origin")]
+    pub(crate) origin: Origin,
 }
 
 /// One hook key of `[notify]`: an argv list, or a table `{ command = [...], args = "..." }`
@@ -424,6 +439,9 @@ pub(crate) struct RawGroup {
     /// `[group.notify]`, when present.
     #[serde(skip)]
     pub(crate) notify: Option<RawNotify>,
+    /// `[group.mover]`, when present.
+    #[serde(skip)]
+    pub(crate) mover: Option<RawMover>,
     /// `[[group.route]]` tables, in file order.
     #[serde(skip)]
     pub(crate) routes: Vec<RawRoute>,
@@ -450,6 +468,8 @@ pub(crate) struct RawConfig {
     pub(crate) garp: RawGarp,
     pub(crate) tls: RawTls,
     pub(crate) notify: RawNotify,
+    /// `[mover]`, when present.
+    pub(crate) mover: Option<RawMover>,
     pub(crate) log: RawLog,
     pub(crate) checks: Vec<RawCheck>,
     /// `[[group]]` tables, in file order (empty: one implicit group).
@@ -473,9 +493,9 @@ pub(crate) struct RawError {
 }
 
 /// The top-level tables, in the order they are documented.
-pub(crate) const TABLES: [&str; 15] = [
+pub(crate) const TABLES: [&str; 16] = [
     "cluster", "node", "peer", "vip", "election", "witness", "check", "group", "garp", "tls",
-    "notify", "log", "metrics", "control", "state",
+    "notify", "mover", "log", "metrics", "control", "state",
 ];
 
 /// Parses a TOML document into a [`RawConfig`], collecting every syntax error, unknown key and
@@ -520,6 +540,7 @@ pub(crate) fn parse_document(text: &str) -> Result<(RawConfig, Vec<RawError>), V
             "garp" => raw.garp = ctx.section(table, value).unwrap_or_default(),
             "tls" => raw.tls = ctx.section(table, value).unwrap_or_default(),
             "notify" => raw.notify = ctx.section(table, value).unwrap_or_default(),
+            "mover" => raw.mover = ctx.mover(table, value),
             "log" => raw.log = ctx.section(table, value).unwrap_or_default(),
             "metrics" => raw.metrics = ctx.section(table, value).unwrap_or_default(),
             "control" => raw.control = ctx.section(table, value).unwrap_or_default(),
@@ -672,6 +693,7 @@ impl SectionCtx<'_> {
             };
             let mut entries = entries.clone();
             let notify = entries.remove("notify");
+            let mover = entries.remove("mover");
             let route = entries.remove("route");
             let mut broken = BTreeSet::new();
             let mut inner = SectionCtx {
@@ -683,17 +705,28 @@ impl SectionCtx<'_> {
                 Spanned::new(item_span.clone(), DeValue::Table(entries)),
             );
             let notify = notify.and_then(|v| inner.section::<RawNotify>("group.notify", v));
+            let mover = mover.and_then(|v| inner.mover("group.mover", v));
             let routes = route.map(|v| inner.routes(v)).unwrap_or_default();
             let Some(mut group) = parsed else {
                 continue;
             };
             group.notify = notify;
+            group.mover = mover;
             group.routes = routes;
             group.origin = Origin::Span(item_span);
             group.broken = broken;
             groups.push(group);
         }
         groups
+    }
+
+    /// Deserializes a `[mover]` or `[group.mover]` table, remembering where it was given.
+    /// A malformed table (not a table at all) is `None`, already reported.
+    fn mover(&mut self, table: &str, value: Spanned<DeValue<'_>>) -> Option<RawMover> {
+        let span = value.span();
+        let mut mover = self.section::<RawMover>(table, value)?;
+        mover.origin = Origin::Span(span);
+        Some(mover)
     }
 
     /// Deserializes a group's `[[group.route]]` array.
@@ -736,7 +769,8 @@ fn describe_de_error(table: &str, key: Option<&str>, message: &str) -> String {
         .replace("expected struct RawCheck", "expected a table")
         .replace("expected struct RawGroup", "expected a table")
         .replace("expected struct RawRoute", "expected a table")
-        .replace("expected struct RawNotify", "expected a table");
+        .replace("expected struct RawNotify", "expected a table")
+        .replace("expected struct RawMover", "expected a table");
     let header = if matches!(table, "peer" | "check" | "group" | "group.route") {
         format!("[[{table}]]")
     } else {

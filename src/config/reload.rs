@@ -175,6 +175,32 @@ fn notify_words(n: &NotifySettings) -> String {
     parts.join(", ")
 }
 
+/// A mover in config-file words, `none` without one.
+fn mover_words(m: Option<&super::MoverSettings>) -> String {
+    match m {
+        None => "none".to_string(),
+        Some(m) => format!(
+            "command {}, timeout_ms {}, retries {}, retry_delay_ms {}, wait {}",
+            m.command.join(" "),
+            ms(m.timeout),
+            m.retries,
+            ms(m.retry_delay),
+            m.wait
+        ),
+    }
+}
+
+/// MACs in config-file words, `none` for an empty list.
+fn macs_words(macs: &[[u8; 6]]) -> String {
+    if macs.is_empty() {
+        return "none".to_string();
+    }
+    macs.iter()
+        .map(crate::net::format_mac)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A setting whose change a reload reports (see [`Config::election_changes`]), named by its
 /// config-file key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -227,6 +253,10 @@ pub enum Setting {
     Track,
     /// A group's `notify` (its `[group.notify]`, or the node's `[notify]` it inherits).
     Notify,
+    /// A group's `mover` (its `[group.mover]`, or the node's `[mover]` it inherits).
+    Mover,
+    /// `ignore_arp_from` (`[vip]`).
+    IgnoreArpFrom,
 }
 
 impl Setting {
@@ -257,6 +287,8 @@ impl Setting {
             Setting::Routes => "routes",
             Setting::Track => "track",
             Setting::Notify => "notify",
+            Setting::Mover => "mover",
+            Setting::IgnoreArpFrom => "ignore_arp_from",
         }
     }
 
@@ -266,13 +298,17 @@ impl Setting {
     /// deletes the dropped ones), the election timers, preemption and quorum (the
     /// election is reconfigured), and the certificate paths (a reload reads the
     /// certificates anyway). The node's identity and place (cluster, name, interface,
-    /// listen), the VIP lease, probing and the witness need a restart.
+    /// listen), the VIP lease, probing (with `ignore_arp_from`) and the witness need a
+    /// restart.
     ///
     /// Per group (a [`SettingChange`] with `group` set): its priority, preemption, track,
     /// notify and VIPs that stay on the same interfaces apply live; a change of the group
     /// set ([`Setting::Groups`]), of a group's interfaces ([`Setting::Interface`]) or
     /// routes ([`Setting::Routes`]) needs a restart (each interface has its own carrier
     /// watch, ARP socket and MAC in the adverts; routes are installed with the VIPs).
+    /// So does a group's mover ([`Setting::Mover`]): a claim may be waiting for the
+    /// running mover (`wait = true`), and swapping the command under it would leave that
+    /// claim judged by a mover that never ran.
     pub const fn applies_live(self) -> bool {
         matches!(
             self,
@@ -404,6 +440,7 @@ impl Config {
         out.witness = running.witness.clone();
         match (running.has_implicit_group(), self.has_implicit_group()) {
             (true, true) => {
+                out.mover = running.mover.clone();
                 out.groups = vec![implicit_group_of(&out)];
                 return out;
             }
@@ -435,6 +472,7 @@ impl Config {
                                 rg.vips.clone()
                             },
                             routes: rg.routes.clone(),
+                            mover: rg.mover.clone(),
                             ..ng.clone()
                         }
                     })
@@ -545,6 +583,16 @@ impl Config {
             self.probe.foreign_holder_timeout.map_or(0, ms).to_string(),
             new.probe.foreign_holder_timeout.map_or(0, ms).to_string(),
         );
+        diff(
+            Setting::IgnoreArpFrom,
+            macs_words(&self.probe.ignore_arp_from),
+            macs_words(&new.probe.ignore_arp_from),
+        );
+        diff(
+            Setting::Mover,
+            mover_words(self.mover.as_ref()),
+            mover_words(new.mover.as_ref()),
+        );
         let (a, b) = (&self.election, &new.election);
         diff(
             Setting::AdvertIntervalMs,
@@ -653,6 +701,11 @@ impl Config {
                 notify_words(&og.notify),
                 notify_words(&ng.notify),
             );
+            diff(
+                Setting::Mover,
+                mover_words(og.mover.as_ref()),
+                mover_words(ng.mover.as_ref()),
+            );
         }
     }
 }
@@ -661,7 +714,11 @@ impl Config {
 fn per_group(setting: Setting) -> bool {
     matches!(
         setting,
-        Setting::Priority | Setting::Vips | Setting::Preempt | Setting::PreemptDelayMs
+        Setting::Priority
+            | Setting::Vips
+            | Setting::Preempt
+            | Setting::PreemptDelayMs
+            | Setting::Mover
     )
 }
 

@@ -9,7 +9,7 @@ use super::checks::WEIGHT_FAULT;
 use super::groups::route_to_words;
 use super::limits::{QUORUM_MAJORITY, QUORUM_OFF};
 use super::values::path_str;
-use super::{Config, GroupConfig, Hook, HookArgs, NotifySettings, TrackCheck};
+use super::{Config, GroupConfig, Hook, HookArgs, MoverSettings, NotifySettings, TrackCheck};
 use crate::health::{CheckKind, CheckSpec, Weight};
 use crate::net::{VipScope, VipSpec};
 
@@ -27,6 +27,8 @@ struct Out {
     garp: OutGarp,
     tls: OutTls,
     notify: OutNotify,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mover: Option<OutMover>,
     log: OutLog,
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics: Option<OutMetrics>,
@@ -251,8 +253,33 @@ struct OutGroup {
     preempt: bool,
     preempt_delay_ms: u64,
     notify: OutNotify,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mover: Option<OutMover>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     route: Vec<OutRoute>,
+}
+
+/// `[mover]` / `[group.mover]`, every default written out.
+#[derive(Serialize)]
+struct OutMover {
+    command: Vec<String>,
+    timeout_ms: u64,
+    retries: u32,
+    retry_delay_ms: u64,
+    wait: bool,
+}
+
+impl OutMover {
+    fn new(m: &Option<MoverSettings>) -> Option<Self> {
+        let m = m.as_ref()?;
+        Some(OutMover {
+            command: m.command.clone(),
+            timeout_ms: ms(m.timeout),
+            retries: m.retries,
+            retry_delay_ms: ms(m.retry_delay),
+            wait: m.wait,
+        })
+    }
 }
 
 impl OutGroup {
@@ -264,6 +291,7 @@ impl OutGroup {
             preempt: g.preempt,
             preempt_delay_ms: ms(g.preempt_delay),
             notify: OutNotify::new(&g.notify),
+            mover: OutMover::new(&g.mover),
             route: g
                 .routes
                 .iter()
@@ -296,6 +324,8 @@ struct OutVip {
     probe_count: u32,
     probe_window_ms: u64,
     foreign_holder_timeout_ms: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ignore_arp_from: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -431,6 +461,12 @@ impl Config {
                 probe_count: self.probe.count,
                 probe_window_ms: ms(self.probe.window),
                 foreign_holder_timeout_ms: self.probe.foreign_holder_timeout.map_or(0, ms),
+                ignore_arp_from: self
+                    .probe
+                    .ignore_arp_from
+                    .iter()
+                    .map(crate::net::format_mac)
+                    .collect(),
             },
             election: OutElection {
                 advert_interval_ms: ms(self.election.advert_interval),
@@ -461,6 +497,7 @@ impl Config {
                 key: path_str(&self.tls.key),
             },
             notify: OutNotify::new(&self.notify),
+            mover: OutMover::new(&self.mover),
             log: OutLog {
                 format: self.log.format.as_str(),
                 level: self.log.level.clone(),

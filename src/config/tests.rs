@@ -183,6 +183,7 @@ fn full_file_gives_every_value() {
             count: 2,
             window: Duration::from_millis(50),
             foreign_holder_timeout: None,
+            ignore_arp_from: Vec::new(),
         }
     );
     assert_eq!(
@@ -249,6 +250,7 @@ fn minimal_file_gets_documented_defaults() {
             count: 3,
             window: Duration::from_millis(30),
             foreign_holder_timeout: None,
+            ignore_arp_from: Vec::new(),
         }
     );
     assert_eq!(c.witness, None, "no [witness] table: no witness");

@@ -183,6 +183,7 @@ fn groups_load_with_every_key_and_the_node_defaults() {
                     table: None,
                 },
             ],
+            mover: None,
         }
     );
     assert_eq!(a.interfaces(), vec!["eth0", "eth1"]);

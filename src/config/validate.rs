@@ -392,6 +392,12 @@ pub(crate) fn validate(
         Duration::from_millis(limits::NOTIFY_TIMEOUT_MS.2.unsigned_abs()),
     );
 
+    // [mover], [vip] ignore_arp_from
+    let mover = raw.mover.as_ref().and_then(|m| {
+        super::mover::validate_mover(&mut ck, m, "mover", raw.broken.contains("mover.command"))
+    });
+    let ignore_arp_from = super::mover::validate_ignore_arp_from(&mut ck, &raw.vip.ignore_arp_from);
+
     // [log]
     let format = match &raw.log.format {
         None => LogFormat::Text,
@@ -435,6 +441,7 @@ pub(crate) fn validate(
         preempt_delay,
         checks: &checks,
         notify: &notify,
+        mover: mover.as_ref(),
         listen,
         peers: &peers,
     };
@@ -533,6 +540,7 @@ pub(crate) fn validate(
             window: probe_window,
             foreign_holder_timeout: (!foreign_holder_timeout.is_zero())
                 .then_some(foreign_holder_timeout),
+            ignore_arp_from,
         },
         election: ElectionSettings {
             advert_interval,
@@ -549,6 +557,7 @@ pub(crate) fn validate(
         },
         tls,
         notify,
+        mover,
         log: LogSettings { format, level },
         checks,
         metrics_listen,

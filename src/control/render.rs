@@ -20,6 +20,13 @@ pub fn render_status(s: &Status) -> String {
     } else {
         render_single(s)
     };
+    if s.counters.arp_ignored > 0 {
+        let _ = writeln!(
+            out,
+            "ARP frames ignored ([vip] ignore_arp_from): {}",
+            s.counters.arp_ignored
+        );
+    }
     render_node(s, &mut out);
     out
 }
@@ -75,6 +82,46 @@ fn render_single(s: &Status) -> String {
             b.member.as_deref().unwrap_or("not a cluster member"),
             b.for_ms as f64 / 1000.0
         );
+        if let Some(p) = &b.policy {
+            let _ = writeln!(out, "  policy: {p}");
+        }
+    }
+    for m in s.groups.iter().filter_map(|g| g.mover.as_ref()) {
+        let _ = writeln!(out, "mover: {}", mover_words(m));
+    }
+    out
+}
+
+/// A group's cloud mover in words: `claim ok (1 attempt, 812 ms)`, `claim running (attempt
+/// 2), the claim waits for it`, `claim FAILED after 3 attempts: why`.
+fn mover_words(m: &crate::mover::MoverView) -> String {
+    use crate::mover::MoverState;
+    let action = m.action.map_or("no run yet", |a| a.label());
+    let attempts = |n: u32| format!("{n} attempt{}", if n == 1 { "" } else { "s" });
+    let mut out = match m.state {
+        MoverState::Idle => "idle (no run yet)".to_string(),
+        MoverState::Running => format!("{action} running (attempt {})", m.attempts),
+        MoverState::Ok => format!(
+            "{action} ok ({}, {} ms)",
+            attempts(m.attempts),
+            m.last_duration_ms.unwrap_or(0)
+        ),
+        MoverState::Failed => format!(
+            "{action} FAILED after {}: {}",
+            attempts(m.attempts),
+            m.last_error.as_deref().unwrap_or("unknown error")
+        ),
+    };
+    if m.state == MoverState::Running {
+        if let Some(e) = &m.last_error {
+            let _ = write!(out, ", last error: {e}");
+        }
+    }
+    if m.claim_waiting {
+        out.push_str(", the claim waits for it (wait = true): not master yet");
+    }
+    if m.queued > 0 {
+        let _ = write!(out, ", {} queued", m.queued);
     }
     out
 }
@@ -169,9 +216,15 @@ fn render_groups(s: &Status) -> String {
                 b.member.as_deref().unwrap_or("not a cluster member"),
                 b.for_ms as f64 / 1000.0
             );
+            if let Some(p) = &b.policy {
+                let _ = writeln!(out, "{name}:   policy: {p}");
+            }
         }
         if let Some(t) = &g.handover_target {
             let _ = writeln!(out, "{name}: handing over to {t}");
+        }
+        if let Some(m) = &g.mover {
+            let _ = writeln!(out, "{name}: mover: {}", mover_words(m));
         }
         for r in g
             .routes
@@ -393,5 +446,62 @@ mod tests {
         let old = render_status(&s);
         assert!(old.starts_with("n1 (web): master for 5.3 s"), "{old}");
         assert!(!old.contains("route "), "{old}");
+    }
+}
+
+#[cfg(test)]
+mod mover_tests {
+    use super::*;
+    use crate::control::documented_example;
+    use crate::mover::{MoverAction, MoverState, MoverView};
+
+    fn view(state: MoverState) -> MoverView {
+        MoverView {
+            action: Some(MoverAction::Claim),
+            state,
+            attempts: 3,
+            last_error: Some("/usr/local/bin/m exit status: 1: quota".into()),
+            last_duration_ms: Some(2100),
+            queued: 0,
+            claim_waiting: false,
+        }
+    }
+
+    /// Each group's mover gets a line naming the group; a waiting claim says so.
+    #[test]
+    fn a_groups_mover_is_shown_with_its_outcome() {
+        let mut s = documented_example();
+        s.groups[0].mover = Some(view(MoverState::Failed));
+        s.groups[1].mover = Some(MoverView {
+            claim_waiting: true,
+            attempts: 2,
+            queued: 1,
+            ..view(MoverState::Running)
+        });
+        let text = render_status(&s);
+        assert!(
+            text.contains(
+                "web-a: mover: claim FAILED after 3 attempts: /usr/local/bin/m exit status: 1: quota\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "web-b: mover: claim running (attempt 2), last error: /usr/local/bin/m exit \
+                 status: 1: quota, the claim waits for it (wait = true): not master yet, 1 queued\n"
+            ),
+            "{text}"
+        );
+        s.groups.truncate(1);
+        s.groups[0].mover = Some(MoverView {
+            attempts: 1,
+            last_error: None,
+            ..view(MoverState::Ok)
+        });
+        let text = render_status(&s);
+        assert!(
+            text.contains("\nmover: claim ok (1 attempt, 2100 ms)\n"),
+            "{text}"
+        );
     }
 }

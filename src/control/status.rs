@@ -121,6 +121,10 @@ pub struct GroupStatus {
     /// The node a handover started by this master goes to, while it is under way.
     #[serde(default)]
     pub handover_target: Option<String>,
+    /// The group's cloud mover (`[group.mover]` / `[mover]`, docs/cloud.md): its latest
+    /// run; `None` without a mover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mover: Option<crate::mover::MoverView>,
 }
 
 /// One VIP of a group.
@@ -193,6 +197,10 @@ pub struct ClaimBlockedView {
     pub member: Option<String>,
     /// How long its answers have blocked the claim, ms.
     pub for_ms: u64,
+    /// The rule that keeps the claim blocked, in words (a member's answer always blocks;
+    /// a non-member's by `foreign_holder_timeout_ms`). Older agents did not send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// Priorities.
@@ -331,6 +339,10 @@ pub struct Counters {
     pub garps_sent: u64,
     /// VIP conflicts seen on the wire.
     pub vip_conflicts: u64,
+    /// ARP frames from a MAC in `[vip] ignore_arp_from` (probe answers and, while master,
+    /// frames for our VIPs), not taken as evidence of a holder. Older agents did not send it.
+    #[serde(default)]
+    pub arp_ignored: u64,
 }
 
 /// The example status of docs/status.md (node n1 of an active-active pair: master of

@@ -31,6 +31,7 @@ use crate::control::TransitionRecord;
 use crate::election::{Action, Cause, Election, FaultCause, Input, NoticeCause};
 use crate::health::CheckStatus;
 use crate::metrics::{Metrics, RejectReason};
+use crate::mover::{Mover, MoverAction, MoverView, Outcome};
 use crate::net::VipSpec;
 use crate::net::{format_mac, Ipv4Cidr};
 use crate::notify::{ConflictWon, Notifier, TransitionEvent};
@@ -76,6 +77,62 @@ pub(super) struct GroupExec {
     /// The group's routes (`[[group.route]]`), installed after its VIPs and removed
     /// before them; `None` when it has none.
     pub(super) routes: Option<Routes>,
+    /// `[vip] ignore_arp_from`: probe answers from these MACs are no answers.
+    pub(super) ignore_arp_from: Arc<[[u8; 6]]>,
+    /// `[vip] foreign_holder_timeout_ms` (`None` = 0: never claim over a non-member), for
+    /// the policy words of a blocked claim ([`claim_policy`]).
+    pub(super) foreign_holder_timeout: Option<Duration>,
+    /// The group's cloud mover and where its claim is.
+    pub(super) cloud: Cloud,
+}
+
+/// A group's cloud mover ([`crate::mover`], docs/cloud.md) and the claim it serves.
+///
+/// A claim is a transition to master ([`Action::Transition`]) followed by the VIP install
+/// ([`Action::InstallVips`]): the claim run is queued once the install succeeded. A release
+/// run is queued after [`Action::ReleaseVips`], if this mastership queued a claim.
+#[derive(Default)]
+pub(super) struct Cloud {
+    pub(super) mover: Option<Mover>,
+    /// A transition to master was carried out; its install comes next.
+    claim_due: bool,
+    /// This mastership queued a claim run: its release queues a release run.
+    claimed: bool,
+    /// `wait = true`: the master transition held back until the claim run succeeds.
+    pub(super) waiting: Option<Waiting>,
+    /// The group's master before us, by name, as last heard (`HAAGENT_OLD_HOLDER`).
+    pub(super) old_holder: Option<String>,
+}
+
+/// A master transition whose record (log, history, hooks, metrics) waits for the claim
+/// run `id` (`wait = true`).
+pub(super) struct Waiting {
+    /// The claim run's id (0 until the VIPs are installed and the run is queued).
+    pub(super) id: u64,
+    /// The state the group reports meanwhile.
+    pub(super) from: State,
+    to: State,
+    epoch: u64,
+    cause: Cause,
+    reason: String,
+    priority: u8,
+}
+
+impl Cloud {
+    /// A group's cloud state with its mover, if it has one; no claim yet.
+    pub(super) fn new(mover: Option<Mover>) -> Self {
+        Self {
+            mover,
+            ..Self::default()
+        }
+    }
+
+    /// The mover's status view, with the claim it holds back.
+    pub(super) fn view(&self) -> Option<MoverView> {
+        let mut view = self.mover.as_ref()?.view()?;
+        view.claim_waiting = self.waiting.is_some();
+        Some(view)
+    }
 }
 
 /// A group's routes and what became of the last attempt to install them.
@@ -156,6 +213,9 @@ pub(super) struct Counters {
     /// By [`RejectReason::label`].
     pub(super) rejected: HashMap<&'static str, u64>,
     pub(super) vip_conflicts: u64,
+    /// ARP frames from a MAC in `[vip] ignore_arp_from` (probe answers and conflicts),
+    /// counted by the probes on the blocking pool too.
+    pub(super) arp_ignored: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl GroupExec {
@@ -170,8 +230,12 @@ impl GroupExec {
         match action {
             Action::Send(_) => None,
             Action::InstallVips => match self.install().await {
-                Ok(()) => None,
+                Ok(()) => {
+                    self.claim_moved();
+                    None
+                }
                 Err(e) => {
+                    self.cloud.claim_due = false;
                     tracing::error!(group = %self.name, error = %e, "could not install the VIPs");
                     Some(Input::Fault {
                         cause: FaultCause::VipInstall,
@@ -186,11 +250,22 @@ impl GroupExec {
                 None
             }
             Action::Probe => {
-                self.start_probe();
+                self.start_probe(node);
                 None
             }
             Action::Notice { cause, reason } => {
-                tracing::warn!(group = %self.name, cause = cause.label(), "{reason}");
+                let policy = matches!(
+                    cause,
+                    NoticeCause::ClaimBlocked | NoticeCause::ClaimStillBlocked
+                )
+                .then(|| election.claim_blocked())
+                .flatten()
+                .map(|b| claim_policy(b.member.is_some(), self.foreign_holder_timeout));
+                match &policy {
+                    Some(policy) => tracing::warn!(group = %self.name, cause = cause.label(),
+                        %policy, "{reason}"),
+                    None => tracing::warn!(group = %self.name, cause = cause.label(), "{reason}"),
+                }
                 node.metrics.notice(cause);
                 if cause == NoticeCause::ClaimBlocked {
                     if let Some(block) = election.claim_blocked() {
@@ -214,6 +289,11 @@ impl GroupExec {
             }
             Action::ReleaseVips => {
                 self.release().await;
+                if std::mem::take(&mut self.cloud.claimed) {
+                    if let Some(mover) = &self.cloud.mover {
+                        mover.run(MoverAction::Release, None);
+                    }
+                }
                 None
             }
             Action::Transition {
@@ -223,12 +303,95 @@ impl GroupExec {
                 cause,
                 reason,
             } => {
-                let at = (self.index, election.priority());
-                self.record
-                    .transition(&self.name, at, from, to, epoch, cause, &reason);
+                let priority = election.priority();
+                if to == State::Master && from != State::Master {
+                    if let Some(mover) = &self.cloud.mover {
+                        self.cloud.claim_due = true;
+                        if mover.waits() {
+                            tracing::info!(group = %self.name, epoch, cause = cause.label(),
+                                "claiming: the claim counts once the cloud mover succeeded (wait = true)");
+                            self.cloud.waiting = Some(Waiting {
+                                id: 0,
+                                from,
+                                to,
+                                epoch,
+                                cause,
+                                reason,
+                                priority,
+                            });
+                            return None;
+                        }
+                    }
+                }
+                if from == State::Master {
+                    self.cloud.claim_due = false;
+                    if let Some(w) = self.cloud.waiting.take() {
+                        tracing::warn!(group = %self.name, epoch = w.epoch,
+                            "the claim ends before the cloud mover succeeded: it never counted as master");
+                    }
+                }
+                self.record.transition(
+                    &self.name,
+                    (self.index, priority),
+                    from,
+                    to,
+                    epoch,
+                    cause,
+                    &reason,
+                );
                 None
             }
         }
+    }
+
+    /// The VIPs of a claim are installed: queue the claim run (with `wait = true`, the
+    /// claim waits for its outcome).
+    fn claim_moved(&mut self) {
+        if !std::mem::take(&mut self.cloud.claim_due) {
+            return;
+        }
+        let Some(mover) = &self.cloud.mover else {
+            return;
+        };
+        let id = mover.run(MoverAction::Claim, self.cloud.old_holder.as_deref());
+        self.cloud.claimed = true;
+        if let Some(w) = &mut self.cloud.waiting {
+            w.id = id;
+        }
+    }
+
+    /// A mover run of this group ended. With `wait = true`, the claim it served now counts
+    /// (its transition is recorded: log, history, `master` hook, metrics), or, when every
+    /// attempt failed, the returned fault makes the group give up the addresses it could
+    /// not move (`vip_install`, cleared by the election after its hold-down).
+    pub(super) fn mover_done(&mut self, outcome: &Outcome) -> Option<Input> {
+        let serves = |w: &Waiting| w.id == outcome.id && outcome.action == MoverAction::Claim;
+        if !self.cloud.waiting.as_ref().is_some_and(serves) {
+            return None;
+        }
+        let w = self.cloud.waiting.take()?;
+        if outcome.ok {
+            self.record.transition(
+                &self.name,
+                (self.index, w.priority),
+                w.from,
+                w.to,
+                w.epoch,
+                w.cause,
+                &format!("{} (cloud mover succeeded)", w.reason),
+            );
+            return None;
+        }
+        let reason = format!(
+            "cloud mover failed after {} attempt(s): {}; releasing the addresses it could not move",
+            outcome.attempts,
+            outcome.error.as_deref().unwrap_or("unknown error")
+        );
+        tracing::error!(group = %self.name, "{reason}");
+        Some(Input::Fault {
+            cause: FaultCause::VipInstall,
+            reason,
+        })
     }
 
     /// Installs the VIPs on every interface of the group; on a failure, removes what this
@@ -487,6 +650,9 @@ impl GroupExec {
     /// election is not involved: who holds the VIPs does not change. A failure is logged
     /// and answered like a failed install (the fault it returns goes to the election).
     pub(super) async fn set_vips(&mut self, vips: &[VipSpec], holding: bool) -> Option<Input> {
+        if let Some(mover) = &self.cloud.mover {
+            mover.set_vips(vips);
+        }
         let mut failed = None;
         for side in &mut self.sides {
             let interface = side.vips.manager.interface().to_string();
@@ -526,8 +692,11 @@ impl GroupExec {
 
     /// Probes every VIP of every side on the blocking pool; the first answer (or none)
     /// comes back through the loop, tagged with this group's index.
-    fn start_probe(&self) {
+    fn start_probe(&self, node: &Node) {
         let index = self.index;
+        let ignore = Arc::clone(&self.ignore_arp_from);
+        let metrics = Arc::clone(&node.metrics);
+        let counted = Arc::clone(&node.counters.arp_ignored);
         let rounds: Vec<(Arc<Mutex<ArpProbe>>, Vec<Ipv4Addr>)> = self
             .sides
             .iter()
@@ -542,13 +711,14 @@ impl GroupExec {
         let results = self.probe_results.clone();
         tokio::task::spawn_blocking(move || {
             let mut answer = None;
+            let mut ignored = 0u64;
             'sides: for (prober, vips) in rounds {
                 let mut prober = match prober.lock() {
                     Ok(p) => p,
                     Err(poisoned) => poisoned.into_inner(),
                 };
                 for vip in vips {
-                    match prober.probe(vip, count, window) {
+                    match prober.probe_ignoring(vip, count, window, &ignore, &mut ignored) {
                         Ok(Some(mac)) => {
                             answer = Some(mac);
                             break 'sides;
@@ -557,6 +727,14 @@ impl GroupExec {
                         Err(e) => tracing::error!(%vip, error = %e, "ARP probe failed"),
                     }
                 }
+            }
+            if ignored > 0 {
+                tracing::debug!(
+                    ignored,
+                    "ARP probe: answers from ignore_arp_from MACs ignored"
+                );
+                counted.fetch_add(ignored, std::sync::atomic::Ordering::Relaxed);
+                metrics.arp_ignored(false, ignored);
             }
             let _ = results.blocking_send((index, answer));
         });
@@ -592,6 +770,9 @@ impl GroupExec {
     pub(super) async fn stop(&mut self) {
         self.release().await;
         self.record.notifier.drained().await;
+        if let Some(mover) = &self.cloud.mover {
+            mover.drained().await;
+        }
     }
 }
 
@@ -708,6 +889,15 @@ impl Node {
     /// A frame claiming a VIP we hold. Every frame is counted, none logged here: the
     /// election says what it does about them, rate-limited (a forger can send thousands
     /// of frames a second).
+    /// Counts an ARP frame from an `ignore_arp_from` MAC the conflict watch saw while
+    /// master (`conflict`) or a probe saw.
+    pub(super) fn arp_ignored(&mut self, conflict: bool) {
+        self.counters
+            .arp_ignored
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.arp_ignored(conflict, 1);
+    }
+
     pub(super) fn vip_conflict(&mut self) {
         self.counters.vip_conflicts += 1;
         self.metrics.vip_conflict();
@@ -861,6 +1051,28 @@ impl Record {
             self.metrics.set_epoch(epoch);
             self.metrics.transition(to, cause);
         }
+    }
+}
+
+/// The rule that keeps a claim blocked by an ARP probe answer, in words (log and status):
+/// `member` = the answering MAC belongs to a cluster member; `foreign_holder_timeout` =
+/// `[vip] foreign_holder_timeout_ms` (`None` = 0).
+pub(super) fn claim_policy(member: bool, foreign_holder_timeout: Option<Duration>) -> String {
+    if member {
+        return "an answer from a cluster member always blocks the claim (split-brain \
+                protection)"
+            .to_string();
+    }
+    match foreign_holder_timeout {
+        None => "foreign_holder_timeout_ms = 0 (the default): never claim while a host that \
+                 is not a member answers; if it is the network's own ARP responder (a cloud \
+                 fabric, the gateway), list its MAC in [vip] ignore_arp_from (docs/cloud.md)"
+            .to_string(),
+        Some(limit) => format!(
+            "foreign_holder_timeout_ms = {}: claiming anyway once only non-members have \
+             answered for that long",
+            limit.as_millis()
+        ),
     }
 }
 

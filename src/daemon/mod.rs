@@ -24,7 +24,8 @@
 //!  ARP watch ──────────ArpConflict─────┤
 //!  link watch ─────────LinkState───────┤
 //!  address watch ──────AddressEvent────┤
-//!  ARP probe (blocking pool) ─result───┼──> run loop ──> Election::handle(now, input)
+//!  ARP probe (blocking pool) ─result───┤
+//!  cloud mover (a task per group) ─Outcome─┼──> run loop ──> Election::handle(now, input)
 //!  lease timer (while master) ─────────┤          │
 //!  timer (election.next_deadline) ─────┤          │
 //!  control socket ─────ControlRequest──┤──> operator (status, reload; answers)
@@ -35,6 +36,7 @@
 //!                              Announce ─> Announcer (pnet GARP burst + refresh)
 //!                              Probe ─> ArpProbe on the blocking pool
 //!                              Transition / Notice ─> log, metrics, history (+ Notifier)
+//!                              claim / release ─> Mover (queued; wait = true defers the record)
 //! ```
 //!
 //! Kernel facts follow kernel notifications: the link watch follows the interface by name

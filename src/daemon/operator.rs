@@ -26,7 +26,7 @@ use crate::transport::{PeerSpec, Transport};
 use crate::witness::Witness;
 
 use super::admission::Intake;
-use super::execute::{unix_secs, GroupExec, Node};
+use super::execute::{claim_policy, unix_secs, GroupExec, Node};
 use super::setup;
 
 /// Changes the log level of the running agent (a filter such as `info` or `debug`).
@@ -341,10 +341,17 @@ impl Operator {
             let Some(config) = self.config.groups.get(g) else {
                 continue;
             };
+            // `wait = true`: a claim counts once its mover succeeded; until then the group
+            // shows the state it claims from (docs/cloud.md).
+            let state = exec
+                .cloud
+                .waiting
+                .as_ref()
+                .map_or(election.state(), |w| w.from);
             group_views.push(GroupStatus {
                 name: config.name.clone(),
                 id: config.id,
-                state: election.state(),
+                state,
                 state_age_ms: age_ms(now, election.state_since()),
                 priority: election.priority(),
                 base_priority: election.base_priority(),
@@ -372,8 +379,13 @@ impl Operator {
                     mac: format_mac(&b.mac),
                     member: b.member.clone(),
                     for_ms: age_ms(now, b.since),
+                    policy: Some(claim_policy(
+                        b.member.is_some(),
+                        exec.foreign_holder_timeout,
+                    )),
                 }),
                 handover_target: election.handover_target().map(str::to_string),
+                mover: exec.cloud.view(),
             });
         }
         // The node-level fields describe the first group (docs/status.md).
@@ -455,7 +467,7 @@ impl Operator {
             version: STATUS_VERSION,
             node: election.config().name.clone(),
             cluster: self.config.cluster.clone(),
-            state: election.state(),
+            state: group_views.first().map_or(election.state(), |g| g.state),
             state_age_ms: u64::try_from(
                 now.saturating_duration_since(election.state_since())
                     .as_millis(),
@@ -488,6 +500,10 @@ impl Operator {
                 member: b.member.clone(),
                 for_ms: u64::try_from(now.saturating_duration_since(b.since).as_millis())
                     .unwrap_or(u64::MAX),
+                policy: Some(claim_policy(
+                    b.member.is_some(),
+                    self.config.probe.foreign_holder_timeout,
+                )),
             }),
             faults: FaultView::list(election.faults()),
             transitions: merged_transitions(groups),
@@ -501,6 +517,9 @@ impl Operator {
                     .map(|s| s.arp.announcer.sent())
                     .sum(),
                 vip_conflicts: counters.vip_conflicts,
+                arp_ignored: counters
+                    .arp_ignored
+                    .load(std::sync::atomic::Ordering::Relaxed),
             },
             cert_not_after: Some(certs::rfc3339(self.cert.not_after)),
             cert_serial: self.cert.serial.clone(),

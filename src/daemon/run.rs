@@ -215,6 +215,13 @@ impl Daemon {
                     }
                 }
                 Some(verdict) = inputs.verdicts.recv() => self.on_verdict(verdict).await,
+                Some(outcome) = inputs.movers.recv() => {
+                    let g = outcome.group;
+                    let follow_up = self.groups.get_mut(g).and_then(|group| group.exec.mover_done(&outcome));
+                    if let Some(input) = follow_up {
+                        self.step(g, input).await;
+                    }
+                }
                 Some(()) = hup => {
                     tracing::info!("SIGHUP: reloading the configuration");
                     let answer = self.reload().await;
@@ -281,6 +288,12 @@ impl Daemon {
             let Some(group) = self.groups.get_mut(g) else {
                 break;
             };
+            // The master before this input, for a claim's mover (`HAAGENT_OLD_HOLDER`).
+            if let Some(m) = group.election.master() {
+                if m != group.election.name() {
+                    group.exec.cloud.old_holder = Some(m.to_owned());
+                }
+            }
             let actions = group.election.handle(Instant::now(), input);
             for action in actions {
                 if let Action::Notice { cause, reason } = &action {
@@ -485,6 +498,19 @@ impl Daemon {
         let Some(group) = self.groups.get_mut(g) else {
             return;
         };
+        if self
+            .ops
+            .config
+            .probe
+            .ignore_arp_from
+            .contains(&conflict.mac)
+        {
+            // `[vip] ignore_arp_from`: the network's own ARP answers are no holder.
+            if group.election.state() == State::Master {
+                self.node.arp_ignored(true);
+            }
+            return;
+        }
         self.node.redial_if_unheard(conflict.mac, &group.election);
         if group.election.state() != State::Master {
             return;

@@ -21,6 +21,7 @@ use crate::control::{ControlError, ControlRequest, ControlServer};
 use crate::election::{Election, ElectionConfig, Reconfig};
 use crate::health::{GroupVerdicts, HealthMonitor};
 use crate::metrics::{self, Metrics, MetricsError, MetricsServer};
+use crate::mover::Mover;
 use crate::net::{Ipv4Cidr, VipSpec};
 use crate::notify::Notifier;
 use crate::transport::{PeerSpec, Transport, TransportConfig, TransportError, TransportEvent};
@@ -32,7 +33,7 @@ use crate::witness::{Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent
 
 use super::admission::{Admission, GroupKey, Intake};
 use super::execute::{
-    unix_secs, Arp, Counters, GroupExec, Node, PeerLinks, Record, Routes, Side, Vips,
+    unix_secs, Arp, Cloud, Counters, GroupExec, Node, PeerLinks, Record, Routes, Side, Vips,
 };
 use super::operator::OwnCert;
 
@@ -98,6 +99,8 @@ pub(super) struct Inputs {
     pub(super) verdicts: Receiver<GroupVerdicts>,
     pub(super) carrier: Receiver<(SideKey, LinkState)>,
     pub(super) addresses: Receiver<(SideKey, AddressEvent)>,
+    /// Finished cloud mover runs of every group ([`crate::mover::Outcome`]).
+    pub(super) movers: mpsc::UnboundedReceiver<crate::mover::Outcome>,
 }
 
 /// Capacity of the channels that merge the sides' reports (each side's own channel stays
@@ -146,6 +149,8 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
         addresses: addresses_tx,
     };
     let (probe_results, probes) = mpsc::channel(4 * config.groups.len().max(1));
+    let (mover_tx, movers) = mpsc::unbounded_channel();
+    let ignore_arp_from: Arc<[[u8; 6]]> = config.probe.ignore_arp_from.clone().into();
     let mut built = Vec::with_capacity(config.groups.len());
     let mut links = Vec::new();
     for (g, group) in config.groups.iter().enumerate() {
@@ -173,6 +178,15 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
             probe_window: config.probe.window,
             probe_results: probe_results.clone(),
             record: Record::new(Arc::clone(&metrics), notifier(config, group)),
+            ignore_arp_from: Arc::clone(&ignore_arp_from),
+            foreign_holder_timeout: config.probe.foreign_holder_timeout,
+            cloud: Cloud::new(Mover::for_group(
+                group,
+                g,
+                &config.node.name,
+                Some(Arc::clone(&metrics)),
+                Some(mover_tx.clone()),
+            )),
         });
     }
     remove_stale_routes_at_start(config).await;
@@ -246,6 +260,7 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
         verdicts,
         carrier: carrier_rx,
         addresses: address_rx,
+        movers,
     };
     Ok((started, inputs))
 }

@@ -94,6 +94,21 @@ pub(super) struct GroupLabels {
     pub(super) group: String,
 }
 
+/// `haagent_mover_runs_total`: the group, `claim`/`release`, `ok`/`failed`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct MoverRunLabels {
+    pub(super) group: String,
+    pub(super) action: &'static str,
+    pub(super) outcome: &'static str,
+}
+
+/// `haagent_mover_duration_seconds`: the group and `claim`/`release`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct MoverActionLabels {
+    pub(super) group: String,
+    pub(super) action: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct GroupStateLabels {
     pub(super) group: String,

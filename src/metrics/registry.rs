@@ -14,8 +14,8 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::labels::{
     CauseLabels, CertLabels, CheckLabels, DriftLabels, GroupKindLabels, GroupLabels,
-    GroupStateLabels, InfoLabels, KindLabels, PeerLabels, ReasonLabels, RejectReason, StateLabels,
-    TransitionLabels,
+    GroupStateLabels, InfoLabels, KindLabels, MoverActionLabels, MoverRunLabels, PeerLabels,
+    ReasonLabels, RejectReason, StateLabels, TransitionLabels,
 };
 use crate::election::{Cause, NoticeCause};
 use crate::wire::State;
@@ -38,7 +38,21 @@ struct GroupSeries {
     transitions: Counter,
     routes_installed: Gauge,
     route_failures: Counter,
+    /// `[claim, release]` × `[ok, failed]`.
+    mover_runs: [[Counter; 2]; 2],
+    /// `[claim, release]`.
+    mover_duration: [SecondsGauge; 2],
 }
+
+/// The `action` label values of the mover families, in [`GroupSeries::mover_runs`] order.
+const MOVER_ACTIONS: [crate::mover::MoverAction; 2] = [
+    crate::mover::MoverAction::Claim,
+    crate::mover::MoverAction::Release,
+];
+/// The `outcome` label values of `haagent_mover_runs_total`, in order.
+const MOVER_OUTCOMES: [&str; 2] = ["ok", "failed"];
+/// The `kind` label values of `haagent_arp_ignored_total`, in order.
+const ARP_IGNORED_KINDS: [&str; 2] = ["probe_answer", "conflict"];
 
 /// Every metric the agent exports. Create once with [`Metrics::new`], share as `Arc<Metrics>`.
 ///
@@ -64,6 +78,8 @@ pub struct Metrics {
     /// The announcer's running total at the last [`Metrics::set_garps_sent`].
     garp_last_total: AtomicU64,
     vip_conflicts: Counter,
+    /// By [`ARP_IGNORED_KINDS`].
+    arp_ignored: [Counter; 2],
     claim_blocked: SecondsGauge,
     cert_expiry: Family<CertLabels, Gauge>,
     cert_expiry_days: Family<CertLabels, Gauge>,
@@ -235,6 +251,17 @@ impl Metrics {
             vip_conflicts.clone(),
         );
 
+        let arp_ignored_family = Family::<KindLabels, Counter>::default();
+        let arp_ignored = ARP_IGNORED_KINDS
+            .map(|kind| arp_ignored_family.get_or_create_owned(&KindLabels { kind }));
+        registry.register(
+            "arp_ignored",
+            "ARP frames from a MAC in [vip] ignore_arp_from, not taken as evidence of a holder: \
+             kind probe_answer (an answer to our probe) or conflict (a frame for our VIP while \
+             master)",
+            arp_ignored_family,
+        );
+
         let claim_blocked = SecondsGauge::default();
         registry.register_with_unit(
             "claim_blocked",
@@ -294,6 +321,7 @@ impl Metrics {
             garp_sent,
             garp_last_total: AtomicU64::new(0),
             vip_conflicts,
+            arp_ignored,
             claim_blocked,
             cert_expiry,
             cert_expiry_days,
@@ -464,6 +492,30 @@ impl Metrics {
             .set(blocked_for.map_or(0.0, |d| d.as_secs_f64()));
     }
 
+    /// Counts `frames` ARP frames from a MAC in `[vip] ignore_arp_from` that was not taken as
+    /// evidence of a holder (`haagent_arp_ignored_total{kind}`): `conflict` for a frame
+    /// seen while master, else `probe_answer`.
+    pub fn arp_ignored(&self, conflict: bool, frames: u64) {
+        self.arp_ignored[usize::from(conflict)].inc_by(frames);
+    }
+
+    /// Counts a finished mover run of group `group` (`haagent_mover_runs_total{group,
+    /// action, outcome}`, outcome `ok` when an attempt succeeded, else `failed`) and sets
+    /// `haagent_mover_duration_seconds{group,action}` to how long it took, retries included.
+    pub fn mover_run(
+        &self,
+        group: usize,
+        action: crate::mover::MoverAction,
+        ok: bool,
+        took: Duration,
+    ) {
+        if let Some(g) = self.groups.get(group) {
+            let a = usize::from(action == crate::mover::MoverAction::Release);
+            g.mover_runs[a][usize::from(!ok)].inc();
+            g.mover_duration[a].set(took.as_secs_f64());
+        }
+    }
+
     /// Counts a VIP conflict (`haagent_vip_conflicts_total`).
     pub fn vip_conflict(&self) {
         self.vip_conflicts.inc();
@@ -536,6 +588,8 @@ fn group_series(registry: &mut Registry, names: &[String]) -> Vec<GroupSeries> {
     let transitions = Family::<GroupLabels, Counter>::default();
     let routes_installed = Family::<GroupLabels, Gauge>::default();
     let route_failures = Family::<GroupLabels, Counter>::default();
+    let mover_runs = Family::<MoverRunLabels, Counter>::default();
+    let mover_duration = Family::<MoverActionLabels, SecondsGauge>::default();
     let series = names
         .iter()
         .map(|name| {
@@ -559,6 +613,21 @@ fn group_series(registry: &mut Registry, names: &[String]) -> Vec<GroupSeries> {
                 transitions: transitions.get_or_create_owned(&group()),
                 routes_installed: routes_installed.get_or_create_owned(&group()),
                 route_failures: route_failures.get_or_create_owned(&group()),
+                mover_runs: MOVER_ACTIONS.map(|a| {
+                    MOVER_OUTCOMES.map(|outcome| {
+                        mover_runs.get_or_create_owned(&MoverRunLabels {
+                            group: name.clone(),
+                            action: a.label(),
+                            outcome,
+                        })
+                    })
+                }),
+                mover_duration: MOVER_ACTIONS.map(|a| {
+                    mover_duration.get_or_create_owned(&MoverActionLabels {
+                        group: name.clone(),
+                        action: a.label(),
+                    })
+                }),
             }
         })
         .collect();
@@ -588,6 +657,18 @@ fn group_series(registry: &mut Registry, names: &[String]) -> Vec<GroupSeries> {
         "route_failures",
         "Routes of the VIP group that failed to install",
         route_failures,
+    );
+    registry.register(
+        "mover_runs",
+        "Finished runs of the VIP group's cloud mover ([group.mover]), by action (claim, \
+         release) and outcome (ok: an attempt succeeded; failed: every attempt failed)",
+        mover_runs,
+    );
+    registry.register_with_unit(
+        "mover_duration",
+        "How long the VIP group's latest mover run of each action took, retries included",
+        Unit::Seconds,
+        mover_duration,
     );
     series
 }

@@ -115,6 +115,21 @@ impl ArpProbe {
         count: u32,
         window: Duration,
     ) -> Result<Option<[u8; 6]>, VipError> {
+        self.probe_ignoring(vip, count, window, &[], &mut 0)
+    }
+
+    /// [`ArpProbe::probe`], where a frame from a MAC in `ignore` (`[vip] ignore_arp_from`:
+    /// a network that answers ARP for every address itself) is no answer: it is counted in
+    /// `ignored` and the probe goes on listening, so a real holder that answers after the
+    /// network's own reply is still seen.
+    pub fn probe_ignoring(
+        &mut self,
+        vip: Ipv4Addr,
+        count: u32,
+        window: Duration,
+        ignore: &[[u8; 6]],
+        ignored: &mut u64,
+    ) -> Result<Option<[u8; 6]>, VipError> {
         self.channel.drain();
         let frame = probe_frame(self.mac, vip);
         let what = format!("send ARP probe for {vip}");
@@ -142,7 +157,12 @@ impl ArpProbe {
             })?;
             if let Some(claim) = frame.and_then(parse_claim) {
                 if claim.sender_ip == vip && claim.sender_mac != self.mac {
-                    return Ok(Some(claim.sender_mac.octets()));
+                    let mac = claim.sender_mac.octets();
+                    if ignore.contains(&mac) {
+                        *ignored += 1;
+                        continue;
+                    }
+                    return Ok(Some(mac));
                 }
             }
         }

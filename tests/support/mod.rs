@@ -14,6 +14,7 @@ pub use haagent_lab::require_root;
 use haagent_lab::Lab;
 
 pub mod arp;
+pub mod arp_responder;
 pub mod groups;
 pub mod veth;
 
