@@ -18,7 +18,7 @@
 //! # Attempts
 //! Each attempt runs in its own process group with [`ENV_ATTEMPT`] set (1-based); an attempt
 //! still running after `timeout_ms` is killed with its whole process group (SIGTERM, then
-//! SIGKILL, [`crate::notify::kill_group`]). A failed attempt (exit status not 0, not
+//! SIGKILL, `notify::kill_group`). A failed attempt (exit status not 0, not
 //! startable, timed out) is retried after `retry_delay_ms`, at most `retries` times. The
 //! outcome goes to the log (INFO on success, WARN per failed attempt, ERROR when every
 //! attempt failed), to [`Mover::view`] (`haagent status`), to the metrics

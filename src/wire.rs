@@ -67,18 +67,22 @@
 //! | ..     | ..   | (later fields)       | up to `entry_len`: skipped by a v2 decoder                  |
 //!
 //! An extension: type u8 (0 is reserved and rejected), length u16, then `length` bytes of
-//! value. Version 2 defines no type: every type 1..=255 is skipped. A later version that
-//! defines one decodes it strictly (exact length and values, at most once) and still skips
-//! those it does not know. The datagram must end exactly at the end of an extension (or of
+//! value. Type 1, `heard`, is defined (decoded strictly: exactly 8 bytes, at most once): the
+//! seq (u64) of the latest datagram the sender received from this datagram's receiver, so
+//! each peer gets its own datagram ([`NodeAdvert::heard`], [`with_heard`]); builds from
+//! before it skip it. Every other type 2..=255 is skipped. A type defined later is decoded
+//! strictly the same way, and those a decoder does not know are still skipped. The datagram must end exactly at the end of an extension (or of
 //! the last entry): a partial extension is an error.
 //!
 //! So a v2 decoder accepts: everything above; more bytes in an entry than it knows (skipped);
-//! extensions of types 1..=255 (skipped). It rejects: any field outside its rule, a count of
+//! extensions of types 2..=255 (skipped). It rejects: any field outside its rule, a count of
 //! 0 or above the maximum, a group id of 0 or twice, flag bits 1..=7, an entry shorter than
-//! its known fields, extension type 0, and any length that runs past the datagram.
-//! [`encode_v2`] writes no entry tail and no extension, so what it writes is canonical.
+//! its known fields, extension type 0, a `heard` extension that is not 8 bytes or comes
+//! twice, and any length that runs past the datagram. [`encode_v2`] writes no entry tail
+//! and no extension but `heard`, so what it writes is canonical.
 //!
-//! Sizes: 33 + name + 6 per MAC, plus 18 per group (+ 1 + target for a handover). A 16-byte
+//! Sizes: 33 + name + 6 per MAC, plus 18 per group (+ 1 + target for a handover), + 11 with
+//! `heard`. A 16-byte
 //! name with 2 MACs and 16 groups is 349 bytes; 64 groups with 8 MACs and a 64-byte name
 //! are 1297 bytes, more than a QUIC datagram holds on a 1280-byte-MTU path (quinn's
 //! `Connection::max_datagram_size`; the transport then drops it, logged at debug).
@@ -133,6 +137,11 @@ const TYPE_HANDOVER: u8 = 2;
 const TYPE_NODE_ADVERT: u8 = 1;
 const FLAG_HANDOVER: u8 = 1;
 const EXTENSION_RESERVED: u8 = 0;
+/// Extension type 1, `heard`: the seq (u64) of the receiver's latest datagram the sender has
+/// received (per-peer datagrams; [`NodeAdvert::heard`]).
+pub const EXTENSION_HEARD: u8 = 1;
+/// Bytes the `heard` extension adds to a datagram (type, length, u64).
+pub const HEARD_EXTENSION_LEN: usize = 11;
 
 /// A node's election state, as advertised and as reported by the status command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -217,6 +226,12 @@ pub struct Advert {
     /// empty for a v1 advert, and [`encode`] ignores it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_macs: Vec<[u8; 6]>,
+    /// Not on the wire as such: when **we** sent the datagram that the sender says it heard
+    /// last from us (its v2 [`NodeAdvert::heard`], looked up by the daemon in its log of
+    /// recent sends). Proves two-way contact (the election's preemption rule). `None` from
+    /// a v1 peer, a peer that has heard nothing from us, or a seq too old to be in the log.
+    #[serde(skip)]
+    pub heard_us_at: Option<std::time::Instant>,
 }
 
 /// Why a datagram is not a valid advert.
@@ -313,6 +328,12 @@ pub enum WireError {
     /// A v2 extension of type 0 (reserved, so that zero padding is not taken for one).
     #[error("extension type 0 is reserved")]
     ReservedExtension,
+    /// The `heard` extension (type 1) is not exactly 8 bytes long.
+    #[error("heard extension of {0} bytes (exactly 8)")]
+    BadHeardLength(usize),
+    /// The `heard` extension (type 1) appears twice.
+    #[error("heard extension appears twice")]
+    DuplicateHeard,
 }
 
 /// What breaks the node-name rule (see [`node_name_problem`]).
@@ -509,6 +530,7 @@ pub fn decode(buf: &[u8]) -> Result<Advert, WireError> {
         fingerprint,
         handover_to,
         extra_macs: Vec::new(),
+        heard_us_at: None,
     })
 }
 
@@ -536,6 +558,12 @@ pub struct NodeAdvert {
     pub macs: Vec<[u8; 6]>,
     /// One entry per group, 1..=[`MAX_GROUPS`], ids unique (the sender's config order).
     pub groups: Vec<GroupEntry>,
+    /// Extension type 1: the seq of the latest datagram the sender received from the
+    /// receiver of this one (each peer gets its own datagram); `None` = none yet. With the
+    /// receiver's own send log it proves contact in both directions (docs/election.md,
+    /// "Preemption"). A decoder of an older v2 build skips it.
+    #[serde(default)]
+    pub heard: Option<u64>,
 }
 
 /// One group's entry in a [`NodeAdvert`]: what [`Advert`] says per group.
@@ -610,8 +638,24 @@ impl NodeAdvert {
             fingerprint: self.fingerprint,
             handover_to: entry.handover_to.clone(),
             extra_macs: self.macs.get(1..).unwrap_or_default().to_vec(),
+            heard_us_at: None,
         }
     }
+}
+
+/// `datagram` (an [`encode_v2`] output without a `heard` extension) with the `heard`
+/// extension for one peer appended: type 1, length 8, `seq` big-endian (+11 bytes).
+pub fn with_heard(datagram: &[u8], seq: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(datagram.len() + HEARD_EXTENSION_LEN);
+    out.extend_from_slice(datagram);
+    push_heard(&mut out, seq);
+    out
+}
+
+fn push_heard(out: &mut Vec<u8>, seq: u64) {
+    out.push(EXTENSION_HEARD);
+    out.extend_from_slice(&8u16.to_be_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
 }
 
 /// Builds the v2 datagram's content from the per-group adverts of the elections.
@@ -649,6 +693,7 @@ pub fn node_advert(
                 handover_to: a.handover_to.clone(),
             })
             .collect(),
+        heard: None,
     }
 }
 
@@ -667,7 +712,7 @@ fn len_byte(len: usize) -> u8 {
     u8::try_from(len).unwrap_or(u8::MAX)
 }
 
-/// Encodes a v2 datagram (canonical: no entry tail, no extension). Never fails; a node
+/// Encodes a v2 datagram (canonical: no entry tail, no extension but `heard` when set). Never fails; a node
 /// advert that breaks the wire rules (see [`NodeAdvert::validate`]) encodes to bytes that
 /// [`decode_v2`] rejects.
 pub fn encode_v2(a: &NodeAdvert) -> Vec<u8> {
@@ -707,6 +752,9 @@ pub fn encode_v2(a: &NodeAdvert) -> Vec<u8> {
             }
             None => out.push(0),
         }
+    }
+    if let Some(seq) = a.heard {
+        push_heard(&mut out, seq);
     }
     out
 }
@@ -825,14 +873,24 @@ pub fn decode_v2(buf: &[u8]) -> Result<NodeAdvert, WireError> {
         }
         groups.push(entry);
     }
+    let mut heard = None;
     while r.remaining() > 0 {
         let kind = r.u8("extension type")?;
         let len = usize::from(r.u16("extension length")?);
-        r.take(len, "extension value")?;
-        if kind == EXTENSION_RESERVED {
-            return Err(WireError::ReservedExtension);
+        let value = r.take(len, "extension value")?;
+        match kind {
+            EXTENSION_RESERVED => return Err(WireError::ReservedExtension),
+            EXTENSION_HEARD => {
+                let bytes: [u8; 8] = value
+                    .try_into()
+                    .map_err(|_| WireError::BadHeardLength(len))?;
+                if heard.replace(u64::from_be_bytes(bytes)).is_some() {
+                    return Err(WireError::DuplicateHeard);
+                }
+            }
+            // Every other type is skipped (module doc).
+            _ => {}
         }
-        // Version 2 defines no extension: every other type is skipped (module doc).
     }
     Ok(NodeAdvert {
         name,
@@ -841,6 +899,7 @@ pub fn decode_v2(buf: &[u8]) -> Result<NodeAdvert, WireError> {
         fingerprint,
         macs,
         groups,
+        heard,
     })
 }
 
@@ -930,6 +989,7 @@ mod tests {
             fingerprint: [1, 2, 3, 0xffff_ffff],
             handover_to: None,
             extra_macs: Vec::new(),
+            heard_us_at: None,
         }
     }
 
@@ -1187,6 +1247,7 @@ mod tests {
                     handover_to: Some("n2".into()),
                 },
             ],
+            heard: None,
         }
     }
 
@@ -1248,11 +1309,41 @@ mod tests {
                     ..entry(id)
                 })
                 .collect(),
+            heard: Some(u64::MAX),
         };
         assert_eq!(big.validate(), Ok(()));
         let bytes = encode_v2(&big);
-        assert_eq!(bytes.len(), 33 + 64 + 48 + 64 * 18 + 65);
+        assert_eq!(
+            bytes.len(),
+            33 + 64 + 48 + 64 * 18 + 65 + HEARD_EXTENSION_LEN
+        );
         assert_eq!(decode_v2(&bytes), Ok(big));
+    }
+
+    #[test]
+    fn v2_heard_is_per_peer_and_skipped_types_stay_skipped() {
+        let base = encode_v2(&sample_v2());
+        let for_peer = with_heard(&base, 0x0102_0304_0506_0708);
+        assert_eq!(for_peer.len(), base.len() + HEARD_EXTENSION_LEN);
+        let got = decode_v2(&for_peer).expect("decodes");
+        assert_eq!(got.heard, Some(0x0102_0304_0506_0708));
+        assert_eq!(
+            NodeAdvert {
+                heard: None,
+                ..got.clone()
+            },
+            sample_v2()
+        );
+        // An encoder that sets it writes the same bytes.
+        assert_eq!(encode_v2(&got), for_peer);
+        // An unknown type beside it is still skipped; the datagram without one has none.
+        let mut more = for_peer.clone();
+        more.extend_from_slice(&[9, 0, 2, 0xaa, 0xbb]);
+        assert_eq!(
+            decode_v2(&more).map(|n| n.heard),
+            Ok(Some(0x0102_0304_0506_0708))
+        );
+        assert_eq!(decode_v2(&base).map(|n| n.heard), Ok(None));
     }
 
     #[test]
@@ -1367,6 +1458,19 @@ mod tests {
                 E::ReservedExtension,
             ),
             (
+                "a heard extension of 7 bytes",
+                tweaked_v2(|b| b.extend_from_slice(&[1, 0, 7, 0, 0, 0, 0, 0, 0, 0])),
+                E::BadHeardLength(7),
+            ),
+            (
+                "two heard extensions",
+                tweaked_v2(|b| {
+                    let twice = with_heard(&with_heard(b, 1), 2);
+                    *b = twice;
+                }),
+                E::DuplicateHeard,
+            ),
+            (
                 "half an extension header",
                 tweaked_v2(|b| b.extend_from_slice(&[7, 0])),
                 E::Truncated {
@@ -1414,7 +1518,7 @@ mod tests {
         b[V2_GROUPS_AT] += 3;
         let tail_at = V2_GROUPS_AT + 18;
         b.splice(tail_at..tail_at, [0xaa, 0xbb, 0xcc]);
-        b.extend_from_slice(&[1, 0, 0]);
+        b.extend_from_slice(&[2, 0, 0]);
         b.extend_from_slice(&[255, 0, 2, 0, 0]);
         assert_eq!(decode_v2(&b), Ok(a.clone()));
         // The same for the handover entry: the tail follows the target.
@@ -1500,6 +1604,7 @@ mod tests {
         // extra_macs never travels in v1.
         let with_macs = Advert {
             extra_macs: vec![[9; 6]],
+            heard_us_at: None,
             ..sample()
         };
         assert_eq!(encode(&with_macs), golden);

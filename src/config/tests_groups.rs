@@ -1048,6 +1048,7 @@ fn the_largest_advert_the_limits_allow_fits_in_one_quic_datagram() {
         fingerprint: [u32::MAX; 4],
         macs: vec![[2, 0, 0, 0, 0, 1]; limits::MAX_INTERFACES],
         groups,
+        heard: Some(u64::MAX),
     };
     assert!(advert.validate().is_ok());
     let len = wire::encode_v2(&advert).len();

@@ -379,6 +379,10 @@ pub(crate) enum Received {
         /// Per-group differences not reported before for this peer: log them. Each
         /// (peer, group, kind) comes once, and again only after it went away.
         group_drift: Vec<GroupDrift>,
+        /// The datagram's seq (what our `heard` extension to this peer reports back).
+        seq: u64,
+        /// Its `heard` extension: the seq of our latest datagram it received (v2 only).
+        heard: Option<u64>,
     },
     /// Not admitted: count it.
     Refused {
@@ -506,6 +510,10 @@ impl Intake {
                     Decoded::V2(_) => (self.fingerprint_v2.unwrap_or(self.fingerprint), true),
                 };
                 let drift = self.compare(&node, ours, &fingerprint, v2);
+                let heard = match &decoded {
+                    Decoded::V1(_) => None,
+                    Decoded::V2(n) => n.heard,
+                };
                 let (adverts, now) = match decoded {
                     Decoded::V1(a) => (vec![(0, a)], self.v1_drift(&node)),
                     Decoded::V2(n) => self.per_group(&n),
@@ -517,6 +525,8 @@ impl Intake {
                     adverts,
                     drift,
                     group_drift,
+                    seq,
+                    heard,
                 }
             }
             Err(error) => {
@@ -664,6 +674,7 @@ mod tests {
             fingerprint: [cluster_word, 2, 3, 4],
             handover_to: None,
             extra_macs: Vec::new(),
+            heard_us_at: None,
         }
     }
 
@@ -896,6 +907,7 @@ mod tests {
             fingerprint: [7, 2, 3, 4],
             macs: vec![[2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 1, 2]],
             groups,
+            heard: None,
         }
     }
 

@@ -57,6 +57,55 @@ struct Daemon {
     seq: u64,
     /// The v2 header's fingerprint ([`Config::fingerprint_v2`]).
     fingerprint_v2: [u32; 4],
+    /// Two-way contact: what we sent when, and what we last heard from each peer.
+    contact: ContactLog,
+}
+
+/// How many of our latest datagrams [`ContactLog`] remembers: a peer's `heard` report
+/// older than that proves nothing (at 10 ms adverts, 640 ms; at 1 s, a minute).
+const SENT_LOG: usize = 64;
+
+/// The daemon's half of proving two-way contact (wire v2 `heard`, docs/election.md
+/// "Preemption"): the seq and time of our latest datagrams, and per peer (transport index)
+/// the seq of its latest datagram, which our next datagram to it reports back. Bounded:
+/// [`SENT_LOG`] entries, one per configured peer.
+#[derive(Debug, Default)]
+struct ContactLog {
+    sent: std::collections::VecDeque<(u64, Instant)>,
+    heard_from: Vec<Option<u64>>,
+}
+
+impl ContactLog {
+    /// We sent datagram `seq` at `at`.
+    fn sent(&mut self, seq: u64, at: Instant) {
+        if self.sent.len() == SENT_LOG {
+            self.sent.pop_front();
+        }
+        self.sent.push_back((seq, at));
+    }
+
+    /// Peer number `peer` sent us datagram `seq`.
+    fn heard(&mut self, peer: usize, seq: u64) {
+        if peer >= self.heard_from.len() {
+            // Transport indexes are the configured peers (at most the config's limit).
+            self.heard_from.resize(peer + 1, None);
+        }
+        self.heard_from[peer] = Some(seq);
+    }
+
+    /// When we sent `seq`, if it is still in the log.
+    fn sent_at(&self, seq: u64) -> Option<Instant> {
+        self.sent
+            .iter()
+            .rev()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, t)| *t)
+    }
+
+    /// The peers changed (a reload): indexes mean other peers now.
+    fn forget_peers(&mut self) {
+        self.heard_from.clear();
+    }
 }
 
 /// Runs the agent until `shutdown` completes, then hands over gracefully: a master to its
@@ -97,6 +146,7 @@ pub(super) async fn run(
         pending_verdicts: None,
         supervisor: Supervisor::from_env(),
         seq: 0,
+        contact: ContactLog::default(),
     };
     daemon.run_loop(inputs, started.links, shutdown).await;
     Ok(())
@@ -372,10 +422,12 @@ impl Daemon {
         };
         self.node.counters.adverts_sent += 1;
         self.node.metrics.advert_sent();
-        self.node
-            .peers
-            .transport
-            .broadcast_versioned(v2.into(), Some(v1.into()));
+        self.contact.sent(self.seq, now);
+        self.node.peers.transport.broadcast_heard(
+            v2.into(),
+            Some(v1.into()),
+            &self.contact.heard_from,
+        );
     }
 
     /// This node's MACs for the datagram: the node interface's first, then each other
@@ -424,7 +476,11 @@ impl Daemon {
                     adverts,
                     drift,
                     group_drift,
+                    seq,
+                    heard,
                 } => {
+                    self.contact.heard(peer, seq);
+                    let heard_us_at = heard.and_then(|s| self.contact.sent_at(s));
                     // Heard again after silence: the peer may not hear us yet (our neighbour
                     // entry for it can still be failed), so reach it too.
                     let now = Instant::now();
@@ -444,7 +500,8 @@ impl Daemon {
                         tracing::warn!(peer = %node, group = %d.group_words(), drift = d.kind.label(),
                             "GROUP DRIFT: {d}");
                     }
-                    for (group, advert) in adverts {
+                    for (group, mut advert) in adverts {
+                        advert.heard_us_at = heard_us_at;
                         self.step(group, Input::Advert(advert)).await;
                     }
                 }
@@ -837,6 +894,7 @@ impl Daemon {
                 tracing::error!(error = %e, "reload: the transport refused the new peers");
             }
             self.intake.set_peers(specs.clone());
+            self.contact.forget_peers();
             self.node.peers.specs = specs;
         }
         if let Some(vips) = reloaded.vips {

@@ -28,9 +28,11 @@
 //!   node's, instead of a lower one claiming and being preempted a second later.
 //! - **Backup.** A master advert resets the master-down timer if that master ranks higher than
 //!   us, or if we may not preempt (`preempt` off, still within `preempt_delay` of start
-//!   or of our last forced step-down, or we have heard that master for less than
-//!   [`PREEMPT_SETTLE`] without a gap).
-//!   So a lower-ranked master is preempted at master-down. When the timer fires we take over.
+//!   or of our last forced step-down, or contact with that master is not proven both ways:
+//!   its advert's `heard` names a datagram we sent during this contact (wire v2,
+//!   [`Advert::heard_us_at`]), or, from a v1 peer, we have heard it for [`PREEMPT_SETTLE`]
+//!   without a gap). A v2 proof preempts at once; otherwise a lower-ranked master is
+//!   preempted at master-down. When the timer fires we take over.
 //!   If the master we follow leaves (priority 0) or reports a fault, the timer is cut to
 //!   `now + skew`, so the highest-priority backup (smallest skew) takes over first.
 //! - **Master.** An advert from another master is compared by `(epoch, rank)`: if the peer's
@@ -111,7 +113,8 @@ mod timing;
 pub const DEFAULT_DOWN_MULTIPLIER: u32 = 3;
 
 /// How long a backup must have heard a lower-ranked master without a gap before its
-/// master-down timer may run out to preempt it.
+/// master-down timer may run out to preempt it, when the adverts cannot prove that the
+/// master hears us (a wire-v1 peer, or a `heard` report from before the gap).
 ///
 /// Hearing a peer proves only one direction. After a partition heals, the other direction
 /// can stay dead for up to a second: Linux re-resolves a failed neighbour (ARP) once per
@@ -460,6 +463,9 @@ struct Peer {
     mac: [u8; 6],
     /// Its MACs on its other interfaces (wire v2; empty from a v1 peer).
     extra_macs: Vec<[u8; 6]>,
+    /// When we sent the datagram its latest advert says it heard from us (v2 `heard`);
+    /// proves the other direction of contact (see `Election::contact_proven`).
+    heard_us_at: Option<Instant>,
 }
 
 /// The master whose adverts we last heard (kept after it leaves, to explain the takeover).
@@ -770,6 +776,7 @@ impl Election {
                 _ => None,
             },
             extra_macs: Vec::new(),
+            heard_us_at: None,
         }
     }
 
@@ -908,6 +915,7 @@ impl Election {
             interval,
             mac: a.mac,
             extra_macs: a.extra_macs.clone(),
+            heard_us_at: a.heard_us_at,
         };
         match self.peers.get_mut(&a.name) {
             Some(p) => *p = peer,
@@ -953,7 +961,7 @@ impl Election {
                 };
                 if theirs >= self.rank()
                     || !self.may_preempt(now)
-                    || !self.settled_with(now, &a.name)
+                    || !self.contact_proven(now, &a.name)
                 {
                     self.timers
                         .set(Timer::MasterDown, after(now, self.master_down_interval()));
@@ -963,6 +971,13 @@ impl Election {
                     self.claim_block = None;
                     self.deferred = false;
                     self.quorum_notice = false;
+                } else if self.two_way(&a.name) {
+                    // Contact is proven both ways by the adverts themselves: preempt now,
+                    // not at master-down (the old master hears our takeover advert and
+                    // steps down). v1 peers keep RFC 9568's wait for the timer.
+                    if let Some(t) = self.timers.get(Timer::MasterDown) {
+                        self.timers.set(Timer::MasterDown, t.min(now));
+                    }
                 }
             }
             State::Master if a.state == State::Master && !leaving => {

@@ -714,7 +714,7 @@ impl Cluster {
             .collect();
         if exclusive
             || e.is_some_and(|e| {
-                e.may_preempt(self.now) && others.iter().all(|n| e.settled_with(self.now, n))
+                e.may_preempt(self.now) && others.iter().all(|n| e.contact_proven(self.now, n))
             })
         {
             let deadline = self.now + self.max_delay + skew(winner);

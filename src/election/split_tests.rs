@@ -40,6 +40,7 @@ fn adv(name: &str, state: State, priority: u8, epoch: u64, mac: [u8; 6]) -> Adve
         fingerprint: [0; 4],
         handover_to: None,
         extra_macs: Vec::new(),
+        heard_us_at: None,
     }
 }
 

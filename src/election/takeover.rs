@@ -336,6 +336,11 @@ impl Election {
                     p.priority, self.cfg.name
                 )
             };
+            let reason = if self.two_way(n) {
+                format!("{reason}; contact proven both ways (it hears our adverts)")
+            } else {
+                reason
+            };
             (Cause::Preempt, reason)
         } else if p.state == State::Master {
             (

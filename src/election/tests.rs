@@ -37,6 +37,7 @@ fn adv(name: &str, state: State, priority: u8, epoch: u64) -> Advert {
         fingerprint: [0; 4],
         handover_to: None,
         extra_macs: Vec::new(),
+        heard_us_at: None,
     }
 }
 
@@ -620,6 +621,7 @@ fn random_inputs_never_panic_and_epochs_saturate() {
                     fingerprint: rng.random(),
                     handover_to: None,
                     extra_macs: Vec::new(),
+                    heard_us_at: None,
                 }),
             };
             for a in e.handle(now, input) {
@@ -875,4 +877,54 @@ fn maintenance_on_a_master_hands_over_first() {
         "{released:?}"
     );
     assert_eq!(e.state(), State::Fault);
+}
+
+#[test]
+fn proven_two_way_contact_preempts_at_once_and_a_stale_proof_does_not() {
+    // n1 (200) restarts while n2 (90) is master. n2's adverts say which of our datagrams
+    // it heard last: once that is one we sent during this contact, n1 preempts at that
+    // advert, without PREEMPT_SETTLE's blind second.
+    let (mut e, t0) = started(cfg("n1", 200));
+    let lo = adv("n2", State::Master, 90, 7);
+    // First contact at t0 + 20 ms; n2 has not heard us yet.
+    let acts = e.handle(t0 + ms(20), Input::Advert(lo.clone()));
+    assert!(transitions(&acts).is_empty());
+    assert!(run_timeouts(&mut e, t0 + ms(60)).is_empty());
+    // Its next advert reports our advert sent at t0 + 50 ms: proven.
+    let proven = Advert {
+        heard_us_at: Some(t0 + ms(50)),
+        ..lo.clone()
+    };
+    e.handle(t0 + ms(70), Input::Advert(proven));
+    let changes = run_timeouts(&mut e, t0 + ms(70));
+    assert_eq!(changes.len(), 1, "preempted at the proving advert");
+    assert_eq!(changes[0].0, t0 + ms(70));
+    assert_eq!(
+        transitions(&changes[0].1)[0].2,
+        "preempting lower-priority master n2 (priority 90 < 200), epoch 8; \
+         contact proven both ways (it hears our adverts)"
+    );
+
+    // After a partition: we hear n2 again from t0 + 2000 ms, but it still reports the last
+    // datagram it heard before the gap (t0 + 500 ms): the other direction is not proven,
+    // and the v1 rule (PREEMPT_SETTLE of contact) applies.
+    let (mut e, t0) = started(ElectionConfig {
+        preempt: true,
+        ..cfg("n1", 200)
+    });
+    let stale = Advert {
+        heard_us_at: Some(t0 + ms(500)),
+        ..lo
+    };
+    let mut t = t0 + ms(2000);
+    let mut first_change = None;
+    while t < t0 + ms(4000) && first_change.is_none() {
+        e.handle(t, Input::Advert(stale.clone()));
+        t += ms(50);
+        if let Some((at, _)) = run_timeouts(&mut e, t).into_iter().next() {
+            first_change = Some(at);
+        }
+    }
+    let at = first_change.expect("preempts after the settle time");
+    assert!(at >= t0 + ms(2000) + PREEMPT_SETTLE, "{:?}", at - t0);
 }

@@ -136,11 +136,29 @@ impl Election {
         .min()
     }
 
-    /// Whether we have heard `name` without a gap for [`PREEMPT_SETTLE`].
-    pub(super) fn settled_with(&self, now: Instant, name: &str) -> bool {
-        self.peers
-            .get(name)
-            .is_some_and(|p| now >= after(p.contact_since, PREEMPT_SETTLE))
+    /// Whether contact with `name` is proven in both directions, so that preempting it
+    /// cannot leave it holding the VIPs unheard by us or deaf to our takeover:
+    /// - wire v2: its latest advert says it heard a datagram we sent during this contact
+    ///   (at most one advert interval before we first heard it again, which covers our
+    ///   first advert after a restart; a report from before a gap is older than that by a
+    ///   master-down interval at least), or
+    /// - any peer (v1 has no `heard`): we have heard it without a gap for
+    ///   [`PREEMPT_SETTLE`].
+    pub(super) fn contact_proven(&self, now: Instant, name: &str) -> bool {
+        self.two_way(name)
+            || self
+                .peers
+                .get(name)
+                .is_some_and(|p| now >= after(p.contact_since, PREEMPT_SETTLE))
+    }
+
+    /// The wire-v2 half of [`Election::contact_proven`]: `name`'s latest advert says it
+    /// heard a datagram we sent during this contact.
+    pub(super) fn two_way(&self, name: &str) -> bool {
+        self.peers.get(name).is_some_and(|p| {
+            p.heard_us_at
+                .is_some_and(|t| after(t, self.cfg.advert_interval) >= p.contact_since)
+        })
     }
 
     pub(super) fn may_preempt(&self, now: Instant) -> bool {

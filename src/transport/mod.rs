@@ -466,7 +466,7 @@ impl Transport {
     /// whatever wire version it negotiated. Never blocks; failures are logged at debug level
     /// (the next advert follows anyway).
     pub fn broadcast(&self, payload: Bytes) {
-        self.send_each(payload, |_, p| Some(p.clone()));
+        self.send_each(payload, |_, _, p| Some(p.clone()));
     }
 
     /// Sends each peer the datagram for the wire version its connection negotiated by ALPN
@@ -477,18 +477,28 @@ impl Transport {
     /// doctors of every release can read it). Never blocks; failures (such as a datagram
     /// above the connection's `max_datagram_size`) are logged at debug level.
     pub fn broadcast_versioned(&self, v2: Bytes, v1: Option<Bytes>) {
+        self.broadcast_heard(v2, v1, &[]);
+    }
+
+    /// Like [`Transport::broadcast_versioned`], and a v2 peer number `i` gets `v2` with the
+    /// `heard` extension for `heard[i]` appended ([`crate::wire::with_heard`]: the seq of
+    /// its latest datagram we received), when that is `Some`.
+    pub fn broadcast_heard(&self, v2: Bytes, v1: Option<Bytes>, heard: &[Option<u64>]) {
         let for_doctor = v1.clone().unwrap_or_else(|| v2.clone());
-        self.send_each(for_doctor, |version, _| {
+        self.send_each(for_doctor, |peer, version, _| {
             if version == crate::wire::WIRE_VERSION {
                 v1.clone()
+            } else if let Some(seq) = heard.get(peer).copied().flatten() {
+                Some(Bytes::from(crate::wire::with_heard(&v2, seq)))
             } else {
                 Some(v2.clone())
             }
         });
     }
 
-    /// Remembers `for_doctor` and sends each peer what `pick(version, for_doctor)` gives.
-    fn send_each(&self, for_doctor: Bytes, pick: impl Fn(u8, &Bytes) -> Option<Bytes>) {
+    /// Remembers `for_doctor` and sends each peer what `pick(peer, version, for_doctor)`
+    /// gives.
+    fn send_each(&self, for_doctor: Bytes, pick: impl Fn(usize, u8, &Bytes) -> Option<Bytes>) {
         let shared = &self.handle.shared;
         if let Ok(mut last) = shared.last_advert.lock() {
             *last = Some(for_doctor.clone());
@@ -496,7 +506,7 @@ impl Transport {
         let links = shared.lock_links();
         for (peer, link) in links.iter().enumerate() {
             let Some(live) = link.best() else { continue };
-            let Some(payload) = pick(live.version, &for_doctor) else {
+            let Some(payload) = pick(peer, live.version, &for_doctor) else {
                 continue;
             };
             if let Err(e) = live.conn.send_datagram(payload) {
