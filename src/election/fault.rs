@@ -34,6 +34,12 @@ impl Election {
         self.transition(now, State::Fault, cause, reason, out);
         if was == State::Master {
             out.push(Action::ReleaseVips);
+            // Our fault advert (sent below, after the release) names the best live backup:
+            // it takes over at once instead of after its skew. Not a handover for good: we
+            // may preempt again once the fault clears.
+            if let Some(to) = self.best_live_backup(now).map(str::to_string) {
+                self.handing_over = Some((to, after(now, self.master_down_interval())));
+            }
         }
         if self.started_at.is_some() {
             self.send(now, out);

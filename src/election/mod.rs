@@ -626,6 +626,7 @@ impl Election {
             Input::PriorityDelta { delta } => {
                 self.priority_delta = delta;
                 self.cfg.priority = clamp_priority(i32::from(self.base_priority) + delta);
+                self.hand_over_if_outranked(now, &mut out);
             }
             Input::BasePriority { priority } => {
                 self.base_priority = clamp_priority(i32::from(priority));
@@ -772,7 +773,7 @@ impl Election {
             mac: self.cfg.mac,
             fingerprint: self.cfg.fingerprint,
             handover_to: match (&self.handing_over, state) {
-                (Some((to, _)), State::Master) => Some(to.clone()),
+                (Some((to, _)), State::Master | State::Fault) => Some(to.clone()),
                 _ => None,
             },
             extra_macs: Vec::new(),
@@ -856,7 +857,9 @@ impl Election {
         }
         self.recheck_contest(now, out);
         if let Some((to, until)) = self.handing_over.take() {
-            if now >= until {
+            if now >= until && self.state != State::Master {
+                // A successor named by our fault advert: it took over or the others did.
+            } else if now >= until {
                 self.yielded = false;
                 out.push(Action::Notice {
                     cause: NoticeCause::HandoverTimedOut,
@@ -924,12 +927,20 @@ impl Election {
             }
         }
         let leaving = a.priority == 0 || a.state == State::Fault;
-        if self.state == State::Backup
-            && a.state == State::Master
-            && a.handover_to.as_deref() == Some(self.cfg.name.as_str())
-        {
+        let named_us = a.handover_to.as_deref() == Some(self.cfg.name.as_str());
+        if self.state == State::Backup && named_us && a.state == State::Master {
             self.take_over_planned(now, &a.name, out);
             return;
+        }
+        if self.state == State::Backup && named_us && a.state == State::Fault && was_master {
+            // The master went to Fault (its VIPs released before this advert left) and
+            // names us its successor: take over now, not after our skew.
+            self.take_over_successor(now, &a.name, out);
+            return;
+        }
+        if self.state == State::Fault && a.state == State::Master && !leaving {
+            // Someone holds the VIPs again: our fault advert names no successor any more.
+            self.handing_over = None;
         }
         if a.state == State::Master && !leaving && self.state != State::Master {
             self.followed = Some(Followed {

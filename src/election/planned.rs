@@ -43,6 +43,56 @@ impl Election {
         self.send(now, out);
     }
 
+    /// The master we follow went to Fault and named us its successor: take over now (its
+    /// VIPs were released before that advert left), without probe or skew.
+    pub(super) fn take_over_successor(&mut self, now: Instant, from: &str, out: &mut Vec<Action>) {
+        let epoch = self.max_seen.saturating_add(1);
+        self.master_epoch = epoch;
+        self.max_seen = epoch;
+        self.followed = None;
+        self.yielded = false;
+        self.probing = false;
+        let reason = format!(
+            "{from} reported a fault and named us its successor: taking over, epoch {epoch}"
+        );
+        self.transition(now, State::Master, Cause::PeerFault, reason, out);
+        out.push(Action::InstallVips);
+        out.push(Action::Announce);
+        self.send(now, out);
+    }
+
+    /// A master whose effective priority fell below a live backup's (a failing check's
+    /// negative weight, a passing check's positive weight gone) hands the VIPs to the best
+    /// live backup at once, make-before-break, as a planned handover: that backup would
+    /// preempt us anyway (when `preempt` is on, as it is on every node of a cluster that
+    /// uses it), a master-down later and with a gap. Not for good: if our priority comes
+    /// back, we may preempt again.
+    pub(super) fn hand_over_if_outranked(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.state != State::Master
+            || !self.cfg.preempt
+            || self.handing_over.is_some()
+            || self.stopped
+        {
+            return;
+        }
+        let ours = self.rank();
+        let Some(to) = self.best_live_backup(now) else {
+            return;
+        };
+        let outranks = self.peers.get(to).is_some_and(|p| {
+            Rank {
+                priority: p.priority,
+                name: to,
+            } > ours
+        });
+        if !outranks {
+            return;
+        }
+        let to = to.to_string();
+        self.start_handover(now, to, out);
+        self.yielded = false;
+    }
+
     pub(super) fn on_handover(&mut self, now: Instant, to: Option<String>, out: &mut Vec<Action>) {
         let refuse = |reason: String, out: &mut Vec<Action>| {
             out.push(Action::Notice {

@@ -928,3 +928,102 @@ fn proven_two_way_contact_preempts_at_once_and_a_stale_proof_does_not() {
     let at = first_change.expect("preempts after the settle time");
     assert!(at >= t0 + ms(2000) + PREEMPT_SETTLE, "{:?}", at - t0);
 }
+
+/// n1 (200) master with a live backup n2 (150) heard at `t0 + 300 ms`, and n2's election
+/// following n1.
+fn master_and_backup() -> (Election, Election, Instant) {
+    let (mut n1, t0) = started(cfg("n1", 200));
+    run_timeouts(&mut n1, t0 + ms(250));
+    assert_eq!(n1.state(), State::Master);
+    let mut n2 = Election::new(cfg("n2", 150), t0);
+    n2.handle(t0, Input::Start);
+    let t = t0 + ms(300);
+    n1.handle(t, Input::Advert(adv("n2", State::Backup, 150, 1)));
+    let a1 = n1.advert(State::Master, 200);
+    n2.handle(t, Input::Advert(a1));
+    assert_eq!(n2.state(), State::Backup);
+    (n1, n2, t0)
+}
+
+fn sent_adverts(acts: &[Action]) -> Vec<Advert> {
+    acts.iter()
+        .filter_map(|a| match a {
+            Action::Send(a) => Some(a.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_master_going_to_fault_names_its_successor_who_takes_over_at_once() {
+    // The service died (a check with weight "fault"): n1 releases, then its fault advert
+    // names the best live backup; n2 takes over on that advert, not after its skew.
+    let (mut n1, mut n2, t0) = master_and_backup();
+    let t = t0 + ms(310);
+    let acts = n1.handle(
+        t,
+        Input::Fault {
+            cause: FaultCause::HealthCheck,
+            reason: "check nginx failed: nginx (pid 7) exited".into(),
+        },
+    );
+    let release = acts.iter().position(|a| *a == Action::ReleaseVips);
+    let bye = sent_adverts(&acts);
+    assert_eq!(bye.len(), 1, "{acts:?}");
+    assert_eq!(
+        (bye[0].state, bye[0].handover_to.as_deref()),
+        (State::Fault, Some("n2"))
+    );
+    let send = acts.iter().position(|a| matches!(a, Action::Send(_)));
+    assert!(
+        release < send,
+        "released before the advert leaves: {acts:?}"
+    );
+    let acts = n2.handle(t + ms(1), Input::Advert(bye[0].clone()));
+    assert_eq!(n2.state(), State::Master, "{acts:?}");
+    assert_eq!(n2.state_since(), t + ms(1));
+    assert!(acts.contains(&Action::InstallVips) && !acts.contains(&Action::Probe));
+    // n1 hears n2 master: its fault adverts name nobody any more.
+    n1.handle(t + ms(2), Input::Advert(sent_adverts(&acts)[0].clone()));
+    let later = sent_adverts(&n1.handle(t + ms(60), Input::Timeout));
+    assert!(later.iter().all(|a| a.handover_to.is_none()), "{later:?}");
+}
+
+#[test]
+fn a_master_outranked_by_its_checks_hands_over_make_before_break() {
+    // A failing check's negative weight takes n1 from 200 to 140, below live backup n2
+    // (150): n1 hands over at once (planned: n2 installs first, then n1 releases), instead
+    // of n2 preempting a master-down later.
+    let (mut n1, mut n2, t0) = master_and_backup();
+    let t = t0 + ms(310);
+    let acts = n1.handle(t, Input::PriorityDelta { delta: -60 });
+    assert_eq!(
+        n1.state(),
+        State::Master,
+        "still master until n2 has the VIPs"
+    );
+    assert!(!acts.contains(&Action::ReleaseVips));
+    let ask = sent_adverts(&acts);
+    assert_eq!(ask.len(), 1, "{acts:?}");
+    assert_eq!(
+        (ask[0].priority, ask[0].handover_to.as_deref()),
+        (140, Some("n2"))
+    );
+    let took = n2.handle(t + ms(1), Input::Advert(ask[0].clone()));
+    assert_eq!(n2.state(), State::Master, "{took:?}");
+    let acts = n1.handle(t + ms(2), Input::Advert(sent_adverts(&took)[0].clone()));
+    assert_eq!(n1.state(), State::Backup, "{acts:?}");
+    assert!(acts.contains(&Action::ReleaseVips));
+    // Its priority back (the check passes again): n1 may preempt again, it did not yield.
+    n1.handle(t + ms(500), Input::PriorityDelta { delta: 0 });
+    assert!(n1.may_preempt(t + ms(500)));
+
+    // A delta that leaves n1 on top, or preempt off: no handover.
+    let (mut n1, _, t0) = master_and_backup();
+    let acts = n1.handle(t0 + ms(310), Input::PriorityDelta { delta: -40 });
+    assert!(sent_adverts(&acts).is_empty() && n1.handover_target().is_none());
+    let (mut n1, _, t0) = master_and_backup();
+    n1.cfg.preempt = false;
+    let acts = n1.handle(t0 + ms(310), Input::PriorityDelta { delta: -60 });
+    assert!(sent_adverts(&acts).is_empty() && n1.handover_target().is_none());
+}
