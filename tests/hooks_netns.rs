@@ -115,3 +115,52 @@ fn a_master_that_wins_a_conflict_runs_conflict_won_with_the_mac() {
     let status = c.status("n1");
     assert_eq!(status["state"], "master", "{status:#}");
 }
+
+/// Appends a check running `check_program` (`/bin/true` or `/bin/false`) with weight
+/// "fault" and a keepalived-style `command` hook writing its arguments to a file to
+/// `name`'s config; returns that file.
+fn with_check_and_hook(c: &Cluster, name: &str, check_program: &str) -> std::path::PathBuf {
+    let out = c.dir.path().join(format!("{name}-notify.log"));
+    let extra = format!(
+        "\n[[check]]\nname = \"svc\"\nkind = \"exec\"\ncommand = [\"{check_program}\"]\n\
+         interval_ms = 100\ntimeout_ms = 100\nfall = 1\nrise = 1\nweight = \"fault\"\n\n\
+         [notify]\ncommand = {{ command = [\"/bin/sh\", \"-c\", \"echo \\\"$*\\\" >> {}\", \"sh\"], \
+         args = \"keepalived\" }}\n",
+        out.display()
+    );
+    let path = c.config_path(name);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&extra);
+    std::fs::write(&path, text).unwrap();
+    out
+}
+
+#[test]
+fn the_start_wait_for_checks_runs_no_fault_hook_but_a_failing_check_does() {
+    if !require_root("the_start_wait_for_checks_runs_no_fault_hook_but_a_failing_check_does") {
+        return;
+    }
+    // keepalived runs no FAULT script while its scripts have not reported yet; an imported
+    // notify script must not see "FAULT" at every start. n1's check passes, n2's fails.
+    let mut c = Cluster::new(&[node("n1", 200), node("n2", 100)]);
+    let n1_log = with_check_and_hook(&c, "n1", "/bin/true");
+    let n2_log = with_check_and_hook(&c, "n2", "/bin/false");
+    c.start("n1");
+    c.start("n2");
+    c.wait_sole_holder("n1", CONVERGE);
+    let deadline = Instant::now() + CONVERGE;
+    let (n1, n2) = loop {
+        let (n1, n2) = (hook_lines(&n1_log), hook_lines(&n2_log));
+        if n1.len() >= 2 && !n2.is_empty() || Instant::now() > deadline {
+            break (n1, n2);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        n1,
+        ["INSTANCE default BACKUP 200", "INSTANCE default MASTER 200"],
+        "{}",
+        c.logs()
+    );
+    assert_eq!(n2, ["INSTANCE default FAULT 100"], "{}", c.logs());
+}

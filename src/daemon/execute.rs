@@ -203,6 +203,11 @@ pub(super) struct Record {
     /// The last [`TRANSITIONS_KEPT`] transitions, oldest first.
     pub(super) transitions: VecDeque<TransitionRecord>,
     pub(super) notifier: Notifier,
+    /// The start's wait for the first check results (init → fault, `checks_pending`) is
+    /// not told to the hooks, as keepalived runs no FAULT script while its scripts have
+    /// not reported: kept here (epoch, priority) until the checks settle. If the group is
+    /// still in fault then (a check fails), the hooks hear that fault with its reason.
+    held_start_fault: Option<(u64, u8)>,
 }
 
 /// Counts of events that are logged once but must not be lost.
@@ -991,12 +996,41 @@ impl Arp {
 }
 
 impl Record {
+    /// The checks have reported for the first time: if the start's fault was held back from
+    /// the hooks and `election` is still in fault for another reason (a check fails), the
+    /// hooks hear it now (init → fault, with that reason).
+    pub(super) fn checks_settled(&mut self, group: &str, election: &Election) {
+        let Some((epoch, priority)) = self.held_start_fault else {
+            return;
+        };
+        let faults = election.faults();
+        if election.state() != State::Fault || faults.contains_key(&FaultCause::ChecksPending) {
+            return;
+        }
+        self.held_start_fault = None;
+        let (cause, reason) = match faults.iter().next() {
+            Some((c, r)) => (Cause::Fault(*c), r.clone()),
+            None => (Cause::Fault(FaultCause::HealthCheck), String::new()),
+        };
+        self.notifier.fire(&TransitionEvent {
+            from: State::Init,
+            to: State::Fault,
+            epoch,
+            priority,
+            cause,
+            reason: &reason,
+            stopping: false,
+            group: group.to_string(),
+        });
+    }
+
     /// Starts with nothing recorded.
     pub(super) fn new(metrics: Arc<Metrics>, notifier: Notifier) -> Self {
         Self {
             metrics,
             transitions: VecDeque::new(),
             notifier,
+            held_start_fault: None,
         }
     }
 
@@ -1021,16 +1055,24 @@ impl Record {
         } else {
             tracing::info!(%group, from = %from, to = %to, epoch, cause = label, "{reason}");
         }
-        self.notifier.fire(&TransitionEvent {
-            from,
-            to,
-            epoch,
-            priority,
-            cause,
-            reason,
-            stopping,
-            group: group.to_string(),
-        });
+        if from == State::Init
+            && to == State::Fault
+            && cause == Cause::Fault(FaultCause::ChecksPending)
+        {
+            self.held_start_fault = Some((epoch, priority));
+        } else {
+            self.held_start_fault = None;
+            self.notifier.fire(&TransitionEvent {
+                from,
+                to,
+                epoch,
+                priority,
+                cause,
+                reason,
+                stopping,
+                group: group.to_string(),
+            });
+        }
         if self.transitions.len() == TRANSITIONS_KEPT {
             self.transitions.pop_front();
         }

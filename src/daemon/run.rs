@@ -718,14 +718,10 @@ impl Daemon {
         }
     }
 
+    /// The priority first, then the checks' fault, and only then the end of the start's
+    /// wait for the checks: a first verdict that fails goes straight from that wait to the
+    /// check's fault, without a transition to backup and back in between.
     async fn apply_verdict(&mut self, g: usize, verdict: &Verdict) {
-        self.step(
-            g,
-            Input::FaultCleared {
-                cause: FaultCause::ChecksPending,
-            },
-        )
-        .await;
         let before = self.groups[g].election.priority();
         self.step(
             g,
@@ -763,6 +759,18 @@ impl Daemon {
             },
         };
         self.step(g, input).await;
+        self.step(
+            g,
+            Input::FaultCleared {
+                cause: FaultCause::ChecksPending,
+            },
+        )
+        .await;
+        let group = &mut self.groups[g];
+        group
+            .exec
+            .record
+            .checks_settled(&group.exec.name, &group.election);
     }
 
     async fn on_control(&mut self, req: ControlRequest) {
