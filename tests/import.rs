@@ -165,4 +165,18 @@ fn out_and_report_files_and_an_unreadable_input() {
     // A bad flag is a usage error.
     let out = import("three-node.conf", &["--no-such-flag"], false);
     assert_eq!(out.status.code(), Some(2));
+    // So is a bad --name or --peer value: exit 2, the flag and value named, nothing written.
+    for (flags, want) in [
+        (&["--name", "bad name!"][..], "--name `bad name!`"),
+        (&["--peer", "bogus"][..], "--peer `bogus`"),
+        (
+            &["--peer", "198.51.100.12:99999"][..],
+            "--peer `198.51.100.12:99999`",
+        ),
+    ] {
+        let out = import("three-node.conf", flags, false);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}");
+        assert!(out.stdout.is_empty(), "{flags:?}");
+        assert!(text(&out.stderr).contains(want), "{}", text(&out.stderr));
+    }
 }

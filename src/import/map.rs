@@ -18,6 +18,43 @@ pub struct Options {
     pub name: Option<String>,
 }
 
+impl Options {
+    /// Checks the flags before anything is read: `--name` must be a haagent node name (1..=64
+    /// of `A-Z a-z 0-9 . _ -`, not starting with `-`) and each `--peer` an `ADDR`,
+    /// `ADDR:PORT`, `[ADDR]` or `[ADDR]:PORT` with an IP address (no host names).
+    ///
+    /// Errors: a message naming the flag and the value (the CLI exits 2 with it: a bad
+    /// argument is a usage error).
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(n) = &self.name {
+            if !valid_name(n, 64) {
+                return Err(format!(
+                    "--name `{n}`: not a haagent node name (1..64 of A-Z a-z 0-9 . _ -, not \
+                     starting with -)"
+                ));
+            }
+        }
+        for p in &self.peers {
+            if !valid_peer(p) {
+                return Err(format!(
+                    "--peer `{p}`: not an IP address, ADDR:PORT or [ADDR]:PORT"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `ADDR`, `ADDR:PORT`, `[ADDR]` or `[ADDR]:PORT` with an IP address.
+fn valid_peer(text: &str) -> bool {
+    text.parse::<std::net::SocketAddr>().is_ok()
+        || text.parse::<IpAddr>().is_ok()
+        || text
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .is_some_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok())
+}
+
 const MAIL: &str = "a [group.notify] hook that sends the mail";
 const FIREWALL: &str = "haagent adds no firewall rules; allow UDP 5798 between the nodes";
 const AS_HAAGENT: &str =
@@ -67,6 +104,8 @@ pub(crate) fn map(parsed: &Parsed, source: &str, opts: &Options) -> (Model, Repo
         lines: Vec::new(),
         model: Model {
             source: source.to_string(),
+            // `--name` wins over `router_id` and names the node without one too.
+            name: opts.name.clone(),
             ..Model::default()
         },
         scripts: BTreeMap::new(),
@@ -455,12 +494,22 @@ impl<'a> Mapper<'a> {
                 ("track_file" | "vrrp_track_file", Some(s)) => {
                     self.files.insert(s, n);
                 }
-                ("track_process", Some(s)) => {
+                // keepalived's vrrp_parser.c registers only `vrrp_track_process` at the top
+                // level; `track_process { NAME }` is the instance's reference to it.
+                ("vrrp_track_process", Some(s)) => {
                     self.processes.insert(s, n);
                 }
+                ("track_process", _) => self.say(
+                    n,
+                    unsupported(
+                        "`track_process` is not a keepalived top-level keyword (keepalived \
+                         rejects it): did you mean vrrp_track_process?",
+                        "rename it vrrp_track_process NAME { ... }, then import again",
+                    ),
+                ),
                 (
                     "vrrp_instance" | "vrrp_sync_group" | "vrrp_script" | "track_file"
-                    | "vrrp_track_file" | "track_process",
+                    | "vrrp_track_file" | "vrrp_track_process",
                     None,
                 ) => {
                     self.bad_value(n, "a block with a name");
@@ -1946,7 +1995,7 @@ impl<'a> Mapper<'a> {
             return Ok(c.clone());
         }
         let Some(node) = self.processes.get(pname).copied() else {
-            return Err(format!("no track_process {pname}"));
+            return Err(format!("no vrrp_track_process {pname}"));
         };
         let mut process = None;
         let mut fall = 1;
@@ -2039,7 +2088,7 @@ impl<'a> Mapper<'a> {
                 _ => self.say(
                     k,
                     unsupported(
-                        "a track_process key the importer does not know",
+                        "a vrrp_track_process key the importer does not know",
                         "map it by hand",
                     ),
                 ),
@@ -2049,15 +2098,15 @@ impl<'a> Mapper<'a> {
             self.say(
                 node,
                 unsupported(
-                    format!("track_process {pname} has no usable process"),
+                    format!("vrrp_track_process {pname} has no usable process"),
                     "give it a process name",
                 ),
             );
-            return Err(format!("track_process {pname} has no usable process"));
+            return Err(format!("vrrp_track_process {pname} has no usable process"));
         };
         let name = self.unique_name(pname);
         self.model.checks.push(Check {
-            comment: format!("keepalived track_process {pname}"),
+            comment: format!("keepalived vrrp_track_process {pname}"),
             name: name.clone(),
             kind: "process",
             keys: vec![
