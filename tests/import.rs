@@ -34,6 +34,9 @@ const CASES: &[(&str, &str, &[&str], i32)] = &[
     ("with-include", "with-include.conf", &[], 1),
     ("all-keywords", "all-keywords.conf", &[], 0),
     ("problems", "problems.conf", &["--name", "n1"], 1),
+    // A new user's trial: no router_id (--name names the node), `reverse`, priority 255 in a
+    // sync group, ...
+    ("trial", "trial.conf", &["--name", "n2"], 1),
 ];
 
 fn root() -> PathBuf {

@@ -70,6 +70,9 @@ struct Mapper<'a> {
     processes: BTreeMap<String, &'a Node>,
     /// keepalived object (kind, name) → the check written for it.
     made: HashMap<(&'static str, String), String>,
+    /// keepalived objects (kind, name) that cannot be written, with the reason: every track
+    /// of them is refused with it, and no "tracked by no vrrp_instance" line follows.
+    refused: HashMap<(&'static str, String), String>,
     /// Used check names.
     check_names: Vec<String>,
     /// Advert intervals seen: (ms, instance place).
@@ -112,6 +115,7 @@ pub(crate) fn map(parsed: &Parsed, source: &str, opts: &Options) -> (Model, Repo
         files: BTreeMap::new(),
         processes: BTreeMap::new(),
         made: HashMap::new(),
+        refused: HashMap::new(),
         check_names: Vec::new(),
         adverts: Vec::new(),
         garp_seen: BTreeMap::new(),
@@ -593,7 +597,9 @@ impl<'a> Mapper<'a> {
             }
         }
         for (name, node) in self.scripts.clone() {
-            if !self.made.contains_key(&("script", name.clone())) {
+            if !self.made.contains_key(&("script", name.clone()))
+                && !self.refused.contains_key(&("script", name.clone()))
+            {
                 self.say(
                     node,
                     approx(format!(
@@ -1033,6 +1039,15 @@ impl<'a> Mapper<'a> {
                     _ => self.bad_value(k, "a virtual_router_id (1..=255)"),
                 },
                 "priority" => match int(&arg) {
+                    // A sync group: the first instance's priority decides, also when it was
+                    // refused; a later one is not silently taken instead.
+                    Some(p) if (1..=255).contains(&p) && g.priority_refused => self.say(
+                        k,
+                        unsupported(
+                            format!("one group, one priority: the first instance's (255, not supported) decides, not {p}"),
+                            "priority 254 on the first instance",
+                        ),
+                    ),
                     Some(p) if (1..=254).contains(&p) => match g.priority {
                         None => {
                             g.priority = Some(p);
@@ -1041,13 +1056,18 @@ impl<'a> Mapper<'a> {
                         Some(old) if old == p => self.say(k, mapped(format!("[[group]] priority = {p}"))),
                         Some(old) => self.say(k, approx(format!("one group, one priority: {old} of the first instance"))),
                     },
-                    Some(255) => self.say(
+                    Some(255) => {
+                        if g.priority.is_none() {
+                            g.priority_refused = true;
+                        }
+                        self.say(
                         k,
                         unsupported(
                             "priority 255 (the address owner) does not exist in haagent: priorities are 1..=254",
                             "priority 254 and the highest on this node",
                         ),
-                    ),
+                    )
+                    }
                     _ => self.bad_value(k, "a priority (1..=254)"),
                 },
                 "advert_int" => match seconds_ms(&arg) {
@@ -1644,14 +1664,27 @@ impl<'a> Mapper<'a> {
                     }
                 },
                 ["weight", _, "reverse"] => {
+                    // keepalived: `reverse` applies the weight with the check's result
+                    // inverted; haagent has no inverted check, and a wrong weight is worse
+                    // than none: no track is written.
                     self.push(
                         Some(&t.place),
                         &k.keyword,
                         unsupported(
-                            "`reverse` weights do not exist in haagent",
-                            "the opposite sign, with the check inverted in a script",
+                            "`reverse` (the weight applied with the check's result inverted) \
+                             cannot be expressed: haagent has no inverted check; no track written",
+                            "an exec check whose script inverts the result, tracked with the weight",
                         ),
                     );
+                    let kind = match k.keyword.as_str() {
+                        "track_script" => "script",
+                        "track_file" => "file",
+                        "track_process" => "process",
+                        _ => "interface",
+                    };
+                    self.refused
+                        .entry((kind, t.keyword.clone()))
+                        .or_insert_with(|| "a `reverse` track".into());
                     continue;
                 }
                 _ => {
@@ -1753,6 +1786,11 @@ impl<'a> Mapper<'a> {
         if let Some(c) = self.made.get(&("script", sname.to_string())) {
             return Ok(c.clone());
         }
+        if let Some(why) = self.refused.get(&("script", sname.to_string())) {
+            if why != "a `reverse` track" {
+                return Err(why.clone());
+            }
+        }
         let Some(node) = self.scripts.get(sname).copied() else {
             return Err(format!("no vrrp_script {sname}"));
         };
@@ -1761,6 +1799,7 @@ impl<'a> Mapper<'a> {
         let mut fall = 1;
         let mut rise = 1;
         let mut weight = 0;
+        let mut reverse = None;
         let mut argv: Option<Vec<String>> = None;
         let mut script_line: Option<&Node> = None;
         let mut later: Vec<(&Node, Outcome)> = Vec::new();
@@ -1813,12 +1852,36 @@ impl<'a> Mapper<'a> {
                         }
                         _ => self.bad_value(k, "a weight of -254..=254"),
                     },
-                    _ => self.say(k, unsupported("`reverse` weights do not exist in haagent", "the opposite sign, with the check inverted in a script")),
+                    [w, "reverse"] => reverse = Some((k, w.to_string())),
+                    _ => self.bad_value(k, "a weight of -254..=254 [reverse]"),
                 },
                 "user" => self.say(k, approx(AS_HAAGENT)),
                 "init_fail" => self.say(k, approx("haagent's checks start neither healthy nor failing: a group waits for their first verdict")),
                 _ => self.say(k, unsupported("a vrrp_script key the importer does not know", "map it by hand")),
             }
+        }
+        if let Some((k, w)) = reverse {
+            // keepalived: `weight W reverse` applies W with the script's result inverted.
+            // haagent has no inverted exec check: nothing is written rather than a weight
+            // with another meaning.
+            let why = format!(
+                "vrrp_script {sname} has `weight {w} reverse` (the weight applied with the \
+                 script's result inverted), which haagent cannot express"
+            );
+            self.say(
+                k,
+                unsupported(
+                    "`reverse` cannot be expressed: haagent has no inverted check; the script \
+                     is not written and no instance tracks it",
+                    format!(
+                        "a script that inverts the result, then weight {} on its check",
+                        w.trim_start_matches('+')
+                    ),
+                ),
+            );
+            self.refused
+                .insert(("script", sname.to_string()), why.clone());
+            return Err(why);
         }
         let Some(argv) = argv else {
             self.say(
