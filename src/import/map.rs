@@ -1541,6 +1541,7 @@ impl<'a> Mapper<'a> {
             "notify_backup" => "backup",
             "notify_fault" => "fault",
             "notify_stop" => "stop",
+            "notify_master_rx_lower_pri" => "conflict_won",
             _ => {
                 return self.say(k, unsupported(
                     "haagent has no hook for this event",
@@ -1605,6 +1606,21 @@ impl<'a> Mapper<'a> {
                 how.push_str(" (keepalived calls a sync group's notify with GROUP NAME STATE; haagent says INSTANCE and the group's name)");
                 return self.say(k, approx(how));
             }
+        }
+        if key == "conflict_won" {
+            // keepalived runs notify_master_rx_lower_pri when its master receives a VRRP
+            // advert of lower priority (another master); haagent's masters see no such
+            // adverts (QUIC to known peers): conflict_won runs when another host answers ARP
+            // for the VIPs while this master outranks it and re-announces.
+            how.push_str(
+                ": keepalived runs it when its master hears a lower-priority VRRP advert; \
+                 haagent runs it when another host answers for this group's VIPs while this \
+                 master outranks it and re-announces (at most once per conflict notice)",
+            );
+            if !user.is_empty() {
+                how.push_str(&format!("; user `{user}` ignored: {AS_HAAGENT}"));
+            }
+            return self.say(k, approx(how));
         }
         if !user.is_empty() {
             return self.say(

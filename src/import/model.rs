@@ -89,7 +89,14 @@ pub(crate) struct Group {
 }
 
 /// The order hooks are written in.
-pub(crate) const HOOK_ORDER: [&str; 5] = ["command", "master", "backup", "fault", "stop"];
+pub(crate) const HOOK_ORDER: [&str; 6] = [
+    "command",
+    "master",
+    "backup",
+    "fault",
+    "stop",
+    "conflict_won",
+];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
