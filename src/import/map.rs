@@ -76,8 +76,13 @@ struct Mapper<'a> {
     /// Used check names.
     check_names: Vec<String>,
     /// Advert intervals seen: (ms, instance place).
-    adverts: Vec<(i64, Place, String)>,
+    adverts: Vec<(i64, Place, String, bool)>,
     garp_seen: BTreeMap<&'static str, (i64, String)>,
+    /// `garp_interval`/`vrrp_garp_interval` lines, mapped after every other garp key (their
+    /// spread depends on the final `count`).
+    garp_intervals: Vec<&'a Node>,
+    /// Every garp key but the intervals has been read.
+    garp_final: bool,
     auth_seen: bool,
     first_auth: Option<Place>,
     /// The reader's problems; `true` once reported with the statement they spoil.
@@ -93,7 +98,8 @@ pub(crate) fn map(parsed: &Parsed, source: &str, opts: &Options) -> (Model, Repo
     let mut order = HashMap::new();
     fn walk(nodes: &[Node], order: &mut HashMap<(String, usize), usize>) {
         for n in nodes {
-            let len = order.len();
+            // Even numbers: the odd ones between are for lines without a statement.
+            let len = order.len() * 2 + 2;
             order
                 .entry((n.place.file.clone(), n.place.line))
                 .or_insert(len);
@@ -119,6 +125,8 @@ pub(crate) fn map(parsed: &Parsed, source: &str, opts: &Options) -> (Model, Repo
         check_names: Vec::new(),
         adverts: Vec::new(),
         garp_seen: BTreeMap::new(),
+        garp_intervals: Vec::new(),
+        garp_final: false,
         auth_seen: false,
         first_auth: None,
         problems: Vec::new(),
@@ -132,7 +140,11 @@ pub(crate) fn map(parsed: &Parsed, source: &str, opts: &Options) -> (Model, Repo
             m.push(
                 Some(&p.place),
                 &p.keyword,
-                unsupported(p.message, "fix the keepalived config, then import again"),
+                unsupported(
+                    p.message,
+                    p.instead
+                        .unwrap_or_else(|| "fix the keepalived config, then import again".into()),
+                ),
             );
         }
     }
@@ -231,9 +243,25 @@ enum Recognised {
         name: String,
         how: String,
     },
+    /// bash's `</dev/tcp/IP/PORT`: a TCP connect.
+    Tcp {
+        address: String,
+        how: String,
+    },
     Exec {
         how: String,
     },
+}
+
+/// `</dev/tcp/IP/PORT` (bash's redirection: a TCP connect, exit 0 when it succeeds) → the
+/// socket address `IP:PORT` (IPv6 as `[IP]:PORT`). Host names are not resolved: `None`.
+fn dev_tcp(word: &str) -> Option<String> {
+    let rest = word.trim().strip_prefix('<')?.trim_start();
+    let rest = rest.strip_prefix("/dev/tcp/")?;
+    let (ip, port) = rest.rsplit_once('/')?;
+    let ip: IpAddr = ip.parse().ok()?;
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    Some(std::net::SocketAddr::new(ip, port).to_string())
 }
 
 /// Whether `url` is one haagent's http check takes: `http://`, host an IP literal.
@@ -280,6 +308,30 @@ fn recognise(argv: &[String]) -> Recognised {
         .unwrap_or("");
     let args = argv.get(1..).unwrap_or(&[]);
     let exec = |how: &str| Recognised::Exec { how: how.into() };
+    // `</dev/tcp/IP/PORT` alone (keepalived 2 runs scripts without a shell, where this is no
+    // program: approximated), or under `bash -c` (what it means there).
+    match argv {
+        [one] => {
+            if let Some(address) = dev_tcp(one) {
+                return Recognised::Tcp {
+                    address,
+                    how: "bash's </dev/tcp redirection; keepalived 2 runs a script without a \
+                          shell, where it is no program and always fails: mapped to what it \
+                          means in bash"
+                        .into(),
+                };
+            }
+        }
+        [_, c, cmd] if matches!(prog, "bash") && c == "-c" => {
+            if let Some(address) = dev_tcp(cmd) {
+                return Recognised::Tcp {
+                    address,
+                    how: "bash -c '</dev/tcp/...'".into(),
+                };
+            }
+        }
+        _ => {}
+    }
     match prog {
         "curl" => {
             let mut url = None;
@@ -429,8 +481,29 @@ fn recognise(argv: &[String]) -> Recognised {
 
 impl<'a> Mapper<'a> {
     fn push(&mut self, place: Option<&Place>, keyword: &str, outcome: Outcome) {
+        // A line without a statement (a skipped `@ID` line, a problem between statements)
+        // sorts right after the statement before it in its file.
         let order = place
-            .and_then(|p| self.order.get(&(p.file.clone(), p.line)).copied())
+            .and_then(|p| {
+                self.order
+                    .get(&(p.file.clone(), p.line))
+                    .copied()
+                    .or_else(|| {
+                        self.order
+                            .iter()
+                            .filter(|((f, l), _)| *f == p.file && *l < p.line)
+                            .max_by_key(|((_, l), _)| *l)
+                            .map(|(_, o)| o + 1)
+                            .or_else(|| {
+                                self.order
+                                    .iter()
+                                    .filter(|((f, _), _)| *f == p.file)
+                                    .map(|(_, o)| *o)
+                                    .min()
+                                    .map(|o| o.saturating_sub(1))
+                            })
+                    })
+            })
             .unwrap_or(usize::MAX);
         self.lines.push(Line {
             place: place.cloned(),
@@ -727,7 +800,7 @@ impl<'a> Mapper<'a> {
     }
 
     /// `garp_*` (instance) and `vrrp_garp_*` (global_defs) → `[garp]`.
-    fn garp(&mut self, k: &Node, key: &str) {
+    fn garp(&mut self, k: &'a Node, key: &str) {
         let arg = k.args.first().map(|w| w.text.clone()).unwrap_or_default();
         let (target, value, outcome) = match key {
             "garp_master_repeat" => match int(&arg) {
@@ -756,6 +829,11 @@ impl<'a> Mapper<'a> {
                 _ => return self.bad_value(k, "a refresh interval of 0..=86400 s"),
             },
             "garp_interval" => match seconds_ms(&arg) {
+                // Reported once every key is read: spread_ms depends on the final count.
+                Some(_) if !self.garp_final => {
+                    self.garp_intervals.push(k);
+                    return;
+                }
                 Some(ms) => {
                     let count = self.garp_seen.get("count").map(|(c, _)| *c).unwrap_or(3);
                     let spread = (ms * (count - 1).max(0)).min(60000);
@@ -828,13 +906,23 @@ impl<'a> Mapper<'a> {
     }
 
     fn finish_node_wide(&mut self, instances: &[&'a Node]) {
-        if let Some(min) = self.adverts.iter().map(|(ms, _, _)| *ms).min() {
+        self.garp_final = true;
+        for k in std::mem::take(&mut self.garp_intervals) {
+            self.garp(k, "garp_interval");
+        }
+        if let Some(min) = self.adverts.iter().map(|(ms, _, _, _)| *ms).min() {
             self.model.advert_interval_ms = Some(min);
         }
         let adverts = std::mem::take(&mut self.adverts);
         let min = self.model.advert_interval_ms;
-        for (ms, place, kw) in &adverts {
-            let outcome = if Some(*ms) == min {
+        for (ms, place, kw, default) in &adverts {
+            let outcome = if *default && Some(*ms) == min {
+                // Written out: haagent's own default (50 ms) is not keepalived's.
+                mapped(format!(
+                    "no advert_int: keepalived's default 1 s: written as \
+                     [election] advert_interval_ms = {ms}"
+                ))
+            } else if Some(*ms) == min {
                 mapped(format!("[election] advert_interval_ms = {ms}"))
             } else {
                 approx(format!(
@@ -1007,6 +1095,11 @@ impl<'a> Mapper<'a> {
             .find(|k| k.keyword == "interface" && !k.tainted)
             .and_then(|k| k.args.first())
             .map(|w| w.text.clone());
+        if !inst.kids().iter().any(|k| k.keyword == "advert_int") {
+            // keepalived's default advert_int is 1 s.
+            self.adverts
+                .push((1000, inst.place.clone(), "advert_int".into(), true));
+        }
         for k in inst.kids() {
             if self.tainted(k) {
                 continue;
@@ -1072,7 +1165,7 @@ impl<'a> Mapper<'a> {
                 },
                 "advert_int" => match seconds_ms(&arg) {
                     Some(ms) if (10..=10000).contains(&ms) => {
-                        self.adverts.push((ms, k.place.clone(), k.keyword.clone()))
+                        self.adverts.push((ms, k.place.clone(), k.keyword.clone(), false))
                     }
                     Some(ms) if ms > 10000 => self.say(
                         k,
@@ -1086,6 +1179,18 @@ impl<'a> Mapper<'a> {
                 }
                 "preempt" => self.say(k, nothing("preempting is haagent's default")),
                 "preempt_delay" => match seconds_ms(&arg) {
+                    // keepalived's vrrp_parser.c refuses more than 1000 s (and then runs
+                    // without a delay): not mapped to a delay keepalived never applied.
+                    Some(ms) if ms > 1_000_000 => self.say(
+                        k,
+                        unsupported(
+                            format!(
+                                "preempt_delay {arg} is above keepalived's maximum 1000 s: \
+                                 keepalived ignores it"
+                            ),
+                            "preempt_delay of at most 1000 s (preempt_delay_ms = 1000000)",
+                        ),
+                    ),
                     Some(ms) if ms <= 3_600_000 => {
                         g.preempt_delay_ms = Some(ms);
                         self.say(k, mapped(format!("[[group]] preempt_delay_ms = {ms}")));
@@ -1725,11 +1830,12 @@ impl<'a> Mapper<'a> {
             let check = match made {
                 Ok(c) => c,
                 Err(why) => {
-                    self.push(
-                        Some(&t.place),
-                        &k.keyword,
-                        unsupported(why, "define it, or drop the track"),
-                    );
+                    let instead = if self.refused.contains_key(&("script", name.clone())) {
+                        "see its vrrp_script's weight line"
+                    } else {
+                        "define it, or drop the track"
+                    };
+                    self.push(Some(&t.place), &k.keyword, unsupported(why, instead));
                     continue;
                 }
             };
@@ -1951,6 +2057,14 @@ impl<'a> Mapper<'a> {
                     format!("process check {name}, process = \"{p}\" (recognised: {how})"),
                 )
             }
+            Recognised::Tcp { address, how } => {
+                keys.push(("address", Val::Str(address.clone())));
+                (
+                    "tcp",
+                    format!("keepalived vrrp_script {sname}: {}", argv.join(" ")),
+                    format!("tcp check {name}, address = \"{address}\" (recognised: {how})"),
+                )
+            }
             Recognised::Exec { how } => {
                 keys.push(("command", Val::List(argv.clone())));
                 ("exec", format!("keepalived vrrp_script {sname}"), format!("exec check {name} running {} ({how}; run without a shell, as keepalived does)", super::model::list(&argv)))
@@ -1975,6 +2089,7 @@ impl<'a> Mapper<'a> {
             keys,
         });
         let approx_http = matches!(&rec, Recognised::Http { fail: false, .. })
+            || matches!(&rec, Recognised::Tcp { how, .. } if how.starts_with("bash's"))
             || matches!(&rec, Recognised::Process { how, .. } if how.starts_with("pgrep") && how.contains("part"));
         self.say(node, mapped(format!("[[check]] {name}")));
         if let Some(sl) = script_line {

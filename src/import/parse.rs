@@ -90,6 +90,8 @@ pub struct Problem {
     pub keyword: String,
     /// What is wrong, in words.
     pub message: String,
+    /// What to do instead, when not "fix the keepalived config".
+    pub instead: Option<String>,
 }
 
 /// The parsed configuration: the top-level statements of the file and its includes, and
@@ -181,6 +183,7 @@ impl Reader {
             place: place.clone(),
             keyword: keyword.to_string(),
             message: message.into(),
+            instead: None,
         });
     }
 
@@ -265,8 +268,11 @@ impl Reader {
                     &place,
                     trimmed.split_whitespace().next().unwrap_or("@"),
                     "conditional configuration lines (`@ID`, `~SEQ`) are not supported: \
-                     the line is skipped (instead: write the line for this node)",
+                     the line is skipped",
                 );
+                if let Some(p) = self.problems.last_mut() {
+                    p.instead = Some("write the line for this node".into());
+                }
                 continue;
             }
             let toks = self.tokenize(&raw_line, &place);
