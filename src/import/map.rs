@@ -55,6 +55,10 @@ fn valid_peer(text: &str) -> bool {
             .is_some_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok())
 }
 
+/// Why a script only tracked with `weight W reverse` is not written.
+const REVERSE_TRACK: &str =
+    "every track_script of it has a `reverse` weight, which haagent cannot express";
+
 const MAIL: &str = "a [group.notify] hook that sends the mail";
 const FIREWALL: &str = "haagent adds no firewall rules; allow UDP 5798 between the nodes";
 const AS_HAAGENT: &str =
@@ -670,9 +674,18 @@ impl<'a> Mapper<'a> {
             }
         }
         for (name, node) in self.scripts.clone() {
-            if !self.made.contains_key(&("script", name.clone()))
-                && !self.refused.contains_key(&("script", name.clone()))
-            {
+            if let Some(why) = self.refused.get(&("script", name.clone())) {
+                if !self.made.contains_key(&("script", name.clone())) {
+                    let why = why.clone();
+                    self.say(
+                        node,
+                        unsupported(
+                            format!("vrrp_script {name} is not written: {why}"),
+                            "see the `reverse` line(s)",
+                        ),
+                    );
+                }
+            } else if !self.made.contains_key(&("script", name.clone())) {
                 self.say(
                     node,
                     approx(format!(
@@ -1805,7 +1818,7 @@ impl<'a> Mapper<'a> {
                     };
                     self.refused
                         .entry((kind, t.keyword.clone()))
-                        .or_insert_with(|| "a `reverse` track".into());
+                        .or_insert_with(|| REVERSE_TRACK.into());
                     continue;
                 }
                 _ => {
@@ -1830,10 +1843,13 @@ impl<'a> Mapper<'a> {
             let check = match made {
                 Ok(c) => c,
                 Err(why) => {
-                    let instead = if self.refused.contains_key(&("script", name.clone())) {
-                        "see its vrrp_script's weight line"
+                    let (why, instead) = if self.refused.contains_key(&("script", name.clone())) {
+                        (
+                            format!("vrrp_script {name}: {why}"),
+                            "see its vrrp_script's weight line",
+                        )
                     } else {
-                        "define it, or drop the track"
+                        (why, "define it, or drop the track")
                     };
                     self.push(Some(&t.place), &k.keyword, unsupported(why, instead));
                     continue;
@@ -1909,7 +1925,7 @@ impl<'a> Mapper<'a> {
             return Ok(c.clone());
         }
         if let Some(why) = self.refused.get(&("script", sname.to_string())) {
-            if why != "a `reverse` track" {
+            if why != REVERSE_TRACK {
                 return Err(why.clone());
             }
         }
@@ -1987,14 +2003,15 @@ impl<'a> Mapper<'a> {
             // haagent has no inverted exec check: nothing is written rather than a weight
             // with another meaning.
             let why = format!(
-                "vrrp_script {sname} has `weight {w} reverse` (the weight applied with the \
-                 script's result inverted), which haagent cannot express"
+                "its `weight {w} reverse` (the weight applied with the script's result \
+                 inverted) cannot be expressed"
             );
             self.say(
                 k,
                 unsupported(
                     "`reverse` cannot be expressed: haagent has no inverted check; the script \
-                     is not written and no instance tracks it",
+                     is not written and no instance tracks it (never a weight with another \
+                     meaning)",
                     format!(
                         "a script that inverts the result, then weight {} on its check",
                         w.trim_start_matches('+')
