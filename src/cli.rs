@@ -429,6 +429,10 @@ fn run_import(cmd: ImportCommand) -> ExitCode {
     } = cmd;
     let file = file.unwrap_or_else(|| PathBuf::from(crate::import::DEFAULT_KEEPALIVED_CONF));
     let opts = crate::import::Options { peers, name };
+    if let Err(e) = opts.validate() {
+        eprintln!("haagent: {e}");
+        return ExitCode::from(2);
+    }
     let import = match crate::import::keepalived_file(&file, &opts) {
         Ok(i) => i,
         Err(e) => {

@@ -210,8 +210,10 @@ impl Notifier {
         &self.vips
     }
 
-    /// Queues every hook that applies to this transition (`command`, then the state's own)
-    /// and returns at once with how many were queued. Needs a tokio runtime.
+    /// Queues every hook that applies to this transition (the state's own — `master`,
+    /// `backup`, `fault`, `stop` — first, then `command`: keepalived's order, vrrp_notify.c
+    /// runs notify_master/backup/fault/stop before `notify`) and returns at once with how
+    /// many were queued. Needs a tokio runtime.
     pub fn fire(&self, event: &TransitionEvent<'_>) -> usize {
         let state_name = if event.stopping {
             "stop".to_string()
@@ -229,7 +231,7 @@ impl Notifier {
             }
         };
         let mut queued = 0;
-        for (hook, every) in [(&self.hooks.every, true), (specific, false)] {
+        for (hook, every) in [(specific, false), (&self.hooks.every, true)] {
             let Some(hook) = hook else { continue };
             // keepalived's `notify`: INSTANCE <name> <STATE> <priority>; nothing for the
             // state-specific hooks (keepalived.conf(5)).
@@ -618,7 +620,8 @@ mod tests {
         n.drained().await;
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
-            "every|INSTANCE web-a MASTER 150\nmaster|\nevery|INSTANCE web-a STOP 0\nstop|\n"
+            // The state's own hook first, then `command` (keepalived's order).
+            "master|\nevery|INSTANCE web-a MASTER 150\nstop|\nevery|INSTANCE web-a STOP 0\n"
         );
     }
 

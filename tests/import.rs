@@ -34,6 +34,9 @@ const CASES: &[(&str, &str, &[&str], i32)] = &[
     ("with-include", "with-include.conf", &[], 1),
     ("all-keywords", "all-keywords.conf", &[], 0),
     ("problems", "problems.conf", &["--name", "n1"], 1),
+    // A new user's trial: no router_id (--name names the node), `reverse`, priority 255 in a
+    // sync group, ...
+    ("trial", "trial.conf", &["--name", "n2"], 1),
 ];
 
 fn root() -> PathBuf {
@@ -165,4 +168,18 @@ fn out_and_report_files_and_an_unreadable_input() {
     // A bad flag is a usage error.
     let out = import("three-node.conf", &["--no-such-flag"], false);
     assert_eq!(out.status.code(), Some(2));
+    // So is a bad --name or --peer value: exit 2, the flag and value named, nothing written.
+    for (flags, want) in [
+        (&["--name", "bad name!"][..], "--name `bad name!`"),
+        (&["--peer", "bogus"][..], "--peer `bogus`"),
+        (
+            &["--peer", "198.51.100.12:99999"][..],
+            "--peer `198.51.100.12:99999`",
+        ),
+    ] {
+        let out = import("three-node.conf", flags, false);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}");
+        assert!(out.stdout.is_empty(), "{flags:?}");
+        assert!(text(&out.stderr).contains(want), "{}", text(&out.stderr));
+    }
 }

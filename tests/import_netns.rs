@@ -221,16 +221,16 @@ fn an_imported_keepalived_pair_fails_over_and_notifies_like_keepalived() {
     assert_eq!(
         n1_before,
         [
-            "INSTANCE VI_WEB BACKUP 150",
             "backup-hook",
+            "INSTANCE VI_WEB BACKUP 150",
+            "master-hook",
             "INSTANCE VI_WEB MASTER 150",
-            "master-hook"
         ],
         "n1's notify log"
     );
     assert_eq!(
         n2_before,
-        ["INSTANCE VI_WEB BACKUP 100", "backup-hook"],
+        ["backup-hook", "INSTANCE VI_WEB BACKUP 100"],
         "n2's notify log"
     );
 
@@ -250,12 +250,12 @@ fn an_imported_keepalived_pair_fails_over_and_notifies_like_keepalived() {
     );
     assert_eq!(
         n1_lines[4..],
-        ["INSTANCE VI_WEB BACKUP 90", "backup-hook"],
+        ["backup-hook", "INSTANCE VI_WEB BACKUP 90"],
         "n1's notify log: {n1_lines:#?}"
     );
     assert_eq!(
         n2_lines[2..],
-        ["INSTANCE VI_WEB MASTER 100", "master-hook"],
+        ["master-hook", "INSTANCE VI_WEB MASTER 100"],
         "n2's notify log: {n2_lines:#?}"
     );
     // Nothing else ran: no further transition on either node.

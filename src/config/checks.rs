@@ -430,8 +430,9 @@ pub(crate) fn weight_of(
                     ck.note(
                         &it.origin,
                         format!(
-                            "{what} {w} is added while the check succeeds (keepalived's \
-                             meaning); before this release it was added while failing"
+                            "{what} +{w} is added to the priority while the check succeeds \
+                             (keepalived's meaning; haagent 0.1 before issue 14 added it while \
+                             failing)"
                         ),
                     );
                 }

@@ -8,8 +8,13 @@ use super::raw::{Item, RawMover};
 use super::values::bad_argv;
 use super::MoverSettings;
 
+/// `TimeoutStopSec` of packaging/systemd/haagent.service (keep them equal): a mover whose
+/// worst case (timeout × (retries + 1) + retry delay × retries) is longer gets a note.
+pub(crate) const SHIPPED_TIMEOUT_STOP: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Validates a `[mover]` (`table` = "mover") or `[group.mover]` table; `command_broken`: its
-/// `command` was already reported as malformed (no second "missing" error).
+/// `command` was already reported as malformed (no second "missing" error). A worst case
+/// longer than [`SHIPPED_TIMEOUT_STOP`] is a located note (`Config::notes`).
 pub(super) fn validate_mover(
     ck: &mut Checker<'_>,
     m: &RawMover,
@@ -61,10 +66,28 @@ pub(super) fn validate_mover(
         limits::MOVER_RETRY_DELAY_MS,
     );
     let wait = m.wait.as_ref().is_some_and(|w| w.value);
+    let retries_n = u32::try_from(retries).unwrap_or(2);
+    // The mover also runs at shutdown (release): systemd kills the agent after the unit's
+    // TimeoutStopSec, which may cut a mover that still retries.
+    let worst = timeout * (retries_n + 1) + retry_delay * retries_n;
+    if worst > SHIPPED_TIMEOUT_STOP {
+        ck.note(
+            &m.origin,
+            format!(
+                "[{table}] may run for up to {} s at shutdown (timeout_ms × (retries + 1) + \
+                 retry_delay_ms × retries), longer than the shipped systemd unit's \
+                 TimeoutStopSec={} s: raise TimeoutStopSec in a drop-in \
+                 (systemctl edit haagent) to at least {} s",
+                worst.as_secs_f64(),
+                SHIPPED_TIMEOUT_STOP.as_secs(),
+                worst.as_secs_f64().ceil() as u64 + 5
+            ),
+        );
+    }
     Some(MoverSettings {
         command,
         timeout,
-        retries: u32::try_from(retries).unwrap_or(2),
+        retries: retries_n,
         retry_delay,
         wait,
     })

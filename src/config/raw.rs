@@ -776,6 +776,16 @@ fn describe_de_error(table: &str, key: Option<&str>, message: &str) -> String {
     } else {
         format!("[{table}]")
     };
+    // `[group.notify]`, `[group.mover]` and `[[group.route]]` are read on their own (serde
+    // skips them in RawGroup), so serde's list of a group's keys lacks them.
+    let message = if table == "group"
+        && message.starts_with("unknown field `")
+        && message.ends_with("`preempt_delay_ms`, `track`")
+    {
+        format!("{message}, `notify`, `mover`, `route`")
+    } else {
+        message
+    };
     if let Some(rest) = message.strip_prefix("unknown field `") {
         // An unknown key inside a key's value (a `vips` entry's table) names that key too.
         let unknown = rest.split('`').next().unwrap_or_default();

@@ -1132,8 +1132,8 @@ fn positive_weights_get_a_located_note() {
     assert_eq!(
         config.notes,
         [format!(
-            "t.toml:{line}:10: note: check weight 20 is added while the check succeeds \
-             (keepalived's meaning); before this release it was added while failing"
+            "t.toml:{line}:10: note: check weight +20 is added to the priority while the check \
+             succeeds (keepalived's meaning; haagent 0.1 before issue 14 added it while failing)"
         )]
     );
     assert_eq!(config.checks[0].weight, Weight::Adjust(20));

@@ -437,6 +437,13 @@ fn vip_rules() {
         "lable",
         "[[group]] vips: unknown field `lable`, expected one of `address`, `interface`, `label`, `scope`",
     );
+    // The list names the sub-tables too (read apart from the group's own keys).
+    only_error(
+        &with_groups("[[group]]\nname = \"web-a\"\nvips = [\"192.0.2.100/24\"]\nmovr = 1\n"),
+        "movr",
+        "[[group]]: unknown field `movr`, expected one of `name`, `id`, `vips`, `priority`, \
+         `preempt`, `nopreempt`, `preempt_delay_ms`, `track`, `notify`, `mover`, `route`",
+    );
     only_error(
         &g("[5]"),
         "5]",

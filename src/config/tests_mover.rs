@@ -182,10 +182,13 @@ fn movers_and_ignored_macs_print_and_load_back_the_same() {
         assert!(printed.contains("[mover]\ncommand = "), "{printed}");
         let back = super::from_toml_with_host(&printed, "printed", &Overrides::default(), None)
             .unwrap_or_else(|e| panic!("{e}\n---\n{printed}"));
+        // The notes name their place in each file (the printed one writes web-b's inherited
+        // mover out, with its own note).
         assert_eq!(
             back,
             Config {
                 source: "printed".into(),
+                notes: back.notes.clone(),
                 ..c
             }
         );
@@ -240,4 +243,25 @@ fn a_mover_change_waits_for_a_restart() {
     assert_eq!(applied.groups[0].mover, old.mover);
     assert_eq!(applied.probe, old.probe);
     assert!(old.election_changes(&applied).is_empty());
+}
+
+/// A mover that may outlast the shipped unit's TimeoutStopSec (15 s) at shutdown gets a
+/// located note; one that fits gets none. The defaults: 10 s × 3 + 1 s × 2 = 32 s.
+#[test]
+fn a_mover_longer_than_the_units_stop_timeout_gets_a_note() {
+    let c = parse(GROUPED).unwrap();
+    let mover_line = GROUPED.lines().position(|l| l == "[mover]").unwrap() + 1;
+    assert_eq!(
+        c.notes,
+        [format!(
+            "t.toml:{mover_line}:1: note: [mover] may run for up to 62 s at shutdown \
+             (timeout_ms × (retries + 1) + retry_delay_ms × retries), longer than the shipped \
+             systemd unit's TimeoutStopSec=15 s: raise TimeoutStopSec in a drop-in \
+             (systemctl edit haagent) to at least 67 s"
+        )],
+        "web-a's mover (100 ms, no retry) fits: no note for it"
+    );
+    let c = parse(NODE).unwrap();
+    assert_eq!(c.notes.len(), 1, "{:?}", c.notes);
+    assert!(c.notes[0].contains("up to 32 s"), "{:?}", c.notes);
 }

@@ -18,6 +18,47 @@ pub struct Options {
     pub name: Option<String>,
 }
 
+impl Options {
+    /// Checks the flags before anything is read: `--name` must be a haagent node name (1..=64
+    /// of `A-Z a-z 0-9 . _ -`, not starting with `-`) and each `--peer` an `ADDR`,
+    /// `ADDR:PORT`, `[ADDR]` or `[ADDR]:PORT` with an IP address (no host names).
+    ///
+    /// Errors: a message naming the flag and the value (the CLI exits 2 with it: a bad
+    /// argument is a usage error).
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(n) = &self.name {
+            if !valid_name(n, 64) {
+                return Err(format!(
+                    "--name `{n}`: not a haagent node name (1..64 of A-Z a-z 0-9 . _ -, not \
+                     starting with -)"
+                ));
+            }
+        }
+        for p in &self.peers {
+            if !valid_peer(p) {
+                return Err(format!(
+                    "--peer `{p}`: not an IP address, ADDR:PORT or [ADDR]:PORT"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `ADDR`, `ADDR:PORT`, `[ADDR]` or `[ADDR]:PORT` with an IP address.
+fn valid_peer(text: &str) -> bool {
+    text.parse::<std::net::SocketAddr>().is_ok()
+        || text.parse::<IpAddr>().is_ok()
+        || text
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .is_some_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok())
+}
+
+/// Why a script only tracked with `weight W reverse` is not written.
+const REVERSE_TRACK: &str =
+    "every track_script of it has a `reverse` weight, which haagent cannot express";
+
 const MAIL: &str = "a [group.notify] hook that sends the mail";
 const FIREWALL: &str = "haagent adds no firewall rules; allow UDP 5798 between the nodes";
 const AS_HAAGENT: &str =
@@ -33,11 +74,19 @@ struct Mapper<'a> {
     processes: BTreeMap<String, &'a Node>,
     /// keepalived object (kind, name) → the check written for it.
     made: HashMap<(&'static str, String), String>,
+    /// keepalived objects (kind, name) that cannot be written, with the reason: every track
+    /// of them is refused with it, and no "tracked by no vrrp_instance" line follows.
+    refused: HashMap<(&'static str, String), String>,
     /// Used check names.
     check_names: Vec<String>,
     /// Advert intervals seen: (ms, instance place).
-    adverts: Vec<(i64, Place, String)>,
+    adverts: Vec<(i64, Place, String, bool)>,
     garp_seen: BTreeMap<&'static str, (i64, String)>,
+    /// `garp_interval`/`vrrp_garp_interval` lines, mapped after every other garp key (their
+    /// spread depends on the final `count`).
+    garp_intervals: Vec<&'a Node>,
+    /// Every garp key but the intervals has been read.
+    garp_final: bool,
     auth_seen: bool,
     first_auth: Option<Place>,
     /// The reader's problems; `true` once reported with the statement they spoil.
@@ -53,7 +102,8 @@ pub(crate) fn map(parsed: &Parsed, source: &str, opts: &Options) -> (Model, Repo
     let mut order = HashMap::new();
     fn walk(nodes: &[Node], order: &mut HashMap<(String, usize), usize>) {
         for n in nodes {
-            let len = order.len();
+            // Even numbers: the odd ones between are for lines without a statement.
+            let len = order.len() * 2 + 2;
             order
                 .entry((n.place.file.clone(), n.place.line))
                 .or_insert(len);
@@ -67,15 +117,20 @@ pub(crate) fn map(parsed: &Parsed, source: &str, opts: &Options) -> (Model, Repo
         lines: Vec::new(),
         model: Model {
             source: source.to_string(),
+            // `--name` wins over `router_id` and names the node without one too.
+            name: opts.name.clone(),
             ..Model::default()
         },
         scripts: BTreeMap::new(),
         files: BTreeMap::new(),
         processes: BTreeMap::new(),
         made: HashMap::new(),
+        refused: HashMap::new(),
         check_names: Vec::new(),
         adverts: Vec::new(),
         garp_seen: BTreeMap::new(),
+        garp_intervals: Vec::new(),
+        garp_final: false,
         auth_seen: false,
         first_auth: None,
         problems: Vec::new(),
@@ -89,7 +144,11 @@ pub(crate) fn map(parsed: &Parsed, source: &str, opts: &Options) -> (Model, Repo
             m.push(
                 Some(&p.place),
                 &p.keyword,
-                unsupported(p.message, "fix the keepalived config, then import again"),
+                unsupported(
+                    p.message,
+                    p.instead
+                        .unwrap_or_else(|| "fix the keepalived config, then import again".into()),
+                ),
             );
         }
     }
@@ -188,9 +247,25 @@ enum Recognised {
         name: String,
         how: String,
     },
+    /// bash's `</dev/tcp/IP/PORT`: a TCP connect.
+    Tcp {
+        address: String,
+        how: String,
+    },
     Exec {
         how: String,
     },
+}
+
+/// `</dev/tcp/IP/PORT` (bash's redirection: a TCP connect, exit 0 when it succeeds) → the
+/// socket address `IP:PORT` (IPv6 as `[IP]:PORT`). Host names are not resolved: `None`.
+fn dev_tcp(word: &str) -> Option<String> {
+    let rest = word.trim().strip_prefix('<')?.trim_start();
+    let rest = rest.strip_prefix("/dev/tcp/")?;
+    let (ip, port) = rest.rsplit_once('/')?;
+    let ip: IpAddr = ip.parse().ok()?;
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    Some(std::net::SocketAddr::new(ip, port).to_string())
 }
 
 /// Whether `url` is one haagent's http check takes: `http://`, host an IP literal.
@@ -237,6 +312,30 @@ fn recognise(argv: &[String]) -> Recognised {
         .unwrap_or("");
     let args = argv.get(1..).unwrap_or(&[]);
     let exec = |how: &str| Recognised::Exec { how: how.into() };
+    // `</dev/tcp/IP/PORT` alone (keepalived 2 runs scripts without a shell, where this is no
+    // program: approximated), or under `bash -c` (what it means there).
+    match argv {
+        [one] => {
+            if let Some(address) = dev_tcp(one) {
+                return Recognised::Tcp {
+                    address,
+                    how: "bash's </dev/tcp redirection; keepalived 2 runs a script without a \
+                          shell, where it is no program and always fails: mapped to what it \
+                          means in bash"
+                        .into(),
+                };
+            }
+        }
+        [_, c, cmd] if matches!(prog, "bash") && c == "-c" => {
+            if let Some(address) = dev_tcp(cmd) {
+                return Recognised::Tcp {
+                    address,
+                    how: "bash -c '</dev/tcp/...'".into(),
+                };
+            }
+        }
+        _ => {}
+    }
     match prog {
         "curl" => {
             let mut url = None;
@@ -386,8 +485,29 @@ fn recognise(argv: &[String]) -> Recognised {
 
 impl<'a> Mapper<'a> {
     fn push(&mut self, place: Option<&Place>, keyword: &str, outcome: Outcome) {
+        // A line without a statement (a skipped `@ID` line, a problem between statements)
+        // sorts right after the statement before it in its file.
         let order = place
-            .and_then(|p| self.order.get(&(p.file.clone(), p.line)).copied())
+            .and_then(|p| {
+                self.order
+                    .get(&(p.file.clone(), p.line))
+                    .copied()
+                    .or_else(|| {
+                        self.order
+                            .iter()
+                            .filter(|((f, l), _)| *f == p.file && *l < p.line)
+                            .max_by_key(|((_, l), _)| *l)
+                            .map(|(_, o)| o + 1)
+                            .or_else(|| {
+                                self.order
+                                    .iter()
+                                    .filter(|((f, _), _)| *f == p.file)
+                                    .map(|(_, o)| *o)
+                                    .min()
+                                    .map(|o| o.saturating_sub(1))
+                            })
+                    })
+            })
             .unwrap_or(usize::MAX);
         self.lines.push(Line {
             place: place.cloned(),
@@ -455,12 +575,22 @@ impl<'a> Mapper<'a> {
                 ("track_file" | "vrrp_track_file", Some(s)) => {
                     self.files.insert(s, n);
                 }
-                ("track_process", Some(s)) => {
+                // keepalived's vrrp_parser.c registers only `vrrp_track_process` at the top
+                // level; `track_process { NAME }` is the instance's reference to it.
+                ("vrrp_track_process", Some(s)) => {
                     self.processes.insert(s, n);
                 }
+                ("track_process", _) => self.say(
+                    n,
+                    unsupported(
+                        "`track_process` is not a keepalived top-level keyword (keepalived \
+                         rejects it): did you mean vrrp_track_process?",
+                        "rename it vrrp_track_process NAME { ... }, then import again",
+                    ),
+                ),
                 (
                     "vrrp_instance" | "vrrp_sync_group" | "vrrp_script" | "track_file"
-                    | "vrrp_track_file" | "track_process",
+                    | "vrrp_track_file" | "vrrp_track_process",
                     None,
                 ) => {
                     self.bad_value(n, "a block with a name");
@@ -544,7 +674,18 @@ impl<'a> Mapper<'a> {
             }
         }
         for (name, node) in self.scripts.clone() {
-            if !self.made.contains_key(&("script", name.clone())) {
+            if let Some(why) = self.refused.get(&("script", name.clone())) {
+                if !self.made.contains_key(&("script", name.clone())) {
+                    let why = why.clone();
+                    self.say(
+                        node,
+                        unsupported(
+                            format!("vrrp_script {name} is not written: {why}"),
+                            "see the `reverse` line(s)",
+                        ),
+                    );
+                }
+            } else if !self.made.contains_key(&("script", name.clone())) {
                 self.say(
                     node,
                     approx(format!(
@@ -672,7 +813,7 @@ impl<'a> Mapper<'a> {
     }
 
     /// `garp_*` (instance) and `vrrp_garp_*` (global_defs) → `[garp]`.
-    fn garp(&mut self, k: &Node, key: &str) {
+    fn garp(&mut self, k: &'a Node, key: &str) {
         let arg = k.args.first().map(|w| w.text.clone()).unwrap_or_default();
         let (target, value, outcome) = match key {
             "garp_master_repeat" => match int(&arg) {
@@ -701,6 +842,11 @@ impl<'a> Mapper<'a> {
                 _ => return self.bad_value(k, "a refresh interval of 0..=86400 s"),
             },
             "garp_interval" => match seconds_ms(&arg) {
+                // Reported once every key is read: spread_ms depends on the final count.
+                Some(_) if !self.garp_final => {
+                    self.garp_intervals.push(k);
+                    return;
+                }
                 Some(ms) => {
                     let count = self.garp_seen.get("count").map(|(c, _)| *c).unwrap_or(3);
                     let spread = (ms * (count - 1).max(0)).min(60000);
@@ -773,13 +919,23 @@ impl<'a> Mapper<'a> {
     }
 
     fn finish_node_wide(&mut self, instances: &[&'a Node]) {
-        if let Some(min) = self.adverts.iter().map(|(ms, _, _)| *ms).min() {
+        self.garp_final = true;
+        for k in std::mem::take(&mut self.garp_intervals) {
+            self.garp(k, "garp_interval");
+        }
+        if let Some(min) = self.adverts.iter().map(|(ms, _, _, _)| *ms).min() {
             self.model.advert_interval_ms = Some(min);
         }
         let adverts = std::mem::take(&mut self.adverts);
         let min = self.model.advert_interval_ms;
-        for (ms, place, kw) in &adverts {
-            let outcome = if Some(*ms) == min {
+        for (ms, place, kw, default) in &adverts {
+            let outcome = if *default && Some(*ms) == min {
+                // Written out: haagent's own default (50 ms) is not keepalived's.
+                mapped(format!(
+                    "no advert_int: keepalived's default 1 s: written as \
+                     [election] advert_interval_ms = {ms}"
+                ))
+            } else if Some(*ms) == min {
                 mapped(format!("[election] advert_interval_ms = {ms}"))
             } else {
                 approx(format!(
@@ -952,6 +1108,11 @@ impl<'a> Mapper<'a> {
             .find(|k| k.keyword == "interface" && !k.tainted)
             .and_then(|k| k.args.first())
             .map(|w| w.text.clone());
+        if !inst.kids().iter().any(|k| k.keyword == "advert_int") {
+            // keepalived's default advert_int is 1 s.
+            self.adverts
+                .push((1000, inst.place.clone(), "advert_int".into(), true));
+        }
         for k in inst.kids() {
             if self.tainted(k) {
                 continue;
@@ -984,6 +1145,15 @@ impl<'a> Mapper<'a> {
                     _ => self.bad_value(k, "a virtual_router_id (1..=255)"),
                 },
                 "priority" => match int(&arg) {
+                    // A sync group: the first instance's priority decides, also when it was
+                    // refused; a later one is not silently taken instead.
+                    Some(p) if (1..=255).contains(&p) && g.priority_refused => self.say(
+                        k,
+                        unsupported(
+                            format!("one group, one priority: the first instance's (255, not supported) decides, not {p}"),
+                            "priority 254 on the first instance",
+                        ),
+                    ),
                     Some(p) if (1..=254).contains(&p) => match g.priority {
                         None => {
                             g.priority = Some(p);
@@ -992,18 +1162,23 @@ impl<'a> Mapper<'a> {
                         Some(old) if old == p => self.say(k, mapped(format!("[[group]] priority = {p}"))),
                         Some(old) => self.say(k, approx(format!("one group, one priority: {old} of the first instance"))),
                     },
-                    Some(255) => self.say(
+                    Some(255) => {
+                        if g.priority.is_none() {
+                            g.priority_refused = true;
+                        }
+                        self.say(
                         k,
                         unsupported(
                             "priority 255 (the address owner) does not exist in haagent: priorities are 1..=254",
                             "priority 254 and the highest on this node",
                         ),
-                    ),
+                    )
+                    }
                     _ => self.bad_value(k, "a priority (1..=254)"),
                 },
                 "advert_int" => match seconds_ms(&arg) {
                     Some(ms) if (10..=10000).contains(&ms) => {
-                        self.adverts.push((ms, k.place.clone(), k.keyword.clone()))
+                        self.adverts.push((ms, k.place.clone(), k.keyword.clone(), false))
                     }
                     Some(ms) if ms > 10000 => self.say(
                         k,
@@ -1017,6 +1192,18 @@ impl<'a> Mapper<'a> {
                 }
                 "preempt" => self.say(k, nothing("preempting is haagent's default")),
                 "preempt_delay" => match seconds_ms(&arg) {
+                    // keepalived's vrrp_parser.c refuses more than 1000 s (and then runs
+                    // without a delay): not mapped to a delay keepalived never applied.
+                    Some(ms) if ms > 1_000_000 => self.say(
+                        k,
+                        unsupported(
+                            format!(
+                                "preempt_delay {arg} is above keepalived's maximum 1000 s: \
+                                 keepalived ignores it"
+                            ),
+                            "preempt_delay of at most 1000 s (preempt_delay_ms = 1000000)",
+                        ),
+                    ),
                     Some(ms) if ms <= 3_600_000 => {
                         g.preempt_delay_ms = Some(ms);
                         self.say(k, mapped(format!("[[group]] preempt_delay_ms = {ms}")));
@@ -1472,6 +1659,7 @@ impl<'a> Mapper<'a> {
             "notify_backup" => "backup",
             "notify_fault" => "fault",
             "notify_stop" => "stop",
+            "notify_master_rx_lower_pri" => "conflict_won",
             _ => {
                 return self.say(k, unsupported(
                     "haagent has no hook for this event",
@@ -1537,6 +1725,21 @@ impl<'a> Mapper<'a> {
                 return self.say(k, approx(how));
             }
         }
+        if key == "conflict_won" {
+            // keepalived runs notify_master_rx_lower_pri when its master receives a VRRP
+            // advert of lower priority (another master); haagent's masters see no such
+            // adverts (QUIC to known peers): conflict_won runs when another host answers ARP
+            // for the VIPs while this master outranks it and re-announces.
+            how.push_str(
+                ": keepalived runs it when its master hears a lower-priority VRRP advert; \
+                 haagent runs it when another host answers for this group's VIPs while this \
+                 master outranks it and re-announces (at most once per conflict notice)",
+            );
+            if !user.is_empty() {
+                how.push_str(&format!("; user `{user}` ignored: {AS_HAAGENT}"));
+            }
+            return self.say(k, approx(how));
+        }
         if !user.is_empty() {
             return self.say(
                 k,
@@ -1595,14 +1798,27 @@ impl<'a> Mapper<'a> {
                     }
                 },
                 ["weight", _, "reverse"] => {
+                    // keepalived: `reverse` applies the weight with the check's result
+                    // inverted; haagent has no inverted check, and a wrong weight is worse
+                    // than none: no track is written.
                     self.push(
                         Some(&t.place),
                         &k.keyword,
                         unsupported(
-                            "`reverse` weights do not exist in haagent",
-                            "the opposite sign, with the check inverted in a script",
+                            "`reverse` (the weight applied with the check's result inverted) \
+                             cannot be expressed: haagent has no inverted check; no track written",
+                            "an exec check whose script inverts the result, tracked with the weight",
                         ),
                     );
+                    let kind = match k.keyword.as_str() {
+                        "track_script" => "script",
+                        "track_file" => "file",
+                        "track_process" => "process",
+                        _ => "interface",
+                    };
+                    self.refused
+                        .entry((kind, t.keyword.clone()))
+                        .or_insert_with(|| REVERSE_TRACK.into());
                     continue;
                 }
                 _ => {
@@ -1627,11 +1843,15 @@ impl<'a> Mapper<'a> {
             let check = match made {
                 Ok(c) => c,
                 Err(why) => {
-                    self.push(
-                        Some(&t.place),
-                        &k.keyword,
-                        unsupported(why, "define it, or drop the track"),
-                    );
+                    let (why, instead) = if self.refused.contains_key(&("script", name.clone())) {
+                        (
+                            format!("vrrp_script {name}: {why}"),
+                            "see its vrrp_script's weight line",
+                        )
+                    } else {
+                        (why, "define it, or drop the track")
+                    };
+                    self.push(Some(&t.place), &k.keyword, unsupported(why, instead));
                     continue;
                 }
             };
@@ -1704,6 +1924,11 @@ impl<'a> Mapper<'a> {
         if let Some(c) = self.made.get(&("script", sname.to_string())) {
             return Ok(c.clone());
         }
+        if let Some(why) = self.refused.get(&("script", sname.to_string())) {
+            if why != REVERSE_TRACK {
+                return Err(why.clone());
+            }
+        }
         let Some(node) = self.scripts.get(sname).copied() else {
             return Err(format!("no vrrp_script {sname}"));
         };
@@ -1712,6 +1937,7 @@ impl<'a> Mapper<'a> {
         let mut fall = 1;
         let mut rise = 1;
         let mut weight = 0;
+        let mut reverse = None;
         let mut argv: Option<Vec<String>> = None;
         let mut script_line: Option<&Node> = None;
         let mut later: Vec<(&Node, Outcome)> = Vec::new();
@@ -1764,12 +1990,37 @@ impl<'a> Mapper<'a> {
                         }
                         _ => self.bad_value(k, "a weight of -254..=254"),
                     },
-                    _ => self.say(k, unsupported("`reverse` weights do not exist in haagent", "the opposite sign, with the check inverted in a script")),
+                    [w, "reverse"] => reverse = Some((k, w.to_string())),
+                    _ => self.bad_value(k, "a weight of -254..=254 [reverse]"),
                 },
                 "user" => self.say(k, approx(AS_HAAGENT)),
                 "init_fail" => self.say(k, approx("haagent's checks start neither healthy nor failing: a group waits for their first verdict")),
                 _ => self.say(k, unsupported("a vrrp_script key the importer does not know", "map it by hand")),
             }
+        }
+        if let Some((k, w)) = reverse {
+            // keepalived: `weight W reverse` applies W with the script's result inverted.
+            // haagent has no inverted exec check: nothing is written rather than a weight
+            // with another meaning.
+            let why = format!(
+                "its `weight {w} reverse` (the weight applied with the script's result \
+                 inverted) cannot be expressed"
+            );
+            self.say(
+                k,
+                unsupported(
+                    "`reverse` cannot be expressed: haagent has no inverted check; the script \
+                     is not written and no instance tracks it (never a weight with another \
+                     meaning)",
+                    format!(
+                        "a script that inverts the result, then weight {} on its check",
+                        w.trim_start_matches('+')
+                    ),
+                ),
+            );
+            self.refused
+                .insert(("script", sname.to_string()), why.clone());
+            return Err(why);
         }
         let Some(argv) = argv else {
             self.say(
@@ -1823,6 +2074,14 @@ impl<'a> Mapper<'a> {
                     format!("process check {name}, process = \"{p}\" (recognised: {how})"),
                 )
             }
+            Recognised::Tcp { address, how } => {
+                keys.push(("address", Val::Str(address.clone())));
+                (
+                    "tcp",
+                    format!("keepalived vrrp_script {sname}: {}", argv.join(" ")),
+                    format!("tcp check {name}, address = \"{address}\" (recognised: {how})"),
+                )
+            }
             Recognised::Exec { how } => {
                 keys.push(("command", Val::List(argv.clone())));
                 ("exec", format!("keepalived vrrp_script {sname}"), format!("exec check {name} running {} ({how}; run without a shell, as keepalived does)", super::model::list(&argv)))
@@ -1847,6 +2106,7 @@ impl<'a> Mapper<'a> {
             keys,
         });
         let approx_http = matches!(&rec, Recognised::Http { fail: false, .. })
+            || matches!(&rec, Recognised::Tcp { how, .. } if how.starts_with("bash's"))
             || matches!(&rec, Recognised::Process { how, .. } if how.starts_with("pgrep") && how.contains("part"));
         self.say(node, mapped(format!("[[check]] {name}")));
         if let Some(sl) = script_line {
@@ -1946,7 +2206,7 @@ impl<'a> Mapper<'a> {
             return Ok(c.clone());
         }
         let Some(node) = self.processes.get(pname).copied() else {
-            return Err(format!("no track_process {pname}"));
+            return Err(format!("no vrrp_track_process {pname}"));
         };
         let mut process = None;
         let mut fall = 1;
@@ -2039,7 +2299,7 @@ impl<'a> Mapper<'a> {
                 _ => self.say(
                     k,
                     unsupported(
-                        "a track_process key the importer does not know",
+                        "a vrrp_track_process key the importer does not know",
                         "map it by hand",
                     ),
                 ),
@@ -2049,15 +2309,15 @@ impl<'a> Mapper<'a> {
             self.say(
                 node,
                 unsupported(
-                    format!("track_process {pname} has no usable process"),
+                    format!("vrrp_track_process {pname} has no usable process"),
                     "give it a process name",
                 ),
             );
-            return Err(format!("track_process {pname} has no usable process"));
+            return Err(format!("vrrp_track_process {pname} has no usable process"));
         };
         let name = self.unique_name(pname);
         self.model.checks.push(Check {
-            comment: format!("keepalived track_process {pname}"),
+            comment: format!("keepalived vrrp_track_process {pname}"),
             name: name.clone(),
             kind: "process",
             keys: vec![

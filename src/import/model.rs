@@ -76,6 +76,9 @@ pub(crate) struct Group {
     pub(crate) id: Option<i64>,
     pub(crate) vips: Vec<Vip>,
     pub(crate) priority: Option<i64>,
+    /// The first instance's priority was refused (255): a later instance's priority is not
+    /// taken instead (the first instance decides). Not written.
+    pub(crate) priority_refused: bool,
     pub(crate) nopreempt: bool,
     pub(crate) preempt_delay_ms: Option<i64>,
     /// `(check name, weight override)`.
@@ -86,7 +89,14 @@ pub(crate) struct Group {
 }
 
 /// The order hooks are written in.
-pub(crate) const HOOK_ORDER: [&str; 5] = ["command", "master", "backup", "fault", "stop"];
+pub(crate) const HOOK_ORDER: [&str; 6] = [
+    "command",
+    "master",
+    "backup",
+    "fault",
+    "stop",
+    "conflict_won",
+];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -6,8 +6,10 @@
 //! a statement is the words of one line; `#` and `!` start a comment outside quotes; `{`
 //! opens the block of the statement before it (on the same line or the line before), `}`
 //! closes it; `include PATTERN` reads the files the glob matches (relative to the including
-//! file's directory), in name order; `$NAME=value` on a line of its own defines a macro and
-//! `$NAME` / `${NAME}` in a later word is replaced by its value.
+//! file's directory), in name order; `$NAME=value` on a line of its own defines a macro (a
+//! trailing `\` continues the definition on the next line: a multi-line macro, whose lines
+//! stay lines where it is used) and `$NAME` / `${NAME}` in a later word is replaced by its
+//! value, expanded at the point of use.
 //!
 //! What the reader cannot take literally becomes a [`Problem`] with its place instead of a
 //! guess: an undefined macro, a template placeholder (`{{ x }}`), an unbalanced brace, an
@@ -88,6 +90,8 @@ pub struct Problem {
     pub keyword: String,
     /// What is wrong, in words.
     pub message: String,
+    /// What to do instead, when not "fix the keepalived config".
+    pub instead: Option<String>,
 }
 
 /// The parsed configuration: the top-level statements of the file and its includes, and
@@ -179,6 +183,7 @@ impl Reader {
             place: place.clone(),
             keyword: keyword.to_string(),
             message: message.into(),
+            instead: None,
         });
     }
 
@@ -195,40 +200,82 @@ impl Reader {
         }];
         // The statement of the previous line, when it may still take a `{` on the next.
         let mut pending: Option<Node> = None;
-        for (i, raw_line) in text.lines().enumerate() {
+        // (line number, text): the file's lines, and the lines a multi-line macro expands to
+        // (they keep the line number of their use).
+        let mut queue: std::collections::VecDeque<(usize, String)> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.to_string()))
+            .collect();
+        let mut spliced = 0usize;
+        while let Some((line_no, raw_line)) = queue.pop_front() {
             let place = Place {
                 file: file.clone(),
-                line: i + 1,
+                line: line_no,
             };
             let trimmed = raw_line.trim_start();
             if let Some(def) = trimmed.strip_prefix('$') {
                 if let Some((name, value)) = def.split_once('=') {
                     let name = name.trim();
                     if is_macro_name(name) {
-                        let value = strip_comment(value).trim().to_string();
-                        let (value, undefined) = self.expand(&value);
-                        if !undefined.is_empty() {
-                            self.problem(
-                                &place,
-                                &format!("${name}"),
-                                format!("macro definition uses undefined {}", undefined.join(", ")),
-                            );
+                        // keepalived stores the text and substitutes it where it is used
+                        // (so it may name a macro defined later); a line ending in `\`
+                        // continues the definition on the next (keepalived.conf(5),
+                        // "Multiline definitions"): each line stays a line when used.
+                        let mut lines = Vec::new();
+                        let mut part = strip_comment(value).trim().to_string();
+                        while let Some(head) = part.strip_suffix('\\') {
+                            let head = head.trim();
+                            if !head.is_empty() {
+                                lines.push(head.to_string());
+                            }
+                            match queue.pop_front() {
+                                Some((_, next)) => part = strip_comment(&next).trim().to_string(),
+                                None => {
+                                    part = String::new();
+                                    break;
+                                }
+                            }
                         }
-                        self.macros.insert(name.to_string(), value);
+                        if !part.is_empty() {
+                            lines.push(part);
+                        }
+                        self.macros.insert(name.to_string(), lines.join("\n"));
                         continue;
                     }
                 }
+            }
+            if let Some(lines) = self.splice_multiline(&raw_line) {
+                spliced += 1;
+                if spliced > MAX_SPLICES {
+                    self.problem(
+                        &place,
+                        "$",
+                        format!(
+                            "more than {MAX_SPLICES} multi-line macro uses (a macro that uses \
+                             itself?): the line is skipped"
+                        ),
+                    );
+                    continue;
+                }
+                for l in lines.into_iter().rev() {
+                    queue.push_front((line_no, l));
+                }
+                continue;
             }
             if trimmed.starts_with('@') || trimmed.starts_with('~') {
                 self.problem(
                     &place,
                     trimmed.split_whitespace().next().unwrap_or("@"),
                     "conditional configuration lines (`@ID`, `~SEQ`) are not supported: \
-                     the line is skipped (instead: write the line for this node)",
+                     the line is skipped",
                 );
+                if let Some(p) = self.problems.last_mut() {
+                    p.instead = Some("write the line for this node".into());
+                }
                 continue;
             }
-            let toks = self.tokenize(raw_line, &place);
+            let toks = self.tokenize(&raw_line, &place);
             if toks.is_empty() {
                 continue;
             }
@@ -535,8 +582,39 @@ impl Reader {
         toks
     }
 
-    /// Replaces `$NAME` and `${NAME}` by defined macros; returns the undefined names.
+    /// The first use of a multi-line macro in `line`, spliced: the text before it joined to
+    /// the macro's first line, its middle lines, its last line joined to the text after it
+    /// (keepalived's parser.c does the same). `None` when the line uses no multi-line macro.
+    fn splice_multiline(&self, line: &str) -> Option<Vec<String>> {
+        let code = strip_comment(line);
+        let mut from = 0;
+        while let Some(pos) = code[from..].find('$').map(|p| p + from) {
+            let after = &code[pos + 1..];
+            let (name, len) = macro_ref(after);
+            from = pos + 1;
+            let Some(value) = self.macros.get(name).filter(|v| v.contains('\n')) else {
+                continue;
+            };
+            let mut lines: Vec<String> = value.split('\n').map(str::to_string).collect();
+            if let Some(first) = lines.first_mut() {
+                *first = format!("{}{first}", &code[..pos]);
+            }
+            if let Some(last) = lines.last_mut() {
+                last.push_str(&code[pos + 1 + len..]);
+            }
+            return Some(lines);
+        }
+        None
+    }
+
+    /// Replaces `$NAME` and `${NAME}` by defined macros, at the point of use (a macro's
+    /// value is expanded again, up to [`MAX_MACRO_DEPTH`] levels); returns the undefined
+    /// names (left in place, as keepalived does).
     fn expand(&self, text: &str) -> (String, Vec<String>) {
+        self.expand_depth(text, 0)
+    }
+
+    fn expand_depth(&self, text: &str, depth: usize) -> (String, Vec<String>) {
         let mut out = String::new();
         let mut undefined = Vec::new();
         let mut rest = text;
@@ -560,6 +638,11 @@ impl Reader {
                 continue;
             }
             match self.macros.get(name) {
+                Some(v) if depth < MAX_MACRO_DEPTH => {
+                    let (v, inner) = self.expand_depth(&v.replace('\n', " "), depth + 1);
+                    out.push_str(&v);
+                    undefined.extend(inner);
+                }
                 Some(v) => out.push_str(v),
                 None => {
                     undefined.push(format!("${name}"));
@@ -571,6 +654,26 @@ impl Reader {
         }
         out.push_str(rest);
         (out, undefined)
+    }
+}
+
+/// How many levels of macros within macros are expanded.
+const MAX_MACRO_DEPTH: usize = 16;
+/// How many multi-line macro uses one file may expand (a loop guard).
+const MAX_SPLICES: usize = 10_000;
+
+/// The macro name after a `$` (`NAME` or `{NAME}`) and the bytes it takes; `("", 0)` for none.
+fn macro_ref(after: &str) -> (&str, usize) {
+    if let Some(inner) = after.strip_prefix('{') {
+        match inner.find('}') {
+            Some(end) => (&inner[..end], end + 2),
+            None => ("", 0),
+        }
+    } else {
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        (&after[..end], end)
     }
 }
 
@@ -721,6 +824,31 @@ mod tests {
         assert_eq!(p.problems.len(), 1);
         assert_eq!(p.problems[0].place.line, 6);
         assert!(p.problems[0].message.contains("$NOPE"));
+    }
+
+    /// keepalived.conf(5) "Multiline definitions": a `\\` at the end continues the
+    /// definition; used on a line, each of its lines is a line (at the line of use), and
+    /// macros are substituted where used, so one may name a macro defined after it.
+    #[test]
+    fn multiline_macros_splice_lines_and_expand_where_used() {
+        let p = parse(
+            "$PEERS=${A} \\\n  ${B}\n$INST= \\\n vrrp_instance V { \\\n  unicast_peer { \\\n    $PEERS \\\n  } \\\n  priority ${PRIO} \\\n }\n\
+             $A=192.0.2.1\n$B=192.0.2.2\n$PRIO=120\n$INST\n$UNDEF_LATER\n",
+        );
+        assert_eq!(p.nodes.len(), 2, "{:#?}", p.nodes);
+        assert!(p.nodes[1].tainted);
+        let v = &p.nodes[0];
+        assert_eq!(v.keyword, "vrrp_instance");
+        assert_eq!(v.place.line, 13);
+        let kids = v.kids();
+        assert_eq!(kids[0].keyword, "unicast_peer");
+        let peers: Vec<&str> = kids[0].kids().iter().map(|k| k.keyword.as_str()).collect();
+        assert_eq!(peers, ["192.0.2.1", "192.0.2.2"]);
+        assert_eq!(kids[1].arg_texts(), ["120"]);
+        // An undefined macro is left in place and reported at its line.
+        assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
+        assert_eq!(p.problems[0].place.line, 14);
+        assert!(p.problems[0].message.contains("$UNDEF_LATER"));
     }
 
     #[test]
