@@ -10,7 +10,7 @@ use super::MoverSettings;
 
 /// `TimeoutStopSec` of packaging/systemd/haagent.service (keep them equal): a mover whose
 /// worst case (timeout × (retries + 1) + retry delay × retries) is longer gets a note.
-pub(crate) const SHIPPED_TIMEOUT_STOP: std::time::Duration = std::time::Duration::from_secs(15);
+pub(crate) const SHIPPED_TIMEOUT_STOP: std::time::Duration = std::time::Duration::from_secs(45);
 
 /// Validates a `[mover]` (`table` = "mover") or `[group.mover]` table; `command_broken`: its
 /// `command` was already reported as malformed (no second "missing" error). A worst case

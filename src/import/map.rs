@@ -2262,8 +2262,9 @@ impl<'a> Mapper<'a> {
                     Some(s) if (0..=100).contains(&s) => {
                         fall = s.max(1);
                         later.push((k, approx(format!(
-                            "fall = {fall} at interval_ms = 1000: haagent polls the process every second and \
-                             declares it gone after {fall} misses; keepalived waits {s} s after the exit event"
+                            "fall = {fall} at interval_ms = 1000: haagent follows the process with a pidfd \
+                             and fails the check at its exit, at once (keepalived waits {s} s after the exit \
+                             event); fall counts the every-second lookups that find no process"
                         ))));
                     }
                     _ => self.bad_value(k, "a delay of 0..=100 s"),
@@ -2287,7 +2288,10 @@ impl<'a> Mapper<'a> {
                 },
                 "terminate_delay" | "fork_delay" => later.push((
                     k,
-                    approx("haagent reacts to the process only through fall/rise of its polling"),
+                    approx(
+                        "haagent fails the check at the process's exit (pidfd) and recovers after \
+                         rise lookups; no separate delays",
+                    ),
                 )),
                 "full_command" | "param_match" => self.say(
                     k,
