@@ -24,6 +24,7 @@ pub mod interrupt;
 pub mod probe;
 pub mod proc;
 pub mod testbed;
+pub mod timeline;
 pub mod web;
 
 use std::fmt;
