@@ -13,6 +13,15 @@
 //! - **failback outage**: the same, from undoing the fault until the cluster is settled.
 //! - **failed requests**: all failed requests of the run (fault and failback).
 //! - **two holders**: time during the run in which two or more nodes had the VIP.
+//! - **regain**: from undoing the fault (failback: restarting the agent) until n1 alone holds
+//!   the VIP.
+//! - **VIP moves**: holder samples in the fault window in which a node holds the VIP that did
+//!   not in the sample before (on the saturated host, every one is spurious).
+//!
+//! Besides the fault runs: cold starts of the whole cluster ([`startup_once`]: transitions to
+//! master from the agents' logs, first holder, whether only n1 ever held the VIP) and the
+//! idle-cost matrix (each agent at matched advert intervals, election only and with checks).
+//! Every scenario's first run, and the first cold start, can be drawn as an SVG timeline.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -432,6 +441,12 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, LabError> {
             tb_opts.implementation = implementation;
             tb_opts.timers = timers;
             let tag = format!("{} {}", implementation.name(), timers.name());
+            if opts.scenarios.is_empty() && opts.idle.is_zero() {
+                if opts.startup_runs > 0 {
+                    startup_runs(opts, &tb_opts, &mut report)?;
+                }
+                continue;
+            }
             let mut tb = start_testbed(&tb_opts)?;
             let mut tb_checks = Checks::Http;
             if !opts.idle.is_zero() {

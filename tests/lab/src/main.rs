@@ -87,7 +87,7 @@ enum Cmd {
         /// Scenarios to run [default: all].
         #[arg(long, value_enum, value_delimiter = ',')]
         scenarios: Vec<Scenario>,
-        /// Runs per scenario.
+        /// Runs per scenario (0: no fault scenarios, e.g. for the idle matrix alone).
         #[arg(long, default_value_t = 5)]
         runs: usize,
         /// How long each fault is held, ms [default: 5000 at default timers, 2000 at fast].
@@ -209,12 +209,14 @@ fn main() -> ExitCode {
                         TimersArg::Fast => Timers::Fast,
                     })
                     .collect(),
-                scenarios: if scenarios.is_empty() {
+                scenarios: if runs == 0 {
+                    Vec::new()
+                } else if scenarios.is_empty() {
                     Scenario::ALL.to_vec()
                 } else {
                     scenarios
                 },
-                runs: runs.max(1),
+                runs,
                 window: window_ms.map(Duration::from_millis),
                 idle: Duration::from_secs(idle_secs),
                 testbed,

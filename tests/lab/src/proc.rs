@@ -251,3 +251,26 @@ pub fn ctxt_switches(pid: u32) -> Option<u64> {
     }
     Some(total)
 }
+
+/// CPU time of every thread of `pid` in nanoseconds: the first field of
+/// `/proc/PID/task/*/schedstat` (time on the CPU, kept by the scheduler in ns, where
+/// /proc/PID/stat's utime + stime count 10 ms clock ticks). `None` without schedstats.
+pub fn cpu_ns(pid: u32) -> Option<u64> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    let mut any = false;
+    for task in dir.flatten() {
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        if let Some(ns) = text
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            total += ns;
+            any = true;
+        }
+    }
+    any.then_some(total)
+}

@@ -669,31 +669,44 @@ impl Testbed {
     }
 
     /// Idle resource use of each running agent over `window`: (node, RSS KiB, CPU % of one
-    /// core), summed over all of the agent's processes.
+    /// core, context switches per second), summed over all of the agent's processes and
+    /// threads. CPU time comes from /proc/PID/task/*/schedstat (ns), else from utime +
+    /// stime in /proc/PID/stat (10 ms ticks).
     pub fn idle_usage(&mut self, window: Duration) -> Result<Vec<IdleUsage>, LabError> {
+        // CPU time in ns from schedstat where there is one (a thread that exits during
+        // the window takes its time with it either way), else in clock ticks.
+        let cpu_ns = |pids: &[u32]| -> u64 {
+            pids.iter()
+                .filter_map(|p| {
+                    proc::cpu_ns(*p).or_else(|| {
+                        proc::cpu_ticks(*p)
+                            .map(|t| t.saturating_mul(1_000_000_000) / proc::ticks_per_second())
+                    })
+                })
+                .sum()
+        };
         let before: Vec<(Vec<u32>, u64, u64)> = (0..NODES.len())
             .map(|i| {
                 let pids = self.agent_pids(i);
-                let ticks = pids.iter().filter_map(|p| proc::cpu_ticks(*p)).sum();
+                let ns = cpu_ns(&pids);
                 let switches = pids.iter().filter_map(|p| proc::ctxt_switches(*p)).sum();
-                (pids, ticks, switches)
+                (pids, ns, switches)
             })
             .collect();
         let start = Instant::now();
         interrupt::sleep(window)?;
         let secs = start.elapsed().as_secs_f64();
-        let hz = proc::ticks_per_second() as f64;
         Ok(before
             .into_iter()
             .enumerate()
             .map(|(i, (pids, t0, s0))| {
-                let t1: u64 = pids.iter().filter_map(|p| proc::cpu_ticks(*p)).sum();
+                let t1 = cpu_ns(&pids);
                 let s1: u64 = pids.iter().filter_map(|p| proc::ctxt_switches(*p)).sum();
                 IdleUsage {
                     node: NODES[i].to_string(),
                     processes: pids.len(),
                     rss_kib: pids.iter().filter_map(|p| proc::rss_kib(*p)).sum(),
-                    cpu_percent: t1.saturating_sub(t0) as f64 / hz / secs * 100.0,
+                    cpu_percent: t1.saturating_sub(t0) as f64 / 1e9 / secs * 100.0,
                     wakeups_per_s: s1.saturating_sub(s0) as f64 / secs,
                 }
             })
