@@ -941,66 +941,68 @@ pub fn render_table(report: &BenchReport) -> String {
             .iter()
             .find(|r| r.implementation == i && r.timers == t && r.scenario == s)
     };
-    out.push_str(
+    if !report.summary.is_empty() {
+        out.push_str(
         "| timers | scenario | haagent outage ms median / p95 | keepalived outage ms median / p95 | ratio h/k | takeover ms h / k | failed requests h / k | two holders ms h / k | failback outage ms h / k |\n\
          |---|---|---|---|---|---|---|---|---|\n",
     );
-    for &(timers, _) in &report.windows_ms {
-        for scenario in Scenario::ALL {
-            let h = find(Implementation::Haagent, timers, scenario);
-            let k = find(Implementation::Keepalived, timers, scenario);
-            if h.is_none() && k.is_none() {
-                continue;
-            }
-            let outage = |r: Option<&SummaryRow>| match r {
-                None => "–".to_string(),
-                Some(r) => {
-                    let mut s = format!(
+        for &(timers, _) in &report.windows_ms {
+            for scenario in Scenario::ALL {
+                let h = find(Implementation::Haagent, timers, scenario);
+                let k = find(Implementation::Keepalived, timers, scenario);
+                if h.is_none() && k.is_none() {
+                    continue;
+                }
+                let outage = |r: Option<&SummaryRow>| match r {
+                    None => "–".to_string(),
+                    Some(r) => {
+                        let mut s = format!(
+                            "{} / {}",
+                            fmt_ms(r.outage_median_ms),
+                            fmt_ms(r.outage_p95_ms)
+                        );
+                        if r.runs_without_failover > 0 {
+                            s.push_str(&format!(
+                                " (no failover in {}/{} runs)",
+                                r.runs_without_failover, r.runs
+                            ));
+                        }
+                        s
+                    }
+                };
+                let ratio = match (h, k) {
+                    (Some(h), Some(k)) if k.outage_median_ms > 0.0 => {
+                        let r = h.outage_median_ms / k.outage_median_ms;
+                        if r > 0.0 && r < 0.1 {
+                            format!("{r:.2} ({:.0}× faster)", 1.0 / r)
+                        } else if r > 0.0 && r < 1.0 {
+                            format!("{r:.2} ({:.1}× faster)", 1.0 / r)
+                        } else {
+                            format!("{r:.2}")
+                        }
+                    }
+                    _ => "–".into(),
+                };
+                let pair = |g: fn(&SummaryRow) -> f64| {
+                    format!(
                         "{} / {}",
-                        fmt_ms(r.outage_median_ms),
-                        fmt_ms(r.outage_p95_ms)
-                    );
-                    if r.runs_without_failover > 0 {
-                        s.push_str(&format!(
-                            " (no failover in {}/{} runs)",
-                            r.runs_without_failover, r.runs
-                        ));
-                    }
-                    s
-                }
-            };
-            let ratio = match (h, k) {
-                (Some(h), Some(k)) if k.outage_median_ms > 0.0 => {
-                    let r = h.outage_median_ms / k.outage_median_ms;
-                    if r > 0.0 && r < 0.1 {
-                        format!("{r:.2} ({:.0}× faster)", 1.0 / r)
-                    } else if r > 0.0 && r < 1.0 {
-                        format!("{r:.2} ({:.1}× faster)", 1.0 / r)
-                    } else {
-                        format!("{r:.2}")
-                    }
-                }
-                _ => "–".into(),
-            };
-            let pair = |g: fn(&SummaryRow) -> f64| {
-                format!(
-                    "{} / {}",
-                    h.map(|r| fmt_ms(g(r))).unwrap_or("–".into()),
-                    k.map(|r| fmt_ms(g(r))).unwrap_or("–".into())
-                )
-            };
-            out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-                timers.name(),
-                scenario.describe(),
-                outage(h),
-                outage(k),
-                ratio,
-                pair(|r| r.takeover_median_ms),
-                pair(|r| r.failed_requests_median),
-                pair(|r| r.two_holders_median_ms),
-                pair(|r| r.failback_median_ms),
-            ));
+                        h.map(|r| fmt_ms(g(r))).unwrap_or("–".into()),
+                        k.map(|r| fmt_ms(g(r))).unwrap_or("–".into())
+                    )
+                };
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                    timers.name(),
+                    scenario.describe(),
+                    outage(h),
+                    outage(k),
+                    ratio,
+                    pair(|r| r.takeover_median_ms),
+                    pair(|r| r.failed_requests_median),
+                    pair(|r| r.two_holders_median_ms),
+                    pair(|r| r.failback_median_ms),
+                ));
+            }
         }
     }
     if !report.idle.is_empty() {
