@@ -15,7 +15,8 @@
 //! [`proc`] (processes killed by PID on drop), [`probe`] (the client's HTTP probe and the
 //! VIP-holder sampler, both in threads that enter a namespace), [`web`] (Nginx or a built-in
 //! HTTP responder per node), [`testbed`] (a three-node cluster of haagent or keepalived),
-//! [`bench`](mod@bench) (fault scenarios and their measurements), [`demo`] and [`interrupt`] (Ctrl-C
+//! [`bench`](mod@bench) (fault scenarios and their measurements), [`timeline`] (an SVG picture
+//! of each run), [`demo`] and [`interrupt`] (Ctrl-C
 //! sets a flag; loops return so that every Drop guard runs).
 
 pub mod bench;
@@ -24,6 +25,7 @@ pub mod interrupt;
 pub mod probe;
 pub mod proc;
 pub mod testbed;
+pub mod timeline;
 pub mod web;
 
 use std::fmt;

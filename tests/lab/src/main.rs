@@ -55,6 +55,8 @@ struct Common {
     agent_bin: Option<PathBuf>,
 }
 
+// Parsed once per run; boxing the bench options would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Build a lab, run three agents, kill the master, show the outage, clean up.
@@ -85,7 +87,7 @@ enum Cmd {
         /// Scenarios to run [default: all].
         #[arg(long, value_enum, value_delimiter = ',')]
         scenarios: Vec<Scenario>,
-        /// Runs per scenario.
+        /// Runs per scenario (0: no fault scenarios, e.g. for the idle matrix alone).
         #[arg(long, default_value_t = 5)]
         runs: usize,
         /// How long each fault is held, ms [default: 5000 at default timers, 2000 at fast].
@@ -94,11 +96,27 @@ enum Cmd {
         /// Idle RSS/CPU measurement per agent, seconds (0 to skip).
         #[arg(long, default_value_t = 30)]
         idle_secs: u64,
+        /// How long the saturated-host scenario keeps every core busy, seconds.
+        #[arg(long, default_value_t = 60)]
+        saturate_secs: u64,
+        /// Cold starts of the whole cluster per agent and timer setting (0: none).
+        #[arg(long, default_value_t = 20)]
+        startup_runs: usize,
+        /// Idle window of each cell of the idle-cost matrix, seconds (0: no matrix).
+        #[arg(long, default_value_t = 30)]
+        idle_matrix_secs: u64,
+        /// Advert intervals of the idle-cost matrix, ms.
+        #[arg(long, value_delimiter = ',', default_value = "1000,50,10")]
+        idle_matrix_intervals: Vec<u32>,
+        /// Write a timeline picture (SVG) of the first run of every scenario into DIR.
+        #[arg(long, value_name = "DIR")]
+        svg_dir: Option<PathBuf>,
         /// Also write the results as JSON to this file.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
         /// Quick check: haagent only, default timers, one run per scenario, 1.5 s windows,
-        /// 1 s idle (overrides the options above).
+        /// 1 s idle, 3 s saturation, 2 cold starts, an idle matrix of 1 s at 50 ms only
+        /// (overrides the options above).
         #[arg(long)]
         smoke: bool,
     },
@@ -166,6 +184,11 @@ fn main() -> ExitCode {
             idle_secs,
             json,
             smoke,
+            saturate_secs,
+            startup_runs,
+            idle_matrix_secs,
+            idle_matrix_intervals,
+            svg_dir,
         } => {
             let testbed = match testbed_options(&common) {
                 Ok(o) => o,
@@ -186,15 +209,22 @@ fn main() -> ExitCode {
                         TimersArg::Fast => Timers::Fast,
                     })
                     .collect(),
-                scenarios: if scenarios.is_empty() {
+                scenarios: if runs == 0 {
+                    Vec::new()
+                } else if scenarios.is_empty() {
                     Scenario::ALL.to_vec()
                 } else {
                     scenarios
                 },
-                runs: runs.max(1),
+                runs,
                 window: window_ms.map(Duration::from_millis),
                 idle: Duration::from_secs(idle_secs),
                 testbed,
+                saturate: Duration::from_secs(saturate_secs),
+                startup_runs,
+                idle_matrix: Duration::from_secs(idle_matrix_secs),
+                idle_matrix_intervals,
+                svg_dir,
             };
             if smoke {
                 opts.implementations = vec![Implementation::Haagent];
@@ -202,6 +232,10 @@ fn main() -> ExitCode {
                 opts.runs = 1;
                 opts.window = Some(Duration::from_millis(1500));
                 opts.idle = Duration::from_secs(1);
+                opts.saturate = Duration::from_secs(3);
+                opts.startup_runs = 2;
+                opts.idle_matrix = Duration::from_secs(1);
+                opts.idle_matrix_intervals = vec![50];
             }
             let with_keepalived = opts.implementations.contains(&Implementation::Keepalived);
             let with_nft = opts.scenarios.iter().any(|s| s.needs_nft());
@@ -265,5 +299,7 @@ fn testbed_options(common: &Common) -> Result<TestbedOptions, LabError> {
         server,
         agent_bin,
         lab_exe,
+        advert_ms: None,
+        checks: testbed::Checks::Http,
     })
 }

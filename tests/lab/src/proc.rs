@@ -228,3 +228,49 @@ pub fn ticks_per_second() -> u64 {
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     u64::try_from(t).ok().filter(|t| *t > 0).unwrap_or(100)
 }
+
+/// Context switches (voluntary + involuntary) of every thread of `pid`, summed over
+/// `/proc/PID/task/*/status` (the process's own `status` counts its main thread only). A
+/// thread that sleeps and is woken counts one voluntary switch, so per second this is a
+/// cheap proxy for wake-ups (no strace needed).
+pub fn ctxt_switches(pid: u32) -> Option<u64> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    for task in dir.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        for line in status.lines() {
+            let value = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"));
+            if let Some(n) = value.and_then(|v| v.trim().parse::<u64>().ok()) {
+                total += n;
+            }
+        }
+    }
+    Some(total)
+}
+
+/// CPU time of every thread of `pid` in nanoseconds: the first field of
+/// `/proc/PID/task/*/schedstat` (time on the CPU, kept by the scheduler in ns, where
+/// /proc/PID/stat's utime + stime count 10 ms clock ticks). `None` without schedstats.
+pub fn cpu_ns(pid: u32) -> Option<u64> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    let mut any = false;
+    for task in dir.flatten() {
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        if let Some(ns) = text
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            total += ns;
+            any = true;
+        }
+    }
+    any.then_some(total)
+}

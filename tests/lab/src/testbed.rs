@@ -75,6 +75,32 @@ impl Timers {
     }
 }
 
+/// Which service checks the agents run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Checks {
+    /// None: the election alone (for the idle-cost matrix).
+    None,
+    /// The production check: an HTTP GET to the node's own server (haagent every 100 ms,
+    /// fall 2; keepalived's script every 1 s).
+    Http,
+    /// The HTTP check plus haagent's event-driven `process` check on the server's pidfile
+    /// (pidfd: the server's exit is a fault at once). keepalived runs the HTTP script only:
+    /// its `track_process` matches by name, and the three nodes share one PID namespace.
+    HttpAndProcess,
+}
+
+impl Checks {
+    /// Name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "election only",
+            Self::Http => "with checks",
+            Self::HttpAndProcess => "with checks + process",
+        }
+    }
+}
+
 /// How to run the `haagent` agent.
 #[derive(Debug, Clone)]
 pub struct AgentBin {
@@ -124,6 +150,11 @@ pub struct TestbedOptions {
     pub agent_bin: AgentBin,
     /// `haagent-lab` itself (for the built-in responder).
     pub lab_exe: PathBuf,
+    /// Advert interval override, ms (`None`: what `timers` says). keepalived then runs
+    /// VRRPv3 with `advert_int` = this / 1000 s.
+    pub advert_ms: Option<u32>,
+    /// The service checks.
+    pub checks: Checks,
 }
 
 /// A directory under /run, removed when dropped.
@@ -149,6 +180,7 @@ pub struct Testbed {
     pub sampler: HolderSampler,
     agents: Vec<Option<Proc>>,
     servers: Vec<Option<Proc>>,
+    stress: Option<Proc>,
     /// The namespaces.
     pub lab: Lab,
     dir: WorkDir,
@@ -235,6 +267,7 @@ impl Testbed {
             sampler,
             agents: NODES.iter().map(|_| None).collect(),
             servers: NODES.iter().map(|_| None).collect(),
+            stress: None,
             lab,
             dir,
             opts,
@@ -311,7 +344,14 @@ impl Testbed {
                         source,
                     })?;
                     let path = self.node_dir(i).join("keepalived.conf");
-                    Self::write_file(&path, &keepalived_config(i, self.opts.timers, &check))?;
+                    Self::write_file(
+                        &path,
+                        &keepalived_config(
+                            i,
+                            &self.opts,
+                            (self.opts.checks != Checks::None).then_some(&check),
+                        ),
+                    )?;
                 }
             }
         }
@@ -335,8 +375,12 @@ impl Testbed {
                 Self::node_addr(j)
             );
         }
-        if self.opts.timers == Timers::Fast {
-            text.push_str("[election]\nadvert_interval_ms = 10\n\n");
+        match (self.opts.advert_ms, self.opts.timers) {
+            (Some(ms), _) => {
+                let _ = write!(text, "[election]\nadvert_interval_ms = {ms}\n\n");
+            }
+            (None, Timers::Fast) => text.push_str("[election]\nadvert_interval_ms = 10\n\n"),
+            (None, Timers::Default) => {}
         }
         // Every agent of the lab needs its own control socket; the gateway host is the
         // witness that tells an isolated node from a partitioned one.
@@ -347,8 +391,67 @@ impl Testbed {
             self.node_dir(i).join("haagent.sock").display(),
             self.node_dir(i).join("state").display()
         );
-        text.push_str(&haagent_health_check(addr));
+        if self.opts.checks != Checks::None {
+            text.push_str(&haagent_health_check(addr));
+        }
+        if self.opts.checks == Checks::HttpAndProcess {
+            let _ = write!(
+                text,
+                "[[check]]\nname = \"server-process\"\nkind = \"process\"\npidfile = \"{}\"\n\n",
+                self.server_pidfile(i).display()
+            );
+        }
         text
+    }
+
+    /// The pidfile of node `i`'s HTTP server: Nginx's own, or the one the lab writes for
+    /// the built-in responder.
+    pub fn server_pidfile(&self, i: usize) -> PathBuf {
+        match self.opts.server {
+            ServerKind::Nginx => self.node_dir(i).join("nginx.pid"),
+            ServerKind::Builtin => self.node_dir(i).join("server.pid"),
+        }
+    }
+
+    /// Saturates every core: `stress-ng --cpu <ncpu>`, started as a child of the lab, so
+    /// at the lab's nice level, which is also the agents' own. Errors when stress-ng is
+    /// not installed ([`stress_available`] tells first).
+    pub fn start_stress(&mut self) -> Result<(), LabError> {
+        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let log = self.dir.0.join("stress-ng.log");
+        let ns = &self.lab.host("client")?.ns;
+        let p = Proc::spawn(
+            "stress-ng",
+            ns,
+            "stress-ng",
+            &["--cpu".into(), ncpu.to_string(), "--quiet".into()],
+            &[],
+            &log,
+        )?;
+        self.stress = Some(p);
+        Ok(())
+    }
+
+    /// Ends the stress-ng started by [`Testbed::start_stress`] (SIGKILL to it and its
+    /// workers).
+    pub fn stop_stress(&mut self) {
+        self.stress = None;
+    }
+
+    /// Node `i`'s current agent log (the latest start's).
+    pub fn agent_log(&self, i: usize) -> String {
+        self.agents[i]
+            .as_ref()
+            .map(|p| p.log_text())
+            .unwrap_or_default()
+    }
+
+    /// Stops every agent gracefully (they release the VIP).
+    pub fn stop_all(&mut self) -> Result<(), LabError> {
+        for i in 0..NODES.len() {
+            self.stop_agent(i)?;
+        }
+        Ok(())
     }
 
     /// Starts the agent on node `i` (again, after a stop).
@@ -473,6 +576,9 @@ impl Testbed {
             &self.node_dir(i),
             &self.opts.lab_exe,
         )?;
+        if self.opts.server == ServerKind::Builtin {
+            Self::write_file(&self.server_pidfile(i), &format!("{}\n", p.pid()))?;
+        }
         self.servers[i] = Some(p);
         let ns_name = ns.name().to_string();
         let addr = Self::node_addr(i);
@@ -521,14 +627,26 @@ impl Testbed {
     /// Waits until n1 alone has held the VIP for the last second (no flapping back) and the
     /// client's last 300 ms of requests all succeeded; returns how long that took.
     pub fn wait_converged(&self, timeout: Duration) -> Result<Duration, LabError> {
+        self.wait_converged_after(Instant::now(), timeout)
+    }
+
+    /// As [`Testbed::wait_converged`], with that second of n1 alone entirely after `since`
+    /// (so a run that undid its fault cannot count the time before as settled).
+    pub fn wait_converged_after(
+        &self,
+        since: Instant,
+        timeout: Duration,
+    ) -> Result<Duration, LabError> {
         let start = Instant::now();
         loop {
             interrupt::check()?;
             let recent = self.probe.recent(Duration::from_millis(300));
             let now = Instant::now();
-            let held = self
-                .sampler
-                .between(now.checked_sub(Duration::from_secs(1)).unwrap_or(now), now);
+            let from = now
+                .checked_sub(Duration::from_secs(1))
+                .unwrap_or(now)
+                .max(since);
+            let held = self.sampler.between(from, now);
             if held.len() >= 80
                 && held.iter().all(|h| h.mask == 1)
                 && recent.len() >= 20
@@ -551,29 +669,45 @@ impl Testbed {
     }
 
     /// Idle resource use of each running agent over `window`: (node, RSS KiB, CPU % of one
-    /// core), summed over all of the agent's processes.
+    /// core, context switches per second), summed over all of the agent's processes and
+    /// threads. CPU time comes from /proc/PID/task/*/schedstat (ns), else from utime +
+    /// stime in /proc/PID/stat (10 ms ticks).
     pub fn idle_usage(&mut self, window: Duration) -> Result<Vec<IdleUsage>, LabError> {
-        let before: Vec<(Vec<u32>, u64)> = (0..NODES.len())
+        // CPU time in ns from schedstat where there is one (a thread that exits during
+        // the window takes its time with it either way), else in clock ticks.
+        let cpu_ns = |pids: &[u32]| -> u64 {
+            pids.iter()
+                .filter_map(|p| {
+                    proc::cpu_ns(*p).or_else(|| {
+                        proc::cpu_ticks(*p)
+                            .map(|t| t.saturating_mul(1_000_000_000) / proc::ticks_per_second())
+                    })
+                })
+                .sum()
+        };
+        let before: Vec<(Vec<u32>, u64, u64)> = (0..NODES.len())
             .map(|i| {
                 let pids = self.agent_pids(i);
-                let ticks = pids.iter().filter_map(|p| proc::cpu_ticks(*p)).sum();
-                (pids, ticks)
+                let ns = cpu_ns(&pids);
+                let switches = pids.iter().filter_map(|p| proc::ctxt_switches(*p)).sum();
+                (pids, ns, switches)
             })
             .collect();
         let start = Instant::now();
         interrupt::sleep(window)?;
         let secs = start.elapsed().as_secs_f64();
-        let hz = proc::ticks_per_second() as f64;
         Ok(before
             .into_iter()
             .enumerate()
-            .map(|(i, (pids, t0))| {
-                let t1: u64 = pids.iter().filter_map(|p| proc::cpu_ticks(*p)).sum();
+            .map(|(i, (pids, t0, s0))| {
+                let t1 = cpu_ns(&pids);
+                let s1: u64 = pids.iter().filter_map(|p| proc::ctxt_switches(*p)).sum();
                 IdleUsage {
                     node: NODES[i].to_string(),
                     processes: pids.len(),
                     rss_kib: pids.iter().filter_map(|p| proc::rss_kib(*p)).sum(),
-                    cpu_percent: t1.saturating_sub(t0) as f64 / hz / secs * 100.0,
+                    cpu_percent: t1.saturating_sub(t0) as f64 / 1e9 / secs * 100.0,
+                    wakeups_per_s: s1.saturating_sub(s0) as f64 / secs,
                 }
             })
             .collect())
@@ -591,6 +725,14 @@ pub struct IdleUsage {
     pub rss_kib: u64,
     /// CPU time over the window as a percentage of one core.
     pub cpu_percent: f64,
+    /// Context switches (voluntary + involuntary, all threads of all its processes) per
+    /// second over the window: a proxy for wake-ups.
+    pub wakeups_per_s: f64,
+}
+
+/// Whether `stress-ng` is installed (the saturated-host scenario needs it).
+pub fn stress_available() -> bool {
+    web::find_program("stress-ng").is_some()
 }
 
 /// The health-check part of haagent's config for the node at `addr`: an HTTP GET to its
@@ -618,10 +760,24 @@ fn keepalived_check_script(addr: Ipv4Addr) -> String {
 
 /// keepalived's config for node `i`: unicast VRRP to the two others, its health check,
 /// `script_user root` + `enable_script_security`, no `vrrp_strict` (it breaks unicast).
-fn keepalived_config(i: usize, timers: Timers, check: &Path) -> String {
-    let (version, advert) = match timers {
-        Timers::Default => ("", "1"),
-        Timers::Fast => ("    vrrp_version 3\n", "0.01"),
+fn keepalived_config(i: usize, opts: &TestbedOptions, check: Option<&Path>) -> String {
+    let (version, advert) = match (opts.advert_ms, opts.timers) {
+        (Some(ms), _) => (
+            "    vrrp_version 3\n",
+            format!("{}", f64::from(ms) / 1000.0),
+        ),
+        (None, Timers::Default) => ("", "1".to_string()),
+        (None, Timers::Fast) => ("    vrrp_version 3\n", "0.01".to_string()),
+    };
+    let (script, track) = match check {
+        Some(check) => (
+            format!(
+                "vrrp_script chk_http {{\n    script \"{}\"\n    interval 1\n    timeout 1\n}}\n\n",
+                check.display()
+            ),
+            "    track_script {\n        chk_http\n    }\n",
+        ),
+        None => (String::new(), ""),
     };
     let peers: String = (0..NODES.len())
         .filter(|j| *j != i)
@@ -629,13 +785,10 @@ fn keepalived_config(i: usize, timers: Timers, check: &Path) -> String {
         .collect();
     format!(
         "global_defs {{\n    router_id {name}\n    script_user root\n    enable_script_security\n{version}}}\n\n\
-         vrrp_script chk_http {{\n    script \"{check}\"\n    interval 1\n    timeout 1\n}}\n\n\
-         vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    \
+         {script}vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    \
          priority {prio}\n    advert_int {advert}\n    unicast_src_ip {addr}\n    \
-         unicast_peer {{\n{peers}    }}\n    virtual_ipaddress {{\n        {VIP}/24 dev eth0\n    }}\n    \
-         track_script {{\n        chk_http\n    }}\n}}\n",
+         unicast_peer {{\n{peers}    }}\n    virtual_ipaddress {{\n        {VIP}/24 dev eth0\n    }}\n{track}}}\n",
         name = NODES[i],
-        check = check.display(),
         prio = PRIORITIES[i],
         addr = Testbed::node_addr(i),
     )

@@ -48,9 +48,12 @@ fn bench_smoke_reports_every_scenario_with_numbers() {
     }
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("bench.json");
+    let svg_dir = dir.path().join("svg");
     let out = lab()
         .args(["bench", "--smoke", "--json"])
         .arg(&json_path)
+        .arg("--svg-dir")
+        .arg(&svg_dir)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -115,6 +118,43 @@ fn bench_smoke_reports_every_scenario_with_numbers() {
         );
     }
     assert!(stdout.contains("| haagent | default |"), "{stdout}");
+
+    // Issue 12: the cold starts, the idle matrix, failback, and a picture per scenario.
+    let startup = report["startup"].as_array().unwrap();
+    assert_eq!(startup.len(), 2, "{report:#}");
+    for start in startup {
+        assert!(start["master_transitions"].as_u64() >= Some(1), "{start}");
+        assert!(start["first_holder_ms"].as_f64().is_some(), "{start}");
+    }
+    let matrix = report["idle_matrix"].as_array().unwrap();
+    assert_eq!(matrix.len(), 2, "election only and with checks: {report:#}");
+    assert!(
+        matrix
+            .iter()
+            .all(|m| m["nodes"][0]["wakeups_per_s"].as_f64() > Some(0.0)),
+        "{report:#}"
+    );
+    let failback = summary
+        .iter()
+        .find(|r| r["scenario"] == "failback")
+        .unwrap();
+    assert_eq!(failback["runs"], 1, "{failback}");
+    assert!(stdout.contains("| 50 ms | election only |"), "{stdout}");
+    assert!(stdout.contains("cold starts"), "{stdout}");
+    let saturated_ran = summary.iter().any(|r| r["scenario"] == "saturated");
+    let saturated_skipped = report["skipped"].as_array().unwrap().iter().any(|s| {
+        s.as_str()
+            .is_some_and(|s| s.contains("stress-ng is not installed"))
+    });
+    assert!(saturated_ran != saturated_skipped, "{report:#}");
+    for name in [
+        "haagent-default-link-down.svg",
+        "haagent-default-failback.svg",
+        "haagent-default-startup.svg",
+    ] {
+        let svg = std::fs::read_to_string(svg_dir.join(name)).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("client"), "{name}");
+    }
 }
 
 #[test]
