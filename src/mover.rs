@@ -31,7 +31,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
@@ -396,52 +395,16 @@ impl Mover {
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {program}: {e}"))?;
-        let stderr = child.stderr.take().map(|mut pipe| {
-            tokio::spawn(async move {
-                let mut kept = Vec::new();
-                let mut buf = [0u8; 512];
-                while let Ok(n) = pipe.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    let room = STDERR_KEPT.saturating_sub(kept.len());
-                    kept.extend_from_slice(&buf[..n.min(room)]);
-                }
-                kept
-            })
-        });
-        let status = tokio::time::timeout(self.settings.timeout, child.wait()).await;
-        let stderr_text = || async {
-            let Some(task) = stderr else {
-                return String::new();
-            };
-            let abort = task.abort_handle();
-            match tokio::time::timeout(Duration::from_millis(100), task).await {
-                Ok(Ok(bytes)) => String::from_utf8_lossy(&bytes).trim().to_string(),
-                _ => {
-                    abort.abort();
-                    String::new()
-                }
-            }
-        };
-        match status {
-            Ok(Ok(st)) if st.success() => Ok(()),
-            Ok(Ok(st)) => {
-                let text = stderr_text().await;
-                Err(if text.is_empty() {
-                    format!("{program} {st}")
-                } else {
-                    format!("{program} {st}: {text}")
-                })
-            }
-            Ok(Err(e)) => Err(format!("cannot wait for {program}: {e}")),
-            Err(_) => {
-                crate::notify::kill_group(&mut child).await;
-                Err(format!(
-                    "{program} timed out after {} ms; it and its process group were killed",
-                    ms(self.settings.timeout)
-                ))
-            }
+        use crate::notify::{wait_bounded, Bounded};
+        match wait_bounded(&mut child, self.settings.timeout, STDERR_KEPT).await {
+            Bounded::Exited(st, _) if st.success() => Ok(()),
+            Bounded::Exited(st, text) if text.is_empty() => Err(format!("{program} {st}")),
+            Bounded::Exited(st, text) => Err(format!("{program} {st}: {text}")),
+            Bounded::WaitFailed(e) => Err(format!("cannot wait for {program}: {e}")),
+            Bounded::TimedOut(_) => Err(format!(
+                "{program} timed out after {} ms; it and its process group were killed",
+                ms(self.settings.timeout)
+            )),
         }
     }
 }

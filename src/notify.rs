@@ -409,8 +409,46 @@ async fn run_hook(job: Job) {
             return;
         }
     };
-    // Read stderr on the side: a background child that keeps the pipe open must not make us
-    // wait past the hook's own exit.
+    let status = wait_bounded(&mut child, timeout, STDERR_KEPT).await;
+    match status {
+        Bounded::Exited(st, _) if st.success() => {
+            tracing::debug!(hook = %shown, "notify hook finished");
+        }
+        Bounded::Exited(st, stderr) => {
+            tracing::warn!(hook = %shown, status = %st, stderr = %stderr, "notify hook failed");
+        }
+        Bounded::WaitFailed(e) => {
+            tracing::warn!(hook = %shown, error = %e, "notify hook could not be waited for")
+        }
+        Bounded::TimedOut(end) => {
+            tracing::warn!(hook = %shown, timeout_ms = timeout.as_millis() as u64, status = ?end,
+                "notify hook timed out; it and its process group were killed");
+        }
+    }
+}
+
+/// How a command run by [`wait_bounded`] ended.
+#[derive(Debug)]
+pub(crate) enum Bounded {
+    /// It exited (any status) within the timeout, with the first bytes of its stderr
+    /// (trimmed, lossy UTF-8; empty when it did not finish writing within 100 ms of exiting).
+    Exited(std::process::ExitStatus, String),
+    /// Waiting for it failed.
+    WaitFailed(std::io::Error),
+    /// Still running at the timeout: it and its process group were killed
+    /// ([`kill_group`]); how it ended then.
+    TimedOut(Option<std::process::ExitStatus>),
+}
+
+/// Waits for `child` (spawned with a piped stderr, in its own process group) at most
+/// `timeout`, keeping at most `stderr_kept` bytes of its stderr. The pipe is read on the side:
+/// a background grandchild that keeps it open does not make us wait past the child's own
+/// exit. Shared by the hooks and the cloud mover.
+pub(crate) async fn wait_bounded(
+    child: &mut tokio::process::Child,
+    timeout: Duration,
+    stderr_kept: usize,
+) -> Bounded {
     let stderr = child.stderr.take().map(|mut pipe| {
         tokio::spawn(async move {
             let mut kept = Vec::new();
@@ -419,13 +457,12 @@ async fn run_hook(job: Job) {
                 if n == 0 {
                     break;
                 }
-                let room = STDERR_KEPT.saturating_sub(kept.len());
+                let room = stderr_kept.saturating_sub(kept.len());
                 kept.extend_from_slice(&buf[..n.min(room)]);
             }
             kept
         })
     });
-    let status = tokio::time::timeout(timeout, child.wait()).await;
     let stderr_text = || async {
         let Some(task) = stderr else {
             return String::new();
@@ -439,22 +476,11 @@ async fn run_hook(job: Job) {
             }
         }
     };
-    match status {
-        Ok(Ok(st)) if st.success() => {
-            tracing::debug!(hook = %shown, "notify hook finished");
-        }
-        Ok(Ok(st)) => {
-            let stderr = stderr_text().await;
-            tracing::warn!(hook = %shown, status = %st, stderr = %stderr, "notify hook failed");
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(hook = %shown, error = %e, "notify hook could not be waited for")
-        }
-        Err(_) => {
-            let end = kill_group(&mut child).await;
-            tracing::warn!(hook = %shown, timeout_ms = timeout.as_millis() as u64, status = ?end,
-                "notify hook timed out; it and its process group were killed");
-        }
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(st)) if st.success() => Bounded::Exited(st, String::new()),
+        Ok(Ok(st)) => Bounded::Exited(st, stderr_text().await),
+        Ok(Err(e)) => Bounded::WaitFailed(e),
+        Err(_) => Bounded::TimedOut(kill_group(child).await),
     }
 }
 

@@ -10,64 +10,15 @@ mod support;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use pnet_datalink::Channel;
-use pnet_packet::arp::{ArpHardwareTypes, ArpOperations, MutableArpPacket};
-use pnet_packet::ethernet::{EtherTypes, MutableEthernetPacket};
-use pnet_packet::MutablePacket;
-use support::veth::run_in;
+use support::arp::{parse_mac, send_from};
 use support::*;
 
-const ROGUE_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
-
-fn parse_mac(s: &str) -> [u8; 6] {
-    let v: Vec<u8> = s
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect();
-    v.try_into().unwrap()
-}
-
-/// A broadcast ARP reply "VIP is at `claimed`" (not gratuitous in Linux's sense: the target
-/// MAC is broadcast, so a neighbour takes it only outside its 1 s locktime).
+/// A forged ARP reply "the VIP is at `claimed`", sent from `src`.
 fn forged_reply(src: [u8; 6], claimed: [u8; 6]) -> Vec<u8> {
-    let mut frame = vec![0u8; 42];
-    let mut eth = MutableEthernetPacket::new(&mut frame).unwrap();
-    eth.set_destination([0xff; 6].into());
-    eth.set_source(src.into());
-    eth.set_ethertype(EtherTypes::Arp);
-    let mut arp = MutableArpPacket::new(eth.payload_mut()).unwrap();
-    arp.set_hardware_type(ArpHardwareTypes::Ethernet);
-    arp.set_protocol_type(EtherTypes::Ipv4);
-    arp.set_hw_addr_len(6);
-    arp.set_proto_addr_len(4);
-    arp.set_operation(ArpOperations::Reply);
-    arp.set_sender_hw_addr(claimed.into());
-    arp.set_sender_proto_addr(VIP);
-    arp.set_target_hw_addr([0xff; 6].into());
-    arp.set_target_proto_addr(VIP);
-    frame
+    support::arp::forged_reply(src, claimed, VIP)
 }
 
-/// Sends `frames` on eth0 of the namespace `ns`, `gap` apart.
-fn send_from(ns: &str, frames: Vec<Vec<u8>>, gap: Duration) {
-    run_in(ns, move || {
-        let iface = pnet_datalink::interfaces()
-            .into_iter()
-            .find(|i| i.name == "eth0")
-            .expect("eth0 in the rogue namespace");
-        let config = pnet_datalink::Config {
-            promiscuous: false,
-            ..Default::default()
-        };
-        let Ok(Channel::Ethernet(mut tx, _rx)) = pnet_datalink::channel(&iface, config) else {
-            panic!("no ethernet channel on eth0");
-        };
-        for f in frames {
-            tx.send_to(&f, None).expect("one frame").expect("sent");
-            std::thread::sleep(gap);
-        }
-    });
-}
+const ROGUE_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
 
 fn started_pair() -> (Cluster, String, String, String) {
     let mut c = Cluster::new(&[node("n1", 200), node("n2", 100)]);
