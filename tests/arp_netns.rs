@@ -150,3 +150,43 @@ fn watch_reports_another_mac_announcing_the_vip() {
         );
     });
 }
+
+/// A watch replaced by [`ArpWatch::set_vips`] (or `reopen`) lingers until its read times
+/// out, but reports nothing once replaced: a claim of a VIP that is no longer watched is no
+/// conflict, a claim of the new one is.
+#[test]
+fn a_replaced_watch_reports_only_the_current_vips() {
+    if !require_root("a_replaced_watch_reports_only_the_current_vips") {
+        return;
+    }
+    const NEW_VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 101);
+    let lab = new_lab();
+    let mac_a = mac(&lab.a, IF_A);
+    let mac_b = mac(&lab.b, IF_B);
+    let b_name = lab.b.name().to_string();
+    lab.run_in_a(move || async move {
+        let (mut watch, mut conflicts) = ArpWatch::spawn(IF_A, mac_a, vec![VIP]).unwrap();
+        watch.set_vips(vec![NEW_VIP], mac_a).unwrap();
+        // The old VIP first, then the new one: the old thread, still reading, sees both.
+        run_in(&b_name, || {
+            let mut garp = GarpSender::open(IF_B).unwrap();
+            garp.send(VIP).unwrap();
+            garp.send(NEW_VIP).unwrap();
+        });
+        let conflict = tokio::time::timeout(Duration::from_secs(5), conflicts.recv())
+            .await
+            .expect("no ArpConflict within 5 s")
+            .expect("watch thread ended");
+        assert_eq!(
+            conflict,
+            ArpConflict {
+                vip: NEW_VIP,
+                mac: mac_b
+            }
+        );
+        // Longer than the old thread's read timeout (1 s): by then it has ended.
+        let more = tokio::time::timeout(Duration::from_millis(1500), conflicts.recv()).await;
+        assert!(more.is_err(), "a replaced watch reported: {more:?}");
+        drop(watch);
+    });
+}

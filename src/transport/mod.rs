@@ -65,6 +65,7 @@ mod links;
 mod probe;
 mod reject;
 mod reject_log;
+mod runtime;
 pub mod tls;
 mod verify;
 
@@ -284,8 +285,12 @@ impl Transport {
         // refuses every inbound connection.
         let (server, _) = tls.server()?;
         let addr = socket.local_addr().map_err(|e| bind_error(cfg.listen, e))?;
-        let runtime = quinn::default_runtime()
-            .ok_or_else(|| TransportError::Config("no tokio runtime is running".to_string()))?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(TransportError::Config(
+                "no tokio runtime is running".to_string(),
+            ));
+        }
+        let runtime: Arc<dyn quinn::Runtime> = Arc::new(runtime::ExactTimerRuntime);
         let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
             Some(server),

@@ -39,8 +39,14 @@ use super::VipError;
 /// or the end of its window.
 const PROBE_POLL: Duration = Duration::from_millis(2);
 
-/// Read timeout of the watch thread: how long it takes to notice it should stop.
-const WATCH_POLL: Duration = Duration::from_millis(100);
+/// Read timeout of the watch thread: how long a stopped (dropped or replaced) watch may
+/// linger before its thread ends. Its socket is the only thing it holds meanwhile, and it
+/// reports nothing once stopped (checked before every report). Every timeout is a wake-up
+/// of an idle agent, so it is long (issue 12: 100 ms cost 10 wake-ups a second).
+const WATCH_POLL: Duration = Duration::from_secs(1);
+
+/// Pause before the watch retries a failed receive (and reopens its socket).
+const WATCH_RETRY: Duration = Duration::from_millis(100);
 
 /// At most one [`ArpConflict`] per (VIP, MAC) within this time.
 const REPORT_EVERY: Duration = Duration::from_millis(500);
@@ -263,7 +269,7 @@ impl Drop for ArpWatch {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         // Not joined: the thread notices within WATCH_POLL, and dropping must not
-        // block an async task for that long.
+        // block an async task for that long. It reports nothing after this store.
         drop(self.thread.take());
     }
 }
@@ -292,7 +298,7 @@ fn watch(
                     tracing::warn!(interface = %channel.interface(), error = %e, "ARP watch: receive failed; retrying");
                     failing = true;
                 }
-                std::thread::sleep(WATCH_POLL);
+                std::thread::sleep(WATCH_RETRY);
                 // A socket whose interface index is gone never recovers: take the one
                 // that now carries the name, if any (the daemon restarts us on a MAC change).
                 if let Err(e) = channel.reopen() {
@@ -304,6 +310,11 @@ fn watch(
         let Some(claim) = claim else { continue };
         if claim.sender_mac == own_mac || !vips.contains(&claim.sender_ip) {
             continue;
+        }
+        if stop.load(Ordering::Relaxed) {
+            // Replaced (reopen, new VIPs) or dropped while this frame was read: the
+            // successor reports for the current VIPs and MAC.
+            break;
         }
         let conflict = ArpConflict {
             vip: claim.sender_ip,
