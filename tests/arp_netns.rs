@@ -190,3 +190,43 @@ fn a_replaced_watch_reports_only_the_current_vips() {
         drop(watch);
     });
 }
+
+/// The same for a watch reopened with a new MAC (the interface changed its address): the
+/// old watch, which still takes the old MAC for ours, does not report our own announcement
+/// from the new one.
+#[test]
+fn a_reopened_watch_does_not_take_our_new_mac_for_another_holder() {
+    if !require_root("a_reopened_watch_does_not_take_our_new_mac_for_another_holder") {
+        return;
+    }
+    let lab = new_lab();
+    let mac_a = mac(&lab.a, IF_A);
+    let mac_b = mac(&lab.b, IF_B);
+    let b_name = lab.b.name().to_string();
+    lab.run_in_a(move || async move {
+        // Started while the interface had another MAC.
+        let old_mac = [0x02, 0, 0x5e, 0, 0x53, 0x01];
+        let (mut watch, mut conflicts) = ArpWatch::spawn(IF_A, old_mac, vec![VIP]).unwrap();
+        watch.reopen(mac_a).unwrap();
+        // Our own announcement from the new MAC, then B's: only B's is a conflict.
+        GarpSender::open(IF_A).unwrap().send(VIP).unwrap();
+        run_in(&b_name, || {
+            GarpSender::open(IF_B).unwrap().send(VIP).unwrap()
+        });
+        let conflict = tokio::time::timeout(Duration::from_secs(5), conflicts.recv())
+            .await
+            .expect("no ArpConflict within 5 s")
+            .expect("watch thread ended");
+        assert_eq!(
+            conflict,
+            ArpConflict {
+                vip: VIP,
+                mac: mac_b
+            }
+        );
+        // Longer than the old thread's read timeout (1 s): by then it has ended.
+        let more = tokio::time::timeout(Duration::from_millis(1500), conflicts.recv()).await;
+        assert!(more.is_err(), "a replaced watch reported: {more:?}");
+        drop(watch);
+    });
+}

@@ -37,8 +37,8 @@ use crate::net::{format_mac, Ipv4Cidr};
 use crate::notify::{ConflictWon, Notifier, TransitionEvent};
 use crate::transport::{PeerSpec, Transport};
 use crate::vip::{
-    AddressEvent, AddressWatch, Announcer, ArpProbe, ArpWatch, CarrierWatch, LinkState,
-    RouteManager, VipError, VipManager,
+    AddressEvent, AddressWatch, Announcer, ArpConflict, ArpProbe, ArpWatch, CarrierWatch,
+    LinkState, RouteManager, VipError, VipManager,
 };
 use crate::wire::State;
 
@@ -158,6 +158,17 @@ pub(super) struct Side {
     pub(super) _carrier: CarrierWatch,
     /// The link as last reported: `None` = usable, `Some(detail)` = down.
     pub(super) link_down: Option<String>,
+}
+
+impl Side {
+    /// Whether an ARP watch report is about this side as it is now: one of its current VIPs,
+    /// claimed by a MAC that is not its interface's current one. A watch that is being
+    /// replaced (a reload changed the VIPs, the interface changed its MAC) may still deliver
+    /// a frame it read before; judged against the old VIPs or the old MAC it would make our
+    /// own announcement a conflict.
+    pub(super) fn is_current_conflict(&self, conflict: &ArpConflict) -> bool {
+        conflict.mac != self.vips.manager.mac() && self.arp.vip_addrs.contains(&conflict.vip)
+    }
 }
 
 /// The QUIC transport and the peers it dials.

@@ -555,6 +555,16 @@ impl Daemon {
         let Some(group) = self.groups.get_mut(g) else {
             return;
         };
+        if !group
+            .exec
+            .sides
+            .get(s)
+            .is_some_and(|side| side.is_current_conflict(&conflict))
+        {
+            // Read by a watch that was being replaced (reload, new MAC): not about what
+            // this side holds now.
+            return;
+        }
         if self
             .ops
             .config

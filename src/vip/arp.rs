@@ -267,7 +267,7 @@ impl ArpWatch {
 
 impl Drop for ArpWatch {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Release);
         // Not joined: the thread notices within WATCH_POLL, and dropping must not
         // block an async task for that long. It reports nothing after this store.
         drop(self.thread.take());
@@ -311,7 +311,7 @@ fn watch(
         if claim.sender_mac == own_mac || !vips.contains(&claim.sender_ip) {
             continue;
         }
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Acquire) {
             // Replaced (reopen, new VIPs) or dropped while this frame was read: the
             // successor reports for the current VIPs and MAC.
             break;
