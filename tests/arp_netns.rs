@@ -151,6 +151,21 @@ fn watch_reports_another_mac_announcing_the_vip() {
     });
 }
 
+/// Waits for `expected`, then makes sure nothing else is reported for longer than a replaced
+/// watch's thread can linger (its read timeout, 1 s).
+async fn expect_only_conflict(
+    conflicts: &mut tokio::sync::mpsc::Receiver<ArpConflict>,
+    expected: ArpConflict,
+) {
+    let conflict = tokio::time::timeout(Duration::from_secs(5), conflicts.recv())
+        .await
+        .expect("no ArpConflict within 5 s")
+        .expect("watch thread ended");
+    assert_eq!(conflict, expected);
+    let more = tokio::time::timeout(Duration::from_millis(1500), conflicts.recv()).await;
+    assert!(more.is_err(), "a replaced watch reported: {more:?}");
+}
+
 /// A watch replaced by [`ArpWatch::set_vips`] (or `reopen`) lingers until its read times
 /// out, but reports nothing once replaced: a claim of a VIP that is no longer watched is no
 /// conflict, a claim of the new one is.
@@ -173,20 +188,14 @@ fn a_replaced_watch_reports_only_the_current_vips() {
             garp.send(VIP).unwrap();
             garp.send(NEW_VIP).unwrap();
         });
-        let conflict = tokio::time::timeout(Duration::from_secs(5), conflicts.recv())
-            .await
-            .expect("no ArpConflict within 5 s")
-            .expect("watch thread ended");
-        assert_eq!(
-            conflict,
+        expect_only_conflict(
+            &mut conflicts,
             ArpConflict {
                 vip: NEW_VIP,
-                mac: mac_b
-            }
-        );
-        // Longer than the old thread's read timeout (1 s): by then it has ended.
-        let more = tokio::time::timeout(Duration::from_millis(1500), conflicts.recv()).await;
-        assert!(more.is_err(), "a replaced watch reported: {more:?}");
+                mac: mac_b,
+            },
+        )
+        .await;
         drop(watch);
     });
 }
@@ -213,20 +222,14 @@ fn a_reopened_watch_does_not_take_our_new_mac_for_another_holder() {
         run_in(&b_name, || {
             GarpSender::open(IF_B).unwrap().send(VIP).unwrap()
         });
-        let conflict = tokio::time::timeout(Duration::from_secs(5), conflicts.recv())
-            .await
-            .expect("no ArpConflict within 5 s")
-            .expect("watch thread ended");
-        assert_eq!(
-            conflict,
+        expect_only_conflict(
+            &mut conflicts,
             ArpConflict {
                 vip: VIP,
-                mac: mac_b
-            }
-        );
-        // Longer than the old thread's read timeout (1 s): by then it has ended.
-        let more = tokio::time::timeout(Duration::from_millis(1500), conflicts.recv()).await;
-        assert!(more.is_err(), "a replaced watch reported: {more:?}");
+                mac: mac_b,
+            },
+        )
+        .await;
         drop(watch);
     });
 }
