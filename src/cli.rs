@@ -259,7 +259,8 @@ struct AgentArgs {
     /// Directory with ca.pem, NAME.pem and NAME-key.pem.
     #[arg(long, value_name = "DIR")]
     certs: Option<PathBuf>,
-    /// Listen address[:port] for peer traffic (UDP, QUIC).
+    /// Listen address[:port] for peer traffic (UDP, QUIC); default 0.0.0.0:5798, or [::]:5798
+    /// when the peers are IPv6.
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
     /// Advert interval in milliseconds (min 10).

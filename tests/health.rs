@@ -28,7 +28,12 @@ struct Server {
 
 impl Server {
     async fn start(mode: u8, body: &'static str) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0", mode, body).await
+    }
+
+    /// [`Server::start`] on `bind` (e.g. `[::1]:0`).
+    async fn start_on(bind: &str, mode: u8, body: &'static str) -> Server {
+        let listener = TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mode = Arc::new(AtomicU8::new(mode));
         let m = mode.clone();
@@ -162,6 +167,31 @@ async fn http_fault_follows_fall_and_rise() {
     assert!(st.healthy, "{st:?}");
     assert!(st.consecutive_ok >= 2, "recovered before rise: {st:?}");
     assert!(st.failures >= 2 && st.runs > st.failures, "{st:?}");
+}
+
+/// Issue 13 item 6: a check against an IPv6 URL (`http://[::1]:PORT/health`) connects over
+/// IPv6 and says the bracketed address in its words.
+#[tokio::test]
+async fn http_checks_reach_an_ipv6_url() {
+    let server = Server::start_on("[::1]:0", OK, "ok").await;
+    let url = server.url();
+    assert!(url.starts_with("http://[::1]:"), "{url}");
+    let (monitor, mut rx) =
+        HealthMonitor::spawn(vec![spec("nginx6", http(url.clone(), None), Weight::Fault)]);
+    let v = settled(&mut rx).await;
+    assert_eq!(v.fault, None, "{v:?}");
+    assert!(
+        monitor.statuses()[0].last_result.starts_with("200 OK in "),
+        "{:?}",
+        monitor.statuses()[0]
+    );
+    server.set(ERROR);
+    let v = wait_for(&mut rx, "a fault", |v| v.fault.is_some()).await;
+    let fault = v.fault.unwrap();
+    assert!(
+        fault.contains(&format!("GET {url}")) && fault.contains("500 Internal Server Error"),
+        "{fault}"
+    );
 }
 
 #[tokio::test]

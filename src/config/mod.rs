@@ -220,7 +220,7 @@ pub struct NodeConfig {
     pub priority: u8,
     /// Interface that carries the VIPs.
     pub interface: String,
-    /// Local QUIC endpoint; default `0.0.0.0:5798`.
+    /// Local QUIC endpoint; default `0.0.0.0:5798`, or `[::]:5798` when the peers are IPv6.
     pub listen: SocketAddr,
 }
 

@@ -295,6 +295,74 @@ addresses = ["192.0.2.100/24"]
 }
 
 #[test]
+fn the_default_listen_address_follows_the_peers_family() {
+    // Issue 13: quick mode with an IPv6 `--peer` failed, the default listen being 0.0.0.0.
+    let o = Overrides {
+        peers: vec!["2001:db8::12".into(), "[2001:db8::13]:6000".into()],
+        ..quick_flags()
+    };
+    let c = from_flags_with_host(&o, Some("n1".into())).unwrap();
+    assert_eq!(c.node.listen, sa("[::]:5798"));
+    assert_eq!(c.peers[0].address, sa("[2001:db8::12]:5798"));
+    let c = from_flags_with_host(&quick_flags(), Some("n1".into())).unwrap();
+    assert_eq!(c.node.listen, sa("0.0.0.0:5798"));
+
+    let text = r#"[node]
+interface = "eth0"
+[[peer]]
+address = "2001:db8::12"
+[vip]
+addresses = ["192.0.2.100/24"]
+"#;
+    assert_eq!(parse(text).unwrap().node.listen, sa("[::]:5798"));
+}
+
+#[test]
+fn peers_of_two_families_are_refused_at_the_odd_one() {
+    let text = r#"[node]
+interface = "eth0"
+[[peer]]
+address = "2001:db8::12"
+[[peer]]
+address = "192.0.2.13"
+[vip]
+addresses = ["192.0.2.100/24"]
+"#;
+    assert_only_error_at(
+        text,
+        line_of(text, "192.0.2.13"),
+        "peer address `192.0.2.13:5798` is not in the same address family as the other \
+         peers: one QUIC endpoint (default listen `[::]:5798`",
+    );
+    let o = Overrides {
+        peers: vec!["2001:db8::12".into(), "192.0.2.13".into()],
+        ..quick_flags()
+    };
+    let shown = from_flags_with_host(&o, Some("n1".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        shown.starts_with("--peer 192.0.2.13: peer address `192.0.2.13:5798` is not in the same"),
+        "{shown}"
+    );
+    // An explicit IPv4 listen address with an IPv6 peer names the listen address.
+    let text = r#"[node]
+interface = "eth0"
+listen = "192.0.2.11"
+[[peer]]
+address = "2001:db8::12"
+[vip]
+addresses = ["192.0.2.100/24"]
+"#;
+    assert_only_error_at(
+        text,
+        line_of(text, "2001:db8::12"),
+        "peer address `[2001:db8::12]:5798` is not in the same address family as the listen \
+         address `192.0.2.11:5798`",
+    );
+}
+
+#[test]
 fn nopreempt_is_accepted_alone() {
     let text = full_with("preempt = true", "nopreempt = true");
     assert!(!parse(&text).unwrap().election.preempt);

@@ -4,7 +4,7 @@
 //! the first problem: every check runs and every problem is reported with its place.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -82,7 +82,20 @@ pub(crate) fn validate(
             String::new()
         }
     };
-    let default_listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_PORT);
+    // The default listen address is the unspecified address of the peers' family (the
+    // first peer whose address parses decides): `0.0.0.0:5798`, or `[::]:5798` for IPv6
+    // peers. One QUIC endpoint serves every peer, so the peers must share its family.
+    let ipv6_peers = raw
+        .peers
+        .iter()
+        .filter_map(|p| p.address.as_ref())
+        .find_map(|a| parse_endpoint(&a.value).ok())
+        .is_some_and(|a| a.is_ipv6());
+    let default_listen = if ipv6_peers {
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), DEFAULT_PORT)
+    } else {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_PORT)
+    };
     let listen = match &raw.node.listen {
         None => default_listen,
         Some(it) => match parse_endpoint(&it.value) {
@@ -172,10 +185,19 @@ pub(crate) fn validate(
         } else if address.is_ipv4() != listen.is_ipv4() {
             ck.err(
                 &addr_item.origin,
-                format!(
-                    "peer address `{address}` is not in the same address family as the listen \
-                     address `{listen}`"
-                ),
+                if raw.node.listen.is_some() {
+                    format!(
+                        "peer address `{address}` is not in the same address family as the \
+                         listen address `{listen}`"
+                    )
+                } else {
+                    format!(
+                        "peer address `{address}` is not in the same address family as the \
+                         other peers: one QUIC endpoint (default listen `{listen}`, from the \
+                         first peer's family) talks to every peer, so list every peer in one \
+                         family"
+                    )
+                },
             );
         } else {
             seen_addrs.insert(address, addr_item.origin.clone());
