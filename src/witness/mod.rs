@@ -5,7 +5,7 @@
 //! its cable, switch port or NIC is gone — and must not hold (or take) the VIP;
 //! a node that hears no peer but still reaches the gateway is the one that should.
 //! The witness pings the gateway through the VIP interface every `interval` (ICMP echo to
-//! an IPv4 gateway, ICMPv6 echo to an IPv6 one, see [`icmp`]) and reports a stable verdict;
+//! an IPv4 gateway, ICMPv6 echo to an IPv6 one, see `icmp.rs`) and reports a stable verdict;
 //! the election (a pure state machine) decides with it.
 //!
 //! - [`Witness::spawn`] resolves the gateway ([`Gateway::Auto`] reads the default
