@@ -272,7 +272,7 @@ struct AgentArgs {
     /// Do not take the VIP from a working lower-priority master.
     #[arg(long)]
     nopreempt: bool,
-    /// Gateway witness: `auto` (the default route's gateway) or an IPv4 address.
+    /// Gateway witness: `auto` (the default route's gateway) or an IPv4 or IPv6 address.
     #[arg(long, value_name = "auto|IP")]
     gateway: Option<String>,
     /// Quorum: `majority` (default with 3 or more nodes) or `off`.

@@ -17,7 +17,7 @@
 //!   node's own certificate and key.
 //! - [`config`]: strict TOML plus command-line overrides → one validated [`config::Config`];
 //!   every problem reported with its file and line.
-//! - [`witness`]: the gateway witness, ICMP echoes to the gateway (checksummed, random id
+//! - [`witness`]: the gateway witness, ICMP or ICMPv6 echoes to the gateway (checksummed, random id
 //!   and token) with fall/rise hysteresis.
 //! - [`health`]: the health checks (http, tcp, exec, process, interface, file) and their
 //!   verdict: a priority adjustment or a fault.

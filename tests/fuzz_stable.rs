@@ -268,8 +268,28 @@ fn the_valid_seeds_are_accepted() {
             assert_eq!(parsed.map(|p| p.1), Some(std::net::Ipv4Addr::UNSPECIFIED));
         }
     }
-    // ICMP: the two `-reply` seeds match; the echo request does not.
+    // ICMP: the `-reply` seeds match; the echo requests do not.
     for (name, bytes) in seeds("icmp_reply") {
+        if bytes[0] & 16 != 0 {
+            // ICMPv6: flags, id, seq, token, gateway, destination, message.
+            let matched = haagent::witness::fuzz_match_reply_v6(
+                std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&bytes[13..29]).unwrap()),
+                std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&bytes[29..45]).unwrap()),
+                &bytes[45..],
+                std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&bytes[13..29]).unwrap()),
+                (
+                    u16::from_be_bytes([bytes[1], bytes[2]]),
+                    u16::from_be_bytes([bytes[3], bytes[4]]),
+                    bytes[5..13].try_into().unwrap(),
+                ),
+            );
+            assert_eq!(
+                matched.is_ok(),
+                name.ends_with("-reply"),
+                "{name}: {matched:?}"
+            );
+            continue;
+        }
         let raw = bytes[0] & 1 != 0;
         let id = u16::from_be_bytes([bytes[1], bytes[2]]);
         let seq = u16::from_be_bytes([bytes[3], bytes[4]]);

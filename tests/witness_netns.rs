@@ -6,6 +6,11 @@
 //!
 //! A last pair of tests puts a rogue on the segment that forges echo replies.
 //!
+//! The IPv6 tests (`witness6_…`) use the same pair with IPv6 only: the gateway has
+//! `2001:db8::1` and its own link-local address, the node `2001:db8::11` and its own, and
+//! the node's default route is via the gateway's link-local address, as a router
+//! advertisement would install it.
+//!
 //! Needs root (namespaces, raw ICMP sockets). Without it every test prints
 //! `SKIPPED …` and returns; with `HAAGENT_REQUIRE_NETNS` set (as CI does) a skip
 //! is a failure.
@@ -13,7 +18,7 @@
 mod support;
 
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -26,7 +31,7 @@ use haagent::witness::{
     resolve_gateway, Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent,
 };
 use support::require_root;
-use support::veth::{ip, Netns, VethLab, IF_A, IF_B};
+use support::veth::{ip, run_in, Netns, VethLab, IF_A, IF_B};
 use tokio::sync::mpsc::Receiver;
 
 /// The node's interface (in namespace A of the veth lab).
@@ -102,13 +107,13 @@ async fn next_event(events: &mut Receiver<WitnessEvent>, within: Duration) -> Wi
         .expect("witness task ended")
 }
 
-/// Auto resolves the gateway, the first verdict is Reachable, losing the
+/// Auto resolves the gateway (`expected`), the first verdict is Reachable, losing the
 /// gateway's link gives Unreachable within fall × interval (plus slack), and
 /// bringing it back gives Reachable again.
-fn follows_gateway_link(lab: VethLab) {
+fn follows_gateway_link(lab: VethLab, expected: IpAddr) {
     let gw_ns = lab.gw().name().to_string();
     lab.run_in_a(move || async move {
-        assert_eq!(resolve_gateway(IF_NODE).await.unwrap(), GATEWAY);
+        assert_eq!(resolve_gateway(IF_NODE).await.unwrap(), expected);
 
         let cfg = WitnessConfig::new(IF_NODE, Gateway::Auto);
         let (interval, fall, rise) = (cfg.interval, cfg.fall, cfg.rise);
@@ -116,7 +121,7 @@ fn follows_gateway_link(lab: VethLab) {
         assert_eq!(cfg.timeout, interval);
         assert_eq!((fall, rise), (3, 2));
         let (witness, mut events) = Witness::spawn(cfg).await.unwrap();
-        assert_eq!(witness.gateway(), GATEWAY);
+        assert_eq!(witness.gateway(), expected);
         assert_eq!(
             witness.reachable(),
             None,
@@ -125,7 +130,7 @@ fn follows_gateway_link(lab: VethLab) {
 
         match next_event(&mut events, Duration::from_secs(5)).await {
             WitnessEvent::Reachable { gateway, rtt } => {
-                assert_eq!(gateway, GATEWAY);
+                assert_eq!(gateway, expected);
                 assert!(rtt < interval, "rtt {rtt:?}");
             }
             other => panic!("first event should be Reachable, got {other:?}"),
@@ -145,11 +150,9 @@ fn follows_gateway_link(lab: VethLab) {
         eprintln!("Unreachable after {took:?}: {event:?}");
         match &event {
             WitnessEvent::Unreachable { gateway, reason } => {
-                assert_eq!(*gateway, GATEWAY);
-                assert!(
-                    reason.starts_with("3 echoes to 192.0.2.1 unanswered (fall 3 × 200 ms)"),
-                    "{reason}"
-                );
+                assert_eq!(*gateway, expected);
+                let words = format!("3 echoes to {expected} unanswered (fall 3 × 200 ms)");
+                assert!(reason.starts_with(&words), "{reason}");
             }
             other => panic!("expected Unreachable, got {other:?}"),
         }
@@ -163,7 +166,7 @@ fn follows_gateway_link(lab: VethLab) {
         let event = next_event(&mut events, Duration::from_secs(10)).await;
         eprintln!("Reachable again after {:?}: {event:?}", restored.elapsed());
         assert!(
-            matches!(event, WitnessEvent::Reachable { gateway, .. } if gateway == GATEWAY),
+            matches!(event, WitnessEvent::Reachable { gateway, .. } if gateway == expected),
             "expected Reachable, got {event:?}"
         );
         assert_eq!(witness.reachable(), Some(true));
@@ -180,7 +183,7 @@ fn witness_follows_gateway_link_with_raw_socket() {
         return;
     }
     // New namespaces have ping_group_range "1 0": the witness falls back to raw.
-    follows_gateway_link(new_lab());
+    follows_gateway_link(new_lab(), GATEWAY.into());
 }
 
 #[test]
@@ -190,7 +193,7 @@ fn witness_follows_gateway_link_with_datagram_socket() {
     }
     let lab = new_lab();
     lab.allow_ping_sockets();
-    follows_gateway_link(lab);
+    follows_gateway_link(lab, GATEWAY.into());
 }
 
 #[test]
@@ -201,13 +204,13 @@ fn witness_first_verdict_is_unreachable_when_gateway_is_down() {
     let lab = new_lab();
     lab.set_gateway_link(false);
     lab.run_in_a(|| async {
-        let mut cfg = WitnessConfig::new(IF_NODE, Gateway::Addr(GATEWAY));
+        let mut cfg = WitnessConfig::new(IF_NODE, Gateway::Addr(GATEWAY.into()));
         cfg.interval = Duration::from_millis(50);
         cfg.timeout = Duration::from_millis(50);
         let (witness, mut events) = Witness::spawn(cfg).await.unwrap();
         match next_event(&mut events, Duration::from_secs(5)).await {
             WitnessEvent::Unreachable { gateway, reason } => {
-                assert_eq!(gateway, GATEWAY);
+                assert_eq!(gateway, IpAddr::from(GATEWAY));
                 assert!(reason.contains("unanswered (fall 3 × 50 ms)"), "{reason}");
             }
             other => panic!("expected Unreachable, got {other:?}"),
@@ -298,68 +301,139 @@ enum Forgery {
     Exact = 2,
 }
 
+/// A loop run over and over in its own thread until dropped (then stopped and joined).
+struct Background {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Background {
+    fn start(mut step: impl FnMut() + Send + 'static) -> Background {
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                step();
+            }
+        });
+        Background {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Turns `reply` (the request with the reply type) into the forgery `mode` asks for;
+/// `fix` writes a valid checksum.
+fn forge(mode: u8, reply: &mut [u8], fix: impl Fn(&mut [u8])) {
+    match mode {
+        0 => {
+            fix(reply);
+            reply[2] ^= 0x5a;
+        }
+        1 => {
+            if let Some(last) = reply.last_mut() {
+                *last ^= 0xff;
+            }
+            fix(reply);
+        }
+        _ => fix(reply),
+    }
+}
+
 /// A rogue host's raw socket in the gateway's namespace: it reads each echo request the
 /// node sends to the gateway and answers it itself, forged as `mode` says, with the
 /// gateway's address as source. Stopped and joined on drop.
 struct Rogue {
     mode: Arc<AtomicU8>,
     forged: Arc<AtomicU32>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _loop: Background,
 }
 
 impl Rogue {
-    fn start(ns: &str, mode: Forgery) -> Rogue {
-        let socket = raw_icmp_socket_in(ns);
+    /// Around `answer`, which reads one request and sends its forged reply (true if sent).
+    fn around(mode: Forgery, mut answer: impl FnMut(u8) -> bool + Send + 'static) -> Rogue {
         let mode = Arc::new(AtomicU8::new(mode as u8));
         let forged = Arc::new(AtomicU32::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (m, f, st) = (Arc::clone(&mode), Arc::clone(&forged), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            let mut socket = socket;
-            let mut buf = [0u8; 1500];
-            let to = SockAddr::from(SocketAddrV4::new(NODE, 0));
-            while !st.load(Ordering::SeqCst) {
-                let Ok(len) = socket.read(&mut buf) else {
-                    continue; // read timeout
-                };
-                let Some((src, dst, icmp)) = split_icmp(&buf[..len]) else {
-                    continue;
-                };
-                if src != NODE || dst != GATEWAY || icmp[0] != 8 {
-                    continue;
-                }
-                let mut reply = icmp.to_vec();
-                reply[0] = 0;
-                let fix = |r: &mut Vec<u8>| {
-                    r[2..4].copy_from_slice(&[0, 0]);
-                    let sum = checksum(r);
-                    r[2..4].copy_from_slice(&sum.to_be_bytes());
-                };
-                match m.load(Ordering::SeqCst) {
-                    0 => {
-                        fix(&mut reply);
-                        reply[2] ^= 0x5a;
-                    }
-                    1 => {
-                        if let Some(last) = reply.last_mut() {
-                            *last ^= 0xff;
-                        }
-                        fix(&mut reply);
-                    }
-                    _ => fix(&mut reply),
-                }
-                if socket.send_to(&reply, &to).is_ok() {
-                    f.fetch_add(1, Ordering::SeqCst);
-                }
+        let (m, f) = (Arc::clone(&mode), Arc::clone(&forged));
+        let _loop = Background::start(move || {
+            if answer(m.load(Ordering::SeqCst)) {
+                f.fetch_add(1, Ordering::SeqCst);
             }
         });
         Rogue {
             mode,
             forged,
-            stop,
-            thread: Some(thread),
+            _loop,
         }
+    }
+
+    /// The IPv4 rogue: reads and answers through one raw ICMP socket.
+    fn start(ns: &str, mode: Forgery) -> Rogue {
+        let mut socket = raw_icmp_socket_in(ns);
+        let to = SockAddr::from(SocketAddrV4::new(NODE, 0));
+        let mut buf = [0u8; 1500];
+        Rogue::around(mode, move |mode| {
+            let Ok(len) = socket.read(&mut buf) else {
+                return false; // read timeout
+            };
+            let Some((src, dst, icmp)) = split_icmp(&buf[..len]) else {
+                return false;
+            };
+            if src != NODE || dst != GATEWAY || icmp[0] != 8 {
+                return false;
+            }
+            let mut reply = icmp.to_vec();
+            reply[0] = 0;
+            forge(mode, &mut reply, |r| set_checksum(r, &[]));
+            socket.send_to(&reply, &to).is_ok()
+        })
+    }
+
+    /// The IPv6 rogue: reads requests to [`GATEWAY6`] on a raw ICMPv6 socket and answers
+    /// through an `IPPROTO_RAW` socket (it writes the IPv6 header itself), because a raw
+    /// ICMPv6 socket always computes the checksum and could not send a bad one.
+    fn start_v6(ns: &str, mode: Forgery) -> Rogue {
+        let (listen, send) = run_in(ns, || {
+            let listen = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).unwrap();
+            listen
+                .set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
+            let send = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(255))).unwrap();
+            (listen, send)
+        });
+        let mut buf = [0u8; 1500];
+        Rogue::around(mode, move |mode| {
+            let Ok((len, from)) = recv_from(&listen, &mut buf) else {
+                return false;
+            };
+            let icmp = &buf[..len];
+            let from_node = from.as_socket_ipv6().map(|a| *a.ip()) == Some(NODE6);
+            if !from_node || icmp.first() != Some(&128) {
+                return false;
+            }
+            let mut reply = icmp.to_vec();
+            reply[0] = 129;
+            let pseudo = pseudo_header_v6(GATEWAY6, NODE6, reply.len());
+            forge(mode, &mut reply, |r| set_checksum(r, &pseudo));
+            let mut packet = vec![0x60, 0, 0, 0];
+            packet.extend((reply.len() as u16).to_be_bytes());
+            packet.extend([58, 64]);
+            packet.extend(GATEWAY6.octets());
+            packet.extend(NODE6.octets());
+            packet.extend(&reply);
+            let to = SockAddr::from(SocketAddrV6::new(NODE6, 0, 0, 0));
+            send.send_to(&packet, &to).is_ok()
+        })
     }
 
     fn set(&self, mode: Forgery) {
@@ -367,13 +441,28 @@ impl Rogue {
     }
 }
 
-impl Drop for Rogue {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// Writes the checksum of `icmp` preceded by `pseudo_header` (empty for IPv4).
+fn set_checksum(icmp: &mut [u8], pseudo_header: &[u8]) {
+    icmp[2..4].copy_from_slice(&[0, 0]);
+    let sum = checksum(&[pseudo_header, icmp].concat());
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// The IPv6 pseudo-header (RFC 8200 §8.1) of an ICMPv6 message of `len` bytes.
+fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, len: usize) -> Vec<u8> {
+    let mut h = Vec::with_capacity(40);
+    h.extend(src.octets());
+    h.extend(dst.octets());
+    h.extend((len as u32).to_be_bytes());
+    h.extend([0, 0, 0, 58]);
+    h
+}
+
+/// `recv_from` into a plain buffer.
+fn recv_from(socket: &Socket, buf: &mut [u8]) -> std::io::Result<(usize, SockAddr)> {
+    // SAFETY: recv only writes initialised bytes; `MaybeUninit<u8>` has `u8`'s layout.
+    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+    socket.recv_from(uninit)
 }
 
 /// A raw socket in the node's namespace that counts the echo replies "from the gateway"
@@ -382,43 +471,60 @@ impl Drop for Rogue {
 struct Observer {
     bad_checksum: Arc<AtomicU32>,
     good_checksum: Arc<AtomicU32>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _loop: Background,
 }
 
 impl Observer {
-    fn start(ns: &str) -> Observer {
-        let socket = raw_icmp_socket_in(ns);
+    /// Around `read`, which reads one packet and says whether it was an echo reply from
+    /// the gateway and whether its checksum verified.
+    fn around(mut read: impl FnMut() -> Option<bool> + Send + 'static) -> Observer {
         let bad_checksum = Arc::new(AtomicU32::new(0));
         let good_checksum = Arc::new(AtomicU32::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (b, g, st) = (
-            Arc::clone(&bad_checksum),
-            Arc::clone(&good_checksum),
-            Arc::clone(&stop),
-        );
-        let thread = std::thread::spawn(move || {
-            let mut socket = socket;
-            let mut buf = [0u8; 1500];
-            while !st.load(Ordering::SeqCst) {
-                let Ok(len) = socket.read(&mut buf) else {
-                    continue;
-                };
-                match split_icmp(&buf[..len]) {
-                    Some((GATEWAY, NODE, icmp)) if icmp[0] == 0 => {
-                        let counter = if checksum(icmp) == 0 { &g } else { &b };
-                        counter.fetch_add(1, Ordering::SeqCst);
-                    }
-                    _ => {}
-                }
-            }
+        let (b, g) = (Arc::clone(&bad_checksum), Arc::clone(&good_checksum));
+        let _loop = Background::start(move || match read() {
+            Some(true) => _ = g.fetch_add(1, Ordering::SeqCst),
+            Some(false) => _ = b.fetch_add(1, Ordering::SeqCst),
+            None => {}
         });
         Observer {
             bad_checksum,
             good_checksum,
-            stop,
-            thread: Some(thread),
+            _loop,
         }
+    }
+
+    fn start(ns: &str) -> Observer {
+        let mut socket = raw_icmp_socket_in(ns);
+        let mut buf = [0u8; 1500];
+        Observer::around(move || {
+            let len = socket.read(&mut buf).ok()?;
+            match split_icmp(&buf[..len]) {
+                Some((GATEWAY, NODE, icmp)) if icmp[0] == 0 => Some(checksum(icmp) == 0),
+                _ => None,
+            }
+        })
+    }
+
+    /// The same on a raw ICMPv6 socket (which gets no IPv6 header: the pseudo-header is
+    /// built from the addresses the test knows).
+    fn start_v6(ns: &str) -> Observer {
+        let socket = run_in(ns, || {
+            let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            s
+        });
+        let mut buf = [0u8; 1500];
+        Observer::around(move || {
+            let (len, from) = recv_from(&socket, &mut buf).ok()?;
+            let icmp = &buf[..len];
+            if from.as_socket_ipv6().map(|a| *a.ip()) != Some(GATEWAY6)
+                || icmp.first() != Some(&129)
+            {
+                return None;
+            }
+            let pseudo = pseudo_header_v6(GATEWAY6, NODE6, icmp.len());
+            Some(checksum(&[&pseudo[..], icmp].concat()) == 0)
+        })
     }
 
     fn counts(&self) -> (u32, u32) {
@@ -426,15 +532,6 @@ impl Observer {
             self.bad_checksum.load(Ordering::SeqCst),
             self.good_checksum.load(Ordering::SeqCst),
         )
-    }
-}
-
-impl Drop for Observer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -465,12 +562,27 @@ fn forged_replies_do_not_make_the_gateway_reachable(lab: VethLab) {
         "-w",
         "net.ipv4.icmp_echo_ignore_all=1",
     ]);
-    let rogue = Rogue::start(lab.gw().name(), Forgery::BadChecksum);
-    let observer = Observer::start(lab.node().name());
-    let (rogue, observer) = (Arc::new(rogue), Arc::new(observer));
-    let (r, o) = (Arc::clone(&rogue), Arc::clone(&observer));
+    let rogue = Arc::new(Rogue::start(lab.gw().name(), Forgery::BadChecksum));
+    let observer = Arc::new(Observer::start(lab.node().name()));
+    let o = Arc::clone(&observer);
+    believe_only_exact_replies(&lab, GATEWAY.into(), &rogue, &observer, move || {
+        o.counts().0
+    });
+}
+
+/// The phases of [`forged_replies_do_not_make_the_gateway_reachable`] against `gateway`;
+/// `bad_arrived` counts the bad-checksum forgeries that demonstrably reached the node.
+fn believe_only_exact_replies(
+    lab: &VethLab,
+    gateway: IpAddr,
+    rogue: &Arc<Rogue>,
+    observer: &Arc<Observer>,
+    bad_arrived: impl Fn() -> u32 + Send + 'static,
+) {
+    let (r, o) = (Arc::clone(rogue), Arc::clone(observer));
+    let expected = gateway;
     lab.run_in_a(move || async move {
-        let mut cfg = WitnessConfig::new(IF_NODE, Gateway::Addr(GATEWAY));
+        let mut cfg = WitnessConfig::new(IF_NODE, Gateway::Addr(expected));
         cfg.interval = Duration::from_millis(50);
         cfg.timeout = Duration::from_millis(50);
         let interval = cfg.interval;
@@ -478,10 +590,10 @@ fn forged_replies_do_not_make_the_gateway_reachable(lab: VethLab) {
 
         // Phase 1: bad checksums.
         match next_event(&mut events, Duration::from_secs(5)).await {
-            WitnessEvent::Unreachable { gateway, .. } => assert_eq!(gateway, GATEWAY),
+            WitnessEvent::Unreachable { gateway, .. } => assert_eq!(gateway, expected),
             other => panic!("bad-checksum forgeries were believed: {other:?}"),
         }
-        let (bad, _) = o.counts();
+        let bad = bad_arrived();
         assert!(
             bad >= 3,
             "only {bad} forged replies reached the node: the test proves nothing"
@@ -507,7 +619,7 @@ fn forged_replies_do_not_make_the_gateway_reachable(lab: VethLab) {
         // Phase 3, the control: exact replies from the same rogue are believed.
         r.set(Forgery::Exact);
         match next_event(&mut events, Duration::from_secs(5)).await {
-            WitnessEvent::Reachable { gateway, .. } => assert_eq!(gateway, GATEWAY),
+            WitnessEvent::Reachable { gateway, .. } => assert_eq!(gateway, expected),
             other => panic!("expected Reachable from exact replies, got {other:?}"),
         }
     });
@@ -616,7 +728,7 @@ fn echoes_never_leave_from_a_promoted_vip(lab: VethLab) {
         lab.run_in_a(move || async move {
             let cfg = WitnessConfig {
                 source,
-                ..WitnessConfig::new(IF_NODE, Gateway::Addr(GATEWAY))
+                ..WitnessConfig::new(IF_NODE, Gateway::Addr(GATEWAY.into()))
             };
             let (_witness, _events) = Witness::spawn(cfg).await.unwrap();
             tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -652,4 +764,221 @@ fn witness_echoes_never_leave_from_a_promoted_vip_with_datagram_socket() {
     let lab = new_lab();
     lab.allow_ping_sockets();
     echoes_never_leave_from_a_promoted_vip(lab);
+}
+
+/// The IPv6 gateway's global address.
+const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+/// The node's global address.
+const NODE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11);
+
+/// `sysctl -w SETTING` inside `ns`.
+fn sysctl_in(ns: &Netns, setting: &str) {
+    ip(&["netns", "exec", ns.name(), "sysctl", "-q", "-w", setting]);
+}
+
+/// The IPv6-only lab: IPv6 on and DAD off in both namespaces before the links come up
+/// (so no address is ever tentative), the gateway with `2001:db8::1` (kept while its link
+/// is down, which would otherwise flush it) and its own link-local address (flushed with
+/// the link and made again, the same, when it comes back: the kernel keeps no link-local
+/// address over a link down), the node with `2001:db8::11`, default route via the
+/// gateway's link-local address, which is returned with the lab.
+fn new_lab_v6() -> (VethLab, Ipv6Addr) {
+    let lab = VethLab::pair("wit6");
+    for (ns, dev) in [(&lab.a, IF_NODE), (&lab.b, IF_GW)] {
+        for scope in ["all", "default", dev] {
+            sysctl_in(ns, &format!("net.ipv6.conf.{scope}.disable_ipv6=0"));
+            sysctl_in(ns, &format!("net.ipv6.conf.{scope}.accept_dad=0"));
+        }
+    }
+    sysctl_in(
+        &lab.b,
+        &format!("net.ipv6.conf.{IF_GW}.keep_addr_on_down=1"),
+    );
+    let (node, gw) = (lab.a.name(), lab.b.name());
+    for (ns, dev, addr) in [
+        (gw, IF_GW, "2001:db8::1/64"),
+        (node, IF_NODE, "2001:db8::11/64"),
+    ] {
+        ip(&["-n", ns, "addr", "add", addr, "dev", dev, "nodad"]);
+    }
+    lab.set_up();
+    // Never a fixed sleep: poll until both ends have carrier (a neighbour solicitation
+    // sent before is lost, and the next one only goes 1 s later, RFC 4861 RetransTimer)
+    // and no address is tentative (at once with DAD off).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (ns, dev) in [(node, IF_NODE), (gw, IF_GW)] {
+        let ready = || {
+            let link: serde_json::Value =
+                serde_json::from_str(&ip(&["-n", ns, "-j", "link", "show", "dev", dev])).unwrap();
+            link[0]["operstate"] == "UP"
+                && ip(&["-n", ns, "-6", "addr", "show", "tentative"])
+                    .trim()
+                    .is_empty()
+        };
+        while !ready() {
+            assert!(Instant::now() < deadline, "{dev} in {ns} does not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // The kernel makes it when the link comes up; poll for it all the same.
+    let router = loop {
+        let shown = ip(&[
+            "-n", gw, "-j", "-6", "addr", "show", "dev", IF_GW, "scope", "link",
+        ]);
+        let links: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        let found = links[0]["addr_info"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|a| a["local"].as_str()?.parse::<Ipv6Addr>().ok());
+        if let Some(router) = found {
+            break router;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no link-local address on the gateway: {shown}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let via = router.to_string();
+    ip(&[
+        "-n", node, "-6", "route", "add", "default", "via", &via, "dev", IF_NODE,
+    ]);
+    (lab, router)
+}
+
+#[test]
+fn witness6_auto_finds_the_link_local_router_and_follows_its_link_with_raw_socket() {
+    if !require_root(
+        "witness6_auto_finds_the_link_local_router_and_follows_its_link_with_raw_socket",
+    ) {
+        return;
+    }
+    let (lab, router) = new_lab_v6();
+    follows_gateway_link(lab, router.into());
+}
+
+#[test]
+fn witness6_auto_finds_the_link_local_router_and_follows_its_link_with_datagram_socket() {
+    if !require_root(
+        "witness6_auto_finds_the_link_local_router_and_follows_its_link_with_datagram_socket",
+    ) {
+        return;
+    }
+    let (lab, router) = new_lab_v6();
+    lab.allow_ping_sockets();
+    follows_gateway_link(lab, router.into());
+}
+
+/// A global IPv6 gateway: answered, then `fall` echoes unanswered once its address is
+/// removed, answered again once it is back.
+fn follows_gateway_address(lab: VethLab) {
+    let gw_ns = lab.gw().name().to_string();
+    lab.run_in_a(move || async move {
+        let mut cfg = WitnessConfig::new(IF_NODE, Gateway::Addr(GATEWAY6.into()));
+        cfg.interval = Duration::from_millis(50);
+        cfg.timeout = Duration::from_millis(50);
+        let (witness, mut events) = Witness::spawn(cfg).await.unwrap();
+        assert_eq!(witness.gateway(), IpAddr::from(GATEWAY6));
+        let address = |verb: &str| {
+            let mut args = vec!["-n", &gw_ns, "addr", verb, "2001:db8::1/64", "dev", IF_GW];
+            if verb == "add" {
+                args.push("nodad");
+            }
+            ip(&args);
+        };
+        match next_event(&mut events, Duration::from_secs(5)).await {
+            WitnessEvent::Reachable { gateway, .. } => assert_eq!(gateway, IpAddr::from(GATEWAY6)),
+            other => panic!("first event should be Reachable, got {other:?}"),
+        }
+        address("del");
+        match next_event(&mut events, Duration::from_secs(5)).await {
+            WitnessEvent::Unreachable { gateway, reason } => {
+                assert_eq!(gateway, IpAddr::from(GATEWAY6));
+                assert!(
+                    reason.starts_with("3 echoes to 2001:db8::1 unanswered (fall 3 × 50 ms)"),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+        address("add");
+        match next_event(&mut events, Duration::from_secs(10)).await {
+            WitnessEvent::Reachable { gateway, .. } => assert_eq!(gateway, IpAddr::from(GATEWAY6)),
+            other => panic!("expected Reachable again, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn witness6_follows_a_global_gateway_address_with_raw_socket() {
+    if !require_root("witness6_follows_a_global_gateway_address_with_raw_socket") {
+        return;
+    }
+    follows_gateway_address(new_lab_v6().0);
+}
+
+#[test]
+fn witness6_follows_a_global_gateway_address_with_datagram_socket() {
+    if !require_root("witness6_follows_a_global_gateway_address_with_datagram_socket") {
+        return;
+    }
+    let (lab, _) = new_lab_v6();
+    lab.allow_ping_sockets();
+    follows_gateway_address(lab);
+}
+
+/// `Icmp6InCsumErrors` of namespace `ns`: ICMPv6 messages its kernel dropped for a bad
+/// checksum.
+fn icmp6_checksum_errors(ns: &str) -> u32 {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "cat", "/proc/net/snmp6"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Icmp6InCsumErrors"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Icmp6InCsumErrors in {ns}'s /proc/net/snmp6"))
+}
+
+/// The forgeries of [`forged_replies_do_not_make_the_gateway_reachable`] over ICMPv6,
+/// against the global gateway.
+///
+/// This also checks the kernel fact icmp.rs relies on: the bad-checksum forgeries reach
+/// the node (its `Icmp6InCsumErrors` grows by at least 3) but a raw ICMPv6 socket there
+/// never receives one (the observer counts none), while it does receive the
+/// valid-checksum forgeries of phase 2.
+fn forged_v6_replies_do_not_make_the_gateway_reachable(lab: VethLab) {
+    sysctl_in(lab.gw(), "net.ipv6.icmp.echo_ignore_all=1");
+    let node = lab.node().name().to_string();
+    let before = icmp6_checksum_errors(&node);
+    let rogue = Arc::new(Rogue::start_v6(lab.gw().name(), Forgery::BadChecksum));
+    let observer = Arc::new(Observer::start_v6(&node));
+    let arrived = move || icmp6_checksum_errors(&node) - before;
+    believe_only_exact_replies(&lab, GATEWAY6.into(), &rogue, &observer, arrived);
+    let (bad, good) = observer.counts();
+    assert_eq!(
+        bad, 0,
+        "a raw ICMPv6 socket received a reply with a bad checksum"
+    );
+    assert!(good >= 10, "{good}");
+}
+
+#[test]
+fn witness6_forged_replies_do_not_fool_the_raw_socket_witness() {
+    if !require_root("witness6_forged_replies_do_not_fool_the_raw_socket_witness") {
+        return;
+    }
+    forged_v6_replies_do_not_make_the_gateway_reachable(new_lab_v6().0);
+}
+
+#[test]
+fn witness6_forged_replies_do_not_fool_the_datagram_socket_witness() {
+    if !require_root("witness6_forged_replies_do_not_fool_the_datagram_socket_witness") {
+        return;
+    }
+    let (lab, _) = new_lab_v6();
+    lab.allow_ping_sockets();
+    forged_v6_replies_do_not_make_the_gateway_reachable(lab);
 }

@@ -52,7 +52,7 @@ mod tests_groups;
 mod tests_mover;
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -275,10 +275,11 @@ pub struct ProbeSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GatewaySetting {
     /// The gateway of the default route on the node's interface, looked up when the agent
-    /// starts (`gateway = "auto"`).
+    /// starts (`gateway = "auto"`): the IPv4 default route's, else the IPv6 one's.
     Auto,
-    /// This address.
-    Addr(Ipv4Addr),
+    /// This unicast address: IPv4, or IPv6 (global, or link-local `fe80::/10` reached
+    /// through the node's interface).
+    Addr(IpAddr),
 }
 
 impl fmt::Display for GatewaySetting {
@@ -475,7 +476,7 @@ pub struct Overrides {
     pub nopreempt: bool,
     /// `--quorum majority|off`
     pub quorum: Option<String>,
-    /// `--gateway auto|IPV4`: enables the gateway witness (defaults for the rest of
+    /// `--gateway auto|IP`: enables the gateway witness (defaults for the rest of
     /// `[witness]`) and replaces the file's `gateway`.
     pub gateway: Option<String>,
     /// `--log-format text|json`

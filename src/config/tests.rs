@@ -1,6 +1,6 @@
 //! What a user sees: accepted files, and for each mistake the line and a clear message.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -829,14 +829,17 @@ fn empty_witness_table_enables_the_witness_with_defaults() {
 }
 
 #[test]
-fn witness_gateway_must_be_auto_or_a_unicast_ipv4_address() {
+fn witness_gateway_must_be_auto_or_a_unicast_address() {
     let line = line_of(FULL, "gateway =");
-    for bad in ["router.example", "2001:db8::1", "192.0.2.1/24", ""] {
+    for bad in ["router.example", "2001:db8::/64", "192.0.2.1/24", ""] {
         let text = full_with("gateway = \"192.0.2.1\"", &format!("gateway = \"{bad}\""));
         assert_only_error_at(
             &text,
             line,
-            &format!("witness gateway must be \"auto\" or an IPv4 address (e.g. \"192.0.2.1\"), not `{bad}`"),
+            &format!(
+                "witness gateway must be \"auto\" or an IPv4 or IPv6 address (e.g. \
+                 \"192.0.2.1\", \"2001:db8::1\" or \"fe80::1\"), not `{bad}`"
+            ),
         );
     }
     for bad in ["0.0.0.0", "255.255.255.255", "224.0.0.18", "127.0.0.1"] {
@@ -849,6 +852,54 @@ fn witness_gateway_must_be_auto_or_a_unicast_ipv4_address() {
         line,
         "witness gateway `192.0.2.100` is one of the VIPs",
     );
+}
+
+#[test]
+fn witness_gateway_may_be_a_global_or_link_local_ipv6_address() {
+    for (written, addr) in [
+        ("2001:db8::1", "2001:db8::1"),
+        ("fe80::1", "fe80::1"),
+        (" FE80::0:1 ", "fe80::1"),
+    ] {
+        let text = full_with(
+            "gateway = \"192.0.2.1\"",
+            &format!("gateway = \"{written}\""),
+        );
+        let w = parse(&text).unwrap().witness.unwrap();
+        let addr: IpAddr = addr.parse().unwrap();
+        assert_eq!(w.gateway, GatewaySetting::Addr(addr), "{written}");
+        // `check-config` prints it back as an address the file accepts again.
+        assert_eq!(w.gateway.to_string(), addr.to_string());
+    }
+}
+
+#[test]
+fn a_bad_ipv6_witness_gateway_is_named_at_its_line() {
+    let line = line_of(FULL, "gateway =");
+    for (bad, message) in [
+        (
+            "::",
+            "witness gateway `::` is not a unicast address (unspecified, multicast or loopback)",
+        ),
+        ("::1", "witness gateway `::1` is not a unicast address"),
+        (
+            "ff02::2",
+            "witness gateway `ff02::2` is not a unicast address",
+        ),
+        (
+            "::ffff:192.0.2.1",
+            "witness gateway `::ffff:192.0.2.1` is an IPv4-mapped IPv6 address: write the IPv4 \
+             address (`192.0.2.1`)",
+        ),
+        (
+            "fe80::1%eth1",
+            "witness gateway `fe80::1%eth1`: write it without `%eth1`; the witness always pings \
+             through [node] interface, which is the scope of a link-local gateway",
+        ),
+    ] {
+        let text = full_with("gateway = \"192.0.2.1\"", &format!("gateway = \"{bad}\""));
+        assert_only_error_at(&text, line, message);
+    }
 }
 
 #[test]
@@ -949,10 +1000,21 @@ fn gateway_flag_enables_the_witness_or_replaces_the_files_gateway() {
     let errs = from_flags_with_host(&o, Some("n1".into())).unwrap_err();
     assert_eq!(errs.len(), 1, "{errs}");
     assert!(
-        errs.to_string()
-            .starts_with("--gateway gw: witness gateway must be \"auto\" or an IPv4 address"),
+        errs.to_string().starts_with(
+            "--gateway gw: witness gateway must be \"auto\" or an IPv4 or IPv6 address"
+        ),
         "{errs}"
     );
+
+    let o = Overrides {
+        gateway: Some("fe80::1".into()),
+        ..quick_flags()
+    };
+    let w = from_flags_with_host(&o, Some("n1".into()))
+        .unwrap()
+        .witness
+        .unwrap();
+    assert_eq!(w.gateway, GatewaySetting::Addr("fe80::1".parse().unwrap()));
 }
 
 #[test]

@@ -661,50 +661,63 @@ pub(super) fn validate_notify(
     }
 }
 
+/// `[witness] gateway` (or `--gateway`): `auto`, or a unicast IPv4 or IPv6 address that is
+/// not one of `vips`. An IPv6 address may be link-local (`fe80::/10`, RFC 4291 §2.5.6): the
+/// witness always pings through the node's interface, which is its scope, so a `%zone`
+/// suffix is refused with that explanation. `Err` is the message for the file's location.
+fn gateway_setting(text: &str, vips: &[Ipv4Cidr]) -> Result<GatewaySetting, String> {
+    let text = text.trim();
+    if text == "auto" {
+        return Ok(GatewaySetting::Auto);
+    }
+    if let Some((addr, zone)) = text.split_once('%') {
+        if addr.parse::<Ipv6Addr>().is_ok() {
+            return Err(format!(
+                "witness gateway `{text}`: write it without `%{zone}`; the witness always \
+                 pings through [node] interface, which is the scope of a link-local gateway"
+            ));
+        }
+    }
+    match text.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a))
+            if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback() =>
+        {
+            Err(format!(
+                "witness gateway `{a}` is not a unicast address (unspecified, broadcast, \
+                 multicast or loopback)"
+            ))
+        }
+        Ok(IpAddr::V6(a)) if a.is_unspecified() || a.is_multicast() || a.is_loopback() => {
+            Err(format!(
+                "witness gateway `{a}` is not a unicast address (unspecified, multicast or \
+                 loopback)"
+            ))
+        }
+        Ok(IpAddr::V6(a)) if a.to_ipv4_mapped().is_some() => Err(format!(
+            "witness gateway `{a}` is an IPv4-mapped IPv6 address: write the IPv4 address \
+             (`{}`)",
+            a.to_canonical()
+        )),
+        Ok(IpAddr::V4(a)) if vips.iter().any(|v| v.addr == a) => Err(format!(
+            "witness gateway `{a}` is one of the VIPs; the witness must be another machine, \
+             e.g. the router"
+        )),
+        Ok(a) => Ok(GatewaySetting::Addr(a)),
+        Err(_) => Err(format!(
+            "witness gateway must be \"auto\" or an IPv4 or IPv6 address (e.g. \"192.0.2.1\", \
+             \"2001:db8::1\" or \"fe80::1\"), not `{text}`"
+        )),
+    }
+}
+
 /// Validates the `[witness]` table (and `--gateway`); `vips` are the valid VIPs.
 fn validate_witness(w: &RawWitness, ck: &mut Checker<'_>, vips: &[Ipv4Cidr]) -> WitnessSettings {
     let gateway = match &w.gateway {
         None => GatewaySetting::Auto,
-        Some(it) if it.value.trim() == "auto" => GatewaySetting::Auto,
-        Some(it) => match it.value.trim().parse::<Ipv4Addr>() {
-            Ok(a)
-                if a.is_unspecified()
-                    || a.is_broadcast()
-                    || a.is_multicast()
-                    || a.is_loopback() =>
-            {
-                ck.err(
-                    &it.origin,
-                    format!(
-                        "witness gateway `{a}` is not a unicast address (unspecified, broadcast, \
-                         multicast or loopback)"
-                    ),
-                );
-                GatewaySetting::Auto
-            }
-            Ok(a) if vips.iter().any(|v| v.addr == a) => {
-                ck.err(
-                    &it.origin,
-                    format!(
-                        "witness gateway `{a}` is one of the VIPs; the witness must be another \
-                         machine, e.g. the router"
-                    ),
-                );
-                GatewaySetting::Auto
-            }
-            Ok(a) => GatewaySetting::Addr(a),
-            Err(_) => {
-                ck.err(
-                    &it.origin,
-                    format!(
-                        "witness gateway must be \"auto\" or an IPv4 address (e.g. \
-                         \"192.0.2.1\"), not `{}`",
-                        it.value
-                    ),
-                );
-                GatewaySetting::Auto
-            }
-        },
+        Some(it) => gateway_setting(&it.value, vips).unwrap_or_else(|message| {
+            ck.err(&it.origin, message);
+            GatewaySetting::Auto
+        }),
     };
     let interval_ok = w.interval_ms.as_ref().is_none_or(|it| {
         (limits::WITNESS_INTERVAL_MS.0..=limits::WITNESS_INTERVAL_MS.1).contains(&it.value)

@@ -1,7 +1,7 @@
 //! What this node must reach: every peer (a QUIC handshake with the doctor ALPN, whose
 //! certificate must name the peer), the gateway (ICMP echo), the health checks' targets.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::Check;
@@ -63,7 +63,7 @@ pub(super) async fn peers(
             }
             Err(ProbeError::NoAnswer(_)) => {
                 let host = match peer.address.ip() {
-                    IpAddr::V4(ip) => ping(&config.node.interface, ip).await.is_ok(),
+                    IpAddr::V4(ip) => ping(&config.node.interface, ip.into()).await.is_ok(),
                     IpAddr::V6(_) => false,
                 };
                 let (detail, fix) = if host {
@@ -109,7 +109,7 @@ fn same_settings(config: &Config, advert: Option<&[u8]>) -> Result<&'static str,
 }
 
 /// Sends up to three echoes to `target` from the interface; the first reply's RTT.
-async fn ping(interface: &str, target: Ipv4Addr) -> Result<Duration, String> {
+async fn ping(interface: &str, target: IpAddr) -> Result<Duration, String> {
     let mut pinger = Pinger::open(interface, target, None).map_err(|e| e.to_string())?;
     let mut last = String::new();
     for _ in 0..3 {

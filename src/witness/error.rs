@@ -13,7 +13,7 @@ use std::time::Duration;
 /// [`super::WitnessEvent::Unreachable`], not an error.
 #[derive(Debug, thiserror::Error)]
 pub enum WitnessError {
-    /// `gateway = "auto"` but the main routing table has no IPv4 default route
+    /// `gateway = "auto"` but the main routing table has no default route (IPv4 or IPv6)
     /// leaving through this interface.
     #[error("no default route via {interface} (set [witness] gateway = \"<ip>\")")]
     NoDefaultRoute {

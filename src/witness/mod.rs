@@ -4,8 +4,9 @@
 //! A node that hears no peer *and* cannot reach the gateway is the isolated one —
 //! its cable, switch port or NIC is gone — and must not hold (or take) the VIP;
 //! a node that hears no peer but still reaches the gateway is the one that should.
-//! The witness pings the gateway through the VIP interface every `interval` and
-//! reports a stable verdict; the election (a pure state machine) decides with it.
+//! The witness pings the gateway through the VIP interface every `interval` (ICMP echo to
+//! an IPv4 gateway, ICMPv6 echo to an IPv6 one, see `icmp.rs`) and reports a stable verdict;
+//! the election (a pure state machine) decides with it.
 //!
 //! - [`Witness::spawn`] resolves the gateway ([`Gateway::Auto`] reads the default
 //!   route, see [`resolve_gateway`]), opens an ICMP socket and starts a task;
@@ -20,7 +21,7 @@ mod hysteresis;
 pub(crate) mod icmp;
 mod route;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -67,13 +68,31 @@ pub fn fuzz_match_reply(
     icmp::match_reply(kind, source, data, gateway, &echo).map_err(|m| format!("{m:?}"))
 }
 
+/// Fuzzing hook, not part of the API: the ICMPv6 reply matcher (`icmp::match_reply_v6`)
+/// with plain arguments. `data` is the bare ICMPv6 message (both socket kinds), received
+/// from `source` at `destination` (the pseudo-header's addresses). `Err` carries the
+/// mismatch's name.
+#[doc(hidden)]
+pub fn fuzz_match_reply_v6(
+    source: Ipv6Addr,
+    destination: Ipv6Addr,
+    data: &[u8],
+    gateway: Ipv6Addr,
+    (id, seq, token): (u16, u16, [u8; icmp::TOKEN_LEN]),
+) -> Result<(), String> {
+    let echo = icmp::Outstanding { id, seq, token };
+    icmp::match_reply_v6(source, destination, data, gateway, &echo).map_err(|m| format!("{m:?}"))
+}
+
 /// Which gateway the witness pings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gateway {
-    /// The gateway of the IPv4 default route through the witness interface.
+    /// The gateway of the IPv4 default route through the witness interface, or if it has
+    /// none, of its IPv6 default route (see [`resolve_gateway`]).
     Auto,
-    /// This address.
-    Addr(Ipv4Addr),
+    /// This address: IPv4, or IPv6 (global, or link-local `fe80::/10`, whose scope is the
+    /// witness interface).
+    Addr(IpAddr),
 }
 
 /// How the witness pings.
@@ -93,9 +112,11 @@ pub struct WitnessConfig {
     pub fall: u32,
     /// Consecutive answered echoes that make it reachable again (default 2).
     pub rise: u32,
-    /// The source address of the echoes: the node's own address on the interface. `None`
-    /// lets the kernel pick, which is the subnet's primary address — a VIP once it was
-    /// promoted (`promote_secondaries`), and then the gateway answers whoever holds the VIP.
+    /// The source address of echoes to an IPv4 gateway: the node's own address on the
+    /// interface. `None` lets the kernel pick, which is the subnet's primary address — a VIP
+    /// once it was promoted (`promote_secondaries`), and then the gateway answers whoever
+    /// holds the VIP. Not used for an IPv6 gateway: VIPs are IPv4 only, so the kernel's
+    /// IPv6 source selection (RFC 6724) never picks one.
     pub source: Option<Ipv4Addr>,
 }
 
@@ -120,14 +141,14 @@ pub enum WitnessEvent {
     /// `rise` echoes in a row were answered.
     Reachable {
         /// The gateway pinged.
-        gateway: Ipv4Addr,
+        gateway: IpAddr,
         /// Round-trip time of the echo that decided.
         rtt: Duration,
     },
     /// `fall` echoes in a row were lost.
     Unreachable {
         /// The gateway pinged.
-        gateway: Ipv4Addr,
+        gateway: IpAddr,
         /// For the log, e.g. "3 echoes to 192.0.2.1 unanswered (fall 3 × 200 ms)".
         reason: String,
     },
@@ -143,15 +164,16 @@ struct Shared {
 /// A running gateway witness. Dropping it stops the pinging task.
 #[derive(Debug)]
 pub struct Witness {
-    gateway: Ipv4Addr,
+    gateway: IpAddr,
     shared: Arc<Mutex<Shared>>,
     task: JoinHandle<()>,
 }
 
 impl Witness {
-    /// Resolves the gateway, opens the ICMP socket (a datagram ping socket, or a
-    /// raw socket needing `CAP_NET_RAW` where `net.ipv4.ping_group_range` forbids
-    /// it), and starts pinging on the current tokio runtime.
+    /// Resolves the gateway, opens the ICMP (IPv4 gateway) or ICMPv6 (IPv6 gateway) socket
+    /// (a datagram ping socket, or a raw socket needing `CAP_NET_RAW` where
+    /// `net.ipv4.ping_group_range` forbids it), and starts pinging on the current tokio
+    /// runtime.
     ///
     /// The socket lives in the calling thread's network namespace. The receiver
     /// gets the first verdict after `rise` answered or `fall` lost echoes, then
@@ -195,7 +217,7 @@ impl Witness {
     }
 
     /// The gateway being pinged (resolved if the config said `auto`).
-    pub fn gateway(&self) -> Ipv4Addr {
+    pub fn gateway(&self) -> IpAddr {
         self.gateway
     }
 
@@ -238,7 +260,7 @@ fn verdict_to_report(hysteresis: &Hysteresis, reported: Option<bool>) -> Option<
 async fn run(
     mut pinger: Pinger,
     cfg: WitnessConfig,
-    gateway: Ipv4Addr,
+    gateway: IpAddr,
     shared: Arc<Mutex<Shared>>,
     events: mpsc::Sender<WitnessEvent>,
 ) {
@@ -310,7 +332,7 @@ async fn run(
 /// had; once the interface is deleted and created again (a network restart does that to
 /// VLANs and bonds) every send fails with `ENODEV` for good. While there is no such
 /// interface the old socket stays and the next failure tries again (once per interval).
-fn reopen(pinger: &mut Pinger, interface: &str, gateway: Ipv4Addr, source: Option<Ipv4Addr>) {
+fn reopen(pinger: &mut Pinger, interface: &str, gateway: IpAddr, source: Option<Ipv4Addr>) {
     match Pinger::open(interface, gateway, source) {
         Ok(fresh) => *pinger = fresh,
         Err(e) => tracing::debug!(interface, error = %e, "cannot reopen the ICMP socket yet"),
@@ -369,7 +391,7 @@ mod tests {
 
     #[tokio::test]
     async fn zero_interval_is_rejected() {
-        let mut cfg = WitnessConfig::new("lo", Gateway::Addr(Ipv4Addr::LOCALHOST));
+        let mut cfg = WitnessConfig::new("lo", Gateway::Addr(Ipv4Addr::LOCALHOST.into()));
         cfg.interval = Duration::ZERO;
         let e = Witness::spawn(cfg).await.unwrap_err();
         assert_eq!(

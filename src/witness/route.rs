@@ -1,11 +1,14 @@
 //! Finding the gateway to ping when the config says `gateway = "auto"`.
 //!
-//! The witness must ping the router *behind the VIP interface*: the IPv4 default
-//! route of the main table whose output interface is that interface. The routing
-//! table is read once at start-up over rtnetlink; a node without such a route
-//! gets an error that names the config key to set instead.
+//! The witness must ping the router *behind the VIP interface*: the default route of the
+//! main table whose output interface is that interface — the IPv4 one (`0.0.0.0/0`) if
+//! there is one, else the IPv6 one (`::/0`, typically learnt from router advertisements
+//! and then via the router's link-local address, RFC 4861 §6.3.4). IPv4 first keeps every
+//! dual-stack node pinging what it pinged before IPv6 support; an IPv6-only node needs no
+//! extra key. The routing table is read once at start-up over rtnetlink; a node without
+//! such a route gets an error that names the config key to set instead.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use futures_util::stream::TryStreamExt;
@@ -20,13 +23,19 @@ use super::WitnessError;
 /// How long one netlink request may take before it counts as failed.
 const NETLINK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The gateway of the IPv4 default route that leaves through `interface`
-/// (main table; the lowest metric wins when there are several).
+/// The gateway of the default route that leaves through `interface`: the IPv4 one if
+/// there is one, else the IPv6 one (main table; the lowest metric wins when there are
+/// several, also among the next hops of multipath routes). An IPv6 gateway may be
+/// link-local (`fe80::/10`); its scope is `interface`. The IPv6 table is read only when
+/// there is no IPv4 default route, so a host with IPv6 disabled behaves as before.
+///
+/// Errors: [`WitnessError::NoDefaultRoute`] when neither family has one,
+/// [`WitnessError::InterfaceNotFound`], or the netlink failure.
 ///
 /// Must be called from inside a tokio runtime (it spawns the netlink connection
 /// task for the duration of the call). Reads the routing table of the calling
 /// thread's network namespace.
-pub async fn resolve_gateway(interface: &str) -> Result<Ipv4Addr, WitnessError> {
+pub async fn resolve_gateway(interface: &str) -> Result<IpAddr, WitnessError> {
     let (connection, handle, _) =
         rtnetlink::new_connection().map_err(|source| WitnessError::Io {
             interface: interface.to_string(),
@@ -48,11 +57,18 @@ pub async fn resolve_gateway(interface: &str) -> Result<Ipv4Addr, WitnessError> 
             .header
             .index;
 
-        let request = RouteMessageBuilder::<Ipv4Addr>::new().build();
-        let routes = handle.route().get(request).execute();
-        let routes: Vec<RouteMessage> =
-            bounded(interface, "read the routing table", routes.try_collect()).await?;
-        pick_default_gateway(&routes, ifindex).ok_or_else(|| WitnessError::NoDefaultRoute {
+        for request in [
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        ] {
+            let routes = handle.route().get(request).execute();
+            let routes: Vec<RouteMessage> =
+                bounded(interface, "read the routing table", routes.try_collect()).await?;
+            if let Some(gateway) = pick_default_gateway(&routes, ifindex) {
+                return Ok(gateway);
+            }
+        }
+        Err(WitnessError::NoDefaultRoute {
             interface: interface.to_string(),
         })
     }
@@ -61,16 +77,21 @@ pub async fn resolve_gateway(interface: &str) -> Result<Ipv4Addr, WitnessError> 
     result
 }
 
-/// Among `routes`, the gateway of the lowest-metric IPv4 default route of the
-/// main table that leaves through `ifindex` (also inside a multipath route).
-pub(crate) fn pick_default_gateway(routes: &[RouteMessage], ifindex: u32) -> Option<Ipv4Addr> {
-    let mut best: Option<(u32, Ipv4Addr)> = None;
+/// Among `routes`, the gateway of the lowest-metric default route of the main table that
+/// leaves through `ifindex` (also inside a multipath route); an IPv4 one before any IPv6
+/// one, whatever the metrics. A gateway of the other family than its route's (an IPv4
+/// route via an IPv6 next hop, RFC 8950) is not taken.
+pub(crate) fn pick_default_gateway(routes: &[RouteMessage], ifindex: u32) -> Option<IpAddr> {
+    // (IPv6, metric): IPv4 sorts first.
+    let mut best: Option<((bool, u32), IpAddr)> = None;
     for route in routes {
         let header = &route.header;
-        if header.address_family != AddressFamily::Inet
-            || header.destination_prefix_length != 0
-            || header.kind != RouteType::Unicast
-        {
+        let v6 = match header.address_family {
+            AddressFamily::Inet => false,
+            AddressFamily::Inet6 => true,
+            _ => continue,
+        };
+        if header.destination_prefix_length != 0 || header.kind != RouteType::Unicast {
             continue;
         }
         let table = route
@@ -110,19 +131,21 @@ pub(crate) fn pick_default_gateway(routes: &[RouteMessage], ifindex: u32) -> Opt
                 );
             }
         }
-        for gateway in candidates {
-            if best.is_none_or(|(m, _)| metric < m) {
-                best = Some((metric, gateway));
+        let key = (v6, metric);
+        for gateway in candidates.into_iter().filter(|g| g.is_ipv6() == v6) {
+            if best.is_none_or(|(k, _)| key < k) {
+                best = Some((key, gateway));
             }
         }
     }
     best.map(|(_, gateway)| gateway)
 }
 
-/// The IPv4 `Gateway` attribute among `attributes`, if any.
-fn gateway_of(attributes: &[RouteAttribute]) -> Option<Ipv4Addr> {
+/// The `Gateway` attribute among `attributes`, if any.
+fn gateway_of(attributes: &[RouteAttribute]) -> Option<IpAddr> {
     attributes.iter().find_map(|a| match a {
-        RouteAttribute::Gateway(RouteAddress::Inet(ip)) => Some(*ip),
+        RouteAttribute::Gateway(RouteAddress::Inet(ip)) => Some(IpAddr::V4(*ip)),
+        RouteAttribute::Gateway(RouteAddress::Inet6(ip)) => Some(IpAddr::V6(*ip)),
         _ => None,
     })
 }
@@ -198,8 +221,8 @@ mod tests {
             route(0, vec![gw(other), RouteAttribute::Oif(3)]),
             route(0, vec![gw(GW), RouteAttribute::Oif(2)]),
         ];
-        assert_eq!(pick_default_gateway(&routes, 2), Some(GW));
-        assert_eq!(pick_default_gateway(&routes, 3), Some(other));
+        assert_eq!(pick_default_gateway(&routes, 2), Some(GW.into()));
+        assert_eq!(pick_default_gateway(&routes, 3), Some(other.into()));
         assert_eq!(pick_default_gateway(&routes, 4), None);
     }
 
@@ -224,7 +247,7 @@ mod tests {
                 ],
             ),
         ];
-        assert_eq!(pick_default_gateway(&routes, 2), Some(GW));
+        assert_eq!(pick_default_gateway(&routes, 2), Some(GW.into()));
     }
 
     #[test]
@@ -237,20 +260,97 @@ mod tests {
 
     #[test]
     fn finds_a_multipath_next_hop() {
-        let hop = |index, ip| {
-            let mut hop = RouteNextHop::default();
-            hop.interface_index = index;
-            hop.attributes = vec![gw(ip)];
-            hop
-        };
         let routes = vec![route(
             0,
             vec![RouteAttribute::MultiPath(vec![
-                hop(3, Ipv4Addr::new(198, 51, 100, 1)),
-                hop(2, GW),
+                hop(3, gw(Ipv4Addr::new(198, 51, 100, 1))),
+                hop(2, gw(GW)),
             ])],
         )];
-        assert_eq!(pick_default_gateway(&routes, 2), Some(GW));
+        assert_eq!(pick_default_gateway(&routes, 2), Some(GW.into()));
+    }
+
+    const GW6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+
+    fn route6(attrs: Vec<RouteAttribute>) -> RouteMessage {
+        let mut m = route(0, attrs);
+        m.header.address_family = AddressFamily::Inet6;
+        m
+    }
+
+    fn gw6(ip: Ipv6Addr) -> RouteAttribute {
+        RouteAttribute::Gateway(RouteAddress::Inet6(ip))
+    }
+
+    fn hop(index: u32, gateway: RouteAttribute) -> RouteNextHop {
+        let mut hop = RouteNextHop::default();
+        hop.interface_index = index;
+        hop.attributes = vec![gateway];
+        hop
+    }
+
+    #[test]
+    fn an_ipv6_default_route_via_a_link_local_router_is_found() {
+        // What a router advertisement installs: `default via fe80::1 dev eth0 proto ra`.
+        let mut prefix = route6(vec![RouteAttribute::Oif(2)]);
+        prefix.header.destination_prefix_length = 64;
+        let routes = vec![prefix, route6(vec![gw6(GW6), RouteAttribute::Oif(2)])];
+        assert_eq!(pick_default_gateway(&routes, 2), Some(GW6.into()));
+        assert_eq!(pick_default_gateway(&routes, 3), None);
+    }
+
+    #[test]
+    fn an_ipv4_default_route_comes_before_any_ipv6_one() {
+        let routes = vec![
+            route6(vec![
+                gw6(GW6),
+                RouteAttribute::Oif(2),
+                RouteAttribute::Priority(1),
+            ]),
+            route(
+                0,
+                vec![
+                    gw(GW),
+                    RouteAttribute::Oif(2),
+                    RouteAttribute::Priority(1024),
+                ],
+            ),
+        ];
+        assert_eq!(pick_default_gateway(&routes, 2), Some(GW.into()));
+        // Only the IPv6 route leaves through interface 3.
+        let mut routes = routes;
+        routes[0].attributes[1] = RouteAttribute::Oif(3);
+        assert_eq!(pick_default_gateway(&routes, 3), Some(GW6.into()));
+    }
+
+    #[test]
+    fn lowest_metric_wins_among_ipv6_routes_and_multipath_hops() {
+        let second = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
+        let global = "2001:db8::1".parse::<Ipv6Addr>().unwrap();
+        let routes = vec![
+            route6(vec![
+                gw6(second),
+                RouteAttribute::Oif(2),
+                RouteAttribute::Priority(1024),
+            ]),
+            // ECMP: the kernel dumps sibling routes as one multipath route.
+            route6(vec![
+                RouteAttribute::Priority(100),
+                RouteAttribute::MultiPath(vec![hop(3, gw6(second)), hop(2, gw6(global))]),
+            ]),
+        ];
+        assert_eq!(pick_default_gateway(&routes, 2), Some(global.into()));
+        assert_eq!(pick_default_gateway(&routes, 3), Some(second.into()));
+    }
+
+    #[test]
+    fn a_gateway_of_the_other_family_is_not_taken() {
+        // An IPv4 default route via an IPv6 next hop (RFC 8950) and a malformed opposite.
+        let routes = vec![
+            route(0, vec![gw6(GW6), RouteAttribute::Oif(2)]),
+            route6(vec![gw(GW), RouteAttribute::Oif(2)]),
+        ];
+        assert_eq!(pick_default_gateway(&routes, 2), None);
     }
 
     #[test]

@@ -90,19 +90,42 @@ impl VethLab {
     /// Builds the pair; `tag` goes into the namespace names (`ha{tag}-PID-N-a`, `…-b`),
     /// `addr_a` and `addr_b` (CIDR, e.g. `192.0.2.1/24`) go on [`IF_A`] and [`IF_B`].
     pub fn new(tag: &str, addr_a: &str, addr_b: &str) -> VethLab {
+        let lab = VethLab::pair(tag);
+        let (na, nb) = (lab.a.name(), lab.b.name());
+        ip(&["-n", na, "addr", "add", addr_a, "dev", IF_A]);
+        ip(&["-n", nb, "addr", "add", addr_b, "dev", IF_B]);
+        lab.set_up();
+        lab
+    }
+
+    /// Only the namespaces and the pair, both ends down and without addresses (for a lab
+    /// that sets sysctls first, e.g. IPv6 without DAD); [`VethLab::set_up`] brings it up.
+    pub fn pair(tag: &str) -> VethLab {
         let base = unique_tag(tag);
         let a = Netns::create(&format!("{base}-a")).unwrap();
         let b = Netns::create(&format!("{base}-b")).unwrap();
-        let (na, nb) = (a.name(), b.name());
         ip(&[
-            "-n", na, "link", "add", IF_A, "type", "veth", "peer", "name", IF_B, "netns", nb,
+            "-n",
+            a.name(),
+            "link",
+            "add",
+            IF_A,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            IF_B,
+            "netns",
+            b.name(),
         ]);
-        ip(&["-n", na, "addr", "add", addr_a, "dev", IF_A]);
-        ip(&["-n", nb, "addr", "add", addr_b, "dev", IF_B]);
-        for (ns, dev) in [(na, IF_A), (nb, IF_B)] {
+        VethLab { a, b }
+    }
+
+    /// Both ends of the pair up (loopback is up from the start).
+    pub fn set_up(&self) {
+        for (ns, dev) in [(self.a.name(), IF_A), (self.b.name(), IF_B)] {
             ip(&["-n", ns, "link", "set", dev, "up"]);
         }
-        VethLab { a, b }
     }
 
     /// Runs `make()`'s future in namespace A (see [`block_on_in`]).

@@ -5,7 +5,7 @@
 //! two cannot drift apart. Each function takes arbitrary bytes and panics with a message
 //! when a property fails; "no panic" alone is the weakest of them.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use haagent::config::{self, ErrorPlace, Overrides};
 use haagent::control::{Request, Response};
@@ -297,13 +297,17 @@ type Echo = (u16, u16, [u8; 8]);
 ///
 /// Input: a flags byte (bit 0 raw socket, bit 1 source is not the gateway, bit 2 take the
 /// echo's id, sequence number and token from the packet itself, bit 3 repair the IPv4 total
-/// length and both checksums), the echo (id, seq, token), the gateway, then the packet.
+/// length and both checksums, bit 4 ICMPv6: see [`icmp6_reply`]), the echo (id, seq,
+/// token), the gateway, then the packet.
 ///
 /// - The matcher accepts exactly what the RFC-derived oracle accepts.
 /// - An accepted packet with any single bit flipped is refused.
 pub fn icmp_reply(data: &[u8]) {
     let mut c = Cursor(data);
     let flags = c.byte();
+    if flags & 16 != 0 {
+        return icmp6_reply(flags, c);
+    }
     let raw = flags & 1 != 0;
     let mut echo: Echo = (
         u16::from_be_bytes(c.array()),
@@ -355,6 +359,97 @@ pub fn icmp_reply(data: &[u8]) {
             );
         }
     }
+}
+
+/// The ICMPv6 echo-reply matcher (`match_reply_v6`), the `icmp_reply` target's inputs with
+/// flag bit 4: after the flags and the echo, the gateway (16 bytes), our address (the
+/// destination, 16 bytes), then the bare ICMPv6 message (both socket kinds deliver no IPv6
+/// header). Bits 1 and 2 as for IPv4; bit 3 repairs the checksum over the pseudo-header.
+///
+/// - The matcher accepts exactly what the RFC-derived oracle accepts (RFC 4443 §2.3, §4.2).
+/// - An accepted message with any single bit flipped, or received at another destination
+///   (the pseudo-header), is refused.
+fn icmp6_reply(flags: u8, mut c: Cursor<'_>) {
+    let mut echo: Echo = (
+        u16::from_be_bytes(c.array()),
+        u16::from_be_bytes(c.array()),
+        c.array(),
+    );
+    let gateway = Ipv6Addr::from(c.array::<16>());
+    let destination = Ipv6Addr::from(c.array::<16>());
+    let source = if flags & 2 != 0 {
+        Ipv6Addr::from(u128::from(gateway) ^ 1)
+    } else {
+        gateway
+    };
+    let mut packet = c.0.to_vec();
+    if flags & 4 != 0 && packet.len() >= 32 {
+        echo.0 = u16::from_be_bytes([packet[4], packet[5]]);
+        echo.1 = u16::from_be_bytes([packet[6], packet[7]]);
+        echo.2.copy_from_slice(&packet[24..32]);
+    }
+    if flags & 8 != 0 && packet.len() >= 4 {
+        let mut whole = pseudo_header_v6(source, destination, packet.len());
+        whole.extend_from_slice(&packet);
+        fix_checksum(&mut whole, 42);
+        packet.copy_from_slice(&whole[40..]);
+    }
+    let matched = |packet: &[u8], destination| {
+        haagent::witness::fuzz_match_reply_v6(source, destination, packet, gateway, echo)
+    };
+    let result = matched(&packet, destination);
+    let expected = icmp6_oracle(source, destination, &packet, gateway, echo);
+    assert_eq!(
+        result.is_ok(),
+        expected,
+        "matcher says {result:?}, the RFCs say {expected} (echo {echo:?})"
+    );
+    if result.is_ok() {
+        for bit in 0..packet.len() * 8 {
+            let mut flipped = packet.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                matched(&flipped, destination).is_err(),
+                "an accepted reply with bit {bit} flipped is still accepted"
+            );
+        }
+        let elsewhere = Ipv6Addr::from(u128::from(destination) ^ 0x100);
+        assert!(
+            matched(&packet, elsewhere).is_err(),
+            "an accepted reply is still accepted at another destination"
+        );
+    }
+}
+
+/// RFC 8200 §8.1: source, destination, 32-bit upper-layer length, 3 zero bytes, 58.
+fn pseudo_header_v6(source: Ipv6Addr, destination: Ipv6Addr, len: usize) -> Vec<u8> {
+    let mut header = Vec::with_capacity(40 + len);
+    header.extend_from_slice(&source.octets());
+    header.extend_from_slice(&destination.octets());
+    header.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+    header.extend_from_slice(&[0, 0, 0, 58]);
+    header
+}
+
+/// What the gateway's ICMPv6 reply to `(id, seq, token)` must be, from RFC 4443.
+fn icmp6_oracle(
+    source: Ipv6Addr,
+    destination: Ipv6Addr,
+    icmp: &[u8],
+    gateway: Ipv6Addr,
+    echo: Echo,
+) -> bool {
+    let mut whole = pseudo_header_v6(source, destination, icmp.len());
+    whole.extend_from_slice(icmp);
+    let (id, seq, token) = echo;
+    source == gateway
+        && icmp.len() == 8 + ICMP_MARKER.len() + token.len()
+        && icmp[..2] == [129, 0]
+        && ones_sum(&whole) == 0xffff
+        && icmp[4..6] == id.to_be_bytes()
+        && icmp[6..8] == seq.to_be_bytes()
+        && icmp[8..24] == ICMP_MARKER[..]
+        && icmp[24..] == token
 }
 
 /// The HTTP health check's response-head parser (a remote server's bytes).
