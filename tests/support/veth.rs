@@ -11,6 +11,7 @@ use std::fs::File;
 use std::future::Future;
 use std::os::fd::AsRawFd;
 use std::process::Command;
+use std::time::Duration;
 
 use haagent_lab::unique_tag;
 pub use haagent_lab::Netns;
@@ -77,6 +78,31 @@ where
     })
 }
 
+/// Sends `frames` on `dev` of the namespace `ns` through a raw Ethernet channel (pnet, not
+/// promiscuous), `gap` apart.
+pub fn send_frames(ns: &str, dev: &str, frames: Vec<Vec<u8>>, gap: Duration) {
+    let dev = dev.to_string();
+    run_in(ns, move || {
+        let iface = pnet_datalink::interfaces()
+            .into_iter()
+            .find(|i| i.name == dev)
+            .unwrap_or_else(|| panic!("{dev} in the sender's namespace"));
+        let config = pnet_datalink::Config {
+            promiscuous: false,
+            ..Default::default()
+        };
+        let Ok(pnet_datalink::Channel::Ethernet(mut tx, _rx)) =
+            pnet_datalink::channel(&iface, config)
+        else {
+            panic!("no ethernet channel on {dev}");
+        };
+        for f in frames {
+            tx.send_to(&f, None).expect("one frame").expect("sent");
+            std::thread::sleep(gap);
+        }
+    });
+}
+
 /// Namespaces A and B, loopback up in both, joined by [`IF_A`] (in A) – [`IF_B`] (in B),
 /// both ends up with the addresses given.
 pub struct VethLab {
@@ -90,6 +116,18 @@ impl VethLab {
     /// Builds the pair; `tag` goes into the namespace names (`ha{tag}-PID-N-a`, `…-b`),
     /// `addr_a` and `addr_b` (CIDR, e.g. `192.0.2.1/24`) go on [`IF_A`] and [`IF_B`].
     pub fn new(tag: &str, addr_a: &str, addr_b: &str) -> VethLab {
+        let lab = Self::unaddressed(tag);
+        ip(&["-n", lab.a.name(), "addr", "add", addr_a, "dev", IF_A]);
+        ip(&["-n", lab.b.name(), "addr", "add", addr_b, "dev", IF_B]);
+        for (ns, dev) in [(&lab.a, IF_A), (&lab.b, IF_B)] {
+            ip(&["-n", ns.name(), "link", "set", dev, "up"]);
+        }
+        lab
+    }
+
+    /// Builds the pair as [`VethLab::new`] does, with no address and both ends still down
+    /// (for a test that sets sysctls or addresses with flags first).
+    pub fn unaddressed(tag: &str) -> VethLab {
         let base = unique_tag(tag);
         let a = Netns::create(&format!("{base}-a")).unwrap();
         let b = Netns::create(&format!("{base}-b")).unwrap();
@@ -97,11 +135,6 @@ impl VethLab {
         ip(&[
             "-n", na, "link", "add", IF_A, "type", "veth", "peer", "name", IF_B, "netns", nb,
         ]);
-        ip(&["-n", na, "addr", "add", addr_a, "dev", IF_A]);
-        ip(&["-n", nb, "addr", "add", addr_b, "dev", IF_B]);
-        for (ns, dev) in [(na, IF_A), (nb, IF_B)] {
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-        }
         VethLab { a, b }
     }
 
