@@ -12,6 +12,9 @@
 //! - [`RouteManager`] adds and removes the routes that follow a group's VIPs (protocol 98);
 //!   [`remove_stale_routes`] clears what a killed run left.
 //!
+//! - `ndp` (private for now) builds and reads the IPv6 Neighbor Discovery frames, the
+//!   IPv6 counterpart of gratuitous ARP and the ARP probe, for the IPv6 VIPs of issue 13.
+//!
 //! The daemon owns one of each and drives them from its event loop; nothing here
 //! decides *when* to hold the VIP — that is the election's job.
 
@@ -22,6 +25,7 @@ mod carrier;
 mod error;
 mod frame;
 mod garp;
+mod ndp;
 mod netlink;
 mod packet;
 mod routes;
@@ -52,5 +56,46 @@ pub fn fuzz_frames(mac: [u8; 6], vip: std::net::Ipv4Addr) -> [Vec<u8>; 3] {
         frame::garp_frame(mac, vip, pnet_packet::arp::ArpOperations::Request).to_vec(),
         frame::garp_frame(mac, vip, pnet_packet::arp::ArpOperations::Reply).to_vec(),
         frame::probe_frame(mac, vip).to_vec(),
+    ]
+}
+
+/// Fuzzing hook (not API): the Neighbor Discovery parser the IPv6 VIP path (issue 13) will
+/// apply to every frame from the segment. For an NA or a DAD NS a receiving kernel would
+/// accept, returns `(flags, target, sender MAC, IPv6 source)`, where `flags` is
+/// `Some([override, solicited, router])` for an NA and `None` for a DAD NS; `None` for
+/// anything else.
+#[doc(hidden)]
+pub fn fuzz_parse_nd(frame: &[u8]) -> Option<FuzzNdClaim> {
+    ndp::parse_nd(frame).map(|c| {
+        let flags = match c.kind {
+            ndp::NdKind::Advert {
+                override_flag,
+                solicited,
+                router,
+            } => Some([override_flag, solicited, router]),
+            ndp::NdKind::DadSolicit => None,
+        };
+        (flags, c.target, c.sender_mac.octets(), c.source)
+    })
+}
+
+/// What [`fuzz_parse_nd`] returns for a claim (not API): NA flags `[override, solicited,
+/// router]` (`None` for a DAD NS), target, sender MAC, IPv6 source.
+#[doc(hidden)]
+pub type FuzzNdClaim = (
+    Option<[bool; 3]>,
+    std::net::Ipv6Addr,
+    [u8; 6],
+    std::net::Ipv6Addr,
+);
+
+/// Fuzzing hook (not API): the unsolicited NA that announces `target` from `mac` and the
+/// DAD NS that probes for it, as the IPv6 VIP path (issue 13) will send them.
+#[doc(hidden)]
+pub fn fuzz_nd_frames(mac: [u8; 6], target: std::net::Ipv6Addr) -> [Vec<u8>; 2] {
+    let mac = pnet_base::MacAddr::from(mac);
+    [
+        ndp::unsolicited_na_frame(mac, target).to_vec(),
+        ndp::dad_probe_frame(mac, target).to_vec(),
     ]
 }

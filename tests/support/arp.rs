@@ -6,12 +6,9 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use pnet_datalink::Channel;
 use pnet_packet::arp::{ArpHardwareTypes, ArpOperations, MutableArpPacket};
 use pnet_packet::ethernet::{EtherTypes, MutableEthernetPacket};
 use pnet_packet::MutablePacket;
-
-use super::veth::run_in;
 
 /// `aa:bb:cc:dd:ee:ff` as bytes; panics on anything else (a harness value, not input).
 pub fn parse_mac(s: &str) -> [u8; 6] {
@@ -45,21 +42,5 @@ pub fn forged_reply(src: [u8; 6], claimed: [u8; 6], vip: Ipv4Addr) -> Vec<u8> {
 
 /// Sends `frames` on `eth0` of the namespace `ns`, `gap` apart.
 pub fn send_from(ns: &str, frames: Vec<Vec<u8>>, gap: Duration) {
-    run_in(ns, move || {
-        let iface = pnet_datalink::interfaces()
-            .into_iter()
-            .find(|i| i.name == "eth0")
-            .expect("eth0 in the sender's namespace");
-        let config = pnet_datalink::Config {
-            promiscuous: false,
-            ..Default::default()
-        };
-        let Ok(Channel::Ethernet(mut tx, _rx)) = pnet_datalink::channel(&iface, config) else {
-            panic!("no ethernet channel on eth0");
-        };
-        for f in frames {
-            tx.send_to(&f, None).expect("one frame").expect("sent");
-            std::thread::sleep(gap);
-        }
-    });
+    super::veth::send_frames(ns, "eth0", frames, gap);
 }

@@ -11,6 +11,7 @@ use std::fs::File;
 use std::future::Future;
 use std::os::fd::AsRawFd;
 use std::process::Command;
+use std::time::Duration;
 
 use haagent_lab::unique_tag;
 pub use haagent_lab::Netns;
@@ -75,6 +76,31 @@ where
             .unwrap();
         runtime.block_on(make())
     })
+}
+
+/// Sends `frames` on `dev` of the namespace `ns` through a raw Ethernet channel (pnet, not
+/// promiscuous), `gap` apart.
+pub fn send_frames(ns: &str, dev: &str, frames: Vec<Vec<u8>>, gap: Duration) {
+    let dev = dev.to_string();
+    run_in(ns, move || {
+        let iface = pnet_datalink::interfaces()
+            .into_iter()
+            .find(|i| i.name == dev)
+            .unwrap_or_else(|| panic!("{dev} in the sender's namespace"));
+        let config = pnet_datalink::Config {
+            promiscuous: false,
+            ..Default::default()
+        };
+        let Ok(pnet_datalink::Channel::Ethernet(mut tx, _rx)) =
+            pnet_datalink::channel(&iface, config)
+        else {
+            panic!("no ethernet channel on {dev}");
+        };
+        for f in frames {
+            tx.send_to(&f, None).expect("one frame").expect("sent");
+            std::thread::sleep(gap);
+        }
+    });
 }
 
 /// Namespaces A and B, loopback up in both, joined by [`IF_A`] (in A) – [`IF_B`] (in B),

@@ -15,10 +15,11 @@ use haagent::wire::{self, Advert, Decoded, GroupEntry, NodeAdvert, State};
 pub type Property = fn(&[u8]);
 
 /// The fuzz targets, by name (the directory names under `tests/fuzz/corpus/`).
-pub const TARGETS: [(&str, Property); 8] = [
+pub const TARGETS: [(&str, Property); 9] = [
     ("wire", wire),
     ("wire_v2", wire_v2),
     ("arp_frame", arp_frame),
+    ("nd_frame", nd_frame),
     ("icmp_reply", icmp_reply),
     ("http_head", http_head),
     ("control_request", control_request),
@@ -94,6 +95,155 @@ pub fn arp_frame(data: &[u8]) {
         Some((mac, Ipv4Addr::UNSPECIFIED)),
         "a probe must carry sender IP 0.0.0.0"
     );
+}
+
+/// The IPv6 Neighbor Discovery parser the IPv6 VIP path (issue 13) will apply to every frame
+/// on the segment (anyone can send them).
+///
+/// - It accepts exactly the NAs and DAD NSs that RFC 4861 §7.1 has a receiver accept, with
+///   the claim from the RFC's offsets: it agrees with [`nd_oracle`], on the input and on the
+///   input with its ICMPv6 checksum made right (most mutations break the checksum, which
+///   would hide every later rule). A claim's target is never multicast.
+/// - Read as a MAC and an IPv6 target: the unsolicited NA and the DAD NS that haagent builds
+///   parse back to that kind, target and MAC (the NA: Override only, from the target; the
+///   NS: from `::`), and a multicast target makes neither a claim.
+pub fn nd_frame(data: &[u8]) {
+    let mut fixed = data.to_vec();
+    nd_fix_checksum(&mut fixed);
+    for frame in [data, &fixed] {
+        let parsed = haagent::vip::fuzz_parse_nd(frame);
+        assert_eq!(
+            parsed,
+            nd_oracle(frame),
+            "parser and RFC 4861 disagree on {frame:02x?}"
+        );
+        if let Some((_, target, _, _)) = parsed {
+            assert!(!target.is_multicast(), "claimed multicast target {target}");
+        }
+    }
+
+    let mut c = Cursor(data);
+    let mac: [u8; 6] = c.array();
+    let target = Ipv6Addr::from(c.array::<16>());
+    let [na, ns] = haagent::vip::fuzz_nd_frames(mac, target);
+    assert_eq!((na.len(), ns.len()), (86, 78), "frame lengths");
+    let (na_claim, ns_claim) = (
+        haagent::vip::fuzz_parse_nd(&na),
+        haagent::vip::fuzz_parse_nd(&ns),
+    );
+    if target.is_multicast() {
+        assert_eq!(na_claim, None, "an NA for multicast {target} parses");
+        assert_eq!(ns_claim, None, "a DAD NS for multicast {target} parses");
+        return;
+    }
+    assert_eq!(
+        na_claim,
+        Some((Some([true, false, false]), target, mac, target)),
+        "our own unsolicited NA does not parse back"
+    );
+    assert_eq!(
+        ns_claim,
+        Some((None, target, mac, Ipv6Addr::UNSPECIFIED)),
+        "our own DAD NS does not parse back"
+    );
+    assert_eq!(nd_oracle(&na), na_claim, "our NA breaks RFC 4861");
+    assert_eq!(nd_oracle(&ns), ns_claim, "our DAD NS breaks RFC 4861");
+}
+
+/// An IPv6 frame's ICMPv6 message and its pseudo-header (RFC 8200 §8.1: source,
+/// destination, 32-bit length, 3 zero bytes, next header 58), as one buffer to sum; `None`
+/// when the frame does not hold the message its IPv6 payload length says.
+fn nd_summed(data: &[u8]) -> Option<Vec<u8>> {
+    let len = usize::from(u16::from_be_bytes([*data.get(18)?, *data.get(19)?]));
+    let message = data.get(54..54 + len)?;
+    let mut summed = data[22..54].to_vec();
+    summed.extend_from_slice(&(len as u32).to_be_bytes());
+    summed.extend_from_slice(&[0, 0, 0, 58]);
+    summed.extend_from_slice(message);
+    Some(summed)
+}
+
+/// Writes the ICMPv6 checksum (frame bytes 56..58) that makes the message verify.
+fn nd_fix_checksum(data: &mut [u8]) {
+    if let Some(mut summed) = nd_summed(data) {
+        if summed.len() >= 44 {
+            fix_checksum(&mut summed, 42);
+            data[56..58].copy_from_slice(&summed[42..44]);
+        }
+    }
+}
+
+/// What an NA or DAD NS frame claims by RFC 4861 §7.1.1/§7.1.2 (and RFC 4862 §5.4.2, RFC
+/// 2464 §6), read from the bytes and written independently of `src/vip/ndp.rs`: `None`
+/// where a receiver would drop it or it claims nothing.
+fn nd_oracle(data: &[u8]) -> Option<haagent::vip::FuzzNdClaim> {
+    let be16 = |at: usize| u16::from_be_bytes([data[at], data[at + 1]]);
+    let addr = |at: usize| Ipv6Addr::from(<[u8; 16]>::try_from(&data[at..at + 16]).unwrap());
+    if data.len() < 54 || be16(12) != 0x86dd || data[14] >> 4 != 6 {
+        return None;
+    }
+    // Next header 58 directly (no extension header), hop limit 255.
+    if data[20] != 58 || data[21] != 255 {
+        return None;
+    }
+    let len = usize::from(be16(18));
+    if len < 24 || 54 + len > data.len() || data[55] != 0 {
+        return None;
+    }
+    if ones_sum(&nd_summed(data)?) != 0xffff {
+        return None;
+    }
+    let (source, destination, target) = (addr(22), addr(38), addr(62));
+    if target.is_multicast() {
+        return None;
+    }
+    let message = &data[54..54 + len];
+    let (mut slla, mut first_tlla) = (false, None);
+    let mut at = 24;
+    while at < len {
+        if at + 2 > len {
+            return None;
+        }
+        let option_len = usize::from(message[at + 1]) * 8;
+        if option_len == 0 || at + option_len > len {
+            return None;
+        }
+        match message[at] {
+            1 => slla = true,
+            2 if first_tlla.is_none() => first_tlla = Some(&message[at..at + option_len]),
+            _ => {}
+        }
+        at += option_len;
+    }
+    let ethernet_source: [u8; 6] = data[6..12].try_into().unwrap();
+    match data[54] {
+        136 => {
+            let b = data[58];
+            let (override_flag, solicited, router) = (b & 0x20 != 0, b & 0x40 != 0, b & 0x80 != 0);
+            if solicited && destination.is_multicast() {
+                return None;
+            }
+            let mac = match first_tlla {
+                None => ethernet_source,
+                Some(option) if option.len() == 8 => option[2..].try_into().unwrap(),
+                Some(_) => return None,
+            };
+            Some((
+                Some([override_flag, solicited, router]),
+                target,
+                mac,
+                source,
+            ))
+        }
+        135 if source.is_unspecified() => {
+            let solicited_node = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff];
+            if destination.octets()[..13] != solicited_node || slla {
+                return None;
+            }
+            Some((None, target, ethernet_source, source))
+        }
+        _ => None,
+    }
 }
 
 /// The advert datagram (`wire::decode`, what a peer sends).

@@ -1,0 +1,218 @@
+//! The IPv6 Neighbor Discovery frames of `src/vip/ndp.rs` against a real kernel (issue 13):
+//! namespaces A and B joined by a veth pair (2001:db8::11/64 ↔ 2001:db8::12/64, no DAD for
+//! them). A sends through an AF_PACKET socket (a pnet channel, as `GarpSender` does); B's
+//! kernel is the neighbour that must learn from our unsolicited NA, or the holder of
+//! 2001:db8::100 that must answer our DAD NS.
+//!
+//! Needs root (namespaces, CAP_NET_RAW). Without it every test prints `SKIPPED …` and
+//! returns; with `HAAGENT_REQUIRE_NETNS` set (as CI does) a skip is a failure.
+
+mod support;
+
+use std::net::Ipv6Addr;
+use std::time::{Duration, Instant};
+
+use support::arp::parse_mac;
+use support::require_root;
+use support::veth::{ip, run_in, send_frames, Netns, VethLab, IF_A, IF_B};
+
+const VIP: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+/// The MAC B's neighbour entry for the VIP starts with (documentation range, RFC 7042).
+const OLD_MAC: &str = "00:00:5e:00:53:aa";
+
+/// Namespaces A (veth0, 2001:db8::11/64) and B (veth1, 2001:db8::12/64), IPv6 on, both
+/// ends up and operational.
+fn new_lab() -> VethLab {
+    let lab = VethLab::pair("ndp");
+    for (ns, dev, addr) in [
+        (&lab.a, IF_A, "2001:db8::11/64"),
+        (&lab.b, IF_B, "2001:db8::12/64"),
+    ] {
+        enable_ipv6(ns, dev);
+        ip(&["-n", ns.name(), "addr", "add", addr, "dev", dev, "nodad"]);
+        ip(&["-n", ns.name(), "link", "set", dev, "up"]);
+    }
+    for (ns, dev) in [(&lab.a, IF_A), (&lab.b, IF_B)] {
+        wait_operational(ns, dev);
+    }
+    lab
+}
+
+/// Waits until `dev` in `ns` is operationally up. Until then the kernel's link watch has
+/// not attached the device's queueing discipline (it may take up to a second after the
+/// carrier comes on), and a frame sent meanwhile is dropped without an error: a single NA
+/// would be lost.
+fn wait_operational(ns: &Netns, dev: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = ip(&["-n", ns.name(), "-j", "link", "show", "dev", dev]);
+        let links: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        let state = links[0]["operstate"].as_str().unwrap_or("").to_string();
+        if state == "UP" {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{dev} in {} is {state}, not UP",
+            ns.name()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn enable_ipv6(ns: &Netns, dev: &str) {
+    let out = ns
+        .command("sysctl")
+        .args([
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=0",
+            "net.ipv6.conf.default.disable_ipv6=0",
+            &format!("net.ipv6.conf.{dev}.disable_ipv6=0"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sysctl in {}: {}",
+        ns.name(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The link-layer address of `ns`'s neighbour entry for the VIP on `dev`, if any.
+fn neighbour_mac(ns: &Netns, dev: &str) -> Option<String> {
+    let out = ip(&[
+        "-n",
+        ns.name(),
+        "-j",
+        "-6",
+        "neigh",
+        "show",
+        &VIP.to_string(),
+        "dev",
+        dev,
+    ]);
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    entries
+        .first()
+        .and_then(|e| e["lladdr"].as_str())
+        .map(str::to_string)
+}
+
+#[test]
+fn unsolicited_na_overrides_a_neighbours_cached_mac() {
+    if !require_root("unsolicited_na_overrides_a_neighbours_cached_mac") {
+        return;
+    }
+    let lab = new_lab();
+    let mac_a = support::veth::mac(&lab.a, IF_A);
+    // B has the VIP cached at another MAC, as a client of the old holder has.
+    ip(&[
+        "-n",
+        lab.b.name(),
+        "-6",
+        "neigh",
+        "replace",
+        &VIP.to_string(),
+        "lladdr",
+        OLD_MAC,
+        "dev",
+        IF_B,
+        "nud",
+        "stale",
+    ]);
+    assert_eq!(neighbour_mac(&lab.b, IF_B).as_deref(), Some(OLD_MAC));
+
+    let [na, _] = haagent::vip::fuzz_nd_frames(parse_mac(&mac_a), VIP);
+    let sent = Instant::now();
+    send_frames(lab.a.name(), IF_A, vec![na], Duration::ZERO);
+    let deadline = sent + Duration::from_secs(5);
+    loop {
+        let seen = neighbour_mac(&lab.b, IF_B);
+        if seen.as_deref() == Some(mac_a.as_str()) {
+            eprintln!("B learned {mac_a} {:?} after the NA", sent.elapsed());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B's neighbour entry for {VIP} is {seen:?}, expected {mac_a} from our NA"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Sends a DAD NS for `target` from A every 200 ms for `window` and returns the first
+/// advertisement for `target` read on A's socket: (NA flags, sender MAC).
+fn probe(lab: &VethLab, target: Ipv6Addr, window: Duration) -> Option<([bool; 3], [u8; 6])> {
+    let mac_a = parse_mac(&support::veth::mac(&lab.a, IF_A));
+    run_in(lab.a.name(), move || {
+        let iface = pnet_datalink::interfaces()
+            .into_iter()
+            .find(|i| i.name == IF_A)
+            .expect("veth0 in A");
+        let config = pnet_datalink::Config {
+            promiscuous: false,
+            read_timeout: Some(Duration::from_millis(20)),
+            ..Default::default()
+        };
+        let Ok(pnet_datalink::Channel::Ethernet(mut tx, mut rx)) =
+            pnet_datalink::channel(&iface, config)
+        else {
+            panic!("no ethernet channel on veth0");
+        };
+        let [_, dad] = haagent::vip::fuzz_nd_frames(mac_a, target);
+        let started = Instant::now();
+        let mut next_probe = started;
+        while started.elapsed() < window {
+            if Instant::now() >= next_probe {
+                tx.send_to(&dad, None).expect("one frame").expect("sent");
+                next_probe += Duration::from_millis(200);
+            }
+            let Ok(frame) = rx.next() else { continue };
+            // An AF_PACKET socket sees every frame on the interface, the NA to ff02::1
+            // included; anything that is not an NA for the target is passed over.
+            if let Some((Some(flags), t, mac, _)) = haagent::vip::fuzz_parse_nd(frame) {
+                if t == target {
+                    eprintln!("advert for {t} after {:?}", started.elapsed());
+                    return Some((flags, mac));
+                }
+            }
+        }
+        None
+    })
+}
+
+#[test]
+fn dad_ns_is_answered_by_the_holder_with_an_na() {
+    if !require_root("dad_ns_is_answered_by_the_holder_with_an_na") {
+        return;
+    }
+    let lab = new_lab();
+    let mac_b = parse_mac(&support::veth::mac(&lab.b, IF_B));
+
+    // Nobody holds the VIP yet: no answer.
+    assert_eq!(probe(&lab, VIP, Duration::from_millis(300)), None);
+
+    // B takes it; its kernel answers the DAD NS with an NA to ff02::1 (RFC 4861 §7.2.4):
+    // Override set, Solicited clear (a multicast answer), Router clear (no forwarding).
+    ip(&[
+        "-n",
+        lab.b.name(),
+        "addr",
+        "add",
+        &format!("{VIP}/64"),
+        "dev",
+        IF_B,
+        "nodad",
+    ]);
+    let answer = probe(&lab, VIP, Duration::from_secs(5));
+    assert_eq!(
+        answer,
+        Some(([true, false, false], mac_b)),
+        "expected B's NA with its MAC {mac_b:02x?}"
+    );
+
+    // An address B does not hold is still unanswered.
+    let other = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x101);
+    assert_eq!(probe(&lab, other, Duration::from_millis(300)), None);
+}
