@@ -60,11 +60,26 @@ fn assert_zero_failed(
     let (straddled, failed_a) = haagent_lab::probe::unexplained_failures(a, from, to);
     assert!(
         failed_a.is_empty() && failed(b) == 0,
-        "{what}: requests failed (web-a: {}, {straddled} straddled the move; web-b: {})\n{}",
+        "{what}: requests failed (web-a: {}, {straddled} straddled the move; web-b: {})\n\
+         unexplained web-a failures, from the command: {}\n{}",
         summary(a),
         summary(b),
+        failures_from(&failed_a, from),
         g.c.logs()
     );
+}
+
+/// `"+12 ms Timeout, +40 ms Reset"`: each failed request's start relative to `from`.
+fn failures_from(failed: &[&haagent_lab::probe::ProbeSample], from: Instant) -> String {
+    let at = |s: &haagent_lab::probe::ProbeSample| match s.at.checked_duration_since(from) {
+        Some(d) => format!("+{} ms", d.as_millis()),
+        None => format!("-{} ms", (from - s.at).as_millis()),
+    };
+    let all: Vec<String> = failed
+        .iter()
+        .map(|s| format!("{} {:?}", at(s), s.failure))
+        .collect();
+    all.join(", ")
 }
 
 /// Active-active: web-a prefers n1, web-b prefers n2. n1's link down moves both to n2;
