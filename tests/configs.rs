@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use haagent::config::{from_toml, group_id_from_name, Config, GatewaySetting, Overrides};
 use haagent::health::{CheckKind, Weight};
-use haagent::net::{Ipv4Cidr, RouteSpec};
+use haagent::net::{IpCidr, RouteSpec};
 
 fn examples() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
@@ -66,6 +66,14 @@ fn documentation(a: Ipv4Addr) -> bool {
     )
 }
 
+/// An address of either family in the documentation ranges (RFC 5737, RFC 3849).
+fn documentation_ip(a: std::net::IpAddr) -> bool {
+    match a {
+        std::net::IpAddr::V4(a) => documentation(a),
+        std::net::IpAddr::V6(a) => a.segments()[..2] == [0x2001, 0xdb8],
+    }
+}
+
 #[test]
 fn examples_use_documentation_addresses_only() {
     for path in examples() {
@@ -79,7 +87,7 @@ fn examples_use_documentation_addresses_only() {
             assert!(in_doc_range(peer.address.ip()), "{}", path.display());
         }
         for vip in &config.vips {
-            assert!(documentation(vip.addr), "{}: {vip}", path.display());
+            assert!(documentation_ip(vip.addr), "{}: {vip}", path.display());
         }
         for group in &config.groups {
             for route in &group.routes {
@@ -199,7 +207,7 @@ fn router_pair_example_moves_both_vips_and_their_routes_together() {
     assert_eq!(r1.groups.len(), 1, "one group: the VIPs move together");
     let g = &r1.groups[0];
     assert_eq!(g.interfaces(), ["eth0", "eth1"]);
-    let outside: Ipv4Cidr = "192.0.2.100/24".parse().unwrap();
+    let outside: IpCidr = "192.0.2.100/24".parse().unwrap();
     assert_eq!(g.cidrs(), [outside, "198.51.100.1/24".parse().unwrap()]);
     assert_eq!(g.vips[0].label.as_deref(), Some("eth0:vip"));
     assert_eq!(
@@ -208,7 +216,7 @@ fn router_pair_example_moves_both_vips_and_their_routes_together() {
             RouteSpec {
                 to: "0.0.0.0/0".parse().unwrap(),
                 via: Some(Ipv4Addr::new(192, 0, 2, 1)),
-                src: Some(outside.addr),
+                src: Some(Ipv4Addr::new(192, 0, 2, 100)),
                 dev: "eth0".into(),
                 metric: Some(10),
                 table: None,

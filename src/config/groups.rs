@@ -31,7 +31,7 @@ use super::{
     LEGACY_GROUP,
 };
 use crate::health::CheckSpec;
-use crate::net::{Ipv4Cidr, RouteSpec, VipScope, VipSpec};
+use crate::net::{IpCidr, Ipv4Cidr, RouteSpec, VipScope, VipSpec};
 
 /// The node-wide settings a group inherits, and what its VIPs must not collide with.
 pub(super) struct GroupDefaults<'a> {
@@ -57,11 +57,7 @@ pub(super) struct GroupDefaults<'a> {
 
 /// The one group of a config without `[[group]]` tables: every VIP on `interface`, every
 /// check with its own weight, the node's hooks, no routes.
-pub(super) fn implicit_group(
-    d: &GroupDefaults<'_>,
-    vips: &[Ipv4Cidr],
-    priority: u8,
-) -> GroupConfig {
+pub(super) fn implicit_group(d: &GroupDefaults<'_>, vips: &[IpCidr], priority: u8) -> GroupConfig {
     GroupConfig {
         name: LEGACY_GROUP.to_string(),
         id: group_id_from_name(LEGACY_GROUP),
@@ -149,7 +145,7 @@ struct Seen {
     names: HashMap<String, Origin>,
     /// id → (group name, where its id came from, whether it was explicit)
     ids: HashMap<u16, (String, Origin, bool)>,
-    vips: HashMap<Ipv4Addr, Taken>,
+    vips: HashMap<IpAddr, Taken>,
     interfaces: Vec<String>,
     interfaces_reported: bool,
     /// (destination, table, metric) → (group, where)
@@ -407,7 +403,7 @@ fn group_vips(
             ck.err(&entry.origin, msg);
             continue;
         }
-        let vip_ip = IpAddr::V4(spec.cidr.addr);
+        let vip_ip = spec.cidr.addr;
         if d.listen.ip() == vip_ip {
             ck.err(
                 &entry.origin,
@@ -457,8 +453,8 @@ fn vip_entry(
     ck: &mut Checker<'_>,
     d: &GroupDefaults<'_>,
 ) -> Option<VipSpec> {
-    let cidr_of = |ck: &mut Checker<'_>, text: &str, origin: &Origin| -> Option<Ipv4Cidr> {
-        match text.trim().parse::<Ipv4Cidr>() {
+    let cidr_of = |ck: &mut Checker<'_>, text: &str, origin: &Origin| -> Option<IpCidr> {
+        match text.trim().parse::<IpCidr>() {
             Ok(c) => match bad_vip(&c) {
                 Some(why) => {
                     ck.err(origin, why);
@@ -730,7 +726,7 @@ fn group_route(
         }
         // The interface of the VIP on the gateway's subnet, else the group's first VIP's.
         None => via
-            .and_then(|gw| vips.iter().find(|v| v.cidr.contains(gw)))
+            .and_then(|gw| vips.iter().find(|v| v.cidr.contains(IpAddr::V4(gw))))
             .or(vips.first())
             .map(|v| v.interface.clone())
             .unwrap_or_default(),

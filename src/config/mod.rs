@@ -59,7 +59,7 @@ use std::time::Duration;
 pub use error::{ConfigError, ConfigErrors, ErrorPlace, Location};
 pub use reload::{Fingerprint, Setting, SettingChange};
 
-use crate::net::Ipv4Cidr;
+use crate::net::IpCidr;
 
 /// Where haagent looks for its config file when none is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/haagent/haagent.toml";
@@ -98,7 +98,7 @@ pub struct Config {
     pub peers: Vec<PeerConfig>,
     /// The floating addresses, at least one, no duplicates: every group's VIPs, in group
     /// order (for a config without `[[group]]`, `[vip] addresses`).
-    pub vips: Vec<Ipv4Cidr>,
+    pub vips: Vec<IpCidr>,
     /// Kernel lifetime of each installed VIP (`[vip] lease_ms`, default 2 s, a whole number of
     /// seconds); the master keeps refreshing it, so the kernel removes the VIP by itself when
     /// the agent dies or freezes. `None` = no lifetime (`lease_ms = 0`).
@@ -189,7 +189,7 @@ impl GroupConfig {
     }
 
     /// The VIP addresses with prefixes, in config order.
-    pub fn cidrs(&self) -> Vec<Ipv4Cidr> {
+    pub fn cidrs(&self) -> Vec<IpCidr> {
         self.vips.iter().map(|v| v.cidr).collect()
     }
 }

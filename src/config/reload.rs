@@ -11,7 +11,7 @@ use super::groups::{default_track, implicit_group_of};
 use super::limits::{QUORUM_MAJORITY, QUORUM_OFF};
 use super::{Config, GroupConfig, NotifySettings, PeerConfig, TrackCheck, WitnessSettings};
 use crate::health::Weight;
-use crate::net::{Ipv4Cidr, RouteSpec, VipScope, VipSpec};
+use crate::net::{IpCidr, RouteSpec, VipScope, VipSpec};
 
 fn ms(d: Duration) -> u128 {
     d.as_millis()
@@ -26,13 +26,13 @@ fn quorum_word(q: bool) -> &'static str {
 }
 
 /// The VIPs in a canonical order (by address, then prefix).
-fn sorted_vips(vips: &[Ipv4Cidr]) -> Vec<Ipv4Cidr> {
+fn sorted_vips(vips: &[IpCidr]) -> Vec<IpCidr> {
     let mut v = vips.to_vec();
-    v.sort_by_key(|c| (u32::from(c.addr), c.prefix));
+    v.sort_by_key(IpCidr::sort_key);
     v
 }
 
-fn vip_list(vips: &[Ipv4Cidr]) -> String {
+fn vip_list(vips: &[IpCidr]) -> String {
     vips.iter()
         .map(|v| v.to_string())
         .collect::<Vec<_>>()
@@ -73,7 +73,7 @@ fn lease_words(l: Option<Duration>) -> String {
 
 /// The VIPs as the v1 `vips` word hashes them: sorted by address, `ADDR/PREFIX`,
 /// comma-separated.
-fn vips_word(vips: &[Ipv4Cidr]) -> String {
+fn vips_word(vips: &[IpCidr]) -> String {
     sorted_vips(vips)
         .iter()
         .map(|v| v.to_string())
@@ -122,7 +122,7 @@ fn vip_spec_words(v: &VipSpec) -> String {
 
 fn sorted_vip_specs(vips: &[VipSpec]) -> Vec<VipSpec> {
     let mut v = vips.to_vec();
-    v.sort_by_key(|s| (u32::from(s.cidr.addr), s.cidr.prefix, s.interface.clone()));
+    v.sort_by_key(|s| (s.cidr.sort_key(), s.interface.clone()));
     v
 }
 

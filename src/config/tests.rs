@@ -426,7 +426,43 @@ fn vip_that_is_not_a_cidr_says_what_is_wrong() {
     let text = full_with("\"192.0.2.101/32\"", "\"192.0.2.101/33\"");
     assert_only_error_at(&text, line, "prefix `33` is not a number from 0 to 32");
     let text = full_with("\"192.0.2.101/32\"", "\"192.0.2/24\"");
-    assert_only_error_at(&text, line, "`192.0.2` is not an IPv4 address");
+    assert_only_error_at(&text, line, "`192.0.2` is not an IPv4 or IPv6 address");
+    let text = full_with("\"192.0.2.101/32\"", "\"2001:db8::101/129\"");
+    assert_only_error_at(&text, line, "prefix `129` is not a number from 0 to 128");
+}
+
+#[test]
+fn ipv6_vips_are_accepted_next_to_ipv4_ones() {
+    let text = full_with("\"192.0.2.101/32\"", "\"2001:db8::100/64\"");
+    let config = parse(&text).unwrap();
+    let vips: Vec<String> = config.vips.iter().map(ToString::to_string).collect();
+    assert_eq!(vips, ["192.0.2.100/24", "2001:db8::100/64"]);
+    assert_eq!(
+        config.groups[0].vips[1].cidr.to_string(),
+        "2001:db8::100/64"
+    );
+}
+
+#[test]
+fn ipv6_vips_that_are_no_unicast_host_address_are_refused() {
+    let line = line_of(FULL, "addresses = [");
+    for (vip, why) in [
+        ("ff02::1/64", "not a unicast host address"),
+        ("::1/128", "not a unicast host address"),
+        ("::/64", "not a unicast host address"),
+        ("::ffff:192.0.2.7/96", "IPv4-mapped"),
+        ("2001:db8::/64", "subnet-router anycast"),
+        ("2001:db8::100/0", "prefix /0"),
+    ] {
+        let text = full_with("\"192.0.2.101/32\"", &format!("\"{vip}\""));
+        assert_only_error_at(&text, line, why);
+    }
+    // The same address twice, in two spellings, is one duplicate.
+    let text = full_with(
+        "\"192.0.2.101/32\"",
+        "\"2001:db8::100/64\", \"2001:0db8:0:0::100/64\"",
+    );
+    assert_only_error_at(&text, line, "duplicate VIP `2001:db8::100`");
 }
 
 #[test]

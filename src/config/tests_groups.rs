@@ -106,7 +106,11 @@ fn only_error(text: &str, needle: &str, message: &str) {
     );
 }
 
-fn cidr(s: &str) -> crate::net::Ipv4Cidr {
+/// A VIP (`IpCidr`) or a route destination (`Ipv4Cidr`), by what the caller wants.
+fn cidr<T: std::str::FromStr>(s: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
     s.parse().unwrap()
 }
 

@@ -22,7 +22,7 @@ use super::{
     LogSettings, NodeConfig, NotifySettings, PeerConfig, ProbeSettings, TlsPaths, WitnessSettings,
     DEFAULT_CERTS_DIR, DEFAULT_CLUSTER, DEFAULT_PORT,
 };
-use crate::net::Ipv4Cidr;
+use crate::net::IpCidr;
 
 /// Validates everything; `host_name` is the default node name.
 pub(crate) fn validate(
@@ -217,8 +217,8 @@ pub(crate) fn validate(
     // [vip]
     // With [[group]] tables, the VIPs are the groups' (checked with them below).
     let grouped = !raw.groups.is_empty() || raw.broken.contains("group");
-    let mut vips: Vec<Ipv4Cidr> = Vec::new();
-    let mut seen_vips: HashMap<Ipv4Addr, Origin> = HashMap::new();
+    let mut vips: Vec<IpCidr> = Vec::new();
+    let mut seen_vips: HashMap<IpAddr, Origin> = HashMap::new();
     match &raw.vip.addresses {
         Some(list) if grouped => match &list.origin {
             Origin::Flag(_) => ck.err(
@@ -241,7 +241,7 @@ pub(crate) fn validate(
         ),
         Some(list) => {
             for it in &list.value {
-                let cidr = match it.value.trim().parse::<Ipv4Cidr>() {
+                let cidr = match it.value.trim().parse::<IpCidr>() {
                     Ok(c) => c,
                     Err(e) => {
                         ck.err(&it.origin, format!("bad VIP: {e}"));
@@ -260,7 +260,7 @@ pub(crate) fn validate(
                     );
                     continue;
                 }
-                let vip_ip = IpAddr::V4(cidr.addr);
+                let vip_ip = cidr.addr;
                 if listen.ip() == vip_ip {
                     ck.err(
                         &it.origin,
@@ -665,7 +665,7 @@ pub(super) fn validate_notify(
 /// not one of `vips`. An IPv6 address may be link-local (`fe80::/10`, RFC 4291 §2.5.6): the
 /// witness always pings through the node's interface, which is its scope, so a `%zone`
 /// suffix is refused with that explanation. `Err` is the message for the file's location.
-fn gateway_setting(text: &str, vips: &[Ipv4Cidr]) -> Result<GatewaySetting, String> {
+fn gateway_setting(text: &str, vips: &[IpCidr]) -> Result<GatewaySetting, String> {
     let text = text.trim();
     if text == "auto" {
         return Ok(GatewaySetting::Auto);
@@ -711,7 +711,7 @@ fn gateway_setting(text: &str, vips: &[Ipv4Cidr]) -> Result<GatewaySetting, Stri
 }
 
 /// Validates the `[witness]` table (and `--gateway`); `vips` are the valid VIPs.
-fn validate_witness(w: &RawWitness, ck: &mut Checker<'_>, vips: &[Ipv4Cidr]) -> WitnessSettings {
+fn validate_witness(w: &RawWitness, ck: &mut Checker<'_>, vips: &[IpCidr]) -> WitnessSettings {
     let gateway = match &w.gateway {
         None => GatewaySetting::Auto,
         Some(it) => gateway_setting(&it.value, vips).unwrap_or_else(|message| {

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use super::DEFAULT_PORT;
-use crate::net::Ipv4Cidr;
+use crate::net::IpCidr;
 use crate::wire::{self, NameProblem, MAX_NAME_LEN};
 
 /// Checks a node (or cluster) name: ASCII letters, digits, `.`, `_`, `-`; 1..=64 characters;
@@ -99,31 +99,60 @@ pub(crate) fn bad_node_ip(ip: IpAddr) -> Option<&'static str> {
 }
 
 /// What is wrong with a VIP, if anything (beyond its syntax).
-pub(crate) fn bad_vip(cidr: &Ipv4Cidr) -> Option<String> {
-    let a = cidr.addr;
+///
+/// Both families: prefix /0, and an address that is no unicast host address (unspecified,
+/// loopback, multicast; IPv4 broadcast, and the network or broadcast address of a /1../30
+/// subnet). IPv6 also refuses an IPv4-mapped address (`::ffff:a.b.c.d`, RFC 4291 §2.5.5.2:
+/// never on a link) and the subnet-router anycast address of a /1../126 prefix (all host
+/// bits zero, RFC 4291 §2.6.1: every router of the subnet answers it).
+pub(crate) fn bad_vip(cidr: &IpCidr) -> Option<String> {
     if cidr.prefix == 0 {
         return Some(format!("VIP `{cidr}` has prefix /0"));
     }
-    if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback() {
-        return Some(format!(
-            "VIP `{cidr}` is not a unicast host address (unspecified, broadcast, multicast or \
-             loopback)"
-        ));
-    }
-    if cidr.prefix <= 30 {
-        let mask = u32::MAX << (32 - u32::from(cidr.prefix));
-        let bits = u32::from(a);
-        if bits & !mask == 0 {
-            return Some(format!(
-                "VIP `{cidr}` is the network address of its /{} subnet",
-                cidr.prefix
-            ));
+    match cidr.addr {
+        IpAddr::V4(a) => {
+            if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback() {
+                return Some(format!(
+                    "VIP `{cidr}` is not a unicast host address (unspecified, broadcast, \
+                     multicast or loopback)"
+                ));
+            }
+            if cidr.prefix <= 30 {
+                let mask = u32::MAX << (32 - u32::from(cidr.prefix));
+                let bits = u32::from(a);
+                if bits & !mask == 0 {
+                    return Some(format!(
+                        "VIP `{cidr}` is the network address of its /{} subnet",
+                        cidr.prefix
+                    ));
+                }
+                if bits & !mask == !mask {
+                    return Some(format!(
+                        "VIP `{cidr}` is the broadcast address of its /{} subnet",
+                        cidr.prefix
+                    ));
+                }
+            }
         }
-        if bits & !mask == !mask {
-            return Some(format!(
-                "VIP `{cidr}` is the broadcast address of its /{} subnet",
-                cidr.prefix
-            ));
+        IpAddr::V6(a) => {
+            if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
+                return Some(format!(
+                    "VIP `{cidr}` is not a unicast host address (unspecified, multicast or \
+                     loopback)"
+                ));
+            }
+            if a.to_ipv4_mapped().is_some() {
+                return Some(format!(
+                    "VIP `{cidr}` is an IPv4-mapped IPv6 address; write the IPv4 VIP itself"
+                ));
+            }
+            if cidr.prefix <= 126 && cidr.network() == *cidr {
+                return Some(format!(
+                    "VIP `{cidr}` is the subnet-router anycast address of its /{} prefix \
+                     (all host bits zero)",
+                    cidr.prefix
+                ));
+            }
         }
     }
     None

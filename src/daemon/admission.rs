@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 
 use crate::config::GroupConfig;
-use crate::net::Ipv4Cidr;
+use crate::net::IpCidr;
 use crate::transport::PeerSpec;
 use crate::wire::{self, Advert, Decoded, NodeAdvert, WireError};
 
@@ -229,9 +229,9 @@ impl GroupKey {
 /// joined by `,` — the same text as the `vips` word of the cluster fingerprint
 /// (`Config::fingerprint_settings`), so a one-group config's group hash equals that word.
 /// Only the addresses count: interfaces, labels and scopes may differ between nodes.
-pub(crate) fn vips_fingerprint(cidrs: &[Ipv4Cidr]) -> u32 {
+pub(crate) fn vips_fingerprint(cidrs: &[IpCidr]) -> u32 {
     let mut sorted = cidrs.to_vec();
-    sorted.sort_by_key(|c| (u32::from(c.addr), c.prefix));
+    sorted.sort_by_key(IpCidr::sort_key);
     let text = sorted
         .iter()
         .map(ToString::to_string)
@@ -1122,7 +1122,7 @@ mod tests {
         let key = GroupKey::of(&config.groups[0]);
         assert_eq!(key.id, config.groups[0].id);
         assert_eq!(key.vips_fingerprint, config.fingerprint().words[1]);
-        let a: Vec<Ipv4Cidr> = config.groups[0].cidrs();
+        let a: Vec<IpCidr> = config.groups[0].cidrs();
         let mut b = a.clone();
         b.reverse();
         assert_eq!(vips_fingerprint(&a), vips_fingerprint(&b));

@@ -33,7 +33,7 @@ use crate::health::CheckStatus;
 use crate::metrics::{Metrics, RejectReason};
 use crate::mover::{Mover, MoverAction, MoverView, Outcome};
 use crate::net::VipSpec;
-use crate::net::{format_mac, Ipv4Cidr};
+use crate::net::{format_mac, IpCidr};
 use crate::notify::{ConflictWon, Notifier, TransitionEvent};
 use crate::transport::{PeerSpec, Transport};
 use crate::vip::{
@@ -195,7 +195,7 @@ pub(super) struct Vips {
     /// When a VIP conflict last triggered a lease check.
     pub(super) conflict_check: Option<Instant>,
     /// The last netlink read of the installed VIPs, and when it was made (for `status`).
-    pub(super) held: Option<(Instant, Vec<Ipv4Cidr>)>,
+    pub(super) held: Option<(Instant, Vec<IpCidr>)>,
 }
 
 /// The ARP drivers on one interface.
@@ -604,12 +604,7 @@ impl GroupExec {
     /// - otherwise someone else removed them (`ip addr del`, a network manager):
     ///   [`Input::VipsRemoved`]; the election, still master, installs and announces them
     ///   again (a failed install is a VIP-install fault, so a backup takes over).
-    async fn vip_removed(
-        &mut self,
-        i: usize,
-        missing: Vec<Ipv4Cidr>,
-        state: State,
-    ) -> Option<Input> {
+    async fn vip_removed(&mut self, i: usize, missing: Vec<IpCidr>, state: State) -> Option<Input> {
         let vips = &mut self.sides.get_mut(i)?.vips;
         if state != State::Master || !vips.manager.held() {
             return None;
@@ -673,11 +668,16 @@ impl GroupExec {
         for side in &mut self.sides {
             let interface = side.vips.manager.interface().to_string();
             let mine: Vec<&VipSpec> = vips.iter().filter(|v| v.interface == interface).collect();
-            let cidrs: Vec<Ipv4Cidr> = mine.iter().map(|v| v.cidr).collect();
-            let addrs: Vec<Ipv4Addr> = cidrs.iter().map(|v| v.addr).collect();
+            let cidrs: Vec<IpCidr> = mine.iter().map(|v| v.cidr).collect();
+            let all: Vec<IpAddr> = cidrs.iter().map(|v| v.addr).collect();
+            let addrs: Vec<Ipv4Addr> = cidrs
+                .iter()
+                .filter_map(|v| v.v4())
+                .map(|v| v.addr)
+                .collect();
             // The address watch first, so deleting a dropped VIP is not taken for a
             // removal by someone else.
-            side.address_watch.set_vips(addrs.clone());
+            side.address_watch.set_vips(all);
             if let Err(e) = side
                 .arp
                 .watch
@@ -962,7 +962,7 @@ impl Vips {
     pub(super) async fn installed_recently(
         &mut self,
         now: Instant,
-    ) -> Result<Vec<Ipv4Cidr>, VipError> {
+    ) -> Result<Vec<IpCidr>, VipError> {
         if let Some((at, held)) = &self.held {
             if now.saturating_duration_since(*at) < HELD_FRESH {
                 return Ok(held.clone());

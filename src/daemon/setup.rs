@@ -22,7 +22,7 @@ use crate::election::{Election, ElectionConfig, Reconfig};
 use crate::health::{GroupVerdicts, HealthMonitor};
 use crate::metrics::{self, Metrics, MetricsError, MetricsServer};
 use crate::mover::Mover;
-use crate::net::{Ipv4Cidr, VipSpec};
+use crate::net::{IpCidr, VipSpec};
 use crate::notify::Notifier;
 use crate::transport::{PeerSpec, Transport, TransportConfig, TransportError, TransportEvent};
 use crate::vip::{
@@ -302,8 +302,13 @@ async fn side(
         .filter(|v| v.interface == interface)
         .cloned()
         .collect();
-    let cidrs: Vec<Ipv4Cidr> = specs.iter().map(|v| v.cidr).collect();
-    let addrs: Vec<Ipv4Addr> = cidrs.iter().map(|v| v.addr).collect();
+    let cidrs: Vec<IpCidr> = specs.iter().map(|v| v.cidr).collect();
+    let all: Vec<IpAddr> = cidrs.iter().map(|v| v.addr).collect();
+    let addrs: Vec<Ipv4Addr> = cidrs
+        .iter()
+        .filter_map(|v| v.v4())
+        .map(|v| v.addr)
+        .collect();
     let manager = VipManager::open(interface, cidrs, config.lease).await?;
     let mut manager = manager;
     manager.set_attributes(&specs);
@@ -313,7 +318,7 @@ async fn side(
     }
     let (carrier, link, carrier_rx) = CarrierWatch::spawn(interface).await?;
     forward(carrier_rx, key, merge.carrier.clone());
-    let (address_watch, address_rx) = AddressWatch::spawn(interface, addrs.clone())?;
+    let (address_watch, address_rx) = AddressWatch::spawn(interface, all)?;
     forward(address_rx, key, merge.addresses.clone());
     let garp = GarpSender::open(interface)?;
     let announcer = Announcer::spawn(
@@ -535,33 +540,32 @@ fn own_ip(config: &Config) -> Option<Ipv4Addr> {
 /// address if it is one of the interface's, else the own address on the peers' subnet,
 /// else the first own address; `None` if the interface has only VIPs.
 async fn own_source(config: &Config, vips: &VipManager) -> Result<Option<Ipv4Addr>, DaemonError> {
-    let own = vips.own_addresses().await?;
+    let own: Vec<IpCidr> = vips
+        .own_addresses()
+        .await?
+        .into_iter()
+        .filter(IpCidr::is_ipv4)
+        .collect();
     if let IpAddr::V4(ip) = config.node.listen.ip() {
-        if own.iter().any(|c| c.addr == ip) {
+        if own.iter().any(|c| c.addr == IpAddr::V4(ip)) {
             return Ok(Some(ip));
         }
     }
     Ok(own_on_peer_subnet(config, &own)
         .or(own.first())
+        .and_then(|c| c.v4())
         .map(|c| c.addr))
 }
 
-/// The IPv4 addresses of the configured peers.
-fn peer_ipv4s(config: &Config) -> Vec<Ipv4Addr> {
-    config
-        .peers
-        .iter()
-        .filter_map(|p| match p.address.ip() {
-            IpAddr::V4(a) => Some(a),
-            IpAddr::V6(_) => None,
-        })
-        .collect()
+/// The addresses of the configured peers (either family).
+fn peer_ips(config: &Config) -> Vec<IpAddr> {
+    config.peers.iter().map(|p| p.address.ip()).collect()
 }
 
 /// The first of `own` (the node's own addresses on the VIP interface) whose subnet holds a
-/// peer: where peer traffic should leave from.
-fn own_on_peer_subnet<'a>(config: &Config, own: &'a [Ipv4Cidr]) -> Option<&'a Ipv4Cidr> {
-    let peers = peer_ipv4s(config);
+/// peer: where peer traffic should leave from. Families never mix ([`IpCidr::contains`]).
+fn own_on_peer_subnet<'a>(config: &Config, own: &'a [IpCidr]) -> Option<&'a IpCidr> {
+    let peers = peer_ips(config);
     own.iter().find(|c| peers.iter().any(|p| c.contains(*p)))
 }
 
@@ -576,22 +580,27 @@ async fn peer_listen_address(
     vips: &VipManager,
 ) -> Result<SocketAddr, DaemonError> {
     let listen = config.node.listen;
-    let IpAddr::V4(ip) = listen.ip() else {
-        return Ok(listen);
-    };
-    if !ip.is_unspecified() {
+    if !listen.ip().is_unspecified() {
         return Ok(listen);
     }
-    let own = vips.own_addresses().await?;
+    // `[::]` as much as `0.0.0.0`: an IPv6 VIP on the peers' prefix is as good a source
+    // candidate to the kernel (RFC 6724 §5, rule 8: longest matching prefix) as the node's
+    // own address, so pin the own address of the listen family.
+    let own: Vec<IpCidr> = vips
+        .own_addresses()
+        .await?
+        .into_iter()
+        .filter(|c| c.is_ipv4() == listen.is_ipv4())
+        .collect();
     if let Some(mine) = own_on_peer_subnet(config, &own) {
         tracing::info!(address = %mine.addr, interface = %config.node.interface,
             "peer traffic leaves from this node's own address, never from a VIP");
-        return Ok(SocketAddr::new(mine.addr.into(), listen.port()));
+        return Ok(SocketAddr::new(mine.addr, listen.port()));
     }
     if config
         .vips
         .iter()
-        .any(|v| peer_ipv4s(config).iter().any(|p| v.contains(*p)))
+        .any(|v| peer_ips(config).iter().any(|p| v.contains(*p)))
     {
         return Err(DaemonError::NoOwnAddress {
             interface: config.node.interface.clone(),

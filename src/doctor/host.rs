@@ -5,7 +5,7 @@ use std::net::UdpSocket;
 use super::Check;
 use crate::config::Config;
 use crate::control::{self, Request};
-use crate::net::Ipv4Cidr;
+use crate::net::IpCidr;
 use crate::vip::VipManager;
 
 /// `CAP_NET_ADMIN` and `CAP_NET_RAW` (linux/capability.h).
@@ -20,7 +20,7 @@ fn sys(path: &str) -> Option<String> {
 /// The node's interface and every other interface a group's VIPs use: each exists, is up,
 /// has carrier and an address in the subnet of each VIP on it; returns the node
 /// interface's own (non-VIP) addresses.
-pub(super) async fn interface(config: &Config, checks: &mut Vec<Check>) -> Vec<Ipv4Cidr> {
+pub(super) async fn interface(config: &Config, checks: &mut Vec<Check>) -> Vec<IpCidr> {
     let mut interfaces = vec![config.node.interface.clone()];
     for group in &config.groups {
         for name in group.interfaces() {
@@ -31,7 +31,7 @@ pub(super) async fn interface(config: &Config, checks: &mut Vec<Check>) -> Vec<I
     }
     let mut node_own = Vec::new();
     for (i, name) in interfaces.iter().enumerate() {
-        let vips: Vec<Ipv4Cidr> = config
+        let vips: Vec<IpCidr> = config
             .groups
             .iter()
             .flat_map(|g| g.vips.iter())
@@ -47,7 +47,7 @@ pub(super) async fn interface(config: &Config, checks: &mut Vec<Check>) -> Vec<I
 }
 
 /// One interface with the VIPs on it (see [`interface`]).
-async fn one_interface(name: &str, vips: &[Ipv4Cidr], checks: &mut Vec<Check>) -> Vec<Ipv4Cidr> {
+async fn one_interface(name: &str, vips: &[IpCidr], checks: &mut Vec<Check>) -> Vec<IpCidr> {
     let check = format!("interface {name}");
     let manager = match VipManager::open(name, vips.to_vec(), None).await {
         Ok(m) => m,

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use super::Check;
 use crate::certs::{self, CertError, NodeIdentity};
 use crate::config::Config;
-use crate::net::Ipv4Cidr;
+use crate::net::IpCidr;
 
 /// A certificate that ends sooner than this is a ✘ (renew it now, not during an outage).
 pub(super) const RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
@@ -15,7 +15,7 @@ pub(super) const RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
 /// Adds the certificate lines; returns the identity for the peer probes when it loads.
 pub(super) fn check(
     config: &Config,
-    own: &[Ipv4Cidr],
+    own: &[IpCidr],
     checks: &mut Vec<Check>,
 ) -> Option<NodeIdentity> {
     let tls = &config.tls;
@@ -71,7 +71,7 @@ pub(super) fn check(
 }
 
 /// The SANs name this node and the address peers reach it at.
-fn names(config: &Config, own: &[Ipv4Cidr], id: &NodeIdentity) -> Check {
+fn names(config: &Config, own: &[IpCidr], id: &NodeIdentity) -> Check {
     let node = &config.node.name;
     let name = "certificate names";
     if !id.names.iter().any(|n| n == node) {
@@ -86,7 +86,7 @@ fn names(config: &Config, own: &[Ipv4Cidr], id: &NodeIdentity) -> Check {
     }
     let listen = config.node.listen.ip();
     let addresses: Vec<IpAddr> = if listen.is_unspecified() {
-        own.iter().map(|a| IpAddr::V4(a.addr)).collect()
+        own.iter().map(|a| a.addr).collect()
     } else {
         vec![listen]
     };

@@ -5,7 +5,7 @@
 //! manager restarting and flushing the interface, deleting the primary address while
 //! `promote_secondaries` is off, which takes the secondaries with it), and the kernel
 //! deletes a VIP by itself when its lifetime runs out. All of these arrive as
-//! `RTM_DELADDR` on the `RTMGRP_IPV4_IFADDR` group, within microseconds; waiting for the
+//! `RTM_DELADDR` on the `RTMGRP_IPV4_IFADDR` and `RTMGRP_IPV6_IFADDR` groups, within microseconds; waiting for the
 //! next lease check would cost up to a quarter lease, and without a lease nothing would
 //! ever notice.
 //!
@@ -16,10 +16,10 @@
 //! Netlink may drop notifications when its socket buffer overruns (`ENOBUFS`); the watch
 //! then reports [`AddressEvent::Resync`] so the daemon lists the addresses again.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use futures_util::stream::StreamExt;
-use rtnetlink::constants::RTMGRP_IPV4_IFADDR;
+use rtnetlink::constants::{RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR};
 use rtnetlink::packet_core::NetlinkPayload;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::VipError;
-use crate::net::Ipv4Cidr;
+use crate::net::IpCidr;
 
 /// A change of one of the VIPs' addresses, on any interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,26 +38,27 @@ pub enum AddressEvent {
         /// The interface it was on (kernel index).
         ifindex: u32,
         /// The address and its prefix.
-        cidr: Ipv4Cidr,
+        cidr: IpCidr,
     },
     /// `RTM_NEWADDR`: the address was added (or changed, e.g. its lifetime renewed).
     Added {
         /// The interface it is on (kernel index).
         ifindex: u32,
         /// The address and its prefix.
-        cidr: Ipv4Cidr,
+        cidr: IpCidr,
     },
     /// Notifications were lost (netlink overrun): list the addresses again.
     Resync,
 }
 
-/// Watches the IPv4 addresses whose IP is one of the VIPs; dropping it stops the watch.
+/// Watches the addresses (IPv4 and IPv6) whose IP is one of the VIPs; dropping it stops the
+/// watch.
 #[derive(Debug)]
 pub struct AddressWatch {
     connection: JoinHandle<()>,
     task: JoinHandle<()>,
     /// The VIPs watched, shared with the task; replaced by [`AddressWatch::set_vips`].
-    vips: std::sync::Arc<std::sync::Mutex<Vec<Ipv4Addr>>>,
+    vips: std::sync::Arc<std::sync::Mutex<Vec<IpAddr>>>,
 }
 
 impl Drop for AddressWatch {
@@ -72,7 +73,8 @@ impl Drop for AddressWatch {
 const CAPACITY: usize = 64;
 
 impl AddressWatch {
-    /// Subscribes to IPv4 address notifications and reports every addition or removal
+    /// Subscribes to address notifications of both families (`RTMGRP_IPV4_IFADDR`,
+    /// `RTMGRP_IPV6_IFADDR`) and reports every addition or removal
     /// of an address whose IP is one of `vips` (any prefix, any interface: the daemon
     /// compares both with what it installed). `interface` only names the socket in errors.
     ///
@@ -80,7 +82,7 @@ impl AddressWatch {
     /// cannot be opened or bound. Must be called from inside a tokio runtime.
     pub fn spawn(
         interface: &str,
-        vips: Vec<Ipv4Addr>,
+        vips: Vec<IpAddr>,
     ) -> Result<(Self, mpsc::Receiver<AddressEvent>), VipError> {
         let subscribe = "subscribe to address notifications";
         let (mut connection, _handle, mut messages) = rtnetlink::new_connection()
@@ -88,7 +90,7 @@ impl AddressWatch {
         connection
             .socket_mut()
             .socket_mut()
-            .bind(&SocketAddr::new(0, RTMGRP_IPV4_IFADDR))
+            .bind(&SocketAddr::new(0, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
             .map_err(|e| VipError::from_io(interface, subscribe, "CAP_NET_ADMIN", e))?;
         let connection = tokio::spawn(connection);
         let (tx, rx) = mpsc::channel(CAPACITY);
@@ -130,29 +132,26 @@ impl AddressWatch {
 
     /// Watches `vips` from now on (a reload changed them): a dropped VIP deleted after
     /// this call is no event.
-    pub fn set_vips(&self, vips: Vec<Ipv4Addr>) {
+    pub fn set_vips(&self, vips: Vec<IpAddr>) {
         *self.vips.lock().unwrap_or_else(|p| p.into_inner()) = vips;
     }
 }
 
 /// The event an address notification stands for, if it concerns one of `vips`.
-fn classify(message: &RouteNetlinkMessage, vips: &[Ipv4Addr]) -> Option<AddressEvent> {
+fn classify(message: &RouteNetlinkMessage, vips: &[IpAddr]) -> Option<AddressEvent> {
     let (added, m) = match message {
         RouteNetlinkMessage::NewAddress(m) => (true, m),
         RouteNetlinkMessage::DelAddress(m) => (false, m),
         _ => return None,
     };
-    if m.header.family != AddressFamily::Inet {
+    if !matches!(m.header.family, AddressFamily::Inet | AddressFamily::Inet6) {
         return None;
     }
-    let addr = local_ipv4(m)?;
+    let addr = local_address(m)?;
     if !vips.contains(&addr) {
         return None;
     }
-    let cidr = Ipv4Cidr {
-        addr,
-        prefix: m.header.prefix_len,
-    };
+    let cidr = IpCidr::new(addr, m.header.prefix_len)?;
     let ifindex = m.header.index;
     Some(if added {
         AddressEvent::Added { ifindex, cidr }
@@ -161,12 +160,14 @@ fn classify(message: &RouteNetlinkMessage, vips: &[Ipv4Addr]) -> Option<AddressE
     })
 }
 
-/// `IFA_LOCAL`, or `IFA_ADDRESS` when there is no separate local address.
-fn local_ipv4(message: &AddressMessage) -> Option<Ipv4Addr> {
+/// `IFA_LOCAL`, or `IFA_ADDRESS` when there is no separate local address (IPv6 has only
+/// `IFA_ADDRESS`); an attribute of the other family than the message's is ignored.
+fn local_address(message: &AddressMessage) -> Option<IpAddr> {
+    let v6 = message.header.family == AddressFamily::Inet6;
     let find = |local: bool| {
         message.attributes.iter().find_map(|a| match a {
-            AddressAttribute::Local(IpAddr::V4(ip)) if local => Some(*ip),
-            AddressAttribute::Address(IpAddr::V4(ip)) if !local => Some(*ip),
+            AddressAttribute::Local(ip) if local && ip.is_ipv6() == v6 => Some(*ip),
+            AddressAttribute::Address(ip) if !local && ip.is_ipv6() == v6 => Some(*ip),
             _ => None,
         })
     };
@@ -176,6 +177,7 @@ fn local_ipv4(message: &AddressMessage) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
 
@@ -188,16 +190,45 @@ mod tests {
         m
     }
 
+    /// An IPv6 address message as Linux sends it: `IFA_ADDRESS` only.
+    fn message6(ip: std::net::Ipv6Addr, prefix: u8, index: u32) -> AddressMessage {
+        let mut m = AddressMessage::default();
+        m.header.family = AddressFamily::Inet6;
+        m.header.prefix_len = prefix;
+        m.header.index = index;
+        m.attributes.push(AddressAttribute::Address(IpAddr::V6(ip)));
+        m
+    }
+
+    #[test]
+    fn ipv6_vips_are_reported_like_ipv4_ones() {
+        let vip6: std::net::Ipv6Addr = "2001:db8::100".parse().unwrap();
+        let vips = [IpAddr::V4(VIP), IpAddr::V6(vip6)];
+        let del = RouteNetlinkMessage::DelAddress(message6(vip6, 64, 3));
+        assert_eq!(
+            classify(&del, &vips),
+            Some(AddressEvent::Removed {
+                ifindex: 3,
+                cidr: "2001:db8::100/64".parse().unwrap()
+            })
+        );
+        let own = RouteNetlinkMessage::DelAddress(message6("2001:db8::11".parse().unwrap(), 64, 3));
+        assert_eq!(classify(&own, &vips), None);
+        // A prefix the family cannot have is no address.
+        let bad = RouteNetlinkMessage::NewAddress(message6(vip6, 129, 3));
+        assert_eq!(classify(&bad, &vips), None);
+    }
+
     #[test]
     fn reports_only_the_vips_with_their_prefix_and_interface() {
-        let vips = [VIP];
+        let vips = [IpAddr::V4(VIP)];
         let del = RouteNetlinkMessage::DelAddress(message(VIP, 24, 7));
         assert_eq!(
             classify(&del, &vips),
             Some(AddressEvent::Removed {
                 ifindex: 7,
-                cidr: Ipv4Cidr {
-                    addr: VIP,
+                cidr: IpCidr {
+                    addr: IpAddr::V4(VIP),
                     prefix: 24
                 }
             })

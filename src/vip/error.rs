@@ -89,6 +89,17 @@ pub enum VipError {
         /// The VIP being announced.
         vip: Ipv4Addr,
     },
+
+    /// The kernel refused an IPv6 address because IPv6 is off on the interface
+    /// (`net.ipv6.conf.<interface>.disable_ipv6 = 1`, or the `ipv6.disable=1` boot option):
+    /// Linux answers EACCES, which is no missing capability.
+    #[error("{operation} on interface {interface}: IPv6 is disabled there (sysctl net.ipv6.conf.{interface}.disable_ipv6 = 1); enable it or remove the IPv6 VIPs")]
+    Ipv6Disabled {
+        /// The configured interface name.
+        interface: String,
+        /// What we were doing, e.g. "add 2001:db8::100/64".
+        operation: String,
+    },
 }
 
 impl VipError {

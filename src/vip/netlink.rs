@@ -10,23 +10,31 @@
 //! - the same IP with another prefix (`/24` and `/32`) is a *second* address, so
 //!   [`VipManager::remove_stale`] matches on the IP alone, while
 //!   [`VipManager::installed`] reports only exact `ip/prefix` matches;
-//! - IPv4 addresses can carry a lifetime (`IFA_CACHEINFO`): with one, the kernel
-//!   deletes the VIP by itself once the daemon stops calling
-//!   [`VipManager::refresh`] — a dead or frozen master then cannot keep the VIP.
+//! - addresses of both families can carry a lifetime (`IFA_CACHEINFO`): with one, the
+//!   kernel deletes the VIP by itself once the daemon stops calling
+//!   [`VipManager::refresh`] — a dead or frozen master then cannot keep the VIP. For IPv6
+//!   it is the address's valid and preferred lifetime (RFC 4862 §5.5.4), native there;
+//! - an IPv6 address is *tentative* while the kernel runs Duplicate Address Detection on
+//!   it (RFC 4862 §5.4, ~1 s by default) and cannot be used as a source or answer
+//!   neighbour solicitations meanwhile: IPv6 VIPs are added with `IFA_F_NODAD` (`ip addr
+//!   add … nodad`), usable at once — haagent runs its own DAD-style probe before it
+//!   claims ([`super::ArpProbe`]).
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::TryStreamExt;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, AddressScope, CacheInfo};
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressMessage, AddressScope, CacheInfo,
+};
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{AddressMessageBuilder, Handle};
 use tokio::task::JoinHandle;
 
 use super::VipError;
-use crate::net::{Ipv4Cidr, VipScope, VipSpec};
+use crate::net::{IpCidr, VipScope, VipSpec};
 
 /// How long one netlink request may take before it counts as failed.
 /// Address changes take ~0.2 ms; two seconds means the kernel side is stuck.
@@ -46,10 +54,10 @@ pub struct VipManager {
     ifindex: u32,
     ifname: String,
     mac: [u8; 6],
-    vips: Vec<Ipv4Cidr>,
+    vips: Vec<IpCidr>,
     /// Label and scope per VIP (from [`VipManager::set_attributes`]); a VIP not listed is
     /// installed without a label, scope global.
-    attributes: Vec<(Ipv4Cidr, Option<String>, VipScope)>,
+    attributes: Vec<(IpCidr, Option<String>, VipScope)>,
     lifetime: Option<Duration>,
     /// Between a successful [`VipManager::install`] and the next [`VipManager::release`].
     held: bool,
@@ -67,7 +75,7 @@ const EXPIRY_SLACK: Duration = Duration::from_millis(100);
 /// One IPv4 address found on the interface.
 #[derive(Debug, Clone)]
 struct Found {
-    cidr: Ipv4Cidr,
+    cidr: IpCidr,
     message: AddressMessage,
 }
 
@@ -82,7 +90,7 @@ impl VipManager {
     /// Must be called from inside a tokio runtime.
     pub async fn open(
         interface: &str,
-        vips: Vec<Ipv4Cidr>,
+        vips: Vec<IpCidr>,
         lifetime: Option<Duration>,
     ) -> Result<Self, VipError> {
         let (connection, handle, _) = rtnetlink::new_connection()
@@ -160,7 +168,7 @@ impl VipManager {
     }
 
     /// The label and scope [`VipManager::install`] gives `vip`.
-    fn attributes_of(&self, vip: &Ipv4Cidr) -> (Option<&str>, VipScope) {
+    fn attributes_of(&self, vip: &IpCidr) -> (Option<&str>, VipScope) {
         self.attributes
             .iter()
             .find(|(c, _, _)| c == vip)
@@ -209,12 +217,12 @@ impl VipManager {
     }
 
     /// The configured VIPs, in configuration order.
-    pub fn vips(&self) -> &[Ipv4Cidr] {
+    pub fn vips(&self) -> &[IpCidr] {
         &self.vips
     }
 
     /// Our VIPs that are not in `present` (what the kernel lists now).
-    pub fn missing(&self, present: &[Ipv4Cidr]) -> Vec<Ipv4Cidr> {
+    pub fn missing(&self, present: &[IpCidr]) -> Vec<IpCidr> {
         self.vips
             .iter()
             .filter(|v| !present.contains(v))
@@ -228,7 +236,7 @@ impl VipManager {
     ///
     /// A node that has just started does not hold the VIP yet; a copy left over
     /// from a crashed run would answer ARP while another node is master.
-    pub async fn remove_stale(&self) -> Result<Vec<Ipv4Cidr>, VipError> {
+    pub async fn remove_stale(&self) -> Result<Vec<IpCidr>, VipError> {
         let mut removed = Vec::new();
         let mut first_error = None;
         for found in self.addresses().await? {
@@ -301,8 +309,8 @@ impl VipManager {
     /// deleted from the interface and the list is installed again (new ones added, the
     /// others renewed in place); otherwise nothing changes on the interface. Every VIP is
     /// attempted; the first failure is returned.
-    pub async fn set_vips(&mut self, vips: Vec<Ipv4Cidr>) -> Result<(), VipError> {
-        let dropped: Vec<Ipv4Cidr> = self
+    pub async fn set_vips(&mut self, vips: Vec<IpCidr>) -> Result<(), VipError> {
+        let dropped: Vec<IpCidr> = self
             .vips
             .iter()
             .filter(|v| !vips.contains(v))
@@ -318,13 +326,19 @@ impl VipManager {
     }
 
     /// Deletes `vips` from the interface; one already gone (or the interface gone) is fine.
-    async fn delete(&self, vips: &[Ipv4Cidr]) -> Result<(), VipError> {
+    async fn delete(&self, vips: &[IpCidr]) -> Result<(), VipError> {
         let mut first_error = None;
         for vip in vips {
-            let message = AddressMessageBuilder::<Ipv4Addr>::new()
-                .index(self.ifindex)
-                .address(vip.addr, vip.prefix)
-                .build();
+            let message = match vip.addr {
+                IpAddr::V4(addr) => AddressMessageBuilder::<Ipv4Addr>::new()
+                    .index(self.ifindex)
+                    .address(addr, vip.prefix)
+                    .build(),
+                IpAddr::V6(addr) => AddressMessageBuilder::<Ipv6Addr>::new()
+                    .index(self.ifindex)
+                    .address(addr, vip.prefix)
+                    .build(),
+            };
             let operation = format!("delete {vip}");
             let request = self.handle.address().del(message).execute();
             match bounded(&self.ifname, &operation, request).await {
@@ -341,8 +355,8 @@ impl VipManager {
 
     /// Which configured VIPs are on the interface right now (exact IP and prefix),
     /// in configuration order.
-    pub async fn installed(&self) -> Result<Vec<Ipv4Cidr>, VipError> {
-        let present: Vec<Ipv4Cidr> = self
+    pub async fn installed(&self) -> Result<Vec<IpCidr>, VipError> {
+        let present: Vec<IpCidr> = self
             .addresses()
             .await?
             .into_iter()
@@ -364,7 +378,7 @@ impl VipManager {
             let mut request = self
                 .handle
                 .address()
-                .add(self.ifindex, IpAddr::V4(vip.addr), vip.prefix)
+                .add(self.ifindex, vip.addr, vip.prefix)
                 .replace();
             let (label, scope) = self.attributes_of(vip);
             let message = request.message_mut();
@@ -374,6 +388,12 @@ impl VipManager {
                     .attributes
                     .push(AddressAttribute::Label(label.to_string()));
             }
+            if !vip.is_ipv4() {
+                // Usable at once, not tentative for ~1 s (RFC 4862 §5.4); our own probe ran.
+                message
+                    .attributes
+                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            }
             if let Some(lifetime) = self.lifetime {
                 request
                     .message_mut()
@@ -382,6 +402,7 @@ impl VipManager {
             }
             let operation = format!("{verb} {vip}");
             if let Err(e) = bounded(&self.ifname, &operation, request.execute()).await {
+                let e = ipv6_refused(e, vip);
                 first_error.get_or_insert(e);
             }
         }
@@ -394,10 +415,9 @@ impl VipManager {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Every IPv4 address on the interface.
-    /// The IPv4 addresses of the interface that are not VIPs (the node's own), as the
-    /// kernel has them now.
-    pub async fn own_addresses(&self) -> Result<Vec<Ipv4Cidr>, VipError> {
+    /// The addresses of the interface (both families) that are not VIPs (the node's own),
+    /// as the kernel has them now.
+    pub async fn own_addresses(&self) -> Result<Vec<IpCidr>, VipError> {
         Ok(self
             .addresses()
             .await?
@@ -418,10 +438,10 @@ impl VipManager {
         let messages = bounded(&self.ifname, "list addresses", dump).await?;
         Ok(messages
             .into_iter()
-            .filter(|m| m.header.family == AddressFamily::Inet)
+            .filter(|m| matches!(m.header.family, AddressFamily::Inet | AddressFamily::Inet6))
             .filter_map(|message| {
-                let addr = local_ipv4(&message)?;
-                let cidr = Ipv4Cidr {
+                let addr = local_address(&message)?;
+                let cidr = IpCidr {
                     addr,
                     prefix: message.header.prefix_len,
                 };
@@ -437,17 +457,47 @@ impl Drop for VipManager {
     }
 }
 
-/// The interface's own IPv4 address in an address message: `IFA_LOCAL`, or
-/// `IFA_ADDRESS` when there is no separate local address.
-fn local_ipv4(message: &AddressMessage) -> Option<Ipv4Addr> {
-    let v4 = |want_local: bool| {
+/// The interface's own address in an address message: `IFA_LOCAL`, or `IFA_ADDRESS` when
+/// there is no separate local address (always so for IPv6, whose `IFA_ADDRESS` is the
+/// address itself).
+fn local_address(message: &AddressMessage) -> Option<IpAddr> {
+    let find = |want_local: bool| {
         message.attributes.iter().find_map(|a| match a {
-            AddressAttribute::Local(IpAddr::V4(ip)) if want_local => Some(*ip),
-            AddressAttribute::Address(IpAddr::V4(ip)) if !want_local => Some(*ip),
+            AddressAttribute::Local(ip) if want_local => Some(*ip),
+            AddressAttribute::Address(ip) if !want_local => Some(*ip),
             _ => None,
         })
     };
-    v4(true).or_else(|| v4(false))
+    find(true).or_else(|| find(false))
+}
+
+/// An add refused with EACCES for an IPv6 VIP means IPv6 is disabled on the interface
+/// (Linux `addrconf_add_dev`), not a missing capability: [`VipError::Ipv6Disabled`].
+fn ipv6_refused(e: VipError, vip: &IpCidr) -> VipError {
+    match e {
+        VipError::PermissionDenied {
+            interface,
+            operation,
+            ..
+        } if !vip.is_ipv4() && !lacks_net_admin() => VipError::Ipv6Disabled {
+            interface,
+            operation,
+        },
+        other => other,
+    }
+}
+
+/// Whether this process lacks `CAP_NET_ADMIN` in its effective set (from
+/// `/proc/self/status`, `CapEff`, bit 12); `false` when that cannot be read.
+fn lacks_net_admin() -> bool {
+    const CAP_NET_ADMIN_BIT: u32 = 12;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        })
+        .is_some_and(|eff| eff & (1 << CAP_NET_ADMIN_BIT) == 0)
 }
 
 /// `IFA_CACHEINFO` with valid = preferred = `lifetime` in whole seconds, rounded
@@ -578,18 +628,24 @@ mod tests {
             .push(AddressAttribute::Address(IpAddr::V4(Ipv4Addr::new(
                 192, 0, 2, 9,
             ))));
-        assert_eq!(local_ipv4(&m), Some(Ipv4Addr::new(192, 0, 2, 9)));
+        assert_eq!(
+            local_address(&m),
+            Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)))
+        );
         m.attributes
             .push(AddressAttribute::Local(IpAddr::V4(Ipv4Addr::new(
                 192, 0, 2, 100,
             ))));
-        assert_eq!(local_ipv4(&m), Some(Ipv4Addr::new(192, 0, 2, 100)));
+        assert_eq!(
+            local_address(&m),
+            Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100)))
+        );
     }
 
     #[tokio::test]
     async fn attributes_are_matched_by_address_and_prefix() {
-        let vip: Ipv4Cidr = "192.0.2.100/24".parse().unwrap();
-        let other: Ipv4Cidr = "192.0.2.100/32".parse().unwrap();
+        let vip: IpCidr = "192.0.2.100/24".parse().unwrap();
+        let other: IpCidr = "192.0.2.100/32".parse().unwrap();
         let Ok(mut m) = VipManager::open("lo", vec![vip, other], None).await else {
             return; // no netlink here: nothing to check
         };
