@@ -62,10 +62,8 @@ pub(super) async fn peers(
                 });
             }
             Err(ProbeError::NoAnswer(_)) => {
-                let host = match peer.address.ip() {
-                    IpAddr::V4(ip) => ping(&config.node.interface, ip.into()).await.is_ok(),
-                    IpAddr::V6(_) => false,
-                };
+                // ICMP echo or ICMPv6 echo, as the witness pings (issue 13).
+                let host = ping(&config.node.interface, peer.address.ip()).await.is_ok();
                 let (detail, fix) = if host {
                     (
                         "the host answers ping, but no QUIC answer on its port".to_string(),

@@ -5,7 +5,7 @@
 // Shared by every test crate as a private module: `pub` is for its siblings.
 #![allow(unreachable_pub)]
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -319,8 +319,16 @@ impl Samples {
 }
 
 impl HolderSampler {
-    /// Starts sampling the `nodes` of `cluster`.
+    /// Starts sampling the `nodes` of `cluster` for [`VIP`].
     pub fn start(cluster: &Cluster, nodes: &[&str]) -> Self {
+        Self::start_for(cluster, nodes, &[IpAddr::V4(VIP)])
+    }
+
+    /// Starts sampling the `nodes` of `cluster`: a node holds when `eth0` carries any of
+    /// `vips` (of either family) — for two VIPs that move together, two holders means two
+    /// nodes with some VIP at once.
+    pub fn start_for(cluster: &Cluster, nodes: &[&str], vips: &[IpAddr]) -> Self {
+        let vips = vips.to_vec();
         let namespaces: Vec<(String, String)> = nodes
             .iter()
             .map(|n| {
@@ -337,7 +345,7 @@ impl HolderSampler {
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 let holders: Vec<String> = namespaces
                     .iter()
-                    .filter(|(_, ns)| ns_has_vip(ns))
+                    .filter(|(_, ns)| ns_has_vip(ns, &vips))
                     .map(|(n, _)| n.clone())
                     .collect();
                 samples.push((start.elapsed(), holders));
@@ -377,12 +385,17 @@ impl Drop for HolderSampler {
     }
 }
 
-fn ns_has_vip(ns: &str) -> bool {
+/// Whether `eth0` in namespace `ns` carries any of `vips` (`ip -o addr` prints
+/// `inet 192.0.2.100/24` and `inet6 2001:db8::100/64`).
+fn ns_has_vip(ns: &str, vips: &[IpAddr]) -> bool {
     let out = Command::new("ip")
-        .args(["-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"])
+        .args(["-n", ns, "-o", "addr", "show", "dev", "eth0"])
         .output();
     match out {
-        Ok(o) => String::from_utf8_lossy(&o.stdout).contains(&format!(" {VIP}/")),
+        Ok(o) => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            vips.iter().any(|v| text.contains(&format!(" {v}/")))
+        }
         Err(_) => false,
     }
 }

@@ -29,7 +29,7 @@ pub mod timeline;
 pub mod web;
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -417,10 +417,11 @@ impl Lab {
     }
 
     /// Hosts whose `eth0` carries `vip` right now.
-    pub fn holders(&self, vip: Ipv4Addr) -> Result<Vec<String>, LabError> {
+    pub fn holders(&self, vip: impl Into<IpAddr>) -> Result<Vec<String>, LabError> {
+        let vip = vip.into();
         let mut holders = Vec::new();
         for host in &self.hosts {
-            if addresses(&host.ns, "eth0")?.contains(&vip) {
+            if all_addresses(&host.ns, "eth0")?.contains(&vip) {
                 holders.push(host.name.clone());
             }
         }
@@ -431,10 +432,11 @@ impl Lab {
     /// took and the last holders seen.
     pub fn wait_holders(
         &self,
-        vip: Ipv4Addr,
+        vip: impl Into<IpAddr>,
         timeout: Duration,
         pred: impl Fn(&[String]) -> bool,
     ) -> Result<(Option<Duration>, Vec<String>), LabError> {
+        let vip = vip.into();
         let start = Instant::now();
         loop {
             let holders = self.holders(vip)?;
@@ -461,8 +463,13 @@ impl Lab {
         Ok(())
     }
 
-    /// The MAC host `name` has cached for `addr`, if any.
-    pub fn neighbour_mac(&self, name: &str, addr: Ipv4Addr) -> Result<Option<String>, LabError> {
+    /// The MAC host `name` has cached for `addr` (ARP or IPv6 neighbour entry), if any.
+    pub fn neighbour_mac(
+        &self,
+        name: &str,
+        addr: impl Into<IpAddr>,
+    ) -> Result<Option<String>, LabError> {
+        let addr = addr.into();
         let host = self.host(name)?;
         let out = host
             .ns
@@ -502,7 +509,19 @@ fn link_mac(ns: &Netns, dev: &str) -> Result<String, LabError> {
 
 /// The IPv4 addresses on `dev` inside `ns`.
 pub fn addresses(ns: &Netns, dev: &str) -> Result<Vec<Ipv4Addr>, LabError> {
-    let out = ns.ip(&["-j", "-4", "addr", "show", "dev", dev])?;
+    Ok(all_addresses(ns, dev)?
+        .into_iter()
+        .filter_map(|a| match a {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        })
+        .collect())
+}
+
+/// The addresses of both families on `dev` in `ns` (`ip -j addr show`), IPv6 link-local
+/// ones included.
+pub fn all_addresses(ns: &Netns, dev: &str) -> Result<Vec<IpAddr>, LabError> {
+    let out = ns.ip(&["-j", "addr", "show", "dev", dev])?;
     let json = parse_json(&out, "ip addr show")?;
     Ok(json
         .as_array()

@@ -85,7 +85,7 @@ pub fn start(
                  http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  \
                  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
                  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
-                 server {{\n    listen 0.0.0.0:80;\n    \
+                 server {{\n    listen 0.0.0.0:80;\n    listen [::]:80;\n    \
                  location / {{ default_type text/plain; return 200 \"{name}\\n\"; }}\n  }}\n}}\n"
             );
             std::fs::write(&conf, text).map_err(|source| LabError::File {
