@@ -304,6 +304,7 @@ async fn side(
         .collect();
     let cidrs: Vec<Ipv4Cidr> = specs.iter().map(|v| v.cidr).collect();
     let addrs: Vec<Ipv4Addr> = cidrs.iter().map(|v| v.addr).collect();
+    let ips: Vec<IpAddr> = cidrs.iter().map(|v| IpAddr::V4(v.addr)).collect();
     let manager = VipManager::open(interface, cidrs, config.lease).await?;
     let mut manager = manager;
     manager.set_attributes(&specs);
@@ -318,12 +319,12 @@ async fn side(
     let garp = GarpSender::open(interface)?;
     let announcer = Announcer::spawn(
         garp,
-        addrs.clone(),
+        ips.clone(),
         config.garp.count,
         config.garp.spread,
         config.garp.refresh,
     );
-    let (watch, conflicts) = ArpWatch::spawn(interface, manager.mac(), addrs.clone())?;
+    let (watch, conflicts) = ArpWatch::spawn(interface, manager.mac(), ips.clone())?;
     forward(conflicts, key, merge.conflicts.clone());
     let prober = if config.probe.count == 0 {
         None
@@ -342,7 +343,7 @@ async fn side(
             announcer,
             watch,
             prober,
-            vip_addrs: addrs,
+            vip_addrs: ips,
         },
         address_watch,
         _carrier: carrier,
