@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use haagent::net::format_mac;
@@ -17,7 +17,7 @@ use haagent::vip::{ArpConflict, ArpProbe, ArpWatch, GarpSender};
 use support::require_root;
 use support::veth::{ip, run_in, Netns, VethLab, IF_A, IF_B};
 
-const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100));
 
 /// Namespaces A (veth0, 192.0.2.11/24) and B (veth1, 192.0.2.12/24).
 fn new_lab() -> VethLab {
@@ -49,7 +49,7 @@ fn probe_finds_the_other_owner_of_the_vip() {
         // Nobody has the VIP: the probe hears nothing and takes about its window.
         let window = Duration::from_millis(300);
         let started = Instant::now();
-        assert_eq!(probe.probe(VIP, 3, window).unwrap(), None);
+        assert_eq!(probe.probe(&[VIP], 3, window).unwrap(), None);
         let took = started.elapsed();
         assert!(
             took >= window && took < window + Duration::from_millis(100),
@@ -58,7 +58,7 @@ fn probe_finds_the_other_owner_of_the_vip() {
 
         let window = Duration::from_millis(30);
         let started = Instant::now();
-        assert_eq!(probe.probe(VIP, 3, window).unwrap(), None);
+        assert_eq!(probe.probe(&[VIP], 3, window).unwrap(), None);
         let took = started.elapsed();
         eprintln!("probe with count 3, window {window:?} took {took:?}");
         assert!(
@@ -69,23 +69,25 @@ fn probe_finds_the_other_owner_of_the_vip() {
         // B takes the VIP; its kernel answers the RFC 5227 probe.
         ip(&["-n", &b_name, "addr", "add", "192.0.2.100/24", "dev", IF_B]);
         let started = Instant::now();
-        let found = probe.probe(VIP, 3, Duration::from_millis(300)).unwrap();
+        let found = probe.probe(&[VIP], 3, Duration::from_millis(300)).unwrap();
         eprintln!(
             "probe found {:?} after {:?}",
-            found.map(|m| format_mac(&m)),
+            found.map(|(_, m)| format_mac(&m)),
             started.elapsed()
         );
         assert_eq!(
             found,
-            Some(mac_b),
+            Some((VIP, mac_b)),
             "expected B's MAC {}",
             format_mac(&mac_b)
         );
 
         // Probing another address still finds nobody (B's answer is about .100 only).
-        let other = Ipv4Addr::new(192, 0, 2, 101);
+        let other = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 101));
         assert_eq!(
-            probe.probe(other, 2, Duration::from_millis(100)).unwrap(),
+            probe
+                .probe(&[other], 2, Duration::from_millis(100))
+                .unwrap(),
             None
         );
     });
@@ -108,7 +110,7 @@ fn watch_reports_another_mac_announcing_the_vip() {
         // An announcement of an address we do not watch is not either.
         run_in(&b_name, || {
             let mut garp = GarpSender::open(IF_B).unwrap();
-            garp.send(Ipv4Addr::new(192, 0, 2, 12)).unwrap();
+            garp.send(Ipv4Addr::new(192, 0, 2, 12).into()).unwrap();
         });
         // B announces the VIP: one send puts two frames on the wire.
         let sent = Instant::now();
@@ -174,7 +176,7 @@ fn a_replaced_watch_reports_only_the_current_vips() {
     if !require_root("a_replaced_watch_reports_only_the_current_vips") {
         return;
     }
-    const NEW_VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 101);
+    const NEW_VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 101));
     let lab = new_lab();
     let mac_a = mac(&lab.a, IF_A);
     let mac_b = mac(&lab.b, IF_B);

@@ -347,10 +347,10 @@ fn garp_sender_opened_before_a_flap_and_a_mac_change_sends_from_the_new_mac() {
             "02:00:5e:00:a9:0b",
         ]);
         ip(&["-n", &a, "link", "set", IF_A, "up"]);
-        garp.send(VIP)
+        garp.send(VIP.into())
             .expect("the first send after the flap must succeed: the link is up");
         assert_eq!(garp.mac(), [0x02, 0x00, 0x5e, 0x00, 0xa9, 0x0b]);
-        garp.send(VIP).expect("and the next one too");
+        garp.send(VIP.into()).expect("and the next one too");
     });
 }
 

@@ -1,16 +1,19 @@
-//! The IPv6 Neighbor Discovery frames of `src/vip/ndp.rs` against a real kernel (issue 13):
+//! The IPv6 Neighbor Discovery frames of `src/vip/ndp.rs` and the VIP drivers that send and
+//! read them (`GarpSender`, `ArpProbe`, `ArpWatch`) against a real kernel (issue 13):
 //! namespaces A and B joined by a veth pair (2001:db8::11/64 ↔ 2001:db8::12/64, no DAD for
-//! them). A sends through an AF_PACKET socket (a pnet channel, as `GarpSender` does); B's
-//! kernel is the neighbour that must learn from our unsolicited NA, or the holder of
-//! 2001:db8::100 that must answer our DAD NS.
+//! them). A sends through an AF_PACKET socket; B's kernel is the neighbour that must learn
+//! from our unsolicited NA, or the holder of 2001:db8::100 that must answer our DAD NS, or B
+//! forges the NAs our watch must (or must not) report.
 //!
 //! Needs root (namespaces, CAP_NET_RAW). Without it every test prints `SKIPPED …` and
 //! returns; with `HAAGENT_REQUIRE_NETNS` set (as CI does) a skip is a failure.
 
 mod support;
 
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
+
+use haagent::vip::{ArpConflict, ArpProbe, ArpWatch, GarpSender};
 
 use support::arp::parse_mac;
 use support::require_root;
@@ -19,6 +22,8 @@ use support::veth::{ip, run_in, send_frames, Netns, VethLab, IF_A, IF_B};
 const VIP: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
 /// The MAC B's neighbour entry for the VIP starts with (documentation range, RFC 7042).
 const OLD_MAC: &str = "00:00:5e:00:53:aa";
+/// A third host's MAC, probing for the VIP with a DAD NS (documentation range, RFC 7042).
+const PROBER_MAC: &str = "00:00:5e:00:53:bb";
 
 /// Namespaces A (veth0, 2001:db8::11/64) and B (veth1, 2001:db8::12/64), IPv6 on, both
 /// ends up and operational.
@@ -123,9 +128,14 @@ fn unsolicited_na_overrides_a_neighbours_cached_mac() {
     ]);
     assert_eq!(neighbour_mac(&lab.b, IF_B).as_deref(), Some(OLD_MAC));
 
-    let [na, _] = haagent::vip::fuzz_nd_frames(parse_mac(&mac_a), VIP);
+    // One GarpSender::send of an IPv6 VIP: one unsolicited NA with Override.
     let sent = Instant::now();
-    send_frames(lab.a.name(), IF_A, vec![na], Duration::ZERO);
+    let (frames, from) = run_in(lab.a.name(), || {
+        let mut garp = GarpSender::open(IF_A).unwrap();
+        (garp.send(VIP.into()).unwrap(), garp.mac())
+    });
+    assert_eq!(frames, 1, "one NA per send for an IPv6 VIP");
+    assert_eq!(from, parse_mac(&mac_a));
     let deadline = sent + Duration::from_secs(5);
     loop {
         let seen = neighbour_mac(&lab.b, IF_B);
@@ -182,16 +192,31 @@ fn probe(lab: &VethLab, target: Ipv6Addr, window: Duration) -> Option<([bool; 3]
     })
 }
 
+/// B's kernel answers a DAD NS for an address it holds (frame level, with the NA's flags),
+/// and `ArpProbe` finds it there: alone, next to an IPv4 VIP nobody holds in one window,
+/// and not when B's MAC is ignored; nobody answers for an address nobody holds.
 #[test]
-fn dad_ns_is_answered_by_the_holder_with_an_na() {
-    if !require_root("dad_ns_is_answered_by_the_holder_with_an_na") {
+fn dad_ns_is_answered_by_the_holder_and_the_probe_finds_it() {
+    if !require_root("dad_ns_is_answered_by_the_holder_and_the_probe_finds_it") {
         return;
     }
     let lab = new_lab();
     let mac_b = parse_mac(&support::veth::mac(&lab.b, IF_B));
+    let v6 = IpAddr::V6(VIP);
+    let v4 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100));
 
-    // Nobody holds the VIP yet: no answer.
-    assert_eq!(probe(&lab, VIP, Duration::from_millis(300)), None);
+    // Nobody holds the VIP yet: no answer, after about the window.
+    let window = Duration::from_millis(300);
+    let (none, took) = run_in(lab.a.name(), move || {
+        let mut probe = ArpProbe::open(IF_A).unwrap();
+        let started = Instant::now();
+        (probe.probe(&[v6], 3, window).unwrap(), started.elapsed())
+    });
+    assert_eq!(none, None);
+    assert!(
+        took >= window && took < window + Duration::from_millis(100),
+        "{took:?}"
+    );
 
     // B takes it; its kernel answers the DAD NS with an NA to ff02::1 (RFC 4861 §7.2.4):
     // Override set, Solicited clear (a multicast answer), Router clear (no forwarding).
@@ -212,7 +237,93 @@ fn dad_ns_is_answered_by_the_holder_with_an_na() {
         "expected B's NA with its MAC {mac_b:02x?}"
     );
 
-    // An address B does not hold is still unanswered.
-    let other = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x101);
-    assert_eq!(probe(&lab, other, Duration::from_millis(300)), None);
+    let other = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x101));
+    run_in(lab.a.name(), move || {
+        let mut probe = ArpProbe::open(IF_A).unwrap();
+        let window = Duration::from_millis(300);
+        let started = Instant::now();
+        let found = probe.probe(&[v6], 3, window).unwrap();
+        eprintln!(
+            "probe for {v6} found {found:02x?} after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(found, Some((v6, mac_b)));
+
+        // Both families in one window: the IPv4 VIP is unheld, the IPv6 one is B's.
+        let started = Instant::now();
+        let found = probe.probe(&[v4, v6], 3, window).unwrap();
+        assert_eq!(found, Some((v6, mac_b)));
+        assert!(started.elapsed() < window, "{:?}", started.elapsed());
+
+        // B's NA is no answer when its MAC is ignored: counted, and the window runs out.
+        let mut ignored = 0;
+        let found = probe
+            .probe_ignoring(&[v6], 3, window, &[mac_b], &mut ignored)
+            .unwrap();
+        assert_eq!(found, None);
+        assert!(ignored >= 1, "{ignored}");
+
+        // An address B does not hold is still unanswered.
+        assert_eq!(
+            probe
+                .probe(&[other], 2, Duration::from_millis(200))
+                .unwrap(),
+            None
+        );
+    });
+}
+
+/// `ArpWatch` on an IPv6 VIP: an NA for it from B's MAC is a conflict; our own NA (sent by
+/// A, or forged by B with A's MAC), a DAD NS for it (someone probing) and an NA for another
+/// address are not.
+#[test]
+fn watch_reports_a_foreign_na_for_an_ipv6_vip() {
+    if !require_root("watch_reports_a_foreign_na_for_an_ipv6_vip") {
+        return;
+    }
+    let lab = new_lab();
+    let mac_a = parse_mac(&support::veth::mac(&lab.a, IF_A));
+    let mac_b = parse_mac(&support::veth::mac(&lab.b, IF_B));
+    let b_name = lab.b.name().to_string();
+    let v6 = IpAddr::V6(VIP);
+    lab.run_in_a(move || async move {
+        let vips = vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100)), v6];
+        let (watch, mut conflicts) = ArpWatch::spawn(IF_A, mac_a, vips).unwrap();
+
+        // First everything that must not be reported, then B's claim: a wrong report would
+        // arrive before the right one.
+        GarpSender::open(IF_A).unwrap().send(v6).unwrap();
+        let [own_forged, _] = haagent::vip::fuzz_nd_frames(mac_a, VIP);
+        // From a third MAC, so that a wrong report of it cannot pass for B's.
+        let [_, probing] = haagent::vip::fuzz_nd_frames(parse_mac(PROBER_MAC), VIP);
+        let unwatched = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x101);
+        let [b_other, _] = haagent::vip::fuzz_nd_frames(mac_b, unwatched);
+        let [b_claim, _] = haagent::vip::fuzz_nd_frames(mac_b, VIP);
+        let sent = Instant::now();
+        send_frames(
+            &b_name,
+            IF_B,
+            vec![own_forged, probing, b_other, b_claim],
+            Duration::from_millis(5),
+        );
+
+        let conflict = tokio::time::timeout(Duration::from_secs(5), conflicts.recv())
+            .await
+            .expect("no ArpConflict within 5 s")
+            .expect("watch thread ended");
+        eprintln!(
+            "conflict reported {:?} after the first frame",
+            sent.elapsed()
+        );
+        assert_eq!(
+            conflict,
+            ArpConflict {
+                vip: v6,
+                mac: mac_b
+            }
+        );
+        let more = tokio::time::timeout(Duration::from_millis(300), conflicts.recv()).await;
+        assert!(more.is_err(), "only B's NA is a conflict, got {more:?}");
+        drop(watch);
+    });
 }

@@ -274,7 +274,7 @@ fn gratuitous_arp_updates_the_neighbour_on_the_lan() {
         let mut vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
         vm.install().await.unwrap();
         let mut garp = GarpSender::open(IF_A).unwrap();
-        garp.send(vip.v4().unwrap().addr).unwrap();
+        garp.send(vip.addr.into()).unwrap();
         fmt_mac(garp.mac())
     });
     assert_eq!(sender_mac, mac_a);
@@ -286,7 +286,7 @@ fn gratuitous_arp_updates_the_neighbour_on_the_lan() {
         let garp = GarpSender::open(IF_A).unwrap();
         let announcer = Announcer::spawn(
             garp,
-            vec![vip.v4().unwrap().addr],
+            vec![vip.addr.into()],
             2,
             Duration::from_millis(40),
             Duration::ZERO,
@@ -336,7 +336,7 @@ fn a_vip_on_a_downed_interface_reports_it() {
     ip(&["-n", lab.a.name(), "link", "set", IF_A, "down"]);
     let err = lab.run_in_a(|| async {
         let mut garp = GarpSender::open(IF_A).unwrap();
-        garp.send(Ipv4Addr::new(192, 0, 2, 100))
+        garp.send(Ipv4Addr::new(192, 0, 2, 100).into())
             .unwrap_err()
             .to_string()
     });

@@ -205,7 +205,7 @@ pub(super) struct Arp {
     /// `None` when probing is off (`[probe] count = 0`).
     pub(super) prober: Option<Arc<Mutex<ArpProbe>>>,
     /// The VIP addresses probed.
-    pub(super) vip_addrs: Vec<Ipv4Addr>,
+    pub(super) vip_addrs: Vec<IpAddr>,
 }
 
 /// What happened in one group, told to the operator: transitions, metrics and hooks.
@@ -669,24 +669,19 @@ impl GroupExec {
             let interface = side.vips.manager.interface().to_string();
             let mine: Vec<&VipSpec> = vips.iter().filter(|v| v.interface == interface).collect();
             let cidrs: Vec<IpCidr> = mine.iter().map(|v| v.cidr).collect();
-            let all: Vec<IpAddr> = cidrs.iter().map(|v| v.addr).collect();
-            let addrs: Vec<Ipv4Addr> = cidrs
-                .iter()
-                .filter_map(|v| v.v4())
-                .map(|v| v.addr)
-                .collect();
+            let ips: Vec<IpAddr> = cidrs.iter().map(|v| v.addr).collect();
             // The address watch first, so deleting a dropped VIP is not taken for a
             // removal by someone else.
-            side.address_watch.set_vips(all);
+            side.address_watch.set_vips(ips.clone());
             if let Err(e) = side
                 .arp
                 .watch
-                .set_vips(addrs.clone(), side.vips.manager.mac())
+                .set_vips(ips.clone(), side.vips.manager.mac())
             {
                 tracing::warn!(group = %self.name, error = %e, "reload: the ARP conflict watch keeps the old VIPs");
             }
-            side.arp.announcer.set_vips(addrs.clone());
-            side.arp.vip_addrs = addrs;
+            side.arp.announcer.set_vips(ips.clone());
+            side.arp.vip_addrs = ips;
             side.vips.held = None;
             side.vips
                 .manager
@@ -713,7 +708,7 @@ impl GroupExec {
         let ignore = Arc::clone(&self.ignore_arp_from);
         let metrics = Arc::clone(&node.metrics);
         let counted = Arc::clone(&node.counters.arp_ignored);
-        let rounds: Vec<(Arc<Mutex<ArpProbe>>, Vec<Ipv4Addr>)> = self
+        let rounds: Vec<(Arc<Mutex<ArpProbe>>, Vec<IpAddr>)> = self
             .sides
             .iter()
             .filter_map(|s| s.arp.prober.clone().map(|p| (p, s.arp.vip_addrs.clone())))
@@ -733,14 +728,14 @@ impl GroupExec {
                     Ok(p) => p,
                     Err(poisoned) => poisoned.into_inner(),
                 };
-                for vip in vips {
-                    match prober.probe_ignoring(vip, count, window, &ignore, &mut ignored) {
-                        Ok(Some(mac)) => {
-                            answer = Some(mac);
-                            break 'sides;
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::error!(%vip, error = %e, "ARP probe failed"),
+                match prober.probe_ignoring(&vips, count, window, &ignore, &mut ignored) {
+                    Ok(Some((_vip, mac))) => {
+                        answer = Some(mac);
+                        break 'sides;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(interface = prober.interface(), error = %e, "probe failed")
                     }
                 }
             }

@@ -303,12 +303,7 @@ async fn side(
         .cloned()
         .collect();
     let cidrs: Vec<IpCidr> = specs.iter().map(|v| v.cidr).collect();
-    let all: Vec<IpAddr> = cidrs.iter().map(|v| v.addr).collect();
-    let addrs: Vec<Ipv4Addr> = cidrs
-        .iter()
-        .filter_map(|v| v.v4())
-        .map(|v| v.addr)
-        .collect();
+    let ips: Vec<IpAddr> = cidrs.iter().map(|v| v.addr).collect();
     let manager = VipManager::open(interface, cidrs, config.lease).await?;
     let mut manager = manager;
     manager.set_attributes(&specs);
@@ -318,17 +313,17 @@ async fn side(
     }
     let (carrier, link, carrier_rx) = CarrierWatch::spawn(interface).await?;
     forward(carrier_rx, key, merge.carrier.clone());
-    let (address_watch, address_rx) = AddressWatch::spawn(interface, all)?;
+    let (address_watch, address_rx) = AddressWatch::spawn(interface, ips.clone())?;
     forward(address_rx, key, merge.addresses.clone());
     let garp = GarpSender::open(interface)?;
     let announcer = Announcer::spawn(
         garp,
-        addrs.clone(),
+        ips.clone(),
         config.garp.count,
         config.garp.spread,
         config.garp.refresh,
     );
-    let (watch, conflicts) = ArpWatch::spawn(interface, manager.mac(), addrs.clone())?;
+    let (watch, conflicts) = ArpWatch::spawn(interface, manager.mac(), ips.clone())?;
     forward(conflicts, key, merge.conflicts.clone());
     let prober = if config.probe.count == 0 {
         None
@@ -347,7 +342,7 @@ async fn side(
             announcer,
             watch,
             prober,
-            vip_addrs: addrs,
+            vip_addrs: ips,
         },
         address_watch,
         _carrier: carrier,

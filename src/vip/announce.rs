@@ -1,8 +1,16 @@
-//! Repeating gratuitous ARP while this node is master.
+//! Repeating gratuitous ARP (IPv4 VIPs) and unsolicited Neighbor Advertisements (IPv6
+//! VIPs) while this node is master.
 //!
 //! One burst right after taking over (a single frame can be lost, and some
 //! switches learn slowly), then a slow refresh for as long as we stay master, so
 //! a neighbour that flushed its cache or a switch that rebooted learns again.
+//!
+//! The policy is the same for both families: each round announces every VIP once through
+//! [`GarpSender::send`] (two ARP frames for IPv4, one NA for IPv6). RFC 4861 §7.2.6 lets a
+//! node send up to MAX_NEIGHBOR_ADVERTISEMENT (3) unsolicited NAs after a link-layer
+//! address change; the burst count (`[garp] count`, a few by default) is the operator's
+//! to keep within that. The refresh rounds are later, separate announcements (a switch
+//! that rebooted, a neighbour that flushed its cache), as for ARP.
 //!
 //! The timing lives in a tokio task driven by a pure [`Schedule`]; the frames are
 //! sent on a dedicated std thread, because pnet's send is a blocking syscall
@@ -15,7 +23,7 @@
 //! sends the advert that makes the old master let go; the clients must learn the new
 //! MAC before the old holder drops the address, or requests sent in between are lost.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,12 +33,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::error::announcement;
 use super::{GarpSender, VipError};
 
-/// Something that can put gratuitous ARP for one VIP on the wire.
+/// Something that can announce one VIP on the wire: gratuitous ARP for IPv4, an
+/// unsolicited Neighbor Advertisement for IPv6.
 pub(crate) trait ArpSink: Send + 'static {
     /// Sends one announcement for `vip`; returns how many frames went out.
-    fn announce(&mut self, vip: Ipv4Addr) -> Result<u64, VipError>;
+    fn announce(&mut self, vip: IpAddr) -> Result<u64, VipError>;
     /// The interface, for log lines.
     fn interface(&self) -> &str;
     /// Reopens whatever the sink sends on, after the interface was re-created, changed
@@ -41,8 +51,8 @@ pub(crate) trait ArpSink: Send + 'static {
 }
 
 impl ArpSink for GarpSender {
-    fn announce(&mut self, vip: Ipv4Addr) -> Result<u64, VipError> {
-        self.send(vip).map(|()| GarpSender::FRAMES_PER_SEND)
+    fn announce(&mut self, vip: IpAddr) -> Result<u64, VipError> {
+        self.send(vip)
     }
 
     fn interface(&self) -> &str {
@@ -64,8 +74,8 @@ struct Command {
     generation: u64,
 }
 
-/// Sends gratuitous ARP for the VIPs in bursts and refreshes, from a background
-/// task. Dropping it stops the task and the sending thread.
+/// Announces the VIPs (gratuitous ARP for IPv4, unsolicited NA for IPv6) in bursts and
+/// refreshes, from a background task. Dropping it stops the task and the sending thread.
 pub struct Announcer {
     control: watch::Sender<Command>,
     sent: Arc<AtomicU64>,
@@ -74,20 +84,21 @@ pub struct Announcer {
     /// Shared with the sending thread, for the first round of each burst.
     sink: Arc<Mutex<dyn ArpSink>>,
     /// Shared with the sending thread; replaced by [`Announcer::set_vips`].
-    vips: Arc<Mutex<Vec<Ipv4Addr>>>,
+    vips: Arc<Mutex<Vec<IpAddr>>>,
 }
 
 impl Announcer {
     /// Starts the announcer task on the current tokio runtime (must be called
     /// inside one). Nothing is sent until [`Announcer::announce`].
     ///
-    /// Each [`Announcer::announce`] sends `count` gratuitous ARPs per VIP spread
+    /// Each [`Announcer::announce`] sends `count` announcements per VIP (gratuitous ARP
+    /// for an IPv4 VIP, unsolicited NA for an IPv6 one; `vips` may mix both) spread
     /// evenly over `spread` (count 3 over 500 ms → at 0, 250 and 500 ms), then one
     /// round every `refresh` until [`Announcer::stop`]. A `count` of 0 is treated
     /// as 1; a zero `refresh` turns the refresh off.
     pub fn spawn(
         sender: GarpSender,
-        vips: Vec<Ipv4Addr>,
+        vips: Vec<IpAddr>,
         count: u32,
         spread: Duration,
         refresh: Duration,
@@ -98,7 +109,7 @@ impl Announcer {
     /// [`Announcer::spawn`] with any [`ArpSink`] (tests use a recording one).
     pub(crate) fn spawn_with_sink(
         sink: impl ArpSink,
-        vips: Vec<Ipv4Addr>,
+        vips: Vec<IpAddr>,
         schedule: Schedule,
     ) -> Announcer {
         let (control, control_rx) = watch::channel(Command::default());
@@ -134,7 +145,7 @@ impl Announcer {
 
     /// Starts a burst now (restarting one in progress), followed by the refresh. The
     /// burst's first round is on the wire when this returns (a blocking send of two
-    /// frames per VIP, bounded by the socket's write timeout).
+    /// frames per IPv4 VIP and one per IPv6 VIP, bounded by the socket's write timeout).
     pub fn announce(&self) {
         send_round(&self.sink, &current(&self.vips), &self.sent, &self.failures);
         self.control.send_modify(|c| {
@@ -153,7 +164,7 @@ impl Announcer {
 
     /// Announces `vips` from the next round on (a reload changed them); a burst in
     /// progress goes on with the new list.
-    pub fn set_vips(&self, vips: Vec<Ipv4Addr>) {
+    pub fn set_vips(&self, vips: Vec<IpAddr>) {
         *self.vips.lock().unwrap_or_else(PoisonError::into_inner) = vips;
     }
 
@@ -162,7 +173,9 @@ impl Announcer {
         self.control.send_modify(|c| c.active = false);
     }
 
-    /// Gratuitous ARP frames sent so far (two per VIP and round).
+    /// Frames sent so far, as handed to the kernel: two per IPv4 VIP and round (ARP
+    /// request and reply), one per IPv6 VIP and round (NA), plus any resend after a MAC
+    /// change.
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
@@ -235,16 +248,11 @@ async fn sleep_until(due: Option<Instant>) {
 
 /// One announcement per VIP.
 /// A copy of the VIP list (the lock is not held while sending).
-fn current(vips: &Mutex<Vec<Ipv4Addr>>) -> Vec<Ipv4Addr> {
+fn current(vips: &Mutex<Vec<IpAddr>>) -> Vec<IpAddr> {
     vips.lock().unwrap_or_else(PoisonError::into_inner).clone()
 }
 
-fn send_round(
-    sink: &Mutex<dyn ArpSink>,
-    vips: &[Ipv4Addr],
-    sent: &AtomicU64,
-    failures: &AtomicU64,
-) {
+fn send_round(sink: &Mutex<dyn ArpSink>, vips: &[IpAddr], sent: &AtomicU64, failures: &AtomicU64) {
     // A panic while sending cannot leave the sink half-updated: it holds no state
     // between frames.
     let mut sink = sink.lock().unwrap_or_else(PoisonError::into_inner);
@@ -256,7 +264,7 @@ fn send_round(
             Err(e) => {
                 failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(interface = sink.interface(), vip = %vip, error = %e,
-                    "gratuitous ARP failed");
+                    "{} failed", announcement(vip));
             }
         }
     }
@@ -333,6 +341,11 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
+    /// 192.0.2.`last`.
+    fn v4(last: u8) -> IpAddr {
+        IpAddr::from([192, 0, 2, last])
+    }
+
     /// Runs `schedule` from `t0` for `rounds` rounds and returns their offsets.
     fn offsets(schedule: &mut Schedule, t0: Instant, rounds: usize) -> Vec<Duration> {
         schedule.start(t0);
@@ -382,12 +395,13 @@ mod tests {
     }
 
     /// Records every announcement.
-    struct Recorder(Arc<Mutex<Vec<Ipv4Addr>>>);
+    struct Recorder(Arc<Mutex<Vec<IpAddr>>>);
 
     impl ArpSink for Recorder {
-        fn announce(&mut self, vip: Ipv4Addr) -> Result<u64, VipError> {
+        /// Counts frames as [`GarpSender::send`] does: 2 for IPv4, 1 NA for IPv6.
+        fn announce(&mut self, vip: IpAddr) -> Result<u64, VipError> {
             self.0.lock().unwrap().push(vip);
-            Ok(2)
+            Ok(if vip.is_ipv4() { 2 } else { 1 })
         }
         fn interface(&self) -> &str {
             "test0"
@@ -405,7 +419,7 @@ mod tests {
     #[tokio::test]
     async fn announcer_sends_bursts_per_vip_and_stops() {
         let log = Arc::new(Mutex::new(Vec::new()));
-        let vips = vec![Ipv4Addr::new(192, 0, 2, 100), Ipv4Addr::new(192, 0, 2, 101)];
+        let vips = vec![v4(100), v4(101)];
         let a = Announcer::spawn_with_sink(
             Recorder(log.clone()),
             vips.clone(),
@@ -433,7 +447,7 @@ mod tests {
     #[tokio::test]
     async fn set_vips_changes_what_the_next_rounds_announce() {
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (old, new) = (Ipv4Addr::new(192, 0, 2, 100), Ipv4Addr::new(192, 0, 2, 101));
+        let (old, new) = (v4(100), v4(101));
         let a = Announcer::spawn_with_sink(
             Recorder(log.clone()),
             vec![old],
@@ -453,7 +467,7 @@ mod tests {
         let log = Arc::new(Mutex::new(Vec::new()));
         let a = Announcer::spawn_with_sink(
             Recorder(log.clone()),
-            vec![Ipv4Addr::new(192, 0, 2, 100)],
+            vec![v4(100)],
             Schedule::new(1, Duration::ZERO, 10 * MS),
         );
         a.announce();
@@ -465,5 +479,26 @@ mod tests {
         let after_stop = log.lock().unwrap().len();
         tokio::time::sleep(100 * MS).await;
         assert_eq!(log.lock().unwrap().len(), after_stop);
+    }
+
+    /// An IPv6 VIP gets the same burst as an IPv4 one, through the same sink call (which
+    /// `GarpSender` turns into an unsolicited NA), and counts one frame per round.
+    #[tokio::test]
+    async fn an_ipv6_vip_is_announced_in_the_same_burst() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let v6: IpAddr = "2001:db8::100".parse().unwrap();
+        let a = Announcer::spawn_with_sink(
+            Recorder(log.clone()),
+            vec![v4(100), v6],
+            Schedule::new(3, 20 * MS, Duration::ZERO),
+        );
+        a.announce();
+        // First round: two ARP frames and one NA.
+        assert_eq!(a.sent(), 3);
+        wait_for("burst", || a.sent() == 9).await;
+        let log = log.lock().unwrap().clone();
+        assert_eq!(log.iter().filter(|v| **v == v6).count(), 3);
+        assert_eq!(log[..2], [v4(100), v6]);
+        assert_eq!(a.failures(), 0);
     }
 }

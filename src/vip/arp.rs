@@ -1,26 +1,48 @@
-//! Seeing other owners of the VIP on the LAN: an RFC 5227 probe before taking
-//! it, and a watch for conflicting ARP while holding it.
+//! Seeing other owners of the VIPs on the LAN: a probe before taking them (RFC 5227 ARP
+//! probe for IPv4, RFC 4862 DAD Neighbor Solicitation for IPv6), and a watch for
+//! conflicting ARP and Neighbor Advertisements while holding them.
 //!
 //! The election only knows what the peers it can hear say. A peer behind a broken
-//! QUIC path, a misconfigured host or a stale keepalived may still answer ARP for
-//! the VIP; ARP is the ground truth of who holds it on the segment.
+//! QUIC path, a misconfigured host or a stale keepalived may still answer ARP or
+//! Neighbor Discovery for the VIP; the segment is the ground truth of who holds it.
 //!
-//! - [`ArpProbe::probe`] asks "who has the VIP?" the RFC 5227 way (sender IP
-//!   0.0.0.0, so no neighbour caches are touched) and reports the first other MAC
-//!   that answers or claims it. Linux answers such probes for its own addresses.
-//! - [`ArpWatch`] reads ARP in a background thread and reports every frame in
-//!   which another MAC claims one of the VIPs (as sender IP), e.g. another node's
-//!   gratuitous ARP.
+//! - [`ArpProbe::probe`] asks "who has these VIPs?" in one window: for an IPv4 VIP the
+//!   RFC 5227 way (sender IP 0.0.0.0, so no neighbour caches are touched), for an IPv6 VIP
+//!   with a DAD NS (from `::` to the VIP's solicited-node group, RFC 4862 §5.4.2), and
+//!   reports the first VIP another MAC answers or claims. Linux answers both kinds of
+//!   probe for its own addresses.
+//! - [`ArpWatch`] reads ARP and ND in a background thread and reports every frame in
+//!   which another MAC claims one of the VIPs: an ARP frame with the VIP as sender IP
+//!   (e.g. another node's gratuitous ARP), or a Neighbor Advertisement with the VIP as
+//!   target (another node's unsolicited NA, or its answer to someone's NS).
+//!
+//! # What counts as a claim
+//!
+//! | family | claim | not a claim |
+//! |--------|-------|-------------|
+//! | IPv4 | any ARP frame whose sender IP is the VIP | an RFC 5227 probe (sender IP 0.0.0.0) |
+//! | IPv6 | an NA whose target is the VIP (RFC 4862 §5.4.4: the tentative address is a duplicate) | a DAD NS for the VIP (§5.4.3: another host probing at the same moment) |
+//!
+//! The two "not a claim" rows match: another host that probes for the VIP does not hold
+//! it (yet); if it takes it, its announcement (gratuitous ARP, unsolicited NA) is a claim.
+//! RFC 4862 §5.4.3 would have both probers give the address up; we leave that to the
+//! election, which hears its peers. ND frames count only if a receiving kernel would
+//! accept them (`ndp::parse_nd`: RFC 4861 §7.1 validation, hop limit 255, checksum).
 //!
 //! # The socket
 //!
-//! Both use a [`PacketSocket`] whose BPF filter passes only incoming ARP frames: our own
-//! probes and gratuitous ARPs (`PACKET_OUTGOING`) and all other traffic never reach user
-//! space. Frames whose ARP sender MAC is ours are ignored as well. Both reopen it by name
-//! when the interface is re-created, changes its MAC or comes back up.
+//! Both use a [`PacketSocket`] whose BPF filter passes only incoming ARP frames and
+//! Neighbor Solicitations/Advertisements: our own probes and announcements
+//! (`PACKET_OUTGOING`) and all other traffic never reach user space. Frames whose sender
+//! MAC (ARP sender hardware address; an NA's Target Link-Layer Address option, else its
+//! Ethernet source) is ours are ignored as well. Both reopen the socket by name when the
+//! interface is re-created, changes its MAC or comes back up.
+//!
+//! The NA that answers a DAD NS goes to the all-nodes group ff02::1 (RFC 4861 §7.2.4),
+//! which every interface with IPv6 enabled receives.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -32,6 +54,7 @@ use crate::net::format_mac;
 use tokio::sync::mpsc;
 
 use super::frame::{parse_claim, probe_frame};
+use super::ndp::{dad_probe_frame, parse_nd, NdKind};
 use super::packet::{Filter, PacketSocket, CAP_NET_RAW};
 use super::VipError;
 
@@ -55,9 +78,32 @@ const REPORT_EVERY: Duration = Duration::from_millis(500);
 /// while the daemon does not read.
 const CONFLICT_CAPACITY: usize = 64;
 
-/// Opens the ARP socket of the probe and the watch.
+/// Opens the ARP and ND socket of the probe and the watch.
 fn open_arp(interface: &str, read_timeout: Duration) -> Result<PacketSocket, VipError> {
-    PacketSocket::open(interface, Filter::IncomingArp, Some(read_timeout))
+    PacketSocket::open(interface, Filter::IncomingArpAndNd, Some(read_timeout))
+}
+
+/// The address `frame` claims for its sender and the sender's MAC (see the module
+/// documentation): an ARP frame's sender IP and sender MAC, an NA's target and its Target
+/// Link-Layer Address (else Ethernet source). `None` for a DAD NS and anything else.
+fn claim(frame: &[u8]) -> Option<(IpAddr, MacAddr)> {
+    if let Some(c) = parse_claim(frame) {
+        return Some((IpAddr::V4(c.sender_ip), c.sender_mac));
+    }
+    let nd = parse_nd(frame)?;
+    match nd.kind {
+        NdKind::Advert { .. } => Some((IpAddr::V6(nd.target), nd.sender_mac)),
+        // RFC 4862 §5.4.3: another host probing for the address does not hold it.
+        NdKind::DadSolicit => None,
+    }
+}
+
+/// What a probe for `vip` is called in logs and errors.
+fn probe_name(vip: &IpAddr) -> &'static str {
+    match vip {
+        IpAddr::V4(_) => "ARP probe",
+        IpAddr::V6(_) => "NDP probe (DAD NS)",
+    }
 }
 
 /// Sends one frame, naming `what` in the error.
@@ -67,7 +113,8 @@ fn send(channel: &mut PacketSocket, frame: &[u8], what: &str) -> Result<(), VipE
         .map_err(|e| VipError::from_io(channel.interface(), what, CAP_NET_RAW, e))
 }
 
-/// Sends RFC 5227 ARP probes for a VIP and listens for anyone who has it.
+/// Probes for VIPs on one interface and listens for anyone who has them: RFC 5227 ARP
+/// probes for IPv4 VIPs, DAD Neighbor Solicitations (RFC 4862 §5.4.2) for IPv6 VIPs.
 pub struct ArpProbe {
     channel: PacketSocket,
     mac: MacAddr,
@@ -83,8 +130,9 @@ impl std::fmt::Debug for ArpProbe {
 }
 
 impl ArpProbe {
-    /// Opens a packet channel on `interface` that sends and receives ARP (needs
-    /// `CAP_NET_RAW`). The socket stays in the calling thread's network namespace.
+    /// Opens a packet channel on `interface` that sends and receives ARP and Neighbor
+    /// Discovery (needs `CAP_NET_RAW`). The socket stays in the calling thread's network
+    /// namespace.
     pub fn open(interface: &str) -> Result<Self, VipError> {
         let channel = open_arp(interface, PROBE_POLL)?;
         let mac = channel.mac().ok_or_else(|| VipError::NoMacAddress {
@@ -106,39 +154,63 @@ impl ArpProbe {
         self.mac.octets()
     }
 
-    /// RFC 5227 probe: sends `count` ARP requests for `vip` (sender MAC = ours,
-    /// sender IP = 0.0.0.0, target MAC zero, to broadcast), evenly spread over
-    /// `window` starting now, and listens until `window` ends for an ARP frame from
-    /// another MAC whose sender IP is `vip` (a reply, or a request/announcement
-    /// claiming it). Returns that MAC as soon as one is seen, or `None` after
-    /// `window` (give or take a few milliseconds) if nobody claimed `vip`.
+    /// The interface probed on.
+    pub fn interface(&self) -> &str {
+        self.channel.interface()
+    }
+
+    /// Probes for all of `vips` in one `window` starting now, sending `count` probes for
+    /// each VIP, evenly spread over the window (all VIPs at each of the `count` times):
+    ///
+    /// - IPv4 VIP: an RFC 5227 ARP probe (request, sender MAC = ours, sender IP =
+    ///   0.0.0.0, target MAC zero, target IP = the VIP, to broadcast). An answer is an ARP
+    ///   frame from another MAC whose sender IP is the VIP (a reply, or a
+    ///   request/announcement claiming it).
+    /// - IPv6 VIP: a DAD NS (from `::` to the VIP's solicited-node group, target = the VIP,
+    ///   no options; RFC 4862 §5.4.2). An answer is a Neighbor Advertisement from another
+    ///   MAC whose target is the VIP (RFC 4862 §5.4.4: any NA for a tentative address
+    ///   means it is a duplicate). A DAD NS from another host for the same VIP (§5.4.3:
+    ///   it probes at the same moment) is *not* an answer, as an ARP probe from 0.0.0.0
+    ///   is none for IPv4.
+    ///
+    /// Returns the first (VIP, MAC) seen, as soon as it is seen, or `None` after `window`
+    /// (give or take a few milliseconds) if nobody claimed any of `vips`. An empty `vips`
+    /// sends nothing and waits out the window.
     ///
     /// Frames queued before the call are discarded first. Blocking: run it on
     /// `spawn_blocking`.
     pub fn probe(
         &mut self,
-        vip: Ipv4Addr,
+        vips: &[IpAddr],
         count: u32,
         window: Duration,
-    ) -> Result<Option<[u8; 6]>, VipError> {
-        self.probe_ignoring(vip, count, window, &[], &mut 0)
+    ) -> Result<Option<(IpAddr, [u8; 6])>, VipError> {
+        self.probe_ignoring(vips, count, window, &[], &mut 0)
     }
 
-    /// [`ArpProbe::probe`], where a frame from a MAC in `ignore` (`[vip] ignore_arp_from`:
-    /// a network that answers ARP for every address itself) is no answer: it is counted in
-    /// `ignored` and the probe goes on listening, so a real holder that answers after the
-    /// network's own reply is still seen.
+    /// [`ArpProbe::probe`], where a frame (of either family) from a MAC in `ignore`
+    /// (`[vip] ignore_arp_from`: a network that answers ARP or ND for every address
+    /// itself) is no answer: it is counted in `ignored` and the probe goes on listening,
+    /// so a real holder that answers after the network's own reply is still seen.
     pub fn probe_ignoring(
         &mut self,
-        vip: Ipv4Addr,
+        vips: &[IpAddr],
         count: u32,
         window: Duration,
         ignore: &[[u8; 6]],
         ignored: &mut u64,
-    ) -> Result<Option<[u8; 6]>, VipError> {
+    ) -> Result<Option<(IpAddr, [u8; 6])>, VipError> {
         self.channel.drain();
-        let frame = probe_frame(self.mac, vip);
-        let what = format!("send ARP probe for {vip}");
+        let probes: Vec<(IpAddr, Vec<u8>)> = vips
+            .iter()
+            .map(|vip| {
+                let frame = match vip {
+                    IpAddr::V4(v4) => probe_frame(self.mac, *v4).to_vec(),
+                    IpAddr::V6(v6) => dad_probe_frame(self.mac, *v6).to_vec(),
+                };
+                (*vip, frame)
+            })
+            .collect();
         let ifname = self.channel.interface().to_string();
         let start = Instant::now();
         let end = start + window;
@@ -147,28 +219,26 @@ impl ArpProbe {
             let now = Instant::now();
             while sent < count && now >= start + window.mul_f64(f64::from(sent) / f64::from(count))
             {
-                send(&mut self.channel, &frame, &what)?;
+                for (vip, frame) in &probes {
+                    let what = format!("send {} for {vip}", probe_name(vip));
+                    send(&mut self.channel, frame, &what)?;
+                }
                 sent += 1;
             }
             if now >= end {
                 return Ok(None);
             }
             let frame = self.channel.next().map_err(|e| {
-                VipError::from_io(
-                    &ifname,
-                    format!("receive ARP while probing for {vip}"),
-                    CAP_NET_RAW,
-                    e,
-                )
+                VipError::from_io(&ifname, "receive ARP/ND while probing", CAP_NET_RAW, e)
             })?;
-            if let Some(claim) = frame.and_then(parse_claim) {
-                if claim.sender_ip == vip && claim.sender_mac != self.mac {
-                    let mac = claim.sender_mac.octets();
+            if let Some((vip, mac)) = frame.and_then(claim) {
+                if vips.contains(&vip) && mac != self.mac {
+                    let mac = mac.octets();
                     if ignore.contains(&mac) {
                         *ignored += 1;
                         continue;
                     }
-                    return Ok(Some(mac));
+                    return Ok(Some((vip, mac)));
                 }
             }
         }
@@ -178,34 +248,36 @@ impl ArpProbe {
 /// Another MAC claiming a VIP, seen by an [`ArpWatch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ArpConflict {
-    /// The VIP claimed (the frame's sender IP).
-    pub vip: Ipv4Addr,
-    /// The MAC claiming it (the frame's ARP sender MAC).
+    /// The VIP claimed: an ARP frame's sender IP (IPv4), an NA's target (IPv6).
+    pub vip: IpAddr,
+    /// The MAC claiming it: the ARP sender MAC, or the NA's Target Link-Layer Address
+    /// (its Ethernet source if it has none).
     pub mac: [u8; 6],
 }
 
-/// A background thread reporting ARP frames in which another MAC claims one of
-/// our VIPs. Dropping it stops the thread (within ~100 ms).
+/// A background thread reporting ARP frames and Neighbor Advertisements in which another
+/// MAC claims one of our VIPs. Dropping it stops the thread (within its 1 s read timeout).
 #[derive(Debug)]
 pub struct ArpWatch {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     interface: String,
-    vips: Vec<Ipv4Addr>,
+    vips: Vec<IpAddr>,
     /// Kept so that [`ArpWatch::reopen`] feeds the same receiver.
     tx: mpsc::Sender<ArpConflict>,
 }
 
 impl ArpWatch {
     /// Opens a packet channel on `interface` (needs `CAP_NET_RAW`; the socket
-    /// stays in the calling thread's network namespace) and starts a thread
-    /// reading ARP. Every frame whose sender IP is one of `vips` and whose sender
-    /// MAC is not `own_mac` becomes an [`ArpConflict`] on the returned receiver, at
-    /// most one per (VIP, MAC) every 500 ms.
+    /// stays in the calling thread's network namespace) and starts a thread reading
+    /// ARP and ND. Every frame from a MAC that is not `own_mac` claiming one of `vips`
+    /// (IPv4: ARP sender IP; IPv6: an NA's target; see the module documentation) becomes
+    /// an [`ArpConflict`] on the returned receiver, at most one per (VIP, MAC) every
+    /// 500 ms. A DAD NS for a VIP is no conflict.
     pub fn spawn(
         interface: &str,
         own_mac: [u8; 6],
-        vips: Vec<Ipv4Addr>,
+        vips: Vec<IpAddr>,
     ) -> Result<(ArpWatch, mpsc::Receiver<ArpConflict>), VipError> {
         let (tx, rx) = mpsc::channel(CONFLICT_CAPACITY);
         Ok((Self::start(interface, own_mac, vips, tx)?, rx))
@@ -223,7 +295,7 @@ impl ArpWatch {
 
     /// Watches `vips` from now on (a reload changed them), on a fresh socket like
     /// [`ArpWatch::reopen`]. On error the old watch keeps running with the old list.
-    pub fn set_vips(&mut self, vips: Vec<Ipv4Addr>, own_mac: [u8; 6]) -> Result<(), VipError> {
+    pub fn set_vips(&mut self, vips: Vec<IpAddr>, own_mac: [u8; 6]) -> Result<(), VipError> {
         let fresh = Self::start(&self.interface, own_mac, vips, self.tx.clone())?;
         *self = fresh;
         Ok(())
@@ -232,7 +304,7 @@ impl ArpWatch {
     fn start(
         interface: &str,
         own_mac: [u8; 6],
-        vips: Vec<Ipv4Addr>,
+        vips: Vec<IpAddr>,
         tx: mpsc::Sender<ArpConflict>,
     ) -> Result<ArpWatch, VipError> {
         let channel = open_arp(interface, WATCH_POLL)?;
@@ -278,7 +350,7 @@ impl Drop for ArpWatch {
 fn watch(
     mut channel: PacketSocket,
     own_mac: MacAddr,
-    vips: Vec<Ipv4Addr>,
+    vips: Vec<IpAddr>,
     tx: mpsc::Sender<ArpConflict>,
     stop: Arc<AtomicBool>,
 ) {
@@ -291,7 +363,7 @@ fn watch(
         let claim = match channel.next() {
             Ok(frame) => {
                 failing = false;
-                frame.and_then(parse_claim)
+                frame.and_then(claim)
             }
             Err(e) => {
                 if !failing {
@@ -307,8 +379,8 @@ fn watch(
                 continue;
             }
         };
-        let Some(claim) = claim else { continue };
-        if claim.sender_mac == own_mac || !vips.contains(&claim.sender_ip) {
+        let Some((vip, mac)) = claim else { continue };
+        if mac == own_mac || !vips.contains(&vip) {
             continue;
         }
         if stop.load(Ordering::Acquire) {
@@ -317,8 +389,8 @@ fn watch(
             break;
         }
         let conflict = ArpConflict {
-            vip: claim.sender_ip,
-            mac: claim.sender_mac.octets(),
+            vip,
+            mac: mac.octets(),
         };
         if !limiter.allow(conflict, Instant::now()) {
             continue;
@@ -378,7 +450,42 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
-    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+    const VIP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 100));
+
+    const V6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+    const OTHER: MacAddr = MacAddr(0x00, 0x00, 0x5e, 0x00, 0x53, 0x02);
+
+    /// The claim the probe and the watch read: ARP sender IP, NA target; never a probe.
+    #[test]
+    fn claims_are_arp_senders_and_na_targets_but_not_probes() {
+        use pnet_packet::arp::ArpOperations;
+        let IpAddr::V4(v4) = VIP else { unreachable!() };
+        for op in [ArpOperations::Request, ArpOperations::Reply] {
+            let garp = super::super::frame::garp_frame(OTHER, v4, op);
+            assert_eq!(claim(&garp), Some((VIP, OTHER)));
+        }
+        // RFC 5227 probe: sender IP 0.0.0.0, which is no VIP.
+        let probe = probe_frame(OTHER, v4);
+        assert_eq!(
+            claim(&probe),
+            Some((IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), OTHER))
+        );
+        let na = super::super::ndp::unsolicited_na_frame(OTHER, V6);
+        assert_eq!(claim(&na), Some((IpAddr::V6(V6), OTHER)));
+        // RFC 4862 §5.4.3: a DAD NS for the VIP is someone else probing, not a holder.
+        assert_eq!(claim(&dad_probe_frame(OTHER, V6)), None);
+        // An NA a kernel would drop (hop limit 64) is no claim either.
+        let mut off_link = na;
+        off_link[21] = 64;
+        assert_eq!(claim(&off_link), None);
+        assert_eq!(claim(&[]), None);
+    }
+
+    #[test]
+    fn probes_are_named_per_family() {
+        assert_eq!(probe_name(&VIP), "ARP probe");
+        assert_eq!(probe_name(&IpAddr::V6(V6)), "NDP probe (DAD NS)");
+    }
 
     #[test]
     fn the_rate_limiter_stays_bounded_under_random_macs() {

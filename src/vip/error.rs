@@ -5,7 +5,7 @@
 //! operator to act on without reading code.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Why moving or announcing a virtual IP failed.
@@ -81,13 +81,18 @@ pub enum VipError {
         source: io::Error,
     },
 
-    /// The packet socket's send buffer stayed full (pnet's write timeout ran out).
-    #[error("send gratuitous ARP for {vip} on interface {interface}: the send buffer stayed full")]
+    /// The packet socket's send buffer stayed full (pnet's write timeout ran out) while
+    /// announcing a VIP: a gratuitous ARP for an IPv4 VIP, an unsolicited neighbour
+    /// advertisement for an IPv6 one.
+    #[error(
+        "send {} for {vip} on interface {interface}: the send buffer stayed full",
+        announcement(vip)
+    )]
     SendBufferFull {
         /// The configured interface name.
         interface: String,
         /// The VIP being announced.
-        vip: Ipv4Addr,
+        vip: IpAddr,
     },
 
     /// The kernel refused an IPv6 address because IPv6 is off on the interface
@@ -100,6 +105,15 @@ pub enum VipError {
         /// What we were doing, e.g. "add 2001:db8::100/64".
         operation: String,
     },
+}
+
+/// What announces `vip` on the segment, for messages: "gratuitous ARP" (IPv4) or
+/// "unsolicited neighbour advertisement" (IPv6, RFC 4861 §7.2.6).
+pub(crate) fn announcement(vip: &IpAddr) -> &'static str {
+    match vip {
+        IpAddr::V4(_) => "gratuitous ARP",
+        IpAddr::V6(_) => "unsolicited neighbour advertisement",
+    }
 }
 
 impl VipError {

@@ -1,4 +1,5 @@
-//! Gratuitous ARP: telling the LAN that the VIP now lives at this node's MAC.
+//! Gratuitous ARP (IPv4) and unsolicited Neighbor Advertisements (IPv6): telling the LAN
+//! that the VIP now lives at this node's MAC.
 //!
 //! After the VIP moves, switches and neighbours still send its traffic to the old
 //! master's MAC until their ARP caches expire (minutes). A gratuitous ARP makes
@@ -18,6 +19,14 @@
 //!    broadcast: Linux counts a reply as gratuitous only when target MAC = sender
 //!    MAC, and otherwise ignores it inside `locktime`.
 //!
+//! # IPv6: an unsolicited Neighbor Advertisement
+//!
+//! For an IPv6 VIP, [`GarpSender::send`] puts one frame on the wire: the unsolicited NA of
+//! RFC 4861 §7.2.6 (Override set, Solicited clear, Target Link-Layer Address = our MAC,
+//! from the VIP to the all-nodes group ff02::1; built by `ndp::unsolicited_na_frame`). With
+//! Override a neighbour that has an entry for the VIP replaces the cached MAC at once; like
+//! the ARP case, a neighbour without an entry does not create one.
+//!
 //! # The socket
 //!
 //! A send-only [`PacketSocket`] (its filter drops every incoming frame), reopened by name
@@ -25,16 +34,19 @@
 //! when a send fails on a stale socket (see [`super::packet`]).
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use pnet_base::MacAddr;
 use pnet_packet::arp::ArpOperations;
 
+use super::error::announcement;
 use super::frame::garp_frame;
+use super::ndp::unsolicited_na_frame;
 use super::packet::{Filter, PacketSocket, CAP_NET_RAW};
 use super::VipError;
 
-/// Sends gratuitous ARP frames on one interface.
+/// Sends gratuitous ARP (IPv4 VIPs) and unsolicited Neighbor Advertisements (IPv6 VIPs) on
+/// one interface.
 pub struct GarpSender {
     socket: PacketSocket,
     mac: MacAddr,
@@ -84,24 +96,49 @@ impl GarpSender {
         self.mac.octets()
     }
 
-    /// Sends one gratuitous ARP for `vip`: a request-style and a reply-style frame
-    /// (see the module documentation for why both). Returns after both frames were
-    /// handed to the kernel; at most ~100 ms when the send buffer is full.
-    pub fn send(&mut self, vip: Ipv4Addr) -> Result<(), VipError> {
-        for op in [ArpOperations::Request, ArpOperations::Reply] {
-            self.send_frame(&garp_frame(self.mac, vip, op), vip)?;
-            // A stale socket is reopened inside the send (see `PacketSocket::send`); if the
-            // interface has another MAC by now, that frame announced the old one: send it
-            // again from the new MAC, which is the one clients must learn.
-            if let Some(mac) = self.socket.mac().filter(|m| *m != self.mac) {
-                self.mac = mac;
-                self.send_frame(&garp_frame(mac, vip, op), vip)?;
+    /// Announces `vip` once and returns how many frames went on the wire:
+    ///
+    /// - IPv4: one gratuitous ARP, i.e. a request-style and a reply-style frame (see the
+    ///   module documentation for why both): 2 frames;
+    /// - IPv6: one unsolicited Neighbor Advertisement with Override (RFC 4861 §7.2.6):
+    ///   1 frame.
+    ///
+    /// If a frame went out on a socket that had to be reopened and the interface has
+    /// another MAC by now, it is sent once more from the new MAC (counted too). Returns
+    /// after the frames were handed to the kernel; at most ~100 ms per frame when the
+    /// send buffer is full ([`VipError::SendBufferFull`]).
+    pub fn send(&mut self, vip: IpAddr) -> Result<u64, VipError> {
+        match vip {
+            IpAddr::V4(v4) => {
+                let mut sent = 0;
+                for op in [ArpOperations::Request, ArpOperations::Reply] {
+                    sent += self.send_following_mac(vip, |mac| garp_frame(mac, v4, op))?;
+                }
+                Ok(sent)
             }
+            IpAddr::V6(v6) => self.send_following_mac(vip, |mac| unsolicited_na_frame(mac, v6)),
         }
-        Ok(())
     }
 
-    fn send_frame(&mut self, frame: &[u8], vip: Ipv4Addr) -> Result<(), VipError> {
+    /// Sends `build(our MAC)`; returns the frames sent (1, or 2 after a MAC change).
+    fn send_following_mac<const N: usize>(
+        &mut self,
+        vip: IpAddr,
+        build: impl Fn(MacAddr) -> [u8; N],
+    ) -> Result<u64, VipError> {
+        self.send_frame(&build(self.mac), vip)?;
+        // A stale socket is reopened inside the send (see `PacketSocket::send`); if the
+        // interface has another MAC by now, that frame announced the old one: send it
+        // again from the new MAC, which is the one clients must learn.
+        if let Some(mac) = self.socket.mac().filter(|m| *m != self.mac) {
+            self.mac = mac;
+            self.send_frame(&build(mac), vip)?;
+            return Ok(2);
+        }
+        Ok(1)
+    }
+
+    fn send_frame(&mut self, frame: &[u8], vip: IpAddr) -> Result<(), VipError> {
         self.socket.send(frame).map_err(|e| {
             if e.kind() == io::ErrorKind::TimedOut {
                 VipError::SendBufferFull {
@@ -111,16 +148,13 @@ impl GarpSender {
             } else {
                 VipError::from_io(
                     self.socket.interface(),
-                    format!("send gratuitous ARP for {vip}"),
+                    format!("send {} for {vip}", announcement(&vip)),
                     CAP_NET_RAW,
                     e,
                 )
             }
         })
     }
-
-    /// Frames each [`GarpSender::send`] puts on the wire.
-    pub const FRAMES_PER_SEND: u64 = 2;
 }
 
 #[cfg(test)]
@@ -131,5 +165,25 @@ mod tests {
     fn missing_interface_is_named() {
         let e = GarpSender::open("havip-nonexistent0").unwrap_err();
         assert_eq!(e.to_string(), "interface havip-nonexistent0 not found");
+    }
+
+    #[test]
+    fn a_full_send_buffer_names_the_announcement_of_the_family() {
+        let full = |vip: IpAddr| {
+            VipError::SendBufferFull {
+                interface: "eth0".to_string(),
+                vip,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            full("192.0.2.100".parse().unwrap()),
+            "send gratuitous ARP for 192.0.2.100 on interface eth0: the send buffer stayed full"
+        );
+        assert_eq!(
+            full("2001:db8::100".parse().unwrap()),
+            "send unsolicited neighbour advertisement for 2001:db8::100 on interface eth0: \
+             the send buffer stayed full"
+        );
     }
 }

@@ -3,7 +3,10 @@
 //!
 //! - [`VipManager`] adds, refreshes, lists and deletes the VIPs on one interface,
 //!   optionally with a kernel lifetime so a frozen master loses the VIP by itself.
-//! - [`GarpSender`] sends one gratuitous ARP (request- and reply-style) for a VIP.
+//! - [`GarpSender`] announces a VIP once: a gratuitous ARP (request- and reply-style) for
+//!   IPv4, an unsolicited Neighbor Advertisement for IPv6.
+//! - [`ArpProbe`] and [`ArpWatch`] look for other holders of the VIPs (ARP and Neighbor
+//!   Discovery).
 //! - [`CarrierWatch`] reports the interface losing or regaining its link, and follows it
 //!   by name when it is re-created (new index) or changes its MAC.
 //! - [`AddressWatch`] reports the VIPs' addresses appearing and vanishing, whoever did it.
@@ -12,8 +15,9 @@
 //! - [`RouteManager`] adds and removes the routes that follow a group's VIPs (protocol 98);
 //!   [`remove_stale_routes`] clears what a killed run left.
 //!
-//! - `ndp` (private for now) builds and reads the IPv6 Neighbor Discovery frames, the
-//!   IPv6 counterpart of gratuitous ARP and the ARP probe, for the IPv6 VIPs of issue 13.
+//! - `ndp` (private) builds and reads the IPv6 Neighbor Discovery frames, the IPv6
+//!   counterpart of gratuitous ARP and the ARP probe, that the drivers above send and read
+//!   for the IPv6 VIPs of issue 13.
 //!
 //! The daemon owns one of each and drives them from its event loop; nothing here
 //! decides *when* to hold the VIP — that is the election's job.
@@ -59,9 +63,9 @@ pub fn fuzz_frames(mac: [u8; 6], vip: std::net::Ipv4Addr) -> [Vec<u8>; 3] {
     ]
 }
 
-/// Fuzzing hook (not API): the Neighbor Discovery parser the IPv6 VIP path (issue 13) will
-/// apply to every frame from the segment. For an NA or a DAD NS a receiving kernel would
-/// accept, returns `(flags, target, sender MAC, IPv6 source)`, where `flags` is
+/// Fuzzing hook (not API): the Neighbor Discovery parser `ArpProbe` and `ArpWatch` apply to
+/// every frame from the segment (IPv6 VIPs, issue 13). For an NA or a DAD NS a receiving
+/// kernel would accept, returns `(flags, target, sender MAC, IPv6 source)`, where `flags` is
 /// `Some([override, solicited, router])` for an NA and `None` for a DAD NS; `None` for
 /// anything else.
 #[doc(hidden)]
@@ -90,7 +94,7 @@ pub type FuzzNdClaim = (
 );
 
 /// Fuzzing hook (not API): the unsolicited NA that announces `target` from `mac` and the
-/// DAD NS that probes for it, as the IPv6 VIP path (issue 13) will send them.
+/// DAD NS that probes for it, as `GarpSender` and `ArpProbe` send them.
 #[doc(hidden)]
 pub fn fuzz_nd_frames(mac: [u8; 6], target: std::net::Ipv6Addr) -> [Vec<u8>; 2] {
     let mac = pnet_base::MacAddr::from(mac);

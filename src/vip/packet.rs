@@ -20,6 +20,27 @@
 //! every frame on the interface. We create the socket ourselves (protocol 0: no receive
 //! hook until pnet binds it) and attach a classic BPF program first ([`Filter`]), so only
 //! what the user reads is ever queued. Promiscuous mode stays off.
+//!
+//! [`Filter::IncomingArpAndNd`] is this classic BPF program (offsets in bytes from the start
+//! of the Ethernet frame; untagged Ethernet II only, as the frames we send):
+//!
+//! | # | instruction | meaning |
+//! |--:|-------------|---------|
+//! | 0 | `ld pkttype` | the `sll_pkttype` the kernel gave the frame |
+//! | 1 | `jeq #PACKET_OUTGOING, drop` | our own frames (probes, announcements) never come back |
+//! | 2 | `ldh [12]` | the ethertype |
+//! | 3 | `jeq #0x0806, arp` | ARP (RFC 826) |
+//! | 4 | `jne #0x86dd, drop` | else only IPv6 |
+//! | 5 | `ldb [20]` | the IPv6 next header |
+//! | 6 | `jne #58, drop` | ICMPv6 right after the fixed header (no extension header: RFC 4861 §7.1 receivers drop ND behind one anyway) |
+//! | 7 | `ldb [54]` | the ICMPv6 type |
+//! | 8 | `jeq #135, nd` | Neighbor Solicitation (RFC 4861 §4.3) |
+//! | 9 | `jeq #136, nd, drop` | Neighbor Advertisement (RFC 4861 §4.4) |
+//! | 10 | `arp: ret #64` | accept the first [`ARP_SNAP_LEN`] bytes |
+//! | 11 | `nd: ret #256` | accept the first [`ND_SNAP_LEN`] bytes |
+//! | 12 | `drop: ret #0` | drop |
+//!
+//! Every other frame, all other IPv6 traffic included, stays in the kernel.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
@@ -36,17 +57,29 @@ pub(crate) const CAP_NET_RAW: &str = "CAP_NET_RAW";
 /// How long one send may wait for room in the socket's send buffer.
 const WRITE_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// Bytes of each accepted frame the ARP filter keeps (an ARP frame needs 42).
-const SNAP_LEN: u32 = 64;
+/// Bytes of each accepted ARP frame the filter keeps (an ARP frame needs 42).
+const ARP_SNAP_LEN: u32 = 64;
+
+/// Bytes of each accepted Neighbor Discovery frame the filter keeps: pnet's read buffer
+/// (`read_buffer_size` below). An unsolicited NA with its link-layer option is 86 bytes
+/// and a DAD NS 78 (see [`super::ndp`]); a longer ND frame (many options) is cut here,
+/// fails `parse_nd`'s length check and counts as no claim. Also the bound on what one
+/// untrusted frame can cost us.
+const ND_SNAP_LEN: u32 = 256;
+
+/// pnet's read buffer, in bytes: the most of one frame user space ever sees.
+const READ_BUFFER: usize = ND_SNAP_LEN as usize;
 
 /// What a [`PacketSocket`] lets through to user space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Filter {
     /// Nothing: a send-only socket (gratuitous ARP).
     DropAll,
-    /// Incoming ARP frames only; our own outgoing frames (`PACKET_OUTGOING`) and every
-    /// other ethertype are dropped in the kernel (probe and watch).
-    IncomingArp,
+    /// Incoming ARP frames and incoming IPv6 Neighbor Solicitations and Advertisements
+    /// (ICMPv6 types 135 and 136 directly after the IPv6 header); our own outgoing frames
+    /// (`PACKET_OUTGOING`) and everything else are dropped in the kernel (probe and watch).
+    /// The program is in the module documentation.
+    IncomingArpAndNd,
 }
 
 /// A pnet layer-2 channel on one interface, found by name, that can be reopened.
@@ -91,7 +124,7 @@ impl PacketSocket {
         let config = Config {
             write_timeout: Some(WRITE_TIMEOUT),
             read_timeout,
-            read_buffer_size: 256,
+            read_buffer_size: READ_BUFFER,
             write_buffer_size: 256,
             promiscuous: false,
             // pnet takes ownership of the descriptor (and closes it on error).
@@ -240,22 +273,7 @@ fn filtered_socket(filter: Filter) -> io::Result<OwnedFd> {
     }
     // SAFETY: fd is a fresh descriptor we own.
     let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    const SKF_AD_PKTTYPE: u32 = 0xffff_f000 + 4; // SKF_AD_OFF + SKF_AD_PKTTYPE
-    const PACKET_OUTGOING: u32 = 4;
-    const ETH_P_ARP: u32 = 0x0806;
-    let insn = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
-    let mut program: Vec<libc::sock_filter> = match filter {
-        // BPF_RET | BPF_K with k = 0: accept zero bytes of every packet.
-        Filter::DropAll => vec![insn(0x06, 0, 0, 0)],
-        Filter::IncomingArp => vec![
-            insn(0x20, 0, 0, SKF_AD_PKTTYPE),  // 0: ld  pkttype
-            insn(0x15, 3, 0, PACKET_OUTGOING), // 1: jeq OUTGOING → 5 (drop)
-            insn(0x28, 0, 0, 12),              // 2: ldh [12] (ethertype)
-            insn(0x15, 0, 1, ETH_P_ARP),       // 3: jeq ARP → 4, else → 5
-            insn(0x06, 0, 0, SNAP_LEN),        // 4: ret SNAP_LEN (accept)
-            insn(0x06, 0, 0, 0),               // 5: ret 0 (drop)
-        ],
-    };
+    let mut program = program(filter);
     let fprog = libc::sock_fprog {
         len: u16::try_from(program.len()).unwrap_or(u16::MAX),
         filter: program.as_mut_ptr(),
@@ -274,6 +292,45 @@ fn filtered_socket(filter: Filter) -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     Ok(socket)
+}
+
+/// Classic BPF opcodes (`linux/filter.h`) of the programs below.
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_LD_H_ABS: u16 = 0x28;
+const BPF_LD_B_ABS: u16 = 0x30;
+const BPF_JEQ_K: u16 = 0x15;
+const BPF_RET_K: u16 = 0x06;
+
+/// The classic BPF program of `filter` (see the module documentation).
+fn program(filter: Filter) -> Vec<libc::sock_filter> {
+    const SKF_AD_PKTTYPE: u32 = 0xffff_f000 + 4; // SKF_AD_OFF + SKF_AD_PKTTYPE
+    const PACKET_OUTGOING: u32 = 4;
+    const ETH_P_ARP: u32 = 0x0806;
+    const ETH_P_IPV6: u32 = 0x86dd;
+    const IPPROTO_ICMPV6: u32 = 58;
+    const ND_NEIGHBOR_SOLICIT: u32 = 135;
+    const ND_NEIGHBOR_ADVERT: u32 = 136;
+    let insn = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    // Jump offsets count instructions from the next one.
+    match filter {
+        // ret 0: accept zero bytes of every packet.
+        Filter::DropAll => vec![insn(BPF_RET_K, 0, 0, 0)],
+        Filter::IncomingArpAndNd => vec![
+            insn(BPF_LD_W_ABS, 0, 0, SKF_AD_PKTTYPE),   // 0: ld  pkttype
+            insn(BPF_JEQ_K, 10, 0, PACKET_OUTGOING),    // 1: jeq OUTGOING → 12
+            insn(BPF_LD_H_ABS, 0, 0, 12),               // 2: ldh [12] (ethertype)
+            insn(BPF_JEQ_K, 6, 0, ETH_P_ARP),           // 3: jeq ARP → 10
+            insn(BPF_JEQ_K, 0, 7, ETH_P_IPV6),          // 4: jeq IPv6 → 5, else → 12
+            insn(BPF_LD_B_ABS, 0, 0, 20),               // 5: ldb [20] (next header)
+            insn(BPF_JEQ_K, 0, 5, IPPROTO_ICMPV6),      // 6: jeq 58 → 7, else → 12
+            insn(BPF_LD_B_ABS, 0, 0, 54),               // 7: ldb [54] (ICMPv6 type)
+            insn(BPF_JEQ_K, 2, 0, ND_NEIGHBOR_SOLICIT), // 8: jeq 135 → 11
+            insn(BPF_JEQ_K, 1, 2, ND_NEIGHBOR_ADVERT),  // 9: jeq 136 → 11, else → 12
+            insn(BPF_RET_K, 0, 0, ARP_SNAP_LEN),        // 10: accept ARP
+            insn(BPF_RET_K, 0, 0, ND_SNAP_LEN),         // 11: accept ND
+            insn(BPF_RET_K, 0, 0, 0),                   // 12: drop
+        ],
+    }
 }
 
 /// Reads and clears a socket's pending error (`SO_ERROR`), if any.
@@ -296,6 +353,80 @@ fn take_socket_error(fd: RawFd) -> Option<io::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs a classic BPF program as the kernel would, for the opcodes [`program`] uses:
+    /// the bytes accepted of `frame` with `sll_pkttype` `pkttype` (0 = dropped). An
+    /// out-of-range load drops the frame, as in the kernel.
+    fn run(program: &[libc::sock_filter], frame: &[u8], pkttype: u32) -> u32 {
+        let mut acc = 0u32;
+        let mut pc = 0usize;
+        loop {
+            let i = program[pc];
+            let at = i.k as usize;
+            pc += 1;
+            match i.code {
+                BPF_LD_W_ABS if i.k == 0xffff_f004 => acc = pkttype,
+                BPF_LD_H_ABS => match frame.get(at..at + 2) {
+                    Some(b) => acc = u32::from(u16::from_be_bytes([b[0], b[1]])),
+                    None => return 0,
+                },
+                BPF_LD_B_ABS => match frame.get(at) {
+                    Some(b) => acc = u32::from(*b),
+                    None => return 0,
+                },
+                BPF_JEQ_K => pc += usize::from(if acc == i.k { i.jt } else { i.jf }),
+                BPF_RET_K => return i.k,
+                other => panic!("opcode {other:#x} not modelled"),
+            }
+        }
+    }
+
+    const PACKET_HOST: u32 = 0;
+    const PACKET_BROADCAST: u32 = 1;
+    const PACKET_MULTICAST: u32 = 2;
+    const PACKET_OUTGOING: u32 = 4;
+
+    /// An 86-byte frame with this ethertype, IPv6 next header and ICMPv6 type.
+    fn frame(ethertype: u16, next_header: u8, icmp_type: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 86];
+        f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        f[20] = next_header;
+        f[54] = icmp_type;
+        f
+    }
+
+    #[test]
+    fn the_filter_passes_incoming_arp_and_neighbour_discovery_only() {
+        let p = program(Filter::IncomingArpAndNd);
+        let arp = frame(0x0806, 0, 0);
+        let ns = frame(0x86dd, 58, 135);
+        let na = frame(0x86dd, 58, 136);
+        for incoming in [PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST] {
+            assert_eq!(run(&p, &arp, incoming), ARP_SNAP_LEN);
+            assert_eq!(run(&p, &ns, incoming), ND_SNAP_LEN);
+            assert_eq!(run(&p, &na, incoming), ND_SNAP_LEN);
+        }
+        // Our own frames never come back.
+        for own in [&arp, &ns, &na] {
+            assert_eq!(run(&p, own, PACKET_OUTGOING), 0);
+        }
+        // Other ICMPv6 (echo request 128, router advert 134, redirect 137), other next
+        // headers (UDP 17, a hop-by-hop header 0 before the ICMPv6), other ethertypes.
+        for other in [
+            frame(0x86dd, 58, 128),
+            frame(0x86dd, 58, 134),
+            frame(0x86dd, 58, 137),
+            frame(0x86dd, 17, 135),
+            frame(0x86dd, 0, 136),
+            frame(0x0800, 58, 136),
+            frame(0x8100, 0, 0),
+        ] {
+            assert_eq!(run(&p, &other, PACKET_HOST), 0, "{:02x?}", &other[12..14]);
+        }
+        // A runt IPv6 frame that ends before its ICMPv6 type is dropped.
+        assert_eq!(run(&p, &ns[..40], PACKET_HOST), 0);
+        assert_eq!(run(&program(Filter::DropAll), &arp, PACKET_HOST), 0);
+    }
 
     #[test]
     fn link_errors_that_mean_a_stale_socket() {
