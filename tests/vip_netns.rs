@@ -274,7 +274,7 @@ fn gratuitous_arp_updates_the_neighbour_on_the_lan() {
         let mut vm = VipManager::open(IF_A, vec![vip], None).await.unwrap();
         vm.install().await.unwrap();
         let mut garp = GarpSender::open(IF_A).unwrap();
-        garp.send(vip.addr.into()).unwrap();
+        garp.send(vip.addr).unwrap();
         fmt_mac(garp.mac())
     });
     assert_eq!(sender_mac, mac_a);
@@ -286,7 +286,7 @@ fn gratuitous_arp_updates_the_neighbour_on_the_lan() {
         let garp = GarpSender::open(IF_A).unwrap();
         let announcer = Announcer::spawn(
             garp,
-            vec![vip.addr.into()],
+            vec![vip.addr],
             2,
             Duration::from_millis(40),
             Duration::ZERO,
