@@ -244,7 +244,7 @@ struct AgentArgs {
     /// Interface that carries the VIP.
     #[arg(long, value_name = "IFACE")]
     interface: Option<String>,
-    /// Virtual IP as address/prefix (repeatable; replaces the file's list).
+    /// Virtual IP as address/prefix, IPv4 or IPv6 (repeatable; replaces the file's list).
     #[arg(long = "vip", value_name = "CIDR")]
     vips: Vec<String>,
     /// Peer as ADDR[:PORT] (repeatable; replaces the file's list).

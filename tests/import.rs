@@ -27,8 +27,8 @@ const CASES: &[(&str, &str, &[&str], i32)] = &[
         0,
     ),
     ("three-node", "three-node.conf", &[], 0),
-    // Its IPv6 VIP in virtual_ipaddress_excluded cannot be mapped.
-    ("active-active", "active-active.conf", &[], 1),
+    // Its IPv6 VIP in virtual_ipaddress_excluded is a VIP of its group (issue 13).
+    ("active-active", "active-active.conf", &[], 0),
     ("router-pair", "router-pair.conf", &[], 0),
     // notification_email, smtp_server and smtp_alert cannot be mapped.
     ("with-include", "with-include.conf", &[], 1),

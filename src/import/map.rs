@@ -5,6 +5,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 
+/// What `gna_interval` becomes: haagent's unsolicited neighbour advertisements (the IPv6
+/// gratuitous ARP, RFC 4861 §7.2.6) follow the `[garp]` schedule of the gratuitous ARPs.
+const GNA_SCHEDULE: &str = "IPv6 VIPs get unsolicited neighbour advertisements on the [garp] \
+     schedule (count, spread_ms, refresh_ms), the same as the gratuitous ARPs of IPv4 VIPs";
+
 use super::model::{Check, Group, Hook, Model, Route, Val, Vip, HOOK_ORDER};
 use super::parse::{Node, Parsed, Place};
 use super::report::{Line, Outcome, Report};
@@ -783,10 +788,7 @@ impl<'a> Mapper<'a> {
                     k,
                     unsupported("haagent has no D-Bus interface", "`haagent status --json`"),
                 ),
-                "vrrp_gna_interval" => self.say(
-                    k,
-                    nothing("IPv6 neighbour advertisements: haagent's VIPs are IPv4"),
-                ),
+                "vrrp_gna_interval" => self.say(k, nothing(GNA_SCHEDULE)),
                 "vrrp_garp_interval"
                 | "vrrp_garp_master_delay"
                 | "vrrp_garp_master_repeat"
@@ -1076,7 +1078,9 @@ impl<'a> Mapper<'a> {
                 Some(&first.place),
                 &first.keyword,
                 unsupported(
-                    format!("{name} has no IPv4 virtual_ipaddress: a haagent group needs at least one VIP"),
+                    format!(
+                        "{name} has no virtual_ipaddress: a haagent group needs at least one VIP"
+                    ),
                     "add its VIPs, or drop the instance",
                 ),
             );
@@ -1267,7 +1271,7 @@ impl<'a> Mapper<'a> {
                     let key = k.keyword.clone();
                     self.garp(k, &key);
                 }
-                "gna_interval" => self.say(k, nothing("IPv6 neighbour advertisements: haagent's VIPs are IPv4")),
+                "gna_interval" => self.say(k, nothing(GNA_SCHEDULE)),
                 "vrrp_version" | "version" | "strict_mode" | "skip_check_adv_addr" | "check_unicast_src"
                 | "unicast_fault_no_peer" | "higher_prio_send_advert" | "debug" | "kernel_rx_buf_size"
                 | "unicast_ttl" | "mcast_ttl" | "old_unicast_checksum" => {
@@ -1277,7 +1281,7 @@ impl<'a> Mapper<'a> {
                 "no_accept" => self.say(k, unsupported("haagent's VIPs are ordinary addresses: the master always accepts traffic to them", "a firewall rule")),
                 "dont_track_primary" => self.say(k, unsupported("haagent always follows the carrier of its VIP interfaces", "none")),
                 "use_vmac" | "vmac_xmit_base" => self.say(k, unsupported("haagent moves the VIP to the new master's MAC (gratuitous ARP), it has no virtual MAC", "none: the GARP burst and refresh update the neighbours")),
-                "native_ipv6" => self.say(k, unsupported("haagent's VIPs are IPv4", "none")),
+                "native_ipv6" => self.say(k, nothing("haagent's peers speak the family of their [[peer]] addresses; IPv6 VIPs need nothing else")),
                 "lvs_sync_daemon_interface" => self.say(k, unsupported("haagent does no load balancing (LVS)", "ipvsadm's own sync daemon")),
                 _ => self.say(k, unsupported("a vrrp_instance key the importer does not know", "map it by hand")),
             }
@@ -1343,9 +1347,10 @@ impl<'a> Mapper<'a> {
         let mut words = vec![v.keyword.clone()];
         words.extend(v.args.iter().map(|w| w.text.clone()));
         let addr_text = words[0].clone();
+        // Without a prefix, a host address: /32 or /128, as `ip addr add` takes it.
         let (ip, prefix) = match addr_text.split_once('/') {
             Some((a, p)) => (a.to_string(), p.parse::<u8>().ok()),
-            None => (addr_text.clone(), Some(32)),
+            None => (addr_text.clone(), None),
         };
         let place = v.place.clone();
         let say = |m: &mut Self, o: Outcome| m.push(Some(&place), block, o);
@@ -1361,10 +1366,12 @@ impl<'a> Mapper<'a> {
                 )
             }
         };
-        let IpAddr::V4(ip4) = ip else {
-            return say(self, unsupported(format!("{addr_text}: haagent's VIPs are IPv4"), "keep this address out of the failover, or add and remove it in [group.notify] master/backup hooks"));
+        let longest = if ip.is_ipv4() { 32 } else { 128 };
+        let prefix = match (addr_text.contains('/'), prefix) {
+            (false, _) => Some(longest),
+            (true, p) => p,
         };
-        let Some(prefix) = prefix.filter(|p| *p <= 32) else {
+        let Some(prefix) = prefix.filter(|p| *p <= longest) else {
             return say(
                 self,
                 unsupported(
@@ -1374,7 +1381,7 @@ impl<'a> Mapper<'a> {
             );
         };
         let mut vip = Vip {
-            address: format!("{ip4}/{prefix}"),
+            address: format!("{ip}/{prefix}"),
             interface: None,
             label: None,
             scope: None,
