@@ -419,3 +419,114 @@ fn doctor_pings_an_ipv6_peer_to_tell_a_down_agent_from_a_down_host() {
     let (_, line) = doctor();
     assert!(line.contains("no answer (neither QUIC nor ping)"), "{line}");
 }
+
+/// Issue 13 proof 6, on a running agent: a host that is no member sends the master
+/// malformed Neighbor Discovery frames for the IPv6 VIP (truncated, bad checksum, hop
+/// limit 254, a zero-length option, noise), then a flood of well-formed NAs claiming the
+/// VIP from 2000 random MACs. The malformed ones are no claim at all (no conflict counted,
+/// the client's neighbour entry untouched); the flood is counted and defended at a bounded
+/// rate of log lines; the master keeps the VIP throughout, and the client ends up on its
+/// MAC again.
+#[test]
+fn forged_and_malformed_neighbour_advertisements_neither_move_nor_crash_the_master() {
+    if !require_root(
+        "forged_and_malformed_neighbour_advertisements_neither_move_nor_crash_the_master",
+    ) {
+        return;
+    }
+    let mut c = Cluster::new(&[node("n1", 200), node("n2", 100)]);
+    c.lab.add_host("rogue", ROGUE_ADDR).unwrap();
+    add_ipv6(&c);
+    configure(&c, &["n1", "n2"], &["2001:db8::100/64"], false);
+    c.start("n1");
+    c.start("n2");
+    let vip = IpAddr::V6(VIP6);
+    wait_sole_holder_of(&c, &[vip], "n1", CONVERGE);
+    c.wait_status("n1", CONVERGE, |s| s["peers"][0]["alive"] == true);
+    let n1_mac = c.lab.host("n1").unwrap().mac.clone();
+    let ping = c
+        .lab
+        .host("client")
+        .unwrap()
+        .ns
+        .command("ping")
+        .args(["-6", "-n", "-c", "1", "-W", "1", "2001:db8::100"])
+        .output()
+        .unwrap();
+    assert!(ping.status.success(), "{ping:?}");
+    wait_client_neigh(&c, vip, &n1_mac, NEIGH_FOLLOWS);
+    let rogue = c.lab.host("rogue").unwrap();
+    let rogue_ns = rogue.ns.name().to_string();
+    let rogue_mac = support::arp::parse_mac(&rogue.mac);
+
+    let [na, _] = haagent::vip::fuzz_nd_frames(rogue_mac, VIP6);
+    let mut malformed = Vec::new();
+    malformed.push(na[..70].to_vec());
+    let mut bad_sum = na.clone();
+    bad_sum[56] ^= 0xff;
+    malformed.push(bad_sum);
+    let mut hop = na.clone();
+    hop[21] = 254;
+    malformed.push(hop);
+    let mut zero_option = na.clone();
+    zero_option[79] = 0;
+    malformed.push(zero_option);
+    let mut noise = na.clone();
+    for (i, b) in noise.iter_mut().enumerate().skip(14) {
+        *b = (i as u8).wrapping_mul(37);
+    }
+    malformed.push(noise);
+    let malformed: Vec<Vec<u8>> = (0..40).flat_map(|_| malformed.clone()).collect();
+    support::arp::send_from(&rogue_ns, malformed, Duration::from_micros(200));
+    let status = c.status("n1");
+    assert_eq!(
+        status["counters"]["vip_conflicts"].as_u64(),
+        Some(0),
+        "a malformed frame was taken for a claim: {status:#}"
+    );
+    assert_eq!(
+        c.lab.neighbour_mac("client", vip).unwrap().as_deref(),
+        Some(n1_mac.as_str()),
+        "the client's kernel took a malformed NA"
+    );
+
+    let before = c.lab.agent("n1").unwrap().log_text().lines().count();
+    let flood: Vec<Vec<u8>> = (0u32..2000)
+        .map(|i| {
+            let b = i.to_be_bytes();
+            let [na, _] = haagent::vip::fuzz_nd_frames([6, 0xfe, b[0], b[1], b[2], b[3]], VIP6);
+            na
+        })
+        .collect();
+    let started = Instant::now();
+    support::arp::send_from(&rogue_ns, flood, Duration::from_micros(500));
+    let took = started.elapsed();
+    let status = c.wait_status("n1", CONVERGE, |s| {
+        s["counters"]["vip_conflicts"].as_u64().unwrap_or(0) > 0
+    });
+    let counted = status["counters"]["vip_conflicts"].as_u64().unwrap_or(0);
+    let lines = c.lab.agent("n1").unwrap().log_text().lines().count() - before;
+    let back = wait_client_neigh(&c, vip, &n1_mac, Duration::from_secs(5));
+    eprintln!(
+        "IPV6 forged NAs: 200 malformed frames ignored; 2000 forged NAs in {} ms: {counted} \
+         counted, {lines} log lines, the client on the master's MAC again {} ms after the flood",
+        took.as_millis(),
+        back.as_millis()
+    );
+    assert!(counted > 100, "{counted}");
+    let bound = 3 + usize::try_from(took.as_secs()).unwrap_or(0) * 2;
+    assert!(
+        lines <= bound,
+        "{lines} log lines (bound {bound})\n{}",
+        c.logs()
+    );
+    let (moved, holders) = c
+        .lab
+        .wait_holders(vip, Duration::from_secs(1), |h| h != ["n1"])
+        .unwrap();
+    assert!(
+        moved.is_none(),
+        "the VIP left n1 after the flood: {holders:?}\n{}",
+        c.logs()
+    );
+}
