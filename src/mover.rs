@@ -439,6 +439,7 @@ mod tests {
         GroupConfig {
             name: "web-a".into(),
             id: 7,
+            mode: crate::config::GroupMode::L2,
             vips: ["192.0.2.100/24", "198.51.100.100/24"]
                 .iter()
                 .zip(["eth0", "eth1"])

@@ -770,6 +770,7 @@ mod tests {
         let group = crate::config::GroupConfig {
             name: "web-b".into(),
             id: 7,
+            mode: crate::config::GroupMode::L2,
             vips: ["192.0.2.101/24", "198.51.100.101/24"]
                 .iter()
                 .map(|c| crate::net::VipSpec {

@@ -27,13 +27,14 @@ use super::raw::{Item, Origin, RawConfig, RawGroup, RawRoute, RawTrack, RawVipEn
 use super::validate::validate_notify;
 use super::values::{bad_label, bad_vip, bad_vip_group_name, check_interface};
 use super::{
-    group_id_from_name, GroupConfig, MoverSettings, NotifySettings, PeerConfig, TrackCheck,
-    LEGACY_GROUP,
+    group_id_from_name, GroupConfig, GroupMode, MoverSettings, NotifySettings, PeerConfig,
+    TrackCheck, LEGACY_GROUP,
 };
 use crate::health::CheckSpec;
 use crate::net::{IpCidr, Ipv4Cidr, RouteSpec, VipScope, VipSpec};
 
 /// The node-wide settings a group inherits, and what its VIPs must not collide with.
+#[derive(Clone, Copy)]
 pub(super) struct GroupDefaults<'a> {
     /// `[node] interface`: the interface of a VIP that names none.
     pub(super) interface: &'a str,
@@ -61,6 +62,7 @@ pub(super) fn implicit_group(d: &GroupDefaults<'_>, vips: &[IpCidr], priority: u
     GroupConfig {
         name: LEGACY_GROUP.to_string(),
         id: group_id_from_name(LEGACY_GROUP),
+        mode: GroupMode::L2,
         vips: vips
             .iter()
             .map(|cidr| VipSpec {
@@ -291,8 +293,33 @@ fn validate_group(
         }
     }
 
-    // vips
-    let vips = group_vips(g, ck, d, &shown, seen);
+    // mode, then the VIPs (a routed group's VIPs default to `lo`)
+    let mode = match &g.mode {
+        None => GroupMode::L2,
+        Some(it) => match it.value.as_str() {
+            "l2" => GroupMode::L2,
+            "routed" => GroupMode::Routed,
+            other => {
+                ck.err(
+                    &it.origin,
+                    format!("unknown group mode `{other}`: use \"l2\" (the default) or \"routed\""),
+                );
+                GroupMode::L2
+            }
+        },
+    };
+    let routed_defaults = GroupDefaults {
+        interface: ROUTED_INTERFACE,
+        ..*d
+    };
+    let vips = match mode {
+        GroupMode::L2 => group_vips(g, ck, d, &shown, seen),
+        GroupMode::Routed => {
+            let vips = group_vips(g, ck, &routed_defaults, &shown, seen);
+            check_routed_vips(g, ck, &vips);
+            vips
+        }
+    };
 
     // priority, preemption
     let priority = ck.int(
@@ -344,6 +371,7 @@ fn validate_group(
     Some(GroupConfig {
         name: name.value.clone(),
         id,
+        mode,
         vips,
         priority: u8::try_from(priority).unwrap_or(100),
         preempt,
@@ -353,6 +381,50 @@ fn validate_group(
         routes,
         mover,
     })
+}
+
+/// The interface of a routed group's VIP that names none: the loopback, where any routing
+/// daemon finds it and no neighbour ever answers for it.
+pub(crate) const ROUTED_INTERFACE: &str = "lo";
+
+/// A routed group's VIPs are IPv4 host addresses: each is reported at its `vips` entry
+/// otherwise (routed mode installs `VIP/32` host routes; IPv6 `/128` is not there yet).
+fn check_routed_vips(g: &RawGroup, ck: &mut Checker<'_>, vips: &[VipSpec]) {
+    let Some(list) = &g.vips else { return };
+    for v in vips {
+        let at = list
+            .value
+            .iter()
+            .find(|e| match &e.value {
+                RawVipEntry::Plain(t) => t.trim().parse::<IpCidr>().ok() == Some(v.cidr),
+                RawVipEntry::Table(t) => {
+                    t.address
+                        .as_ref()
+                        .and_then(|a| a.value.trim().parse::<IpCidr>().ok())
+                        == Some(v.cidr)
+                }
+            })
+            .map_or(&list.origin, |e| &e.origin);
+        if !v.cidr.is_ipv4() {
+            ck.err(
+                at,
+                format!(
+                    "VIP `{}`: a routed group announces IPv4 host routes (VIP/32); IPv6 VIPs \
+                     are for l2 groups",
+                    v.cidr
+                ),
+            );
+        } else if v.cidr.prefix != 32 {
+            ck.err(
+                at,
+                format!(
+                    "VIP `{}`: a routed group's VIP is a host address; write {}/32 (the \
+                     router learns the /32 route, no subnet is shared)",
+                    v.cidr, v.cidr.addr
+                ),
+            );
+        }
+    }
 }
 
 /// The `vips` of group `shown`.

@@ -155,6 +155,8 @@ pub struct GroupConfig {
     /// `id`, 1..=65535, the group's id on the wire (keepalived's `virtual_router_id`); every
     /// node must use the same id for the same group. Default [`group_id_from_name`].
     pub id: u16,
+    /// `mode`: how the master makes its VIPs reachable (default [`GroupMode::L2`]).
+    pub mode: GroupMode,
     /// The group's VIPs, at least one; no VIP belongs to two groups.
     pub vips: Vec<crate::net::VipSpec>,
     /// This node's priority in this group, 1..=254 (default `[node] priority`).
@@ -191,6 +193,31 @@ impl GroupConfig {
     /// The VIP addresses with prefixes, in config order.
     pub fn cidrs(&self) -> Vec<IpCidr> {
         self.vips.iter().map(|v| v.cidr).collect()
+    }
+}
+
+/// How a group's master makes its VIPs reachable (`[[group]] mode`; docs/routed.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum GroupMode {
+    /// `"l2"` (the default): the VIPs are addresses on a shared segment, moved by
+    /// gratuitous ARP / unsolicited NA, probed (RFC 5227, RFC 4862 DAD) before a claim.
+    #[default]
+    L2,
+    /// `"routed"`: each VIP is an IPv4 host address (`/32`) on a local interface (`lo` by
+    /// default) plus a host route `VIP/32 dev IF src VIP proto 98 metric EPOCH` that a BGP
+    /// daemon (BIRD, FRR) exports; no ARP, no probe. The route goes with the address, which
+    /// has the lease as its kernel lifetime; the metric is the election epoch, so the
+    /// newest master wins at the router (LOCAL_PREF = metric, or MED = 2^32-1 - metric).
+    Routed,
+}
+
+impl GroupMode {
+    /// The config word: `"l2"` or `"routed"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GroupMode::L2 => "l2",
+            GroupMode::Routed => "routed",
+        }
     }
 }
 

@@ -249,6 +249,8 @@ pub enum Setting {
     Groups,
     /// A group's `route` tables.
     Routes,
+    /// A group's `mode` (`l2` or `routed`).
+    Mode,
     /// A group's `track`.
     Track,
     /// A group's `notify` (its `[group.notify]`, or the node's `[notify]` it inherits).
@@ -285,6 +287,7 @@ impl Setting {
             Setting::TlsKey => "tls key",
             Setting::Groups => "groups",
             Setting::Routes => "routes",
+            Setting::Mode => "mode",
             Setting::Track => "track",
             Setting::Notify => "notify",
             Setting::Mover => "mover",
@@ -304,7 +307,7 @@ impl Setting {
     /// Per group (a [`SettingChange`] with `group` set): its priority, preemption, track,
     /// notify and VIPs that stay on the same interfaces apply live; a change of the group
     /// set ([`Setting::Groups`]), of a group's interfaces ([`Setting::Interface`]) or
-    /// routes ([`Setting::Routes`]) needs a restart (each interface has its own carrier
+    /// routes ([`Setting::Routes`]) or mode ([`Setting::Mode`]) needs a restart (each interface has its own carrier
     /// watch, ARP socket and MAC in the adverts; routes are installed with the VIPs).
     /// So does a group's mover ([`Setting::Mover`]): a claim may be waiting for the
     /// running mover (`wait = true`), and swapping the command under it would leave that
@@ -685,6 +688,11 @@ impl Config {
                 Setting::PreemptDelayMs,
                 ms(og.preempt_delay).to_string(),
                 ms(ng.preempt_delay).to_string(),
+            );
+            diff(
+                Setting::Mode,
+                og.mode.as_str().to_string(),
+                ng.mode.as_str().to_string(),
             );
             diff(
                 Setting::Routes,

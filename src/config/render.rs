@@ -9,7 +9,9 @@ use super::checks::WEIGHT_FAULT;
 use super::groups::route_to_words;
 use super::limits::{QUORUM_MAJORITY, QUORUM_OFF};
 use super::values::path_str;
-use super::{Config, GroupConfig, Hook, HookArgs, MoverSettings, NotifySettings, TrackCheck};
+use super::{
+    Config, GroupConfig, GroupMode, Hook, HookArgs, MoverSettings, NotifySettings, TrackCheck,
+};
 use crate::health::{CheckKind, CheckSpec, Weight};
 use crate::net::{VipScope, VipSpec};
 
@@ -249,6 +251,8 @@ struct OutRoute {
 struct OutGroup {
     name: String,
     id: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<&'static str>,
     priority: u8,
     preempt: bool,
     preempt_delay_ms: u64,
@@ -287,6 +291,7 @@ impl OutGroup {
         OutGroup {
             name: g.name.clone(),
             id: g.id,
+            mode: (g.mode != GroupMode::L2).then_some(g.mode.as_str()),
             priority: g.priority,
             preempt: g.preempt,
             preempt_delay_ms: ms(g.preempt_delay),

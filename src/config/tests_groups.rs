@@ -136,6 +136,7 @@ fn groups_load_with_every_key_and_the_node_defaults() {
         GroupConfig {
             name: "web-a".into(),
             id: 51,
+            mode: crate::config::GroupMode::L2,
             vips: vec![
                 vip("192.0.2.100/24", "eth0"),
                 VipSpec {
@@ -445,7 +446,7 @@ fn vip_rules() {
     only_error(
         &with_groups("[[group]]\nname = \"web-a\"\nvips = [\"192.0.2.100/24\"]\nmovr = 1\n"),
         "movr",
-        "[[group]]: unknown field `movr`, expected one of `name`, `id`, `vips`, `priority`, \
+        "[[group]]: unknown field `movr`, expected one of `name`, `id`, `mode`, `vips`, `priority`, \
          `preempt`, `nopreempt`, `preempt_delay_ms`, `track`, `notify`, `mover`, `route`",
     );
     only_error(
@@ -891,6 +892,7 @@ fn a_reload_applies_group_settings_live_and_waits_for_a_restart_for_the_rest() {
     new.groups.push(GroupConfig {
         name: "web-c".into(),
         id: 9,
+        mode: crate::config::GroupMode::L2,
         ..new.groups[1].clone()
     });
     let changes = old.election_changes(&new);
@@ -1097,4 +1099,82 @@ fn group_hook_tables_load_back_the_same() {
         "1 }",
         "[group.notify] command: invalid type: integer `1`, expected a string",
     );
+}
+
+// ---------------------------------------------------------------- routed mode (issue 15)
+
+#[test]
+fn a_routed_group_puts_its_host_vips_on_lo_and_prints_back() {
+    let text = with_groups(
+        "[[group]]\nname = \"edge\"\nmode = \"routed\"\nvips = [\"203.0.113.200/32\", \
+         { address = \"203.0.113.201/32\", interface = \"dummy0\" }]\n",
+    );
+    let c = parse(&text).unwrap();
+    let g = &c.groups[0];
+    assert_eq!(g.mode, GroupMode::Routed);
+    assert_eq!(
+        g.vips,
+        [
+            vip("203.0.113.200/32", "lo"),
+            vip("203.0.113.201/32", "dummy0")
+        ]
+    );
+    let printed = c.to_toml_string();
+    assert!(printed.contains("mode = \"routed\""), "{printed}");
+    assert_eq!(parse(&printed).unwrap().groups, c.groups, "{printed}");
+    // An l2 group says nothing about its mode.
+    let l2 = parse(&with_groups(
+        "[[group]]\nname = \"web\"\nvips = [\"192.0.2.100/24\"]\n",
+    ))
+    .unwrap();
+    assert_eq!(l2.groups[0].mode, GroupMode::L2);
+    assert!(!l2.to_toml_string().contains("mode ="));
+}
+
+#[test]
+fn routed_group_rules_are_located() {
+    let text =
+        with_groups("[[group]]\nname = \"edge\"\nmode = \"bgp\"\nvips = [\"203.0.113.200/32\"]\n");
+    only_error(
+        &text,
+        "\"bgp\"",
+        "unknown group mode `bgp`: use \"l2\" (the default) or \"routed\"",
+    );
+    let text = with_groups(
+        "[[group]]\nname = \"edge\"\nmode = \"routed\"\nvips = [\"203.0.113.200/24\"]\n",
+    );
+    only_error(
+        &text,
+        "\"203.0.113.200/24\"",
+        "VIP `203.0.113.200/24`: a routed group's VIP is a host address; write \
+         203.0.113.200/32 (the router learns the /32 route, no subnet is shared)",
+    );
+    let text = with_groups(
+        "[[group]]\nname = \"edge\"\nmode = \"routed\"\nvips = [\"2001:db8::200/128\"]\n",
+    );
+    only_error(
+        &text,
+        "\"2001:db8::200/128\"",
+        "VIP `2001:db8::200/128`: a routed group announces IPv4 host routes (VIP/32); IPv6 \
+         VIPs are for l2 groups",
+    );
+}
+
+#[test]
+fn a_mode_change_waits_for_a_restart() {
+    let old = parse(&with_groups(
+        "[[group]]\nname = \"edge\"\nvips = [\"203.0.113.200/32\"]\n",
+    ))
+    .unwrap();
+    let new = parse(&with_groups(
+        "[[group]]\nname = \"edge\"\nmode = \"routed\"\nvips = [\"203.0.113.200/32\"]\n",
+    ))
+    .unwrap();
+    let changes = old.election_changes(&new);
+    let mode = changes
+        .iter()
+        .find(|c| c.setting == Setting::Mode)
+        .unwrap_or_else(|| panic!("{changes:?}"));
+    assert_eq!((mode.old.as_str(), mode.new.as_str()), ("l2", "routed"));
+    assert!(!Setting::Mode.applies_live());
 }

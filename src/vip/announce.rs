@@ -24,7 +24,7 @@
 //! MAC before the old holder drops the address, or requests sent in between are lost.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -85,7 +85,13 @@ pub struct Announcer {
     sink: Arc<Mutex<dyn ArpSink>>,
     /// Shared with the sending thread; replaced by [`Announcer::set_vips`].
     vips: Arc<Mutex<Vec<IpAddr>>>,
+    /// Between `announce` and `stop`; the sending thread skips queued rounds otherwise.
+    active: Arc<AtomicBool>,
 }
+
+/// How many rounds may wait for the sending thread: the longest burst (`[garp] count` is at
+/// most 20) and a refresh.
+const ROUNDS_QUEUED: usize = 21;
 
 impl Announcer {
     /// Starts the announcer task on the current tokio runtime (must be called
@@ -115,18 +121,27 @@ impl Announcer {
         let (control, control_rx) = watch::channel(Command::default());
         let sent = Arc::new(AtomicU64::new(0));
         let failures = Arc::new(AtomicU64::new(0));
-        // Capacity 1: at most one round waits while the thread sends another.
-        let (rounds_tx, rounds_rx) = mpsc::sync_channel::<()>(1);
+        // Rounds the sending thread has not taken yet wait (up to a whole burst and a
+        // refresh), so a thread starved of CPU for a while still sends every round of the
+        // burst, late, instead of silently fewer (a dropped round was a shorter burst under
+        // load). Bounded: beyond ROUNDS_QUEUED, rounds are coalesced.
+        let (rounds_tx, rounds_rx) = mpsc::sync_channel::<()>(ROUNDS_QUEUED);
         let sink: Arc<Mutex<dyn ArpSink>> = Arc::new(Mutex::new(sink));
         let vips = Arc::new(Mutex::new(vips));
+        // Cleared by `stop`: rounds still queued then are not sent (we no longer hold the
+        // VIPs).
+        let active = Arc::new(AtomicBool::new(false));
         {
             let (sent, failures) = (sent.clone(), failures.clone());
             let (sink, vips) = (sink.clone(), vips.clone());
+            let active = active.clone();
             std::thread::Builder::new()
                 .name("haagent-garp".to_string())
                 .spawn(move || {
                     while rounds_rx.recv().is_ok() {
-                        send_round(&sink, &current(&vips), &sent, &failures);
+                        if active.load(Ordering::Acquire) {
+                            send_round(&sink, &current(&vips), &sent, &failures);
+                        }
                     }
                 })
                 .map_err(|e| tracing::error!(error = %e, "cannot start the gratuitous ARP thread"))
@@ -140,6 +155,7 @@ impl Announcer {
             task,
             sink,
             vips,
+            active,
         }
     }
 
@@ -147,6 +163,7 @@ impl Announcer {
     /// burst's first round is on the wire when this returns (a blocking send of two
     /// frames per IPv4 VIP and one per IPv6 VIP, bounded by the socket's write timeout).
     pub fn announce(&self) {
+        self.active.store(true, Ordering::Release);
         send_round(&self.sink, &current(&self.vips), &self.sent, &self.failures);
         self.control.send_modify(|c| {
             c.active = true;
@@ -170,6 +187,7 @@ impl Announcer {
 
     /// Stops the burst and the refresh (we are no longer master).
     pub fn stop(&self) {
+        self.active.store(false, Ordering::Release);
         self.control.send_modify(|c| c.active = false);
     }
 
@@ -406,6 +424,58 @@ mod tests {
         fn interface(&self) -> &str {
             "test0"
         }
+    }
+
+    /// A [`Recorder`] whose every announcement takes `1` (a sending thread starved of CPU,
+    /// or a full socket buffer).
+    struct SlowRecorder(Recorder, Duration);
+
+    impl ArpSink for SlowRecorder {
+        fn announce(&mut self, vip: IpAddr) -> Result<u64, VipError> {
+            std::thread::sleep(self.1);
+            self.0.announce(vip)
+        }
+        fn interface(&self) -> &str {
+            "test0"
+        }
+    }
+
+    /// The burst's rounds fall due while the sending thread is still busy with an earlier
+    /// one: they wait and are all sent, late. (With one waiting slot, the fourth of four
+    /// rounds was dropped: CI saw the shorter burst as a timed-out test under load.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rounds_due_while_the_thread_is_busy_are_sent_late_not_dropped() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let a = Announcer::spawn_with_sink(
+            SlowRecorder(Recorder(log.clone()), 40 * MS),
+            vec![v4(100)],
+            Schedule::new(4, 30 * MS, Duration::ZERO),
+        );
+        a.announce();
+        wait_for("four rounds", || log.lock().unwrap().len() == 4).await;
+        // Nothing more: the burst was four rounds, and no refresh.
+        tokio::time::sleep(100 * MS).await;
+        assert_eq!(log.lock().unwrap().len(), 4);
+        assert_eq!(a.sent(), 8);
+    }
+
+    /// Rounds still waiting when the announcer is stopped are not sent: we no longer hold
+    /// the VIPs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rounds_waiting_at_stop_are_not_sent() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let a = Announcer::spawn_with_sink(
+            SlowRecorder(Recorder(log.clone()), 60 * MS),
+            vec![v4(100)],
+            Schedule::new(5, 20 * MS, Duration::ZERO),
+        );
+        a.announce();
+        // Let the thread take the second round (busy 60 ms) while the rest fall due.
+        wait_for("the second round", || log.lock().unwrap().len() == 2).await;
+        a.stop();
+        tokio::time::sleep(300 * MS).await;
+        let n = log.lock().unwrap().len();
+        assert!(n <= 3, "{n} rounds: the queued ones were sent after stop");
     }
 
     async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
