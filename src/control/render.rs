@@ -185,8 +185,13 @@ fn render_groups(s: &Status) -> String {
             }
             cell
         };
+        let name = if g.mode == "l2" {
+            g.name.clone()
+        } else {
+            format!("{} ({})", g.name, g.mode)
+        };
         rows.push([
-            g.name.clone(),
+            name,
             g.state.to_string(),
             prio,
             g.epoch.to_string(),

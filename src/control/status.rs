@@ -89,6 +89,10 @@ pub struct GroupStatus {
     pub name: String,
     /// The group's id on the wire, 1..=65535.
     pub id: u16,
+    /// `"l2"` or `"routed"` (`[[group]] mode`; older agents: `"l2"`). A routed group's
+    /// `routes` start with one host route per VIP whose metric is the epoch of the claim.
+    #[serde(default = "l2_mode")]
+    pub mode: String,
     /// The group's election state.
     pub state: State,
     /// How long the group has been in that state, ms (like [`Status::state_age_ms`]).
@@ -125,6 +129,11 @@ pub struct GroupStatus {
     /// run; `None` without a mover.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mover: Option<crate::mover::MoverView>,
+}
+
+/// The mode an older agent's group has (it knew no other).
+fn l2_mode() -> String {
+    "l2".to_string()
 }
 
 /// One VIP of a group.

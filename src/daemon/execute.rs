@@ -33,7 +33,7 @@ use crate::health::CheckStatus;
 use crate::metrics::{Metrics, RejectReason};
 use crate::mover::{Mover, MoverAction, MoverView, Outcome};
 use crate::net::VipSpec;
-use crate::net::{format_mac, IpCidr};
+use crate::net::{format_mac, IpCidr, Ipv4Cidr, RouteSpec};
 use crate::notify::{ConflictWon, Notifier, TransitionEvent};
 use crate::transport::{PeerSpec, Transport};
 use crate::vip::{
@@ -142,6 +142,64 @@ pub(super) struct Routes {
     pub(super) error: Option<String>,
     /// While master with routes missing: when the lease check may try again.
     pub(super) retry_at: Option<Instant>,
+    /// A routed group (`mode = "routed"`): the `[[group.route]]`s, and one host route per
+    /// VIP (`VIP/32 dev IF src VIP`) whose metric is set to the election epoch at each
+    /// claim ([`Routes::for_epoch`]); empty for an l2 group.
+    pub(super) routed: Option<RoutedRoutes>,
+}
+
+/// What a routed group installs beside its VIPs (docs/routed.md).
+pub(super) struct RoutedRoutes {
+    /// The group's own `[[group.route]]` tables.
+    pub(super) configured: Vec<RouteSpec>,
+    /// The group's VIPs, each a host route with `src` = the VIP, so that the kernel drops
+    /// the route with the address (its lease) and a routing daemon exports it.
+    pub(super) vips: Vec<Ipv4Addr>,
+    /// The interface of each VIP (`lo` unless the VIP names another).
+    pub(super) devs: Vec<String>,
+    /// The epoch of the last claim: the host routes' metric.
+    pub(super) epoch: u64,
+}
+
+impl RoutedRoutes {
+    /// The host route of every VIP at `epoch` (metric = the epoch, at most `u32::MAX`: the
+    /// newest master's route wins at a router that prefers it, e.g. BIRD's LOCAL_PREF =
+    /// krt_metric), then the configured routes.
+    pub(super) fn at(&self, epoch: u64) -> Vec<RouteSpec> {
+        let metric = u32::try_from(epoch).unwrap_or(u32::MAX);
+        self.vips
+            .iter()
+            .zip(&self.devs)
+            .map(|(vip, dev)| RouteSpec {
+                to: Ipv4Cidr {
+                    addr: *vip,
+                    prefix: 32,
+                },
+                via: None,
+                src: Some(*vip),
+                dev: dev.clone(),
+                metric: Some(metric),
+                table: None,
+            })
+            .chain(self.configured.iter().cloned())
+            .collect()
+    }
+}
+
+impl Routes {
+    /// A routed group about to claim at `epoch`: its route list becomes the host routes
+    /// at that metric and the configured routes (nothing changes in the kernel: the
+    /// routes are not installed between a release and the next install).
+    pub(super) async fn for_epoch(&mut self, epoch: u64) {
+        let Some(routed) = &mut self.routed else {
+            return;
+        };
+        routed.epoch = epoch;
+        let list = routed.at(epoch);
+        if let Err(e) = self.manager.set_routes(list).await {
+            tracing::error!(error = %e, "could not set the host routes' metric");
+        }
+    }
 }
 
 /// How often a master retries routes that failed to install (the VIPs stay: a route is
@@ -151,7 +209,9 @@ pub(super) const ROUTE_RETRY: Duration = Duration::from_secs(5);
 /// One interface of a group: its VIPs, their ARP drivers and the watches reporting on it.
 pub(super) struct Side {
     pub(super) vips: Vips,
-    pub(super) arp: Arp,
+    /// The ARP / Neighbor Discovery drivers; `None` for a routed group (no L2 segment to
+    /// announce or probe on, docs/routed.md).
+    pub(super) arp: Option<Arp>,
     /// Also told of new VIPs by a reload.
     pub(super) address_watch: AddressWatch,
     /// Kept alive here; reports through the loop.
@@ -167,7 +227,11 @@ impl Side {
     /// a frame it read before; judged against the old VIPs or the old MAC it would make our
     /// own announcement a conflict.
     pub(super) fn is_current_conflict(&self, conflict: &ArpConflict) -> bool {
-        conflict.mac != self.vips.manager.mac() && self.arp.vip_addrs.contains(&conflict.vip)
+        conflict.mac != self.vips.manager.mac()
+            && self
+                .arp
+                .as_ref()
+                .is_some_and(|a| a.vip_addrs.contains(&conflict.vip))
     }
 }
 
@@ -245,7 +309,7 @@ impl GroupExec {
     ) -> Option<Input> {
         match action {
             Action::Send(_) => None,
-            Action::InstallVips => match self.install().await {
+            Action::InstallVips => match self.install_at(election.epoch()).await {
                 Ok(()) => {
                     self.claim_moved();
                     None
@@ -260,8 +324,8 @@ impl GroupExec {
                 }
             },
             Action::Announce => {
-                for side in &self.sides {
-                    side.arp.announcer.announce();
+                for arp in self.sides.iter().filter_map(|s| s.arp.as_ref()) {
+                    arp.announcer.announce();
                 }
                 None
             }
@@ -410,6 +474,15 @@ impl GroupExec {
         })
     }
 
+    /// [`GroupExec::install`] for a claim at `epoch`: a routed group's host routes get the
+    /// epoch as their metric first.
+    async fn install_at(&mut self, epoch: u64) -> Result<(), VipError> {
+        if let Some(routes) = &mut self.routes {
+            routes.for_epoch(epoch).await;
+        }
+        self.install().await
+    }
+
     /// Installs the VIPs on every interface of the group; on a failure, removes what this
     /// call installed (no half state) and returns the error.
     async fn install(&mut self) -> Result<(), VipError> {
@@ -493,7 +566,9 @@ impl GroupExec {
                 .set_routes_installed(self.index, routes.manager.installed());
         }
         for side in &mut self.sides {
-            side.arp.announcer.stop();
+            if let Some(arp) = &side.arp {
+                arp.announcer.stop();
+            }
             if let Err(e) = side.vips.release().await {
                 tracing::error!(group = %self.name, interface = %side.vips.manager.interface(),
                     error = %e, "could not remove the VIPs");
@@ -651,7 +726,9 @@ impl GroupExec {
                 old_mac = %format_mac(&old_mac), "the interface changed: following it");
             manager.set_link(ifindex, mac);
         }
-        side.arp.reopen(&interface, mac);
+        if let Some(arp) = &mut side.arp {
+            arp.reopen(&interface, mac);
+        }
         (i == 0 && mac != old_mac).then_some(Input::MacChanged { mac })
     }
 
@@ -673,22 +750,21 @@ impl GroupExec {
             // The address watch first, so deleting a dropped VIP is not taken for a
             // removal by someone else.
             side.address_watch.set_vips(ips.clone());
-            if let Err(e) = side
-                .arp
-                .watch
-                .set_vips(ips.clone(), side.vips.manager.mac())
-            {
-                tracing::warn!(group = %self.name, error = %e, "reload: the ARP conflict watch keeps the old VIPs");
+            let mac = side.vips.manager.mac();
+            if let Some(arp) = &mut side.arp {
+                if let Err(e) = arp.watch.set_vips(ips.clone(), mac) {
+                    tracing::warn!(group = %self.name, error = %e, "reload: the ARP conflict watch keeps the old VIPs");
+                }
+                arp.announcer.set_vips(ips.clone());
+                arp.vip_addrs = ips;
             }
-            side.arp.announcer.set_vips(ips.clone());
-            side.arp.vip_addrs = ips;
             side.vips.held = None;
             side.vips
                 .manager
                 .set_attributes(&mine.iter().map(|v| (*v).clone()).collect::<Vec<_>>());
             let result = side.vips.manager.set_vips(cidrs).await;
-            if holding {
-                side.arp.announcer.announce();
+            if let (true, Some(arp)) = (holding, &side.arp) {
+                arp.announcer.announce();
             }
             if let Err(e) = result {
                 tracing::error!(group = %self.name, error = %e, "reload: could not apply the new VIPs");
@@ -696,6 +772,20 @@ impl GroupExec {
                     cause: FaultCause::VipInstall,
                     reason: format!("could not install the VIPs after a reload: {e}"),
                 });
+            }
+        }
+        // A routed group's host routes follow its VIPs, after them (a route's `src` must be
+        // on the host): installed ones are replaced at once.
+        if let Some(routes) = &mut self.routes {
+            if let Some(routed) = &mut routes.routed {
+                (routed.vips, routed.devs) = vips
+                    .iter()
+                    .filter_map(|v| v.cidr.v4().map(|c| (c.addr, v.interface.clone())))
+                    .unzip();
+                let list = routed.at(routed.epoch);
+                if let Err(e) = routes.manager.set_routes(list).await {
+                    tracing::error!(group = %self.name, error = %e, "reload: could not apply the new host routes");
+                }
             }
         }
         failed
@@ -711,7 +801,8 @@ impl GroupExec {
         let rounds: Vec<(Arc<Mutex<ArpProbe>>, Vec<IpAddr>)> = self
             .sides
             .iter()
-            .filter_map(|s| s.arp.prober.clone().map(|p| (p, s.arp.vip_addrs.clone())))
+            .filter_map(|s| s.arp.as_ref())
+            .filter_map(|a| a.prober.clone().map(|p| (p, a.vip_addrs.clone())))
             .collect();
         if rounds.is_empty() {
             // Without a prober the election is configured not to ask; answer "nobody".
@@ -874,7 +965,14 @@ impl Node {
                 c.latency_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
             );
         }
-        metrics.set_garps_sent(group.sides.iter().map(|s| s.arp.announcer.sent()).sum());
+        metrics.set_garps_sent(
+            group
+                .sides
+                .iter()
+                .filter_map(|s| s.arp.as_ref())
+                .map(|a| a.announcer.sent())
+                .sum(),
+        );
         metrics.set_claim_blocked(
             election
                 .claim_blocked()

@@ -351,6 +351,7 @@ impl Operator {
             group_views.push(GroupStatus {
                 name: config.name.clone(),
                 id: config.id,
+                mode: config.mode.as_str().to_string(),
                 state,
                 state_age_ms: age_ms(now, election.state_since()),
                 priority: election.priority(),
@@ -514,7 +515,8 @@ impl Operator {
                 garps_sent: groups
                     .iter()
                     .flat_map(|(_, g)| &g.sides)
-                    .map(|s| s.arp.announcer.sent())
+                    .filter_map(|s| s.arp.as_ref())
+                    .map(|a| a.announcer.sent())
                     .sum(),
                 vip_conflicts: counters.vip_conflicts,
                 arp_ignored: counters

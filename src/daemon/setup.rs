@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc::{self, Receiver};
 
 use crate::certs::{self, CertError, NodeIdentity};
-use crate::config::{Config, GatewaySetting, GroupConfig};
+use crate::config::{Config, GatewaySetting, GroupConfig, GroupMode};
 use crate::control::{ControlError, ControlRequest, ControlServer};
 use crate::election::{Election, ElectionConfig, Reconfig};
 use crate::health::{GroupVerdicts, HealthMonitor};
@@ -33,7 +33,8 @@ use crate::witness::{Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent
 
 use super::admission::{Admission, GroupKey, Intake};
 use super::execute::{
-    unix_secs, Arp, Cloud, Counters, GroupExec, Node, PeerLinks, Record, Routes, Side, Vips,
+    unix_secs, Arp, Cloud, Counters, GroupExec, Node, PeerLinks, Record, RoutedRoutes, Routes,
+    Side, Vips,
 };
 use super::operator::OwnCert;
 
@@ -160,14 +161,33 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
             links.push(((g, s), link));
             sides.push(side);
         }
-        let routes = if group.routes.is_empty() {
-            None
-        } else {
-            Some(Routes {
+        let routed = (group.mode == GroupMode::Routed).then(|| {
+            let (vips, devs) = group
+                .vips
+                .iter()
+                .filter_map(|v| v.cidr.v4().map(|c| (c.addr, v.interface.clone())))
+                .unzip();
+            RoutedRoutes {
+                configured: group.routes.clone(),
+                vips,
+                devs,
+                epoch: 0,
+            }
+        });
+        let routes = match routed {
+            None if group.routes.is_empty() => None,
+            None => Some(Routes {
                 manager: RouteManager::open(group.routes.clone()).await?,
                 error: None,
                 retry_at: None,
-            })
+                routed: None,
+            }),
+            Some(routed) => Some(Routes {
+                manager: RouteManager::open(routed.at(0)).await?,
+                error: None,
+                retry_at: None,
+                routed: Some(routed),
+            }),
         };
         built.push(GroupExec {
             routes,
@@ -224,7 +244,10 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
                 .sides
                 .first()
                 .map_or(node_link.mac(), |s| s.vips.manager.mac());
-            let probe = exec.sides.iter().any(|s| s.arp.prober.is_some());
+            let probe = exec
+                .sides
+                .iter()
+                .any(|s| s.arp.as_ref().is_some_and(|a| a.prober.is_some()));
             (election(config, group, mac, probe), exec)
         })
         .collect();
@@ -315,20 +338,32 @@ async fn side(
     forward(carrier_rx, key, merge.carrier.clone());
     let (address_watch, address_rx) = AddressWatch::spawn(interface, ips.clone())?;
     forward(address_rx, key, merge.addresses.clone());
-    let garp = GarpSender::open(interface)?;
-    let announcer = Announcer::spawn(
-        garp,
-        ips.clone(),
-        config.garp.count,
-        config.garp.spread,
-        config.garp.refresh,
-    );
-    let (watch, conflicts) = ArpWatch::spawn(interface, manager.mac(), ips.clone())?;
-    forward(conflicts, key, merge.conflicts.clone());
-    let prober = if config.probe.count == 0 {
+    // A routed group's VIPs are on no shared segment: nothing to announce, probe or watch
+    // (docs/routed.md says which layers replace them).
+    let arp = if group.mode == GroupMode::Routed {
         None
     } else {
-        Some(Arc::new(Mutex::new(ArpProbe::open(interface)?)))
+        let garp = GarpSender::open(interface)?;
+        let announcer = Announcer::spawn(
+            garp,
+            ips.clone(),
+            config.garp.count,
+            config.garp.spread,
+            config.garp.refresh,
+        );
+        let (watch, conflicts) = ArpWatch::spawn(interface, manager.mac(), ips.clone())?;
+        forward(conflicts, key, merge.conflicts.clone());
+        let prober = if config.probe.count == 0 {
+            None
+        } else {
+            Some(Arc::new(Mutex::new(ArpProbe::open(interface)?)))
+        };
+        Some(Arp {
+            announcer,
+            watch,
+            prober,
+            vip_addrs: ips,
+        })
     };
     let side = Side {
         vips: Vips {
@@ -338,12 +373,7 @@ async fn side(
             conflict_check: None,
             held: None,
         },
-        arp: Arp {
-            announcer,
-            watch,
-            prober,
-            vip_addrs: ips,
-        },
+        arp,
         address_watch,
         _carrier: carrier,
         link_down: None,
