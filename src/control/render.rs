@@ -67,6 +67,13 @@ fn render_single(s: &Status) -> String {
         );
     }
     for g in &s.groups {
+        if g.mode != "l2" {
+            let _ = writeln!(
+                out,
+                "mode: {} (the VIPs are host routes for the node's routing daemon)",
+                g.mode
+            );
+        }
         for r in &g.routes {
             let _ = writeln!(out, "route {}: {}", r.route, route_words(r));
         }
