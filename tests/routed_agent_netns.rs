@@ -98,7 +98,9 @@ fn a_routed_master_carries_the_vip_on_lo_with_an_epoch_metric_host_route() {
     let text = String::from_utf8(g.c.ctl("n1", &["status"]).stdout).unwrap();
     assert!(text.contains("mode: routed"), "{text}");
     assert!(
-        text.contains(&format!("route {VIP_R}/32 dev lo src {VIP_R} metric {epoch1}: installed")),
+        text.contains(&format!(
+            "route {VIP_R}/32 dev lo src {VIP_R} metric {epoch1}: installed"
+        )),
         "{text}"
     );
 
