@@ -345,3 +345,25 @@ fn shipped_bird_configs_parse() {
         );
     }
 }
+
+/// The harness runs real haagent agents in n1 and n2, which elect one master across the
+/// router (the nodes share no segment). A plain `[vip]` (L2 mode, on `eth0`) here: the
+/// routed-mode end-to-end test appends a `[[group]]` with `mode = "routed"` instead.
+#[test]
+fn haagent_agents_elect_across_the_router() {
+    if !require_root("haagent_agents_elect_across_the_router") {
+        return;
+    }
+    let mut lab = RoutedLab::new();
+    for (node, priority) in [("n1", 200), ("n2", 100)] {
+        let mut config = lab.haagent_config(node, priority);
+        config.push_str(&format!("[vip]\naddresses = [\"{VIP}/32\"]\n"));
+        lab.start_haagent(node, &config);
+    }
+    let took = lab.wait_haagent("n1", Duration::from_secs(20), |s| s["state"] == "master");
+    lab.wait_haagent("n2", Duration::from_secs(5), |s| s["state"] == "backup");
+    println!(
+        "haagent: n1 master, n2 backup across the router after {} ms",
+        took.as_millis()
+    );
+}

@@ -362,6 +362,124 @@ impl RoutedLab {
         self.procs.last_mut().unwrap()
     }
 
+    /// Issues haagent certificates for n1 and n2 (one CA, cluster `test`, each node's
+    /// uplink address as its IP SAN) into `<dir>/certs`, once; returns that directory.
+    pub fn haagent_certs(&self) -> PathBuf {
+        let certs = self.dir.path().join("certs");
+        if certs.exists() {
+            return certs;
+        }
+        let dir = certs.to_string_lossy().into_owned();
+        super::run_ok(&["certs", "init", "--dir", &dir, "--cluster", "test"]);
+        for n in NODES {
+            let addr = n.addr.to_string();
+            super::run_ok(&[
+                "certs", "issue", "--dir", &dir, "--name", n.name, "--ip", &addr,
+            ]);
+        }
+        certs
+    }
+
+    /// The node-wide part of `node`'s haagent config: `[node]` (on `eth0`, listening on
+    /// its uplink address), `[tls]` (certificates from [`RoutedLab::haagent_certs`]), the
+    /// other node as `[[peer]]` (reached through the router: the two nodes share no
+    /// segment), `[control]` and `[state]` in the lab's directory. No VIP and no group:
+    /// append a `[[group]]` with `mode = "routed"` (or a `[vip]` table) yourself.
+    pub fn haagent_config(&self, node: &str, priority: u8) -> String {
+        let me = spec(node);
+        let certs = self.haagent_certs();
+        let mut text = format!(
+            "[node]\nname = \"{}\"\npriority = {priority}\ninterface = \"eth0\"\n\
+             listen = \"{}\"\n\n[tls]\ndir = \"{}\"\n\n",
+            me.name,
+            me.addr,
+            certs.display()
+        );
+        for peer in NODES.iter().filter(|p| p.name != node) {
+            text.push_str(&format!(
+                "[[peer]]\nname = \"{}\"\naddress = \"{}\"\n\n",
+                peer.name, peer.addr
+            ));
+        }
+        text.push_str(&format!(
+            "[control]\nsocket = \"{}\"\n\n[state]\ndir = \"{}\"\n\n",
+            self.haagent_socket(node).display(),
+            self.dir.path().join(format!("{node}-state")).display()
+        ));
+        text
+    }
+
+    /// The control socket of `node`'s agent (as [`RoutedLab::haagent_config`] writes it).
+    pub fn haagent_socket(&self, node: &str) -> PathBuf {
+        self.dir.path().join(format!("{node}.sock"))
+    }
+
+    /// Writes `config` to `<dir>/<node>.toml` and starts the real `haagent --config` in
+    /// `node`'s namespace (`RUST_LOG=haagent=debug,info`, log `<dir>/haagent-<node>-N.log`);
+    /// killed by PID when the lab is dropped (before BIRD). Restart: drop or kill the
+    /// returned [`Proc`] (`signal(libc::SIGKILL)`, `wait_exit`) and call this again.
+    pub fn start_haagent(&mut self, node: &str, config: &str) -> &mut Proc {
+        let path = self.dir.path().join(format!("{node}.toml"));
+        std::fs::write(&path, config).unwrap();
+        let n = self
+            .procs
+            .iter()
+            .filter(|p| p.label.starts_with(&format!("haagent {node} ")))
+            .count();
+        let label = format!("haagent {node} {n}");
+        let args = vec!["--config".to_string(), path.display().to_string()];
+        self.spawn(
+            node,
+            &label,
+            super::haagent(),
+            &args,
+            &[("RUST_LOG", "haagent=debug,info")],
+        )
+    }
+
+    /// `haagent ARGS --socket <node's socket>` (the CLI against the running agent).
+    pub fn haagent_ctl(&self, node: &str, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(super::haagent())
+            .args(args)
+            .arg("--socket")
+            .arg(self.haagent_socket(node))
+            .output()
+            .unwrap()
+    }
+
+    /// `haagent status --json` of `node`, parsed; Err while the agent does not answer.
+    pub fn haagent_status(&self, node: &str) -> Result<serde_json::Value, String> {
+        let out = self.haagent_ctl(node, &["status", "--json"]);
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("status JSON: {e}"))
+    }
+
+    /// Polls `node`'s status every 20 ms until `ready(status)`; returns the time; panics
+    /// after `timeout` with the last status and every log.
+    pub fn wait_haagent(
+        &self,
+        node: &str,
+        timeout: Duration,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> Duration {
+        let start = Instant::now();
+        loop {
+            let last = match self.haagent_status(node) {
+                Ok(s) if ready(&s) => return start.elapsed(),
+                Ok(s) => format!("{s:#}"),
+                Err(e) => e,
+            };
+            assert!(
+                start.elapsed() < timeout,
+                "{node}'s agent never got there within {timeout:?}; last status: {last}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// `<dir>/<label>.log`.
     pub fn log_path(&self, label: &str) -> PathBuf {
         self.dir
