@@ -208,7 +208,7 @@ impl RoutedLab {
     }
 
     /// Waits until the router has both sessions Established with BFD Up, and each node
-    /// its `uplink`; returns how long that took; panics after `timeout` with the state.
+    /// its `uplink` (BFD Up there too); returns how long that took; panics after `timeout` with the state.
     pub fn wait_established(&self, timeout: Duration) -> Duration {
         let start = Instant::now();
         loop {
@@ -217,6 +217,7 @@ impl RoutedLab {
                 r.established(n.name)
                     && r.bfd_state(n.addr).as_deref() == Some("Up")
                     && self.bird(n.name).established("uplink")
+                    && self.bird(n.name).bfd_state(n.gateway).as_deref() == Some("Up")
             });
             if up {
                 return start.elapsed();
