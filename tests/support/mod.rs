@@ -15,7 +15,9 @@ use haagent_lab::Lab;
 
 pub mod arp;
 pub mod arp_responder;
+pub mod bird;
 pub mod groups;
+pub mod routed;
 pub mod veth;
 
 pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
