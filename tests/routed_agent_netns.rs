@@ -130,10 +130,12 @@ fn a_routed_master_carries_the_vip_on_lo_with_an_epoch_metric_host_route() {
     let start = Instant::now();
     let mut both_seen = false;
     loop {
-        let s = [
-            on_lo(&g, "n1") && host_route(&g, "n1").is_some(),
-            on_lo(&g, "n2") && host_route(&g, "n2").is_some(),
-        ];
+        // The old holder first: n2 releases only after n1's advert, which n1 sends after
+        // its install, so once n2 is seen without the VIP, n1 must be seen with it (the
+        // other order would race two `ip` calls against the move).
+        let old = on_lo(&g, "n2") && host_route(&g, "n2").is_some();
+        let new = on_lo(&g, "n1") && host_route(&g, "n1").is_some();
+        let s = [new, old];
         assert!(
             s != [false, false],
             "nobody announced the VIP during the preemption\n{}",
