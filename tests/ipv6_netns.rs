@@ -102,6 +102,18 @@ fn configure(c: &Cluster, nodes: &[&str], vips: &[&str], ipv6_peers: bool) {
     }
 }
 
+/// n1 (priority 200) and n2 (100), plus a `rogue` host with `with_rogue`, every host with
+/// its IPv6 address, the nodes configured with `vips` (and IPv6 peers with `ipv6_peers`).
+fn pair(vips: &[&str], ipv6_peers: bool, with_rogue: bool) -> Cluster {
+    let mut c = Cluster::new(&[node("n1", 200), node("n2", 100)]);
+    if with_rogue {
+        c.lab.add_host("rogue", ROGUE_ADDR).unwrap();
+    }
+    add_ipv6(&c);
+    configure(&c, &["n1", "n2"], vips, ipv6_peers);
+    c
+}
+
 /// The client's HTTP probe against `vip`, port 80.
 fn probe(c: &Cluster, vip: IpAddr) -> HttpProbe {
     let client = c.lab.host("client").unwrap().ns.name().to_string();
@@ -151,9 +163,7 @@ fn ipv6_only_cluster_moves_the_vip_on_link_loss_and_the_client_follows() {
     if !require_root("ipv6_only_cluster_moves_the_vip_on_link_loss_and_the_client_follows") {
         return;
     }
-    let mut c = Cluster::new(&[node("n1", 200), node("n2", 100)]);
-    add_ipv6(&c);
-    configure(&c, &["n1", "n2"], &["2001:db8::100/64"], true);
+    let mut c = pair(&["2001:db8::100/64"], true, false);
     let _web = [c.start_nginx("n1"), c.start_nginx("n2")];
     c.start("n2");
     c.start("n1");
@@ -212,14 +222,7 @@ fn dual_stack_vips_move_together_and_a_killed_master_loses_both_by_lease() {
     if !require_root("dual_stack_vips_move_together_and_a_killed_master_loses_both_by_lease") {
         return;
     }
-    let mut c = Cluster::new(&[node("n1", 200), node("n2", 100)]);
-    add_ipv6(&c);
-    configure(
-        &c,
-        &["n1", "n2"],
-        &["192.0.2.100/24", "2001:db8::100/64"],
-        false,
-    );
+    let mut c = pair(&["192.0.2.100/24", "2001:db8::100/64"], false, false);
     let _web = [c.start_nginx("n1"), c.start_nginx("n2")];
     c.start("n2");
     c.start("n1");
@@ -326,15 +329,7 @@ fn a_stranger_answering_for_the_ipv6_vip_blocks_the_claim_visibly() {
     if !require_root("a_stranger_answering_for_the_ipv6_vip_blocks_the_claim_visibly") {
         return;
     }
-    let mut c = Cluster::new(&[node("n1", 200), node("n2", 100)]);
-    c.lab.add_host("rogue", ROGUE_ADDR).unwrap();
-    add_ipv6(&c);
-    configure(
-        &c,
-        &["n1", "n2"],
-        &["192.0.2.100/24", "2001:db8::100/64"],
-        false,
-    );
+    let mut c = pair(&["192.0.2.100/24", "2001:db8::100/64"], false, true);
     c.start("n1");
     c.start("n2");
     let both = [IpAddr::V4(VIP), IpAddr::V6(VIP6)];
@@ -382,9 +377,7 @@ fn doctor_pings_an_ipv6_peer_to_tell_a_down_agent_from_a_down_host() {
     if !require_root("doctor_pings_an_ipv6_peer_to_tell_a_down_agent_from_a_down_host") {
         return;
     }
-    let c = Cluster::new(&[node("n1", 200), node("n2", 100)]);
-    add_ipv6(&c);
-    configure(&c, &["n1", "n2"], &["2001:db8::100/64"], true);
+    let c = pair(&["2001:db8::100/64"], true, false);
     let doctor = || {
         let out = c
             .lab
@@ -434,10 +427,7 @@ fn forged_and_malformed_neighbour_advertisements_neither_move_nor_crash_the_mast
     ) {
         return;
     }
-    let mut c = Cluster::new(&[node("n1", 200), node("n2", 100)]);
-    c.lab.add_host("rogue", ROGUE_ADDR).unwrap();
-    add_ipv6(&c);
-    configure(&c, &["n1", "n2"], &["2001:db8::100/64"], false);
+    let mut c = pair(&["2001:db8::100/64"], false, true);
     c.start("n1");
     c.start("n2");
     let vip = IpAddr::V6(VIP6);

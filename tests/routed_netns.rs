@@ -19,8 +19,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use haagent_lab::probe::HttpProbe;
-use support::groups::{outage, settled, summary, wait_served_by};
 use support::bird::Route;
+use support::groups::{outage, settled, summary, wait_served_by};
 use support::routed::*;
 use support::{median, require_root};
 
