@@ -196,6 +196,74 @@ fn witness_follows_gateway_link_with_datagram_socket() {
     follows_gateway_link(lab, GATEWAY.into());
 }
 
+/// `gateway = "auto"` follows the kernel, not its start-up read: the node's default route
+/// moves from 192.0.2.1 to 192.0.2.2 (a second router address on the gateway side), the
+/// witness pings the new gateway within moments of the notification, and the old address
+/// going away then costs no verdict. (Before: the gateway was resolved once; the witness
+/// kept pinging 192.0.2.1 and called the node isolated 600 ms after it went.)
+#[test]
+fn witness_auto_follows_a_changed_default_route() {
+    if !require_root("witness_auto_follows_a_changed_default_route") {
+        return;
+    }
+    let lab = new_lab();
+    let (node_ns, gw_ns) = (lab.node().name().to_string(), lab.gw().name().to_string());
+    // The second address must outlive the first (a secondary goes with the primary
+    // unless promoted).
+    sysctl_in(
+        lab.gw(),
+        &format!("net.ipv4.conf.{IF_GW}.promote_secondaries=1"),
+    );
+    ip(&["-n", &gw_ns, "addr", "add", "192.0.2.2/24", "dev", IF_GW]);
+    let second: IpAddr = Ipv4Addr::new(192, 0, 2, 2).into();
+    lab.run_in_a(move || async move {
+        let cfg = WitnessConfig::new(IF_NODE, Gateway::Auto);
+        let (fall, interval) = (cfg.fall, cfg.interval);
+        let (witness, mut events) = Witness::spawn(cfg).await.unwrap();
+        assert_eq!(witness.gateway(), IpAddr::from(GATEWAY));
+        assert!(matches!(
+            next_event(&mut events, Duration::from_secs(5)).await,
+            WitnessEvent::Reachable { .. }
+        ));
+
+        let moved = Instant::now();
+        ip(&[
+            "-n",
+            &node_ns,
+            "route",
+            "replace",
+            "default",
+            "via",
+            "192.0.2.2",
+            "dev",
+            IF_NODE,
+        ]);
+        while witness.gateway() != second {
+            assert!(
+                moved.elapsed() < Duration::from_secs(5),
+                "the witness still pings {} after the default route moved",
+                witness.gateway()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        eprintln!(
+            "witness follows the default route to {second} {} ms after the change",
+            moved.elapsed().as_millis()
+        );
+
+        // The old router address goes: nothing to report (it is no longer pinged). Three
+        // times the time a fall takes.
+        ip(&["-n", &gw_ns, "addr", "del", "192.0.2.1/24", "dev", IF_GW]);
+        let quiet = tokio::time::timeout(interval * fall * 3, events.recv()).await;
+        assert!(
+            quiet.is_err(),
+            "a verdict after the old gateway went: {quiet:?}"
+        );
+        assert_eq!(witness.reachable(), Some(true));
+        assert_eq!(witness.gateway(), second);
+    });
+}
+
 #[test]
 fn witness_first_verdict_is_unreachable_when_gateway_is_down() {
     if !require_root("witness_first_verdict_is_unreachable_when_gateway_is_down") {

@@ -159,6 +159,8 @@ pub enum WitnessEvent {
 struct Shared {
     reachable: Option<bool>,
     last_rtt: Option<Duration>,
+    /// The gateway pinged now (`auto`: follows the default route).
+    gateway: Option<IpAddr>,
 }
 
 /// A running gateway witness. Dropping it stops the pinging task.
@@ -203,9 +205,16 @@ impl Witness {
             rise = cfg.rise,
             "gateway witness started"
         );
-        let shared = Arc::new(Mutex::new(Shared::default()));
+        let shared = Arc::new(Mutex::new(Shared {
+            gateway: Some(gateway),
+            ..Shared::default()
+        }));
+        let routes = match cfg.gateway {
+            Gateway::Auto => Some(route::DefaultRouteWatch::spawn(&cfg.interface)?),
+            Gateway::Addr(_) => None,
+        };
         let (tx, rx) = mpsc::channel(EVENT_CAPACITY);
-        let task = tokio::spawn(run(pinger, cfg, gateway, Arc::clone(&shared), tx));
+        let task = tokio::spawn(run(pinger, cfg, gateway, routes, Arc::clone(&shared), tx));
         Ok((
             Witness {
                 gateway,
@@ -216,9 +225,10 @@ impl Witness {
         ))
     }
 
-    /// The gateway being pinged (resolved if the config said `auto`).
+    /// The gateway being pinged now (resolved if the config said `auto`, and resolved
+    /// again on every default-route change the kernel announces).
     pub fn gateway(&self) -> IpAddr {
-        self.gateway
+        lock(&self.shared).gateway.unwrap_or(self.gateway)
     }
 
     /// The current verdict; `None` until the first one.
@@ -260,10 +270,15 @@ fn verdict_to_report(hysteresis: &Hysteresis, reported: Option<bool>) -> Option<
 async fn run(
     mut pinger: Pinger,
     cfg: WitnessConfig,
-    gateway: IpAddr,
+    mut gateway: IpAddr,
+    routes: Option<(route::DefaultRouteWatch, mpsc::Receiver<()>)>,
     shared: Arc<Mutex<Shared>>,
     events: mpsc::Sender<WitnessEvent>,
 ) {
+    let (_route_watch, mut route_changes) = match routes {
+        Some((watch, rx)) => (Some(watch), Some(rx)),
+        None => (None, None),
+    };
     // Start "unreachable": the first verdict is then either a rise to reachable
     // or `fall` failures (see `verdict_to_report`).
     let mut hysteresis = Hysteresis::new(cfg.fall, cfg.rise, false);
@@ -272,7 +287,13 @@ async fn run(
     let mut ticker = tokio::time::interval(cfg.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            Some(()) = next_change(&mut route_changes) => {
+                follow_default_route(&mut pinger, &cfg, &mut gateway, &shared).await;
+                continue;
+            }
+        }
         let result = match pinger.next_echo() {
             Ok(echo) => pinger
                 .echo(&echo, cfg.timeout)
@@ -324,6 +345,49 @@ async fn run(
                 "witness event dropped: the daemon is not reading them"
             );
         }
+    }
+}
+
+/// The next default-route change, or never without a watch (a configured address).
+async fn next_change(changes: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
+    match changes {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `gateway = "auto"` after a default-route change: resolves the gateway again and, if it
+/// moved, pings the new one from now on (a fresh socket: the family may have changed). The
+/// verdict carries over; the next echoes judge the new gateway. Without a default route
+/// now, the old gateway stays (and is then likely to become unreachable, which is the
+/// truth: the node has no way out).
+async fn follow_default_route(
+    pinger: &mut Pinger,
+    cfg: &WitnessConfig,
+    gateway: &mut IpAddr,
+    shared: &Mutex<Shared>,
+) {
+    let fresh = match resolve_gateway(&cfg.interface).await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::warn!(interface = %cfg.interface, gateway = %gateway, error = %e,
+                "witness: the default route changed and none is left; still pinging the old gateway");
+            return;
+        }
+    };
+    if fresh == *gateway {
+        return;
+    }
+    match Pinger::open(&cfg.interface, fresh, cfg.source) {
+        Ok(p) => {
+            tracing::info!(interface = %cfg.interface, old = %gateway, new = %fresh,
+                "witness: the default route now goes via another gateway; pinging it");
+            *pinger = p;
+            *gateway = fresh;
+            lock(shared).gateway = Some(fresh);
+        }
+        Err(e) => tracing::warn!(interface = %cfg.interface, new = %fresh, error = %e,
+            "witness: cannot open a socket for the new gateway; still pinging the old one"),
     }
 }
 

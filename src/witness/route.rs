@@ -5,8 +5,10 @@
 //! there is one, else the IPv6 one (`::/0`, typically learnt from router advertisements
 //! and then via the router's link-local address, RFC 4861 §6.3.4). IPv4 first keeps every
 //! dual-stack node pinging what it pinged before IPv6 support; an IPv6-only node needs no
-//! extra key. The routing table is read once at start-up over rtnetlink; a node without
-//! such a route gets an error that names the config key to set instead.
+//! extra key. The routing table is read at start-up over rtnetlink, and again whenever the
+//! kernel announces a default route added, changed or deleted ([`DefaultRouteWatch`]): the
+//! witness then pings the new gateway. A node without such a route at start gets an error
+//! that names the config key to set instead.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -371,5 +373,69 @@ mod tests {
         // Longer than IFNAMSIZ: the kernel says ERANGE, we say what it means.
         let e = resolve_gateway("hawit-nonexistent0").await.unwrap_err();
         assert_eq!(e.to_string(), "interface hawit-nonexistent0 not found");
+    }
+}
+
+/// Kernel notifications of default-route changes (`RTM_NEWROUTE` / `RTM_DELROUTE` of a
+/// `/0` route, either family, on `RTMGRP_IPV4_ROUTE` and `RTMGRP_IPV6_ROUTE`), for a
+/// `gateway = "auto"` witness: each one (and a netlink overrun, which may have hidden one)
+/// is a `()` on the receiver; the witness then resolves the gateway again. Dropping it
+/// stops the watch. At most [`DefaultRouteWatch::PENDING`] wake-ups wait: more changes
+/// before the witness looks are one re-read.
+#[derive(Debug)]
+pub(crate) struct DefaultRouteWatch {
+    connection: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DefaultRouteWatch {
+    /// Wake-ups that may wait for the witness.
+    const PENDING: usize = 1;
+
+    /// Subscribes in the calling thread's network namespace (inside a tokio runtime).
+    pub(crate) fn spawn(
+        interface: &str,
+    ) -> Result<(Self, tokio::sync::mpsc::Receiver<()>), WitnessError> {
+        use futures_util::stream::StreamExt;
+        use rtnetlink::constants::{RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE};
+        use rtnetlink::packet_core::NetlinkPayload;
+        use rtnetlink::packet_route::RouteNetlinkMessage;
+        use rtnetlink::sys::{AsyncSocket, SocketAddr};
+
+        let io = |source| WitnessError::Io {
+            interface: interface.to_string(),
+            operation: "subscribe to route notifications".to_string(),
+            source,
+        };
+        let (mut connection, _handle, mut messages) = rtnetlink::new_connection().map_err(io)?;
+        connection
+            .socket_mut()
+            .socket_mut()
+            .bind(&SocketAddr::new(0, RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE))
+            .map_err(io)?;
+        let connection = tokio::spawn(connection);
+        let (tx, rx) = tokio::sync::mpsc::channel(Self::PENDING);
+        let task = tokio::spawn(async move {
+            while let Some((message, _)) = messages.next().await {
+                let wake = match message.payload {
+                    NetlinkPayload::InnerMessage(
+                        RouteNetlinkMessage::NewRoute(m) | RouteNetlinkMessage::DelRoute(m),
+                    ) => m.header.destination_prefix_length == 0,
+                    NetlinkPayload::Overrun(_) => true,
+                    _ => false,
+                };
+                if wake && tx.try_send(()).is_err() && tx.is_closed() {
+                    return;
+                }
+            }
+        });
+        Ok((Self { connection, task }, rx))
+    }
+}
+
+impl Drop for DefaultRouteWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.connection.abort();
     }
 }
