@@ -156,3 +156,31 @@ fn a_routed_master_carries_the_vip_on_lo_with_an_epoch_metric_host_route() {
     assert!(e3["epoch"].as_u64().unwrap() > epoch2, "{e3:#}");
     eprintln!("ROUTED agent: preemption back to n1, make-before-break (overlap seen: {both_seen})");
 }
+
+/// A routed group's own `[[group.route]]` failing to install (its gateway unreachable)
+/// costs only that route: the VIP's host route, which is what the routing daemon
+/// announces, is installed with the VIP, and status tells the two apart. (Before, one
+/// route manager held both, all or nothing: the host route was never installed while the
+/// node stayed master.)
+#[test]
+fn a_failing_group_route_leaves_the_host_route_of_a_routed_group_in_place() {
+    if !require_root("a_failing_group_route_leaves_the_host_route_of_a_routed_group_in_place") {
+        return;
+    }
+    let mut g = GroupLab::new(&["n1", "n2"]);
+    let unreachable = "[[group.route]]\nto = \"198.51.100.0/24\"\nvia = \"203.0.113.99\"\n";
+    g.write_config("n1", &(routed_group(150) + unreachable));
+    g.write_config("n2", &(routed_group(100) + unreachable));
+    g.start("n1");
+    g.start("n2");
+    wait_kernel(&g, "n1 announces", GROUP_CONVERGE, |s| s == [true, false]);
+    let e = g.wait_group("n1", "edge", GROUP_CONVERGE, |e| {
+        e["state"] == "master" && e["routes"][1]["error"].is_string()
+    });
+    assert_eq!(e["routes"][0]["installed"], true, "the host route: {e:#}");
+    assert!(e["routes"][0]["error"].is_null(), "{e:#}");
+    assert_eq!(
+        e["routes"][1]["installed"], false,
+        "the unreachable one: {e:#}"
+    );
+}

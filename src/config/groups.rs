@@ -362,7 +362,8 @@ fn validate_group(
     // [[group.route]]
     let mut routes = Vec::new();
     for r in &g.routes {
-        if let Some(route) = group_route(r, ck, &shown, &vips, seen) {
+        let routed_dev = (mode == GroupMode::Routed).then_some(d.interface);
+        if let Some(route) = group_route(r, ck, &shown, &vips, routed_dev, seen) {
             routes.push(route);
         }
     }
@@ -686,6 +687,7 @@ fn group_route(
     ck: &mut Checker<'_>,
     shown: &str,
     vips: &[VipSpec],
+    routed_dev: Option<&str>,
     seen: &mut Seen,
 ) -> Option<RouteSpec> {
     let unicast = |a: Ipv4Addr| {
@@ -796,12 +798,17 @@ fn group_route(
             }
             it.value.clone()
         }
-        // The interface of the VIP on the gateway's subnet, else the group's first VIP's.
-        None => via
-            .and_then(|gw| vips.iter().find(|v| v.cidr.contains(IpAddr::V4(gw))))
-            .or(vips.first())
-            .map(|v| v.interface.clone())
-            .unwrap_or_default(),
+        None => match routed_dev {
+            // A routed group's VIPs are on `lo`, where no gateway is: its routes leave
+            // through `[node] interface`.
+            Some(dev) => dev.to_string(),
+            // The interface of the VIP on the gateway's subnet, else the group's first VIP's.
+            None => via
+                .and_then(|gw| vips.iter().find(|v| v.cidr.contains(IpAddr::V4(gw))))
+                .or(vips.first())
+                .map(|v| v.interface.clone())
+                .unwrap_or_default(),
+        },
     };
     let wide =
         |ck: &mut Checker<'_>, item: &Option<Item<i64>>, what: &str, (lo, hi): (i64, i64)| {

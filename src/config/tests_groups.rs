@@ -1178,3 +1178,16 @@ fn a_mode_change_waits_for_a_restart() {
     assert_eq!((mode.old.as_str(), mode.new.as_str()), ("l2", "routed"));
     assert!(!Setting::Mode.applies_live());
 }
+
+#[test]
+fn a_routed_groups_routes_leave_through_the_node_interface_by_default() {
+    let text = with_groups(
+        "[[group]]\nname = \"edge\"\nmode = \"routed\"\nvips = [\"203.0.113.200/32\"]\n\
+         [[group.route]]\nto = \"198.51.100.0/24\"\nvia = \"192.0.2.1\"\n",
+    );
+    let c = parse(&text).unwrap();
+    assert_eq!(
+        c.groups[0].routes[0].dev, "eth0",
+        "not lo, where the VIP is"
+    );
+}

@@ -77,6 +77,11 @@ pub(super) struct GroupExec {
     /// The group's routes (`[[group.route]]`), installed after its VIPs and removed
     /// before them; `None` when it has none.
     pub(super) routes: Option<Routes>,
+    /// A routed group's host routes (one per VIP, metric = the claim's epoch): part of the
+    /// claim, unlike `routes` — installed right after the VIPs, and a claim whose host
+    /// routes fail is a failed install (the group faults), since without them nothing
+    /// announces the VIPs. `None` for an l2 group.
+    pub(super) host_routes: Option<Routes>,
     /// `[vip] ignore_arp_from`: probe answers from these MACs are no answers.
     pub(super) ignore_arp_from: Arc<[[u8; 6]]>,
     /// `[vip] foreign_holder_timeout_ms` (`None` = 0: never claim over a non-member), for
@@ -142,16 +147,14 @@ pub(super) struct Routes {
     pub(super) error: Option<String>,
     /// While master with routes missing: when the lease check may try again.
     pub(super) retry_at: Option<Instant>,
-    /// A routed group (`mode = "routed"`): the `[[group.route]]`s, and one host route per
-    /// VIP (`VIP/32 dev IF src VIP`) whose metric is set to the election epoch at each
-    /// claim ([`Routes::for_epoch`]); empty for an l2 group.
+    /// A routed group's host routes (`GroupExec::host_routes`): one per VIP (`VIP/32 dev IF
+    /// src VIP`) whose metric is set to the election epoch at each claim
+    /// ([`Routes::for_epoch`]); `None` for `[[group.route]]`s.
     pub(super) routed: Option<RoutedRoutes>,
 }
 
-/// What a routed group installs beside its VIPs (docs/routed.md).
+/// The host routes a routed group installs with its VIPs (docs/routed.md).
 pub(super) struct RoutedRoutes {
-    /// The group's own `[[group.route]]` tables.
-    pub(super) configured: Vec<RouteSpec>,
     /// The group's VIPs, each a host route with `src` = the VIP, so that the kernel drops
     /// the route with the address (its lease) and a routing daemon exports it.
     pub(super) vips: Vec<Ipv4Addr>,
@@ -164,7 +167,7 @@ pub(super) struct RoutedRoutes {
 impl RoutedRoutes {
     /// The host route of every VIP at `epoch` (metric = the epoch, at most `u32::MAX`: the
     /// newest master's route wins at a router that prefers it, e.g. BIRD's LOCAL_PREF =
-    /// krt_metric), then the configured routes.
+    /// krt_metric).
     pub(super) fn at(&self, epoch: u64) -> Vec<RouteSpec> {
         let metric = u32::try_from(epoch).unwrap_or(u32::MAX);
         self.vips
@@ -181,15 +184,14 @@ impl RoutedRoutes {
                 metric: Some(metric),
                 table: None,
             })
-            .chain(self.configured.iter().cloned())
             .collect()
     }
 }
 
 impl Routes {
     /// A routed group about to claim at `epoch`: its route list becomes the host routes
-    /// at that metric and the configured routes (nothing changes in the kernel: the
-    /// routes are not installed between a release and the next install).
+    /// at that metric (nothing changes in the kernel: the routes are not installed between
+    /// a release and the next install).
     pub(super) async fn for_epoch(&mut self, epoch: u64) {
         let Some(routed) = &mut self.routed else {
             return;
@@ -477,10 +479,20 @@ impl GroupExec {
     /// [`GroupExec::install`] for a claim at `epoch`: a routed group's host routes get the
     /// epoch as their metric first.
     async fn install_at(&mut self, epoch: u64) -> Result<(), VipError> {
-        if let Some(routes) = &mut self.routes {
+        if let Some(routes) = &mut self.host_routes {
             routes.for_epoch(epoch).await;
         }
         self.install().await
+    }
+
+    /// Removes the VIPs from every side after a claim failed half way.
+    async fn undo_install(&mut self, sides: usize) {
+        for side in &mut self.sides[..sides] {
+            if let Err(undo) = side.vips.release().await {
+                tracing::error!(group = %self.name, error = %undo,
+                    "could not remove the VIPs after a failed install");
+            }
+        }
     }
 
     /// Installs the VIPs on every interface of the group; on a failure, removes what this
@@ -488,14 +500,31 @@ impl GroupExec {
     async fn install(&mut self) -> Result<(), VipError> {
         for i in 0..self.sides.len() {
             if let Err(e) = self.sides[i].vips.install().await {
-                for side in &mut self.sides[..i] {
-                    if let Err(undo) = side.vips.release().await {
-                        tracing::error!(group = %self.name, error = %undo,
-                            "could not remove the VIPs after a failed install");
-                    }
-                }
+                self.undo_install(i).await;
                 return Err(e);
             }
+        }
+        if let Some(host) = &mut self.host_routes {
+            let result = host.manager.install().await;
+            self.record
+                .metrics
+                .set_routes_installed(self.index, host.manager.installed());
+            if let Err(e) = result {
+                let routes = host
+                    .manager
+                    .routes()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                host.error = Some(e.to_string());
+                self.undo_install(self.sides.len()).await;
+                return Err(VipError::HostRoutes {
+                    routes,
+                    reason: e.to_string(),
+                });
+            }
+            host.error = None;
         }
         self.install_routes().await;
         Ok(())
@@ -532,6 +561,24 @@ impl GroupExec {
     /// While master: routes someone deleted (or the kernel dropped with a VIP) are
     /// installed again; a failed install is retried once [`ROUTE_RETRY`] has passed.
     async fn repair_routes(&mut self) {
+        if let Some(host) = &mut self.host_routes {
+            let missing = match host.manager.present().await {
+                Ok(present) => present.len() < host.manager.routes().len(),
+                Err(e) => {
+                    tracing::error!(group = %self.name, error = %e, "could not list the host routes");
+                    false
+                }
+            };
+            if missing {
+                tracing::warn!(group = %self.name, "a host route of the VIPs is missing: installing it again");
+                if let Err(e) = host.manager.install().await {
+                    tracing::error!(group = %self.name, error = %e, "could not install the host routes again; retrying at the next lease check");
+                    host.error = Some(e.to_string());
+                } else {
+                    host.error = None;
+                }
+            }
+        }
         let Some(routes) = &self.routes else {
             return;
         };
@@ -556,6 +603,11 @@ impl GroupExec {
     /// Stops announcing and removes the routes, then the VIPs from every interface of the
     /// group.
     async fn release(&mut self) {
+        if let Some(host) = &mut self.host_routes {
+            if let Err(e) = host.manager.remove().await {
+                tracing::error!(group = %self.name, error = %e, "could not remove the host routes");
+            }
+        }
         if let Some(routes) = &mut self.routes {
             routes.retry_at = None;
             if let Err(e) = routes.manager.remove().await {
@@ -776,7 +828,7 @@ impl GroupExec {
         }
         // A routed group's host routes follow its VIPs, after them (a route's `src` must be
         // on the host): installed ones are replaced at once.
-        if let Some(routes) = &mut self.routes {
+        if let Some(routes) = &mut self.host_routes {
             if let Some(routed) = &mut routes.routed {
                 (routed.vips, routed.devs) = vips
                     .iter()

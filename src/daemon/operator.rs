@@ -537,9 +537,15 @@ impl Operator {
 /// A group's routes as the kernel has them now (each configured route, installed or not,
 /// with the last install error).
 async fn group_routes(exec: &GroupExec) -> Vec<RouteStatus> {
-    let Some(routes) = &exec.routes else {
-        return Vec::new();
-    };
+    let mut out = Vec::new();
+    for routes in [&exec.host_routes, &exec.routes].into_iter().flatten() {
+        out.extend(routes_status(routes).await);
+    }
+    out
+}
+
+/// One route manager's routes as the kernel has them now.
+async fn routes_status(routes: &super::execute::Routes) -> Vec<RouteStatus> {
     let (present, read_error) = match routes.manager.present().await {
         Ok(p) => (p, None),
         Err(e) => (Vec::new(), Some(format!("cannot read the routes: {e}"))),

@@ -161,36 +161,39 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
             links.push(((g, s), link));
             sides.push(side);
         }
-        let routed = (group.mode == GroupMode::Routed).then(|| {
+        let routes = if group.routes.is_empty() {
+            None
+        } else {
+            Some(Routes {
+                manager: RouteManager::open(group.routes.clone()).await?,
+                error: None,
+                retry_at: None,
+                routed: None,
+            })
+        };
+        let host_routes = if group.mode == GroupMode::Routed {
             let (vips, devs) = group
                 .vips
                 .iter()
                 .filter_map(|v| v.cidr.v4().map(|c| (c.addr, v.interface.clone())))
                 .unzip();
-            RoutedRoutes {
-                configured: group.routes.clone(),
+            let routed = RoutedRoutes {
                 vips,
                 devs,
                 epoch: 0,
-            }
-        });
-        let routes = match routed {
-            None if group.routes.is_empty() => None,
-            None => Some(Routes {
-                manager: RouteManager::open(group.routes.clone()).await?,
-                error: None,
-                retry_at: None,
-                routed: None,
-            }),
-            Some(routed) => Some(Routes {
+            };
+            Some(Routes {
                 manager: RouteManager::open(routed.at(0)).await?,
                 error: None,
                 retry_at: None,
                 routed: Some(routed),
-            }),
+            })
+        } else {
+            None
         };
         built.push(GroupExec {
             routes,
+            host_routes,
             name: group.name.clone(),
             index: g,
             sides,

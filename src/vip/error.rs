@@ -95,6 +95,16 @@ pub enum VipError {
         vip: IpAddr,
     },
 
+    /// A routed group's host routes (`VIP/32 … proto 98`) could not be installed after its
+    /// VIPs: without them the node's routing daemon announces nothing, so the claim failed.
+    #[error("the VIPs' host routes ({routes}) could not be installed: {reason}; a routed group announces its VIPs only through them")]
+    HostRoutes {
+        /// The host routes, in `ip route` words.
+        routes: String,
+        /// The kernel's answer.
+        reason: String,
+    },
+
     /// The kernel refused an IPv6 address because IPv6 is off on the interface
     /// (`net.ipv6.conf.<interface>.disable_ipv6 = 1`, or the `ipv6.disable=1` boot option):
     /// Linux answers EACCES, which is no missing capability.
