@@ -183,3 +183,46 @@ fn out_and_report_files_and_an_unreadable_input() {
         assert!(text(&out.stderr).contains(want), "{}", text(&out.stderr));
     }
 }
+
+/// A VIP that `check-config` would refuse is not "mapped": the importer applies the same
+/// VIP rules, so `--check` fails on it (review of issue 13: an anycast IPv6 address and an
+/// IPv4-mapped one were reported as mapped and the import as complete). An IPv6 VIP's
+/// label is dropped with a note (Linux labels IPv4 addresses only).
+#[test]
+fn vips_the_config_refuses_are_not_supported_and_ipv6_labels_are_dropped() {
+    let text = "vrrp_instance VI_1 {\n  state MASTER\n  interface eth0\n  virtual_router_id 1\n  \
+                priority 150\n  unicast_peer {\n    192.0.2.12\n  }\n  virtual_ipaddress {\n    \
+                2001:db8::/64\n    ::ffff:192.0.2.5\n    192.0.2.0/24\n    \
+                2001:db8::100/64 label eth0:v6\n    2001:db8::101\n  }\n}\n";
+    let opts = haagent::import::Options {
+        peers: Vec::new(),
+        name: Some("n1".into()),
+    };
+    let got = haagent::import::keepalived_str(text, Path::new("t.conf"), &opts);
+    let report = got.report.to_string();
+    assert!(!got.complete(), "{report}");
+    for (line, words) in [
+        (10, "subnet-router anycast"),
+        (11, "IPv4-mapped"),
+        (12, "network address"),
+    ] {
+        assert!(
+            report
+                .lines()
+                .any(|l| l.starts_with(&format!("t.conf:{line}:"))
+                    && l.contains("not supported")
+                    && l.contains(words)),
+            "line {line} ({words}):\n{report}"
+        );
+    }
+    assert!(report.contains("label eth0:v6 ignored"), "{report}");
+    assert!(report.contains("2001:db8::101/128"), "{report}");
+    assert!(report.contains("no prefix: /128"), "{report}");
+    let config = config::from_toml(&got.toml, "t", &Overrides::default()).unwrap();
+    let vips: Vec<String> = config.groups[0]
+        .vips
+        .iter()
+        .map(|v| v.cidr.to_string())
+        .collect();
+    assert_eq!(vips, ["2001:db8::100/64", "2001:db8::101/128"]);
+}

@@ -591,8 +591,32 @@ fn vip_entry(
                 );
                 return None;
             };
+            let cidr = cidr_of(ck, &address.value, &address.origin)?;
+            if !cidr.is_ipv4() {
+                // Linux keeps IFA_LABEL for IPv4 only and derives an IPv6 address's scope
+                // from the address itself: both would be accepted and silently lost.
+                if let Some(it) = &t.label {
+                    ck.err(
+                        &it.origin,
+                        format!(
+                            "VIP `{cidr}`: `label` is IPv4 only (Linux keeps no label on an IPv6 \
+                             address); remove it"
+                        ),
+                    );
+                }
+                if let Some(it) = t.scope.as_ref().filter(|_| scope != VipScope::Global) {
+                    ck.err(
+                        &it.origin,
+                        format!(
+                            "VIP `{cidr}`: `scope` is IPv4 only (Linux derives an IPv6 \
+                             address's scope from the address: fe80::/10 is link, the rest \
+                             global); remove it"
+                        ),
+                    );
+                }
+            }
             Some(VipSpec {
-                cidr: cidr_of(ck, &address.value, &address.origin)?,
+                cidr,
                 interface,
                 label,
                 scope,

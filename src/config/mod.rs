@@ -58,6 +58,8 @@ use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors, ErrorPlace, Location};
 pub use reload::{Fingerprint, Setting, SettingChange};
+/// The VIP rules of `[vip] addresses` / `vips`, for the keepalived importer.
+pub(crate) use values::bad_vip;
 
 use crate::net::IpCidr;
 

@@ -1191,3 +1191,45 @@ fn a_routed_groups_routes_leave_through_the_node_interface_by_default() {
         "not lo, where the VIP is"
     );
 }
+
+#[test]
+fn ipv6_vips_refuse_label_and_scope_that_linux_would_drop() {
+    let text = with_groups(
+        "[[group]]\nname = \"web\"\nvips = [{ address = \"2001:db8::100/64\", label = \"eth0:v6\" }]\n",
+    );
+    only_error(
+        &text,
+        "\"eth0:v6\"",
+        "VIP `2001:db8::100/64`: `label` is IPv4 only (Linux keeps no label on an IPv6 \
+         address); remove it",
+    );
+    let text = with_groups(
+        "[[group]]\nname = \"web\"\nvips = [{ address = \"2001:db8::100/64\", scope = \"host\" }]\n",
+    );
+    only_error(
+        &text,
+        "\"host\"",
+        "VIP `2001:db8::100/64`: `scope` is IPv4 only (Linux derives an IPv6 address's scope \
+         from the address: fe80::/10 is link, the rest global); remove it",
+    );
+    // scope = "global" says what the kernel does anyway.
+    let ok = with_groups(
+        "[[group]]\nname = \"web\"\nvips = [{ address = \"2001:db8::100/64\", scope = \"global\" }]\n",
+    );
+    assert!(parse(&ok).is_ok());
+}
+
+#[test]
+fn a_routed_group_needs_a_lease() {
+    let text = format!(
+        "{}\n[vip]\nlease_ms = 0\n\n[[group]]\nname = \"edge\"\nmode = \"routed\"\nvips = [\"203.0.113.200/32\"]\n",
+        BASE
+    );
+    only_error(
+        &text,
+        "0\n\n[[group]]",
+        "lease_ms = 0 with a routed group (`edge`): a routed VIP's host route ends with the \
+         address's lifetime, so a dead agent's announcement would never end; give a lease \
+         (default 2000)",
+    );
+}

@@ -470,6 +470,23 @@ pub(crate) fn validate(
     let groups = grouped.then(|| validate_groups(raw, &mut ck, &defaults));
     if let Some(groups) = &groups {
         vips = groups.iter().flat_map(GroupConfig::cidrs).collect();
+        // A routed group's announcement ends with its address's lifetime (docs/routed.md):
+        // without a lease a dead agent's route would stay until someone removes it.
+        if let (None, Some(it), Some(g)) = (
+            lease,
+            &raw.vip.lease_ms,
+            groups.iter().find(|g| g.mode == super::GroupMode::Routed),
+        ) {
+            ck.err(
+                &it.origin,
+                format!(
+                    "lease_ms = 0 with a routed group (`{}`): a routed VIP's host route ends \
+                     with the address's lifetime, so a dead agent's announcement would never \
+                     end; give a lease (default 2000)",
+                    g.name
+                ),
+            );
+        }
     }
 
     // [witness]

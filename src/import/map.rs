@@ -1380,6 +1380,16 @@ impl<'a> Mapper<'a> {
                 ),
             );
         };
+        // The config's own VIP rules: what `check-config` would refuse is not "mapped".
+        if let Some(why) = crate::net::IpCidr::new(ip, prefix)
+            .as_ref()
+            .and_then(crate::config::bad_vip)
+        {
+            return say(
+                self,
+                unsupported(why, "fix the keepalived config, then import again"),
+            );
+        }
         let mut vip = Vip {
             address: format!("{ip}/{prefix}"),
             interface: None,
@@ -1422,6 +1432,19 @@ impl<'a> Mapper<'a> {
                 }
             }
             i += 2;
+        }
+        if !ip.is_ipv4() {
+            // Linux keeps no label on an IPv6 address and derives its scope from it.
+            if let Some(l) = vip.label.take() {
+                notes.push(format!(
+                    "label {l} ignored: Linux labels IPv4 addresses only"
+                ));
+            }
+            if let Some(sc) = vip.scope.take() {
+                notes.push(format!(
+                    "scope {sc} ignored: Linux derives an IPv6 address's scope from the address"
+                ));
+            }
         }
         if let Some(b) = bad {
             return say(self, unsupported(b, "map this VIP by hand"));
@@ -1487,7 +1510,11 @@ impl<'a> Mapper<'a> {
             );
         }
         if addr_text.find('/').is_none() {
-            how.push_str(" (no prefix: keepalived's /32)");
+            how.push_str(if ip.is_ipv4() {
+                " (no prefix: keepalived's /32)"
+            } else {
+                " (no prefix: /128, as `ip addr add` takes it)"
+            });
         }
         g.vips.push(vip);
         if notes.is_empty() {
