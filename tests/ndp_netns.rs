@@ -151,6 +151,80 @@ fn unsolicited_na_overrides_a_neighbours_cached_mac() {
     }
 }
 
+/// Whether B's neighbour entry for the VIP has the `router` flag (`ip -j neigh` lists it as
+/// a `router` key).
+fn neighbour_is_router(ns: &Netns, dev: &str) -> bool {
+    let out = ip(&[
+        "-n",
+        ns.name(),
+        "-j",
+        "-6",
+        "neigh",
+        "show",
+        &VIP.to_string(),
+        "dev",
+        dev,
+    ]);
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    entries
+        .first()
+        .is_some_and(|e| e.as_object().is_some_and(|o| o.contains_key("router")))
+}
+
+/// A master whose interface forwards IPv6 (a router pair whose IPv6 VIP is the gateway)
+/// sets the Router flag in its NAs, as Linux does in its own: a neighbour that sees R go
+/// from 1 to 0 drops the sender from its default routers (RFC 4861 §7.2.5). With
+/// forwarding off the flag is clear again (the sysctl is read at each send).
+#[test]
+fn unsolicited_nas_carry_the_router_flag_while_the_interface_forwards() {
+    if !require_root("unsolicited_nas_carry_the_router_flag_while_the_interface_forwards") {
+        return;
+    }
+    let lab = new_lab();
+    let send = |forwarding: u8| {
+        ip(&[
+            "netns",
+            "exec",
+            lab.a.name(),
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{IF_A}.forwarding={forwarding}"),
+        ]);
+        run_in(lab.a.name(), || {
+            let mut garp = GarpSender::open(IF_A).unwrap();
+            garp.send(VIP.into()).unwrap()
+        });
+    };
+    let mac_a = support::veth::mac(&lab.a, IF_A);
+    for (forwarding, router) in [(1, true), (0, false)] {
+        ip(&[
+            "-n",
+            lab.b.name(),
+            "-6",
+            "neigh",
+            "replace",
+            &VIP.to_string(),
+            "lladdr",
+            OLD_MAC,
+            "dev",
+            IF_B,
+            "nud",
+            "stale",
+        ]);
+        send(forwarding);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while neighbour_mac(&lab.b, IF_B).as_deref() != Some(mac_a.as_str()) {
+            assert!(Instant::now() < deadline, "B never learned the NA");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            neighbour_is_router(&lab.b, IF_B),
+            router,
+            "forwarding={forwarding}: B's entry's router flag"
+        );
+    }
+}
+
 /// Sends a DAD NS for `target` from A every 200 ms for `window` and returns the first
 /// advertisement for `target` read on A's socket: (NA flags, sender MAC).
 fn probe(lab: &VethLab, target: Ipv6Addr, window: Duration) -> Option<([bool; 3], [u8; 6])> {

@@ -470,7 +470,7 @@ mod tests {
             claim(&probe),
             Some((IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), OTHER))
         );
-        let na = super::super::ndp::unsolicited_na_frame(OTHER, V6);
+        let na = super::super::ndp::unsolicited_na_frame(OTHER, V6, false);
         assert_eq!(claim(&na), Some((IpAddr::V6(V6), OTHER)));
         // RFC 4862 §5.4.3: a DAD NS for the VIP is someone else probing, not a holder.
         assert_eq!(claim(&dad_probe_frame(OTHER, V6)), None);

@@ -116,7 +116,10 @@ impl GarpSender {
                 }
                 Ok(sent)
             }
-            IpAddr::V6(v6) => self.send_following_mac(vip, |mac| unsolicited_na_frame(mac, v6)),
+            IpAddr::V6(v6) => {
+                let router = forwards_ipv6(self.socket.interface());
+                self.send_following_mac(vip, |mac| unsolicited_na_frame(mac, v6, router))
+            }
         }
     }
 
@@ -155,6 +158,14 @@ impl GarpSender {
             }
         })
     }
+}
+
+/// Whether `interface` forwards IPv6 now (`/proc/sys/net/ipv6/conf/IF/forwarding` is not
+/// `0`): an NA from a router carries the Router flag (RFC 4861 §7.2.5). Read at each send,
+/// so it follows the sysctl; `false` when it cannot be read (no IPv6 on the interface).
+fn forwards_ipv6(interface: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{interface}/forwarding"))
+        .is_ok_and(|v| v.trim() != "0")
 }
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ pub type FuzzNdClaim = (
 pub fn fuzz_nd_frames(mac: [u8; 6], target: std::net::Ipv6Addr) -> [Vec<u8>; 2] {
     let mac = pnet_base::MacAddr::from(mac);
     [
-        ndp::unsolicited_na_frame(mac, target).to_vec(),
+        ndp::unsolicited_na_frame(mac, target, false).to_vec(),
         ndp::dad_probe_frame(mac, target).to_vec(),
     ]
 }

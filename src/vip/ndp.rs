@@ -188,10 +188,19 @@ fn fill_checksum(frame: &mut [u8]) {
 ///   hop limit 255, next header 58;
 /// - ICMPv6 type 136 code 0, Override = 1 (neighbours replace the MAC they cached),
 ///   Solicited = 0 (§7.2.6: an unsolicited advertisement, and §7.1.2 drops a solicited one
-///   to a multicast destination), Router = 0, target = `target`;
+///   to a multicast destination), Router = `router`, target = `target`;
 /// - one Target Link-Layer Address option (type 2, length 1) carrying `mac` (bytes 78..86);
 /// - the checksum over the pseudo-header.
-pub(crate) fn unsolicited_na_frame(mac: MacAddr, target: Ipv6Addr) -> [u8; UNSOLICITED_NA_LEN] {
+///
+/// `router`: whether the sending interface forwards IPv6 (`net.ipv6.conf.IF.forwarding`),
+/// as Linux sets it in its own NAs: a neighbour that sees the flag go from 1 to 0 removes
+/// the sender from its default-router list (RFC 4861 §7.2.5), so a forwarding master must
+/// keep it set.
+pub(crate) fn unsolicited_na_frame(
+    mac: MacAddr,
+    target: Ipv6Addr,
+    router: bool,
+) -> [u8; UNSOLICITED_NA_LEN] {
     let mut frame = [0u8; UNSOLICITED_NA_LEN];
     write_headers(
         &mut frame,
@@ -202,7 +211,12 @@ pub(crate) fn unsolicited_na_frame(mac: MacAddr, target: Ipv6Addr) -> [u8; UNSOL
     if let Some(mut na) = MutableNeighborAdvertPacket::new(&mut frame[ICMPV6_AT..]) {
         na.set_icmpv6_type(Icmpv6Types::NeighborAdvert);
         na.set_icmpv6_code(Icmpv6Codes::NoCode);
-        na.set_flags(NeighborAdvertFlags::Override);
+        let r = if router {
+            NeighborAdvertFlags::Router
+        } else {
+            0
+        };
+        na.set_flags(NeighborAdvertFlags::Override | r);
         na.set_target_addr(target);
     }
     if let Some(mut tlla) = MutableNdpOptionPacket::new(&mut frame[ICMPV6_AT + ND_MESSAGE_LEN..]) {
@@ -406,7 +420,7 @@ mod tests {
     }
 
     fn na() -> Vec<u8> {
-        unsolicited_na_frame(MAC, VIP).to_vec()
+        unsolicited_na_frame(MAC, VIP, false).to_vec()
     }
 
     fn dad() -> Vec<u8> {
@@ -415,7 +429,7 @@ mod tests {
 
     #[test]
     fn unsolicited_na_has_the_rfc_4861_shape() {
-        let frame = unsolicited_na_frame(MAC, VIP);
+        let frame = unsolicited_na_frame(MAC, VIP, false);
         assert_eq!(frame.len(), 86);
         let eth = EthernetPacket::new(&frame).unwrap();
         assert_eq!(eth.get_destination(), MacAddr::new(0x33, 0x33, 0, 0, 0, 1));
@@ -568,7 +582,7 @@ mod tests {
         // carry 0xffff instead. Find a target that makes it 0 and try both.
         let found = (0..=u16::MAX).find_map(|low| {
             let target = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, low);
-            let frame = unsolicited_na_frame(MAC, target);
+            let frame = unsolicited_na_frame(MAC, target, false);
             (frame[56..58] == [0, 0]).then_some(frame)
         });
         let mut frame = found.expect("some target sums to zero").to_vec();
@@ -613,7 +627,7 @@ mod tests {
     #[test]
     fn multicast_target_is_rejected() {
         let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
-        assert_eq!(parse_nd(&unsolicited_na_frame(MAC, group)), None);
+        assert_eq!(parse_nd(&unsolicited_na_frame(MAC, group, false)), None);
         assert_eq!(parse_nd(&dad_probe_frame(MAC, group)), None);
     }
 
