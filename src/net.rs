@@ -35,6 +35,9 @@ pub enum CidrError {
     /// The part after `/` is not a number in 0..=32.
     #[error("prefix `{0}` is not a number from 0 to 32")]
     BadPrefix(String),
+    /// No `/` in the text of an address of either family.
+    #[error("`{0}` is not in address/prefix form (e.g. 192.0.2.100/24 or 2001:db8::100/64)")]
+    MissingPrefixIp(String),
     /// The part before `/` is neither an IPv4 nor an IPv6 address.
     #[error("`{0}` is not an IPv4 or IPv6 address")]
     BadIpAddress(String),
@@ -165,7 +168,7 @@ impl FromStr for IpCidr {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (addr, prefix) = s
             .split_once('/')
-            .ok_or_else(|| CidrError::MissingPrefix(s.to_string()))?;
+            .ok_or_else(|| CidrError::MissingPrefixIp(s.to_string()))?;
         let addr: IpAddr = addr
             .parse()
             .map_err(|_| CidrError::BadIpAddress(addr.to_string()))?;
@@ -256,7 +259,7 @@ mod ip_cidr_tests {
         ));
         assert!(matches!(
             "2001:db8::1".parse::<IpCidr>(),
-            Err(CidrError::MissingPrefix(_))
+            Err(CidrError::MissingPrefixIp(_))
         ));
     }
 

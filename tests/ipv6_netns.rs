@@ -411,6 +411,28 @@ fn doctor_pings_an_ipv6_peer_to_tell_a_down_agent_from_a_down_host() {
         .unwrap();
     let (_, line) = doctor();
     assert!(line.contains("no answer (neither QUIC nor ping)"), "{line}");
+
+    // IPv6 off on n1's interface: the doctor says so, instead of "no own address".
+    let n1 = &c.lab.host("n1").unwrap().ns;
+    let out = n1
+        .command("sysctl")
+        .args(["-qw", "net.ipv6.conf.eth0.disable_ipv6=1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = n1
+        .command(haagent())
+        .args(["doctor", "--config"])
+        .arg(c.config_path("n1"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with("✘ interface eth0")
+            && l.contains("IPv6 is disabled, but 2001:db8::100/64 are IPv6 VIPs on it")
+            && l.contains("disable_ipv6=0")),
+        "{text}"
+    );
 }
 
 /// Issue 13 proof 6, on a running agent: a host that is no member sends the master

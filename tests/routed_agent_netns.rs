@@ -97,6 +97,16 @@ fn a_routed_master_carries_the_vip_on_lo_with_an_epoch_metric_host_route() {
     );
     let text = String::from_utf8(g.c.ctl("n1", &["status"]).stdout).unwrap();
     assert!(text.contains("mode: routed"), "{text}");
+    // The doctor does not ask a routed VIP's `lo` for an own address in its "subnet".
+    let out = g
+        .ns("n1")
+        .command(haagent())
+        .args(["doctor", "--config"])
+        .arg(g.c.config_path("n1"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("✔ interface lo"), "{report}");
     assert!(
         text.contains(&format!(
             "route {VIP_R}/32 dev lo src {VIP_R} metric {epoch1}: installed"

@@ -388,7 +388,8 @@ fn vip_rules() {
     only_error(
         &g("[\"192.0.2.100\"]"),
         "\"192.0.2.100\"",
-        "bad VIP: `192.0.2.100` is not in address/prefix form (e.g. 192.0.2.100/24)",
+        "bad VIP: `192.0.2.100` is not in address/prefix form (e.g. 192.0.2.100/24 or \
+         2001:db8::100/64)",
     );
     only_error(
         &g("[\"192.0.2.0/24\"]"),

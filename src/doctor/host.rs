@@ -31,9 +31,12 @@ pub(super) async fn interface(config: &Config, checks: &mut Vec<Check>) -> Vec<I
     }
     let mut node_own = Vec::new();
     for (i, name) in interfaces.iter().enumerate() {
+        // A routed group's VIPs are host addresses on no shared subnet (docs/routed.md):
+        // their interface must exist and be up, nothing more.
         let vips: Vec<IpCidr> = config
             .groups
             .iter()
+            .filter(|g| g.mode == crate::config::GroupMode::L2)
             .flat_map(|g| g.vips.iter())
             .filter(|v| &v.interface == name)
             .map(|v| v.cidr)
@@ -77,6 +80,23 @@ async fn one_interface(name: &str, vips: &[IpCidr], checks: &mut Vec<Check>) -> 
             check,
             "is up but has no carrier",
             "plug the cable in / bring the other end of the link up",
+        ));
+        return Vec::new();
+    }
+    // IPv6 off on the interface (or the whole kernel booted with ipv6.disable=1): the
+    // agent's install of an IPv6 VIP fails, and no own IPv6 address is found either.
+    let v6: Vec<String> = vips
+        .iter()
+        .filter(|v| !v.is_ipv4())
+        .map(ToString::to_string)
+        .collect();
+    if !v6.is_empty()
+        && sys(&format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6")).as_deref() != Some("0")
+    {
+        checks.push(Check::fail(
+            check,
+            format!("IPv6 is disabled, but {} are IPv6 VIPs on it", v6.join(", ")),
+            format!("sysctl -w net.ipv6.conf.{name}.disable_ipv6=0 (and in /etc/sysctl.d/), or remove the IPv6 VIPs"),
         ));
         return Vec::new();
     }
