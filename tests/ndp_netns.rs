@@ -86,6 +86,11 @@ fn enable_ipv6(ns: &Netns, dev: &str) {
 
 /// The link-layer address of `ns`'s neighbour entry for the VIP on `dev`, if any.
 fn neighbour_mac(ns: &Netns, dev: &str) -> Option<String> {
+    neighbour_entry(ns, dev).and_then(|e| e["lladdr"].as_str().map(str::to_string))
+}
+
+/// `ns`'s neighbour entry for the VIP on `dev` (`ip -j -6 neigh show`), if any.
+fn neighbour_entry(ns: &Netns, dev: &str) -> Option<serde_json::Value> {
     let out = ip(&[
         "-n",
         ns.name(),
@@ -98,10 +103,7 @@ fn neighbour_mac(ns: &Netns, dev: &str) -> Option<String> {
         dev,
     ]);
     let entries: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-    entries
-        .first()
-        .and_then(|e| e["lladdr"].as_str())
-        .map(str::to_string)
+    entries.into_iter().next()
 }
 
 #[test]
@@ -154,20 +156,7 @@ fn unsolicited_na_overrides_a_neighbours_cached_mac() {
 /// Whether B's neighbour entry for the VIP has the `router` flag (`ip -j neigh` lists it as
 /// a `router` key).
 fn neighbour_is_router(ns: &Netns, dev: &str) -> bool {
-    let out = ip(&[
-        "-n",
-        ns.name(),
-        "-j",
-        "-6",
-        "neigh",
-        "show",
-        &VIP.to_string(),
-        "dev",
-        dev,
-    ]);
-    let entries: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-    entries
-        .first()
+    neighbour_entry(ns, dev)
         .is_some_and(|e| e.as_object().is_some_and(|o| o.contains_key("router")))
 }
 

@@ -189,6 +189,18 @@ impl RoutedRoutes {
 }
 
 impl Routes {
+    /// Whether the kernel lacks one of these routes now (a listing failure is logged and
+    /// counts as nothing missing: the next lease check asks again).
+    async fn missing(&self, group: &str) -> bool {
+        match self.manager.present().await {
+            Ok(present) => present.len() < self.manager.routes().len(),
+            Err(e) => {
+                tracing::error!(%group, error = %e, "could not list the group's routes");
+                false
+            }
+        }
+    }
+
     /// A routed group about to claim at `epoch`: its route list becomes the host routes
     /// at that metric (nothing changes in the kernel: the routes are not installed between
     /// a release and the next install).
@@ -562,14 +574,7 @@ impl GroupExec {
     /// installed again; a failed install is retried once [`ROUTE_RETRY`] has passed.
     async fn repair_routes(&mut self) {
         if let Some(host) = &mut self.host_routes {
-            let missing = match host.manager.present().await {
-                Ok(present) => present.len() < host.manager.routes().len(),
-                Err(e) => {
-                    tracing::error!(group = %self.name, error = %e, "could not list the host routes");
-                    false
-                }
-            };
-            if missing {
+            if host.missing(&self.name).await {
                 tracing::warn!(group = %self.name, "a host route of the VIPs is missing: installing it again");
                 if let Err(e) = host.manager.install().await {
                     tracing::error!(group = %self.name, error = %e, "could not install the host routes again; retrying at the next lease check");
@@ -585,14 +590,7 @@ impl GroupExec {
         if routes.retry_at.is_some_and(|t| Instant::now() < t) {
             return;
         }
-        let missing = match routes.manager.present().await {
-            Ok(present) => present.len() < routes.manager.routes().len(),
-            Err(e) => {
-                tracing::error!(group = %self.name, error = %e, "could not list the group's routes");
-                false
-            }
-        };
-        if missing || !routes.manager.installed() {
+        if routes.missing(&self.name).await || !routes.manager.installed() {
             if routes.error.is_none() {
                 tracing::warn!(group = %self.name, "a route of the group is missing: installing the routes again");
             }
