@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use haagent::witness::{
-    resolve_gateway, Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent,
+    resolve_gateway, EchoSource, Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent,
 };
 use support::require_root;
 use support::veth::{ip, run_in, Netns, VethLab, IF_A, IF_B};
@@ -716,23 +716,63 @@ fn forged_replies_do_not_fool_the_datagram_socket_witness() {
     forged_replies_do_not_make_the_gateway_reachable(lab);
 }
 
-/// The sources of the echo requests the gateway namespace sees during `window`.
-fn echo_request_sources(gw_ns: &str, window: Duration) -> Vec<Ipv4Addr> {
-    let mut socket = raw_icmp_socket_in(gw_ns);
+/// The sources of the echo requests the gateway namespace sees during `window`, on a raw
+/// socket of the gateway's family (ICMP: type 8 to [`GATEWAY`]; ICMPv6: type 128, which
+/// only the node sends in this lab).
+fn echo_request_sources(gw_ns: &str, gateway: IpAddr, window: Duration) -> Vec<IpAddr> {
     let mut seen = Vec::new();
     let mut buf = [0u8; 1500];
     let end = Instant::now() + window;
-    while Instant::now() < end {
-        let Ok(len) = socket.read(&mut buf) else {
-            continue;
-        };
-        if let Some((src, GATEWAY, icmp)) = split_icmp(&buf[..len]) {
-            if icmp.first() == Some(&8) {
-                seen.push(src);
+    match gateway {
+        IpAddr::V4(_) => {
+            let mut socket = raw_icmp_socket_in(gw_ns);
+            while Instant::now() < end {
+                let Ok(len) = socket.read(&mut buf) else {
+                    continue;
+                };
+                if let Some((src, GATEWAY, icmp)) = split_icmp(&buf[..len]) {
+                    if icmp.first() == Some(&8) {
+                        seen.push(IpAddr::V4(src));
+                    }
+                }
+            }
+        }
+        IpAddr::V6(_) => {
+            let socket = run_in(gw_ns, || {
+                let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                s
+            });
+            while Instant::now() < end {
+                let Ok((len, from)) = recv_from(&socket, &mut buf) else {
+                    continue;
+                };
+                if buf[..len].first() == Some(&128) {
+                    if let Some(a) = from.as_socket_ipv6() {
+                        seen.push(IpAddr::V6(*a.ip()));
+                    }
+                }
             }
         }
     }
     seen
+}
+
+/// The sources of the witness's echoes to `gateway` during ~1 s, with `source` as its
+/// [`EchoSource`].
+fn witness_echo_sources(lab: &VethLab, gateway: IpAddr, source: EchoSource) -> Vec<IpAddr> {
+    let gw = lab.gw().name().to_string();
+    let watcher =
+        std::thread::spawn(move || echo_request_sources(&gw, gateway, Duration::from_millis(900)));
+    lab.run_in_a(move || async move {
+        let cfg = WitnessConfig {
+            source,
+            ..WitnessConfig::new(IF_NODE, Gateway::Addr(gateway))
+        };
+        let (_witness, _events) = Witness::spawn(cfg).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    });
+    watcher.join().expect("watcher thread")
 }
 
 /// Issue 9, kind 3 (sibling of the peer-traffic case): with `promote_secondaries` and the
@@ -788,30 +828,19 @@ fn echoes_never_leave_from_a_promoted_vip(lab: VethLab) {
         "dev",
         IF_NODE,
     ]);
-    let gw_ns = lab.gw().name().to_string();
-    let sources = |source: Option<Ipv4Addr>| {
-        let gw = gw_ns.clone();
-        let watcher =
-            std::thread::spawn(move || echo_request_sources(&gw, Duration::from_millis(900)));
-        lab.run_in_a(move || async move {
-            let cfg = WitnessConfig {
-                source,
-                ..WitnessConfig::new(IF_NODE, Gateway::Addr(GATEWAY.into()))
-            };
-            let (_witness, _events) = Witness::spawn(cfg).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(1000)).await;
-        });
-        watcher.join().expect("watcher thread")
-    };
-    let vip = Ipv4Addr::new(192, 0, 2, 100);
-    let kernel_picks = sources(None);
+    let vip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100));
+    let kernel_picks = witness_echo_sources(&lab, GATEWAY.into(), EchoSource::default());
     assert!(
         !kernel_picks.is_empty() && kernel_picks.iter().all(|s| *s == vip),
         "precondition: unbound, the echoes leave from the promoted VIP: {kernel_picks:?}"
     );
-    let bound = sources(Some(NODE));
+    let source = EchoSource {
+        v4: Some(NODE),
+        ..EchoSource::default()
+    };
+    let bound = witness_echo_sources(&lab, GATEWAY.into(), source);
     assert!(
-        !bound.is_empty() && bound.iter().all(|s| *s == NODE),
+        !bound.is_empty() && bound.iter().all(|s| *s == IpAddr::V4(NODE)),
         "echoes from {bound:?}, expected all from {NODE}"
     );
 }
@@ -994,6 +1023,59 @@ fn witness6_follows_a_global_gateway_address_with_datagram_socket() {
     let (lab, _) = new_lab_v6();
     lab.allow_ping_sockets();
     follows_gateway_address(lab);
+}
+
+/// The IPv6 sibling of [`echoes_never_leave_from_a_promoted_vip`]: an IPv6 VIP on the
+/// gateway's prefix that shares more leading bits with the gateway than the node's own
+/// address does (`2001:db8::2` next to `::11`, gateway `::1`) is the kernel's source for
+/// the echoes (RFC 6724 §5 rule 8, longest matching prefix), and the gateway would answer
+/// whoever holds the VIP. With the own address as the IPv6 [`EchoSource`], every echo
+/// leaves from it.
+fn echoes6_never_leave_from_a_vip(lab: VethLab) {
+    let node_ns = lab.node().name().to_string();
+    ip(&[
+        "-n",
+        &node_ns,
+        "addr",
+        "add",
+        "2001:db8::2/64",
+        "dev",
+        IF_NODE,
+        "nodad",
+    ]);
+    let vip = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
+    let kernel_picks = witness_echo_sources(&lab, GATEWAY6.into(), EchoSource::default());
+    assert!(
+        !kernel_picks.is_empty() && kernel_picks.iter().all(|s| *s == vip),
+        "precondition: unbound, the echoes leave from the VIP: {kernel_picks:?}"
+    );
+    let source = EchoSource {
+        v6: Some(NODE6),
+        ..EchoSource::default()
+    };
+    let bound = witness_echo_sources(&lab, GATEWAY6.into(), source);
+    assert!(
+        !bound.is_empty() && bound.iter().all(|s| *s == IpAddr::V6(NODE6)),
+        "echoes from {bound:?}, expected all from {NODE6}"
+    );
+}
+
+#[test]
+fn witness6_echoes_never_leave_from_a_vip_with_raw_socket() {
+    if !require_root("witness6_echoes_never_leave_from_a_vip_with_raw_socket") {
+        return;
+    }
+    echoes6_never_leave_from_a_vip(new_lab_v6().0);
+}
+
+#[test]
+fn witness6_echoes_never_leave_from_a_vip_with_datagram_socket() {
+    if !require_root("witness6_echoes_never_leave_from_a_vip_with_datagram_socket") {
+        return;
+    }
+    let (lab, _) = new_lab_v6();
+    lab.allow_ping_sockets();
+    echoes6_never_leave_from_a_vip(lab);
 }
 
 /// `Icmp6InCsumErrors` of namespace `ns`: ICMPv6 messages its kernel dropped for a bad

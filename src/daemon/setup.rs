@@ -29,7 +29,7 @@ use crate::vip::{
     remove_stale_routes, AddressEvent, AddressWatch, Announcer, ArpConflict, ArpProbe, ArpWatch,
     CarrierWatch, GarpSender, LinkState, RouteManager, VipError, VipManager,
 };
-use crate::witness::{Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent};
+use crate::witness::{EchoSource, Gateway, Witness, WitnessConfig, WitnessError, WitnessEvent};
 
 use super::admission::{Admission, GroupKey, Intake};
 use super::execute::{
@@ -564,25 +564,49 @@ fn own_ip(config: &Config) -> Option<Ipv4Addr> {
     }
 }
 
-/// The node's own address to send from on the VIP interface: the configured `listen`
-/// address if it is one of the interface's, else the own address on the peers' subnet,
-/// else the first own address; `None` if the interface has only VIPs.
-async fn own_source(config: &Config, vips: &VipManager) -> Result<Option<Ipv4Addr>, DaemonError> {
-    let own: Vec<IpCidr> = vips
-        .own_addresses()
-        .await?
-        .into_iter()
-        .filter(IpCidr::is_ipv4)
-        .collect();
-    if let IpAddr::V4(ip) = config.node.listen.ip() {
-        if own.iter().any(|c| c.addr == IpAddr::V4(ip)) {
-            return Ok(Some(ip));
+/// The node's own addresses to send witness echoes from on the VIP interface, as the
+/// kernel has them at start (see [`echo_source`]).
+async fn own_source(config: &Config, vips: &VipManager) -> Result<EchoSource, DaemonError> {
+    Ok(echo_source(config, &vips.own_addresses().await?))
+}
+
+/// Per family, the one of `own` (the interface's addresses that are not VIPs) that witness
+/// echoes leave from: the configured `listen` address if it is one of them, else the one on
+/// a configured gateway's subnet, else the one on the peers' subnet, else the first; `None`
+/// if the family has none. IPv6 link-local addresses are never picked (a link-local gateway
+/// gets the kernel's pick, [`EchoSource`]).
+fn echo_source(config: &Config, own: &[IpCidr]) -> EchoSource {
+    let gateway = config.witness.as_ref().and_then(|w| match w.gateway {
+        GatewaySetting::Addr(a) => Some(a),
+        GatewaySetting::Auto => None,
+    });
+    let pick = |v4: bool| -> Option<IpAddr> {
+        let own: Vec<IpCidr> = own
+            .iter()
+            .copied()
+            .filter(|c| c.is_ipv4() == v4)
+            .filter(|c| !matches!(c.addr, IpAddr::V6(a) if a.is_unicast_link_local()))
+            .collect();
+        let listen = config.node.listen.ip();
+        if own.iter().any(|c| c.addr == listen) {
+            return Some(listen);
         }
+        gateway
+            .and_then(|g| own.iter().find(|c| c.contains(g)))
+            .or_else(|| own_on_peer_subnet(config, &own))
+            .or(own.first())
+            .map(|c| c.addr)
+    };
+    EchoSource {
+        v4: match pick(true) {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        },
+        v6: match pick(false) {
+            Some(IpAddr::V6(a)) => Some(a),
+            _ => None,
+        },
     }
-    Ok(own_on_peer_subnet(config, &own)
-        .or(own.first())
-        .and_then(|c| c.v4())
-        .map(|c| c.addr))
 }
 
 /// The addresses of the configured peers (either family).
@@ -644,4 +668,80 @@ fn vip_list(config: &Config) -> String {
         .map(|v| v.to_string())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{from_toml_with_host, Overrides};
+
+    fn config(extra_node: &str, peer: &str, vips: &str, witness: &str) -> Config {
+        let text = format!(
+            "[node]\ninterface = \"eth0\"\n{extra_node}\n[[peer]]\nname = \"n2\"\n\
+             address = \"{peer}\"\n[vip]\naddresses = [{vips}]\n{witness}"
+        );
+        from_toml_with_host(&text, "t.toml", &Overrides::default(), Some("n1".into()))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    fn cidrs(list: &[&str]) -> Vec<IpCidr> {
+        list.iter().map(|c| c.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn echoes_leave_from_the_own_address_of_each_family_never_a_link_local_one() {
+        let c = config(
+            "",
+            "192.0.2.12",
+            "\"192.0.2.100/24\", \"2001:db8::2/64\"",
+            "[witness]\ngateway = \"auto\"",
+        );
+        let own = cidrs(&["fe80::11/64", "2001:db8::11/64", "192.0.2.11/24"]);
+        assert_eq!(
+            echo_source(&c, &own),
+            EchoSource {
+                v4: Some("192.0.2.11".parse().unwrap()),
+                v6: Some("2001:db8::11".parse().unwrap()),
+            }
+        );
+        // Only link-local IPv6: the kernel picks (by scope, never a global VIP).
+        let own = cidrs(&["fe80::11/64", "192.0.2.11/24"]);
+        assert_eq!(echo_source(&c, &own).v6, None);
+        assert_eq!(echo_source(&c, &[]), EchoSource::default());
+    }
+
+    #[test]
+    fn the_listen_address_then_the_gateways_subnet_then_the_peers_subnet_is_picked() {
+        let own = cidrs(&[
+            "198.51.100.11/24",
+            "192.0.2.11/24",
+            "203.0.113.11/24",
+            "2001:db8:1::11/64",
+            "2001:db8::11/64",
+        ]);
+        let on_peers = config("", "192.0.2.12", "\"192.0.2.100/24\"", "");
+        assert_eq!(echo_source(&on_peers, &own).v4, "192.0.2.11".parse().ok());
+        let peer6 = config("", "2001:db8::12", "\"2001:db8::100/64\"", "");
+        assert_eq!(echo_source(&peer6, &own).v6, "2001:db8::11".parse().ok());
+        let gateway = config(
+            "",
+            "192.0.2.12",
+            "\"192.0.2.100/24\"",
+            "[witness]\ngateway = \"203.0.113.1\"",
+        );
+        assert_eq!(echo_source(&gateway, &own).v4, "203.0.113.11".parse().ok());
+        let listen = config(
+            "listen = \"198.51.100.11\"",
+            "192.0.2.12",
+            "\"192.0.2.100/24\"",
+            "[witness]\ngateway = \"203.0.113.1\"",
+        );
+        assert_eq!(echo_source(&listen, &own).v4, "198.51.100.11".parse().ok());
+        // No subnet matches: the first own address of the family.
+        let elsewhere = config("", "192.0.2.12", "\"192.0.2.100/24\"", "");
+        assert_eq!(
+            echo_source(&elsewhere, &own).v6,
+            "2001:db8:1::11".parse().ok()
+        );
+    }
 }

@@ -108,7 +108,8 @@ fn same_settings(config: &Config, advert: Option<&[u8]>) -> Result<&'static str,
 
 /// Sends up to three echoes to `target` from the interface; the first reply's RTT.
 async fn ping(interface: &str, target: IpAddr) -> Result<Duration, String> {
-    let mut pinger = Pinger::open(interface, target, None).map_err(|e| e.to_string())?;
+    let mut pinger = Pinger::open(interface, target, witness::EchoSource::default())
+        .map_err(|e| e.to_string())?;
     let mut last = String::new();
     for _ in 0..3 {
         let echo = pinger.next_echo().map_err(|e| e.to_string())?;

@@ -69,7 +69,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use super::WitnessError;
+use super::{EchoSource, WitnessError};
 
 /// Start of every echo's payload, so a capture shows who sent it.
 const MARKER: &[u8; 16] = b"haagent-witness\0";
@@ -204,13 +204,13 @@ pub(crate) struct Pinger {
 
 impl Pinger {
     /// Opens the socket of `gateway`'s family (datagram first, raw as fallback), binds it
-    /// to `interface` (and to `source`, if given and the gateway is IPv4, so that echoes
-    /// never leave from a VIP; VIPs are IPv4 only, so an IPv6 source is the kernel's pick)
-    /// and registers it with the current tokio runtime.
+    /// to `interface` (and to the node's own address `source` gives for the gateway's
+    /// family, so that echoes never leave from a VIP, see [`EchoSource`]) and registers it
+    /// with the current tokio runtime.
     pub(crate) fn open(
         interface: &str,
         gateway: IpAddr,
-        source: Option<Ipv4Addr>,
+        source: EchoSource,
     ) -> Result<Self, WitnessError> {
         let random = SystemRandom::new();
         let family = Family::of(gateway);
@@ -234,10 +234,7 @@ impl Pinger {
         socket
             .bind_device(Some(interface.as_bytes()))
             .map_err(|e| socket_error(interface, "bind ICMP socket to the interface", e))?;
-        let local = match (family, source) {
-            (Family::V4, source) => source.map(IpAddr::V4),
-            (Family::V6, _) => None,
-        };
+        let local = source.for_gateway(gateway);
         if family == Family::V6 {
             set_option(&socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, &1i32)
                 .map_err(|e| socket_error(interface, "ask for IPV6_PKTINFO", e))?;
@@ -257,7 +254,8 @@ impl Pinger {
                     socket
                         .bind(&SockAddr::from(SocketAddr::new(local, 0)))
                         .map_err(|e| {
-                            socket_error(interface, "bind ICMP socket to our address", e)
+                            let what = format!("bind ICMP socket to our address {local}");
+                            socket_error(interface, &what, e)
                         })?;
                 }
                 random_u16(&random)
@@ -269,7 +267,8 @@ impl Pinger {
                     Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
                 });
                 bind_random_id(&socket, &random, local).map_err(|e| {
-                    socket_error(interface, "bind ICMP socket to a random echo id", e)
+                    let what = format!("bind ICMP socket to {local} and a random echo id");
+                    socket_error(interface, &what, e)
                 })?
             }
         };

@@ -112,12 +112,43 @@ pub struct WitnessConfig {
     pub fall: u32,
     /// Consecutive answered echoes that make it reachable again (default 2).
     pub rise: u32,
-    /// The source address of echoes to an IPv4 gateway: the node's own address on the
-    /// interface. `None` lets the kernel pick, which is the subnet's primary address — a VIP
-    /// once it was promoted (`promote_secondaries`), and then the gateway answers whoever
-    /// holds the VIP. Not used for an IPv6 gateway: VIPs are IPv4 only, so the kernel's
-    /// IPv6 source selection (RFC 6724) never picks one.
-    pub source: Option<Ipv4Addr>,
+    /// The node's own addresses the echoes leave from, one per family (the gateway's
+    /// family picks; see [`EchoSource`]). The default lets the kernel pick.
+    pub source: EchoSource,
+}
+
+/// The node's own addresses on the witness interface that echoes are sent from, so that
+/// they never leave from a VIP: a gateway answers a VIP's echo to whoever holds the VIP
+/// now, and that is no proof this node reaches it.
+///
+/// Without one the kernel picks, and it can pick a VIP:
+/// - IPv4: the subnet's primary address, which a VIP becomes once it was promoted
+///   (`promote_secondaries`, when the own address is deleted and added again).
+/// - IPv6: RFC 6724 §5 source selection. A VIP on the gateway's prefix ties with the own
+///   address on every rule up to rule 8 (longest matching prefix), and that rule prefers
+///   whichever shares more leading bits with the gateway: `2001:db8::2` over
+///   `2001:db8::11` for gateway `2001:db8::1`.
+///
+/// A link-local IPv6 gateway (`fe80::/10`, what router advertisements give) gets no pinned
+/// source: rule 2 (appropriate scope) then makes the kernel pick the interface's own
+/// link-local address, which is never a VIP unless one is configured in `fe80::/10`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EchoSource {
+    /// Source of echoes to an IPv4 gateway.
+    pub v4: Option<Ipv4Addr>,
+    /// Source of echoes to a global (non-link-local) IPv6 gateway.
+    pub v6: Option<Ipv6Addr>,
+}
+
+impl EchoSource {
+    /// The address to bind for echoes to `gateway`, if any.
+    pub fn for_gateway(&self, gateway: IpAddr) -> Option<IpAddr> {
+        match gateway {
+            IpAddr::V4(_) => self.v4.map(IpAddr::V4),
+            IpAddr::V6(g) if g.is_unicast_link_local() => None,
+            IpAddr::V6(_) => self.v6.map(IpAddr::V6),
+        }
+    }
 }
 
 impl WitnessConfig {
@@ -130,7 +161,7 @@ impl WitnessConfig {
             timeout: DEFAULT_INTERVAL,
             fall: DEFAULT_FALL,
             rise: DEFAULT_RISE,
-            source: None,
+            source: EchoSource::default(),
         }
     }
 }
@@ -396,7 +427,7 @@ async fn follow_default_route(
 /// had; once the interface is deleted and created again (a network restart does that to
 /// VLANs and bonds) every send fails with `ENODEV` for good. While there is no such
 /// interface the old socket stays and the next failure tries again (once per interval).
-fn reopen(pinger: &mut Pinger, interface: &str, gateway: IpAddr, source: Option<Ipv4Addr>) {
+fn reopen(pinger: &mut Pinger, interface: &str, gateway: IpAddr, source: EchoSource) {
     match Pinger::open(interface, gateway, source) {
         Ok(fresh) => *pinger = fresh,
         Err(e) => tracing::debug!(interface, error = %e, "cannot reopen the ICMP socket yet"),
