@@ -354,12 +354,15 @@ pub struct VipSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RouteSpec {
     /// Destination (`0.0.0.0/0` for `default`); the address part is the network address.
-    pub to: Ipv4Cidr,
-    /// Gateway, if any (`via`).
-    pub via: Option<Ipv4Addr>,
-    /// Preferred source address (`src`), normally one of the group's VIPs: such a route
-    /// disappears with the VIP when its lease runs out.
-    pub src: Option<Ipv4Addr>,
+    /// `[[group.route]]`s are IPv4; a routed group's host routes are of the VIP's family
+    /// (`VIP/32` or `VIP/128`).
+    pub to: IpCidr,
+    /// Gateway, if any (`via`), of the destination's family.
+    pub via: Option<IpAddr>,
+    /// Preferred source address (`src`), normally one of the group's VIPs. An IPv4 route
+    /// with `src` disappears with the VIP when its lease runs out; an IPv6 one stays and
+    /// only loses its `src` (Linux `rt6_remove_prefsrc`), see docs/routed.md.
+    pub src: Option<IpAddr>,
     /// Outgoing interface (`dev`); resolved by name whenever the route is installed.
     pub dev: String,
     /// Route metric (`metric`, RTA_PRIORITY); `None` = the kernel's default (0).

@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use support::bird;
@@ -57,8 +57,8 @@ fn announce(lab: &RoutedLab, node: &str, epoch: u32, lifetime_s: u32) {
     );
 }
 
-fn via(node: &str) -> Ipv4Addr {
-    spec(node).addr
+fn via(node: &str) -> IpAddr {
+    spec(node).addr.into()
 }
 
 #[test]
@@ -276,10 +276,10 @@ Table master4:
 fn parses_two_routes_best_first() {
     let r = bird::parse_routes(TWO, "203.0.113.200/32");
     assert_eq!(r.len(), 2, "{r:?}");
-    assert_eq!(r[0].via, Ipv4Addr::new(198, 51, 100, 12));
+    assert_eq!(r[0].via, IpAddr::from(Ipv4Addr::new(198, 51, 100, 12)));
     assert_eq!(r[0].local_pref, Some(7));
     assert_eq!(r[0].protocol, "n2");
-    assert_eq!(r[1].via, Ipv4Addr::new(192, 0, 2, 11));
+    assert_eq!(r[1].via, IpAddr::from(Ipv4Addr::new(192, 0, 2, 11)));
     assert_eq!(r[1].local_pref, Some(5));
     assert_eq!(bird::parse_prefixes(TWO), ["203.0.113.200/32"]);
     assert!(bird::parse_routes(TWO, "203.0.113.201/32").is_empty());
@@ -324,6 +324,23 @@ fn shipped_bird_configs_parse() {
                     ("NODE_ADDR", n2.addr.to_string()),
                     ("ROUTER_ADDR", n2.gateway.to_string()),
                 ],
+            ),
+        ),
+        // The IPv6 parts, appended as docs/routed.md says.
+        (
+            "bird-node.conf + bird-node6.conf",
+            format!(
+                "{}\n{}",
+                bird::shipped("bird-node.conf"),
+                bird::shipped("bird-node6.conf")
+            ),
+        ),
+        (
+            "bird-router.conf + bird-router6.conf",
+            format!(
+                "{}\n{}",
+                bird::shipped("bird-router.conf"),
+                bird::shipped("bird-router6.conf")
             ),
         ),
     ];

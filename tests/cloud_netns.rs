@@ -87,25 +87,6 @@ fn fabric_answers(c: &Cluster) -> ArpResponder {
     ArpResponder::start(c.lab.host("fabric").unwrap().ns.name(), spare)
 }
 
-/// `name`'s metrics endpoint (inside its namespace).
-fn scrape(c: &Cluster, name: &str) -> String {
-    let ns = c.lab.host(name).unwrap().ns.name().to_string();
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns, "bash", "-c"])
-        .arg(
-            "exec 3<>/dev/tcp/127.0.0.1/9798; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; \
-             cat <&3",
-        )
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn series_value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-}
-
 /// n1 is killed (cable pulled too, so its kernel cannot answer for the VIP either).
 fn master_dies(c: &mut Cluster) -> Instant {
     c.lab.agent("n1").unwrap().signal(libc::SIGKILL).unwrap();

@@ -91,7 +91,7 @@ fn examples_use_documentation_addresses_only() {
                 let addrs = [Some(route.to.addr), route.via, route.src];
                 for a in addrs.into_iter().flatten() {
                     assert!(
-                        a.is_unspecified() || documentation(a),
+                        a.is_unspecified() || documentation_ip(a),
                         "{}: {route}",
                         path.display()
                     );
@@ -212,15 +212,15 @@ fn router_pair_example_moves_both_vips_and_their_routes_together() {
         [
             RouteSpec {
                 to: "0.0.0.0/0".parse().unwrap(),
-                via: Some(Ipv4Addr::new(192, 0, 2, 1)),
-                src: Some(Ipv4Addr::new(192, 0, 2, 100)),
+                via: Some(Ipv4Addr::new(192, 0, 2, 1).into()),
+                src: Some(Ipv4Addr::new(192, 0, 2, 100).into()),
                 dev: "eth0".into(),
                 metric: Some(10),
                 table: None,
             },
             RouteSpec {
                 to: "203.0.113.0/24".parse().unwrap(),
-                via: Some(Ipv4Addr::new(198, 51, 100, 254)),
+                via: Some(Ipv4Addr::new(198, 51, 100, 254).into()),
                 src: None,
                 dev: "eth1".into(),
                 metric: None,

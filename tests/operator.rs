@@ -255,40 +255,6 @@ fn maintenance_survives_a_restart() {
     c.wait_sole_holder("n1", CONVERGE);
 }
 
-/// One scrape of `name`'s metrics endpoint (127.0.0.1:9798 inside its namespace).
-fn scrape(c: &Cluster, name: &str) -> String {
-    let ns = c.lab.host(name).unwrap().ns.name().to_string();
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns, "bash", "-c"])
-        .arg("exec 3<>/dev/tcp/127.0.0.1/9798; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3")
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The value of `series` (name and labels exactly as exported) in a scrape, if present.
-fn series_value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-}
-
-/// Scrapes `name` until `series` has the value `want` (per-peer and per-check series follow
-/// the agent's once-a-second metrics refresh), or fails after `timeout`.
-fn scrape_until(c: &Cluster, name: &str, series: &str, want: f64, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let text = scrape(c, name);
-        if series_value(&text, series) == Some(want) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} never showed {series} {want}:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// n1 and n2 with Nginx and the metrics endpoint on, n1 holding the VIP.
 fn metrics_cluster() -> (Cluster, [haagent_lab::proc::Proc; 2]) {
     let mut c = Cluster::with(&nodes(), "[metrics]\nlisten = \"127.0.0.1:9798\"\n");

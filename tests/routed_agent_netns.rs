@@ -76,13 +76,19 @@ fn a_routed_master_carries_the_vip_on_lo_with_an_epoch_metric_host_route() {
         return;
     }
     let mut g = GroupLab::new(&["n1", "n2"]);
-    g.write_config("n1", &routed_group(150));
-    g.write_config("n2", &routed_group(100));
+    let metrics = "[metrics]\nlisten = \"127.0.0.1:9798\"\n";
+    g.write_config("n1", &(routed_group(150) + metrics));
+    g.write_config("n2", &(routed_group(100) + metrics));
     g.start("n1");
     g.start("n2");
     wait_kernel(&g, "n1 alone announces", GROUP_CONVERGE, |s| {
         s == [true, false]
     });
+    // The host route counts as the group's route in the metric (it was left at what the
+    // configured routes said, and stayed 1 after a release).
+    let installed = "haagent_route_installed{group=\"edge\"}";
+    scrape_until(&g.c, "n1", installed, 1.0, GROUP_CONVERGE);
+    scrape_until(&g.c, "n2", installed, 0.0, GROUP_CONVERGE);
     let e = g.wait_group("n1", "edge", GROUP_CONVERGE, in_state("master"));
     assert_eq!(e["mode"], "routed", "{e:#}");
     assert_eq!(e["vips"][0]["interface"], "lo", "{e:#}");
@@ -135,10 +141,12 @@ fn a_routed_master_carries_the_vip_on_lo_with_an_epoch_metric_host_route() {
         (t0.elapsed()).as_millis().max(gone.as_millis())
     );
 
-    // n1 back: it preempts; its route is there before n2's goes (never neither).
+    // n1 back: it preempts; its route is there before n2's goes (never neither), and n2
+    // keeps its own for the hand-over's release wait (1 s): make-before-break at the router.
+    scrape_until(&g.c, "n2", installed, 1.0, GROUP_CONVERGE);
     g.start("n1");
     let start = Instant::now();
-    let mut both_seen = false;
+    let mut both_seen: Option<Instant> = None;
     loop {
         // The old holder first: n2 releases only after n1's advert, which n1 sends after
         // its install, so once n2 is seen without the VIP, n1 must be seen with it (the
@@ -151,7 +159,9 @@ fn a_routed_master_carries_the_vip_on_lo_with_an_epoch_metric_host_route() {
             "nobody announced the VIP during the preemption\n{}",
             g.c.logs()
         );
-        both_seen |= s == [true, true];
+        if s == [true, true] {
+            both_seen.get_or_insert_with(Instant::now);
+        }
         if s == [true, false] {
             break;
         }
@@ -162,9 +172,18 @@ fn a_routed_master_carries_the_vip_on_lo_with_an_epoch_metric_host_route() {
         );
         std::thread::sleep(Duration::from_millis(2));
     }
+    let overlap = both_seen.map(|t| t.elapsed());
     let e3 = g.wait_group("n1", "edge", TAKEOVER, in_state("master"));
     assert!(e3["epoch"].as_u64().unwrap() > epoch2, "{e3:#}");
-    eprintln!("ROUTED agent: preemption back to n1, make-before-break (overlap seen: {both_seen})");
+    eprintln!(
+        "ROUTED agent: preemption back to n1, make-before-break, both announced for {overlap:?}"
+    );
+    assert!(
+        overlap.is_some_and(|o| o >= Duration::from_millis(800)),
+        "the old master kept its route only {overlap:?} after the hand-over, not the 1 s wait\n{}",
+        g.c.logs()
+    );
+    scrape_until(&g.c, "n2", installed, 0.0, GROUP_CONVERGE);
 }
 
 /// A routed group's own `[[group.route]]` failing to install (its gateway unreachable)

@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use haagent_lab::probe::HttpProbe;
-use support::bird::Route;
 use support::groups::{outage, settled, summary, wait_served_by};
 use support::routed::*;
 use support::{median, require_root};
@@ -30,35 +29,6 @@ const FOLLOW: Duration = Duration::from_secs(5);
 /// The lease (`[vip] lease_ms`, default 2 s) plus the kernel's rounding and load.
 const LEASE_AND_MARGIN: Duration = Duration::from_millis(2000 + 1500);
 
-fn config(lab: &RoutedLab, node: &str, priority: u8) -> String {
-    let gw = spec(node).gateway;
-    format!(
-        "{}[witness]\ngateway = \"{gw}\"\n\n[[group]]\nname = \"edge\"\nmode = \"routed\"\n\
-         vips = [\"{VIP}/32\"]\n",
-        lab.haagent_config(node, priority)
-    )
-}
-
-/// SIGKILLs the latest agent started in `node` (by its PID) and waits for its exit.
-fn kill_agent(lab: &mut RoutedLab, node: &str) {
-    let prefix = format!("haagent {node} ");
-    let p = lab
-        .procs
-        .iter_mut()
-        .rev()
-        .find(|p| p.label.starts_with(&prefix))
-        .expect("an agent of that node");
-    p.signal(libc::SIGKILL).unwrap();
-    assert!(
-        p.wait_exit(Duration::from_secs(5)),
-        "{node}'s agent did not exit"
-    );
-}
-
-fn via_is(node: &str) -> impl Fn(Option<&Route>) -> bool + '_ {
-    move |r| r.is_some_and(|r| r.via == spec(node).addr)
-}
-
 #[test]
 fn routed_mode_moves_the_route_at_the_router_on_kill_cut_and_handover() {
     if !require_root("routed_mode_moves_the_route_at_the_router_on_kill_cut_and_handover") {
@@ -66,27 +36,8 @@ fn routed_mode_moves_the_route_at_the_router_on_kill_cut_and_handover() {
     }
     let mut lab = RoutedLab::new();
     lab.wait_established(ESTABLISH);
-    let dir = tempfile::tempdir().unwrap();
-    let _web: Vec<_> = ["n1", "n2"]
-        .iter()
-        .map(|n| {
-            let d = dir.path().join(n);
-            std::fs::create_dir_all(&d).unwrap();
-            haagent_lab::web::start(
-                haagent_lab::web::ServerKind::Nginx,
-                lab.ns(n),
-                n,
-                &d,
-                support::haagent(),
-            )
-            .expect("nginx")
-        })
-        .collect();
-    let (c1, c2) = (config(&lab, "n1", 150), config(&lab, "n2", 100));
-    lab.start_haagent("n1", &c1);
-    lab.start_haagent("n2", &c2);
-    lab.wait_haagent("n1", ESTABLISH, |s| s["groups"][0]["state"] == "master");
-    let (_, best) = lab.wait_router_best(VIP_PREFIX, FOLLOW, via_is("n1"));
+    let (c1, _) = lab.start_pair(&[format!("{VIP}/32")]);
+    let (_, best) = lab.wait_router_best(VIP_PREFIX, FOLLOW, RoutedLab::via4("n1"));
     let epoch1 = lab.haagent_status("n1").unwrap()["groups"][0]["epoch"]
         .as_u64()
         .unwrap();
@@ -108,8 +59,8 @@ fn routed_mode_moves_the_route_at_the_router_on_kill_cut_and_handover() {
     let mut kills = Vec::new();
     for round in 0..2 {
         let t0 = Instant::now();
-        kill_agent(&mut lab, "n1");
-        let (moved, best) = lab.wait_router_best(VIP_PREFIX, FOLLOW, via_is("n2"));
+        lab.kill_haagent("n1");
+        let (moved, best) = lab.wait_router_best(VIP_PREFIX, FOLLOW, RoutedLab::via4("n2"));
         wait_served_by(&p, "the routed VIP", "n2", FOLLOW);
         let samples = settled(&p, t0, Instant::now());
         let lp = best.and_then(|r| r.local_pref);
@@ -136,14 +87,14 @@ fn routed_mode_moves_the_route_at_the_router_on_kill_cut_and_handover() {
             std::thread::sleep(Duration::from_millis(10));
         }
         lab.start_haagent("n1", &c1);
-        lab.wait_router_best(VIP_PREFIX, ESTABLISH, via_is("n1"));
+        lab.wait_router_best(VIP_PREFIX, ESTABLISH, RoutedLab::via4("n1"));
         wait_served_by(&p, "the routed VIP", "n1", FOLLOW);
     }
 
     // n1's uplink cut silently (nftables drop, links up): BFD and n2's master-down.
     let t0 = Instant::now();
     lab.cut_uplink("n1", true);
-    let (moved, _) = lab.wait_router_best(VIP_PREFIX, FOLLOW, via_is("n2"));
+    let (moved, _) = lab.wait_router_best(VIP_PREFIX, FOLLOW, RoutedLab::via4("n2"));
     wait_served_by(&p, "the routed VIP", "n2", FOLLOW);
     let samples = settled(&p, t0, Instant::now());
     eprintln!(
@@ -153,7 +104,7 @@ fn routed_mode_moves_the_route_at_the_router_on_kill_cut_and_handover() {
     );
     let cut = outage(&samples);
     lab.cut_uplink("n1", false);
-    lab.wait_router_best(VIP_PREFIX, ESTABLISH, via_is("n1"));
+    lab.wait_router_best(VIP_PREFIX, ESTABLISH, RoutedLab::via4("n1"));
     wait_served_by(&p, "the routed VIP", "n1", ESTABLISH);
 
     // Planned moves: n1 → n2, then back.
@@ -166,7 +117,7 @@ fn routed_mode_moves_the_route_at_the_router_on_kill_cut_and_handover() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let (moved, _) = lab.wait_router_best(VIP_PREFIX, FOLLOW, via_is(to));
+        let (moved, _) = lab.wait_router_best(VIP_PREFIX, FOLLOW, RoutedLab::via4(to));
         let alone = Instant::now();
         wait_served_by(&p, "the routed VIP", to, FOLLOW);
         let samples = settled(&p, t0, Instant::now());

@@ -388,8 +388,8 @@ fn validate_group(
 /// daemon finds it and no neighbour ever answers for it.
 pub(crate) const ROUTED_INTERFACE: &str = "lo";
 
-/// A routed group's VIPs are IPv4 host addresses: each is reported at its `vips` entry
-/// otherwise (routed mode installs `VIP/32` host routes; IPv6 `/128` is not there yet).
+/// A routed group's VIPs are host addresses (`/32`, `/128`): each other one is reported at
+/// its `vips` entry (routed mode installs a host route per VIP, no subnet is shared).
 fn check_routed_vips(g: &RawGroup, ck: &mut Checker<'_>, vips: &[VipSpec]) {
     let Some(list) = &g.vips else { return };
     for v in vips {
@@ -406,21 +406,13 @@ fn check_routed_vips(g: &RawGroup, ck: &mut Checker<'_>, vips: &[VipSpec]) {
                 }
             })
             .map_or(&list.origin, |e| &e.origin);
-        if !v.cidr.is_ipv4() {
+        let host = if v.cidr.is_ipv4() { 32 } else { 128 };
+        if v.cidr.prefix != host {
             ck.err(
                 at,
                 format!(
-                    "VIP `{}`: a routed group announces IPv4 host routes (VIP/32); IPv6 VIPs \
-                     are for l2 groups",
-                    v.cidr
-                ),
-            );
-        } else if v.cidr.prefix != 32 {
-            ck.err(
-                at,
-                format!(
-                    "VIP `{}`: a routed group's VIP is a host address; write {}/32 (the \
-                     router learns the /32 route, no subnet is shared)",
+                    "VIP `{}`: a routed group's VIP is a host address; write {}/{host} (the \
+                     router learns the /{host} route, no subnet is shared)",
                     v.cidr, v.cidr.addr
                 ),
             );
@@ -864,7 +856,7 @@ fn group_route(
             format!(
                 "a route to {} in table {} with metric {} is already defined in {whose} \
                  ({first}); the kernel keeps one route per destination, table and metric",
-                route_to_words(&to),
+                route_to_words(&IpCidr::from(to)),
                 key.1,
                 key.2
             ),
@@ -874,9 +866,9 @@ fn group_route(
             .insert(key, (shown.to_string(), r.origin.clone()));
     }
     Some(RouteSpec {
-        to,
-        via,
-        src,
+        to: IpCidr::from(to),
+        via: via.map(IpAddr::V4),
+        src: src.map(IpAddr::V4),
         dev,
         metric,
         table,
@@ -893,7 +885,7 @@ pub(super) fn network_of(c: Ipv4Cidr) -> Ipv4Cidr {
 }
 
 /// A route destination in config-file words: `default` or `ADDR/PREFIX`.
-pub(super) fn route_to_words(to: &Ipv4Cidr) -> String {
+pub(super) fn route_to_words(to: &IpCidr) -> String {
     if to.prefix == 0 {
         DEFAULT_ROUTE.to_string()
     } else {

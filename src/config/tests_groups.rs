@@ -171,8 +171,8 @@ fn groups_load_with_every_key_and_the_node_defaults() {
             routes: vec![
                 RouteSpec {
                     to: cidr("0.0.0.0/0"),
-                    via: Some(Ipv4Addr::new(198, 51, 100, 1)),
-                    src: Some(Ipv4Addr::new(198, 51, 100, 100)),
+                    via: Some(Ipv4Addr::new(198, 51, 100, 1).into()),
+                    src: Some(Ipv4Addr::new(198, 51, 100, 100).into()),
                     // The interface of the VIP whose subnet holds `via`.
                     dev: "eth1".into(),
                     metric: Some(10),
@@ -181,7 +181,7 @@ fn groups_load_with_every_key_and_the_node_defaults() {
                 RouteSpec {
                     // Normalised to the network address.
                     to: cidr("203.0.113.0/24"),
-                    via: Some(Ipv4Addr::new(192, 0, 2, 1)),
+                    via: Some(Ipv4Addr::new(192, 0, 2, 1).into()),
                     src: None,
                     dev: "eth0".into(),
                     metric: None,
@@ -1151,14 +1151,29 @@ fn routed_group_rules_are_located() {
          203.0.113.200/32 (the router learns the /32 route, no subnet is shared)",
     );
     let text = with_groups(
-        "[[group]]\nname = \"edge\"\nmode = \"routed\"\nvips = [\"2001:db8::200/128\"]\n",
+        "[[group]]\nname = \"edge\"\nmode = \"routed\"\nvips = [\"2001:db8::200/64\"]\n",
     );
     only_error(
         &text,
-        "\"2001:db8::200/128\"",
-        "VIP `2001:db8::200/128`: a routed group announces IPv4 host routes (VIP/32); IPv6 \
-         VIPs are for l2 groups",
+        "\"2001:db8::200/64\"",
+        "VIP `2001:db8::200/64`: a routed group's VIP is a host address; write \
+         2001:db8::200/128 (the router learns the /128 route, no subnet is shared)",
     );
+    // IPv6 host addresses are routed VIPs, next to IPv4 ones, on `lo`.
+    let c = parse(&with_groups(
+        "[[group]]\nname = \"edge\"\nmode = \"routed\"\n\
+         vips = [\"203.0.113.200/32\", \"2001:db8::200/128\"]\n",
+    ))
+    .unwrap();
+    let edge = &c.groups[0];
+    assert_eq!(
+        edge.cidrs(),
+        [
+            "203.0.113.200/32".parse().unwrap(),
+            "2001:db8::200/128".parse().unwrap()
+        ]
+    );
+    assert!(edge.vips.iter().all(|v| v.interface == "lo"));
 }
 
 #[test]

@@ -33,7 +33,7 @@ use crate::health::CheckStatus;
 use crate::metrics::{Metrics, RejectReason};
 use crate::mover::{Mover, MoverAction, MoverView, Outcome};
 use crate::net::VipSpec;
-use crate::net::{format_mac, IpCidr, Ipv4Cidr, RouteSpec};
+use crate::net::{format_mac, IpCidr, RouteSpec};
 use crate::notify::{ConflictWon, Notifier, TransitionEvent};
 use crate::transport::{PeerSpec, Transport};
 use crate::vip::{
@@ -155,28 +155,36 @@ pub(super) struct Routes {
 
 /// The host routes a routed group installs with its VIPs (docs/routed.md).
 pub(super) struct RoutedRoutes {
-    /// The group's VIPs, each a host route with `src` = the VIP, so that the kernel drops
-    /// the route with the address (its lease) and a routing daemon exports it.
-    pub(super) vips: Vec<Ipv4Addr>,
+    /// The group's VIPs, each a host route (`/32` or `/128`) with `src` = the VIP: the
+    /// kernel drops an IPv4 one with the address (its lease), and an IPv6 one loses its
+    /// `src`, which the shipped BIRD config requires (docs/routed.md).
+    pub(super) vips: Vec<IpAddr>,
     /// The interface of each VIP (`lo` unless the VIP names another).
     pub(super) devs: Vec<String>,
     /// The epoch of the last claim: the host routes' metric.
     pub(super) epoch: u64,
+    /// The transition being carried out steps down for a live master (hand-over,
+    /// preemption): its [`Action::ReleaseVips`] waits [`ROUTED_RELEASE_DELAY`]
+    /// ([`GroupExec::execute`]).
+    pub(super) defer_release: bool,
+    /// A planned hand-over's release that waits until then (the loop's lease timer runs
+    /// it, [`GroupExec::check_lease`]); `None` when none is pending.
+    pub(super) release_at: Option<Instant>,
 }
 
 impl RoutedRoutes {
-    /// The host route of every VIP at `epoch` (metric = the epoch, at most `u32::MAX`: the
+    /// The host route of every VIP at `epoch` (metric = the epoch, 1..=`u32::MAX`: the
     /// newest master's route wins at a router that prefers it, e.g. BIRD's LOCAL_PREF =
-    /// krt_metric).
+    /// krt_metric). Never metric 0, which IPv6 turns into 1024 (`IP6_RT_PRIO_USER`).
     pub(super) fn at(&self, epoch: u64) -> Vec<RouteSpec> {
-        let metric = u32::try_from(epoch).unwrap_or(u32::MAX);
+        let metric = u32::try_from(epoch).unwrap_or(u32::MAX).max(1);
         self.vips
             .iter()
             .zip(&self.devs)
             .map(|(vip, dev)| RouteSpec {
-                to: Ipv4Cidr {
+                to: IpCidr {
                     addr: *vip,
-                    prefix: 32,
+                    prefix: if vip.is_ipv4() { 32 } else { 128 },
                 },
                 via: None,
                 src: Some(*vip),
@@ -219,6 +227,16 @@ impl Routes {
 /// How often a master retries routes that failed to install (the VIPs stay: a route is
 /// not worth a failover, and the other node would most likely fail the same way).
 pub(super) const ROUTE_RETRY: Duration = Duration::from_secs(5);
+
+/// How long a routed group's old master keeps its VIPs and host routes after stepping down
+/// for a live master (a planned hand-over, a preemption, a higher epoch or rank; at most
+/// half the lease; renewals stop at once): make-before-break at L3. The successor installs
+/// its routes before we release, but its BGP update still has to reach the router, and our
+/// withdrawal would race it (seen: one failed IPv6 request in four hand-overs without the
+/// wait). Meanwhile the router already prefers the successor's
+/// route (higher epoch), so the wait costs nothing; measured propagation is 1–5 ms on one
+/// router hop, so 1 s also covers route reflectors and slower engines.
+pub(super) const ROUTED_RELEASE_DELAY: Duration = Duration::from_secs(1);
 
 /// One interface of a group: its VIPs, their ARP drivers and the watches reporting on it.
 pub(super) struct Side {
@@ -382,11 +400,8 @@ impl GroupExec {
                 None
             }
             Action::ReleaseVips => {
-                self.release().await;
-                if std::mem::take(&mut self.cloud.claimed) {
-                    if let Some(mover) = &self.cloud.mover {
-                        mover.run(MoverAction::Release, None);
-                    }
+                if !self.defer_routed_release() {
+                    self.release_now().await;
                 }
                 None
             }
@@ -397,6 +412,16 @@ impl GroupExec {
                 cause,
                 reason,
             } => {
+                if let Some(routed) = self.host_routes.as_mut().and_then(|r| r.routed.as_mut()) {
+                    // Stepping down for a live master that announces with a newer epoch
+                    // (a hand-over, a preemption) or a higher rank: its route is coming.
+                    routed.defer_release = from == State::Master
+                        && to == State::Backup
+                        && matches!(
+                            cause,
+                            Cause::Handover | Cause::StaleEpoch | Cause::Outranked
+                        );
+                }
                 let priority = election.priority();
                 if to == State::Master && from != State::Master {
                     if let Some(mover) = &self.cloud.mover {
@@ -489,8 +514,11 @@ impl GroupExec {
     }
 
     /// [`GroupExec::install`] for a claim at `epoch`: a routed group's host routes get the
-    /// epoch as their metric first.
+    /// epoch as their metric first. Cancels a deferred release (master again).
     async fn install_at(&mut self, epoch: u64) -> Result<(), VipError> {
+        if let Some(routed) = self.host_routes.as_mut().and_then(|r| r.routed.as_mut()) {
+            routed.release_at = None;
+        }
         if let Some(routes) = &mut self.host_routes {
             routes.for_epoch(epoch).await;
         }
@@ -518,9 +546,6 @@ impl GroupExec {
         }
         if let Some(host) = &mut self.host_routes {
             let result = host.manager.install().await;
-            self.record
-                .metrics
-                .set_routes_installed(self.index, host.manager.installed());
             if let Err(e) = result {
                 let routes = host
                     .manager
@@ -531,6 +556,7 @@ impl GroupExec {
                     .join("; ");
                 host.error = Some(e.to_string());
                 self.undo_install(self.sides.len()).await;
+                self.publish_routes_installed();
                 return Err(VipError::HostRoutes {
                     routes,
                     reason: e.to_string(),
@@ -547,6 +573,7 @@ impl GroupExec {
     /// [`ROUTE_RETRY`] while master; the VIPs stay.
     async fn install_routes(&mut self) {
         let Some(routes) = &mut self.routes else {
+            self.publish_routes_installed();
             return;
         };
         match routes.manager.install().await {
@@ -565,9 +592,21 @@ impl GroupExec {
                 routes.retry_at = Some(Instant::now() + ROUTE_RETRY);
             }
         }
+        self.publish_routes_installed();
+    }
+
+    /// `haagent_route_installed{group}`: 1 while every route of the group is in, the
+    /// routed group's host routes and its `[[group.route]]`s alike; 0 without routes.
+    fn publish_routes_installed(&self) {
+        let managers: Vec<&RouteManager> = [&self.host_routes, &self.routes]
+            .into_iter()
+            .flatten()
+            .map(|r| &r.manager)
+            .collect();
+        let installed = !managers.is_empty() && managers.iter().all(|m| m.installed());
         self.record
             .metrics
-            .set_routes_installed(self.index, routes.manager.installed());
+            .set_routes_installed(self.index, installed);
     }
 
     /// While master: routes someone deleted (or the kernel dropped with a VIP) are
@@ -582,6 +621,7 @@ impl GroupExec {
                 } else {
                     host.error = None;
                 }
+                self.publish_routes_installed();
             }
         }
         let Some(routes) = &self.routes else {
@@ -598,9 +638,53 @@ impl GroupExec {
         }
     }
 
+    /// [`GroupExec::release`] and, if this mastership queued a cloud claim, the mover's
+    /// release run.
+    async fn release_now(&mut self) {
+        self.release().await;
+        if std::mem::take(&mut self.cloud.claimed) {
+            if let Some(mover) = &self.cloud.mover {
+                mover.run(MoverAction::Release, None);
+            }
+        }
+    }
+
+    /// A routed group's release after stepping down for a live master waits
+    /// [`ROUTED_RELEASE_DELAY`] (at most half the lease) with the lease renewals stopped;
+    /// returns whether it was deferred. Any other release (a fault, a lost lease or quorum,
+    /// a stop), and every l2 group's, happens at once.
+    fn defer_routed_release(&mut self) -> bool {
+        let lease = self.sides.iter().filter_map(|s| s.vips.lease).min();
+        let Some(routed) = self.host_routes.as_mut().and_then(|r| r.routed.as_mut()) else {
+            return false;
+        };
+        if !std::mem::take(&mut routed.defer_release) {
+            return false;
+        }
+        let delay = lease.map_or(ROUTED_RELEASE_DELAY, |l| ROUTED_RELEASE_DELAY.min(l / 2));
+        routed.release_at = Some(Instant::now() + delay);
+        for side in &mut self.sides {
+            side.vips.check_at = None;
+        }
+        tracing::info!(group = %self.name, delay_ms = delay.as_millis() as u64,
+            "stepped down for a live master: keeping the VIPs and host routes this long, so that its announcement reaches the router before our withdrawal");
+        true
+    }
+
+    /// When a deferred release ([`GroupExec::defer_routed_release`]) is due, if one waits.
+    fn release_due(&self) -> Option<Instant> {
+        self.host_routes
+            .as_ref()
+            .and_then(|r| r.routed.as_ref())
+            .and_then(|r| r.release_at)
+    }
+
     /// Stops announcing and removes the routes, then the VIPs from every interface of the
-    /// group.
+    /// group. Cancels a deferred release.
     async fn release(&mut self) {
+        if let Some(routed) = self.host_routes.as_mut().and_then(|r| r.routed.as_mut()) {
+            routed.release_at = None;
+        }
         if let Some(host) = &mut self.host_routes {
             if let Err(e) = host.manager.remove().await {
                 tracing::error!(group = %self.name, error = %e, "could not remove the host routes");
@@ -611,10 +695,8 @@ impl GroupExec {
             if let Err(e) = routes.manager.remove().await {
                 tracing::error!(group = %self.name, error = %e, "could not remove the group's routes");
             }
-            self.record
-                .metrics
-                .set_routes_installed(self.index, routes.manager.installed());
         }
+        self.publish_routes_installed();
         for side in &mut self.sides {
             if let Some(arp) = &side.arp {
                 arp.announcer.stop();
@@ -626,9 +708,14 @@ impl GroupExec {
         }
     }
 
-    /// When the loop's lease timer must next run for this group (the earliest side).
+    /// When the loop's lease timer must next run for this group (the earliest side, or a
+    /// deferred release).
     pub(super) fn check_at(&self) -> Option<Instant> {
-        self.sides.iter().filter_map(|s| s.vips.check_at).min()
+        self.sides
+            .iter()
+            .filter_map(|s| s.vips.check_at)
+            .chain(self.release_due())
+            .min()
     }
 
     /// While master: are the VIPs still there? Renew their lease if so; if not, handle it
@@ -637,6 +724,17 @@ impl GroupExec {
     /// `all`).
     pub(super) async fn check_lease(&mut self, state: State, all: bool) -> Option<Input> {
         let now = Instant::now();
+        if self.release_due().is_some_and(|at| at <= now) {
+            if state == State::Master {
+                // Master again before the wait ended (its install cancels it; belt and braces).
+                if let Some(routed) = self.host_routes.as_mut().and_then(|r| r.routed.as_mut()) {
+                    routed.release_at = None;
+                }
+            } else {
+                tracing::info!(group = %self.name, "releasing the VIPs after the hand-over's wait");
+                self.release_now().await;
+            }
+        }
         for i in 0..self.sides.len() {
             let due = self.sides[i].vips.check_at.is_some_and(|t| t <= now);
             if !(due || all) {
@@ -830,7 +928,7 @@ impl GroupExec {
             if let Some(routed) = &mut routes.routed {
                 (routed.vips, routed.devs) = vips
                     .iter()
-                    .filter_map(|v| v.cidr.v4().map(|c| (c.addr, v.interface.clone())))
+                    .map(|v| (v.cidr.addr, v.interface.clone()))
                     .unzip();
                 let list = routed.at(routed.epoch);
                 if let Err(e) = routes.manager.set_routes(list).await {
@@ -920,6 +1018,10 @@ impl GroupExec {
     /// were not master by the election's account (e.g. an install that half-failed), then
     /// wait for the queued hooks (each ends by itself at its own timeout).
     pub(super) async fn stop(&mut self) {
+        // A graceful stop hands over first: its deferred release still gets its wait.
+        if let Some(at) = self.release_due() {
+            tokio::time::sleep_until(at.into()).await;
+        }
         self.release().await;
         self.record.notifier.drained().await;
         if let Some(mover) = &self.cloud.mover {

@@ -175,12 +175,14 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
             let (vips, devs) = group
                 .vips
                 .iter()
-                .filter_map(|v| v.cidr.v4().map(|c| (c.addr, v.interface.clone())))
+                .map(|v| (v.cidr.addr, v.interface.clone()))
                 .unzip();
             let routed = RoutedRoutes {
                 vips,
                 devs,
                 epoch: 0,
+                defer_release: false,
+                release_at: None,
             };
             Some(Routes {
                 manager: RouteManager::open(routed.at(0)).await?,

@@ -390,9 +390,15 @@ impl VipManager {
             }
             if !vip.is_ipv4() {
                 // Usable at once, not tentative for ~1 s (RFC 4862 §5.4); our own probe ran.
-                message
-                    .attributes
-                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
+                let mut flags = AddressFlags::Nodad;
+                if vip.prefix == 128 {
+                    // A /128 has no subnet to route: the kernel's prefix route (`VIP dev IF
+                    // proto kernel metric 256`, or the address's metric) would only shadow
+                    // the local route, and in a routed group occupy the slot of the host
+                    // route at epoch 256 (EEXIST).
+                    flags |= AddressFlags::Noprefixroute;
+                }
+                message.attributes.push(AddressAttribute::Flags(flags));
             }
             if let Some(lifetime) = self.lifetime {
                 request

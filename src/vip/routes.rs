@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use futures_util::stream::TryStreamExt;
@@ -40,7 +40,7 @@ use tokio::task::JoinHandle;
 
 use super::netlink::NETLINK_TIMEOUT;
 use super::VipError;
-use crate::net::{Ipv4Cidr, RouteSpec, RTPROT_HAAGENT};
+use crate::net::{IpCidr, RouteSpec, RTPROT_HAAGENT};
 
 /// The kernel's main routing table (`RT_TABLE_MAIN`), where a route without `table` goes.
 const MAIN_TABLE: u32 = 254;
@@ -405,29 +405,53 @@ async fn remove_stale_with(handle: &Handle, tables: &[u32]) -> Result<Vec<String
 }
 
 /// The `RTM_NEWROUTE` message for `route` through interface `ifindex`: protocol 98,
-/// unicast, scope universe with a gateway and link without (as `ip route add` chooses).
+/// unicast, of the destination's family. An IPv4 route has scope universe with a gateway
+/// and link without (as `ip route add` chooses); an IPv6 route always universe (IPv6
+/// derives a route's scope from its addresses). A `via` or `src` of the other family
+/// (which the config never produces) is left out.
 fn add_message(route: &RouteSpec, ifindex: u32) -> RouteMessage {
-    let mut builder = RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(route.to.addr, route.to.prefix)
-        .output_interface(ifindex)
-        .protocol(RouteProtocol::from(RTPROT_HAAGENT))
-        .kind(RouteType::Unicast)
-        .table_id(route.table.unwrap_or(MAIN_TABLE))
-        .scope(if route.via.is_some() {
-            RouteScope::Universe
-        } else {
-            RouteScope::Link
-        });
-    if let Some(via) = route.via {
-        builder = builder.gateway(via);
+    let scope = match (route.to.addr, route.via) {
+        (IpAddr::V4(_), None) => RouteScope::Link,
+        _ => RouteScope::Universe,
+    };
+    let common = |message: RouteMessage| {
+        let mut builder = RouteMessageBuilder::<IpAddr>::new();
+        *builder.get_mut() = message;
+        let mut builder = builder
+            .output_interface(ifindex)
+            .protocol(RouteProtocol::from(RTPROT_HAAGENT))
+            .kind(RouteType::Unicast)
+            .table_id(route.table.unwrap_or(MAIN_TABLE))
+            .scope(scope);
+        if let Some(metric) = route.metric {
+            builder = builder.priority(metric);
+        }
+        builder.build()
+    };
+    match route.to.addr {
+        IpAddr::V4(to) => {
+            let mut builder =
+                RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(to, route.to.prefix);
+            if let Some(IpAddr::V4(via)) = route.via {
+                builder = builder.gateway(via);
+            }
+            if let Some(IpAddr::V4(src)) = route.src {
+                builder = builder.pref_source(src);
+            }
+            common(builder.build())
+        }
+        IpAddr::V6(to) => {
+            let mut builder =
+                RouteMessageBuilder::<Ipv6Addr>::new().destination_prefix(to, route.to.prefix);
+            if let Some(IpAddr::V6(via)) = route.via {
+                builder = builder.gateway(via);
+            }
+            if let Some(IpAddr::V6(src)) = route.src {
+                builder = builder.pref_source(src);
+            }
+            common(builder.build())
+        }
     }
-    if let Some(src) = route.src {
-        builder = builder.pref_source(src);
-    }
-    if let Some(metric) = route.metric {
-        builder = builder.priority(metric);
-    }
-    builder.build()
 }
 
 /// Turns a route message into the matching `RTM_DELROUTE` request: only the attributes
@@ -449,24 +473,44 @@ fn delete_message(mut message: RouteMessage) -> RouteMessage {
     message
 }
 
-/// Every IPv4 route in every table (a dump without strict checking returns all tables).
+/// Every IPv4 and IPv6 route in every table (a dump without strict checking returns all
+/// tables).
 async fn dump_routes(handle: &Handle) -> Result<Vec<RouteMessage>, RouteError> {
-    let request = handle
-        .route()
-        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-        .execute()
-        .try_collect::<Vec<RouteMessage>>();
-    match timed(|| "list routes".to_string(), request).await? {
-        Ok(messages) => Ok(messages
-            .into_iter()
-            .filter(|m| m.header.address_family == AddressFamily::Inet)
-            .collect()),
-        Err(e) => Err(RouteError::Netlink {
-            operation: "list routes".to_string(),
-            errno: errno_of(&e),
-            cause: cause_text(&e),
-        }),
+    let mut all = Vec::new();
+    for (family, query) in [
+        (
+            AddressFamily::Inet,
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+        ),
+        (
+            AddressFamily::Inet6,
+            RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        ),
+    ] {
+        let request = handle
+            .route()
+            .get(query)
+            .execute()
+            .try_collect::<Vec<RouteMessage>>();
+        match timed(|| "list routes".to_string(), request).await? {
+            Ok(messages) => all.extend(
+                messages
+                    .into_iter()
+                    .filter(|m| m.header.address_family == family),
+            ),
+            // A kernel without IPv6 has no IPv6 routes to list.
+            Err(e)
+                if family == AddressFamily::Inet6 && errno_of(&e) == Some(libc::EAFNOSUPPORT) => {}
+            Err(e) => {
+                return Err(RouteError::Netlink {
+                    operation: "list routes".to_string(),
+                    errno: errno_of(&e),
+                    cause: cause_text(&e),
+                })
+            }
+        }
     }
+    Ok(all)
 }
 
 /// Interface index → name, for printing routes.
@@ -511,10 +555,21 @@ fn table_of(m: &RouteMessage) -> u32 {
         .unwrap_or(u32::from(m.header.table))
 }
 
-fn v4(address: &RouteAddress) -> Option<Ipv4Addr> {
+fn ip(address: &RouteAddress) -> Option<IpAddr> {
     match address {
-        RouteAddress::Inet(ip) => Some(*ip),
+        RouteAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
+        RouteAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
         _ => None,
+    }
+}
+
+/// The unspecified address of the message's family (the destination of a `/0` route,
+/// which carries no `RTA_DST`).
+fn unspecified_of(m: &RouteMessage) -> IpAddr {
+    if m.header.address_family == AddressFamily::Inet6 {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     }
 }
 
@@ -522,8 +577,8 @@ fn v4(address: &RouteAddress) -> Option<Ipv4Addr> {
 /// (multipath, blackhole) — haagent adds none of those.
 fn to_spec(m: &RouteMessage, names: &HashMap<u32, String>) -> Option<RouteSpec> {
     let mut spec = RouteSpec {
-        to: Ipv4Cidr {
-            addr: Ipv4Addr::UNSPECIFIED,
+        to: IpCidr {
+            addr: unspecified_of(m),
             prefix: m.header.destination_prefix_length,
         },
         via: None,
@@ -535,9 +590,9 @@ fn to_spec(m: &RouteMessage, names: &HashMap<u32, String>) -> Option<RouteSpec> 
     let mut oif = None;
     for a in &m.attributes {
         match a {
-            RouteAttribute::Destination(d) => spec.to.addr = v4(d)?,
-            RouteAttribute::Gateway(g) => spec.via = v4(g),
-            RouteAttribute::PrefSource(s) => spec.src = v4(s),
+            RouteAttribute::Destination(d) => spec.to.addr = ip(d)?,
+            RouteAttribute::Gateway(g) => spec.via = ip(g),
+            RouteAttribute::PrefSource(s) => spec.src = ip(s),
             RouteAttribute::Oif(i) => oif = Some(*i),
             RouteAttribute::Priority(p) => spec.metric = Some(*p),
             _ => {}
@@ -581,10 +636,10 @@ fn same_slot(m: &RouteMessage, route: &RouteSpec) -> bool {
         .attributes
         .iter()
         .find_map(|a| match a {
-            RouteAttribute::Destination(d) => v4(d),
+            RouteAttribute::Destination(d) => ip(d),
             _ => None,
         })
-        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        .unwrap_or_else(|| unspecified_of(m));
     let metric = m
         .attributes
         .iter()
@@ -702,7 +757,7 @@ mod tests {
         RouteSpec {
             to: text_to.parse().unwrap(),
             via: via.map(|v| v.parse().unwrap()),
-            src: Some(Ipv4Addr::new(192, 0, 2, 100)),
+            src: Some(Ipv4Addr::new(192, 0, 2, 100).into()),
             dev: "eth0".into(),
             metric,
             table,

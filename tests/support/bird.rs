@@ -7,7 +7,7 @@
 //! look as expected are skipped, never a panic.
 #![allow(dead_code)] // each test file uses a different part
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -54,8 +54,8 @@ pub fn shipped(name: &str) -> String {
 /// A route as `birdc show route … all` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    /// The next hop (`via A.B.C.D on IF`).
-    pub via: Ipv4Addr,
+    /// The next hop (`via A.B.C.D on IF`, `via 2001:db8:1::11 on IF`).
+    pub via: IpAddr,
     /// `BGP.local_pref`, when the route carries one.
     pub local_pref: Option<u32>,
     /// The protocol that brought it (`[n1 12:00:00.000]` → `n1`).
@@ -233,9 +233,9 @@ impl Bird {
 
     /// The state of the BFD session with `neighbor` (`show bfd sessions`: `Up`, `Down`,
     /// `Init`), if there is one.
-    pub fn bfd_state(&self, neighbor: Ipv4Addr) -> Option<String> {
+    pub fn bfd_state(&self, neighbor: impl Into<IpAddr>) -> Option<String> {
         let text = self.try_birdc(&["show", "bfd", "sessions"]).ok()?;
-        let want = neighbor.to_string();
+        let want = neighbor.into().to_string();
         text.lines().find_map(|l| {
             let mut words = l.split_whitespace();
             (words.next()? == want).then_some(())?;
@@ -292,9 +292,9 @@ pub fn parse_prefixes(text: &str) -> Vec<String> {
 /// marked `*`, first in BIRD 2).
 pub fn parse_routes(text: &str, prefix: &str) -> Vec<Route> {
     let mut routes = Vec::new();
-    let mut current: Option<(bool, Option<Ipv4Addr>, Option<u32>, String)> = None;
+    let mut current: Option<(bool, Option<IpAddr>, Option<u32>, String)> = None;
     let mut in_prefix = false;
-    let flush = |c: Option<(bool, Option<Ipv4Addr>, Option<u32>, String)>,
+    let flush = |c: Option<(bool, Option<IpAddr>, Option<u32>, String)>,
                  routes: &mut Vec<(bool, Route)>| {
         if let Some((best, Some(via), local_pref, protocol)) = c {
             routes.push((

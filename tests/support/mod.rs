@@ -744,3 +744,41 @@ pub fn uid_and_caps(pid: u32) -> (Vec<u32>, u64) {
     let caps = u64::from_str_radix(&field("CapEff:"), 16).unwrap();
     (uids, caps)
 }
+
+/// One scrape of `name`'s metrics endpoint (`[metrics] listen = "127.0.0.1:9798"` inside
+/// its namespace), with bash's `/dev/tcp`: the whole HTTP answer.
+pub fn scrape(c: &Cluster, name: &str) -> String {
+    let ns = c.lab.host(name).unwrap().ns.name().to_string();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns, "bash", "-c"])
+        .arg(
+            "exec 3<>/dev/tcp/127.0.0.1/9798; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; \
+             cat <&3",
+        )
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of `series` (name and labels exactly as exported) in a scrape, if present.
+pub fn series_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// Scrapes `name` until `series` has the value `want` (per-peer and per-check series follow
+/// the agent's once-a-second metrics refresh), or fails after `timeout`.
+pub fn scrape_until(c: &Cluster, name: &str, series: &str, want: f64, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = scrape(c, name);
+        if series_value(&text, series) == Some(want) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never showed {series} {want}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -10,6 +10,11 @@
 //!   VIP 203.0.113.200/32: on `lo` of the master only
 //! ```
 //!
+//! [`RoutedLab::dual_stack`] adds IPv6 to every segment (n1 `2001:db8:1::11/64`, router
+//! `::1`; n2 `2001:db8:2::12/64`; client `2001:db8:3::50/64`, RFC 3849), an IPv6 BGP
+//! session per node (configs/bird-node6.conf, configs/bird-router6.conf appended to the
+//! IPv4 ones) and the IPv6 VIP [`VIP6`], `/128` on no segment.
+//!
 //! Every address is from the RFC 5737 documentation ranges and nothing routes out of the
 //! lab (the nodes' and the client's default routes point at the router, which has no
 //! default route). The BIRD configs are the shipped ones (configs/bird-node.conf,
@@ -21,7 +26,7 @@
 //! ([`haagent_lab::unique_tag`]).
 #![allow(dead_code)] // each test file uses a different part
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -34,6 +39,14 @@ use super::bird::{self, Bird, Route};
 pub const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 200);
 /// `VIP/32`, as BIRD prints it.
 pub const VIP_PREFIX: &str = "203.0.113.200/32";
+/// The IPv6 VIP of [`RoutedLab::dual_stack`]: a /128 on no segment.
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0x200);
+/// `VIP6/128`, as BIRD prints it.
+pub const VIP6_PREFIX: &str = "2001:db8:ffff::200/128";
+/// The client's IPv6 address ([`RoutedLab::dual_stack`]).
+pub const CLIENT_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 0, 0x50);
+/// The router's IPv6 address on the client's segment.
+pub const ROUTER_CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 0, 1);
 /// haagent's routing protocol number (`proto 98`).
 pub const PROTO: u8 = 98;
 /// The client, behind the router.
@@ -57,6 +70,10 @@ pub struct NodeSpec {
     pub addr: Ipv4Addr,
     /// The router's address on that segment (the node's default gateway, BGP neighbor).
     pub gateway: Ipv4Addr,
+    /// Its IPv6 uplink address, /64 ([`RoutedLab::dual_stack`]).
+    pub addr6: Ipv6Addr,
+    /// The router's IPv6 address on that segment.
+    pub gateway6: Ipv6Addr,
     /// The router's interface towards it.
     pub router_if: &'static str,
     /// Its `net.ipv4.ip_default_ttl`: different per node, so that the client can tell
@@ -70,6 +87,8 @@ pub const NODES: [NodeSpec; 2] = [
         name: "n1",
         addr: Ipv4Addr::new(192, 0, 2, 11),
         gateway: Ipv4Addr::new(192, 0, 2, 1),
+        addr6: Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x11),
+        gateway6: Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1),
         router_if: "to-n1",
         ttl: 64,
     },
@@ -77,6 +96,8 @@ pub const NODES: [NodeSpec; 2] = [
         name: "n2",
         addr: Ipv4Addr::new(198, 51, 100, 12),
         gateway: Ipv4Addr::new(198, 51, 100, 1),
+        addr6: Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x12),
+        gateway6: Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1),
         router_if: "to-n2",
         ttl: 100,
     },
@@ -117,23 +138,49 @@ pub struct RoutedLab {
     pub client: Netns,
     /// Work directory for logs of spawned processes (and anything a test wants to write).
     pub dir: tempfile::TempDir,
+    /// Built by [`RoutedLab::dual_stack`]: IPv6 on every segment, IPv6 BGP sessions.
+    pub ipv6: bool,
 }
 
 impl RoutedLab {
     /// Builds the namespaces and links, starts BIRD in the router and both nodes (not
     /// waiting for the sessions: see [`RoutedLab::wait_established`]).
     pub fn new() -> Self {
+        Self::build(false)
+    }
+
+    /// [`RoutedLab::new`] with IPv6 as well: addresses on every segment, IPv6 default
+    /// routes via the router, which forwards IPv6, and the shipped IPv6 BIRD parts
+    /// (`uplink6` on the nodes, `n1_6`/`n2_6` on the router).
+    pub fn dual_stack() -> Self {
+        Self::build(true)
+    }
+
+    fn build(ipv6: bool) -> Self {
         let tag = unique_tag("bgp");
         let router = Netns::create(&format!("{tag}-router")).unwrap();
         sysctl(&router, "net.ipv4.ip_forward=1");
+        if ipv6 {
+            enable_ipv6(&router);
+            sysctl(&router, "net.ipv6.conf.all.forwarding=1");
+        }
         let mut nodes = Vec::new();
         for n in NODES {
             let ns = Netns::create(&format!("{tag}-{}", n.name)).unwrap();
+            if ipv6 {
+                enable_ipv6(&ns);
+            }
             wire(&router, n.router_if, n.gateway, &ns, n.addr, 24);
+            if ipv6 {
+                wire6(&router, n.router_if, n.gateway6, &ns, n.addr6);
+            }
             sysctl(&ns, &format!("net.ipv4.ip_default_ttl={}", n.ttl));
             nodes.push(ns);
         }
         let client = Netns::create(&format!("{tag}-client")).unwrap();
+        if ipv6 {
+            enable_ipv6(&client);
+        }
         wire(
             &router,
             "to-client",
@@ -142,13 +189,25 @@ impl RoutedLab {
             CLIENT_ADDR,
             25,
         );
+        if ipv6 {
+            wire6(&router, "to-client", ROUTER_CLIENT6, &client, CLIENT_ADDR6);
+        }
 
+        let with_ipv6 = |v4: &str, v6: &str| {
+            if ipv6 {
+                format!("{}\n{}", bird::shipped(v4), bird::shipped(v6))
+            } else {
+                bird::shipped(v4)
+            }
+        };
         let router_conf = bird::render(
-            &bird::shipped("bird-router.conf"),
+            &with_ipv6("bird-router.conf", "bird-router6.conf"),
             &[
                 ("ROUTER_ID", ROUTER_ID.to_string()),
                 ("N1_ADDR", NODES[0].addr.to_string()),
                 ("N2_ADDR", NODES[1].addr.to_string()),
+                ("N1_ADDR6", NODES[0].addr6.to_string()),
+                ("N2_ADDR6", NODES[1].addr6.to_string()),
                 ("LOCAL_AS", AS.to_string()),
             ],
         );
@@ -156,10 +215,12 @@ impl RoutedLab {
         let mut node_birds = Vec::new();
         for (n, ns) in NODES.iter().zip(&nodes) {
             let conf = bird::render(
-                &bird::shipped("bird-node.conf"),
+                &with_ipv6("bird-node.conf", "bird-node6.conf"),
                 &[
                     ("NODE_ADDR", n.addr.to_string()),
                     ("ROUTER_ADDR", n.gateway.to_string()),
+                    ("NODE_ADDR6", n.addr6.to_string()),
+                    ("ROUTER_ADDR6", n.gateway6.to_string()),
                     ("LOCAL_AS", AS.to_string()),
                 ],
             );
@@ -173,6 +234,7 @@ impl RoutedLab {
             nodes,
             client,
             dir: tempfile::tempdir().unwrap(),
+            ipv6,
         }
     }
 
@@ -218,6 +280,11 @@ impl RoutedLab {
                     && r.bfd_state(n.addr).as_deref() == Some("Up")
                     && self.bird(n.name).established("uplink")
                     && self.bird(n.name).bfd_state(n.gateway).as_deref() == Some("Up")
+                    && (!self.ipv6
+                        || (r.established(&format!("{}_6", n.name))
+                            && r.bfd_state(n.addr6).as_deref() == Some("Up")
+                            && self.bird(n.name).established("uplink6")
+                            && self.bird(n.name).bfd_state(n.gateway6).as_deref() == Some("Up")))
             });
             if up {
                 return start.elapsed();
@@ -261,12 +328,12 @@ impl RoutedLab {
         }
     }
 
-    /// The next hop of the router's kernel route to `dst` (`ip route get`), if forwarded
-    /// through a gateway.
-    pub fn router_kernel_via(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+    /// The next hop of the router's kernel route to `dst` (`ip route get`, either family),
+    /// if forwarded through a gateway.
+    pub fn router_kernel_via(&self, dst: impl Into<IpAddr>) -> Option<IpAddr> {
         let out = self
             .router
-            .ip(&["-o", "route", "get", &dst.to_string()])
+            .ip(&["-o", "route", "get", &dst.into().to_string()])
             .ok()?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let mut words = text.split_whitespace();
@@ -361,6 +428,74 @@ impl RoutedLab {
         let p = Proc::spawn(label, self.ns(host), program, args, env, &log).unwrap();
         self.procs.push(p);
         self.procs.last_mut().unwrap()
+    }
+
+    /// `node`'s whole config: [`RoutedLab::haagent_config`], the router as the witness's
+    /// gateway, and one routed group `edge` with `vips` (e.g. `"203.0.113.200/32"`).
+    pub fn routed_config(&self, node: &str, priority: u8, vips: &[String]) -> String {
+        let list = vips
+            .iter()
+            .map(|v| format!("\"{v}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "{}[witness]\ngateway = \"{}\"\n\n[[group]]\nname = \"edge\"\nmode = \"routed\"\n\
+             vips = [{list}]\n",
+            self.haagent_config(node, priority),
+            spec(node).gateway
+        )
+    }
+
+    /// nginx in both nodes, then the agents with one routed group `edge` of `vips` (n1 at
+    /// priority 150, n2 at 100), until n1 is its master; returns the two configs (to start
+    /// an agent again with [`RoutedLab::start_haagent`]).
+    pub fn start_pair(&mut self, vips: &[String]) -> (String, String) {
+        self.start_nginx();
+        let c1 = self.routed_config("n1", 150, vips);
+        let c2 = self.routed_config("n2", 100, vips);
+        self.start_haagent("n1", &c1);
+        self.start_haagent("n2", &c2);
+        self.wait_haagent("n1", ESTABLISH, |s| s["groups"][0]["state"] == "master");
+        (c1, c2)
+    }
+
+    /// The router's route came from `node`'s IPv4 session (its next hop is `node`).
+    pub fn via4(node: &str) -> impl Fn(Option<&Route>) -> bool + '_ {
+        move |r| r.is_some_and(|r| r.via == IpAddr::from(spec(node).addr))
+    }
+
+    /// Starts nginx (the lab's config: it answers with the node's name) in n1 and n2,
+    /// kept in [`RoutedLab::procs`].
+    pub fn start_nginx(&mut self) {
+        for n in NODES {
+            let dir = self.dir.path().join(format!("nginx-{}", n.name));
+            std::fs::create_dir_all(&dir).unwrap();
+            let p = haagent_lab::web::start(
+                haagent_lab::web::ServerKind::Nginx,
+                self.ns(n.name),
+                n.name,
+                &dir,
+                super::haagent(),
+            )
+            .expect("nginx");
+            self.procs.push(p);
+        }
+    }
+
+    /// SIGKILLs the latest agent started in `node` (by its PID) and waits for its exit.
+    pub fn kill_haagent(&mut self, node: &str) {
+        let prefix = format!("haagent {node} ");
+        let p = self
+            .procs
+            .iter_mut()
+            .rev()
+            .find(|p| p.label.starts_with(&prefix))
+            .expect("an agent of that node");
+        p.signal(libc::SIGKILL).unwrap();
+        assert!(
+            p.wait_exit(Duration::from_secs(5)),
+            "{node}'s agent did not exit"
+        );
     }
 
     /// Issues haagent certificates for n1 and n2 (one CA, cluster `test`, each node's
@@ -502,6 +637,39 @@ fn index(name: &str) -> usize {
         .iter()
         .position(|n| n.name == name)
         .unwrap_or_else(|| panic!("no host {name} in the routed lab"))
+}
+
+/// IPv6 on, and DAD off (no address is ever tentative), for every interface `ns` has now
+/// (`all`, `lo`) and gets later (`default`).
+fn enable_ipv6(ns: &Netns) {
+    for scope in ["all", "default", "lo"] {
+        sysctl(ns, &format!("net.ipv6.conf.{scope}.disable_ipv6=0"));
+        sysctl(ns, &format!("net.ipv6.conf.{scope}.accept_dad=0"));
+    }
+}
+
+/// The IPv6 addresses of a segment [`wire`] made (`/64`, `nodad`) and the host's IPv6
+/// default route via the router.
+fn wire6(router: &Netns, router_if: &str, gw: Ipv6Addr, host: &Netns, addr: Ipv6Addr) {
+    ip_in(
+        router,
+        &[
+            "addr",
+            "add",
+            &format!("{gw}/64"),
+            "dev",
+            router_if,
+            "nodad",
+        ],
+    );
+    ip_in(
+        host,
+        &["addr", "add", &format!("{addr}/64"), "dev", "eth0", "nodad"],
+    );
+    ip_in(
+        host,
+        &["-6", "route", "add", "default", "via", &gw.to_string()],
+    );
 }
 
 /// `sysctl -qw SETTING` inside `ns`.
