@@ -193,6 +193,14 @@ impl RoutedLab {
         }
     }
 
+    /// The BIRD of `name` (`router`, `n1` or `n2`), to stop it ([`Bird::kill`]).
+    pub fn bird_mut(&mut self, name: &str) -> &mut Bird {
+        match name {
+            "router" => &mut self.router_bird,
+            _ => &mut self.node_birds[index(name)],
+        }
+    }
+
     /// Every BIRD's log, for failure messages.
     pub fn logs(&self) -> String {
         std::iter::once(&self.router_bird)
