@@ -25,6 +25,8 @@
 //!   config and a report of what each keyword became.
 //! - [`notify`]: operator hooks on transitions, run without a shell, under a timeout.
 //! - [`mover`]: the per-group cloud mover run on claim and release (docs/cloud.md).
+//! - [`bird`]: what the node's BIRD exports of a routed group's VIPs, asked with `birdc`
+//!   every second (status and metrics only; docs/routed.md).
 //! - [`control`]: the local control socket (`haagent status|handover|maintenance|reload`)
 //!   and the status document.
 //! - [`metrics`]: the Prometheus metrics and their tiny HTTP endpoint.
@@ -61,6 +63,7 @@
 //!           broadcast      netlink add/del   GARP burst   log + notify hook
 //! ```
 
+pub mod bird;
 pub mod certs;
 pub mod cli;
 pub mod config;

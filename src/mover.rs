@@ -440,6 +440,7 @@ mod tests {
             name: "web-a".into(),
             id: 7,
             mode: crate::config::GroupMode::L2,
+            bird_socket: None,
             vips: ["192.0.2.100/24", "198.51.100.100/24"]
                 .iter()
                 .zip(["eth0", "eth1"])

@@ -771,6 +771,7 @@ mod tests {
             name: "web-b".into(),
             id: 7,
             mode: crate::config::GroupMode::L2,
+            bird_socket: None,
             vips: ["192.0.2.101/24", "198.51.100.101/24"]
                 .iter()
                 .map(|c| crate::net::VipSpec {

@@ -60,7 +60,7 @@ fn routed_mode_moves_an_ipv6_vip_and_a_dead_agents_ipv6_route_ends_after_its_lea
     }
     let mut lab = RoutedLab::dual_stack();
     lab.wait_established(ESTABLISH);
-    let (c1, _) = lab.start_pair(&[format!("{VIP}/32"), format!("{VIP6}/128")]);
+    let (c1, _) = lab.start_pair(&[format!("{VIP}/32"), format!("{VIP6}/128")], true);
     let (_, best) = lab.wait_router_best(VIP6_PREFIX, FOLLOW, from6("n1"));
     lab.wait_router_best(VIP_PREFIX, FOLLOW, RoutedLab::via4("n1"));
     let epoch1 = lab.haagent_status("n1").unwrap()["groups"][0]["epoch"]
@@ -86,6 +86,29 @@ fn routed_mode_moves_an_ipv6_vip_and_a_dead_agents_ipv6_route_ends_after_its_lea
         routes.len() == 2 && routes.iter().all(|r| r["installed"] == true),
         "both host routes installed: {doc:#}"
     );
+    // What BIRD exports, per session and family (`bird_socket`): the IPv4 VIP to `uplink`,
+    // the IPv6 one to `uplink6`, each session reporting only its own family.
+    let exports = |s: &serde_json::Value| -> Vec<(String, Vec<String>)> {
+        s["groups"][0]["export"]["protocols"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["exported"] == true)
+            .map(|p| {
+                let vips = p["vips"].as_array().into_iter().flatten();
+                (
+                    p["name"].as_str().unwrap_or("").to_string(),
+                    vips.filter_map(|v| Some(v["address"].as_str()?.to_string()))
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    let want = vec![
+        ("uplink".to_string(), vec![VIP_PREFIX.to_string()]),
+        ("uplink6".to_string(), vec![VIP6_PREFIX.to_string()]),
+    ];
+    lab.wait_haagent("n1", FOLLOW, |s| exports(s) == want);
     let mut learnt = lab.bird("router").prefixes();
     learnt.sort();
     assert_eq!(

@@ -9,7 +9,10 @@
 //! - SIGKILL of n1's agent: the router's best moves to n2 (epoch preference) long before
 //!   n1's route expires with its lease;
 //! - n1's uplink silently cut (BFD): n2 takes over, the router drops n1's route;
-//! - `haagent handover` to n2 and back: no failed request the move does not explain.
+//! - `haagent handover` to n2 and back: no failed request the move does not explain;
+//! - with `bird_socket`, status shows what each node's BIRD exports: the master's VIP to
+//!   its `uplink`, nothing from the backup; the master's BIRD killed: the error, and the
+//!   master stays master (what BIRD says never reaches the election).
 //!
 //! Needs root and bird2 (CI installs it). docs/routed.md has the design.
 
@@ -29,6 +32,20 @@ const FOLLOW: Duration = Duration::from_secs(5);
 /// The lease (`[vip] lease_ms`, default 2 s) plus the kernel's rounding and load.
 const LEASE_AND_MARGIN: Duration = Duration::from_millis(2000 + 1500);
 
+/// `node`'s config ([`RoutedLab::routed_config`] with the VIP) and `bird_socket` naming
+/// `node`'s BIRD.
+fn config_with_bird(lab: &RoutedLab, node: &str, priority: u8) -> String {
+    lab.routed_config(node, priority, &[format!("{VIP}/32")], true)
+}
+
+/// The first group's `export.protocols[]` entry named `protocol`, if the status has one.
+fn export_of<'a>(s: &'a serde_json::Value, protocol: &str) -> Option<&'a serde_json::Value> {
+    s["groups"][0]["export"]["protocols"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == protocol)
+}
+
 #[test]
 fn routed_mode_moves_the_route_at_the_router_on_kill_cut_and_handover() {
     if !require_root("routed_mode_moves_the_route_at_the_router_on_kill_cut_and_handover") {
@@ -36,7 +53,7 @@ fn routed_mode_moves_the_route_at_the_router_on_kill_cut_and_handover() {
     }
     let mut lab = RoutedLab::new();
     lab.wait_established(ESTABLISH);
-    let (c1, _) = lab.start_pair(&[format!("{VIP}/32")]);
+    let (c1, _) = lab.start_pair(&[format!("{VIP}/32")], false);
     let (_, best) = lab.wait_router_best(VIP_PREFIX, FOLLOW, RoutedLab::via4("n1"));
     let epoch1 = lab.haagent_status("n1").unwrap()["groups"][0]["epoch"]
         .as_u64()
@@ -139,5 +156,103 @@ fn routed_mode_moves_the_route_at_the_router_on_kill_cut_and_handover() {
         "ROUTED outage: SIGKILL median {} ms over 2 rounds, uplink cut {} ms",
         median(kills).as_millis(),
         cut.as_millis()
+    );
+}
+
+#[test]
+fn status_shows_what_bird_exports_and_when_bird_cannot_be_asked() {
+    if !require_root("status_shows_what_bird_exports_and_when_bird_cannot_be_asked") {
+        return;
+    }
+    let mut lab = RoutedLab::new();
+    lab.wait_established(ESTABLISH);
+    let (c1, c2) = (
+        config_with_bird(&lab, "n1", 150),
+        config_with_bird(&lab, "n2", 100),
+    );
+    lab.start_haagent("n1", &c1);
+    lab.start_haagent("n2", &c2);
+    lab.wait_haagent("n1", ESTABLISH, |s| s["groups"][0]["state"] == "master");
+    lab.wait_haagent("n2", ESTABLISH, |s| s["groups"][0]["state"] == "backup");
+
+    // The master: its VIP exported to `uplink`, the session Established.
+    let exported = |s: &serde_json::Value, want: bool| {
+        export_of(s, "uplink").is_some_and(|p| {
+            p["established"] == true
+                && p["exported"] == want
+                && p["vips"][0]["address"] == VIP_PREFIX
+                && p["vips"][0]["exported"] == want
+        }) && s["groups"][0]["export"]["error"].is_null()
+    };
+    lab.wait_haagent("n1", FOLLOW, |s| exported(s, true));
+    // The backup: its BIRD has nothing to export.
+    lab.wait_haagent("n2", FOLLOW, |s| exported(s, false));
+    let s1 = lab.haagent_status("n1").unwrap();
+    let export = &s1["groups"][0]["export"];
+    assert_eq!(
+        export["socket"],
+        lab.bird("n1").socket.display().to_string()
+    );
+    assert!(export["checked_at"].is_string(), "{export:#}");
+    assert!(
+        export["checked_age_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms < 5000),
+        "{export:#}"
+    );
+    // And in words.
+    let out = lab.haagent_ctl("n1", &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with(&format!(
+            "bird uplink (Established): {VIP_PREFIX} exported, checked "
+        ))),
+        "{text}"
+    );
+    let out = lab.haagent_ctl("n2", &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "bird uplink (Established): {VIP_PREFIX} not exported"
+        )),
+        "{text}"
+    );
+
+    // BIRD on the master dies: status says why it cannot be asked; the election is not
+    // told (n1 stays master, no transition), because BIRD's word is no cluster state.
+    let before = lab.haagent_status("n1").unwrap();
+    let epoch = before["groups"][0]["epoch"].as_u64().unwrap();
+    let transitions = before["transitions"].as_array().map_or(0, Vec::len);
+    lab.bird_mut("n1").kill();
+    let socket = lab.bird("n1").socket.display().to_string();
+    lab.wait_haagent("n1", FOLLOW, |s| {
+        let e = &s["groups"][0]["export"];
+        e["error"]
+            .as_str()
+            .is_some_and(|err| err.contains(&socket) && err.contains("Connection refused"))
+            && e["protocols"].as_array().is_some_and(Vec::is_empty)
+    });
+    let after = lab.haagent_status("n1").unwrap();
+    assert_eq!(after["groups"][0]["state"], "master", "{after:#}");
+    assert_eq!(after["groups"][0]["epoch"].as_u64(), Some(epoch));
+    assert_eq!(
+        after["transitions"].as_array().map_or(0, Vec::len),
+        transitions,
+        "{after:#}"
+    );
+    let out = lab.haagent_ctl("n1", &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with(&format!(
+            "bird {socket}: ERROR: birdc `show protocols` failed"
+        ))),
+        "{text}"
+    );
+    // n2's BIRD is fine: still no error there.
+    let s2 = lab.haagent_status("n2").unwrap();
+    assert!(exported(&s2, false), "{s2:#}");
+    eprintln!(
+        "ROUTED export: n1 {}",
+        after["groups"][0]["export"]["error"]
     );
 }

@@ -14,7 +14,8 @@
 //! * a label fits the kernel (15 bytes) and starts with `INTERFACE:`;
 //! * `track` names defined `[[check]]`s; `[group.notify]` has the keys and rules of `[notify]`;
 //! * a route's `src` is one of the group's VIPs, and no two routes share destination, table
-//!   and metric (the kernel's key for an IPv4 route).
+//!   and metric (the kernel's key for an IPv4 route);
+//! * `bird_socket` is for a routed group only, and is an absolute Unix socket path.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -25,7 +26,7 @@ use super::checks::weight_of;
 use super::limits;
 use super::raw::{Item, Origin, RawConfig, RawGroup, RawRoute, RawTrack, RawVipEntry};
 use super::validate::validate_notify;
-use super::values::{bad_label, bad_vip, bad_vip_group_name, check_interface};
+use super::values::{bad_label, bad_unix_socket, bad_vip, bad_vip_group_name, check_interface};
 use super::{
     group_id_from_name, GroupConfig, GroupMode, MoverSettings, NotifySettings, PeerConfig,
     TrackCheck, LEGACY_GROUP,
@@ -63,6 +64,7 @@ pub(super) fn implicit_group(d: &GroupDefaults<'_>, vips: &[IpCidr], priority: u
         name: LEGACY_GROUP.to_string(),
         id: group_id_from_name(LEGACY_GROUP),
         mode: GroupMode::L2,
+        bird_socket: None,
         vips: vips
             .iter()
             .map(|cidr| VipSpec {
@@ -321,6 +323,25 @@ fn validate_group(
         }
     };
 
+    let bird_socket = g.bird_socket.as_ref().and_then(|it| {
+        if mode != GroupMode::Routed {
+            ck.err(
+                &it.origin,
+                format!(
+                    "`bird_socket` is for routed groups (mode = \"routed\"): group `{shown}` \
+                     moves its VIPs by ARP, no BGP daemon announces them; remove it or set \
+                     mode = \"routed\""
+                ),
+            );
+            return None;
+        }
+        if let Some(why) = bad_unix_socket("bird_socket", &it.value, BIRD_SOCKET_EXAMPLE) {
+            ck.err(&it.origin, why);
+            return None;
+        }
+        Some(it.value.clone())
+    });
+
     // priority, preemption
     let priority = ck.int(
         &g.priority,
@@ -373,6 +394,7 @@ fn validate_group(
         name: name.value.clone(),
         id,
         mode,
+        bird_socket,
         vips,
         priority: u8::try_from(priority).unwrap_or(100),
         preempt,
@@ -383,6 +405,9 @@ fn validate_group(
         mover,
     })
 }
+
+/// The control socket of Debian's bird2 package, the example in `bird_socket` errors.
+const BIRD_SOCKET_EXAMPLE: &str = "/run/bird/bird.ctl";
 
 /// The interface of a routed group's VIP that names none: the loopback, where any routing
 /// daemon finds it and no neighbour ever answers for it.

@@ -159,6 +159,11 @@ pub struct GroupConfig {
     pub id: u16,
     /// `mode`: how the master makes its VIPs reachable (default [`GroupMode::L2`]).
     pub mode: GroupMode,
+    /// `bird_socket`: the control socket of the node's BIRD (an absolute path of at most
+    /// 107 bytes), whose view of the group's announcement `status` and the metrics show
+    /// (`birdc -s PATH`, [`crate::bird`]); routed groups only, `None` = not queried.
+    /// Information only: it never reaches the election.
+    pub bird_socket: Option<PathBuf>,
     /// The group's VIPs, at least one; no VIP belongs to two groups.
     pub vips: Vec<crate::net::VipSpec>,
     /// This node's priority in this group, 1..=254 (default `[node] priority`).

@@ -431,6 +431,7 @@ pub(crate) struct RawGroup {
     pub(crate) name: Option<Item<String>>,
     pub(crate) id: Option<Item<i64>>,
     pub(crate) mode: Option<Item<String>>,
+    pub(crate) bird_socket: Option<Item<PathBuf>>,
     pub(crate) vips: Option<Item<Vec<Item<RawVipEntry>>>>,
     pub(crate) priority: Option<Item<i64>>,
     pub(crate) preempt: Option<Item<bool>>,

@@ -253,6 +253,8 @@ struct OutGroup {
     id: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     mode: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bird_socket: Option<String>,
     priority: u8,
     preempt: bool,
     preempt_delay_ms: u64,
@@ -292,6 +294,7 @@ impl OutGroup {
             name: g.name.clone(),
             id: g.id,
             mode: (g.mode != GroupMode::L2).then_some(g.mode.as_str()),
+            bird_socket: g.bird_socket.as_deref().map(super::values::path_str),
             priority: g.priority,
             preempt: g.preempt,
             preempt_delay_ms: ms(g.preempt_delay),

@@ -137,6 +137,7 @@ fn groups_load_with_every_key_and_the_node_defaults() {
             name: "web-a".into(),
             id: 51,
             mode: crate::config::GroupMode::L2,
+            bird_socket: None,
             vips: vec![
                 vip("192.0.2.100/24", "eth0"),
                 VipSpec {
@@ -447,8 +448,8 @@ fn vip_rules() {
     only_error(
         &with_groups("[[group]]\nname = \"web-a\"\nvips = [\"192.0.2.100/24\"]\nmovr = 1\n"),
         "movr",
-        "[[group]]: unknown field `movr`, expected one of `name`, `id`, `mode`, `vips`, `priority`, \
-         `preempt`, `nopreempt`, `preempt_delay_ms`, `track`, `notify`, `mover`, `route`",
+        "[[group]]: unknown field `movr`, expected one of `name`, `id`, `mode`, `bird_socket`, `vips`, \
+         `priority`, `preempt`, `nopreempt`, `preempt_delay_ms`, `track`, `notify`, `mover`, `route`",
     );
     only_error(
         &g("[5]"),
@@ -894,6 +895,7 @@ fn a_reload_applies_group_settings_live_and_waits_for_a_restart_for_the_rest() {
         name: "web-c".into(),
         id: 9,
         mode: crate::config::GroupMode::L2,
+        bird_socket: None,
         ..new.groups[1].clone()
     });
     let changes = old.election_changes(&new);
@@ -1248,4 +1250,74 @@ fn a_routed_group_needs_a_lease() {
          address's lifetime, so a dead agent's announcement would never end; give a lease \
          (default 2000)",
     );
+}
+
+#[test]
+fn a_routed_group_names_its_bird_socket_and_prints_it_back() {
+    let text = with_groups(
+        "[[group]]\nname = \"edge\"\nmode = \"routed\"\nbird_socket = \"/run/bird/bird.ctl\"\n\
+         vips = [\"203.0.113.200/32\"]\n",
+    );
+    let c = parse(&text).unwrap();
+    assert_eq!(
+        c.groups[0].bird_socket.as_deref(),
+        Some(std::path::Path::new("/run/bird/bird.ctl"))
+    );
+    let printed = c.to_toml_string();
+    assert!(
+        printed.contains("bird_socket = \"/run/bird/bird.ctl\""),
+        "{printed}"
+    );
+    assert_eq!(parse(&printed).unwrap().groups, c.groups, "{printed}");
+    // Without the key nothing is queried, and nothing is printed.
+    let none = parse(&with_groups(
+        "[[group]]\nname = \"edge\"\nmode = \"routed\"\nvips = [\"203.0.113.200/32\"]\n",
+    ))
+    .unwrap();
+    assert_eq!(none.groups[0].bird_socket, None);
+    assert!(!none.to_toml_string().contains("bird_socket"));
+}
+
+#[test]
+fn bird_socket_rules_are_located() {
+    only_error(
+        &with_groups(
+            "[[group]]\nname = \"web\"\nbird_socket = \"/run/bird/bird.ctl\"\n\
+             vips = [\"192.0.2.100/24\"]\n",
+        ),
+        "\"/run/bird/bird.ctl\"",
+        "`bird_socket` is for routed groups (mode = \"routed\"): group `web` moves its VIPs \
+         by ARP, no BGP daemon announces them; remove it or set mode = \"routed\"",
+    );
+    only_error(
+        &with_groups(
+            "[[group]]\nname = \"edge\"\nmode = \"routed\"\nbird_socket = \"bird.ctl\"\n\
+             vips = [\"203.0.113.200/32\"]\n",
+        ),
+        "\"bird.ctl\"",
+        "bird_socket `bird.ctl` is not an absolute path (e.g. \"/run/bird/bird.ctl\")",
+    );
+    only_error(
+        &with_groups(
+            "[[group]]\nname = \"edge\"\nmode = \"routed\"\nbird_socket = 5\n\
+             vips = [\"203.0.113.200/32\"]\n",
+        ),
+        "5\nvips",
+        "[[group]] bird_socket: invalid type: integer `5`, expected path string",
+    );
+}
+
+#[test]
+fn a_bird_socket_change_is_no_election_change() {
+    let old = parse(&with_groups(
+        "[[group]]\nname = \"edge\"\nmode = \"routed\"\nvips = [\"203.0.113.200/32\"]\n",
+    ))
+    .unwrap();
+    let new = parse(&with_groups(
+        "[[group]]\nname = \"edge\"\nmode = \"routed\"\nbird_socket = \"/run/bird/bird.ctl\"\n\
+         vips = [\"203.0.113.200/32\"]\n",
+    ))
+    .unwrap();
+    assert_eq!(old.election_changes(&new), []);
+    assert_eq!(new.applied_over(&old).groups, new.groups);
 }

@@ -179,25 +179,29 @@ const SUN_PATH_MAX: usize = 107;
 
 /// What is wrong with a control socket path, if anything.
 pub(crate) fn bad_socket_path(path: &Path) -> Option<String> {
+    bad_unix_socket("control socket", path, super::DEFAULT_CONTROL_SOCKET)
+}
+
+/// What is wrong with the path of a Unix socket `what` (`"control socket"`,
+/// `"bird_socket"`) to connect to or bind, if anything: empty, relative, longer than a
+/// socket address holds, or a directory; `example` is a good path, shown in the message.
+pub(crate) fn bad_unix_socket(what: &str, path: &Path, example: &str) -> Option<String> {
     let shown = path.display();
     let len = path.as_os_str().len();
     if len == 0 {
-        Some("control socket is an empty path".to_string())
+        Some(format!("{what} is an empty path"))
     } else if !path.is_absolute() {
         Some(format!(
-            "control socket `{shown}` is not an absolute path (e.g. \"{}\")",
-            super::DEFAULT_CONTROL_SOCKET
+            "{what} `{shown}` is not an absolute path (e.g. \"{example}\")"
         ))
     } else if len > SUN_PATH_MAX {
         Some(format!(
-            "control socket `{shown}` is {len} bytes long; a Unix socket path holds at most \
+            "{what} `{shown}` is {len} bytes long; a Unix socket path holds at most \
              {SUN_PATH_MAX}"
         ))
     } else if path.as_os_str().to_string_lossy().ends_with('/') {
         Some(format!(
-            "control socket `{shown}` ends with `/`; give the socket's file name (e.g. \
-             \"{}\")",
-            super::DEFAULT_CONTROL_SOCKET
+            "{what} `{shown}` ends with `/`; give the socket's file name (e.g. \"{example}\")"
         ))
     } else {
         None

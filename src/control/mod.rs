@@ -22,9 +22,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 pub use status::{
-    CheckView, ClaimBlockedView, Counters, FaultView, GroupStatus, GroupVipStatus, PeerStatus,
-    PriorityView, QuorumView, RouteStatus, Status, TransitionRecord, VipStatus, WitnessView,
-    STATUS_VERSION,
+    CheckView, ClaimBlockedView, Counters, ExportProtocolStatus, ExportStatus, ExportedVip,
+    FaultView, GroupStatus, GroupVipStatus, PeerStatus, PriorityView, QuorumView, RouteStatus,
+    Status, TransitionRecord, VipStatus, WitnessView, STATUS_VERSION,
 };
 
 #[cfg(test)]

@@ -77,6 +77,9 @@ fn render_single(s: &Status) -> String {
         for r in &g.routes {
             let _ = writeln!(out, "route {}: {}", r.route, route_words(r));
         }
+        for line in g.export.iter().flat_map(export_lines) {
+            let _ = writeln!(out, "{line}");
+        }
     }
     for f in &s.faults {
         let _ = writeln!(out, "FAULT ({}): {}", f.cause, f.reason);
@@ -245,8 +248,76 @@ fn render_groups(s: &Status) -> String {
         {
             let _ = writeln!(out, "{name}: route {}: {}", r.route, route_words(r));
         }
+        for line in g.export.iter().flat_map(export_lines) {
+            let _ = writeln!(out, "{name}: {line}");
+        }
     }
     out
+}
+
+/// What the node's BIRD exports of a group's VIPs, one line per BGP protocol:
+/// `bird uplink (Established): 203.0.113.200/32 exported, checked 0.4 s ago`; or one line
+/// for the socket when the check failed, found no BGP protocol or has not run yet.
+fn export_lines(e: &super::ExportStatus) -> Vec<String> {
+    let age = |ms: Option<u64>| {
+        ms.map_or_else(
+            || "never checked successfully".to_string(),
+            |ms| format!("checked {:.1} s ago", ms as f64 / 1000.0),
+        )
+    };
+    if let Some(err) = &e.error {
+        let last = match e.checked_age_ms {
+            Some(ms) => format!("last good check {:.1} s ago", ms as f64 / 1000.0),
+            None => "never answered".to_string(),
+        };
+        return vec![format!("bird {}: ERROR: {err} ({last})", e.socket)];
+    }
+    if e.checked_age_ms.is_none() {
+        return vec![format!("bird {}: not checked yet", e.socket)];
+    }
+    if e.protocols.is_empty() {
+        return vec![format!(
+            "bird {}: no BGP protocol, {}",
+            e.socket,
+            age(e.checked_age_ms)
+        )];
+    }
+    let mut lines: Vec<String> = e
+        .protocols
+        .iter()
+        .map(|p| {
+            let session = if p.established {
+                "Established".to_string()
+            } else {
+                format!("{} {}", p.state, p.info).trim().to_string()
+            };
+            let vips = p
+                .vips
+                .iter()
+                .map(|v| {
+                    let words = if v.exported {
+                        "exported"
+                    } else {
+                        "not exported"
+                    };
+                    format!("{} {words}", v.address)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "bird {} ({session}): {vips}, {}",
+                p.name,
+                age(e.checked_age_ms)
+            )
+        })
+        .collect();
+    if e.protocols_left_out > 0 {
+        lines.push(format!(
+            "bird {}: {} more BGP protocols not shown",
+            e.socket, e.protocols_left_out
+        ));
+    }
+    lines
 }
 
 /// Writes `rows` as columns two spaces apart, each as wide as its widest cell (the last
@@ -514,6 +585,78 @@ mod mover_tests {
         assert!(
             text.contains("\nmover: claim ok (1 attempt, 2100 ms)\n"),
             "{text}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod export_tests {
+    use super::*;
+    use crate::control::{documented_example, ExportProtocolStatus, ExportStatus, ExportedVip};
+
+    fn export(exported: bool, error: Option<&str>) -> ExportStatus {
+        ExportStatus {
+            socket: "/run/bird/bird.ctl".into(),
+            checked_at: Some("2026-11-22T05:52:04Z".into()),
+            checked_age_ms: Some(400),
+            error: error.map(str::to_string),
+            protocols: if error.is_some() {
+                Vec::new()
+            } else {
+                vec![ExportProtocolStatus {
+                    name: "uplink".into(),
+                    state: "up".into(),
+                    info: "Established".into(),
+                    established: true,
+                    exported,
+                    vips: vec![ExportedVip {
+                        address: "203.0.113.200/32".into(),
+                        exported,
+                    }],
+                }]
+            },
+            protocols_left_out: 0,
+        }
+    }
+
+    /// One line per BGP protocol (with one group), named with the group (with several);
+    /// a failed check is one ERROR line with BIRD's or birdc's words.
+    #[test]
+    fn what_bird_exports_is_one_line_per_protocol() {
+        let mut s = documented_example();
+        s.groups.truncate(1);
+        s.groups[0].mode = "routed".into();
+        s.groups[0].export = Some(export(true, None));
+        let text = render_status(&s);
+        assert!(
+            text.lines()
+                .any(|l| l
+                    == "bird uplink (Established): 203.0.113.200/32 exported, checked 0.4 s ago"),
+            "{text}"
+        );
+        s.groups[0].export = Some(export(false, Some("birdc `show protocols` did not answer")));
+        let text = render_status(&s);
+        assert!(
+            text.lines().any(|l| l
+                == "bird /run/bird/bird.ctl: ERROR: birdc `show protocols` did not answer \
+                    (last good check 0.4 s ago)"),
+            "{text}"
+        );
+
+        let mut s = documented_example();
+        s.groups[1].export = Some(export(false, None));
+        let text = render_status(&s);
+        assert!(
+            text.lines().any(|l| l
+                == "web-b: bird uplink (Established): 203.0.113.200/32 not exported, checked \
+                    0.4 s ago"),
+            "{text}"
+        );
+        let mut never = export(false, Some("cannot run birdc"));
+        never.checked_age_ms = None;
+        assert_eq!(
+            export_lines(&never),
+            ["bird /run/bird/bird.ctl: ERROR: cannot run birdc (never answered)"]
         );
     }
 }

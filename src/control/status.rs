@@ -129,6 +129,64 @@ pub struct GroupStatus {
     /// run; `None` without a mover.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mover: Option<crate::mover::MoverView>,
+    /// A routed group with `bird_socket`: what the node's BIRD exports of its VIPs, as
+    /// `birdc` last told ([`crate::bird`]); absent otherwise (and from older agents).
+    /// Information only: the election never reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportStatus>,
+}
+
+/// What the node's BIRD exports of a routed group's VIPs: [`GroupStatus::export`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportStatus {
+    /// BIRD's control socket asked (`[[group]] bird_socket`).
+    pub socket: String,
+    /// When the last successful check was (RFC 3339, UTC, whole seconds); `None` before
+    /// the first.
+    #[serde(default)]
+    pub checked_at: Option<String>,
+    /// How long ago that was, ms.
+    #[serde(default)]
+    pub checked_age_ms: Option<u64>,
+    /// Why the latest check failed (`birdc` missing, the socket refused, a timeout, an
+    /// answer not understood); `None` when it succeeded. While it is set, `protocols` is
+    /// empty: nothing is known.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The BIRD's BGP protocols at the latest check, in BIRD's order (at most 32).
+    #[serde(default)]
+    pub protocols: Vec<ExportProtocolStatus>,
+    /// BGP protocols beyond those 32, not shown.
+    #[serde(default)]
+    pub protocols_left_out: usize,
+}
+
+/// One BGP protocol of the node's BIRD, and the group's VIPs it is given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportProtocolStatus {
+    /// The protocol's name in BIRD (`uplink`).
+    pub name: String,
+    /// BIRD's protocol state: `up`, `start`, `stop`, `down` or `flush`.
+    pub state: String,
+    /// BIRD's info column: the BGP session state and its last error
+    /// (`Established`, `Active Socket: Connection refused`).
+    pub info: String,
+    /// Up and Established.
+    pub established: bool,
+    /// BIRD exports every VIP of the group to it (the value of
+    /// `haagent_route_exported{group,protocol}`).
+    pub exported: bool,
+    /// Each VIP of the group, in configuration order.
+    pub vips: Vec<ExportedVip>,
+}
+
+/// One VIP and whether BIRD exports its host route to a protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportedVip {
+    /// `address/32`.
+    pub address: String,
+    /// In BIRD's `show route export PROTOCOL`.
+    pub exported: bool,
 }
 
 /// The mode an older agent's group has (it knew no other).

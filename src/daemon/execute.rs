@@ -26,7 +26,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc::Sender;
 
+use crate::bird::{ExportWatch, WatchSpec};
 use crate::certs;
+use crate::config::GroupConfig;
 use crate::control::TransitionRecord;
 use crate::election::{Action, Cause, Election, FaultCause, Input, NoticeCause};
 use crate::health::CheckStatus;
@@ -89,6 +91,9 @@ pub(super) struct GroupExec {
     pub(super) foreign_holder_timeout: Option<Duration>,
     /// The group's cloud mover and where its claim is.
     pub(super) cloud: Cloud,
+    /// A routed group with `bird_socket`: the watch of what its BIRD exports (status and
+    /// metrics only; nothing here reads it for the election).
+    pub(super) export: Option<ExportWatch>,
 }
 
 /// A group's cloud mover ([`crate::mover`], docs/cloud.md) and the claim it serves.
@@ -706,6 +711,21 @@ impl GroupExec {
                     error = %e, "could not remove the VIPs");
             }
         }
+    }
+
+    /// Watches what the node's BIRD exports of the group's VIPs while `group` (this
+    /// group's configuration, at start or after a reload) asks for it (routed, with
+    /// `bird_socket`): starts the watch, restarts it when the socket or the VIPs changed,
+    /// stops it when the key went away. Never blocks: the watch is a task of its own.
+    pub(super) fn follow_export(&mut self, group: &GroupConfig, metrics: &Arc<Metrics>) {
+        let want = WatchSpec::of(group, self.index);
+        if self.export.as_ref().map(ExportWatch::spec) == want.as_ref() {
+            return;
+        }
+        // The old watch goes first: its drop removes the group's export series, which the
+        // new one then sets again.
+        self.export = None;
+        self.export = want.map(|spec| ExportWatch::start(spec, Some(Arc::clone(metrics))));
     }
 
     /// When the loop's lease timer must next run for this group (the earliest side, or a

@@ -39,6 +39,9 @@
 //!                              claim / release ─> Mover (queued; wait = true defers the record)
 //! ```
 //!
+//! Beside the loop, not into it: a routed group's BIRD export watch ([`crate::bird`], a
+//! task per group with `bird_socket`) keeps the snapshot `status` reads; no election hears it.
+//!
 //! Kernel facts follow kernel notifications: the link watch follows the interface by name
 //! (a re-created interface or a new MAC moves the netlink index, the packet sockets and the
 //! election's MAC along), and the address watch reports a VIP leaving the interface at once

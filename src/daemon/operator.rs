@@ -258,6 +258,12 @@ impl Operator {
             );
             applied.push("notify hooks".into());
         }
+        // Information only, never an election change: the loop restarts the group's watch.
+        for (a, b) in old.groups.iter().zip(&new.groups) {
+            if a.bird_socket != b.bird_socket {
+                applied.push(format!("group {} bird_socket", b.name));
+            }
+        }
         let mut verdicts = None;
         let tracks_changed = old
             .groups
@@ -387,6 +393,7 @@ impl Operator {
                 }),
                 handover_target: election.handover_target().map(str::to_string),
                 mover: exec.cloud.view(),
+                export: exec.export.as_ref().map(|w| w.status(now)),
             });
         }
         // The node-level fields describe the first group (docs/status.md).

@@ -926,6 +926,10 @@ impl Daemon {
                 }
             }
         }
+        // What BIRD exports is asked of the new socket, for the new VIPs.
+        for (group, config) in self.groups.iter_mut().zip(&self.ops.config.groups) {
+            group.exec.follow_export(config, &self.node.metrics);
+        }
         // The datagram's header and entries carry what the reload changed.
         let config = &self.ops.config;
         let fingerprint_v2 = config.fingerprint_v2();

@@ -193,7 +193,7 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
         } else {
             None
         };
-        built.push(GroupExec {
+        let mut exec = GroupExec {
             routes,
             host_routes,
             name: group.name.clone(),
@@ -212,7 +212,10 @@ pub(super) async fn start(config: &Config) -> Result<(Started, Inputs), DaemonEr
                 Some(Arc::clone(&metrics)),
                 Some(mover_tx.clone()),
             )),
-        });
+            export: None,
+        };
+        exec.follow_export(group, &metrics);
+        built.push(exec);
     }
     remove_stale_routes_at_start(config).await;
     let (witness, witness_rx) = match witness(config, &node_link).await? {

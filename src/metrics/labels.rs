@@ -94,6 +94,14 @@ pub(super) struct GroupLabels {
     pub(super) group: String,
 }
 
+/// `haagent_route_exported`: the group and a BGP protocol of the node's BIRD (a name from
+/// the local BIRD's `show protocols`, at most [`crate::bird::MAX_PROTOCOLS`] per group).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct GroupProtocolLabels {
+    pub(super) group: String,
+    pub(super) protocol: String,
+}
+
 /// `haagent_mover_runs_total`: the group, `claim`/`release`, `ok`/`failed`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct MoverRunLabels {

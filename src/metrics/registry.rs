@@ -14,8 +14,8 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::labels::{
     CauseLabels, CertLabels, CheckLabels, DriftLabels, GroupKindLabels, GroupLabels,
-    GroupStateLabels, InfoLabels, KindLabels, MoverActionLabels, MoverRunLabels, PeerLabels,
-    ReasonLabels, RejectReason, StateLabels, TransitionLabels,
+    GroupProtocolLabels, GroupStateLabels, InfoLabels, KindLabels, MoverActionLabels,
+    MoverRunLabels, PeerLabels, ReasonLabels, RejectReason, StateLabels, TransitionLabels,
 };
 use crate::election::{Cause, NoticeCause};
 use crate::wire::State;
@@ -30,6 +30,8 @@ pub const MAX_GROUPS: usize = 64;
 
 /// The series of one VIP group, created once in [`Metrics::with_groups`].
 struct GroupSeries {
+    /// The group's name (the `group` label of the series made later).
+    name: String,
     /// One gauge per entry of [`State::ALL`], same order.
     state: [Gauge; 4],
     priority_base: Gauge,
@@ -42,6 +44,8 @@ struct GroupSeries {
     mover_runs: [[Counter; 2]; 2],
     /// `[claim, release]`.
     mover_duration: [SecondsGauge; 2],
+    /// The BGP protocols that have a `haagent_route_exported` series now.
+    exported_protocols: std::sync::Mutex<Vec<String>>,
 }
 
 /// The `action` label values of the mover families, in [`GroupSeries::mover_runs`] order.
@@ -88,6 +92,10 @@ pub struct Metrics {
     config_drift: Family<DriftLabels, Gauge>,
     /// Per VIP group, by the group's index in the configuration (at most [`MAX_GROUPS`]).
     groups: Vec<GroupSeries>,
+    /// `haagent_route_exported{group,protocol}`: only groups with a `bird_socket`.
+    route_exported: Family<GroupProtocolLabels, Gauge>,
+    /// `haagent_route_export_ok{group}`: likewise.
+    route_export_ok: Family<GroupLabels, Gauge>,
 }
 
 impl fmt::Debug for Metrics {
@@ -302,6 +310,21 @@ impl Metrics {
         }
         let groups = group_series(registry, &groups[..groups.len().min(MAX_GROUPS)]);
 
+        let route_exported = Family::<GroupProtocolLabels, Gauge>::default();
+        registry.register(
+            "route_exported",
+            "1 while the node's BIRD exports every VIP of the routed group to the BGP protocol, \
+             else 0 (also while BIRD cannot be asked); groups with a bird_socket only",
+            route_exported.clone(),
+        );
+        let route_export_ok = Family::<GroupLabels, Gauge>::default();
+        registry.register(
+            "route_export_ok",
+            "1 while the last birdc check of the routed group's bird_socket succeeded, else 0; \
+             groups with a bird_socket only",
+            route_export_ok.clone(),
+        );
+
         Arc::new(Metrics {
             registry: root,
             state,
@@ -328,6 +351,8 @@ impl Metrics {
             cert_not_after: std::sync::Mutex::default(),
             config_drift,
             groups,
+            route_exported,
+            route_export_ok,
         })
     }
 
@@ -384,6 +409,59 @@ impl Metrics {
     pub fn route_failure(&self, group: usize) {
         if let Some(g) = self.groups.get(group) {
             g.route_failures.inc();
+        }
+    }
+
+    /// Sets `haagent_route_exported{group,protocol}` of group index `group` to 1 for each
+    /// `(protocol, true)` and 0 for each `(protocol, false)` in `protocols` (BGP protocol
+    /// names of the node's BIRD; the caller bounds them, [`crate::bird::MAX_PROTOCOLS`]),
+    /// and removes the group's series of protocols not in the list.
+    pub fn set_route_exported(&self, group: usize, protocols: &[(&str, bool)]) {
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        let Ok(mut known) = g.exported_protocols.lock() else {
+            return;
+        };
+        let labels = |protocol: &str| GroupProtocolLabels {
+            group: g.name.clone(),
+            protocol: protocol.to_owned(),
+        };
+        for gone in known
+            .iter()
+            .filter(|k| !protocols.iter().any(|(p, _)| p == k))
+        {
+            self.route_exported.remove(&labels(gone));
+        }
+        for (protocol, exported) in protocols {
+            self.route_exported
+                .get_or_create(&labels(protocol))
+                .set(i64::from(*exported));
+        }
+        *known = protocols.iter().map(|(p, _)| (*p).to_owned()).collect();
+    }
+
+    /// Sets `haagent_route_export_ok{group}`: 1 when the last check of the group's BIRD
+    /// succeeded, 0 when it failed.
+    pub fn set_route_export_ok(&self, group: usize, ok: bool) {
+        if let Some(g) = self.groups.get(group) {
+            let labels = GroupLabels {
+                group: g.name.clone(),
+            };
+            self.route_export_ok
+                .get_or_create(&labels)
+                .set(i64::from(ok));
+        }
+    }
+
+    /// Removes the group's `haagent_route_exported` and `haagent_route_export_ok` series
+    /// (its BIRD is no longer watched).
+    pub fn clear_route_export(&self, group: usize) {
+        self.set_route_exported(group, &[]);
+        if let Some(g) = self.groups.get(group) {
+            self.route_export_ok.remove(&GroupLabels {
+                group: g.name.clone(),
+            });
         }
     }
 
@@ -601,6 +679,8 @@ fn group_series(registry: &mut Registry, names: &[String]) -> Vec<GroupSeries> {
                 kind,
             };
             GroupSeries {
+                name: name.clone(),
+                exported_protocols: std::sync::Mutex::new(Vec::new()),
                 state: State::ALL.map(|s| {
                     state.get_or_create_owned(&GroupStateLabels {
                         group: name.clone(),
@@ -1049,6 +1129,59 @@ mod tests {
             &m.encode(),
             "haagent_route_installed{group=\"web-b\"} 0"
         ));
+    }
+
+    /// A group's export series follow the protocols its BIRD has; other groups and
+    /// unknown indexes are untouched.
+    #[test]
+    fn route_export_series_follow_the_protocols() {
+        let m = two_groups();
+        let exported = |text: &str| -> Vec<String> {
+            let mut v: Vec<String> = samples(text)
+                .into_iter()
+                .filter(|l| l.starts_with("haagent_route_export"))
+                .map(str::to_string)
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            exported(&m.encode()),
+            Vec::<String>::new(),
+            "none before a check"
+        );
+        m.set_route_exported(1, &[("uplink", true), ("backup_router", false)]);
+        m.set_route_export_ok(1, true);
+        m.set_route_exported(MAX_GROUPS + 1, &[("uplink", true)]);
+        assert_eq!(
+            exported(&m.encode()),
+            [
+                "haagent_route_export_ok{group=\"web-b\"} 1",
+                "haagent_route_exported{group=\"web-b\",protocol=\"backup_router\"} 0",
+                "haagent_route_exported{group=\"web-b\",protocol=\"uplink\"} 1",
+            ]
+        );
+        m.set_route_exported(1, &[("uplink", false)]);
+        m.set_route_export_ok(1, false);
+        assert_eq!(
+            exported(&m.encode()),
+            [
+                "haagent_route_export_ok{group=\"web-b\"} 0",
+                "haagent_route_exported{group=\"web-b\",protocol=\"uplink\"} 0",
+            ]
+        );
+        let text = m.encode();
+        let doc = include_str!("../../docs/metrics.md");
+        for family in ["haagent_route_exported", "haagent_route_export_ok"] {
+            assert!(has_line(&text, &format!("# TYPE {family} gauge")), "{text}");
+            // Empty families print no TYPE line, so the doc test above cannot see them.
+            assert!(
+                doc.contains(&format!("| `{family}` |")),
+                "{family} undocumented"
+            );
+        }
+        m.clear_route_export(1);
+        assert_eq!(exported(&m.encode()), Vec::<String>::new());
     }
 
     /// docs/metrics.md has a row for every family, group families included.

@@ -137,6 +137,19 @@ impl Bird {
         }
     }
 
+    /// SIGKILLs this BIRD (by PID) and waits for it to exit; its control socket file
+    /// stays, refusing connections. Panics if it does not exit within 5 s.
+    pub fn kill(&mut self) {
+        if self.proc.running() {
+            self.proc.signal(libc::SIGKILL).expect("SIGKILL bird");
+            assert!(
+                self.proc.wait_exit(Duration::from_secs(5)),
+                "{} did not exit",
+                self.label
+            );
+        }
+    }
+
     /// The process id of `bird`.
     pub fn pid(&self) -> u32 {
         self.proc.pid()

@@ -255,6 +255,14 @@ impl RoutedLab {
         }
     }
 
+    /// The BIRD of `name` (`router`, `n1` or `n2`), to stop it ([`Bird::kill`]).
+    pub fn bird_mut(&mut self, name: &str) -> &mut Bird {
+        match name {
+            "router" => &mut self.router_bird,
+            _ => &mut self.node_birds[index(name)],
+        }
+    }
+
     /// Every BIRD's log, for failure messages.
     pub fn logs(&self) -> String {
         std::iter::once(&self.router_bird)
@@ -431,28 +439,34 @@ impl RoutedLab {
     }
 
     /// `node`'s whole config: [`RoutedLab::haagent_config`], the router as the witness's
-    /// gateway, and one routed group `edge` with `vips` (e.g. `"203.0.113.200/32"`).
-    pub fn routed_config(&self, node: &str, priority: u8, vips: &[String]) -> String {
+    /// gateway, and one routed group `edge` with `vips` (e.g. `"203.0.113.200/32"`), with
+    /// `bird_socket` naming `node`'s BIRD when `bird`.
+    pub fn routed_config(&self, node: &str, priority: u8, vips: &[String], bird: bool) -> String {
         let list = vips
             .iter()
             .map(|v| format!("\"{v}\""))
             .collect::<Vec<_>>()
             .join(", ");
+        let socket = if bird {
+            format!("bird_socket = \"{}\"\n", self.bird(node).socket.display())
+        } else {
+            String::new()
+        };
         format!(
             "{}[witness]\ngateway = \"{}\"\n\n[[group]]\nname = \"edge\"\nmode = \"routed\"\n\
-             vips = [{list}]\n",
+             vips = [{list}]\n{socket}",
             self.haagent_config(node, priority),
             spec(node).gateway
         )
     }
 
     /// nginx in both nodes, then the agents with one routed group `edge` of `vips` (n1 at
-    /// priority 150, n2 at 100), until n1 is its master; returns the two configs (to start
+    /// priority 150, n2 at 100; `bird`: with `bird_socket`), until n1 is its master; returns the two configs (to start
     /// an agent again with [`RoutedLab::start_haagent`]).
-    pub fn start_pair(&mut self, vips: &[String]) -> (String, String) {
+    pub fn start_pair(&mut self, vips: &[String], bird: bool) -> (String, String) {
         self.start_nginx();
-        let c1 = self.routed_config("n1", 150, vips);
-        let c2 = self.routed_config("n2", 100, vips);
+        let c1 = self.routed_config("n1", 150, vips, bird);
+        let c2 = self.routed_config("n2", 100, vips, bird);
         self.start_haagent("n1", &c1);
         self.start_haagent("n2", &c2);
         self.wait_haagent("n1", ESTABLISH, |s| s["groups"][0]["state"] == "master");
