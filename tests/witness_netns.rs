@@ -1026,10 +1026,10 @@ fn witness6_follows_a_global_gateway_address_with_datagram_socket() {
 }
 
 /// The IPv6 sibling of [`echoes_never_leave_from_a_promoted_vip`]: an IPv6 VIP on the
-/// gateway's prefix that shares more leading bits with the gateway than the node's own
-/// address does (`2001:db8::2` next to `::11`, gateway `::1`) is the kernel's source for
-/// the echoes (RFC 6724 §5 rule 8, longest matching prefix), and the gateway would answer
-/// whoever holds the VIP. With the own address as the IPv6 [`EchoSource`], every echo
+/// gateway's prefix, added after the node's own address (`2001:db8::2` next to `::11`,
+/// gateway `::1`), is the kernel's source for the echoes (RFC 6724 §5 ties them, Linux
+/// caps rule 8 at the /64 and takes the newest), and the gateway would answer whoever
+/// holds the VIP. With the own address as the IPv6 [`EchoSource`], every echo
 /// leaves from it.
 fn echoes6_never_leave_from_a_vip(lab: VethLab) {
     let node_ns = lab.node().name().to_string();
@@ -1076,6 +1076,149 @@ fn witness6_echoes_never_leave_from_a_vip_with_datagram_socket() {
     let (lab, _) = new_lab_v6();
     lab.allow_ping_sockets();
     echoes6_never_leave_from_a_vip(lab);
+}
+
+/// The node's own IPv6 address is still tentative (DAD running) when the witness starts:
+/// binding it fails (`EADDRNOTAVAIL`). The witness starts all the same, with the kernel's
+/// pick, and binds the own address once DAD is done. (It used to fail, and the daemon with
+/// it, at every boot where the agent started before DAD ended.)
+#[test]
+fn witness6_starts_while_its_own_address_is_tentative_and_binds_it_after_dad() {
+    if !require_root("witness6_starts_while_its_own_address_is_tentative_and_binds_it_after_dad") {
+        return;
+    }
+    let (lab, _) = new_lab_v6();
+    let node_ns = lab.node().name().to_string();
+    sysctl_in(lab.node(), &format!("net.ipv6.conf.{IF_NODE}.accept_dad=1"));
+    sysctl_in(
+        lab.node(),
+        &format!("net.ipv6.conf.{IF_NODE}.dad_transmits=1"),
+    );
+    ip(&[
+        "-n",
+        &node_ns,
+        "addr",
+        "add",
+        "2001:db8::21/64",
+        "dev",
+        IF_NODE,
+    ]);
+    // Added last, so the kernel's own pick is this one (Linux prefers the newest address
+    // on a tie), never the fresh address: only binding it makes echoes leave from it.
+    ip(&[
+        "-n",
+        &node_ns,
+        "addr",
+        "add",
+        "2001:db8::2/64",
+        "dev",
+        IF_NODE,
+        "nodad",
+    ]);
+    let fresh = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x21);
+    assert!(
+        !ip(&["-n", &node_ns, "-6", "addr", "show", "tentative"])
+            .trim()
+            .is_empty(),
+        "precondition: the new address is tentative"
+    );
+    let gw = lab.gw().name().to_string();
+    let seen_fresh = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&seen_fresh);
+    let watcher = std::thread::spawn(move || {
+        // Until the first echo from the fresh address (DAD ~1 s, then the next retry ≤ 5 s).
+        let end = Instant::now() + Duration::from_secs(12);
+        while Instant::now() < end {
+            let seen = echo_request_sources(&gw, GATEWAY6.into(), Duration::from_millis(200));
+            if seen.contains(&IpAddr::V6(fresh)) {
+                flag.store(true, Ordering::SeqCst);
+                return;
+            }
+        }
+    });
+    let flag = Arc::clone(&seen_fresh);
+    let started = lab.run_in_a(move || async move {
+        let cfg = WitnessConfig {
+            source: EchoSource {
+                v6: Some(fresh),
+                ..EchoSource::default()
+            },
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(100),
+            ..WitnessConfig::new(IF_NODE, Gateway::Addr(GATEWAY6.into()))
+        };
+        let Ok((_witness, _events)) = Witness::spawn(cfg).await else {
+            return false;
+        };
+        let end = Instant::now() + Duration::from_secs(12);
+        while !flag.load(Ordering::SeqCst) && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    });
+    assert!(
+        started,
+        "the witness did not start while its address was tentative"
+    );
+    watcher.join().expect("watcher thread");
+    assert!(
+        seen_fresh.load(Ordering::SeqCst),
+        "echoes never left from the own address after DAD"
+    );
+}
+
+/// The own address the witness is bound to is deleted while it runs: sends from it still
+/// succeed, but no reply can come back. The unreachable verdict makes it bind again, which
+/// finds the address gone and lets the kernel pick: the gateway is reachable again. (Before,
+/// it stayed unreachable for good: the node could never be master again.)
+#[test]
+fn witness6_recovers_when_its_own_address_is_deleted() {
+    if !require_root("witness6_recovers_when_its_own_address_is_deleted") {
+        return;
+    }
+    let (lab, _) = new_lab_v6();
+    let node_ns = lab.node().name().to_string();
+    ip(&[
+        "-n",
+        &node_ns,
+        "addr",
+        "add",
+        "2001:db8::21/64",
+        "dev",
+        IF_NODE,
+        "nodad",
+    ]);
+    let fresh = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x21);
+    lab.run_in_a(move || async move {
+        let cfg = WitnessConfig {
+            source: EchoSource {
+                v6: Some(fresh),
+                ..EchoSource::default()
+            },
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_millis(50),
+            ..WitnessConfig::new(IF_NODE, Gateway::Addr(GATEWAY6.into()))
+        };
+        let (_witness, mut events) = Witness::spawn(cfg).await.unwrap();
+        let first = next_event(&mut events, Duration::from_secs(5)).await;
+        assert!(matches!(first, WitnessEvent::Reachable { .. }), "{first:?}");
+        ip(&[
+            "-n",
+            &node_ns,
+            "addr",
+            "del",
+            "2001:db8::21/64",
+            "dev",
+            IF_NODE,
+        ]);
+        let lost = next_event(&mut events, Duration::from_secs(5)).await;
+        assert!(matches!(lost, WitnessEvent::Unreachable { .. }), "{lost:?}");
+        let back = next_event(&mut events, Duration::from_secs(5)).await;
+        assert!(
+            matches!(back, WitnessEvent::Reachable { .. }),
+            "the witness stayed unreachable after its own address went: {back:?}"
+        );
+    });
 }
 
 /// `Icmp6InCsumErrors` of namespace `ns`: ICMPv6 messages its kernel dropped for a bad

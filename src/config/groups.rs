@@ -432,7 +432,20 @@ fn check_routed_vips(g: &RawGroup, ck: &mut Checker<'_>, vips: &[VipSpec]) {
             })
             .map_or(&list.origin, |e| &e.origin);
         let host = if v.cidr.is_ipv4() { 32 } else { 128 };
-        if v.cidr.prefix != host {
+        let link_local = match v.cidr.addr {
+            IpAddr::V4(a) => a.is_link_local(),
+            IpAddr::V6(a) => a.is_unicast_link_local(),
+        };
+        if link_local {
+            ck.err(
+                at,
+                format!(
+                    "VIP `{}`: a link-local address is never routed (RFC 3927 §7, RFC 4291 \
+                     §2.5.6); a routed group's VIP must be a global address",
+                    v.cidr
+                ),
+            );
+        } else if v.cidr.prefix != host {
             ck.err(
                 at,
                 format!(

@@ -1161,6 +1161,19 @@ fn routed_group_rules_are_located() {
         "VIP `2001:db8::200/64`: a routed group's VIP is a host address; write \
          2001:db8::200/128 (the router learns the /128 route, no subnet is shared)",
     );
+    for ll in ["fe80::200/128", "169.254.0.200/32"] {
+        let text = with_groups(&format!(
+            "[[group]]\nname = \"edge\"\nmode = \"routed\"\nvips = [\"{ll}\"]\n"
+        ));
+        only_error(
+            &text,
+            &format!("\"{ll}\""),
+            &format!(
+                "VIP `{ll}`: a link-local address is never routed (RFC 3927 §7, RFC 4291 \
+                 §2.5.6); a routed group's VIP must be a global address"
+            ),
+        );
+    }
     // IPv6 host addresses are routed VIPs, next to IPv4 ones, on `lo`.
     let c = parse(&with_groups(
         "[[group]]\nname = \"edge\"\nmode = \"routed\"\n\

@@ -234,8 +234,8 @@ impl Routes {
 pub(super) const ROUTE_RETRY: Duration = Duration::from_secs(5);
 
 /// How long a routed group's old master keeps its VIPs and host routes after stepping down
-/// for a live master (a planned hand-over, a preemption, a higher epoch or rank; at most
-/// half the lease; renewals stop at once): make-before-break at L3. The successor installs
+/// for a live master with a higher epoch (a planned hand-over, a preemption, a partition
+/// healed; at most half the lease; renewals stop at once): make-before-break at L3. The successor installs
 /// its routes before we release, but its BGP update still has to reach the router, and our
 /// withdrawal would race it (seen: one failed IPv6 request in four hand-overs without the
 /// wait). Meanwhile the router already prefers the successor's
@@ -419,13 +419,13 @@ impl GroupExec {
             } => {
                 if let Some(routed) = self.host_routes.as_mut().and_then(|r| r.routed.as_mut()) {
                     // Stepping down for a live master that announces with a newer epoch
-                    // (a hand-over, a preemption) or a higher rank: its route is coming.
+                    // (a hand-over, a preemption): its route is coming, and the router
+                    // prefers it. Not for an equal epoch (`Outranked`): the two routes
+                    // would carry the same preference, and the router's tie-break could
+                    // keep sending to us for the whole wait.
                     routed.defer_release = from == State::Master
                         && to == State::Backup
-                        && matches!(
-                            cause,
-                            Cause::Handover | Cause::StaleEpoch | Cause::Outranked
-                        );
+                        && matches!(cause, Cause::Handover | Cause::StaleEpoch);
                 }
                 let priority = election.priority();
                 if to == State::Master && from != State::Master {

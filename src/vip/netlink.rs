@@ -421,16 +421,29 @@ impl VipManager {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// The addresses of the interface (both families) that are not VIPs (the node's own),
-    /// as the kernel has them now.
+    /// The addresses of the interface (both families) that are not VIPs (the node's own)
+    /// and can be a source now, as the kernel has them: not an IPv6 address that is still
+    /// tentative (DAD, RFC 4862 §5.4: binding it fails with `EADDRNOTAVAIL`), failed DAD or
+    /// is deprecated (preferred lifetime over, RFC 4862 §5.5.4); IPv6 temporary (privacy,
+    /// RFC 8981) addresses last, since they are deleted within days.
     pub async fn own_addresses(&self) -> Result<Vec<IpCidr>, VipError> {
-        Ok(self
+        let mut own: Vec<(bool, IpCidr)> = self
             .addresses()
             .await?
             .into_iter()
-            .map(|f| f.cidr)
-            .filter(|c| !self.vips.iter().any(|v| v.addr == c.addr))
-            .collect())
+            .filter(|f| !self.vips.iter().any(|v| v.addr == f.cidr.addr))
+            .filter_map(|f| {
+                let flags = address_flags(&f.message);
+                let unusable =
+                    AddressFlags::Tentative | AddressFlags::Dadfailed | AddressFlags::Deprecated;
+                let v6 = !f.cidr.is_ipv4();
+                (!(v6 && flags.intersects(unusable)))
+                    .then_some((v6 && flags.contains(AddressFlags::Secondary), f.cidr))
+            })
+            .collect();
+        // Stable: the kernel's order otherwise.
+        own.sort_by_key(|(temporary, _)| *temporary);
+        Ok(own.into_iter().map(|(_, c)| c).collect())
     }
 
     async fn addresses(&self) -> Result<Vec<Found>, VipError> {
@@ -461,6 +474,19 @@ impl Drop for VipManager {
     fn drop(&mut self) {
         self.connection.abort();
     }
+}
+
+/// An address message's flags: `IFA_FLAGS` (32 bits) when present, else the header's 8
+/// (`IFA_F_SECONDARY` is `IFA_F_TEMPORARY` for IPv6).
+fn address_flags(message: &AddressMessage) -> AddressFlags {
+    message
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            AddressAttribute::Flags(f) => Some(*f),
+            _ => None,
+        })
+        .unwrap_or_else(|| AddressFlags::from_bits_retain(u32::from(message.header.flags.bits())))
 }
 
 /// The interface's own address in an address message: `IFA_LOCAL`, or `IFA_ADDRESS` when

@@ -340,9 +340,12 @@ impl RouteManager {
         }
     }
 
-    /// Every IPv4 route in every table.
+    /// Every route in every table of the families this manager's routes have (an IPv4-only
+    /// list never reads the IPv6 table, which can be a full one on a router).
     async fn dump(&self) -> Result<Vec<RouteMessage>, RouteError> {
-        dump_routes(&self.handle).await
+        let v4 = self.routes.iter().any(|r| r.to.is_ipv4());
+        let v6 = self.routes.iter().any(|r| !r.to.is_ipv4());
+        dump_routes(&self.handle, v4, v6).await
     }
 
     /// Interface index → name.
@@ -357,8 +360,8 @@ impl Drop for RouteManager {
     }
 }
 
-/// At start-up: deletes every IPv4 route with protocol 98 ([`RTPROT_HAAGENT`]) in the main
-/// table and in `tables`, and returns what it removed in `ip route` words, for the log. A
+/// At start-up: deletes every IPv4 and IPv6 route with protocol 98 ([`RTPROT_HAAGENT`]) in
+/// the main table and in `tables`, and returns what it removed in `ip route` words, for the log. A
 /// node that has just started holds no VIP, so such routes are leftovers of a killed run.
 /// Opens (and closes) its own netlink connection; must be called inside a tokio runtime.
 /// Every route is attempted; the first failure is returned.
@@ -375,7 +378,7 @@ async fn remove_stale_with(handle: &Handle, tables: &[u32]) -> Result<Vec<String
     let names = link_names(handle).await?;
     let mut removed = Vec::new();
     let mut first_error = None;
-    for found in dump_routes(handle).await? {
+    for found in dump_routes(handle, true, true).await? {
         let table = table_of(&found);
         if !ours(&found) || !(table == MAIN_TABLE || tables.contains(&table)) {
             continue;
@@ -473,9 +476,9 @@ fn delete_message(mut message: RouteMessage) -> RouteMessage {
     message
 }
 
-/// Every IPv4 and IPv6 route in every table (a dump without strict checking returns all
-/// tables).
-async fn dump_routes(handle: &Handle) -> Result<Vec<RouteMessage>, RouteError> {
+/// Every IPv4 (with `v4`) and IPv6 (with `v6`) route in every table (a dump without strict
+/// checking returns all tables).
+async fn dump_routes(handle: &Handle, v4: bool, v6: bool) -> Result<Vec<RouteMessage>, RouteError> {
     let mut all = Vec::new();
     for (family, query) in [
         (
@@ -487,6 +490,13 @@ async fn dump_routes(handle: &Handle) -> Result<Vec<RouteMessage>, RouteError> {
             RouteMessageBuilder::<Ipv6Addr>::new().build(),
         ),
     ] {
+        if !(if family == AddressFamily::Inet {
+            v4
+        } else {
+            v6
+        }) {
+            continue;
+        }
         let request = handle
             .route()
             .get(query)

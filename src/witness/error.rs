@@ -87,3 +87,11 @@ pub enum WitnessError {
         reason: String,
     },
 }
+
+impl WitnessError {
+    /// The kernel refused to bind an address (`EADDRNOTAVAIL`): it is not on the host now,
+    /// or is still tentative (IPv6 DAD).
+    pub(crate) fn address_unavailable(&self) -> bool {
+        matches!(self, WitnessError::Io { source, .. } if source.raw_os_error() == Some(libc::EADDRNOTAVAIL))
+    }
+}

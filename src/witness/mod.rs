@@ -23,7 +23,7 @@ mod route;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -125,9 +125,9 @@ pub struct WitnessConfig {
 /// - IPv4: the subnet's primary address, which a VIP becomes once it was promoted
 ///   (`promote_secondaries`, when the own address is deleted and added again).
 /// - IPv6: RFC 6724 §5 source selection. A VIP on the gateway's prefix ties with the own
-///   address on every rule up to rule 8 (longest matching prefix), and that rule prefers
-///   whichever shares more leading bits with the gateway: `2001:db8::2` over
-///   `2001:db8::11` for gateway `2001:db8::1`.
+///   address on every rule; Linux caps rule 8 (longest matching prefix) at the address's
+///   own prefix length, so two /64s tie there too, and the newest address wins: a VIP
+///   added after the own address is the source.
 ///
 /// A link-local IPv6 gateway (`fe80::/10`, what router advertisements give) gets no pinned
 /// source: rule 2 (appropriate scope) then makes the kernel pick the interface's own
@@ -226,7 +226,7 @@ impl Witness {
             Gateway::Auto => resolve_gateway(&cfg.interface).await?,
             Gateway::Addr(addr) => addr,
         };
-        let pinger = Pinger::open(&cfg.interface, gateway, cfg.source)?;
+        let (pinger, pinned) = open_pinger(&cfg.interface, gateway, cfg.source)?;
         tracing::info!(
             interface = %cfg.interface,
             %gateway,
@@ -245,7 +245,12 @@ impl Witness {
             Gateway::Addr(_) => None,
         };
         let (tx, rx) = mpsc::channel(EVENT_CAPACITY);
-        let task = tokio::spawn(run(pinger, cfg, gateway, routes, Arc::clone(&shared), tx));
+        let socket = Socket {
+            pinger,
+            pinned,
+            repin_at: Instant::now() + REPIN_INTERVAL,
+        };
+        let task = tokio::spawn(run(socket, cfg, gateway, routes, Arc::clone(&shared), tx));
         Ok((
             Witness {
                 gateway,
@@ -299,7 +304,7 @@ fn verdict_to_report(hysteresis: &Hysteresis, reported: Option<bool>) -> Option<
 /// The pinging task: one echo per tick, results through the hysteresis, verdicts
 /// out as events.
 async fn run(
-    mut pinger: Pinger,
+    mut socket: Socket,
     cfg: WitnessConfig,
     mut gateway: IpAddr,
     routes: Option<(route::DefaultRouteWatch, mpsc::Receiver<()>)>,
@@ -321,12 +326,14 @@ async fn run(
         tokio::select! {
             _ = ticker.tick() => {}
             Some(()) = next_change(&mut route_changes) => {
-                follow_default_route(&mut pinger, &cfg, &mut gateway, &shared).await;
+                follow_default_route(&mut socket, &cfg, &mut gateway, &shared).await;
                 continue;
             }
         }
-        let result = match pinger.next_echo() {
-            Ok(echo) => pinger
+        socket.repin_if_due(&cfg, gateway);
+        let result = match socket.pinger.next_echo() {
+            Ok(echo) => socket
+                .pinger
                 .echo(&echo, cfg.timeout)
                 .await
                 .map_err(|failure| (Some(echo.seq), failure)),
@@ -341,7 +348,7 @@ async fn run(
             Err((seq, failure)) => {
                 tracing::debug!(interface = %cfg.interface, %gateway, ?seq, %failure, "gateway echo lost");
                 if matches!(failure, EchoFailure::Send(_)) {
-                    reopen(&mut pinger, &cfg.interface, gateway, cfg.source);
+                    socket.reopen(&cfg, gateway);
                 }
                 hysteresis.record(false);
                 last_failure = Some(failure);
@@ -368,6 +375,11 @@ async fn run(
                 reason.push_str(&format!("; last: {failure}"));
             }
             tracing::warn!(interface = %cfg.interface, %gateway, %reason, "gateway unreachable");
+            // Our own source address may be gone (sends from it still succeed, replies
+            // never come): bind again, which finds out.
+            if socket.pinned && cfg.source.for_gateway(gateway).is_some() {
+                socket.reopen(&cfg, gateway);
+            }
             WitnessEvent::Unreachable { gateway, reason }
         };
         if let Err(mpsc::error::TrySendError::Full(event)) = events.try_send(event) {
@@ -393,7 +405,7 @@ async fn next_change(changes: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
 /// now, the old gateway stays (and is then likely to become unreachable, which is the
 /// truth: the node has no way out).
 async fn follow_default_route(
-    pinger: &mut Pinger,
+    socket: &mut Socket,
     cfg: &WitnessConfig,
     gateway: &mut IpAddr,
     shared: &Mutex<Shared>,
@@ -409,11 +421,12 @@ async fn follow_default_route(
     if fresh == *gateway {
         return;
     }
-    match Pinger::open(&cfg.interface, fresh, cfg.source) {
-        Ok(p) => {
+    match open_pinger(&cfg.interface, fresh, cfg.source) {
+        Ok((p, pinned)) => {
             tracing::info!(interface = %cfg.interface, old = %gateway, new = %fresh,
                 "witness: the default route now goes via another gateway; pinging it");
-            *pinger = p;
+            socket.pinger = p;
+            socket.pinned = pinned;
             *gateway = fresh;
             lock(shared).gateway = Some(fresh);
         }
@@ -422,15 +435,75 @@ async fn follow_default_route(
     }
 }
 
-/// After a failed send: opens a fresh socket on the interface that now carries the name.
-/// The socket is bound to the interface with `SO_BINDTODEVICE`, which keeps the *index* it
-/// had; once the interface is deleted and created again (a network restart does that to
-/// VLANs and bonds) every send fails with `ENODEV` for good. While there is no such
-/// interface the old socket stays and the next failure tries again (once per interval).
-fn reopen(pinger: &mut Pinger, interface: &str, gateway: IpAddr, source: EchoSource) {
+/// How often a witness that could not bind the node's own source address (still
+/// tentative during IPv6 DAD, or gone) tries it again.
+const REPIN_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Opens the pinger bound to the node's own address for `gateway`'s family (`source`,
+/// [`EchoSource`]). When the kernel refuses that address (`EADDRNOTAVAIL`: tentative
+/// during DAD, or deleted since start), the echoes leave from the kernel's pick for now,
+/// with a warning. Returns whether the pinger has the address it should have (`true` when
+/// there is nothing to pin).
+fn open_pinger(
+    interface: &str,
+    gateway: IpAddr,
+    source: EchoSource,
+) -> Result<(Pinger, bool), WitnessError> {
     match Pinger::open(interface, gateway, source) {
-        Ok(fresh) => *pinger = fresh,
-        Err(e) => tracing::debug!(interface, error = %e, "cannot reopen the ICMP socket yet"),
+        Ok(p) => Ok((p, true)),
+        Err(e) if e.address_unavailable() => {
+            let own = source.for_gateway(gateway);
+            tracing::warn!(interface, %gateway, own = ?own, error = %e,
+                "witness: the node's own address cannot be bound now (tentative or gone); echoes leave from the kernel's pick until it can");
+            Ok((
+                Pinger::open(interface, gateway, EchoSource::default())?,
+                false,
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The witness's socket and whether it is bound to the node's own address.
+struct Socket {
+    pinger: Pinger,
+    /// Bound to `source.for_gateway(gateway)` (or nothing to bind).
+    pinned: bool,
+    /// While not pinned: when to try binding again.
+    repin_at: Instant,
+}
+
+impl Socket {
+    /// After a failed send, or an unreachable verdict: opens a fresh socket on the
+    /// interface that now carries the name, bound to the own address if the kernel has it.
+    /// The socket is bound to the interface with `SO_BINDTODEVICE`, which keeps the
+    /// *index* it had; once the interface is deleted and created again (a network restart
+    /// does that to VLANs and bonds) every send fails with `ENODEV` for good. While there
+    /// is no such interface the old socket stays and the next failure tries again.
+    fn reopen(&mut self, cfg: &WitnessConfig, gateway: IpAddr) {
+        match open_pinger(&cfg.interface, gateway, cfg.source) {
+            Ok((fresh, pinned)) => {
+                self.pinger = fresh;
+                self.pinned = pinned;
+            }
+            Err(e) => {
+                tracing::debug!(interface = %cfg.interface, error = %e, "cannot reopen the ICMP socket yet")
+            }
+        }
+    }
+
+    /// Not pinned and [`REPIN_INTERVAL`] passed: tries the own address again.
+    fn repin_if_due(&mut self, cfg: &WitnessConfig, gateway: IpAddr) {
+        let now = Instant::now();
+        if self.pinned || now < self.repin_at {
+            return;
+        }
+        self.repin_at = now + REPIN_INTERVAL;
+        if let Ok(p) = Pinger::open(&cfg.interface, gateway, cfg.source) {
+            tracing::info!(interface = %cfg.interface, %gateway, "witness: echoes leave from the node's own address again");
+            self.pinger = p;
+            self.pinned = true;
+        }
     }
 }
 
