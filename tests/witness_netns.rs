@@ -799,24 +799,8 @@ fn echoes_never_leave_from_a_promoted_vip(lab: VethLab) {
         "net.ipv4.conf.veth0.promote_secondaries=1",
     ]);
     ip(&["-n", &node_ns, "addr", "add", VIP, "dev", IF_NODE]);
-    ip(&[
-        "-n",
-        &node_ns,
-        "addr",
-        "del",
-        "192.0.2.11/24",
-        "dev",
-        IF_NODE,
-    ]);
-    ip(&[
-        "-n",
-        &node_ns,
-        "addr",
-        "add",
-        "192.0.2.11/24",
-        "dev",
-        IF_NODE,
-    ]);
+    node_addr(&node_ns, "del", "192.0.2.11/24", false);
+    node_addr(&node_ns, "add", "192.0.2.11/24", false);
     ip(&[
         "-n",
         &node_ns,
@@ -867,6 +851,15 @@ fn witness_echoes_never_leave_from_a_promoted_vip_with_datagram_socket() {
 const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 /// The node's global address.
 const NODE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11);
+
+/// `ip -n NS addr VERB CIDR dev veth0` (plus `nodad` when asked) in the node namespace.
+fn node_addr(ns: &str, verb: &str, cidr: &str, nodad: bool) {
+    let mut args = vec!["-n", ns, "addr", verb, cidr, "dev", IF_NODE];
+    if nodad {
+        args.push("nodad");
+    }
+    ip(&args);
+}
 
 /// `sysctl -w SETTING` inside `ns`.
 fn sysctl_in(ns: &Netns, setting: &str) {
@@ -1033,16 +1026,7 @@ fn witness6_follows_a_global_gateway_address_with_datagram_socket() {
 /// leaves from it.
 fn echoes6_never_leave_from_a_vip(lab: VethLab) {
     let node_ns = lab.node().name().to_string();
-    ip(&[
-        "-n",
-        &node_ns,
-        "addr",
-        "add",
-        "2001:db8::2/64",
-        "dev",
-        IF_NODE,
-        "nodad",
-    ]);
+    node_addr(&node_ns, "add", "2001:db8::2/64", true);
     let vip = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
     let kernel_picks = witness_echo_sources(&lab, GATEWAY6.into(), EchoSource::default());
     assert!(
@@ -1094,27 +1078,10 @@ fn witness6_starts_while_its_own_address_is_tentative_and_binds_it_after_dad() {
         lab.node(),
         &format!("net.ipv6.conf.{IF_NODE}.dad_transmits=1"),
     );
-    ip(&[
-        "-n",
-        &node_ns,
-        "addr",
-        "add",
-        "2001:db8::21/64",
-        "dev",
-        IF_NODE,
-    ]);
+    node_addr(&node_ns, "add", "2001:db8::21/64", false);
     // Added last, so the kernel's own pick is this one (Linux prefers the newest address
     // on a tie), never the fresh address: only binding it makes echoes leave from it.
-    ip(&[
-        "-n",
-        &node_ns,
-        "addr",
-        "add",
-        "2001:db8::2/64",
-        "dev",
-        IF_NODE,
-        "nodad",
-    ]);
+    node_addr(&node_ns, "add", "2001:db8::2/64", true);
     let fresh = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x21);
     assert!(
         !ip(&["-n", &node_ns, "-6", "addr", "show", "tentative"])
@@ -1178,16 +1145,7 @@ fn witness6_recovers_when_its_own_address_is_deleted() {
     }
     let (lab, _) = new_lab_v6();
     let node_ns = lab.node().name().to_string();
-    ip(&[
-        "-n",
-        &node_ns,
-        "addr",
-        "add",
-        "2001:db8::21/64",
-        "dev",
-        IF_NODE,
-        "nodad",
-    ]);
+    node_addr(&node_ns, "add", "2001:db8::21/64", true);
     let fresh = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x21);
     lab.run_in_a(move || async move {
         let cfg = WitnessConfig {
@@ -1202,15 +1160,7 @@ fn witness6_recovers_when_its_own_address_is_deleted() {
         let (_witness, mut events) = Witness::spawn(cfg).await.unwrap();
         let first = next_event(&mut events, Duration::from_secs(5)).await;
         assert!(matches!(first, WitnessEvent::Reachable { .. }), "{first:?}");
-        ip(&[
-            "-n",
-            &node_ns,
-            "addr",
-            "del",
-            "2001:db8::21/64",
-            "dev",
-            IF_NODE,
-        ]);
+        node_addr(&node_ns, "del", "2001:db8::21/64", false);
         let lost = next_event(&mut events, Duration::from_secs(5)).await;
         assert!(matches!(lost, WitnessEvent::Unreachable { .. }), "{lost:?}");
         let back = next_event(&mut events, Duration::from_secs(5)).await;
