@@ -126,17 +126,29 @@ impl Birdc {
             .into_iter()
             .filter(|p| p.proto == "BGP")
             .collect();
-        let left_out = bgp.len().saturating_sub(MAX_PROTOCOLS);
+        let mut left_out = 0;
         let mut protocols = Vec::with_capacity(bgp.len().min(MAX_PROTOCOLS));
-        for protocol in bgp.into_iter().take(MAX_PROTOCOLS) {
+        for protocol in bgp {
+            if protocols.len() == MAX_PROTOCOLS {
+                // Not looked at: counted, so that status says some are missing.
+                left_out += 1;
+                continue;
+            }
             // A name that cannot be quoted (BIRD would not have accepted it either) is not
-            // asked about.
+            // asked about, but counted.
             let Some(name) = quoted(&protocol.name) else {
+                left_out += 1;
                 continue;
             };
             let words = ["show", "protocols", "all", &name];
             let text = self.run(&words).await?;
-            let (v4, v6) = parse::channel_families(&words.join(" "), &text)?;
+            let (v4, v6) = match parse::channel_families(&words.join(" "), &text) {
+                Ok(families) => families,
+                // Gone between `show protocols` and now (a BIRD reconfigure): not an error
+                // of the check; the next one lists what is there.
+                Err(BirdError::Reply { .. }) => continue,
+                Err(e) => return Err(e),
+            };
             let carried: Vec<IpAddr> = vips
                 .iter()
                 .copied()
@@ -154,15 +166,17 @@ impl Birdc {
                         .copied()
                         .filter(|a| a.is_ipv4() == family)
                         .collect();
-                    if asked.is_empty() {
-                        continue;
+                    // BIRD drops a command line of 1024 bytes or more: at most
+                    // SET_CHUNK_BYTES of prefixes per command (40 /32s, 18 /128s).
+                    let per = SET_CHUNK_BYTES / if family { 20 } else { 45 };
+                    for chunk in asked.chunks(per.max(1)) {
+                        let set = net_set(chunk);
+                        let words = ["show", "route", "where", &set, "export", &name];
+                        let text = self.run(&words).await?;
+                        // `None`: the channel is down (the session not Established).
+                        let found = parse::exported(&words.join(" "), &text)?.unwrap_or_default();
+                        exported.extend(found.into_iter().filter(|a| chunk.contains(a)));
                     }
-                    let set = net_set(&asked);
-                    let words = ["show", "route", "where", &set, "export", &name];
-                    let text = self.run(&words).await?;
-                    // `None`: the channel is down (the session not Established).
-                    let found = parse::exported(&words.join(" "), &text)?.unwrap_or_default();
-                    exported.extend(found.into_iter().filter(|a| asked.contains(a)));
                 }
             }
             protocols.push(Found {
@@ -177,6 +191,11 @@ impl Birdc {
         })
     }
 }
+
+/// The most bytes of prefixes in one `net ~ [ … ]` set: BIRD's CLI resets the connection on
+/// a command line of 1024 bytes or more (seen with BIRD 2.0.12: 1013 bytes answered, 1031
+/// reset), and the rest of the command and the protocol name need room too.
+const SET_CHUNK_BYTES: usize = 800;
 
 /// `name` as a BIRD symbol in single quotes (BIRD 2 accepts any protocol name so, also
 /// `'peer-x.1'`, which it would take for an expression unquoted); `None` for a name that
@@ -371,6 +390,41 @@ mod tests {
                 .all(|l| !(l.contains("/32") && l.contains("/128"))),
             "never a mixed set: {asked}"
         );
+    }
+
+    /// 100 IPv4 VIPs: every command stays under BIRD's 1024-byte line limit, and every VIP
+    /// is asked about once.
+    #[tokio::test]
+    async fn many_vips_are_asked_in_sets_that_fit_birds_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("asked");
+        let b = fake(
+            dir.path(),
+            &format!(
+                "echo \"$*\" >> {log}\ncase \"$*\" in\n\
+                 *'show protocols') cat {protocols};;\n\
+                 *'protocols all'*) cat {all4};;\n\
+                 *) cat {none};;\nesac",
+                protocols = testdata("protocols-established.txt"),
+                all4 = testdata("protocols-all-ipv4.txt"),
+                none = testdata("export-none.txt"),
+                log = log.display(),
+            ),
+        );
+        let vips: Vec<IpAddr> = (0..100u8).map(|i| IpAddr::from([203, 0, 113, i])).collect();
+        let got = b.check(&vips).await.unwrap();
+        assert_eq!(got.protocols[0].carried.len(), 100);
+        let asked = std::fs::read_to_string(&log).unwrap();
+        let sets: Vec<&str> = asked.lines().filter(|l| l.contains("~ [")).collect();
+        assert!(sets.len() >= 3, "{asked}");
+        for l in &sets {
+            let command = l.split_once("show ").map_or(*l, |(_, c)| c);
+            assert!(command.len() + 5 < 1024, "{} bytes: {l}", command.len());
+        }
+        for v in &vips {
+            let needle = format!(" {v}/32");
+            assert_eq!(asked.matches(&needle).count(), 1, "{v}");
+        }
     }
 
     #[tokio::test]

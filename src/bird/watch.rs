@@ -73,7 +73,8 @@ pub struct Snapshot {
     /// The BGP protocols found by the last check, in BIRD's order; empty after a failed
     /// check (nothing is known then).
     pub protocols: Vec<ProtocolExport>,
-    /// BGP protocols beyond [`super::MAX_PROTOCOLS`], left out of `protocols`.
+    /// BGP protocols not looked at: beyond [`super::MAX_PROTOCOLS`], or with a name that
+    /// cannot be quoted.
     pub left_out: usize,
 }
 
@@ -184,10 +185,12 @@ fn all_exported(p: &ProtocolExport) -> bool {
 /// 1/1 exported`.
 fn summary(p: &ProtocolExport) -> String {
     let n = p.carried.iter().filter(|v| p.exported.contains(v)).count();
+    // Not BIRD's info text, which carries the session's last error and changes while a
+    // session cycles: the log line is for what changed in the announcement.
     let session = if p.established {
-        "Established".to_string()
+        "Established"
     } else {
-        format!("{} {}", p.state, p.info).trim().to_string()
+        "not established"
     };
     format!("{}: {session}, {n}/{} exported", p.name, p.carried.len())
 }

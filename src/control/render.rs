@@ -276,11 +276,18 @@ fn export_lines(e: &super::ExportStatus) -> Vec<String> {
         return vec![format!("bird {}: not checked yet", e.socket)];
     }
     if e.protocols.is_empty() {
-        return vec![format!(
-            "bird {}: no BGP protocol, {}",
+        let mut lines = vec![format!(
+            "bird {}: no BGP protocol carries the group's VIPs, {}",
             e.socket,
             age(e.checked_age_ms)
         )];
+        if e.protocols_left_out > 0 {
+            lines.push(format!(
+                "bird {}: {} more BGP protocols not looked at",
+                e.socket, e.protocols_left_out
+            ));
+        }
+        return lines;
     }
     let mut lines: Vec<String> = e
         .protocols
@@ -313,7 +320,7 @@ fn export_lines(e: &super::ExportStatus) -> Vec<String> {
         .collect();
     if e.protocols_left_out > 0 {
         lines.push(format!(
-            "bird {}: {} more BGP protocols not shown",
+            "bird {}: {} more BGP protocols not looked at",
             e.socket, e.protocols_left_out
         ));
     }

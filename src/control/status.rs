@@ -156,7 +156,8 @@ pub struct ExportStatus {
     /// The BIRD's BGP protocols at the latest check, in BIRD's order (at most 32).
     #[serde(default)]
     pub protocols: Vec<ExportProtocolStatus>,
-    /// BGP protocols beyond those 32, not shown.
+    /// BGP protocols not looked at (beyond those 32, or with a name BIRD's CLI cannot
+    /// quote).
     #[serde(default)]
     pub protocols_left_out: usize,
 }
@@ -173,17 +174,18 @@ pub struct ExportProtocolStatus {
     pub info: String,
     /// Up and Established.
     pub established: bool,
-    /// BIRD exports every VIP of the group to it (the value of
-    /// `haagent_route_exported{group,protocol}`).
+    /// BIRD exports every VIP of the group of the protocol's address families to it (the
+    /// value of `haagent_route_exported{group,protocol}`).
     pub exported: bool,
-    /// Each VIP of the group, in configuration order.
+    /// The group's VIPs of the protocol's address families (its channels), in
+    /// configuration order.
     pub vips: Vec<ExportedVip>,
 }
 
 /// One VIP and whether BIRD exports its host route to a protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportedVip {
-    /// `address/32`.
+    /// `address/32` or `address/128`.
     pub address: String,
     /// In BIRD's `show route export PROTOCOL`.
     pub exported: bool,
